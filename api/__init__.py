@@ -1,0 +1,26 @@
+"""The Flask app speaking Label Studio's ML backend protocol."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from api.auth import install_basic_auth
+from api.errors import register_error_handlers
+from api.routes import bp
+from shared.config import Settings, load_settings
+from shared.llm import LLM
+from shared.predictor import Predictor
+from shared.store import Store
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
+    settings = settings or load_settings()
+    store = store or Store.from_url(settings.redis_url, settings.redis_key_prefix)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.json.sort_keys = False
+    app.extensions["llm_backend"] = Predictor(settings, store, LLM(store, settings.cache_ttl))
+    install_basic_auth(app, settings)
+    register_error_handlers(app)
+    app.register_blueprint(bp)
+    return app

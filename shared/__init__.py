@@ -1,0 +1,1 @@
+"""Domain code shared by the API and the workers: configuration, labeling configs, prompts, LLM, Redis."""

@@ -1,0 +1,273 @@
+"""All configuration in one typed place.
+
+Process-wide settings come from the environment (the variables of the reference ``llm_interactive``
+backend plus our own).  Label Studio's per-backend "extra params" then override the LLM and prompt
+part per project, so one deployment can serve projects that use different models or templates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Provider = Literal["openai", "azure", "ollama"]
+Temperature = Annotated[float, Field(ge=0.0, le=2.0)]
+NumResponses = Annotated[int, Field(ge=1, le=20)]
+
+DEFAULT_PROMPT_TEMPLATE = "Source Text: {text}\n\nTask Directive: {prompt}"
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot run with; the message names the setting and what it accepts."""
+
+
+class LLMOptions(BaseModel):
+    """Everything that decides which model answers and how: one openai client per distinct value."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: Provider
+    model: str
+    temperature: Temperature
+    num_responses: NumResponses
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    azure_endpoint: str | None = None
+    azure_deployment: str | None = None
+    azure_api_version: str
+    ollama_endpoint: str
+    timeout: float
+    max_retries: int
+
+    @property
+    def endpoint(self) -> str | None:
+        """The URL the calls go to: part of the cache key, since two servers may answer differently."""
+        return {
+            "openai": self.base_url,
+            "azure": self.azure_endpoint,
+            "ollama": self.ollama_endpoint,
+        }[self.provider]
+
+
+class PromptOptions(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    prompt_prefix: str
+    use_internal_template: bool
+    template: str
+    default_prompt: str | None
+
+
+class ProjectConfig(BaseModel):
+    """The settings in force for one project: environment defaults plus that project's extra params."""
+
+    model_config = ConfigDict(frozen=True)
+
+    llm: LLMOptions
+    prompt: PromptOptions
+
+
+class ExtraParams(BaseModel):
+    """Label Studio's per-backend "extra params": the overrides a project may set.
+
+    Keys are accepted in the short form (``model``) or as the environment variable that they
+    override (``OPENAI_MODEL``), in any case; an unknown key is an error rather than silently ignored.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    provider: Provider | None = Field(None, validation_alias=AliasChoices("provider", "openai_provider"))
+    model: str | None = Field(None, validation_alias=AliasChoices("model", "openai_model"))
+    temperature: Temperature | None = None
+    num_responses: NumResponses | None = None
+    api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("api_key", "openai_api_key"))
+    base_url: str | None = Field(None, validation_alias=AliasChoices("base_url", "openai_base_url"))
+    azure_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices("azure_endpoint", "azure_resource_endpoint", "resource_endpoint"),
+    )
+    azure_deployment: str | None = Field(
+        None,
+        validation_alias=AliasChoices("azure_deployment", "azure_deployment_name", "deployment_name"),
+    )
+    azure_api_version: str | None = Field(None, validation_alias=AliasChoices("azure_api_version", "api_version"))
+    ollama_endpoint: str | None = None
+    prompt_template: str | None = None
+    use_internal_prompt_template: bool | None = None
+    default_prompt: str | None = None
+
+    @classmethod
+    def parse(cls, raw: Any) -> ExtraParams:
+        """Validate Label Studio's extra params; keys are case-insensitive."""
+        try:
+            return cls.model_validate({str(key).lower(): value for key, value in decode_extra_params(raw).items()})
+        except ValidationError as exc:
+            message = describe_validation_error(exc, prefix="extra_params.")
+            if any(error["type"] == "extra_forbidden" for error in exc.errors()):
+                message += f" (accepted keys: {', '.join(cls.accepted_keys())})"
+            raise ConfigError(message) from None
+
+    @classmethod
+    def accepted_keys(cls) -> list[str]:
+        keys: list[str] = []
+        for name, field in cls.model_fields.items():
+            alias = field.validation_alias
+            keys.extend(alias.choices if isinstance(alias, AliasChoices) else [name])
+        return keys
+
+
+def decode_extra_params(raw: Any) -> dict[str, Any]:
+    """Accept what Label Studio sends: nothing, an object, or that object as a JSON string."""
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"extra_params is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"extra_params must be a JSON object, got {type(raw).__name__}")
+    return raw
+
+
+class Settings(BaseSettings):
+    """Process-wide settings, read from the environment once at start-up."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # --- the reference backend's variables -------------------------------------------------------
+    default_prompt: str | None = None
+    prompt_prefix: str = "prompt"
+    use_internal_prompt_template: bool = True
+    prompt_template: str = DEFAULT_PROMPT_TEMPLATE
+    openai_model: str = "gpt-3.5-turbo"
+    openai_provider: Provider = "openai"
+    temperature: Temperature = 0.7
+    num_responses: NumResponses = 1
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    azure_resource_endpoint: str | None = None
+    azure_deployment_name: str | None = None
+    azure_api_version: str = "2023-05-15"
+    ollama_endpoint: str = "http://localhost:11434/v1"
+    basic_auth_user: str | None = None
+    basic_auth_pass: SecretStr | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    # --- ours ------------------------------------------------------------------------------------
+    redis_url: str = "redis://localhost:6379/0"
+    redis_key_prefix: str = "llm-backend"
+    label_studio_url: str | None = None
+    label_studio_api_key: SecretStr | None = None
+    cache_ttl: Annotated[int, Field(ge=0)] = 7 * 24 * 3600
+    llm_timeout: Annotated[float, Field(gt=0)] = 120.0
+    llm_max_retries: Annotated[int, Field(ge=0, le=20)] = 5
+    llm_concurrency: Annotated[int, Field(ge=1, le=1024)] = 16
+    choice_match_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8
+    max_request_bytes: Annotated[int, Field(ge=1024)] = 200 * 1024 * 1024
+    max_image_bytes: Annotated[int, Field(ge=1024)] = 20 * 1024 * 1024
+    max_label_config_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator(
+        "default_prompt",
+        "openai_base_url",
+        "azure_resource_endpoint",
+        "azure_deployment_name",
+        "label_studio_url",
+        "basic_auth_user",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """Compose files write ``VAR=`` for "not set"; treat it so instead of as an empty string."""
+        return None if value == "" else value
+
+    @field_validator("openai_api_key", "basic_auth_pass", "label_studio_api_key", mode="before")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("default_prompt")
+    @classmethod
+    def _read_prompt_file(cls, value: str | None) -> str | None:
+        """The reference accepts the prompt itself or a path to a file holding it."""
+        if value and os.path.isfile(value):
+            with open(value, encoding="utf-8") as handle:
+                return handle.read().strip()
+        return value
+
+    @cached_property
+    def defaults(self) -> ProjectConfig:
+        return self.for_project(ExtraParams())
+
+    def for_project(self, extra: ExtraParams) -> ProjectConfig:
+        """Merge a project's extra params over the environment's defaults."""
+        llm = LLMOptions(
+            provider=extra.provider or self.openai_provider,
+            model=extra.model or self.openai_model,
+            temperature=self.temperature if extra.temperature is None else extra.temperature,
+            num_responses=extra.num_responses or self.num_responses,
+            api_key=extra.api_key or self.openai_api_key,
+            base_url=extra.base_url or self.openai_base_url,
+            azure_endpoint=extra.azure_endpoint or self.azure_resource_endpoint,
+            azure_deployment=extra.azure_deployment or self.azure_deployment_name,
+            azure_api_version=extra.azure_api_version or self.azure_api_version,
+            ollama_endpoint=extra.ollama_endpoint or self.ollama_endpoint,
+            timeout=self.llm_timeout,
+            max_retries=self.llm_max_retries,
+        )
+        use_internal = (
+            self.use_internal_prompt_template
+            if extra.use_internal_prompt_template is None
+            else extra.use_internal_prompt_template
+        )
+        prompt = PromptOptions(
+            prompt_prefix=self.prompt_prefix,
+            use_internal_template=use_internal,
+            template=extra.prompt_template or self.prompt_template,
+            default_prompt=extra.default_prompt or self.default_prompt,
+        )
+        return ProjectConfig(llm=llm, prompt=prompt)
+
+
+_SECRET_FIELDS = {"openai_api_key", "basic_auth_pass", "label_studio_api_key", "api_key"}
+
+
+def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    """One line naming each offending setting, its value (unless secret) and what it accepts."""
+    parts = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"])
+        name = f"{prefix}{field}" if prefix else field.upper()
+        if error["type"] == "extra_forbidden":
+            parts.append(f"{name}: unknown key")
+            continue
+        shown = "" if field in _SECRET_FIELDS or "input" not in error else f"={error['input']!r}"
+        parts.append(f"{name}{shown}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment, turning pydantic's multi-line report into one ConfigError line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {describe_validation_error(exc)}") from None

@@ -1,0 +1,41 @@
+"""Images reach the model as a vision ``image_url`` part.
+
+``data:`` URIs go as they are; files that Label Studio serves (``/data/upload/…``,
+``/data/local-files/?d=…``, or any URL on the Label Studio host) are fetched with its key and inlined
+as base64, since the provider cannot reach them; other public http(s) URLs are passed on for the
+provider to fetch.
+"""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+
+from shared.errors import TaskError
+from shared.label_studio import LabelStudioAccess, download
+
+_LABEL_STUDIO_PATHS = ("/data/", "/storage-data/", "/tasks/")
+
+
+def image_url_for_model(value: object, access: LabelStudioAccess | None, max_bytes: int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise TaskError("image field must be a URL or a data: URI")
+    value = value.strip()
+    if value.startswith("data:"):
+        if len(value) > max_bytes * 4 // 3 + 64:
+            raise TaskError(f"inline image is over the limit of {max_bytes} bytes")
+        return value
+    served_by_label_studio = value.startswith(_LABEL_STUDIO_PATHS) or (access is not None and access.owns(value))
+    if served_by_label_studio:
+        if access is None:
+            raise TaskError(
+                f"image {value} is served by Label Studio: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY "
+                "(or connect the backend so /setup receives them)"
+            )
+        body, content_type = download(access, value, max_bytes)
+        if not content_type.startswith("image/"):
+            content_type = mimetypes.guess_type(value.split("?")[0])[0] or "image/png"
+        return f"data:{content_type};base64,{base64.b64encode(body).decode('ascii')}"
+    if value.startswith(("http://", "https://")):
+        return value
+    raise TaskError(f"unsupported image reference {value[:100]!r}: use http(s), data: or a Label Studio path")

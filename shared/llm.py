@@ -1,0 +1,139 @@
+"""Chat completions for OpenAI, Azure OpenAI and Ollama, all through the ``openai`` client.
+
+Retries are the client's own: 408/409/429/5xx, timeouts and connection errors are retried with
+exponential backoff and jitter, honouring ``Retry-After``; 400/401/403 fail at once.  Clients are
+built once per distinct LLMOptions and reused (each holds a connection pool).  Answers are cached
+in Redis, keyed by everything that decides them, so a repeated prompt costs no call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import asdict, dataclass
+
+import openai
+
+from shared.config import LLMOptions
+from shared.errors import LLMError
+from shared.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LLMAnswer:
+    texts: list[str]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached: bool = False
+
+
+def _build_client(options: LLMOptions) -> openai.OpenAI:
+    common = {"timeout": options.timeout, "max_retries": options.max_retries}
+    key = options.api_key.get_secret_value() if options.api_key else None
+    if options.provider == "ollama":
+        return openai.OpenAI(base_url=options.ollama_endpoint, api_key=key or "ollama", **common)
+    if not key:
+        raise LLMError(
+            f"no API key for provider {options.provider}: set OPENAI_API_KEY or api_key in the project's extra params",
+            retryable=False,
+        )
+    if options.provider == "azure":
+        if not options.azure_endpoint:
+            raise LLMError(
+                "provider azure needs AZURE_RESOURCE_ENDPOINT (or azure_endpoint in extra params)",
+                retryable=False,
+            )
+        return openai.AzureOpenAI(
+            api_key=key,
+            azure_endpoint=options.azure_endpoint.rstrip("/"),
+            azure_deployment=options.azure_deployment or options.model,
+            api_version=options.azure_api_version,
+            **common,
+        )
+    return openai.OpenAI(api_key=key, base_url=options.base_url, **common)
+
+
+def cache_key(options: LLMOptions, messages: list[dict]) -> str:
+    decisive = {
+        "provider": options.provider,
+        "endpoint": options.endpoint,
+        "deployment": options.azure_deployment,
+        "model": options.model,
+        "temperature": options.temperature,
+        "n": options.num_responses,
+        "messages": messages,
+    }
+    return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()
+
+
+def _provider_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        detail = error.get("message") if isinstance(error, dict) else error
+    else:
+        detail = body
+    return str(detail or exc.message)
+
+
+def _redact(text: str, options: LLMOptions) -> str:
+    key = options.api_key.get_secret_value() if options.api_key else ""
+    return text.replace(key, "***") if len(key) >= 4 else text
+
+
+class LLM:
+    def __init__(self, store: Store | None, cache_ttl: int) -> None:
+        self._store = store if cache_ttl > 0 else None
+        self._cache_ttl = cache_ttl
+        self._clients: dict[LLMOptions, openai.OpenAI] = {}
+        self._lock = threading.Lock()
+
+    def client(self, options: LLMOptions) -> openai.OpenAI:
+        with self._lock:
+            client = self._clients.get(options)
+            if client is None:
+                client = self._clients[options] = _build_client(options)
+            return client
+
+    def cached(self, options: LLMOptions, messages: list[dict]) -> LLMAnswer | None:
+        if self._store is None:
+            return None
+        hit = self._store.cached_answer(cache_key(options, messages))
+        return LLMAnswer(**{**hit, "cached": True}) if hit else None
+
+    def complete(self, options: LLMOptions, messages: list[dict]) -> LLMAnswer:
+        """The model's answers (``num_responses`` of them), from the cache when we asked this before."""
+        hit = self.cached(options, messages)
+        if hit is not None:
+            return hit
+        try:
+            completion = self.client(options).chat.completions.create(
+                model=options.model,
+                messages=messages,
+                n=options.num_responses,
+                temperature=options.temperature,
+            )
+        except openai.APIStatusError as exc:
+            status = exc.status_code
+            retryable = status in (408, 409, 429) or status >= 500
+            message = f"{options.provider} answered {status}: {_redact(_provider_message(exc), options)}"
+            raise LLMError(message, retryable=retryable, status_code=status) from None
+        except openai.APITimeoutError:
+            raise LLMError(f"{options.provider} did not answer within {options.timeout:g} s", retryable=True) from None
+        except openai.APIConnectionError as exc:
+            where = options.endpoint or "its default endpoint"
+            reason = exc.__cause__ or exc
+            raise LLMError(f"cannot reach {options.provider} at {where}: {reason}", retryable=True) from None
+        usage = completion.usage
+        answer = LLMAnswer(
+            texts=[choice.message.content or "" for choice in completion.choices],
+            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+        )
+        if self._store is not None:
+            self._store.cache_answer(cache_key(options, messages), asdict(answer), self._cache_ttl)
+        return answer

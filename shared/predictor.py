@@ -1,0 +1,179 @@
+"""One task in, one Label Studio prediction out: the path shared by the API and the workers.
+
+``Predictor.context`` resolves everything a request has in common (the project's settings, its
+parsed labeling config, the prompt, the model version, how to reach Label Studio); ``predict`` then
+handles one task and ``predict_many`` several, concurrently but at most ``LLM_CONCURRENCY`` at once
+per process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from shared.config import ExtraParams, ProjectConfig, Settings
+from shared.errors import TaskError
+from shared.images import image_url_for_model
+from shared.label_studio import LabelStudioAccess
+from shared.labeling import LabelingSpec, parse_labeling_config
+from shared.llm import LLM
+from shared.prompts import build_messages, choose_prompt, prompt_from_regions, render_prompt
+from shared.regions import build_regions
+from shared.store import ProjectSetup, Store
+
+log = logging.getLogger(__name__)
+
+
+def model_version(config: ProjectConfig, label_config: str, project_prompt: str | None) -> str:
+    """A version that changes whenever anything that shapes the predictions does.
+
+    Derived rather than counted, so every API and worker process agrees on it without coordination,
+    and Label Studio's "skip tasks that already hold this version" is exactly right.
+    """
+    llm = config.llm
+    decisive = {
+        "provider": llm.provider,
+        "endpoint": llm.endpoint,
+        "model": llm.model,
+        "deployment": llm.azure_deployment,
+        "temperature": llm.temperature,
+        "n": llm.num_responses,
+        "prompt_options": config.prompt.model_dump(),
+        "label_config": label_config,
+        "prompt": project_prompt,
+    }
+    digest = hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{llm.model}-{digest}"
+
+
+@dataclass(frozen=True)
+class PredictionContext:
+    """What every task of one request shares."""
+
+    project: str | None
+    config: ProjectConfig
+    spec: LabelingSpec
+    model_version: str
+    prompt: str | None
+    prompt_error: str | None
+    access: LabelStudioAccess | None
+    interactive: bool
+
+
+class Predictor:
+    def __init__(self, settings: Settings, store: Store, llm: LLM) -> None:
+        self.settings = settings
+        self.store = store
+        self.llm = llm
+        self._pool = ThreadPoolExecutor(max_workers=settings.llm_concurrency, thread_name_prefix="llm")
+
+    # --- per project -----------------------------------------------------------------------------
+    def project_config(self, setup: ProjectSetup | None) -> ProjectConfig:
+        return self.settings.for_project(ExtraParams.parse(setup.extra_params if setup else None))
+
+    def project_prompt(self, project: str | None, config: ProjectConfig) -> str | None:
+        """The prompt batches use: the annotators' latest, else DEFAULT_PROMPT where it applies."""
+        stored = self.store.prompt(project) if project else None
+        if stored:
+            return stored
+        if config.prompt.default_prompt and not config.prompt.use_internal_template:
+            return config.prompt.default_prompt
+        return None
+
+    def spec(self, config: ProjectConfig, label_config: str | None) -> LabelingSpec:
+        """The parsed labeling config; raises LabelingConfigError naming what is missing."""
+        return parse_labeling_config(label_config, config.prompt.prompt_prefix, self.settings.max_label_config_bytes)
+
+    def version_for(self, project: str | None, config: ProjectConfig, label_config: str) -> str:
+        return model_version(config, label_config, self.project_prompt(project, config))
+
+    def access_for(self, setup: ProjectSetup | None) -> LabelStudioAccess | None:
+        url = self.settings.label_studio_url or (setup.hostname if setup else None)
+        key = self.settings.label_studio_api_key
+        token = key.get_secret_value() if key else (setup.access_token if setup else None)
+        return LabelStudioAccess(url=url, api_key=token) if url and token else None
+
+    def context(self, project: str | None, label_config: str | None, context: Any) -> PredictionContext:
+        """Resolve a request; raises ConfigError or LabelingConfigError when the request cannot work."""
+        setup = self.store.load_setup(project) if project else None
+        label_config = label_config or (setup.label_config if setup else None)
+        config = self.project_config(setup)
+        spec = self.spec(config, label_config)
+        interactive = isinstance(context, dict) and bool(context.get("result"))
+        context_prompt = prompt_from_regions(context.get("result"), spec.prompt.name) if interactive else None
+        stored = self.project_prompt(project, config)
+        prompt, prompt_error = None, None
+        try:
+            prompt = choose_prompt(context_prompt, stored, config.prompt)
+        except TaskError as exc:
+            prompt_error = str(exc)
+        return PredictionContext(
+            project=project,
+            config=config,
+            spec=spec,
+            model_version=model_version(config, label_config, stored),
+            prompt=prompt,
+            prompt_error=prompt_error,
+            access=self.access_for(setup),
+            interactive=interactive,
+        )
+
+    # --- per task --------------------------------------------------------------------------------
+    def messages_for(self, ctx: PredictionContext, data: dict) -> list[dict]:
+        if ctx.prompt is None:
+            raise TaskError(ctx.prompt_error or "no prompt")
+        text = render_prompt(ctx.spec, ctx.config.prompt, ctx.prompt, data)
+        image_url = None
+        if ctx.spec.source.tag == "Image":
+            image_url = image_url_for_model(data.get(ctx.spec.source_field), ctx.access, self.settings.max_image_bytes)
+        return build_messages(text, image_url)
+
+    def predict(self, ctx: PredictionContext, task: dict) -> dict:
+        """A prediction for one task, as Label Studio stores it; raises TaskError when it cannot be made."""
+        messages = self.messages_for(ctx, task.get("data") or {})
+        answer = self.llm.complete(ctx.config.llm, messages)
+        regions, score = build_regions(ctx.spec, ctx.prompt, answer.texts, self.settings.choice_match_threshold)
+        return {"result": regions, "score": score, "model_version": ctx.model_version}
+
+    def predict_or_error(self, ctx: PredictionContext, task: dict) -> dict:
+        """Like ``predict``, but a failure becomes an entry without ``result``: Label Studio stores
+        nothing for that task and logs the message, while the other tasks' predictions are kept."""
+        try:
+            return self.predict(ctx, task)
+        except TaskError as exc:
+            log.warning("task %s: %s", task.get("id"), exc)
+            return {"error": str(exc), "model_version": ctx.model_version}
+
+    def predict_many(self, ctx: PredictionContext, tasks: list[dict]) -> list[dict]:
+        if len(tasks) == 1:
+            return [self.predict_or_error(ctx, tasks[0])]
+        return list(self._pool.map(lambda task: self.predict_or_error(ctx, task), tasks))
+
+    # --- learning the prompt ---------------------------------------------------------------------
+    def remember_prompt(self, project: str, label_config: str | None, annotation: dict) -> dict:
+        """Keep the prompt of a submitted annotation as the project's prompt for later batches.
+
+        A new prompt gives a new model version, so the next Retrieve Predictions predicts again
+        instead of skipping tasks that hold predictions of the old prompt.
+        """
+        setup = self.store.load_setup(project)
+        label_config = label_config or (setup.label_config if setup else None)
+        config = self.project_config(setup)
+        spec = self.spec(config, label_config)
+        prompt = prompt_from_regions(annotation.get("result"), spec.prompt.name)
+        if prompt is None:
+            return {
+                "status": "ok",
+                "prompt_changed": False,
+                "model_version": self.version_for(project, config, label_config),
+            }
+        changed = self.store.save_prompt(project, prompt)
+        version = self.version_for(project, config, label_config)
+        if changed:
+            self.store.record_version(project, version)
+            log.info("project %s: new prompt, model version %s", project, version)
+        return {"status": "ok", "prompt_changed": changed, "model_version": version}

@@ -1,0 +1,101 @@
+"""Shared fixtures: a fake OpenAI-compatible server over real HTTP, stores on fakeredis or the real Redis."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import fakeredis
+import pytest
+import redis
+
+from shared.config import Settings
+from shared.store import Store
+from tests.fakes.openai_server import FakeOpenAI, FakeOpenAIServer
+
+CONFIGS = Path(__file__).parent / "configs"
+REAL_REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+TEST_API_KEY = "sk-test-secret-0123456789"
+
+
+def labeling_config(name: str) -> str:
+    return (CONFIGS / f"{name}.xml").read_text()
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings read the environment: keep the machine's variables out of every test."""
+    for name in list(Settings.model_fields) + ["OPENAI_BASE_URL", "OPENAI_API_KEY"]:
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_llm(llm_server: FakeOpenAIServer) -> Iterator[FakeOpenAI]:
+    llm_server.fake.reset()
+    yield llm_server.fake
+    llm_server.fake.reset()
+
+
+@pytest.fixture
+def make_settings(llm_server: FakeOpenAIServer):
+    def make(**overrides) -> Settings:
+        values = {
+            "openai_api_key": TEST_API_KEY,
+            "openai_base_url": f"{llm_server.url}/v1",
+            "llm_max_retries": 2,
+            "llm_timeout": 10,
+        }
+        return Settings(**(values | overrides))
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def store() -> Store:
+    return Store(fakeredis.FakeRedis(decode_responses=True), "test")
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of our own on the shared real Redis, removed afterwards."""
+    prefix = f"llm-backend-test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    client = redis.Redis.from_url(REAL_REDIS_URL)
+    keys = list(client.scan_iter(f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def real_store(redis_prefix: str) -> Store:
+    store = Store.from_url(REAL_REDIS_URL, redis_prefix)
+    store.redis.ping()
+    return store
+
+
+@pytest.fixture
+def make_client(make_settings, store):
+    from api import create_app
+
+    def make(settings: Settings | None = None, store_: Store | None = None):
+        return create_app(settings or make_settings(), store_ or store).test_client()
+
+    return make
+
+
+@pytest.fixture
+def client(make_client):
+    return make_client()

@@ -1,0 +1,1 @@
+"""Celery workers for batch predictions (filled by the batch issue)."""
