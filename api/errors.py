@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+import redis
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -29,6 +30,12 @@ def register_error_handlers(app: Flask) -> None:
         response.data = json.dumps({"error": exc.description or exc.name})
         response.content_type = "application/json"
         return response
+
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    def _redis_down(exc: redis.RedisError):
+        log.error("Redis is unavailable: %s", exc)
+        return jsonify(error=f"Redis is unavailable: {exc}"), 503
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

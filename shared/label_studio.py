@@ -61,7 +61,7 @@ def download(access: LabelStudioAccess, path_or_url: str, max_bytes: int, timeou
                 raise TaskError(f"Label Studio answered {response.status_code} for {path_or_url}")
             declared = int(response.headers.get("content-length") or 0)
             if declared > max_bytes:
-                raise TaskError(f"image {path_or_url} is {declared} bytes, over the limit of {max_bytes}")
+                raise TaskError(f"image {path_or_url} is {declared} bytes, over the limit of {max_bytes} bytes")
             body = bytearray()
             for chunk in response.iter_bytes():
                 body.extend(chunk)

@@ -28,7 +28,7 @@ def default_reply(messages: list[dict], index: int) -> str:
 @dataclass
 class RecordedRequest:
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names in lower case
     body: dict
     at: float
 
@@ -55,16 +55,14 @@ class FakeOpenAI:
         self.reply = default_reply
         self.delay = 0.0
 
-    def fail_next(
-        self, status: int, *, times: int = 1, headers: dict | None = None, message: str = ""
-    ) -> None:
+    def fail_next(self, status: int, *, times: int = 1, headers: dict | None = None, message: str = "") -> None:
         with self._lock:
             for _ in range(times):
                 self._failures.append(_Failure(status, headers or {}, message or f"fake error {status}"))
 
     @property
     def chat_requests(self) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+        return [r for r in self.requests if r.path.split("?")[0].endswith("/chat/completions")]
 
     def _take_failure(self) -> _Failure | None:
         with self._lock:
@@ -95,7 +93,8 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
-            fake._record(RecordedRequest(self.path, dict(self.headers), body, time.time()))
+            headers = {key.lower(): value for key, value in self.headers.items()}
+            fake._record(RecordedRequest(self.path, headers, body, time.time()))
             if not self.path.split("?")[0].endswith("/chat/completions"):
                 self._send(404, {"error": {"message": f"no route {self.path}"}})
                 return

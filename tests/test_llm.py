@@ -1,0 +1,121 @@
+"""The LLM client against the fake OpenAI-compatible server, over HTTP, through the real openai client."""
+
+import pytest
+
+from shared.config import ExtraParams
+from shared.errors import LLMError
+from shared.llm import LLM
+from tests.conftest import TEST_API_KEY
+
+MESSAGES = [{"role": "user", "content": "Say hi"}]
+
+
+def options_for(settings, **extra):
+    return settings.for_project(ExtraParams.parse(extra)).llm
+
+
+def test_openai_provider_sends_model_n_temperature_and_key(fake_llm, make_settings, store):
+    settings = make_settings(temperature=0.3, num_responses=2, openai_model="gpt-4o-mini")
+    answer = LLM(store, 0).complete(settings.defaults.llm, MESSAGES)
+    assert answer.texts == ["ANSWER to: Say hi", "ANSWER to: Say hi #2"]
+    assert (answer.prompt_tokens, answer.completion_tokens, answer.cached) == (11, 7, False)
+    [request] = fake_llm.chat_requests
+    assert request.path == "/v1/chat/completions"
+    assert request.headers["authorization"] == f"Bearer {TEST_API_KEY}"
+    assert request.body == {"model": "gpt-4o-mini", "messages": MESSAGES, "n": 2, "temperature": 0.3}
+
+
+def test_azure_provider_uses_deployment_and_api_version(fake_llm, llm_server, make_settings, store):
+    settings = make_settings(
+        openai_provider="azure",
+        azure_resource_endpoint=llm_server.url + "/",
+        azure_deployment_name="my-deployment",
+        azure_api_version="2024-06-01",
+    )
+    LLM(store, 0).complete(settings.defaults.llm, MESSAGES)
+    [request] = fake_llm.chat_requests
+    assert request.path == "/openai/deployments/my-deployment/chat/completions?api-version=2024-06-01"
+    assert request.headers["api-key"] == TEST_API_KEY
+
+
+def test_ollama_provider_uses_its_endpoint_without_a_key(fake_llm, llm_server, make_settings, store):
+    settings = make_settings(openai_provider="ollama", openai_api_key=None, ollama_endpoint=llm_server.url + "/v1")
+    answer = LLM(store, 0).complete(options_for(settings, model="llama3"), MESSAGES)
+    assert answer.texts == ["ANSWER to: Say hi"]
+    [request] = fake_llm.chat_requests
+    assert request.body["model"] == "llama3"
+
+
+def test_rate_limit_is_retried_after_retry_after(fake_llm, settings, store):
+    fake_llm.fail_next(429, headers={"Retry-After": "1"}, message="Rate limit reached")
+    answer = LLM(store, 0).complete(settings.defaults.llm, MESSAGES)
+    assert answer.texts == ["ANSWER to: Say hi"]
+    first, second = fake_llm.chat_requests
+    assert second.at - first.at >= 0.9, "the client must wait as long as Retry-After says"
+
+
+def test_server_errors_are_retried(fake_llm, settings, store):
+    fake_llm.fail_next(503, times=2)
+    assert LLM(store, 0).complete(settings.defaults.llm, MESSAGES).texts == ["ANSWER to: Say hi"]
+    assert len(fake_llm.chat_requests) == 3
+
+
+def test_retries_run_out_with_a_retryable_error(fake_llm, make_settings, store):
+    settings = make_settings(llm_max_retries=1)
+    fake_llm.fail_next(500, times=5, message="upstream overloaded")
+    with pytest.raises(LLMError) as caught:
+        LLM(store, 0).complete(settings.defaults.llm, MESSAGES)
+    assert caught.value.retryable and caught.value.status_code == 500
+    assert "openai answered 500: upstream overloaded" in str(caught.value)
+    assert len(fake_llm.chat_requests) == 2
+
+
+@pytest.mark.parametrize("status", [400, 401, 403])
+def test_client_errors_fail_at_once_with_the_providers_message(fake_llm, settings, store, status):
+    fake_llm.fail_next(status, message=f"Incorrect API key provided: {TEST_API_KEY}")
+    with pytest.raises(LLMError) as caught:
+        LLM(store, 0).complete(settings.defaults.llm, MESSAGES)
+    assert len(fake_llm.chat_requests) == 1
+    assert not caught.value.retryable and caught.value.status_code == status
+    assert f"openai answered {status}: Incorrect API key provided: ***" == str(caught.value)
+    assert TEST_API_KEY not in str(caught.value)
+
+
+def test_unreachable_provider_is_a_clear_retryable_error(make_settings, store):
+    settings = make_settings(openai_base_url="http://127.0.0.1:9/v1", llm_max_retries=0)
+    with pytest.raises(LLMError, match="cannot reach openai at http://127.0.0.1:9/v1") as caught:
+        LLM(store, 0).complete(settings.defaults.llm, MESSAGES)
+    assert caught.value.retryable
+
+
+def test_missing_key_and_endpoint_are_named(make_settings, store):
+    with pytest.raises(LLMError, match="no API key for provider openai: set OPENAI_API_KEY"):
+        LLM(store, 0).complete(make_settings(openai_api_key=None).defaults.llm, MESSAGES)
+    azure = make_settings(openai_provider="azure")
+    with pytest.raises(LLMError, match="needs AZURE_RESOURCE_ENDPOINT"):
+        LLM(store, 0).complete(azure.defaults.llm, MESSAGES)
+
+
+def test_answers_are_cached_by_everything_that_decides_them(fake_llm, settings, store):
+    llm = LLM(store, 60)
+    first = llm.complete(settings.defaults.llm, MESSAGES)
+    again = llm.complete(settings.defaults.llm, MESSAGES)
+    assert again.cached and again.texts == first.texts
+    assert len(fake_llm.chat_requests) == 1
+    llm.complete(options_for(settings, temperature=0.1), MESSAGES)
+    llm.complete(settings.defaults.llm, [{"role": "user", "content": "Say bye"}])
+    assert len(fake_llm.chat_requests) == 3
+
+
+def test_cache_ttl_zero_disables_the_cache(fake_llm, settings, store):
+    llm = LLM(store, 0)
+    llm.complete(settings.defaults.llm, MESSAGES)
+    assert not llm.complete(settings.defaults.llm, MESSAGES).cached
+    assert len(fake_llm.chat_requests) == 2
+    assert list(store.redis.scan_iter("*")) == []
+
+
+def test_one_client_per_configuration(settings, store):
+    llm = LLM(store, 0)
+    assert llm.client(settings.defaults.llm) is llm.client(settings.defaults.llm)
+    assert llm.client(options_for(settings, model="other")) is not llm.client(settings.defaults.llm)
