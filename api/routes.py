@@ -68,7 +68,10 @@ def predict():
         ctx = predictor().context(project, body.get("label_config"), params.get("context"))
     except (ConfigError, LabelingConfigError) as exc:
         raise bad_config(exc) from None
-    if ctx.interactive and len(tasks) == 1:
+    if ctx.interactive and not ctx.context_prompt:
+        # An annotator touched a smart tag, not the prompt: suggest nothing rather than overwrite their work.
+        results = [predictor().empty(ctx) for _ in tasks]
+    elif ctx.interactive and len(tasks) == 1:
         # Label Studio shows an annotator the status of a failed call, but drops an error entry silently.
         try:
             results = [predictor().predict(ctx, tasks[0])]

@@ -61,7 +61,8 @@ class PredictionContext:
     prompt: str | None
     prompt_error: str | None
     access: LabelStudioAccess | None
-    interactive: bool
+    interactive: bool  # an annotator is waiting: Label Studio sent a context
+    context_prompt: bool  # that context holds a prompt (a smart tag's context may not)
 
 
 class Predictor:
@@ -103,8 +104,8 @@ class Predictor:
         label_config = label_config or (setup.label_config if setup else None)
         config = self.project_config(setup)
         spec = self.spec(config, label_config)
-        interactive = isinstance(context, dict) and bool(context.get("result"))
-        context_prompt = prompt_from_regions(context.get("result"), spec.prompt.name) if interactive else None
+        regions = context.get("result") if isinstance(context, dict) else None
+        context_prompt = prompt_from_regions(regions, spec.prompt.name) if regions else None
         stored = self.project_prompt(project, config)
         prompt, prompt_error = None, None
         try:
@@ -119,7 +120,8 @@ class Predictor:
             prompt=prompt,
             prompt_error=prompt_error,
             access=self.access_for(setup),
-            interactive=interactive,
+            interactive=bool(regions),
+            context_prompt=context_prompt is not None,
         )
 
     # --- per task --------------------------------------------------------------------------------
@@ -138,6 +140,9 @@ class Predictor:
         answer = self.llm.complete(ctx.config.llm, messages)
         regions, score = build_regions(ctx.spec, ctx.prompt, answer.texts, self.settings.choice_match_threshold)
         return {"result": regions, "score": score, "model_version": ctx.model_version}
+
+    def empty(self, ctx: PredictionContext) -> dict:
+        return {"result": [], "score": 0.0, "model_version": ctx.model_version}
 
     def predict_or_error(self, ctx: PredictionContext, task: dict) -> dict:
         """Like ``predict``, but a failure becomes an entry without ``result``: Label Studio stores

@@ -182,6 +182,20 @@ def test_interactive_provider_refusal_is_502_with_its_message_and_no_secret(clie
     assert TEST_API_KEY not in caplog.text
 
 
+def test_interactive_context_without_a_prompt_suggests_nothing(client, fake_llm):
+    config = labeling_config("sarcasm")
+    client.post("/webhook", json=annotation_event("stored prompt", config=config))
+    context = {
+        "result": [
+            {"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["Sarcastic"]}}
+        ]
+    }
+    response = post_predict(client, [{"id": 1, "data": {"text": "x"}}], config, context)
+    assert response.status_code == 200
+    assert response.json["results"][0]["result"] == []
+    assert fake_llm.chat_requests == []
+
+
 def test_repeated_request_is_answered_from_the_cache(client, fake_llm):
     config = labeling_config("evaluation")
     for _ in range(3):
