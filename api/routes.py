@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Blueprint, current_app, request
 
+from api.batch import batch_blocker, start_job
 from api.errors import ApiError
 from api.requests import json_object, optional_object, tasks_of
 from shared.config import ConfigError, decode_extra_params
 from shared.errors import TaskError
 from shared.labeling import LabelingConfigError
-from shared.predictor import Predictor
+from shared.predictor import PredictionContext, Predictor
 from shared.store import ProjectSetup, project_id_of
+
+if TYPE_CHECKING:
+    from api import Backend
 
 MODEL_CLASS = "LLMInteractive"
 PROMPT_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
@@ -18,8 +24,12 @@ PROMPT_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
 bp = Blueprint("ml_backend", __name__)
 
 
-def predictor() -> Predictor:
+def backend() -> Backend:
     return current_app.extensions["llm_backend"]
+
+
+def predictor() -> Predictor:
+    return backend().predictor
 
 
 def bad_config(exc: Exception) -> ApiError:
@@ -77,9 +87,28 @@ def predict():
             results = [predictor().predict(ctx, tasks[0])]
         except TaskError as exc:
             raise ApiError(exc.status, str(exc)) from None
+    elif len(tasks) >= backend().settings.batch_min_tasks and not ctx.interactive:
+        return predict_batch(ctx, tasks)
     else:
         results = predictor().predict_many(ctx, tasks)
     return {"results": results, "model_version": ctx.model_version}
+
+
+def predict_batch(ctx: PredictionContext, tasks: list[dict]):
+    """Answer from the cache when every task is there; otherwise start a job and answer at once."""
+    if ctx.prompt is None:  # every task would fail the same way: say so now, without a job
+        return {"results": predictor().predict_many(ctx, tasks), "model_version": ctx.model_version}
+    if predictor().cached_predictions(ctx, tasks[:1]) is not None:
+        cached = predictor().cached_predictions(ctx, tasks)
+        if cached is not None:
+            return {"results": cached, "model_version": ctx.model_version}
+    blocker = batch_blocker(ctx, tasks)
+    if blocker:
+        current_app.logger.warning("%d tasks predicted in the request, not as a job: %s", len(tasks), blocker)
+        return {"results": predictor().predict_many(ctx, tasks), "model_version": ctx.model_version}
+    b = backend()
+    job_id = start_job(b.settings, b.jobs, b.celery, b.predictor, ctx, tasks)
+    return {"results": [], "model_version": ctx.model_version, "job": job_id}
 
 
 @bp.post("/webhook")
@@ -103,3 +132,21 @@ def webhook():
 def versions():
     project = project_id_of(request.args.get("project"))
     return {"versions": predictor().store.versions(project) if project else []}
+
+
+@bp.get("/jobs")
+def jobs():
+    project = request.args.get("project")
+    try:
+        limit = min(max(int(request.args.get("limit", 50)), 1), 1000)
+    except ValueError:
+        raise ApiError(400, "limit must be a whole number") from None
+    return {"jobs": [status.as_dict() for status in backend().jobs.recent(project_id_of(project), limit)]}
+
+
+@bp.get("/jobs/<job_id>")
+def job(job_id: str):
+    status = backend().jobs.status(job_id)
+    if status is None:
+        raise ApiError(404, f"no job {job_id} (jobs are kept {backend().settings.job_ttl} s)")
+    return status.as_dict()

@@ -19,6 +19,14 @@ def _serve_api(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.app import create_worker_app
+
+    app = create_worker_app(settings)
+    app.worker_main(["worker", "--events", f"--loglevel={settings.log_level}", *args.celery_options])
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llm-backend", description="LLM pre-annotation backend for Label Studio"
@@ -31,11 +39,21 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
     api.add_argument("--threads", type=int, default=16, help="threads per worker process (default 16)")
     api.set_defaults(run=_serve_api)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run a Celery worker for batch jobs; other options go to `celery worker` (--concurrency, --pool, -n …)",
+    )
+    worker.set_defaults(run=_run_worker, passes_options=True)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "passes_options", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.celery_options = unknown
     try:
         settings = load_settings()
     except ConfigError as exc:

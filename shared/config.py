@@ -175,7 +175,13 @@ class Settings(BaseSettings):
     cache_ttl: Annotated[int, Field(ge=0)] = 7 * 24 * 3600
     llm_timeout: Annotated[float, Field(gt=0)] = 120.0
     llm_max_retries: Annotated[int, Field(ge=0, le=20)] = 5
-    llm_concurrency: Annotated[int, Field(ge=1, le=1024)] = 16
+    llm_concurrency: Annotated[int, Field(ge=1, le=1024)] = 32
+    batch_min_tasks: Annotated[int, Field(ge=2)] = 2
+    batch_chunk_size: Annotated[int, Field(ge=1, le=10_000)] = 100
+    batch_max_attempts: Annotated[int, Field(ge=1, le=1000)] = 30
+    chunk_time_limit: Annotated[int, Field(ge=10)] = 900
+    job_ttl: Annotated[int, Field(ge=60)] = 7 * 24 * 3600
+    broker_visibility_timeout: Annotated[int, Field(ge=5)] = 3600
     choice_match_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8
     max_request_bytes: Annotated[int, Field(ge=1024)] = 200 * 1024 * 1024
     max_image_bytes: Annotated[int, Field(ge=1024)] = 20 * 1024 * 1024

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from shared.config import ExtraParams, ProjectConfig, Settings
+from shared.config import ExtraParams, ProjectConfig, Settings, decode_extra_params
 from shared.errors import TaskError
 from shared.images import image_url_for_model
 from shared.label_studio import LabelStudioAccess
@@ -55,6 +55,8 @@ class PredictionContext:
     """What every task of one request shares."""
 
     project: str | None
+    label_config: str
+    extra_params: dict[str, Any]
     config: ProjectConfig
     spec: LabelingSpec
     model_version: str
@@ -102,7 +104,8 @@ class Predictor:
         """Resolve a request; raises ConfigError or LabelingConfigError when the request cannot work."""
         setup = self.store.load_setup(project) if project else None
         label_config = label_config or (setup.label_config if setup else None)
-        config = self.project_config(setup)
+        extra_params = decode_extra_params(setup.extra_params if setup else None)
+        config = self.settings.for_project(ExtraParams.parse(extra_params))
         spec = self.spec(config, label_config)
         regions = context.get("result") if isinstance(context, dict) else None
         context_prompt = prompt_from_regions(regions, spec.prompt.name) if regions else None
@@ -114,6 +117,8 @@ class Predictor:
             prompt_error = str(exc)
         return PredictionContext(
             project=project,
+            label_config=label_config,
+            extra_params=extra_params,
             config=config,
             spec=spec,
             model_version=model_version(config, label_config, stored),
@@ -122,6 +127,35 @@ class Predictor:
             access=self.access_for(setup),
             interactive=bool(regions),
             context_prompt=context_prompt is not None,
+        )
+
+    def snapshot(self, ctx: PredictionContext) -> dict[str, Any]:
+        """What a batch job keeps of its request, so later prompt or config changes do not alter it."""
+        return {
+            "project": ctx.project,
+            "label_config": ctx.label_config,
+            "extra_params": ctx.extra_params,
+            "model_version": ctx.model_version,
+            "prompt": ctx.prompt,
+            "prompt_error": ctx.prompt_error,
+        }
+
+    def from_snapshot(self, snapshot: dict[str, Any]) -> PredictionContext:
+        """A batch job's context; only how to reach Label Studio is read afresh (tokens may rotate)."""
+        project = snapshot["project"]
+        config = self.settings.for_project(ExtraParams.parse(snapshot["extra_params"]))
+        return PredictionContext(
+            project=project,
+            label_config=snapshot["label_config"],
+            extra_params=snapshot["extra_params"],
+            config=config,
+            spec=self.spec(config, snapshot["label_config"]),
+            model_version=snapshot["model_version"],
+            prompt=snapshot["prompt"],
+            prompt_error=snapshot["prompt_error"],
+            access=self.access_for(self.store.load_setup(project) if project else None),
+            interactive=False,
+            context_prompt=False,
         )
 
     # --- per task --------------------------------------------------------------------------------
@@ -137,26 +171,55 @@ class Predictor:
     def predict(self, ctx: PredictionContext, task: dict) -> dict:
         """A prediction for one task, as Label Studio stores it; raises TaskError when it cannot be made."""
         messages = self.messages_for(ctx, task.get("data") or {})
-        answer = self.llm.complete(ctx.config.llm, messages)
-        regions, score = build_regions(ctx.spec, ctx.prompt, answer.texts, self.settings.choice_match_threshold)
+        return self.prediction(ctx, self.llm.complete(ctx.config.llm, messages).texts)
+
+    def prediction(self, ctx: PredictionContext, answers: list[str]) -> dict:
+        regions, score = build_regions(ctx.spec, ctx.prompt, answers, self.settings.choice_match_threshold)
         return {"result": regions, "score": score, "model_version": ctx.model_version}
 
     def empty(self, ctx: PredictionContext) -> dict:
         return {"result": [], "score": 0.0, "model_version": ctx.model_version}
 
-    def predict_or_error(self, ctx: PredictionContext, task: dict) -> dict:
-        """Like ``predict``, but a failure becomes an entry without ``result``: Label Studio stores
-        nothing for that task and logs the message, while the other tasks' predictions are kept."""
+    def outcome(self, ctx: PredictionContext, task: dict) -> dict | TaskError:
+        """A prediction, or the TaskError that stopped it: one task's failure never escapes."""
         try:
             return self.predict(ctx, task)
         except TaskError as exc:
             log.warning("task %s: %s", task.get("id"), exc)
-            return {"error": str(exc), "model_version": ctx.model_version}
+            return exc
+
+    def outcomes(self, ctx: PredictionContext, tasks: list[dict]) -> list[dict | TaskError]:
+        """``outcome`` for each task, at most LLM_CONCURRENCY at once in this process."""
+        if len(tasks) == 1:
+            return [self.outcome(ctx, tasks[0])]
+        return list(self._pool.map(lambda task: self.outcome(ctx, task), tasks))
 
     def predict_many(self, ctx: PredictionContext, tasks: list[dict]) -> list[dict]:
-        if len(tasks) == 1:
-            return [self.predict_or_error(ctx, tasks[0])]
-        return list(self._pool.map(lambda task: self.predict_or_error(ctx, task), tasks))
+        """Label Studio's ``results``: a failed task becomes an entry without ``result``, so Label Studio
+        stores nothing for it and logs the message, while the other tasks' predictions are kept."""
+        return [
+            {"error": str(outcome), "model_version": ctx.model_version} if isinstance(outcome, TaskError) else outcome
+            for outcome in self.outcomes(ctx, tasks)
+        ]
+
+    def cached_predictions(self, ctx: PredictionContext, tasks: list[dict]) -> list[dict] | None:
+        """All predictions from the LLM cache, or None as soon as one task would need a call.
+
+        Decides whether a batch can be answered at once; images are not fetched for this check.
+        """
+        if ctx.prompt is None or ctx.spec.source.tag == "Image":
+            return None
+        results = []
+        for task in tasks:
+            try:
+                messages = self.messages_for(ctx, task["data"])
+            except TaskError:
+                return None
+            answer = self.llm.cached(ctx.config.llm, messages)
+            if answer is None:
+                return None
+            results.append(self.prediction(ctx, answer.texts))
+        return results
 
     # --- learning the prompt ---------------------------------------------------------------------
     def remember_prompt(self, project: str, label_config: str | None, annotation: dict) -> dict:

@@ -48,37 +48,37 @@ class Store:
     def from_url(cls, url: str, prefix: str) -> Store:
         return cls(redis.Redis.from_url(url, decode_responses=True, health_check_interval=30), prefix)
 
-    def _key(self, *parts: str) -> str:
+    def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
     # --- projects --------------------------------------------------------------------------------
     def save_setup(self, project: str, setup: ProjectSetup) -> None:
-        self.redis.set(self._key("project", project, "setup"), json.dumps(asdict(setup)))
+        self.redis.set(self.key("project", project, "setup"), json.dumps(asdict(setup)))
 
     def load_setup(self, project: str) -> ProjectSetup | None:
-        raw = self.redis.get(self._key("project", project, "setup"))
+        raw = self.redis.get(self.key("project", project, "setup"))
         return ProjectSetup(**json.loads(raw)) if raw else None
 
     def prompt(self, project: str) -> str | None:
-        return self.redis.get(self._key("project", project, "prompt"))
+        return self.redis.get(self.key("project", project, "prompt"))
 
     def save_prompt(self, project: str, prompt: str) -> bool:
         """Store the annotators' prompt; True when it differs from the one stored before."""
-        previous = self.redis.set(self._key("project", project, "prompt"), prompt, get=True)
+        previous = self.redis.set(self.key("project", project, "prompt"), prompt, get=True)
         return previous != prompt
 
     def record_version(self, project: str, version: str) -> None:
         """Remember a version handed out for the project (first time seen wins), for ``/versions``."""
-        self.redis.zadd(self._key("project", project, "versions"), {version: time.time()}, nx=True)
+        self.redis.zadd(self.key("project", project, "versions"), {version: time.time()}, nx=True)
 
     def versions(self, project: str) -> list[str]:
-        return self.redis.zrange(self._key("project", project, "versions"), 0, -1)
+        return self.redis.zrange(self.key("project", project, "versions"), 0, -1)
 
     # --- LLM response cache ----------------------------------------------------------------------
     def cached_answer(self, key: str) -> dict | None:
-        raw = self.redis.get(self._key("cache", key))
+        raw = self.redis.get(self.key("cache", key))
         return json.loads(raw) if raw else None
 
     def cache_answer(self, key: str, answer: dict, ttl: int) -> None:
         if ttl > 0:
-            self.redis.set(self._key("cache", key), json.dumps(answer), ex=ttl)
+            self.redis.set(self.key("cache", key), json.dumps(answer), ex=ttl)

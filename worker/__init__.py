@@ -1,1 +1,1 @@
-"""Celery workers for batch predictions (filled by the batch issue)."""
+"""Celery workers: batch jobs are split into chunks, predicted concurrently and pushed into Label Studio."""

@@ -1,9 +1,18 @@
-"""A Label Studio stand-in over real HTTP: serves uploaded files to requests carrying its token."""
+"""A recording Label Studio stand-in over real HTTP.
+
+It serves uploaded files, takes predictions the way Label Studio 1.23 does (bulk
+``POST /api/projects/<id>/import/predictions``, single ``POST /api/predictions/``), lists them
+(``GET /api/predictions/?task=``), and can be told to be down (503) or to refuse some tasks (400),
+as a task deleted while a job runs would be.
+"""
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 
 class FakeLabelStudio:
@@ -11,29 +20,102 @@ class FakeLabelStudio:
         self.token = token
         self.files: dict[str, tuple[bytes, str]] = {}
         self.seen_authorization: list[str | None] = []
+        self.predictions: list[dict] = []
+        self.import_calls = 0
+        self.available = True
+        self.refused_tasks: set[int] = set()
+        self._lock = threading.Lock()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def log_message(self, *args) -> None:
                 pass
 
-            def do_GET(self) -> None:
-                fake.seen_authorization.append(self.headers.get("Authorization"))
-                if self.headers.get("Authorization") != f"Token {fake.token}":
-                    self.send_error(401)
-                    return
-                if self.path not in fake.files:
-                    self.send_error(404)
-                    return
-                body, content_type = fake.files[self.path]
-                self.send_response(200)
+            def _reply(self, status: int, payload: object, content_type: str = "application/json") -> None:
+                body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
+            def _admitted(self) -> bool:
+                fake.seen_authorization.append(self.headers.get("Authorization"))
+                if not fake.available:
+                    self._reply(503, {"detail": "down for maintenance"})
+                    return False
+                if self.headers.get("Authorization") != f"Token {fake.token}":
+                    self._reply(401, {"detail": "Authentication credentials were not provided."})
+                    return False
+                return True
+
+            def do_GET(self) -> None:
+                if not self._admitted():
+                    return
+                url = urlsplit(self.path)
+                if url.path == "/api/predictions/":
+                    task = int(parse_qs(url.query)["task"][0])
+                    with fake._lock:
+                        found = [p for p in fake.predictions if p["task"] == task]
+                    self._reply(200, found)
+                elif self.path in fake.files:
+                    body, content_type = fake.files[self.path]
+                    self._reply(200, body, content_type)
+                else:
+                    self._reply(404, {"detail": "Not found."})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"null")
+                if not self._admitted():
+                    return
+                path = urlsplit(self.path).path
+                if path.startswith("/api/projects/") and path.endswith("/import/predictions"):
+                    project = int(path.split("/")[3])
+                    refused = [item["task"] for item in body if item["task"] in fake.refused_tasks]
+                    if refused:
+                        self._reply(400, {"detail": f"task ID {refused[0]} not found in project {project}"})
+                        return
+                    with fake._lock:
+                        fake.import_calls += 1
+                        for item in body:
+                            fake._store(project, item)
+                    self._reply(201, {"created": len(body)})
+                elif path == "/api/predictions/":
+                    if body["task"] in fake.refused_tasks:
+                        self._reply(400, {"task": [f"Invalid pk {body['task']} - object does not exist."]})
+                        return
+                    with fake._lock:
+                        stored = fake._store(None, body)
+                    self._reply(201, stored)
+                else:
+                    self._reply(404, {"detail": "Not found."})
+
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _store(self, project: int | None, item: dict) -> dict:
+        stored = {
+            "id": len(self.predictions) + 1,
+            "task": item["task"],
+            "project": project,
+            "result": item.get("result"),
+            "score": item.get("score"),
+            "model_version": item.get("model_version"),
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        self.predictions.append(stored)
+        return stored
+
+    def predictions_by_task(self) -> dict[int, list[dict]]:
+        with self._lock:
+            grouped: dict[int, list[dict]] = {}
+            for prediction in self.predictions:
+                grouped.setdefault(prediction["task"], []).append(prediction)
+            return grouped
 
     @property
     def url(self) -> str:

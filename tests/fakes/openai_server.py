@@ -44,6 +44,7 @@ class _Failure:
 class FakeOpenAI:
     reply: Callable[[list[dict], int], str] = default_reply
     delay: float = 0.0
+    fail_every: int = 0  # when set, every Nth chat request answers 429 with Retry-After: 1
     requests: list[RecordedRequest] = field(default_factory=list)
     _failures: deque = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -54,6 +55,7 @@ class FakeOpenAI:
             self._failures.clear()
         self.reply = default_reply
         self.delay = 0.0
+        self.fail_every = 0
 
     def fail_next(self, status: int, *, times: int = 1, headers: dict | None = None, message: str = "") -> None:
         with self._lock:
@@ -66,7 +68,11 @@ class FakeOpenAI:
 
     def _take_failure(self) -> _Failure | None:
         with self._lock:
-            return self._failures.popleft() if self._failures else None
+            if self._failures:
+                return self._failures.popleft()
+            if self.fail_every and len(self.chat_requests) % self.fail_every == 0:
+                return _Failure(429, {"Retry-After": "1"}, "Rate limit reached for requests")
+            return None
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:

@@ -1,0 +1,48 @@
+"""The Celery application both sides share: the API sends to it, the workers consume from it.
+
+Redis is broker and result store.  Every broker and result key carries ``REDIS_KEY_PREFIX``, so
+deployments (and test runs) can share one Redis.  Messages carry only ids; task data, prompts and
+secrets stay in Redis, out of the arguments that Flower shows.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from shared.config import Settings
+
+DISPATCH_JOB = "llm_backend.dispatch_job"
+PREDICT_CHUNK = "llm_backend.predict_chunk"
+BATCH_QUEUE = "batch"
+
+
+def make_celery(settings: Settings) -> Celery:
+    prefix = f"{settings.redis_key_prefix}:celery:"
+    visibility = settings.broker_visibility_timeout
+    app = Celery("llm_backend", broker=settings.redis_url, backend=settings.redis_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        event_serializer="json",
+        task_default_queue=BATCH_QUEUE,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.chunk_time_limit,
+        task_time_limit=settings.chunk_time_limit + 60,
+        task_ignore_result=True,  # progress lives in the job records (shared/jobs.py)
+        result_expires=settings.job_ttl,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            "global_keyprefix": prefix,
+            # A message taken by a worker that died comes back after this many seconds.
+            "visibility_timeout": visibility,
+            "unacked_restore_interval": max(1, min(10, visibility // 4)),
+            "unacked_restore_throttle": 1,
+        },
+        result_backend_transport_options={"global_keyprefix": prefix},
+    )
+    return app

@@ -1,0 +1,204 @@
+"""Chunks of a batch job: exactly once per task and model version, whatever is redelivered or fails.
+
+The runner works against fakeredis, the fake LLM and the recording Label Studio stand-in, both
+over real HTTP.
+"""
+
+import pytest
+
+from shared.jobs import Jobs, Ledger, chunked
+from shared.llm import LLM
+from shared.predictor import Predictor
+from shared.store import ProjectSetup
+from tests.conftest import labeling_config
+from tests.fakes.label_studio import FakeLabelStudio
+from worker.chunks import ChunkRunner
+
+TOKEN = "ls-token-xyz"
+PROJECT = "12"
+
+
+@pytest.fixture
+def label_studio():
+    with FakeLabelStudio(token=TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+def batch(make_settings, store, label_studio, fake_llm):
+    """A project set up as Label Studio would, and a way to start jobs and run their chunks."""
+    settings = make_settings(batch_chunk_size=5, llm_max_retries=0, batch_max_attempts=3)
+    store.save_setup(PROJECT, ProjectSetup(labeling_config("sarcasm"), label_studio.url, TOKEN))
+    store.save_prompt(PROJECT, "Is it sarcastic?")
+    fake_llm.reply = lambda messages, index: "Sarcastic"
+
+    class Batch:
+        predictor = Predictor(settings, store, LLM(store, 0))
+        jobs = Jobs(store, settings.job_ttl)
+        runner = ChunkRunner(settings, predictor, jobs)
+
+        def start(self, task_ids):
+            ctx = self.predictor.context(PROJECT, None, None)
+            tasks = [{"id": i, "data": {"text": f"text {i}"}} for i in task_ids]
+            return self.jobs.create(self.predictor.snapshot(ctx), tasks, settings.batch_chunk_size), ctx
+
+        def run_all(self, job_id, attempt=0, owner="worker-a"):
+            return [self.runner.run(job_id, i, attempt, owner) for i in range(self.jobs.chunk_count(job_id))]
+
+    return Batch()
+
+
+def test_chunked_splits_in_order():
+    assert list(chunked([1, 2, 3, 4, 5], 2)) == [[1, 2], [3, 4], [5]]
+    assert list(chunked([], 3)) == []
+
+
+def test_job_is_stored_in_chunks_with_a_snapshot(batch, store):
+    job_id, ctx = batch.start(range(12))
+    assert batch.jobs.chunk_count(job_id) == 3
+    assert [task["id"] for task in batch.jobs.chunk_tasks(job_id, 2)] == [10, 11]
+    status = batch.jobs.status(job_id)
+    assert (status.state, status.total, status.done, status.pushed, status.project) == ("queued", 12, 0, 0, PROJECT)
+    assert status.model_version == ctx.model_version
+    store.save_prompt(PROJECT, "A later prompt")
+    assert batch.jobs.snapshot(job_id)["prompt"] == "Is it sarcastic?"
+
+
+def test_every_task_lands_once_with_the_version(batch, label_studio, fake_llm):
+    job_id, ctx = batch.start(range(12))
+    outcomes = batch.run_all(job_id)
+    assert [o.retry_in for o in outcomes] == [None, None, None]
+    by_task = label_studio.predictions_by_task()
+    assert sorted(by_task) == list(range(12))
+    for predictions in by_task.values():
+        [prediction] = predictions
+        assert prediction["model_version"] == ctx.model_version
+        assert {r["from_name"]: r["value"] for r in prediction["result"]}["sentiment"] == {"choices": ["Sarcastic"]}
+    assert label_studio.import_calls == 3, "one bulk push per chunk"
+    assert len(fake_llm.chat_requests) == 12
+    status = batch.jobs.status(job_id)
+    assert (status.state, status.done, status.failed, status.pushed) == ("done", 12, 0, 12)
+    assert status.finished_at is not None
+
+
+def test_redelivered_finished_chunk_does_nothing(batch, label_studio, fake_llm):
+    job_id, _ = batch.start(range(5))
+    batch.run_all(job_id)
+    batch.run_all(job_id, owner="worker-b")
+    assert len(label_studio.predictions) == 5 and len(fake_llm.chat_requests) == 5
+
+
+def test_a_second_job_for_the_same_version_skips_what_is_in_label_studio(batch, label_studio, fake_llm):
+    first, _ = batch.start(range(5))
+    batch.run_all(first)
+    second, _ = batch.start(range(8))
+    batch.run_all(second)
+    assert sorted(label_studio.predictions_by_task()) == list(range(8))
+    assert len(label_studio.predictions) == 8
+    assert len(fake_llm.chat_requests) == 8
+    status = batch.jobs.status(second)
+    assert (status.state, status.done, status.pushed) == ("done", 8, 8)
+
+
+def test_prediction_made_before_a_crash_is_pushed_without_a_new_call(batch, label_studio, fake_llm):
+    job_id, ctx = batch.start(range(5))
+    ledger = Ledger(batch.predictor.store, PROJECT, ctx.model_version, 3600)
+    ledger.keep_result(0, {"result": [], "score": 0.5, "model_version": ctx.model_version})
+    batch.run_all(job_id)
+    assert len(fake_llm.chat_requests) == 4
+    assert [p["score"] for p in label_studio.predictions_by_task()[0]] == [0.5]
+
+
+def test_crash_after_push_before_bookkeeping_does_not_push_twice(batch, label_studio, fake_llm):
+    job_id, ctx = batch.start(range(5))
+    ledger = Ledger(batch.predictor.store, PROJECT, ctx.model_version, 3600)
+    prediction = {"result": [], "score": 0.5, "model_version": ctx.model_version}
+    ledger.keep_result(3, prediction)
+    ledger.begin_push([3])
+    label_studio._store(int(PROJECT), {"task": 3, **prediction})  # the push landed, then the worker died
+    batch.run_all(job_id)
+    assert len(label_studio.predictions_by_task()[3]) == 1
+    assert sorted(label_studio.predictions_by_task()) == [0, 1, 2, 3, 4]
+    assert batch.jobs.status(job_id).pushed == 5
+
+
+def test_tasks_claimed_by_a_concurrent_delivery_are_left_alone(batch, label_studio, fake_llm):
+    job_id, ctx = batch.start(range(5))
+    ledger = Ledger(batch.predictor.store, PROJECT, ctx.model_version, 3600)
+    ledger.claim([1, 2], "worker-b", 30)
+    [outcome] = batch.run_all(job_id)
+    assert sorted(outcome.waiting) == [1, 2] and outcome.retry_in is not None
+    assert sorted(label_studio.predictions_by_task()) == [0, 3, 4]
+    assert batch.jobs.status(job_id).state == "running"
+    ledger.release([1, 2], "worker-b")
+    [outcome] = batch.run_all(job_id, attempt=1)
+    assert outcome.retry_in is None
+    assert sorted(label_studio.predictions_by_task()) == [0, 1, 2, 3, 4]
+    assert len(label_studio.predictions) == 5 and len(fake_llm.chat_requests) == 5
+    assert batch.jobs.status(job_id).state == "done"
+
+
+def test_refused_key_fails_each_task_once_with_the_providers_message(batch, label_studio, fake_llm):
+    job_id, _ = batch.start(range(5))
+    fake_llm.fail_next(401, times=5, message="Incorrect API key provided")
+    [outcome] = batch.run_all(job_id)
+    assert outcome.failed == 5 and outcome.retry_in is None
+    status = batch.jobs.status(job_id)
+    assert (status.state, status.failed, status.done) == ("failed", 5, 0)
+    assert status.errors[0] == {"task": 0, "error": "openai answered 401: Incorrect API key provided"}
+    batch.run_all(job_id)  # a late redelivery
+    assert len(fake_llm.chat_requests) == 5
+    assert label_studio.predictions == []
+
+
+def test_rate_limited_tasks_wait_and_land_on_a_later_attempt(batch, label_studio, fake_llm):
+    job_id, _ = batch.start(range(5))
+    fake_llm.fail_next(429, times=2, headers={"Retry-After": "1"})
+    [outcome] = batch.run_all(job_id)
+    assert len(outcome.waiting) == 2 and outcome.retry_in is not None
+    assert len(label_studio.predictions) == 3
+    [outcome] = batch.run_all(job_id, attempt=1)
+    assert outcome.retry_in is None
+    assert sorted(label_studio.predictions_by_task()) == [0, 1, 2, 3, 4]
+    assert batch.jobs.status(job_id).state == "done"
+
+
+def test_rate_limit_on_the_last_attempt_fails_the_task(batch, fake_llm):
+    job_id, _ = batch.start(range(5))
+    fake_llm.fail_next(429, times=1, headers={"Retry-After": "1"})
+    [outcome] = batch.run_all(job_id, attempt=2)
+    assert outcome.failed == 1 and outcome.retry_in is None
+    status = batch.jobs.status(job_id)
+    assert (status.state, status.done, status.failed) == ("partial", 4, 1)
+
+
+def test_label_studio_down_keeps_predictions_until_it_is_back(batch, label_studio, fake_llm):
+    job_id, _ = batch.start(range(5))
+    label_studio.available = False
+    [outcome] = batch.run_all(job_id)
+    assert outcome.predicted == 5 and outcome.pushed == 0 and outcome.retry_in is not None
+    assert batch.jobs.status(job_id).pushed == 0
+    label_studio.available = True
+    [outcome] = batch.run_all(job_id, attempt=1)
+    assert outcome.pushed == 5 and outcome.retry_in is None
+    assert len(fake_llm.chat_requests) == 5, "no new LLM calls for predictions waiting to be pushed"
+    assert sorted(label_studio.predictions_by_task()) == [0, 1, 2, 3, 4]
+
+
+def test_a_task_label_studio_refuses_fails_alone(batch, label_studio):
+    job_id, _ = batch.start(range(5))
+    label_studio.refused_tasks = {2}
+    [outcome] = batch.run_all(job_id)
+    assert outcome.pushed == 4 and outcome.failed == 1
+    assert sorted(label_studio.predictions_by_task()) == [0, 1, 3, 4]
+    status = batch.jobs.status(job_id)
+    assert status.state == "partial"
+    assert status.errors[0]["task"] == 2 and "Label Studio refused the prediction" in status.errors[0]["error"]
+
+
+def test_abandoned_chunk_fails_its_open_tasks_and_lets_the_job_finish(batch):
+    job_id, _ = batch.start(range(7))
+    batch.runner.run(job_id, 0, 0, "worker-a")
+    batch.runner.abandon(job_id, 1, "gave up after 3 attempts: RuntimeError")
+    status = batch.jobs.status(job_id)
+    assert (status.state, status.done, status.failed) == ("partial", 5, 2)

@@ -1,0 +1,80 @@
+"""The Celery tasks: thin wrappers that turn chunk outcomes into Celery retries."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+
+from celery import Celery, Task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from shared.config import Settings
+from shared.jobs import Jobs
+from shared.llm import LLM
+from shared.predictor import Predictor
+from shared.queue import DISPATCH_JOB, PREDICT_CHUNK
+from shared.store import Store
+from worker.chunks import ChunkRunner, backoff
+
+log = logging.getLogger(__name__)
+
+
+class Services:
+    """Per-process state, built after the fork: Redis connections and thread pools do not survive one."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pid: int | None = None
+
+    def _build(self) -> None:
+        store = Store.from_url(self.settings.redis_url, self.settings.redis_key_prefix)
+        predictor = Predictor(self.settings, store, LLM(store, self.settings.cache_ttl))
+        self._jobs = Jobs(store, self.settings.job_ttl)
+        self._runner = ChunkRunner(self.settings, predictor, self._jobs)
+        self._pid = os.getpid()
+
+    @property
+    def jobs(self) -> Jobs:
+        if self._pid != os.getpid():
+            self._build()
+        return self._jobs
+
+    @property
+    def runner(self) -> ChunkRunner:
+        if self._pid != os.getpid():
+            self._build()
+        return self._runner
+
+
+def register_tasks(app: Celery, services: Services) -> None:
+    @app.task(name=DISPATCH_JOB, bind=True, max_retries=None)
+    def dispatch_job(self: Task, job_id: str) -> int:
+        """Fan a job out into chunk messages; a redelivery resumes where the last one stopped."""
+        jobs = services.jobs
+        total = jobs.chunk_count(job_id)
+        start = jobs.dispatched(job_id)
+        for index in range(start, total):
+            app.send_task(PREDICT_CHUNK, args=[job_id, index])
+            if index % 100 == 99:
+                jobs.mark_dispatched(job_id, index + 1)
+        jobs.mark_dispatched(job_id, total)
+        return total - start
+
+    @app.task(name=PREDICT_CHUNK, bind=True, max_retries=None)
+    def predict_chunk(self: Task, job_id: str, index: int) -> dict:
+        attempt = self.request.retries
+        try:
+            outcome = services.runner.run(job_id, index, attempt=attempt, owner=uuid.uuid4().hex)
+        except SoftTimeLimitExceeded:
+            log.warning("job %s chunk %s ran out of time; trying again", job_id, index)
+            raise self.retry(countdown=backoff(attempt)) from None
+        except Exception as exc:  # Redis or a bug: retry, bounded, rather than lose the chunk
+            log.exception("job %s chunk %s failed (attempt %d)", job_id, index, attempt + 1)
+            if attempt + 1 < services.settings.batch_max_attempts:
+                raise self.retry(countdown=backoff(attempt), exc=exc) from None
+            services.runner.abandon(job_id, index, f"gave up after {attempt + 1} attempts: {type(exc).__name__}")
+            return {"abandoned": True}
+        if outcome.retry_in is not None:
+            raise self.retry(countdown=outcome.retry_in)
+        return {"predicted": outcome.predicted, "pushed": outcome.pushed, "failed": outcome.failed}
