@@ -179,6 +179,7 @@ class Settings(BaseSettings):
     batch_min_tasks: Annotated[int, Field(ge=2)] = 2
     batch_chunk_size: Annotated[int, Field(ge=1, le=10_000)] = 100
     batch_max_attempts: Annotated[int, Field(ge=1, le=1000)] = 30
+    batch_claim_seconds: Annotated[int, Field(ge=3)] = 30
     chunk_time_limit: Annotated[int, Field(ge=10)] = 900
     job_ttl: Annotated[int, Field(ge=60)] = 7 * 24 * 3600
     broker_visibility_timeout: Annotated[int, Field(ge=5)] = 3600

@@ -27,8 +27,6 @@ from shared.predictor import PredictionContext, Predictor
 
 log = logging.getLogger(__name__)
 
-CLAIM_SECONDS = 30
-
 
 @dataclass
 class ChunkOutcome:
@@ -49,15 +47,15 @@ def backoff(attempt: int, cap: float = 60.0) -> float:
 class _ClaimKeeper:
     """Keeps our claims alive while the chunk runs, so they lapse soon after a worker dies."""
 
-    def __init__(self, ledger: Ledger, task_ids: list[Any], owner: str) -> None:
-        self._ledger, self._task_ids, self._owner = ledger, task_ids, owner
+    def __init__(self, ledger: Ledger, task_ids: list[Any], owner: str, seconds: int) -> None:
+        self._ledger, self._task_ids, self._owner, self._seconds = ledger, task_ids, owner, seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name="claim-keeper")
 
     def _beat(self) -> None:
-        while not self._stop.wait(CLAIM_SECONDS / 3):
+        while not self._stop.wait(self._seconds / 3):
             try:
-                self._ledger.extend(self._task_ids, self._owner, CLAIM_SECONDS)
+                self._ledger.extend(self._task_ids, self._owner, self._seconds)
             except Exception:  # a Redis blip: the next beat tries again
                 log.warning("could not extend task claims", exc_info=True)
 
@@ -98,9 +96,10 @@ class ChunkRunner:
         failed_here = self.jobs.members(job_id, "failed", open_ids)
         open_ids = [task_id for task_id, failed in zip(open_ids, failed_here, strict=True) if not failed]
 
-        claimed, busy = ledger.claim(open_ids, owner, CLAIM_SECONDS)
+        claim_seconds = self.settings.batch_claim_seconds
+        claimed, busy = ledger.claim(open_ids, owner, claim_seconds)
         outcome.waiting.extend(busy)
-        with _ClaimKeeper(ledger, claimed, owner):
+        with _ClaimKeeper(ledger, claimed, owner, claim_seconds):
             ready = ledger.results(claimed)
             by_id = {task["id"]: task for task in tasks}
             to_predict = [by_id[task_id] for task_id in claimed if str(task_id) not in ready]

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.server import QuietServer
 
 
 class FakeLabelStudio:
@@ -93,8 +95,7 @@ class FakeLabelStudio:
                 else:
                     self._reply(404, {"detail": "Not found."})
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = QuietServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def _store(self, project: int | None, item: dict) -> dict:

@@ -13,7 +13,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.fakes.server import QuietServer
 
 
 def default_reply(messages: list[dict], index: int) -> str:
@@ -140,8 +142,7 @@ class FakeOpenAIServer:
 
     def __init__(self) -> None:
         self.fake = FakeOpenAI()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.fake))
-        self._server.daemon_threads = True
+        self._server = QuietServer(("127.0.0.1", 0), _handler(self.fake))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import REAL_REDIS_URL, TEST_API_KEY, labeling_config
-
-LLM_BACKEND = str(Path(sys.executable).with_name("llm-backend"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def backend_env(**overrides: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
-    return env | overrides
+from tests.integration.processes import LLM_BACKEND, BackendProcess, backend_env, free_port
 
 
 @pytest.fixture
@@ -42,13 +25,8 @@ def api_process(llm_server, redis_prefix, tmp_path):
         BASIC_AUTH_PASS="pw",
         LOG_LEVEL="DEBUG",
     )
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [LLM_BACKEND, "api", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    api = BackendProcess(["api", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"], env, log_path)
+    api.start()
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -58,17 +36,12 @@ def api_process(llm_server, redis_prefix, tmp_path):
                     break
             except httpx.TransportError:
                 pass
-            assert process.poll() is None, log_path.read_text()
+            assert api.process.poll() is None, api.log
             assert time.monotonic() < deadline, "llm-backend api did not come up in 30 s"
             time.sleep(0.1)
         yield base, log_path
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        api.stop()
 
 
 def test_served_api_predicts_learns_and_guards(api_process, fake_llm):

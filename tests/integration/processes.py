@@ -1,0 +1,66 @@
+"""Starting and stopping real ``llm-backend`` processes for the integration tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+LLM_BACKEND = str(Path(sys.executable).with_name("llm-backend"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def backend_env(**overrides: str) -> dict[str, str]:
+    """The machine's environment without any LLM settings of its own, plus ``overrides``."""
+    env = {key: value for key, value in os.environ.items() if key not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    return env | overrides
+
+
+class BackendProcess:
+    """One ``llm-backend`` command in its own session, so a kill reaches its children too."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.args, self.env, self.log_path = args, env, log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> BackendProcess:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [LLM_BACKEND, *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return self
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log:
+            assert self.process.poll() is None, f"{self.args[0]} exited:\n{self.log}"
+            assert time.monotonic() < deadline, f"{text!r} not seen in {timeout} s:\n{self.log}"
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no clean-up, no acknowledgements."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self, timeout: float = 20) -> None:
+        if not self.process or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()

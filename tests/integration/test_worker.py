@@ -1,0 +1,169 @@
+"""Batches through a real ``llm-backend worker`` process on the real Redis.
+
+The API runs in the test process (Flask's test client) and queues jobs on the real broker; the
+worker calls the fake OpenAI-compatible server and pushes into the recording Label Studio stand-in,
+both over HTTP.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+import uuid
+
+import pytest
+from label_studio_sdk.label_interface import LabelInterface
+
+from shared.jobs import FINISHED_STATES
+from tests.conftest import REAL_REDIS_URL, TEST_API_KEY, labeling_config
+from tests.fakes.label_studio import FakeLabelStudio
+from tests.integration.processes import BackendProcess, backend_env
+
+TOKEN = "ls-worker-token"
+PROJECT = "31.1700000000"
+WORKER_SETTINGS = {
+    "BATCH_CHUNK_SIZE": "20",
+    "LLM_CONCURRENCY": "4",
+    "BROKER_VISIBILITY_TIMEOUT": "5",
+    "BATCH_CLAIM_SECONDS": "6",
+}
+
+
+@pytest.fixture
+def label_studio():
+    with FakeLabelStudio(token=TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+def stack(make_client, make_settings, real_store, redis_prefix, llm_server, fake_llm, label_studio, tmp_path):
+    """The API in-process, a way to start worker processes, and the project set up with a prompt."""
+    settings = make_settings(redis_key_prefix=redis_prefix, batch_chunk_size=20)
+    client = make_client(settings, real_store)
+    config = labeling_config("sarcasm")
+    client.post(
+        "/setup", json={"project": PROJECT, "schema": config, "hostname": label_studio.url, "access_token": TOKEN}
+    )
+    event = {
+        "action": "ANNOTATION_CREATED",
+        "project": {"id": 31},
+        "annotation": {"result": [{"from_name": "prompt", "value": {"text": ["Sarcastic or not?"]}}]},
+    }
+    version = client.post("/webhook", json=event).json["model_version"]
+    fake_llm.reply = lambda messages, index: "Not Sarcastic" if "even" in str(messages) else "Sarcastic"
+    workers: list[BackendProcess] = []
+
+    class Stack:
+        def __init__(self) -> None:
+            self.client, self.config, self.version = client, config, version
+
+        def worker(self, **overrides: str) -> BackendProcess:
+            env = backend_env(
+                REDIS_URL=REAL_REDIS_URL,
+                REDIS_KEY_PREFIX=redis_prefix,
+                OPENAI_API_KEY=TEST_API_KEY,
+                OPENAI_BASE_URL=f"{llm_server.url}/v1",
+                LOG_LEVEL="INFO",
+                **(WORKER_SETTINGS | overrides),
+            )
+            name = f"test-{uuid.uuid4().hex[:8]}@%h"
+            process = BackendProcess(
+                ["worker", "--concurrency", "2", "-n", name], env, tmp_path / f"worker-{len(workers)}.log"
+            )
+            workers.append(process.start())
+            process.wait_for_log(" ready.")
+            return process
+
+        def submit(self, count: int) -> str:
+            tasks = [{"id": i, "data": {"text": f"text {i} {'even' if i % 2 == 0 else 'odd'}"}} for i in range(count)]
+            body = {"tasks": tasks, "project": PROJECT, "label_config": config, "params": {"context": None}}
+            response = client.post("/predict", json=body)
+            assert response.status_code == 200 and response.json["results"] == []
+            return response.json["job"]
+
+        def status(self, job_id: str) -> dict:
+            return client.get(f"/jobs/{job_id}").json
+
+        def wait(self, job_id: str, timeout: float = 120, until=lambda status: status["state"] in FINISHED_STATES):
+            deadline = time.monotonic() + timeout
+            while not until(status := self.status(job_id)):
+                assert workers[-1].process.poll() is None, f"the worker exited:\n{workers[-1].log}"
+                assert time.monotonic() < deadline, f"job not there in {timeout} s: {status}\n{workers[-1].log}"
+                time.sleep(0.2)
+            return status
+
+    yield Stack()
+    for process in workers:
+        process.stop()
+
+
+def assert_once_each(label_studio, count, version, config):
+    by_task = label_studio.predictions_by_task()
+    assert sorted(by_task) == list(range(count)), "every task has a prediction"
+    duplicates = {task: len(found) for task, found in by_task.items() if len(found) != 1}
+    assert duplicates == {}, "no task has two"
+    interface = LabelInterface(config)
+    for task, [prediction] in by_task.items():
+        assert prediction["model_version"] == version
+        assert interface.validate_prediction(prediction, return_errors=True) == []
+        choices = {r["from_name"]: r["value"] for r in prediction["result"]}["sentiment"]["choices"]
+        assert choices == (["Not Sarcastic"] if task % 2 == 0 else ["Sarcastic"])
+
+
+def test_200_task_batch_lands_once_per_task(stack, label_studio, fake_llm):
+    stack.worker()
+    job_id = stack.submit(200)
+    status = stack.wait(job_id)
+    assert (status["state"], status["total"], status["done"], status["failed"], status["pushed"]) == (
+        "done",
+        200,
+        200,
+        0,
+        200,
+    )
+    assert_once_each(label_studio, 200, stack.version, stack.config)
+    assert len(fake_llm.chat_requests) == 200
+    assert label_studio.import_calls == 10, "one bulk import per chunk of 20"
+
+
+def test_second_retrieve_while_running_adds_nothing(stack, label_studio, fake_llm):
+    fake_llm.delay = 0.05
+    stack.worker()
+    first = stack.submit(100)
+    stack.wait(first, until=lambda status: status["pushed"] >= 20)
+    second = stack.submit(100)  # Label Studio would only send the tasks without a prediction; we send all
+    for job_id in (first, second):
+        assert stack.wait(job_id)["state"] == "done"
+    assert_once_each(label_studio, 100, stack.version, stack.config)
+    calls = collections.Counter(str(r.body["messages"]) for r in fake_llm.chat_requests)
+    assert max(calls.values()) == 1 and len(calls) == 100
+
+
+def test_worker_killed_mid_batch_then_restarted_still_lands_each_task_once(stack, label_studio, fake_llm):
+    fake_llm.delay = 0.1
+    worker = stack.worker()
+    job_id = stack.submit(300)
+    stack.wait(job_id, until=lambda status: status["pushed"] >= 60)
+    worker.kill()
+    calls_at_kill = len(fake_llm.chat_requests)
+    assert stack.status(job_id)["state"] == "running"
+
+    stack.worker()
+    status = stack.wait(job_id)
+
+    assert (status["state"], status["done"], status["pushed"]) == ("done", 300, 300)
+    assert_once_each(label_studio, 300, stack.version, stack.config)
+    calls = collections.Counter(str(r.body["messages"]) for r in fake_llm.chat_requests)
+    assert len(calls) == 300
+    in_flight = 2 * 4  # worker processes × LLM_CONCURRENCY: calls cut off by the kill may be made again
+    assert sum(calls.values()) <= 300 + in_flight, f"{sum(calls.values())} calls, {calls_at_kill} before the kill"
+
+
+def test_rate_limited_provider_still_gets_every_task_through(stack, label_studio, fake_llm):
+    fake_llm.fail_every = 3  # every third call: 429 with Retry-After: 1
+    stack.worker(LLM_MAX_RETRIES="1")
+    job_id = stack.submit(60)
+    status = stack.wait(job_id)
+    assert (status["state"], status["done"], status["failed"], status["pushed"]) == ("done", 60, 0, 60)
+    assert_once_each(label_studio, 60, stack.version, stack.config)
+    assert sum(1 for r in fake_llm.chat_requests) > 60, "some calls were refused and retried"
