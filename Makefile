@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install run api test lint clean
+.PHONY: install tools run test lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,10 +14,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: install
-	$(BIN)/llm-backend api
+# Tools some tests need that PyPI does not carry: Debian's docker-compose validates docker-compose.yml.
+tools:
+	@command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }
 
-test: install
+run: install
+	$(BIN)/llm-backend up
+
+test: install tools
 	$(BIN)/python -m pytest -v -rA $(PYTEST_ARGS)
 
 lint: install

@@ -38,5 +38,6 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, threads: in
             "loglevel": settings.log_level.lower(),
             "accesslog": "-",
             "proc_name": "llm-backend-api",
+            "control_socket_disable": True,  # one shared path per user: two instances would collide
         },
     ).run()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from pathlib import Path
 
 from shared.config import ConfigError, Settings, load_settings
 from shared.logs import configure_logging
@@ -27,10 +29,41 @@ def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_flower(settings: Settings, args: argparse.Namespace) -> int:
+    if not os.environ.get("FLOWER_BASIC_AUTH"):
+        print("llm-backend: FLOWER_BASIC_AUTH=user:password is required: Flower shows every task", file=sys.stderr)
+        return 2
+    from shared.queue import make_celery
+
+    make_celery(settings).start(["flower", f"--address={args.host}", f"--port={args.port}", *args.celery_options])
+    return 0
+
+
+def _run_stack(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.stack import run_stack
+
+    return run_stack(settings, args.host, args.port, args.flower_port, args.workers, Path(args.data_dir))
+
+
+def _check_health(settings: Settings, args: argparse.Namespace) -> int:
+    """For container healthchecks: exit 0 when the API answers UP (with our basic auth, if set)."""
+    import httpx
+
+    auth = None
+    if settings.basic_auth_user and settings.basic_auth_pass:
+        auth = (settings.basic_auth_user, settings.basic_auth_pass.get_secret_value())
+    try:
+        response = httpx.get(args.url, auth=auth, timeout=args.timeout)
+        healthy = response.status_code == 200 and response.json().get("status") == "UP"
+    except (httpx.HTTPError, ValueError) as exc:
+        print(f"unhealthy: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print("healthy" if healthy else f"unhealthy: {response.status_code} {response.text[:200]}")
+    return 0 if healthy else 1
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="llm-backend", description="LLM pre-annotation backend for Label Studio"
-    )
+    parser = argparse.ArgumentParser(prog="llm-backend", description="LLM pre-annotation backend for Label Studio")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     api = commands.add_parser("api", help="serve the Label Studio ML backend API (gunicorn, threads)")
@@ -45,6 +78,26 @@ def _parser() -> argparse.ArgumentParser:
         help="run a Celery worker for batch jobs; other options go to `celery worker` (--concurrency, --pool, -n …)",
     )
     worker.set_defaults(run=_run_worker, passes_options=True)
+
+    flower = commands.add_parser(
+        "flower", help="run Flower on the broker (basic auth from FLOWER_BASIC_AUTH); other options go to Flower"
+    )
+    flower.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    flower.add_argument("--port", type=int, default=5555, help="port to listen on (default 5555)")
+    flower.set_defaults(run=_run_flower, passes_options=True)
+
+    up = commands.add_parser("up", help="run the whole stack here: Redis (embedded if needed), API, workers, Flower")
+    up.add_argument("--host", default="127.0.0.1", help="address the API and Flower listen on (default 127.0.0.1)")
+    up.add_argument("--port", type=int, default=9090, help="API port (default 9090)")
+    up.add_argument("--flower-port", type=int, default=5555, help="Flower port (default 5555)")
+    up.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    up.add_argument("--data-dir", default=".llm-backend", help="where the embedded Redis keeps its data")
+    up.set_defaults(run=_run_stack)
+
+    health = commands.add_parser("health", help="check that the API answers /health (for container healthchecks)")
+    health.add_argument("--url", default="http://127.0.0.1:9090/health", help="default http://127.0.0.1:9090/health")
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
+    health.set_defaults(run=_check_health)
     return parser
 
 

@@ -146,7 +146,8 @@ def decode_extra_params(raw: Any) -> dict[str, Any]:
 class Settings(BaseSettings):
     """Process-wide settings, read from the environment once at start-up."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    # ``VAR=`` (as compose files write "not set") means the default, not an empty value.
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, env_ignore_empty=True)
 
     # --- the reference backend's variables -------------------------------------------------------
     default_prompt: str | None = None
@@ -192,25 +193,6 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_log_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
-
-    @field_validator(
-        "default_prompt",
-        "openai_base_url",
-        "azure_resource_endpoint",
-        "azure_deployment_name",
-        "label_studio_url",
-        "basic_auth_user",
-        mode="before",
-    )
-    @classmethod
-    def _empty_is_unset(cls, value: Any) -> Any:
-        """Compose files write ``VAR=`` for "not set"; treat it so instead of as an empty string."""
-        return None if value == "" else value
-
-    @field_validator("openai_api_key", "basic_auth_pass", "label_studio_api_key", mode="before")
-    @classmethod
-    def _empty_secret_is_unset(cls, value: Any) -> Any:
-        return None if value == "" else value
 
     @field_validator("default_prompt")
     @classmethod

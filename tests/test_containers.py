@@ -1,0 +1,122 @@
+"""The container files: linted, validated, and running only commands the tests exercise."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cli.main import _parser
+from shared.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+HADOLINT = str(Path(sys.executable).with_name("hadolint"))
+DOCKERFILES = ["Dockerfile.api", "Dockerfile.worker"]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_dockerfiles_pass_hadolint_without_warnings(dockerfile):
+    result = subprocess.run([HADOLINT, dockerfile], cwd=ROOT, capture_output=True, text=True)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_dockerfiles_run_as_non_root_with_dependencies_before_code(dockerfile):
+    lines = [line.strip() for line in (ROOT / dockerfile).read_text().splitlines()]
+    assert lines[[i for i, line in enumerate(lines) if line.startswith("FROM")][0]].endswith("-slim-bookworm")
+    first_code_copy = next(i for i, line in enumerate(lines) if line.startswith("COPY shared"))
+    dependency_install = next(i for i, line in enumerate(lines) if "pip install -r" in line)
+    assert dependency_install < first_code_copy
+    assert any(re.fullmatch(r"USER \d+", line) for line in lines)
+    text = (ROOT / dockerfile).read_text()
+    assert not re.search(r"(API_KEY|PASS|TOKEN)\s*=", text), "no secrets baked into images"
+
+
+def test_compose_file_is_valid_for_docker_compose():
+    docker_compose = shutil.which("docker-compose")
+    assert docker_compose, "Debian's docker-compose is needed (make test installs it)"
+    env = dict(os.environ, FLOWER_BASIC_AUTH="admin:secret")
+    valid = subprocess.run(
+        [docker_compose, "-f", "docker-compose.yml", "config", "-q"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert valid.returncode == 0, valid.stderr
+    env.pop("FLOWER_BASIC_AUTH")
+    missing = subprocess.run(
+        [docker_compose, "-f", "docker-compose.yml", "config", "-q"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert missing.returncode != 0 and "set FLOWER_BASIC_AUTH=user:password" in missing.stderr
+
+
+def test_compose_services_commands_and_healthchecks(compose):
+    services = compose["services"]
+    assert set(services) == {"redis", "api", "worker", "flower"}
+    redis = services["redis"]
+    assert "--appendonly" in redis["command"] and redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
+    assert redis["volumes"] == ["redis-data:/data"] and "redis-data" in compose["volumes"]
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert services["api"]["command"][:2] == ["llm-backend", "api"]
+    assert services["api"]["ports"] == ["9090:9090"]
+    assert services["api"]["healthcheck"]["test"] == ["CMD", "llm-backend", "health"]
+    assert services["worker"]["command"][:2] == ["llm-backend", "worker"]
+    assert "container_name" not in services["worker"] and "ports" not in services["worker"], "scalable"
+    assert services["flower"]["command"][:2] == ["llm-backend", "flower"]
+    assert "FLOWER_BASIC_AUTH" in services["flower"]["environment"]
+    for name in ("api", "worker", "flower"):
+        service = services[name]
+        assert service["depends_on"] == {"redis": {"condition": "service_healthy"}}
+        assert service["restart"] == "unless-stopped"
+        assert "host.docker.internal:host-gateway" in service["extra_hosts"]
+
+
+def _commands() -> list[list[str]]:
+    """Every command line the containers run: compose commands and healthchecks, Dockerfile CMDs."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    found = []
+    for service in compose["services"].values():
+        if service.get("command", [""])[0] == "llm-backend":
+            found.append(service["command"])
+        test = service.get("healthcheck", {}).get("test", [])
+        if test[:2] == ["CMD", "llm-backend"]:
+            found.append(test[1:])
+    for dockerfile in DOCKERFILES:
+        for match in re.finditer(r"^(?:CMD|HEALTHCHECK .*CMD) (\[.*\])$", (ROOT / dockerfile).read_text(), re.M):
+            found.append(yaml.safe_load(match.group(1)))
+    return found
+
+
+@pytest.mark.parametrize("argv", _commands(), ids=shlex.join)
+def test_every_container_command_is_a_real_llm_backend_subcommand(argv):
+    assert argv[0] == "llm-backend"
+    args, passed_on = _parser().parse_known_args(argv[1:])
+    if passed_on:
+        assert getattr(args, "passes_options", False), f"{argv}: unknown options {passed_on}"
+        celery_help = subprocess.run(
+            [sys.executable, "-m", "celery", "worker", "--help"], capture_output=True, text=True
+        ).stdout
+        for option in (item for item in passed_on if item.startswith("--")):
+            assert option in celery_help, f"{option} is not a celery worker option"
+
+
+def test_every_setting_is_in_compose_env_example_and_readme(compose):
+    variables = {name.upper() for name in Settings.model_fields}
+    env_example = {
+        line.split("=")[0]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    readme = (ROOT / "README.md").read_text()
+    assert variables <= set(compose["x-settings"]), variables - set(compose["x-settings"])
+    assert variables | {"FLOWER_BASIC_AUTH"} <= env_example, variables - env_example
+    assert [name for name in sorted(variables) if f"`{name}`" not in readme] == []
