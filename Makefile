@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install tools run test lint clean
+.PHONY: install tools run test e2e lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ run: install
 
 test: install tools
 	$(BIN)/python -m pytest -v -rA $(PYTEST_ARGS)
+
+e2e: install
+	$(BIN)/python -m pytest -v -rA tests/e2e $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check api cli shared worker tests

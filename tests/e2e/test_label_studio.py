@@ -1,0 +1,220 @@
+"""End to end against a real Label Studio 1.23.2, driven through its API exactly as its UI does."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import pytest
+from label_studio_sdk.label_interface import LabelInterface
+
+from tests.conftest import labeling_config
+from tests.e2e.conftest import BASIC_AUTH
+from tests.e2e.label_studio_server import TOKEN
+
+pytestmark = pytest.mark.timeout(900)  # the first test also installs and migrates Label Studio when not cached
+
+PNG = (
+    "data:image/png;base64,"
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+ANSWER = "Sarcastic\nGroceries"  # names a label of the sarcasm config and one of the receipts config
+
+
+def task_data(config: str, marker: str, index: int) -> dict:
+    text = f"{marker} task {index}"
+    return {
+        "evaluation": {"text": text},
+        "sarcasm": {"text": text},
+        "chat": {"dialogue": [{"role": "user", "content": text}, {"role": "assistant", "content": "Hello."}]},
+        "receipts": {"image": PNG, "note": text},
+    }[config]
+
+
+def new_project(ls, config: str, count: int, marker: str | None = None):
+    marker = marker or uuid.uuid4().hex[:10]
+    project = ls.projects.create(title=f"{config} {marker}", label_config=labeling_config(config))
+    ls.projects.import_tasks(id=project.id, request=[task_data(config, marker, i) for i in range(count)])
+    return project, marker
+
+
+def connect(ls, project, url, **options):
+    backend = ls.ml.create(url=url, project=project.id, is_interactive=True, title="llm-backend", **options)
+    return ls.ml.get(id=backend.id)
+
+
+def retrieve_predictions(ls, project) -> None:
+    ls.actions.create(id="retrieve_tasks_predictions", project=project.id, selected_items={"all": True, "excluded": []})
+
+
+def predictions(ls, project) -> list[dict]:
+    return [p.dict() for p in ls.predictions.list(project=project.id)]
+
+
+def wait_for_predictions(ls, project, count: int, timeout: float = 180) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while len(found := predictions(ls, project)) < count:
+        assert time.monotonic() < deadline, f"{len(found)} of {count} predictions after {timeout} s"
+        time.sleep(0.5)
+    time.sleep(1)  # anything beyond the expected count would show up now
+    return predictions(ls, project)
+
+
+def task_ids(ls, project) -> list[int]:
+    return sorted(task.id for task in ls.tasks.list(project=project.id))
+
+
+def calls_for(fake_llm, marker: str) -> list:
+    return [request for request in fake_llm.chat_requests if marker in str(request.body["messages"])]
+
+
+def annotate_with_prompt(ls, task_id: int, prompt: str, to_name: str = "text"):
+    result = [{"from_name": "prompt", "to_name": to_name, "type": "textarea", "value": {"text": [prompt]}}]
+    return ls.annotations.create(id=task_id, result=result)
+
+
+def test_backend_connects(ls, backend):
+    project, _ = new_project(ls, "sarcasm", 1)
+    connected = connect(ls, project, backend["url"])
+    assert connected.state == "CO", connected
+    assert connected.model_version.startswith("gpt-3.5-turbo-")
+
+
+TEMPLATES = {
+    "evaluation": "Judge: {text}",
+    "sarcasm": "Is this sarcastic? {text} Labels: {labels}",
+    "chat": "Continue the dialogue:\n{dialogue}",
+    "receipts": "Summarise the receipt ({note}); category from {labels}",
+}
+
+
+@pytest.mark.parametrize("config", sorted(TEMPLATES))
+def test_retrieve_predictions_for_each_reference_config(ls, backend, fake_llm, config):
+    fake_llm.reply = lambda messages, index: ANSWER
+    project, marker = new_project(ls, config, 10)
+    extra = {"default_prompt": TEMPLATES[config], "use_internal_prompt_template": False}
+    version = connect(ls, project, backend["url"], extra_params=extra).model_version
+
+    retrieve_predictions(ls, project)
+
+    found = wait_for_predictions(ls, project, 10)
+    assert sorted(p["task"] for p in found) == task_ids(ls, project)
+    interface = LabelInterface(labeling_config(config))
+    for prediction in found:
+        assert prediction["model_version"] == version
+        assert interface.validate_prediction(prediction, return_errors=True) == []
+        values = {region["from_name"]: region["value"] for region in prediction["result"]}
+        if config == "sarcasm":
+            assert values["sentiment"] == {"choices": ["Sarcastic"]}
+        if config == "receipts":
+            assert values["category"] == {"choices": ["Groceries"]}
+            assert values["summarization-response"] == {"text": [ANSWER]}
+    assert len(calls_for(fake_llm, marker)) == 10
+
+
+@pytest.fixture(scope="module")
+def big_batch(ls, backend, llm_server):
+    llm_server.fake.reset()
+    llm_server.fake.reply = lambda messages, index: ANSWER
+    project, marker = new_project(ls, "sarcasm", 300)
+    extra = {"default_prompt": TEMPLATES["sarcasm"], "use_internal_prompt_template": False}
+    version = connect(ls, project, backend["url"], extra_params=extra).model_version
+    started = time.monotonic()
+    retrieve_predictions(ls, project)
+    answered_in = time.monotonic() - started
+    found = wait_for_predictions(ls, project, 300)
+    return {"project": project, "marker": marker, "version": version, "found": found, "answered_in": answered_in}
+
+
+def test_batch_of_300_tasks_lands_once_each(ls, big_batch, llm_server):
+    found = big_batch["found"]
+    assert len(found) == 300
+    assert sorted(p["task"] for p in found) == task_ids(ls, big_batch["project"]), "each on its own task, none twice"
+    assert {p["model_version"] for p in found} == {big_batch["version"]}
+    assert big_batch["answered_in"] < 100, "Label Studio would have given up"
+    assert len(calls_for(llm_server.fake, big_batch["marker"])) == 300
+
+
+def test_second_retrieve_predictions_costs_nothing(ls, big_batch, llm_server):
+    calls_before = len(calls_for(llm_server.fake, big_batch["marker"]))
+    retrieve_predictions(ls, big_batch["project"])
+    time.sleep(3)
+    assert len(predictions(ls, big_batch["project"])) == 300
+    assert len(calls_for(llm_server.fake, big_batch["marker"])) == calls_before
+
+
+def test_interactive_preannotation_returns_the_answer(ls, backend, label_studio, fake_llm):
+    fake_llm.reply = lambda messages, index: "It is sarcastic, clearly."
+    project, marker = new_project(ls, "sarcasm", 1)
+    backend_id = connect(ls, project, backend["url"]).id
+    [task_id] = task_ids(ls, project)
+    context = {
+        "result": [
+            {"from_name": "prompt", "to_name": "text", "type": "textarea", "value": {"text": ["Is it sarcastic?"]}}
+        ]
+    }
+
+    response = httpx.post(
+        f"{label_studio.url}/api/ml/{backend_id}/interactive-annotating",
+        json={"task": task_id, "context": context},
+        headers={"Authorization": f"Token {TOKEN}"},
+        timeout=60,
+    )
+
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    values = {region["from_name"]: region["value"] for region in data["result"]}
+    assert values["response"] == {"text": ["It is sarcastic, clearly."]}
+    [call] = calls_for(fake_llm, marker)
+    assert call.body["messages"][0]["content"] == f"Source Text: {marker} task 0\n\nTask Directive: Is it sarcastic?"
+    assert predictions(ls, project) == [], "interactive answers are not stored as predictions"
+
+
+def test_a_new_prompt_changes_the_next_batch_and_its_model_version(ls, backend, fake_llm):
+    fake_llm.reply = lambda messages, index: ANSWER
+    project, marker = new_project(ls, "sarcasm", 20)
+    first_version = connect(ls, project, backend["url"]).model_version
+    ids = task_ids(ls, project)
+
+    annotate_with_prompt(ls, ids[0], "First prompt")  # Label Studio sends ANNOTATION_CREATED to /webhook
+    retrieve_predictions(ls, project)
+    first = wait_for_predictions(ls, project, 20)
+    first_versions = {p["model_version"] for p in first}
+    assert len(first_versions) == 1 and first_versions != {first_version}, "the prompt bumped the version"
+    assert all(
+        call.body["messages"][0]["content"].endswith("Task Directive: First prompt")
+        for call in calls_for(fake_llm, marker)
+    )
+
+    annotate_with_prompt(ls, ids[1], "Second prompt")
+    fake_llm.reset()
+    fake_llm.reply = lambda messages, index: ANSWER
+    retrieve_predictions(ls, project)
+    both = wait_for_predictions(ls, project, 40)
+    second_versions = {p["model_version"] for p in both} - first_versions
+    assert len(second_versions) == 1
+    calls = calls_for(fake_llm, marker)
+    assert len(calls) == 20
+    assert all(call.body["messages"][0]["content"].endswith("Task Directive: Second prompt") for call in calls)
+
+
+def test_basic_auth_backend_works_end_to_end(ls, backend, fake_llm):
+    fake_llm.reply = lambda messages, index: ANSWER
+    assert httpx.get(f"{backend['auth_url']}/health", timeout=5).status_code == 401
+    project, marker = new_project(ls, "sarcasm", 10)
+    extra = {"default_prompt": TEMPLATES["sarcasm"], "use_internal_prompt_template": False}
+    connected = connect(
+        ls,
+        project,
+        backend["auth_url"],
+        extra_params=extra,
+        auth_method="BASIC_AUTH",
+        basic_auth_user=BASIC_AUTH[0],
+        basic_auth_pass=BASIC_AUTH[1],
+    )
+    assert connected.state == "CO", connected
+    retrieve_predictions(ls, project)
+    found = wait_for_predictions(ls, project, 10)
+    assert sorted(p["task"] for p in found) == task_ids(ls, project)
+    assert len(calls_for(fake_llm, marker)) == 10
