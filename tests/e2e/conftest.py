@@ -9,9 +9,9 @@ import pytest
 import redis
 from label_studio_sdk import LabelStudio
 
-from tests.conftest import REAL_REDIS_URL, TEST_API_KEY
+from tests.conftest import REAL_REDIS_URL
 from tests.e2e.label_studio_server import TOKEN, LabelStudioServer, ensure_installed, fresh_data_dir
-from tests.integration.processes import BackendProcess, backend_env, free_port
+from tests.integration.processes import BackendProcess, free_port, llm_backend_env
 
 BASIC_AUTH = ("ls-backend", "backend-pass-9")
 
@@ -40,11 +40,9 @@ def ls(label_studio) -> LabelStudio:
 def backend(label_studio, llm_server, e2e_dir):
     """Our API (plain and with basic auth) and a worker, all on one Redis prefix of their own."""
     prefix = f"llm-backend-e2e-{uuid.uuid4().hex[:8]}"
-    env = backend_env(
-        REDIS_URL=REAL_REDIS_URL,
-        REDIS_KEY_PREFIX=prefix,
-        OPENAI_API_KEY=TEST_API_KEY,
-        OPENAI_BASE_URL=f"{llm_server.url}/v1",
+    env = llm_backend_env(
+        llm_server.url,
+        prefix,
         BATCH_CHUNK_SIZE="50",
         LLM_CONCURRENCY="8",
         CACHE_TTL="0",

@@ -14,10 +14,10 @@ import time
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.server import QuietServer
+from tests.fakes.server import BackgroundServer
 
 
-class FakeLabelStudio:
+class FakeLabelStudio(BackgroundServer):
     def __init__(self, token: str) -> None:
         self.token = token
         self.files: dict[str, tuple[bytes, str]] = {}
@@ -95,8 +95,7 @@ class FakeLabelStudio:
                 else:
                     self._reply(404, {"detail": "Not found."})
 
-        self._server = QuietServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     def _store(self, project: int | None, item: dict) -> dict:
         stored = {
@@ -117,16 +116,3 @@ class FakeLabelStudio:
             for prediction in self.predictions:
                 grouped.setdefault(prediction["task"], []).append(prediction)
             return grouped
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> FakeLabelStudio:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()

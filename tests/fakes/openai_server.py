@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 
-from tests.fakes.server import QuietServer
+from tests.fakes.server import BackgroundServer
 
 
 def default_reply(messages: list[dict], index: int) -> str:
@@ -137,23 +137,9 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class FakeOpenAIServer:
-    """Runs a FakeOpenAI on a free loopback port in a background thread."""
+class FakeOpenAIServer(BackgroundServer):
+    """Runs a FakeOpenAI on a free loopback port (or ``port``) in a background thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.fake = FakeOpenAI()
-        self._server = QuietServer(("127.0.0.1", 0), _handler(self.fake))
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> FakeOpenAIServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(_handler(self.fake), port)

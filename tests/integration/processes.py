@@ -25,6 +25,19 @@ def backend_env(**overrides: str) -> dict[str, str]:
     return env | overrides
 
 
+def llm_backend_env(llm_url: str, redis_prefix: str, **overrides: str) -> dict[str, str]:
+    """What every backend process of the tests gets: the real Redis, our prefix, the fake LLM."""
+    from tests.conftest import REAL_REDIS_URL, TEST_API_KEY
+
+    defaults = {
+        "REDIS_URL": REAL_REDIS_URL,
+        "REDIS_KEY_PREFIX": redis_prefix,
+        "OPENAI_API_KEY": TEST_API_KEY,
+        "OPENAI_BASE_URL": f"{llm_url}/v1",
+    }
+    return backend_env(**(defaults | overrides))
+
+
 class BackendProcess:
     """One ``llm-backend`` command in its own session, so a kill reaches its children too."""
 

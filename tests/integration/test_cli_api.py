@@ -8,19 +8,17 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import REAL_REDIS_URL, TEST_API_KEY, labeling_config
-from tests.integration.processes import LLM_BACKEND, BackendProcess, backend_env, free_port
+from tests.conftest import TEST_API_KEY, labeling_config
+from tests.integration.processes import LLM_BACKEND, BackendProcess, backend_env, free_port, llm_backend_env
 
 
 @pytest.fixture
 def api_process(llm_server, redis_prefix, tmp_path):
     port = free_port()
     log_path = tmp_path / "api.log"
-    env = backend_env(
-        REDIS_URL=REAL_REDIS_URL,
-        REDIS_KEY_PREFIX=redis_prefix,
-        OPENAI_API_KEY=TEST_API_KEY,
-        OPENAI_BASE_URL=f"{llm_server.url}/v1",
+    env = llm_backend_env(
+        llm_server.url,
+        redis_prefix,
         BASIC_AUTH_USER="ls",
         BASIC_AUTH_PASS="pw",
         LOG_LEVEL="DEBUG",

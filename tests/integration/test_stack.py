@@ -14,7 +14,7 @@ import pytest
 from shared.jobs import FINISHED_STATES
 from tests.conftest import TEST_API_KEY, labeling_config
 from tests.fakes.label_studio import FakeLabelStudio
-from tests.integration.processes import LLM_BACKEND, BackendProcess, backend_env, free_port
+from tests.integration.processes import LLM_BACKEND, BackendProcess, backend_env, free_port, llm_backend_env
 
 FLOWER_AUTH = ("admin", "flower-pw")
 LS_TOKEN = "ls-token-stack"
@@ -36,11 +36,10 @@ def wait_until(check, timeout: float, what: str):
 @pytest.fixture
 def stack_up(tmp_path, llm_server, fake_llm):
     api_port, flower_port = free_port(), free_port()
-    env = backend_env(
+    env = llm_backend_env(
+        llm_server.url,
+        f"stack-{uuid.uuid4().hex[:8]}",
         REDIS_URL="redis://127.0.0.1:1/0",  # nothing answers there: `up` must bring its own Redis
-        REDIS_KEY_PREFIX=f"stack-{uuid.uuid4().hex[:8]}",
-        OPENAI_API_KEY=TEST_API_KEY,
-        OPENAI_BASE_URL=f"{llm_server.url}/v1",
         FLOWER_BASIC_AUTH=":".join(FLOWER_AUTH),
         BATCH_CHUNK_SIZE="10",
     )

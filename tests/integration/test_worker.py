@@ -15,9 +15,9 @@ import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
 from shared.jobs import FINISHED_STATES
-from tests.conftest import REAL_REDIS_URL, TEST_API_KEY, labeling_config
+from tests.conftest import labeling_config
 from tests.fakes.label_studio import FakeLabelStudio
-from tests.integration.processes import BackendProcess, backend_env
+from tests.integration.processes import BackendProcess, llm_backend_env
 
 TOKEN = "ls-worker-token"
 PROJECT = "31.1700000000"
@@ -58,11 +58,9 @@ def stack(make_client, make_settings, real_store, redis_prefix, llm_server, fake
             self.client, self.config, self.version = client, config, version
 
         def worker(self, **overrides: str) -> BackendProcess:
-            env = backend_env(
-                REDIS_URL=REAL_REDIS_URL,
-                REDIS_KEY_PREFIX=redis_prefix,
-                OPENAI_API_KEY=TEST_API_KEY,
-                OPENAI_BASE_URL=f"{llm_server.url}/v1",
+            env = llm_backend_env(
+                llm_server.url,
+                redis_prefix,
                 LOG_LEVEL="INFO",
                 **(WORKER_SETTINGS | overrides),
             )
