@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.json.sort_keys = False
     app.extensions["llm_backend"] = Backend(
         settings=settings,
-        predictor=Predictor(settings, store, LLM(store, settings.cache_ttl)),
+        predictor=Predictor(settings, store, LLM.from_settings(settings, store)),
         jobs=Jobs(store, settings.job_ttl),
         celery=make_celery(settings),
     )

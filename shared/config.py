@@ -177,9 +177,14 @@ class Settings(BaseSettings):
     llm_timeout: Annotated[float, Field(gt=0)] = 120.0
     llm_max_retries: Annotated[int, Field(ge=0, le=20)] = 5
     llm_concurrency: Annotated[int, Field(ge=1, le=1024)] = 32
+    llm_rpm: Annotated[int, Field(ge=0)] = 0
+    llm_tpm: Annotated[int, Field(ge=0)] = 0
+    llm_interactive_share: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+    llm_rate_wait: Annotated[float, Field(gt=0)] = 60.0
     batch_min_tasks: Annotated[int, Field(ge=2)] = 2
     batch_chunk_size: Annotated[int, Field(ge=1, le=10_000)] = 100
     batch_max_attempts: Annotated[int, Field(ge=1, le=1000)] = 30
+    batch_retry_max_delay: Annotated[float, Field(ge=1)] = 60.0
     batch_claim_seconds: Annotated[int, Field(ge=3)] = 30
     chunk_time_limit: Annotated[int, Field(ge=10)] = 900
     job_ttl: Annotated[int, Field(ge=60)] = 7 * 24 * 3600

@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass
 
 import openai
 
-from shared.config import LLMOptions
+from shared.config import LLMOptions, Settings
 from shared.errors import LLMError
+from shared.ratelimit import RateLimiter
 from shared.store import Store
 
 log = logging.getLogger(__name__)
@@ -86,11 +87,19 @@ def _redact(text: str, options: LLMOptions) -> str:
 
 
 class LLM:
-    def __init__(self, store: Store | None, cache_ttl: int) -> None:
+    def __init__(self, store: Store | None, cache_ttl: int, limiter: RateLimiter | None = None) -> None:
         self._store = store if cache_ttl > 0 else None
         self._cache_ttl = cache_ttl
+        self._limiter = limiter if limiter is not None and limiter.enabled else None
         self._clients: dict[LLMOptions, openai.OpenAI] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, store: Store) -> LLM:
+        limiter = RateLimiter(
+            store, settings.llm_rpm, settings.llm_tpm, settings.llm_interactive_share, settings.llm_rate_wait
+        )
+        return cls(store, settings.cache_ttl, limiter)
 
     def client(self, options: LLMOptions) -> openai.OpenAI:
         with self._lock:
@@ -105,11 +114,15 @@ class LLM:
         hit = self._store.cached_answer(cache_key(options, messages))
         return LLMAnswer(**{**hit, "cached": True}) if hit else None
 
-    def complete(self, options: LLMOptions, messages: list[dict]) -> LLMAnswer:
-        """The model's answers (``num_responses`` of them), from the cache when we asked this before."""
+    def complete(self, options: LLMOptions, messages: list[dict], interactive: bool = False) -> LLMAnswer:
+        """The model's answers (``num_responses`` of them), from the cache when we asked this before.
+
+        With a shared rate limit, waits for its turn first; ``interactive`` calls may use the reserve.
+        """
         hit = self.cached(options, messages)
         if hit is not None:
             return hit
+        estimated = self._limiter.acquire(options, messages, interactive) if self._limiter else 0
         try:
             completion = self.client(options).chat.completions.create(
                 model=options.model,
@@ -134,6 +147,8 @@ class LLM:
             prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
             completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
         )
+        if self._limiter is not None:
+            self._limiter.settle(options, estimated, answer.prompt_tokens + answer.completion_tokens)
         if self._store is not None:
             self._store.cache_answer(cache_key(options, messages), asdict(answer), self._cache_ttl)
         return answer

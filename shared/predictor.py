@@ -171,7 +171,7 @@ class Predictor:
     def predict(self, ctx: PredictionContext, task: dict) -> dict:
         """A prediction for one task, as Label Studio stores it; raises TaskError when it cannot be made."""
         messages = self.messages_for(ctx, task.get("data") or {})
-        return self.prediction(ctx, self.llm.complete(ctx.config.llm, messages).texts)
+        return self.prediction(ctx, self.llm.complete(ctx.config.llm, messages, interactive=ctx.interactive).texts)
 
     def prediction(self, ctx: PredictionContext, answers: list[str]) -> dict:
         regions, score = build_regions(ctx.spec, ctx.prompt, answers, self.settings.choice_match_threshold)

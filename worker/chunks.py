@@ -117,7 +117,7 @@ class ChunkRunner:
             self._push(ctx, ledger, job_id, ready, last_attempt, outcome)
 
         if outcome.waiting:
-            outcome.retry_in = backoff(attempt)
+            outcome.retry_in = backoff(attempt, self.settings.batch_retry_max_delay)
             log.info(
                 "job %s chunk %s: %d tasks open, again in %.1f s", job_id, index, len(outcome.waiting), outcome.retry_in
             )

@@ -29,7 +29,7 @@ class Services:
 
     def _build(self) -> None:
         store = Store.from_url(self.settings.redis_url, self.settings.redis_key_prefix)
-        predictor = Predictor(self.settings, store, LLM(store, self.settings.cache_ttl))
+        predictor = Predictor(self.settings, store, LLM.from_settings(self.settings, store))
         self._jobs = Jobs(store, self.settings.job_ttl)
         self._runner = ChunkRunner(self.settings, predictor, self._jobs)
         self._pid = os.getpid()
@@ -68,11 +68,11 @@ def register_tasks(app: Celery, services: Services) -> None:
             outcome = services.runner.run(job_id, index, attempt=attempt, owner=uuid.uuid4().hex)
         except SoftTimeLimitExceeded:
             log.warning("job %s chunk %s ran out of time; trying again", job_id, index)
-            raise self.retry(countdown=backoff(attempt)) from None
+            raise self.retry(countdown=backoff(attempt, services.settings.batch_retry_max_delay)) from None
         except Exception as exc:  # Redis or a bug: retry, bounded, rather than lose the chunk
             log.exception("job %s chunk %s failed (attempt %d)", job_id, index, attempt + 1)
             if attempt + 1 < services.settings.batch_max_attempts:
-                raise self.retry(countdown=backoff(attempt), exc=exc) from None
+                raise self.retry(countdown=backoff(attempt, services.settings.batch_retry_max_delay), exc=exc) from None
             services.runner.abandon(job_id, index, f"gave up after {attempt + 1} attempts: {type(exc).__name__}")
             return {"abandoned": True}
         if outcome.retry_in is not None:

@@ -46,7 +46,8 @@ class _Failure:
 class FakeOpenAI:
     reply: Callable[[list[dict], int], str] = default_reply
     delay: float = 0.0
-    fail_every: int = 0  # when set, every Nth chat request answers 429 with Retry-After: 1
+    fail_every: int = 0  # when set, every Nth chat request fails with ``fail_every_status`` and Retry-After: 1
+    fail_every_status: int = 429
     requests: list[RecordedRequest] = field(default_factory=list)
     _failures: deque = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -58,6 +59,7 @@ class FakeOpenAI:
         self.reply = default_reply
         self.delay = 0.0
         self.fail_every = 0
+        self.fail_every_status = 429
 
     def fail_next(self, status: int, *, times: int = 1, headers: dict | None = None, message: str = "") -> None:
         with self._lock:
@@ -73,7 +75,7 @@ class FakeOpenAI:
             if self._failures:
                 return self._failures.popleft()
             if self.fail_every and len(self.chat_requests) % self.fail_every == 0:
-                return _Failure(429, {"Retry-After": "1"}, "Rate limit reached for requests")
+                return _Failure(self.fail_every_status, {"Retry-After": "1"}, f"fake {self.fail_every_status}")
             return None
 
     def _record(self, request: RecordedRequest) -> None:

@@ -73,6 +73,7 @@ def stack(make_client, make_settings, real_store, redis_prefix, llm_server, fake
             return process
 
         def submit(self, count: int) -> str:
+            self.started = time.monotonic()
             tasks = [{"id": i, "data": {"text": f"text {i} {'even' if i % 2 == 0 else 'odd'}"}} for i in range(count)]
             body = {"tasks": tasks, "project": PROJECT, "label_config": config, "params": {"context": None}}
             response = client.post("/predict", json=body)
@@ -165,3 +166,38 @@ def test_rate_limited_provider_still_gets_every_task_through(stack, label_studio
     assert (status["state"], status["done"], status["failed"], status["pushed"]) == ("done", 60, 0, 60)
     assert_once_each(label_studio, 60, stack.version, stack.config)
     assert sum(1 for r in fake_llm.chat_requests) > 60, "some calls were refused and retried"
+
+
+def test_provider_503s_with_retry_after_still_get_every_task_through(stack, label_studio, fake_llm):
+    fake_llm.fail_every = 4
+    fake_llm.fail_every_status = 503
+    stack.worker(LLM_MAX_RETRIES="0", BATCH_RETRY_MAX_DELAY="2")
+    job_id = stack.submit(60)
+    status = stack.wait(job_id)
+    assert (status["state"], status["done"], status["failed"], status["pushed"]) == ("done", 60, 0, 60)
+    assert_once_each(label_studio, 60, stack.version, stack.config)
+
+
+def test_invalid_api_key_fails_the_job_fast_with_one_call_per_task(stack, label_studio, fake_llm):
+    fake_llm.fail_next(401, times=1000, message="Incorrect API key provided: sk-wr***ong")
+    stack.worker()
+    job_id = stack.submit(40)
+    status = stack.wait(job_id, timeout=60)
+    assert (status["state"], status["done"], status["failed"], status["pushed"]) == ("failed", 0, 40, 0)
+    assert status["errors"][0]["error"] == "openai answered 401: Incorrect API key provided: sk-wr***ong"
+    assert len(fake_llm.chat_requests) == 40
+    assert label_studio.predictions == []
+
+
+def test_label_studio_down_for_30_seconds_loses_nothing(stack, label_studio, fake_llm):
+    label_studio.available = False
+    stack.worker(BATCH_RETRY_MAX_DELAY="5")
+    job_id = stack.submit(60)
+    stack.wait(job_id, until=lambda status: status["done"] == 60)
+    assert stack.status(job_id)["pushed"] == 0
+    time.sleep(max(0.0, 30 - (time.monotonic() - stack.started)))
+    label_studio.available = True
+    status = stack.wait(job_id, timeout=90)
+    assert (status["state"], status["pushed"]) == ("done", 60)
+    assert_once_each(label_studio, 60, stack.version, stack.config)
+    assert len(fake_llm.chat_requests) == 60, "predictions waited in Redis: no new LLM calls"

@@ -1,0 +1,118 @@
+"""One provider rate limit shared by every process: a token bucket in Redis, taken atomically.
+
+``LLM_RPM`` and ``LLM_TPM`` apply per provider, endpoint and model.  Every worker and API process
+asks the same bucket before a call and waits for its turn, rather than collecting 429s.  Batch work
+leaves a reserve in the bucket (``LLM_INTERACTIVE_SHARE`` of its capacity) that only interactive
+requests may take, so an annotator is not stuck behind a 100,000-task job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from dataclasses import dataclass
+
+import redis
+
+from shared.config import LLMOptions
+from shared.errors import LLMError
+from shared.store import Store
+
+# KEYS[1] the bucket; ARGV: rate per second, capacity, cost, level that must remain after taking.
+# Returns 0 when taken, else the seconds to wait before asking again.  Redis's own clock, so all
+# processes agree whatever their clocks say.
+_TAKE = """
+local rate, capacity, cost, floor = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'level', 'at')
+local level, at = tonumber(state[1]), tonumber(state[2])
+if level == nil then level, at = capacity, now end
+level = math.min(capacity, level + (now - at) * rate)
+local wait = 0
+if level - cost >= floor then
+  level = level - cost
+else
+  wait = (floor + cost - level) / rate
+end
+redis.call('HSET', KEYS[1], 'level', tostring(level), 'at', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 60)
+return tostring(wait)
+"""
+
+# Settle a token estimate against what the provider reported (may go negative: later callers wait).
+_ADJUST = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HINCRBYFLOAT', KEYS[1], 'level', ARGV[1])
+end
+return 1
+"""
+
+BURST_SECONDS = 2.0  # a bucket holds two seconds' worth, so the rate holds without minute-sized bursts
+COMPLETION_TOKENS_GUESS = 256  # per answer, until the provider tells us the real count
+
+
+@dataclass(frozen=True)
+class _Bucket:
+    key: str
+    rate: float  # per second
+    capacity: float
+
+
+class RateLimiter:
+    def __init__(self, store: Store, rpm: int, tpm: int, interactive_share: float, max_wait: float) -> None:
+        self.store = store
+        self.rpm, self.tpm = rpm, tpm
+        self.interactive_share = interactive_share
+        self.max_wait = max_wait
+        self._take = store.redis.register_script(_TAKE)
+        self._adjust = store.redis.register_script(_ADJUST)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.rpm or self.tpm)
+
+    def _bucket(self, options: LLMOptions, kind: str, per_minute: int) -> _Bucket:
+        target = hashlib.sha256(f"{options.provider}|{options.endpoint}|{options.model}".encode()).hexdigest()[:16]
+        rate = per_minute / 60.0
+        return _Bucket(self.store.key("ratelimit", kind, target), rate, max(rate * BURST_SECONDS, 2.0))
+
+    def estimate_tokens(self, options: LLMOptions, messages: list[dict]) -> int:
+        """Roughly four characters a token, plus a guess at the answers."""
+        return len(json.dumps(messages)) // 4 + COMPLETION_TOKENS_GUESS * options.num_responses
+
+    def acquire(self, options: LLMOptions, messages: list[dict], interactive: bool) -> int:
+        """Wait for a request (and its tokens) to fit under the limits; returns the tokens taken."""
+        tokens = self.estimate_tokens(options, messages) if self.tpm else 0
+        demands = []
+        if self.rpm:
+            demands.append((self._bucket(options, "rpm", self.rpm), 1.0))
+        if self.tpm:
+            demands.append((self._bucket(options, "tpm", self.tpm), float(tokens)))
+        deadline = time.monotonic() + self.max_wait
+        for bucket, cost in demands:
+            self._wait_for(bucket, min(cost, bucket.capacity), interactive, deadline)
+        return tokens
+
+    def settle(self, options: LLMOptions, estimated: int, actual: int) -> None:
+        """Correct the token bucket by what the call really used."""
+        if self.tpm and actual:
+            self._adjust(keys=[self._bucket(options, "tpm", self.tpm).key], args=[estimated - actual])
+
+    def _wait_for(self, bucket: _Bucket, cost: float, interactive: bool, deadline: float) -> None:
+        floor = 0.0 if interactive else bucket.capacity * self.interactive_share
+        floor = min(floor, bucket.capacity - cost)
+        while True:
+            try:
+                wait = float(self._take(keys=[bucket.key], args=[bucket.rate, bucket.capacity, cost, floor]))
+            except redis.RedisError:
+                return  # no limiter is better than no predictions; the provider's 429s still apply
+            if wait <= 0:
+                return
+            if time.monotonic() + wait > deadline:
+                raise LLMError(
+                    f"rate limit: waited {self.max_wait:g} s for the shared LLM_RPM/LLM_TPM budget", retryable=True
+                )
+            time.sleep(min(wait, 1.0) * random.uniform(1.0, 1.2))  # jitter: waiters do not wake together
