@@ -3,16 +3,20 @@
 ``data:`` URIs go as they are; files that Label Studio serves (``/data/upload/…``,
 ``/data/local-files/?d=…``, or any URL on the Label Studio host) are fetched with its key and inlined
 as base64, since the provider cannot reach them; other public http(s) URLs are passed on for the
-provider to fetch.
+provider to fetch.  Against SSRF: a Label Studio on a private address is fetched from only when the
+operator configured it (LABEL_STUDIO_URL), not when a /setup request named it; URLs on private
+addresses are not passed on; downloads follow no redirects and stop at MAX_IMAGE_BYTES.
 """
 
 from __future__ import annotations
 
 import base64
 import mimetypes
+from urllib.parse import urlsplit
 
 from shared.errors import TaskError
 from shared.label_studio import LabelStudioAccess, download
+from shared.netguard import is_internal_host
 
 _LABEL_STUDIO_PATHS = ("/data/", "/storage-data/", "/tasks/")
 
@@ -32,10 +36,17 @@ def image_url_for_model(value: object, access: LabelStudioAccess | None, max_byt
                 f"image {value} is served by Label Studio: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY "
                 "(or connect the backend so /setup receives them)"
             )
+        if not access.configured and is_internal_host(urlsplit(access.url).hostname, resolve=True):
+            raise TaskError(
+                f"image {value} is not fetched from {access.url}: a private address taken from /setup; "
+                "set LABEL_STUDIO_URL (and LABEL_STUDIO_API_KEY) to allow your Label Studio"
+            )
         body, content_type = download(access, value, max_bytes)
         if not content_type.startswith("image/"):
             content_type = mimetypes.guess_type(value.split("?")[0])[0] or "image/png"
         return f"data:{content_type};base64,{base64.b64encode(body).decode('ascii')}"
     if value.startswith(("http://", "https://")):
+        if is_internal_host(urlsplit(value).hostname, resolve=False):
+            raise TaskError(f"image {value[:100]} is on a private address: only public URLs go to the provider")
         return value
     raise TaskError(f"unsupported image reference {value[:100]!r}: use http(s), data: or a Label Studio path")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 class LabelStudioAccess:
     url: str
     api_key: str
+    configured: bool = False  # set by the operator (LABEL_STUDIO_URL), not taken from a /setup request
 
     def __repr__(self) -> str:  # keeps the key out of logs and tracebacks
         return f"LabelStudioAccess(url={self.url!r}, api_key=***)"

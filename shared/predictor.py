@@ -98,7 +98,8 @@ class Predictor:
         url = self.settings.label_studio_url or (setup.hostname if setup else None)
         key = self.settings.label_studio_api_key
         token = key.get_secret_value() if key else (setup.access_token if setup else None)
-        return LabelStudioAccess(url=url, api_key=token) if url and token else None
+        configured = bool(self.settings.label_studio_url)
+        return LabelStudioAccess(url=url, api_key=token, configured=configured) if url and token else None
 
     def context(self, project: str | None, label_config: str | None, context: Any) -> PredictionContext:
         """Resolve a request; raises ConfigError or LabelingConfigError when the request cannot work."""

@@ -215,7 +215,8 @@ def label_studio():
 
 
 def test_label_studio_images_are_fetched_with_its_key_and_inlined(make_client, make_settings, fake_llm, label_studio):
-    client = make_client(make_settings(cache_ttl=0))
+    # LABEL_STUDIO_URL allows fetching from its (loopback) address; the key comes from /setup
+    client = make_client(make_settings(cache_ttl=0, label_studio_url=label_studio.url))
     config = labeling_config("receipts")
     post_setup(client, config, hostname=label_studio.url, access_token="ls-token-123")
     for value in ("/data/upload/1/receipt.png", f"{label_studio.url}/data/upload/1/receipt.png"):
@@ -249,7 +250,7 @@ def test_public_image_urls_are_passed_on(client, fake_llm):
 
 def test_oversized_and_unknown_images_fail_alone(make_client, make_settings, fake_llm, label_studio):
     label_studio.files["/data/upload/1/big.png"] = (b"x" * 5000, "image/png")
-    client = make_client(make_settings(max_image_bytes=1024))
+    client = make_client(make_settings(max_image_bytes=1024, label_studio_url=label_studio.url))
     config = labeling_config("receipts")
     post_setup(client, config, hostname=label_studio.url, access_token="ls-token-123")
     tasks = [
@@ -263,6 +264,24 @@ def test_oversized_and_unknown_images_fail_alone(make_client, make_settings, fak
     assert "unsupported image reference" in results[1]["error"]
     assert "Label Studio answered 404" in results[2]["error"]
     assert "result" in results[3]
+
+
+def test_private_addresses_are_neither_fetched_nor_passed_on(client, fake_llm, label_studio):
+    config = labeling_config("receipts")
+    post_setup(client, config, hostname=label_studio.url, access_token="ls-token-123")  # no LABEL_STUDIO_URL
+    images = [
+        "/data/upload/1/receipt.png",
+        "http://169.254.169.254/latest/meta-data.png",
+        "http://localhost:6379/x.png",
+        "http://10.1.2.3/x.png",
+        "http://[::1]/x.png",
+    ]
+    tasks = [{"id": i, "data": {"image": image}} for i, image in enumerate(images)]
+    results = post_predict(client, tasks, config, prompt_context("p", "image")).json["results"]
+    assert "a private address taken from /setup; set LABEL_STUDIO_URL" in results[0]["error"]
+    for entry in results[1:]:
+        assert "on a private address: only public URLs go to the provider" in entry["error"]
+    assert label_studio.seen_authorization == [] and fake_llm.chat_requests == []
 
 
 # --- setup ----------------------------------------------------------------------------------------

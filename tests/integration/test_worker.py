@@ -15,7 +15,7 @@ import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
 from shared.jobs import FINISHED_STATES
-from tests.conftest import labeling_config
+from tests.conftest import TEST_API_KEY, labeling_config
 from tests.fakes.label_studio import FakeLabelStudio
 from tests.integration.processes import BackendProcess, llm_backend_env
 
@@ -61,8 +61,7 @@ def stack(make_client, make_settings, real_store, redis_prefix, llm_server, fake
             env = llm_backend_env(
                 llm_server.url,
                 redis_prefix,
-                LOG_LEVEL="INFO",
-                **(WORKER_SETTINGS | overrides),
+                **({"LOG_LEVEL": "INFO"} | WORKER_SETTINGS | overrides),
             )
             name = f"test-{uuid.uuid4().hex[:8]}@%h"
             process = BackendProcess(
@@ -110,7 +109,7 @@ def assert_once_each(label_studio, count, version, config):
 
 
 def test_200_task_batch_lands_once_per_task(stack, label_studio, fake_llm):
-    stack.worker()
+    worker = stack.worker(LOG_LEVEL="DEBUG")
     job_id = stack.submit(200)
     status = stack.wait(job_id)
     assert (status["state"], status["total"], status["done"], status["failed"], status["pushed"]) == (
@@ -123,6 +122,9 @@ def test_200_task_batch_lands_once_per_task(stack, label_studio, fake_llm):
     assert_once_each(label_studio, 200, stack.version, stack.config)
     assert len(fake_llm.chat_requests) == 200
     assert label_studio.import_calls == 10, "one bulk import per chunk of 20"
+    assert "llm_backend.predict_chunk" in worker.log and job_id in worker.log
+    for secret in (TEST_API_KEY, TOKEN):
+        assert secret not in worker.log, "no secret in the worker's log, even at DEBUG"
 
 
 def test_second_retrieve_while_running_adds_nothing(stack, label_studio, fake_llm):
