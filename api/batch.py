@@ -7,18 +7,7 @@ nothing from the answer); the workers push the predictions back with the same mo
 
 from __future__ import annotations
 
-import logging
-
-from celery import Celery
-from kombu.exceptions import OperationalError
-
-from api.errors import ApiError
-from shared.config import Settings
-from shared.jobs import Jobs
-from shared.predictor import PredictionContext, Predictor
-from shared.queue import DISPATCH_JOB
-
-log = logging.getLogger(__name__)
+from shared.predictor import PredictionContext
 
 
 def batch_blocker(ctx: PredictionContext, tasks: list[dict]) -> str | None:
@@ -30,18 +19,3 @@ def batch_blocker(ctx: PredictionContext, tasks: list[dict]) -> str | None:
     if not all(isinstance(task.get("id"), int) for task in tasks):
         return "not every task has an integer id"
     return None
-
-
-def start_job(
-    settings: Settings, jobs: Jobs, celery: Celery, predictor: Predictor, ctx: PredictionContext, tasks: list[dict]
-) -> str:
-    job_id = jobs.create(predictor.snapshot(ctx), tasks, settings.batch_chunk_size)
-    try:
-        celery.send_task(DISPATCH_JOB, args=[job_id])
-    except OperationalError as exc:
-        jobs.abort(job_id, f"could not queue the job: {exc}")
-        raise ApiError(503, f"the job queue is unavailable: {exc}") from None
-    log.info(
-        "project %s: job %s queued, %d tasks, model version %s", ctx.project, job_id, len(tasks), ctx.model_version
-    )
-    return job_id

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from flask import Blueprint, Response, current_app, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from flask import Blueprint, current_app, request
-
-from api.batch import batch_blocker, start_job
+from api.batch import batch_blocker
 from api.errors import ApiError
+from api.observe import mark_interactive
 from api.requests import json_object, optional_object, tasks_of
 from shared.config import ConfigError, decode_extra_params
+from shared.dispatch import QueueUnavailable, cancel_job, start_job
 from shared.errors import TaskError
+from shared.jobs import JobStatus
 from shared.labeling import LabelingConfigError
+from shared.metrics import RedisCollector
 from shared.predictor import PredictionContext, Predictor
+from shared.queue import queue_key
+from shared.services import Services
 from shared.store import ProjectSetup, project_id_of
-
-if TYPE_CHECKING:
-    from api import Backend
 
 MODEL_CLASS = "LLMInteractive"
 PROMPT_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
@@ -24,7 +26,7 @@ PROMPT_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
 bp = Blueprint("ml_backend", __name__)
 
 
-def backend() -> Backend:
+def backend() -> Services:
     return current_app.extensions["llm_backend"]
 
 
@@ -82,6 +84,7 @@ def predict():
         # An annotator touched a smart tag, not the prompt: suggest nothing rather than overwrite their work.
         results = [predictor().empty(ctx) for _ in tasks]
     elif ctx.interactive and len(tasks) == 1:
+        mark_interactive()
         # Label Studio shows an annotator the status of a failed call, but drops an error entry silently.
         try:
             results = [predictor().predict(ctx, tasks[0])]
@@ -107,7 +110,10 @@ def predict_batch(ctx: PredictionContext, tasks: list[dict]):
         current_app.logger.warning("%d tasks predicted in the request, not as a job: %s", len(tasks), blocker)
         return {"results": predictor().predict_many(ctx, tasks), "model_version": ctx.model_version}
     b = backend()
-    job_id = start_job(b.settings, b.jobs, b.celery, b.predictor, ctx, tasks)
+    try:
+        job_id = start_job(b.jobs, b.celery, b.predictor, ctx, tasks, b.settings.batch_chunk_size)
+    except QueueUnavailable as exc:
+        raise ApiError(503, str(exc)) from None
     return {"results": [], "model_version": ctx.model_version, "job": job_id}
 
 
@@ -115,17 +121,42 @@ def predict_batch(ctx: PredictionContext, tasks: list[dict]):
 def webhook():
     body = json_object()
     action = body.get("action")
-    if action not in PROMPT_EVENTS:
+    auto_predict = action == "TASKS_CREATED" and backend().settings.auto_predict_on_import
+    if action not in PROMPT_EVENTS and not auto_predict:
         return {"status": "Unknown event"}
     project_info = optional_object(body, "project")
     project = project_id_of(project_info)
     if project is None:
         raise ApiError(400, f"{action} without project.id")
-    annotation = optional_object(body, "annotation")
     try:
+        if auto_predict:
+            return predict_new_tasks(project, project_info.get("label_config"), body.get("tasks"))
+        annotation = optional_object(body, "annotation")
         return predictor().remember_prompt(project, project_info.get("label_config"), annotation)
     except (ConfigError, LabelingConfigError) as exc:
         raise bad_config(exc) from None
+
+
+def predict_new_tasks(project: str, label_config: str | None, tasks: object):
+    """AUTO_PREDICT_ON_IMPORT: tasks just imported into Label Studio become a batch job at once."""
+    tasks = (
+        [task for task in tasks if isinstance(task, dict) and isinstance(task.get("data"), dict)]
+        if isinstance(tasks, list)
+        else []
+    )
+    if not tasks:
+        return {"status": "ok", "detail": "no tasks with data in the event"}
+    ctx = predictor().context(project, label_config, None)
+    reason = "no prompt for this project yet" if ctx.prompt is None else batch_blocker(ctx, tasks)
+    if reason:
+        current_app.logger.warning("project %s: %d new tasks not predicted: %s", project, len(tasks), reason)
+        return {"status": "skipped", "detail": reason}
+    b = backend()
+    try:
+        job_id = start_job(b.jobs, b.celery, b.predictor, ctx, tasks, b.settings.batch_chunk_size)
+    except QueueUnavailable as exc:
+        raise ApiError(503, str(exc)) from None
+    return {"status": "ok", "job": job_id, "model_version": ctx.model_version}
 
 
 @bp.get("/versions")
@@ -146,7 +177,23 @@ def jobs():
 
 @bp.get("/jobs/<job_id>")
 def job(job_id: str):
-    status = backend().jobs.status(job_id)
+    return found(backend().jobs.status(job_id), job_id).as_dict()
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel(job_id: str):
+    b = backend()
+    return found(cancel_job(b.jobs, b.celery, job_id), job_id).as_dict()
+
+
+def found(status: JobStatus | None, job_id: str) -> JobStatus:
     if status is None:
         raise ApiError(404, f"no job {job_id} (jobs are kept {backend().settings.job_ttl} s)")
-    return status.as_dict()
+    return status
+
+
+@bp.get("/metrics")
+def metrics():
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RedisCollector(predictor().store, queue_key(backend().settings)))
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -57,9 +57,7 @@ def batch_run(
 ) -> dict:
     label_studio = stack.label_studio()
     api.setup_project(project, label_studio)
-    workers = stack.workers(
-        prefix, worker_processes, concurrency=1, LLM_CONCURRENCY=llm_concurrency, CACHE_TTL=0
-    )
+    workers = stack.workers(prefix, worker_processes, concurrency=1, LLM_CONCURRENCY=llm_concurrency, CACHE_TTL=0)
     body = batch_body(project, tasks)
     stack.fake.reset()
     cpu_before = sum(tree_cpu(w.process.pid) for w in workers)
@@ -79,7 +77,9 @@ def batch_run(
         if now >= next_poll:
             status = api.job(job_id)
             next_poll = now + 0.5
-            if status["state"] in ("failed", "partial") or (status["state"] == "done" and label_studio.count() >= tasks):
+            if status["state"] in ("failed", "partial") or (
+                status["state"] == "done" and label_studio.count() >= tasks
+            ):
                 break
             for worker in workers:
                 if worker.process.poll() is not None:
@@ -164,7 +164,7 @@ def run(stack: Stack, quick: bool) -> dict:
             runs.append(result)
             project += 1
             log(
-                f"batch:   {result['tasks_per_s']:.1f} tasks/s, last prediction at {result['last_prediction_s']:.1f} s, "
+                f"batch:   {result['tasks_per_s']:.1f} tasks/s, last at {result['last_prediction_s']:.1f} s, "
                 f"speedup {result['speedup']:.1f}×, job {result['job_state']}"
             )
     stack.close_api(api)

@@ -266,9 +266,9 @@ def make_handler(fake: FakeLLM):
                 out.append(f"Content-Length: {len(data)}")
                 out.extend(f"{name}: {value}" for name, value in extra.items())
                 out.append("Connection: keep-alive" if keep_alive else "Connection: close")
-                writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + data)
-                if token is not None:
+                if token is not None:  # taken before the answer leaves: its client may finish before we run again
                     fake.timings[token] = time.perf_counter() - started
+                writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + data)
                 await writer.drain()
                 if not keep_alive:
                     return

@@ -228,7 +228,15 @@ class Stack:
         for _ in range(count):
             name = f"bench-{uuid.uuid4().hex[:8]}"
             process = BackendProcess(
-                ["worker", "--concurrency", str(concurrency), "-n", f"{name}@%h", "--without-mingle", "--without-gossip"],
+                [
+                    "worker",
+                    "--concurrency",
+                    str(concurrency),
+                    "-n",
+                    f"{name}@%h",
+                    "--without-mingle",
+                    "--without-gossip",
+                ],
                 self.env(prefix, **({"LOG_LEVEL": "INFO"} | env)),
                 self.workdir / f"worker-{name}.log",
             )
@@ -247,6 +255,13 @@ class Stack:
         with self._lock:
             if process in self.processes:
                 self.processes.remove(process)
+
+    def stop_backends(self) -> None:
+        """Stop every llm-backend process (after a failed scenario); the fake LLM stays."""
+        for process in [p for p in self.processes if isinstance(p, BackendProcess)]:
+            self.stop(process)
+        for server in list(self.servers):
+            self.drop_label_studio(server)
 
     def close_api(self, api: Api) -> None:
         api.http.close()

@@ -62,6 +62,22 @@ def _check_health(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+def _run_batch(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.batch import run_batch
+
+    return run_batch(settings, args.project, args.filter == "unlabeled", args.wait)
+
+
+def _run_jobs(settings: Settings, args: argparse.Namespace) -> int:
+    from cli import batch
+
+    if args.action == "show":
+        return batch.show_job(settings, args.job_id)
+    if args.action == "cancel":
+        return batch.cancel(settings, args.job_id)
+    return batch.list_jobs(settings, args.project)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llm-backend", description="LLM pre-annotation backend for Label Studio")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -98,6 +114,23 @@ def _parser() -> argparse.ArgumentParser:
     health.add_argument("--url", default="http://127.0.0.1:9090/health", help="default http://127.0.0.1:9090/health")
     health.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
     health.set_defaults(run=_check_health)
+
+    batch = commands.add_parser("batch", help="predict a Label Studio project's tasks as a batch job, without the UI")
+    batch.add_argument("--project", type=int, required=True, help="the Label Studio project id")
+    batch.add_argument(
+        "--filter",
+        choices=("unlabeled", "all"),
+        default="unlabeled",
+        help="which tasks (default unlabeled); tasks holding a prediction of this version are skipped",
+    )
+    batch.add_argument("--wait", action="store_true", help="follow the job with a progress bar and print a summary")
+    batch.set_defaults(run=_run_batch)
+
+    jobs = commands.add_parser("jobs", help="list jobs; `jobs show ID`, `jobs cancel ID`")
+    jobs.add_argument("action", nargs="?", choices=("list", "show", "cancel"), default="list")
+    jobs.add_argument("job_id", nargs="?", help="the job (for show and cancel)")
+    jobs.add_argument("--project", type=int, help="only this project's jobs")
+    jobs.set_defaults(run=_run_jobs)
     return parser
 
 
@@ -107,12 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown and not getattr(args, "passes_options", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.celery_options = unknown
+    if getattr(args, "action", None) in ("show", "cancel") and not args.job_id:
+        parser.error(f"jobs {args.action} needs a job id")
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"llm-backend: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if settings.default_prompt and settings.use_internal_prompt_template:
         log.warning(
             "DEFAULT_PROMPT is set but USE_INTERNAL_PROMPT_TEMPLATE=1: it is only used with "

@@ -21,6 +21,8 @@ import redis
 
 from shared.config import Settings
 
+MAX_RESTARTS_PER_MINUTE = 5
+
 
 def _answers(url: str) -> bool:
     try:
@@ -40,12 +42,15 @@ class Stack:
         self.settings = settings
         self.data_dir = data_dir
         self.children: list[tuple[str, subprocess.Popen]] = []
+        self.commands: dict[str, list[str]] = {}
+        self.restarts: dict[str, list[float]] = {}
         self.redis: subprocess.Popen | None = None
         self.env = dict(os.environ)
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         process = subprocess.Popen(argv, env=self.env, start_new_session=True)
         self.children.append((name, process))
+        self.commands[name] = argv
         return process
 
     def start_redis(self) -> str:
@@ -108,7 +113,11 @@ class Stack:
         )
 
     def wait(self) -> int:
-        """Until a signal, or until a child dies (then everything stops: half a stack helps nobody)."""
+        """Until a signal; a child that exits is started again, as a container's restart policy would.
+
+        (A Celery worker can exit on losing its broker, e.g. while Redis restarts.)  A child that keeps
+        exiting, five times within a minute, stops everything: half a stack helps nobody.
+        """
         stop = {"signal": None}
 
         def _on_signal(signum, _frame):
@@ -117,10 +126,18 @@ class Stack:
         signal.signal(signal.SIGINT, _on_signal)
         signal.signal(signal.SIGTERM, _on_signal)
         while stop["signal"] is None:
-            for name, process in self.children:
-                if process.poll() is not None:
-                    print(f"llm-backend up: {name} exited with {process.returncode}; stopping", file=sys.stderr)
+            for position, (name, process) in enumerate(self.children):
+                if process.poll() is None:
+                    continue
+                recent = [moment for moment in self.restarts.get(name, []) if time.monotonic() - moment < 60]
+                if len(recent) >= MAX_RESTARTS_PER_MINUTE:
+                    print(f"llm-backend up: {name} keeps exiting ({process.returncode}); stopping", file=sys.stderr)
                     return 1
+                print(f"llm-backend up: {name} exited with {process.returncode}; starting it again", file=sys.stderr)
+                self._signal_group(process, signal.SIGKILL)  # whatever it left behind
+                self.restarts[name] = [*recent, time.monotonic()]
+                restarted = subprocess.Popen(self.commands[name], env=self.env, start_new_session=True)
+                self.children[position] = (name, restarted)
             time.sleep(0.2)
         return 0
 

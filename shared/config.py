@@ -181,6 +181,9 @@ class Settings(BaseSettings):
     llm_tpm: Annotated[int, Field(ge=0)] = 0
     llm_interactive_share: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
     llm_rate_wait: Annotated[float, Field(gt=0)] = 60.0
+    llm_prices: dict[str, tuple[float, float]] = {}
+    auto_predict_on_import: bool = False
+    log_format: Literal["text", "json"] = "text"
     batch_min_tasks: Annotated[int, Field(ge=2)] = 2
     batch_chunk_size: Annotated[int, Field(ge=1, le=10_000)] = 100
     batch_max_attempts: Annotated[int, Field(ge=1, le=1000)] = 30
@@ -188,6 +191,7 @@ class Settings(BaseSettings):
     batch_claim_seconds: Annotated[int, Field(ge=3)] = 30
     chunk_time_limit: Annotated[int, Field(ge=10)] = 900
     job_ttl: Annotated[int, Field(ge=60)] = 7 * 24 * 3600
+    job_stall_seconds: Annotated[float, Field(ge=5)] = 1200.0
     broker_visibility_timeout: Annotated[int, Field(ge=5)] = 3600
     choice_match_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8
     max_request_bytes: Annotated[int, Field(ge=1024)] = 200 * 1024 * 1024
@@ -207,6 +211,13 @@ class Settings(BaseSettings):
             with open(value, encoding="utf-8") as handle:
                 return handle.read().strip()
         return value
+
+    @cached_property
+    def prices(self) -> dict[str, tuple[float, float]]:
+        """USD per million input and output tokens: the built-in table with LLM_PRICES over it."""
+        from shared.usage import DEFAULT_PRICES
+
+        return DEFAULT_PRICES | self.llm_prices
 
     @cached_property
     def defaults(self) -> ProjectConfig:

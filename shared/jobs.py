@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.store import Store
+from shared.usage import estimate_cost
 
 MAX_ERRORS_KEPT = 100
-FINISHED_STATES = ("done", "failed", "partial")
+FINISHED_STATES = ("done", "failed", "partial", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class JobStatus:
     errors: list[dict]
     created_at: float
     finished_at: float | None
+    model: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +58,10 @@ class JobStatus:
             "errors": self.errors,
             "created_at": self.created_at,
             "finished_at": self.finished_at,
+            "model": self.model,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cost_usd": self.cost_usd,
         }
 
 
@@ -62,10 +71,11 @@ def chunked(items: list, size: int) -> Iterator[list]:
 
 
 class Jobs:
-    def __init__(self, store: Store, ttl: int) -> None:
+    def __init__(self, store: Store, ttl: int, prices: dict[str, tuple[float, float]] | None = None) -> None:
         self.store = store
         self.redis = store.redis
         self.ttl = ttl
+        self.prices = prices or {}
 
     def _job(self, job_id: str, *parts: str) -> str:
         return self.store.key("job", job_id, *parts)
@@ -84,6 +94,7 @@ class Jobs:
                 "id": job_id,
                 "project": project,
                 "model_version": snapshot["model_version"],
+                "model": snapshot.get("model", ""),
                 "state": "queued",
                 "total": len(tasks),
                 "chunks": len(chunks),
@@ -122,6 +133,8 @@ class Jobs:
         record, done, failed, pushed, errors = pipe.execute()
         if not record:
             return None
+        tokens_in, tokens_out = int(record.get("tokens_in", 0)), int(record.get("tokens_out", 0))
+        model = record.get("model", "")
         return JobStatus(
             id=job_id,
             project=record.get("project") or None,
@@ -134,6 +147,10 @@ class Jobs:
             errors=[json.loads(error) for error in errors],
             created_at=float(record["created_at"]),
             finished_at=float(record["finished_at"]) if record.get("finished_at") else None,
+            model=model,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost_usd=estimate_cost(self.prices, model, tokens_in, tokens_out),
         )
 
     def recent(self, project: str | None = None, limit: int = 50) -> list[JobStatus]:
@@ -148,11 +165,37 @@ class Jobs:
     def dispatched(self, job_id: str) -> int:
         return int(self.redis.hget(self._job(job_id), "dispatched") or 0)
 
+    def state(self, job_id: str) -> str | None:
+        return self.redis.hget(self._job(job_id), "state")
+
+    def cancel(self, job_id: str) -> JobStatus | None:
+        """Stop a job: chunks not started yet do nothing when they come; running ones finish."""
+        status = self.status(job_id)
+        if status is None or status.state in FINISHED_STATES:
+            return status
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self._job(job_id), mapping={"state": "cancelled", "finished_at": time.time()})
+        pipe.execute()
+        return self.status(job_id)
+
+    def unfinished_chunks(self, job_id: str) -> list[int]:
+        finished = {int(index) for index in self.redis.smembers(self._job(job_id, "chunks_done"))}
+        return [index for index in range(self.chunk_count(job_id)) if index not in finished]
+
+    def activity(self, job_id: str) -> tuple[str | None, float]:
+        """The job's state and when a chunk of it last started or finished (else when it was created)."""
+        state, progress, created = self.redis.hmget(self._job(job_id), "state", "progress_at", "created_at")
+        return state, float(progress or created or 0)
+
+    def touch(self, job_id: str) -> None:
+        self.redis.hset(self._job(job_id), "progress_at", time.time())
+
     def mark_running(self, job_id: str) -> None:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hsetnx(self._job(job_id), "started_at", time.time())
+        pipe.hset(self._job(job_id), "progress_at", time.time())
         pipe.hget(self._job(job_id), "state")
-        _, state = pipe.execute()
+        _, _, state = pipe.execute()
         if state == "queued":
             self.redis.hset(self._job(job_id), "state", "running")
 
@@ -192,12 +235,13 @@ class Jobs:
         pipe.expire(self._job(job_id, "chunks_done"), self.ttl)
         pipe.scard(self._job(job_id, "chunks_done"))
         pipe.delete(self._job(job_id, "chunk", str(index)))
-        _, _, finished_chunks, _ = pipe.execute()
+        pipe.hset(self._job(job_id), "progress_at", time.time())
+        _, _, finished_chunks, _, _ = pipe.execute()
         if finished_chunks < self.chunk_count(job_id):
             return None
         status = self.status(job_id)
-        if status is None:
-            return None
+        if status is None or status.state == "cancelled":
+            return status
         state = "done" if status.failed == 0 else ("failed" if status.done == 0 else "partial")
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(self._job(job_id), "state", state)

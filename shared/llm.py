@@ -12,12 +12,14 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from dataclasses import asdict, dataclass
 
 import openai
 
 from shared.config import LLMOptions, Settings
 from shared.errors import LLMError
+from shared.metrics import Metrics
 from shared.ratelimit import RateLimiter
 from shared.store import Store
 
@@ -86,10 +88,21 @@ def _redact(text: str, options: LLMOptions) -> str:
     return text.replace(key, "***") if len(key) >= 4 else text
 
 
+class _NoMetrics:
+    def count(self, *args, **kwargs) -> None:
+        pass
+
+    def observe(self, *args, **kwargs) -> None:
+        pass
+
+
 class LLM:
-    def __init__(self, store: Store | None, cache_ttl: int, limiter: RateLimiter | None = None) -> None:
+    def __init__(
+        self, store: Store | None, cache_ttl: int, limiter: RateLimiter | None = None, metrics: Metrics | None = None
+    ) -> None:
         self._store = store if cache_ttl > 0 else None
         self._cache_ttl = cache_ttl
+        self._metrics = metrics or _NoMetrics()
         self._limiter = limiter if limiter is not None and limiter.enabled else None
         self._clients: dict[LLMOptions, openai.OpenAI] = {}
         self._lock = threading.Lock()
@@ -99,7 +112,7 @@ class LLM:
         limiter = RateLimiter(
             store, settings.llm_rpm, settings.llm_tpm, settings.llm_interactive_share, settings.llm_rate_wait
         )
-        return cls(store, settings.cache_ttl, limiter)
+        return cls(store, settings.cache_ttl, limiter, Metrics(store))
 
     def client(self, options: LLMOptions) -> openai.OpenAI:
         with self._lock:
@@ -120,9 +133,35 @@ class LLM:
         With a shared rate limit, waits for its turn first; ``interactive`` calls may use the reserve.
         """
         hit = self.cached(options, messages)
+        if self._store is not None:
+            self._metrics.count("llm_cache", result="hit" if hit else "miss")
         if hit is not None:
             return hit
         estimated = self._limiter.acquire(options, messages, interactive) if self._limiter else 0
+        started = time.perf_counter()
+        try:
+            answer = self._call(options, messages)
+        except LLMError as exc:
+            self._metrics.count(
+                "llm_calls", **self._labels(options), outcome="retryable" if exc.retryable else "refused"
+            )
+            raise
+        finally:
+            self._metrics.observe("llm_seconds", time.perf_counter() - started, **self._labels(options))
+        self._metrics.count("llm_calls", **self._labels(options), outcome="ok")
+        self._metrics.count("llm_tokens", answer.prompt_tokens, **self._labels(options), direction="in")
+        self._metrics.count("llm_tokens", answer.completion_tokens, **self._labels(options), direction="out")
+        if self._limiter is not None:
+            self._limiter.settle(options, estimated, answer.prompt_tokens + answer.completion_tokens)
+        if self._store is not None:
+            self._store.cache_answer(cache_key(options, messages), asdict(answer), self._cache_ttl)
+        return answer
+
+    @staticmethod
+    def _labels(options: LLMOptions) -> dict[str, str]:
+        return {"provider": options.provider, "model": options.model}
+
+    def _call(self, options: LLMOptions, messages: list[dict]) -> LLMAnswer:
         try:
             completion = self.client(options).chat.completions.create(
                 model=options.model,
@@ -142,13 +181,8 @@ class LLM:
             reason = exc.__cause__ or exc
             raise LLMError(f"cannot reach {options.provider} at {where}: {reason}", retryable=True) from None
         usage = completion.usage
-        answer = LLMAnswer(
+        return LLMAnswer(
             texts=[choice.message.content or "" for choice in completion.choices],
             prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
             completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
         )
-        if self._limiter is not None:
-            self._limiter.settle(options, estimated, answer.prompt_tokens + answer.completion_tokens)
-        if self._store is not None:
-            self._store.cache_answer(cache_key(options, messages), asdict(answer), self._cache_ttl)
-        return answer

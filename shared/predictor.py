@@ -21,9 +21,11 @@ from shared.images import image_url_for_model
 from shared.label_studio import LabelStudioAccess
 from shared.labeling import LabelingSpec, parse_labeling_config
 from shared.llm import LLM
+from shared.logs import log_context
 from shared.prompts import build_messages, choose_prompt, prompt_from_regions, render_prompt
 from shared.regions import build_regions
 from shared.store import ProjectSetup, Store
+from shared.usage import record_usage
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class PredictionContext:
     access: LabelStudioAccess | None
     interactive: bool  # an annotator is waiting: Label Studio sent a context
     context_prompt: bool  # that context holds a prompt (a smart tag's context may not)
+    job_id: str | None = None  # the batch job this context predicts for, for its token count
 
 
 class Predictor:
@@ -137,11 +140,12 @@ class Predictor:
             "label_config": ctx.label_config,
             "extra_params": ctx.extra_params,
             "model_version": ctx.model_version,
+            "model": ctx.config.llm.model,
             "prompt": ctx.prompt,
             "prompt_error": ctx.prompt_error,
         }
 
-    def from_snapshot(self, snapshot: dict[str, Any]) -> PredictionContext:
+    def from_snapshot(self, snapshot: dict[str, Any], job_id: str | None = None) -> PredictionContext:
         """A batch job's context; only how to reach Label Studio is read afresh (tokens may rotate)."""
         project = snapshot["project"]
         config = self.settings.for_project(ExtraParams.parse(snapshot["extra_params"]))
@@ -157,6 +161,7 @@ class Predictor:
             access=self.access_for(self.store.load_setup(project) if project else None),
             interactive=False,
             context_prompt=False,
+            job_id=job_id,
         )
 
     # --- per task --------------------------------------------------------------------------------
@@ -172,7 +177,17 @@ class Predictor:
     def predict(self, ctx: PredictionContext, task: dict) -> dict:
         """A prediction for one task, as Label Studio stores it; raises TaskError when it cannot be made."""
         messages = self.messages_for(ctx, task.get("data") or {})
-        return self.prediction(ctx, self.llm.complete(ctx.config.llm, messages, interactive=ctx.interactive).texts)
+        answer = self.llm.complete(ctx.config.llm, messages, interactive=ctx.interactive)
+        if not answer.cached:
+            record_usage(
+                self.store,
+                ctx.project,
+                ctx.job_id,
+                ctx.config.llm.model,
+                answer.prompt_tokens,
+                answer.completion_tokens,
+            )
+        return self.prediction(ctx, answer.texts)
 
     def prediction(self, ctx: PredictionContext, answers: list[str]) -> dict:
         regions, score = build_regions(ctx.spec, ctx.prompt, answers, self.settings.choice_match_threshold)
@@ -183,11 +198,12 @@ class Predictor:
 
     def outcome(self, ctx: PredictionContext, task: dict) -> dict | TaskError:
         """A prediction, or the TaskError that stopped it: one task's failure never escapes."""
-        try:
-            return self.predict(ctx, task)
-        except TaskError as exc:
-            log.warning("task %s: %s", task.get("id"), exc)
-            return exc
+        with log_context(job_id=ctx.job_id, task_id=task.get("id")):
+            try:
+                return self.predict(ctx, task)
+            except TaskError as exc:
+                log.warning("task %s: %s", task.get("id"), exc)
+                return exc
 
     def outcomes(self, ctx: PredictionContext, tasks: list[dict]) -> list[dict | TaskError]:
         """``outcome`` for each task, at most LLM_CONCURRENCY at once in this process."""

@@ -16,8 +16,18 @@ PREDICT_CHUNK = "llm_backend.predict_chunk"
 BATCH_QUEUE = "batch"
 
 
+def chunk_task_id(job_id: str, index: int) -> str:
+    """Chunk messages have ids we can name again, to revoke them when a job is cancelled."""
+    return f"{job_id}-{index}"
+
+
+def queue_key(settings: Settings) -> str:
+    """The Redis list holding the batch queue (kombu prefixes it like every broker key)."""
+    return f"{settings.redis_key_prefix}:celery:{BATCH_QUEUE}"
+
+
 def make_celery(settings: Settings) -> Celery:
-    prefix = f"{settings.redis_key_prefix}:celery:"
+    prefix = f"{settings.redis_key_prefix}:celery:"  # kept in step with queue_key()
     visibility = settings.broker_visibility_timeout
     app = Celery("llm_backend", broker=settings.redis_url, backend=settings.redis_url, set_as_current=False)
     app.conf.update(
@@ -34,6 +44,7 @@ def make_celery(settings: Settings) -> Celery:
         task_ignore_result=True,  # progress lives in the job records (shared/jobs.py)
         result_expires=settings.job_ttl,
         worker_send_task_events=True,
+        worker_hijack_root_logger=False,  # our handler (text or JSON, with job ids) serves Celery's loggers too
         task_send_sent_event=True,
         broker_connection_retry_on_startup=True,
         broker_transport_options={

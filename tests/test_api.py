@@ -443,6 +443,8 @@ def test_basic_auth_guards_every_route(make_client, make_settings):
         ("post", "/predict"),
         ("post", "/webhook"),
         ("get", "/versions"),
+        ("get", "/jobs"),
+        ("get", "/metrics"),
     ]
     for method, path in routes:
         for headers in ({}, basic("ls", "wrong"), basic("other", "s3cret")):

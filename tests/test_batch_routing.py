@@ -63,6 +63,10 @@ def test_several_tasks_become_a_job_answered_at_once(make_client, make_settings,
         "errors": [],
         "created_at": status["created_at"],
         "finished_at": None,
+        "model": "gpt-3.5-turbo",
+        "tokens_in": 0,
+        "tokens_out": 0,
+        "cost_usd": 0.0,
     }
     assert [job["id"] for job in client.get("/jobs?project=21").json["jobs"]] == [job_id]
     assert client.get("/jobs?project=22").json == {"jobs": []}
@@ -141,3 +145,25 @@ def test_job_keeps_the_prompt_it_started_with(make_client, make_settings, real_s
         setup_project(client, hostname=label_studio.url, prompt="A different prompt")
         jobs_store = client.application.extensions["llm_backend"].jobs
         assert jobs_store.snapshot(job_id)["prompt"] == "Is it sarcastic?"
+
+
+def test_auto_predict_on_import_starts_a_job_for_new_tasks(make_client, make_settings, real_store, redis_prefix):
+    event = {"action": "TASKS_CREATED", "project": {"id": 21}, "tasks": tasks(3, start=100) + [{"id": 9}]}
+    off = make_client(make_settings(redis_key_prefix=redis_prefix), real_store)
+    setup_project(off)
+    assert off.post("/webhook", json=event).json == {"status": "Unknown event"}
+
+    client = make_client(make_settings(redis_key_prefix=redis_prefix, auto_predict_on_import=True), real_store)
+    response = client.post("/webhook", json=event).json
+    assert response["status"] == "ok"
+    status = client.get(f"/jobs/{response['job']}").json
+    assert (status["total"], status["project"], status["state"]) == (3, "21", "queued")
+    assert queued_messages(redis_prefix) == 1
+
+
+def test_auto_predict_skips_a_project_without_a_prompt(make_client, make_settings, real_store, redis_prefix):
+    client = make_client(make_settings(redis_key_prefix=redis_prefix, auto_predict_on_import=True), real_store)
+    setup_project(client, prompt=None)
+    event = {"action": "TASKS_CREATED", "project": {"id": 21}, "tasks": tasks(2)}
+    assert client.post("/webhook", json=event).json == {"status": "skipped", "detail": "no prompt for this project yet"}
+    assert queued_messages(redis_prefix) == 0

@@ -79,6 +79,7 @@ def test_every_task_lands_once_with_the_version(batch, label_studio, fake_llm):
     status = batch.jobs.status(job_id)
     assert (status.state, status.done, status.failed, status.pushed) == ("done", 12, 0, 12)
     assert status.finished_at is not None
+    assert (status.model, status.tokens_in, status.tokens_out) == ("gpt-3.5-turbo", 12 * 11, 12 * 7)
 
 
 def test_redelivered_finished_chunk_does_nothing(batch, label_studio, fake_llm):
@@ -202,3 +203,16 @@ def test_abandoned_chunk_fails_its_open_tasks_and_lets_the_job_finish(batch):
     batch.runner.abandon(job_id, 1, "gave up after 3 attempts: RuntimeError")
     status = batch.jobs.status(job_id)
     assert (status.state, status.done, status.failed) == ("partial", 5, 2)
+
+
+def test_a_cancelled_job_runs_no_more_chunks(batch, label_studio, fake_llm):
+    job_id, _ = batch.start(range(12))
+    batch.runner.run(job_id, 0, 0, "worker-a")
+    assert batch.jobs.cancel(job_id).state == "cancelled"
+    assert batch.jobs.unfinished_chunks(job_id) == [1, 2]
+    batch.runner.run(job_id, 1, 0, "worker-a")
+    batch.runner.run(job_id, 2, 0, "worker-a")
+    assert len(fake_llm.chat_requests) == 5 and len(label_studio.predictions) == 5
+    status = batch.jobs.status(job_id)
+    assert (status.state, status.pushed) == ("cancelled", 5)
+    assert batch.jobs.cancel(job_id).state == "cancelled", "cancelling twice changes nothing"

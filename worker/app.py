@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import worker_ready
 
 from shared.config import Settings
 from shared.queue import make_celery
-from worker.tasks import Services, register_tasks
+from worker.tasks import PerProcess, register_tasks
+from worker.watchdog import start_watchdog
 
 
 def create_worker_app(settings: Settings) -> Celery:
     app = make_celery(settings)
-    register_tasks(app, Services(settings))
+    services = PerProcess(settings)
+    register_tasks(app, services)
+
+    @worker_ready.connect(weak=False)
+    def _watch_for_stalled_jobs(**_kwargs) -> None:
+        start_watchdog(lambda: services.jobs, app, settings.job_stall_seconds)
+
     return app

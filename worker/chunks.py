@@ -81,8 +81,12 @@ class ChunkRunner:
         if tasks is None:  # the job expired, or this chunk finished before and this is a late redelivery
             log.info("job %s chunk %s: nothing left to do", job_id, index)
             return ChunkOutcome()
+        if self.jobs.state(job_id) == "cancelled":
+            log.info("job %s chunk %s: the job was cancelled", job_id, index)
+            self.jobs.finish_chunk(job_id, index)
+            return ChunkOutcome()
         self.jobs.mark_running(job_id)
-        ctx = self.predictor.from_snapshot(snapshot)
+        ctx = self.predictor.from_snapshot(snapshot, job_id)
         ledger = Ledger(self.predictor.store, ctx.project, ctx.model_version, self.settings.job_ttl)
         last_attempt = attempt + 1 >= self.settings.batch_max_attempts
         outcome = ChunkOutcome()

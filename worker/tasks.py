@@ -11,16 +11,15 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from shared.config import Settings
 from shared.jobs import Jobs
-from shared.llm import LLM
-from shared.predictor import Predictor
-from shared.queue import DISPATCH_JOB, PREDICT_CHUNK
-from shared.store import Store
+from shared.logs import log_context
+from shared.queue import DISPATCH_JOB, PREDICT_CHUNK, chunk_task_id
+from shared.services import Services
 from worker.chunks import ChunkRunner, backoff
 
 log = logging.getLogger(__name__)
 
 
-class Services:
+class PerProcess:
     """Per-process state, built after the fork: Redis connections and thread pools do not survive one."""
 
     def __init__(self, settings: Settings) -> None:
@@ -28,10 +27,9 @@ class Services:
         self._pid: int | None = None
 
     def _build(self) -> None:
-        store = Store.from_url(self.settings.redis_url, self.settings.redis_key_prefix)
-        predictor = Predictor(self.settings, store, LLM.from_settings(self.settings, store))
-        self._jobs = Jobs(store, self.settings.job_ttl)
-        self._runner = ChunkRunner(self.settings, predictor, self._jobs)
+        services = Services.build(self.settings)
+        self._jobs = services.jobs
+        self._runner = ChunkRunner(self.settings, services.predictor, services.jobs)
         self._pid = os.getpid()
 
     @property
@@ -47,7 +45,7 @@ class Services:
         return self._runner
 
 
-def register_tasks(app: Celery, services: Services) -> None:
+def register_tasks(app: Celery, services: PerProcess) -> None:
     @app.task(name=DISPATCH_JOB, bind=True, max_retries=None)
     def dispatch_job(self: Task, job_id: str) -> int:
         """Fan a job out into chunk messages; a redelivery resumes where the last one stopped."""
@@ -55,7 +53,7 @@ def register_tasks(app: Celery, services: Services) -> None:
         total = jobs.chunk_count(job_id)
         start = jobs.dispatched(job_id)
         for index in range(start, total):
-            app.send_task(PREDICT_CHUNK, args=[job_id, index])
+            app.send_task(PREDICT_CHUNK, args=[job_id, index], task_id=chunk_task_id(job_id, index))
             if index % 100 == 99:
                 jobs.mark_dispatched(job_id, index + 1)
         jobs.mark_dispatched(job_id, total)
@@ -65,7 +63,8 @@ def register_tasks(app: Celery, services: Services) -> None:
     def predict_chunk(self: Task, job_id: str, index: int) -> dict:
         attempt = self.request.retries
         try:
-            outcome = services.runner.run(job_id, index, attempt=attempt, owner=uuid.uuid4().hex)
+            with log_context(job_id=job_id, chunk=index):
+                outcome = services.runner.run(job_id, index, attempt=attempt, owner=uuid.uuid4().hex)
         except SoftTimeLimitExceeded:
             log.warning("job %s chunk %s ran out of time; trying again", job_id, index)
             raise self.retry(countdown=backoff(attempt, services.settings.batch_retry_max_delay)) from None

@@ -69,6 +69,7 @@ def backend(label_studio, llm_server, e2e_dir):
             "url": f"http://127.0.0.1:{plain_port}",
             "auth_url": f"http://127.0.0.1:{guarded_port}",
             "worker": processes[2],
+            "env": env,
         }
     finally:
         for process in processes:

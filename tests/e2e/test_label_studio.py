@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 
@@ -12,6 +13,7 @@ from label_studio_sdk.label_interface import LabelInterface
 from tests.conftest import labeling_config
 from tests.e2e.conftest import BASIC_AUTH
 from tests.e2e.label_studio_server import TOKEN
+from tests.integration.processes import LLM_BACKEND
 
 pytestmark = pytest.mark.timeout(900)  # the first test also installs and migrates Label Studio when not cached
 
@@ -218,3 +220,25 @@ def test_basic_auth_backend_works_end_to_end(ls, backend, fake_llm):
     found = wait_for_predictions(ls, project, 10)
     assert sorted(p["task"] for p in found) == task_ids(ls, project)
     assert len(calls_for(fake_llm, marker)) == 10
+
+
+def test_cli_batch_predicts_a_project_and_sums_up(ls, backend, label_studio, fake_llm):
+    fake_llm.reply = lambda messages, index: ANSWER
+    project, marker = new_project(ls, "sarcasm", 30)
+    extra = {"default_prompt": TEMPLATES["sarcasm"], "use_internal_prompt_template": False}
+    version = connect(ls, project, backend["url"], extra_params=extra).model_version
+    labelled = [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["Sarcastic"]}}]
+    ls.annotations.create(id=task_ids(ls, project)[0], result=labelled)  # --filter unlabeled skips this task
+    env = backend["env"] | {"LABEL_STUDIO_URL": label_studio.url, "LABEL_STUDIO_API_KEY": TOKEN}
+    command = [LLM_BACKEND, "batch", "--project", str(project.id), "--wait"]
+
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+    assert result.returncode == 0, result.stderr
+    assert f"29 of 30 tasks, model version {version}" in result.stdout
+    assert "tasks 29: done 29, failed 0, pushed 29" in result.stdout
+    assert "tokens in 319, out 203; estimated cost $0.0005" in result.stdout
+    found = predictions(ls, project)
+    assert len(found) == 29 and {p["model_version"] for p in found} == {version}
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "nothing to predict" in again.stdout

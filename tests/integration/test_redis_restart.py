@@ -7,10 +7,10 @@ import subprocess
 import time
 import uuid
 
+import httpx
 import pytest
 import redis
 
-from shared.store import Store
 from tests.conftest import labeling_config
 from tests.fakes.label_studio import FakeLabelStudio
 from tests.integration.processes import BackendProcess, free_port, llm_backend_env
@@ -72,58 +72,80 @@ def own_redis(tmp_path):
     server.kill()
 
 
-def test_batch_survives_a_redis_restart(own_redis, make_client, make_settings, llm_server, fake_llm, tmp_path):
+@pytest.mark.timeout(300)
+def test_batch_survives_a_redis_restart(own_redis, llm_server, fake_llm, tmp_path):
+    """Through `llm-backend up`, which restarts a worker that exits (as compose's restart policy does):
+    a Celery worker may exit when its broker goes away mid-task."""
     prefix = f"restart-{uuid.uuid4().hex[:6]}"
-    settings = make_settings(redis_url=own_redis.url, redis_key_prefix=prefix)
-    client = make_client(settings, Store.from_url(own_redis.url, prefix))
+    api_port = free_port()
+    env = llm_backend_env(
+        llm_server.url,
+        prefix,
+        REDIS_URL=own_redis.url,
+        BATCH_CHUNK_SIZE="20",
+        LLM_CONCURRENCY="4",
+        BROKER_VISIBILITY_TIMEOUT="10",
+        BATCH_CLAIM_SECONDS="6",
+        BATCH_RETRY_MAX_DELAY="3",
+        FLOWER_BASIC_AUTH="a:b",
+        JOB_STALL_SECONDS="15",
+    )
+    up = BackendProcess(
+        ["up", "--port", str(api_port), "--flower-port", str(free_port()), "--data-dir", str(tmp_path / "data")],
+        env,
+        tmp_path / "up.log",
+    )
+    api = f"http://127.0.0.1:{api_port}"
     fake_llm.reply = lambda messages, index: "Sarcastic"
     fake_llm.delay = 0.05
     with FakeLabelStudio(token=TOKEN) as label_studio:
-        config = labeling_config("sarcasm")
-        client.post(
-            "/setup", json={"project": "51.1", "schema": config, "hostname": label_studio.url, "access_token": TOKEN}
-        )
-        event = {
-            "action": "ANNOTATION_CREATED",
-            "project": {"id": 51},
-            "annotation": {"result": [{"from_name": "prompt", "value": {"text": ["Sarcastic?"]}}]},
-        }
-        client.post("/webhook", json=event)
-        env = llm_backend_env(
-            llm_server.url,
-            prefix,
-            REDIS_URL=own_redis.url,
-            BATCH_CHUNK_SIZE="20",
-            LLM_CONCURRENCY="4",
-            BROKER_VISIBILITY_TIMEOUT="10",
-            BATCH_CLAIM_SECONDS="6",
-            BATCH_RETRY_MAX_DELAY="3",
-        )
-        worker = BackendProcess(["worker", "--concurrency", "2", "-n", f"{prefix}@%h"], env, tmp_path / "worker.log")
-        worker.start().wait_for_log(" ready.")
+        up.start().wait_for_log("Ctrl-C stops everything.", timeout=60)
         try:
+            assert "(embedded" not in up.log, "the password-protected Redis at REDIS_URL is used"
+            wait_for(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, 30, up)
+            wait_for(lambda: " ready." in up.log, 60, up)
+            config = labeling_config("sarcasm")
+            httpx.post(
+                f"{api}/setup",
+                json={"project": "51.1", "schema": config, "hostname": label_studio.url, "access_token": TOKEN},
+                timeout=10,
+            )
+            event = {
+                "action": "ANNOTATION_CREATED",
+                "project": {"id": 51},
+                "annotation": {"result": [{"from_name": "prompt", "value": {"text": ["Sarcastic?"]}}]},
+            }
+            httpx.post(f"{api}/webhook", json=event, timeout=10)
             tasks = [{"id": i, "data": {"text": f"t{i}"}} for i in range(200)]
-            job_id = client.post("/predict", json={"tasks": tasks, "project": "51.1", "label_config": config}).json[
-                "job"
-            ]
+            body = {"tasks": tasks, "project": "51.1", "label_config": config}
+            job_id = httpx.post(f"{api}/predict", json=body, timeout=30).json()["job"]
 
-            deadline = time.monotonic() + 60
-            while client.get(f"/jobs/{job_id}").json["pushed"] < 40:
-                assert time.monotonic() < deadline, worker.log
-                time.sleep(0.1)
+            def status() -> dict:
+                return httpx.get(f"{api}/jobs/{job_id}", timeout=5).json()
+
+            wait_for(lambda: status()["pushed"] >= 40, 60, up)
             own_redis.kill()
             time.sleep(2)
             own_redis.start()
 
-            deadline = time.monotonic() + 180
-            while (status := client.get(f"/jobs/{job_id}").json)["state"] not in ("done", "failed", "partial"):
-                assert worker.process.poll() is None, worker.log
-                assert time.monotonic() < deadline, f"{status}\n{worker.log[-5000:]}"
-                time.sleep(0.3)
-            assert (status["state"], status["pushed"]) == ("done", 200), status
+            final = wait_for(lambda: (s := status())["state"] in ("done", "failed", "partial") and s, 180, up)
+            assert (final["state"], final["pushed"]) == ("done", 200), final
             by_task = label_studio.predictions_by_task()
             assert sorted(by_task) == list(range(200))
             assert {task: len(found) for task, found in by_task.items() if len(found) > 1} == {}
-            assert PASSWORD not in worker.log
+            assert PASSWORD not in up.log
         finally:
-            worker.stop()
+            up.stop(timeout=60)
+
+
+def wait_for(check, timeout: float, process: BackendProcess):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if result := check():
+                return result
+        except (httpx.TransportError, KeyError, ValueError):
+            pass  # the API is between Redis connections
+        assert process.process.poll() is None, process.log[-5000:]
+        assert time.monotonic() < deadline, process.log[-5000:]
+        time.sleep(0.2)

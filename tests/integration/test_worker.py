@@ -8,6 +8,7 @@ both over HTTP.
 from __future__ import annotations
 
 import collections
+import json
 import time
 import uuid
 
@@ -173,11 +174,15 @@ def test_rate_limited_provider_still_gets_every_task_through(stack, label_studio
 def test_provider_503s_with_retry_after_still_get_every_task_through(stack, label_studio, fake_llm):
     fake_llm.fail_every = 4
     fake_llm.fail_every_status = 503
-    stack.worker(LLM_MAX_RETRIES="0", BATCH_RETRY_MAX_DELAY="2")
+    worker = stack.worker(LLM_MAX_RETRIES="0", BATCH_RETRY_MAX_DELAY="2", LOG_FORMAT="json")
     job_id = stack.submit(60)
     status = stack.wait(job_id)
     assert (status["state"], status["done"], status["failed"], status["pushed"]) == ("done", 60, 0, 60)
     assert_once_each(label_studio, 60, stack.version, stack.config)
+    records = [json.loads(line) for line in worker.log.splitlines() if line.startswith("{")]
+    refused = [r for r in records if "answered 503" in r["message"]]
+    assert refused and all(r["job_id"] == job_id and isinstance(r["task_id"], int) for r in refused)
+    assert any(r["logger"].startswith("celery") for r in records), "Celery's own lines are JSON too"
 
 
 def test_invalid_api_key_fails_the_job_fast_with_one_call_per_task(stack, label_studio, fake_llm):

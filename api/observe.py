@@ -1,0 +1,28 @@
+"""Request metrics: every response is counted by route and status; interactive answers are timed."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask, Response, g, request
+
+from shared.metrics import Metrics
+
+
+def mark_interactive() -> None:
+    """Called by a route that is answering an annotator who waits."""
+    g.interactive = True
+
+
+def install_request_metrics(app: Flask, metrics: Metrics) -> None:
+    @app.before_request
+    def _start_clock() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _count(response: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule else "unmatched"  # raw paths would explode cardinality
+        metrics.count("http_requests", route=route, method=request.method, status=str(response.status_code))
+        if g.get("interactive"):
+            metrics.observe("interactive_seconds", time.perf_counter() - g.started)
+        return response

@@ -1,0 +1,321 @@
+"""Tables for the terminal and the README, and the targets of the benchmark issue with their figures."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "—"
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A GitHub-markdown table, aligned so that it reads in a terminal too."""
+    cells = [[str(h) for h in headers]] + [[c if isinstance(c, str) else fmt(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths, strict=True)) + " |"]
+    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in cells[1:]:
+        lines.append("| " + " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    return "\n".join(lines)
+
+
+def batch_table(result: dict) -> str:
+    base = result["baseline"]
+    rows = [
+        [
+            f"sequential baseline ({base['measured_tasks']} tasks, extrapolated)",
+            "—",
+            "—",
+            base["tasks_per_s"],
+            "—",
+            base["extrapolated_seconds"],
+            "1.0×",
+            "—",
+            "—",
+        ]
+    ]
+    for run in result["runs"]:
+        rows.append(
+            [
+                f"{run['worker_processes']} worker process{'es' if run['worker_processes'] > 1 else ''}",
+                run["llm_concurrency"],
+                f"{run['predict_answered_s'] * 1000:.0f} ms",
+                run["tasks_per_s"],
+                run["steady_tasks_per_s"],
+                run["last_prediction_s"],
+                f"{run['speedup']:.1f}×",
+                f"{run['landed']}/{run['tasks']} {run['job_state']}",
+                run["worker_cpu_ms_per_task"],
+            ]
+        )
+    return table(
+        [
+            "run",
+            "LLM_CONCURRENCY",
+            "/predict answered",
+            "tasks/s",
+            "steady tasks/s",
+            "last prediction (s)",
+            "speedup",
+            "landed",
+            "worker CPU ms/task",
+        ],
+        rows,
+    )
+
+
+def interactive_table(result: dict) -> str:
+    rows = []
+    for level in result["levels"]:
+        o, lat = level["overhead_ms"], level["latency_ms"]
+        floor = level.get("harness_floor_ms") or {}
+        rows.append(
+            [
+                f"{level['clients']} client{'s' if level['clients'] > 1 else ''}",
+                level["requests"],
+                level["requests_per_s"],
+                o["p50"],
+                o["p95"],
+                o["p99"],
+                lat["p50"],
+                lat["p99"],
+                f"{fmt(floor.get('p50'))} / {fmt(floor.get('p99'))}",
+                level["failed"],
+            ]
+        )
+    for hit in result["cache_hits"]:
+        lat = hit["latency_ms"]
+        rows.append(
+            [
+                f"cache hit, {hit['clients']} client{'s' if hit['clients'] > 1 else ''}",
+                hit["requests"],
+                "—",
+                lat["p50"],
+                lat["p95"],
+                lat["p99"],
+                lat["p50"],
+                lat["p99"],
+                "—",
+                f"{hit['llm_calls']} LLM calls",
+            ]
+        )
+    return table(
+        [
+            "load",
+            "requests",
+            "req/s",
+            "overhead p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "latency p50 ms",
+            "latency p99 ms",
+            "harness floor p50 / p99 ms",
+            "failed",
+        ],
+        rows,
+    )
+
+
+def enqueue_table(result: dict) -> str:
+    rows = []
+    for item in result["enqueue"]:
+        rows.append(
+            [
+                item["tasks"],
+                f"{item['body_mib']:.1f} MiB",
+                f"{item['seconds']['p50']:.3f}",
+                f"{item['seconds']['max']:.3f}",
+                len(item["runs"]),
+                item["redis_bytes_per_task"],
+                item["used_memory_delta_bytes_per_task"],
+            ]
+        )
+    out = table(
+        [
+            "tasks",
+            "request body",
+            "/predict answered (s, median)",
+            "max (s)",
+            "runs",
+            "Redis bytes/task (job keys)",
+            "used_memory Δ/task",
+        ],
+        rows,
+    )
+    rss = result.get("worker_rss")
+    if rss:
+        rss_rows = [
+            [
+                "before (idle, after start)",
+                rss["before"]["main_mib"],
+                rss["before"]["children_mib"],
+                rss["before"]["total_mib"],
+            ]
+        ]
+        for index, after in enumerate(rss["after"]):
+            rss_rows.append(
+                [
+                    f"after {rss['tasks']:,}-task batch #{index + 1} ({after['seconds']:.0f} s, {after['state']})",
+                    after["main_mib"],
+                    after["children_mib"],
+                    after["total_mib"],
+                ]
+            )
+        rss_rows.append(["peak during the batches", "—", "—", rss["peak_total_mib"]])
+        out += "\n\n" + table(["worker RSS (MiB)", "main", "prefork child", "total"], rss_rows)
+    return out
+
+
+def ratelimit_table(result: dict) -> str:
+    rows = []
+    for run in result["runs"]:
+        rows.append(
+            [
+                run["label"],
+                run["limit_rpm"],
+                f"{run['landed']}/{run['tasks']} {run['job_state']}",
+                run["achieved_rpm"],
+                f"{run['achieved_ratio'] * 100:.1f} %",
+                run["wall_rpm"],
+                run["llm_429"],
+                run["llm_requests"],
+                run["job_failed"],
+                run["seconds"],
+            ]
+        )
+    return table(
+        [
+            "run",
+            "limit R (RPM)",
+            "landed",
+            "achieved RPM",
+            "achieved / R",
+            "RPM over job wall",
+            "429s",
+            "LLM requests",
+            "failed tasks",
+            "seconds",
+        ],
+        rows,
+    )
+
+
+TABLES = {
+    "batch": batch_table,
+    "interactive": interactive_table,
+    "enqueue": enqueue_table,
+    "ratelimit": ratelimit_table,
+}
+
+
+def targets(results: dict[str, dict]) -> list[dict]:
+    """Each target of the issue with the measured figure; ``holds`` is None when not measured."""
+    out = []
+    batch = results.get("batch")
+    if batch and "runs" in batch:
+        one = [run for run in batch["runs"] if run["worker_processes"] == 1]
+        for run in one:
+            out.append(
+                {
+                    "target": f"speedup ≥ 50× at {run['tasks']:,} tasks, 1 worker process "
+                    f"(LLM_CONCURRENCY={run['llm_concurrency']})",
+                    "measured": f"{run['speedup']:.1f}× ({run['tasks_per_s']:.1f} tasks/s)",
+                    "holds": run["speedup"] >= 50 and run["landed"] == run["tasks"],
+                }
+            )
+    enqueue = results.get("enqueue")
+    if enqueue and "enqueue" in enqueue:
+        limits = {10_000: 1.0, 100_000: 5.0}
+        for item in enqueue["enqueue"]:
+            if item["tasks"] in limits:
+                limit = limits[item["tasks"]]
+                out.append(
+                    {
+                        "target": f"/predict answers {item['tasks']:,} tasks in < {limit:g} s",
+                        "measured": f"{item['seconds']['p50']:.2f} s median (max {item['seconds']['max']:.2f} s)",
+                        "holds": item["seconds"]["p50"] < limit,
+                    }
+                )
+    interactive = results.get("interactive")
+    if interactive and "levels" in interactive:
+        for level in interactive["levels"]:
+            if level["clients"] == 8:
+                o = level["overhead_ms"]
+                out.append(
+                    {
+                        "target": "interactive overhead p50 ≤ 5 ms at 8 clients",
+                        "measured": f"{o['p50']:.1f} ms",
+                        "holds": o["p50"] <= 5,
+                    }
+                )
+                out.append(
+                    {
+                        "target": "interactive overhead p99 ≤ 25 ms at 8 clients",
+                        "measured": f"{o['p99']:.1f} ms",
+                        "holds": o["p99"] <= 25,
+                    }
+                )
+    ratelimit = results.get("ratelimit")
+    if ratelimit and "runs" in ratelimit:
+        for run in ratelimit["runs"]:
+            if not run.get("target_applies", True):
+                continue
+            out.append(
+                {
+                    "target": f"achieved RPM ≥ 95 % of the limit with 0 failed tasks ({run['label']})",
+                    "measured": f"{run['achieved_ratio'] * 100:.1f} % of {run['limit_rpm']} RPM, "
+                    f"{run['job_failed']} failed, {run['llm_429']} 429s",
+                    "holds": run["achieved_ratio"] >= 0.95 and run["job_failed"] == 0 and run["landed"] == run["tasks"],
+                }
+            )
+    return out
+
+
+def targets_table(items: list[dict]) -> str:
+    rows = [
+        [t["target"], t["measured"], "—" if t["holds"] is None else ("holds" if t["holds"] else "MISSED")]
+        for t in items
+    ]
+    return table(["target", "measured", ""], rows)
+
+
+TITLES = {
+    "batch": "1. Batch throughput",
+    "interactive": "2. Interactive latency",
+    "enqueue": "3. Enqueue and memory",
+    "ratelimit": "4. Rate limit",
+}
+
+
+def markdown(results: dict[str, dict], meta: dict) -> str:
+    parts = [
+        f"Run {meta['finished_at']} ({meta['mode']}, {meta['duration_s']:.0f} s), `{meta['command']}`, "
+        f"{meta['machine']}, commit {meta['commit']}."
+    ]
+    for name, title in TITLES.items():
+        result = results.get(name)
+        if result is None:
+            continue
+        parts.append(f"**{title}**")
+        if "error" in result:
+            parts.append(f"failed: `{result['error']}`")
+            continue
+        notes = result.get("notes")
+        parts.append(TABLES[name](result))
+        if notes:
+            parts.append(notes)
+    parts.append("**Targets**")
+    parts.append(targets_table(targets(results)))
+    return "\n\n".join(parts) + "\n"

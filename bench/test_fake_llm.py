@@ -1,0 +1,97 @@
+"""The benchmark's fake LLM does what the benchmarks rely on (``pytest bench``); no timing assertions."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+import threading
+
+import openai
+import pytest
+
+from bench.fake_llm import FakeLLMControl
+from bench.harness import ROOT, wait_until
+from tests.integration.processes import free_port
+
+
+@pytest.fixture(scope="module")
+def fake():
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.fake_llm", "--port", str(port), "--delay", "0"], cwd=ROOT, start_new_session=True
+    )
+    control = FakeLLMControl(f"http://127.0.0.1:{port}")
+    try:
+        wait_until(control.healthy, 20, "fake LLM")
+        yield control
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def chat(url: str, text: str) -> tuple[int, dict, dict]:
+    conn = http.client.HTTPConnection(url.split("//")[1], timeout=30)
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": text}]})
+    conn.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    payload = json.loads(response.read())
+    conn.close()
+    return response.status, payload, {k.lower(): v for k, v in response.getheaders()}
+
+
+def test_answers_through_the_openai_client_with_the_sarcasm_labels(fake):
+    fake.configure(delay=0, jitter=0, rpm=0, tpm=0)
+    fake.reset()
+    client = openai.OpenAI(api_key="x", base_url=f"{fake.url}/v1", max_retries=0)
+    texts = [
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": c}]).choices[0].message.content
+        for c in ("an even one", "an odd one")
+    ]
+    assert texts == ["Not Sarcastic", "Sarcastic"]
+    stats = fake.stats()
+    assert (stats["requests"], stats["ok"], stats["rate_limited"], len(stats["ok_times"])) == (2, 2, 0, 2)
+
+
+def test_holds_hundreds_of_requests_at_once(fake):
+    fake.configure(delay=3, jitter=0)
+    fake.reset()
+    statuses: list[int] = []
+    threads = [threading.Thread(target=lambda: statuses.append(chat(fake.url, "x")[0])) for _ in range(200)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert statuses == [200] * 200
+    assert fake.stats()["max_in_flight"] == 200
+
+
+def test_over_the_rpm_limit_answers_429_with_retry_after(fake):
+    fake.configure(delay=0, jitter=0, rpm=60, burst=1)  # a bucket of one request, refilled each second
+    fake.reset()
+    first, _, _ = chat(fake.url, "x")
+    second, payload, headers = chat(fake.url, "x")
+    assert (first, second) == (200, 429)
+    assert headers["retry-after"] == "1"
+    assert headers["x-ratelimit-limit-requests"] == "60"
+    assert payload["error"]["code"] == "rate_limit_exceeded"
+    stats = fake.stats()
+    assert (stats["ok"], stats["rate_limited"], stats["rejected_rpm"]) == (1, 1, 1)
+
+
+def test_over_the_tpm_limit_answers_429(fake):
+    fake.configure(delay=0, jitter=0, rpm=0, tpm=600, burst=1)  # 10 tokens a second; a call costs more
+    fake.reset()
+    statuses = [chat(fake.url, "y" * 200)[0] for _ in range(2)]
+    assert statuses == [200, 429]
+    assert fake.stats()["rejected_tpm"] == 1
+
+
+def test_records_its_own_time_per_bench_token(fake):
+    fake.configure(delay=0.01, jitter=0, rpm=0, tpm=0)
+    fake.reset()
+    chat(fake.url, "Is it sarcastic? [bench:abc-1]")
+    timings = fake.timings()
+    assert list(timings) == ["abc-1"] and timings["abc-1"] > 0
+    assert fake.timings() == {}, "reading the timings clears them"

@@ -1,0 +1,122 @@
+"""Prometheus metrics for the whole deployment, kept in Redis.
+
+Every process (gunicorn's workers, Celery workers on any machine) adds to the same counters and
+histograms in Redis, so one scrape of ``/metrics`` on any API process shows everything, whatever
+process served what.  ``prometheus_client`` does the exposition through a custom collector.
+A metric that cannot be written (Redis down) is dropped: metrics never fail a request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import redis
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from shared.store import Store
+
+log = logging.getLogger(__name__)
+
+PREFIX = "llm_backend"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+COUNTERS = {
+    "http_requests": ("HTTP requests by route, method and status", ("route", "method", "status")),
+    "llm_calls": ("LLM calls by provider, model and outcome", ("provider", "model", "outcome")),
+    "llm_tokens": (
+        "LLM tokens by provider, model and direction (in = prompt, out = completion)",
+        ("provider", "model", "direction"),
+    ),
+    "llm_cache": ("LLM response cache lookups by result", ("result",)),
+}
+HISTOGRAMS = {
+    "interactive_seconds": ("Time to answer an annotator's interactive request", ()),
+    "llm_seconds": ("Time of one LLM call, retries included", ("provider", "model")),
+}
+
+
+def _field(labels: dict[str, str]) -> str:
+    return json.dumps(labels, sort_keys=True)
+
+
+class Metrics:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def _write(self, commands) -> None:
+        try:
+            pipe = self.store.redis.pipeline(transaction=False)
+            commands(pipe)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.debug("metric dropped: %s", exc)
+
+    def count(self, name: str, amount: float = 1, **labels: str) -> None:
+        self._write(lambda pipe: pipe.hincrbyfloat(self.store.key("metrics", name), _field(labels), amount))
+
+    def observe(self, name: str, seconds: float, **labels: str) -> None:
+        field = _field(labels)
+        bucket = next((str(bound) for bound in LATENCY_BUCKETS if seconds <= bound), "+Inf")
+
+        def commands(pipe) -> None:
+            key = self.store.key("metrics", name)
+            pipe.hincrbyfloat(key, f"{field}|{bucket}", 1)
+            pipe.hincrbyfloat(key, f"{field}|sum", seconds)
+
+        self._write(commands)
+
+
+class RedisCollector(Collector):
+    """Renders what every process wrote, plus gauges read at scrape time (jobs by state, queue depth)."""
+
+    def __init__(self, store: Store, queue_key: str, recent_jobs: int = 1000) -> None:
+        self.store = store
+        self.queue_key = queue_key
+        self.recent_jobs = recent_jobs
+
+    def collect(self) -> Iterator:
+        redis_ = self.store.redis
+        for name, (doc, label_names) in COUNTERS.items():
+            family = CounterMetricFamily(f"{PREFIX}_{name}", doc, labels=label_names)
+            for field, value in redis_.hgetall(self.store.key("metrics", name)).items():
+                labels = json.loads(field)
+                family.add_metric([labels.get(label, "") for label in label_names], float(value))
+            yield family
+        for name, (doc, label_names) in HISTOGRAMS.items():
+            yield self._histogram(name, doc, label_names)
+        yield self._jobs_by_state()
+        depth = GaugeMetricFamily(f"{PREFIX}_queue_depth", "Messages waiting in the batch queue", labels=["queue"])
+        depth.add_metric(["batch"], redis_.llen(self.queue_key))
+        yield depth
+
+    def _histogram(self, name: str, doc: str, label_names: tuple[str, ...]) -> HistogramMetricFamily:
+        family = HistogramMetricFamily(f"{PREFIX}_{name}", doc, labels=label_names)
+        series: dict[str, dict[str, float]] = {}
+        for field, value in self.store.redis.hgetall(self.store.key("metrics", name)).items():
+            labels, part = field.rsplit("|", 1)
+            series.setdefault(labels, {})[part] = float(value)
+        for labels, parts in series.items():
+            cumulative, buckets = 0.0, []
+            for bound in (*map(str, LATENCY_BUCKETS), "+Inf"):
+                cumulative += parts.get(bound, 0.0)
+                buckets.append((bound, cumulative))
+            values = json.loads(labels)
+            family.add_metric([values.get(label, "") for label in label_names], buckets, parts.get("sum", 0.0))
+        return family
+
+    def _jobs_by_state(self) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(f"{PREFIX}_jobs", f"The last {self.recent_jobs} jobs by state", labels=["state"])
+        job_ids = self.store.redis.zrevrange(self.store.key("jobs"), 0, self.recent_jobs - 1)
+        pipe = self.store.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(self.store.key("job", job_id), "state")
+        counts: dict[str, int] = {}
+        for state in pipe.execute() if job_ids else []:
+            if state:
+                counts[state] = counts.get(state, 0) + 1
+        for state in ("queued", "running", "done", "failed", "partial", "cancelled"):
+            family.add_metric([state], counts.get(state, 0))
+        return family

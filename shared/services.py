@@ -1,0 +1,34 @@
+"""The objects every entry point works with, wired once: API, CLI and workers build them the same way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from celery import Celery
+
+from shared.config import Settings
+from shared.jobs import Jobs
+from shared.llm import LLM
+from shared.predictor import Predictor
+from shared.queue import make_celery
+from shared.store import Store
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    store: Store
+    predictor: Predictor
+    jobs: Jobs
+    celery: Celery
+
+    @classmethod
+    def build(cls, settings: Settings, store: Store | None = None) -> Services:
+        store = store or Store.from_url(settings.redis_url, settings.redis_key_prefix)
+        return cls(
+            settings=settings,
+            store=store,
+            predictor=Predictor(settings, store, LLM.from_settings(settings, store)),
+            jobs=Jobs(store, settings.job_ttl, settings.prices),
+            celery=make_celery(settings),
+        )

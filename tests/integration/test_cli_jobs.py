@@ -1,0 +1,44 @@
+"""`llm-backend jobs`, `jobs show`, `jobs cancel` on the real Redis."""
+
+import subprocess
+
+from tests.conftest import labeling_config
+from tests.integration.processes import LLM_BACKEND, llm_backend_env
+
+
+def run(env, *args):
+    return subprocess.run([LLM_BACKEND, *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_jobs_list_show_and_cancel(make_client, make_settings, real_store, redis_prefix, llm_server):
+    client = make_client(make_settings(redis_key_prefix=redis_prefix, batch_chunk_size=10), real_store)
+    config = labeling_config("sarcasm")
+    client.post(
+        "/setup", json={"project": "61.1", "schema": config, "hostname": "http://ls.example", "access_token": "tok"}
+    )
+    event = {
+        "action": "ANNOTATION_CREATED",
+        "project": {"id": 61},
+        "annotation": {"result": [{"from_name": "prompt", "value": {"text": ["p"]}}]},
+    }
+    client.post("/webhook", json=event)
+    tasks = [{"id": i, "data": {"text": str(i)}} for i in range(25)]
+    job_id = client.post("/predict", json={"tasks": tasks, "project": "61.1", "label_config": config}).json["job"]
+    env = llm_backend_env(llm_server.url, redis_prefix)
+
+    listed = run(env, "jobs")
+    assert listed.returncode == 0 and job_id in listed.stdout and "queued" in listed.stdout
+    assert job_id in run(env, "jobs", "--project", "61").stdout
+    assert run(env, "jobs", "--project", "62").stdout.strip() == "no jobs"
+
+    shown = run(env, "jobs", "show", job_id)
+    assert shown.returncode == 0
+    assert "tasks 25: done 0, failed 0, pushed 0" in shown.stdout and "model gpt-3.5-turbo" in shown.stdout
+
+    cancelled = run(env, "jobs", "cancel", job_id)
+    assert (cancelled.returncode, cancelled.stdout.strip()) == (0, f"job {job_id}: cancelled")
+    assert client.get(f"/jobs/{job_id}").json["state"] == "cancelled"
+
+    missing = run(env, "jobs", "show", "nope")
+    assert missing.returncode == 2 and "no job nope" in missing.stderr
+    assert run(env, "jobs", "cancel").returncode == 2

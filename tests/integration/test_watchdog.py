@@ -1,0 +1,28 @@
+"""Jobs whose chunk messages were lost get them sent again (real Redis as broker)."""
+
+import redis
+
+from shared.jobs import Jobs
+from shared.queue import make_celery, queue_key
+from tests.conftest import REAL_REDIS_URL
+from worker.watchdog import rescue_stalled_jobs
+
+
+def test_a_stalled_job_gets_its_unfinished_chunks_again_once(make_settings, real_store, redis_prefix):
+    settings = make_settings(redis_key_prefix=redis_prefix)
+    celery = make_celery(settings)
+    jobs = Jobs(real_store, settings.job_ttl)
+    snapshot = {"project": "1", "model_version": "v"}
+    stalled = jobs.create(snapshot, [{"id": i, "data": {}} for i in range(25)], 10)
+    fresh = jobs.create(snapshot, [{"id": i, "data": {}} for i in range(5)], 10)
+    finished = jobs.create(snapshot, [{"id": 1, "data": {}}], 10)
+    jobs.finish_chunk(stalled, 1)
+    jobs.finish_chunk(finished, 0)
+    for job_id in (stalled, finished):
+        real_store.redis.hset(real_store.key("job", job_id), "progress_at", 0)
+
+    assert rescue_stalled_jobs(jobs, celery, stall_seconds=60) == [stalled]
+    queue = redis.Redis.from_url(REAL_REDIS_URL).lrange(queue_key(settings), 0, -1)
+    assert len(queue) == 2, "chunks 0 and 2; chunk 1 had finished"
+    assert rescue_stalled_jobs(jobs, celery, stall_seconds=60) == [], "it counts as progress, and is locked"
+    assert jobs.status(fresh).state == "queued"

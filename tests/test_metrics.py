@@ -1,0 +1,66 @@
+"""/metrics in Prometheus format, fed by every process through Redis; tokens and cost per job."""
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from shared.usage import estimate_cost, project_usage
+from tests.conftest import labeling_config
+from tests.test_api import post_predict, post_setup, prompt_context
+
+
+def samples(client) -> dict[tuple, float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    found = {}
+    for family in text_string_to_metric_families(response.get_data(as_text=True)):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def test_metrics_count_requests_llm_calls_tokens_cache_and_latency(make_client, make_settings, fake_llm, store):
+    client = make_client(make_settings(cache_ttl=60))
+    config = labeling_config("sarcasm")
+    post_setup(client, config)
+    for _ in range(2):  # the second is a cache hit
+        post_predict(client, [{"id": 1, "data": {"text": "x"}}], config, prompt_context("p", "text"))
+    fake_llm.fail_next(401)
+    post_predict(client, [{"id": 2, "data": {"text": "y"}}], config, prompt_context("p", "text"))
+    client.get("/nope")
+
+    found = samples(client)
+    model = (("model", "gpt-3.5-turbo"), ("provider", "openai"))
+    assert (
+        found[("llm_backend_http_requests_total", (("method", "POST"), ("route", "/predict"), ("status", "200")))] == 2
+    )
+    assert (
+        found[("llm_backend_http_requests_total", (("method", "POST"), ("route", "/predict"), ("status", "502")))] == 1
+    )
+    assert (
+        found[("llm_backend_http_requests_total", (("method", "GET"), ("route", "unmatched"), ("status", "404")))] == 1
+    )
+    assert found[("llm_backend_llm_calls_total", tuple(sorted((*model, ("outcome", "ok")))))] == 1
+    assert found[("llm_backend_llm_calls_total", tuple(sorted((*model, ("outcome", "refused")))))] == 1
+    assert found[("llm_backend_llm_tokens_total", tuple(sorted((*model, ("direction", "in")))))] == 11
+    assert found[("llm_backend_llm_tokens_total", tuple(sorted((*model, ("direction", "out")))))] == 7
+    assert found[("llm_backend_llm_cache_total", (("result", "hit"),))] == 1
+    assert found[("llm_backend_llm_cache_total", (("result", "miss"),))] == 2
+    assert found[("llm_backend_interactive_seconds_count", ())] == 3
+    assert found[("llm_backend_llm_seconds_count", model)] == 2
+    assert found[("llm_backend_jobs", (("state", "running"),))] == 0
+    assert found[("llm_backend_queue_depth", (("queue", "batch"),))] == 0
+    assert project_usage(store, "7") == {"gpt-3.5-turbo": {"in": 11, "out": 7}}
+
+
+def test_cost_comes_from_the_price_table():
+    prices = {"gpt-4o-mini": (0.15, 0.60)}
+    assert estimate_cost(prices, "gpt-4o-mini", 1_000_000, 500_000) == 0.45
+    assert estimate_cost(prices, "unknown-model", 10, 10) is None
+
+
+def test_price_table_is_configurable(make_settings, monkeypatch):
+    monkeypatch.setenv("LLM_PRICES", '{"my-model": [1, 2], "gpt-4o": [3, 12]}')
+    from shared.config import load_settings
+
+    prices = load_settings().prices
+    assert prices["my-model"] == (1.0, 2.0) and prices["gpt-4o"] == (3.0, 12.0)
+    assert prices["gpt-4o-mini"] == (0.15, 0.60)
