@@ -1,4 +1,4 @@
-"""The Label Studio ML backend protocol: /health, /setup, /predict, /webhook, /versions."""
+"""The Label Studio ML backend protocol (/health, /setup, /predict, /webhook, /versions), plus /jobs and /metrics."""
 
 from __future__ import annotations
 
@@ -34,6 +34,10 @@ def predictor() -> Predictor:
     return backend().predictor
 
 
+def text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def bad_config(exc: Exception) -> ApiError:
     return ApiError(400, str(exc))
 
@@ -55,8 +59,8 @@ def setup():
     try:
         setup = ProjectSetup(
             label_config=schema,
-            hostname=body.get("hostname") or None,
-            access_token=body.get("access_token") or None,
+            hostname=text_or_none(body.get("hostname")),
+            access_token=text_or_none(body.get("access_token")),
             extra_params=decode_extra_params(body.get("extra_params")),
         )
         config = predictor().project_config(setup)

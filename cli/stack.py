@@ -81,11 +81,12 @@ class Stack:
         self.redis: subprocess.Popen | None = None
         self.env = dict(os.environ)
 
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
-        process = subprocess.Popen(argv, env=self.env, start_new_session=True)
-        self.children.append((name, process))
+    def _spawn(self, name: str, argv: list[str]) -> None:
         self.commands[name] = argv
-        return process
+        self.children.append((name, self._launch(name)))
+
+    def _launch(self, name: str) -> subprocess.Popen:
+        return subprocess.Popen(self.commands[name], env=self.env, start_new_session=True)
 
     def start_redis(self) -> str:
         """The configured Redis if it answers, else an embedded one; returns the URL everything uses."""
@@ -142,8 +143,7 @@ class Stack:
                 print(f"llm-backend up: {name} exited with {process.returncode}; starting it again", file=sys.stderr)
                 self._signal_group(process, signal.SIGKILL)  # whatever it left behind
                 self.restarts[name] = [*recent, time.monotonic()]
-                restarted = subprocess.Popen(self.commands[name], env=self.env, start_new_session=True)
-                self.children[position] = (name, restarted)
+                self.children[position] = (name, self._launch(name))
             time.sleep(0.2)
         return 0
 
