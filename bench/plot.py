@@ -31,7 +31,7 @@ def plot(results: dict[str, dict], path: Path) -> Path | None:
     have_interactive = bool(interactive and interactive.get("levels"))
     if not (have_batch or have_interactive):
         return None
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 6.5))
 
     if have_batch:
         by_concurrency: dict[int, list[tuple[int, float]]] = {}
@@ -55,7 +55,7 @@ def plot(results: dict[str, dict], path: Path) -> Path | None:
         )
         left.set_yscale("log")
         left.grid(True, which="both", alpha=0.3)
-        left.legend(fontsize=8)
+        left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     else:
         left.set_axis_off()
 
@@ -78,7 +78,7 @@ def plot(results: dict[str, dict], path: Path) -> Path | None:
         right.set_ylabel("fraction of requests")
         right.set_title("Interactive /predict: overhead above the LLM call (CDF)")
         right.grid(True, which="both", alpha=0.3)
-        right.legend(fontsize=8, loc="upper left")
+        right.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     else:
         right.set_axis_off()
 

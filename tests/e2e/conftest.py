@@ -46,6 +46,7 @@ def backend(label_studio, llm_server, e2e_dir):
         BATCH_CHUNK_SIZE="50",
         LLM_CONCURRENCY="8",
         CACHE_TTL="0",
+        AUTO_PREDICT_ON_IMPORT="1",
     )
     plain_port, guarded_port = free_port(), free_port()
     processes = [

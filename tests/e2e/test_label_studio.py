@@ -37,7 +37,8 @@ def task_data(config: str, marker: str, index: int) -> dict:
 def new_project(ls, config: str, count: int, marker: str | None = None):
     marker = marker or uuid.uuid4().hex[:10]
     project = ls.projects.create(title=f"{config} {marker}", label_config=labeling_config(config))
-    ls.projects.import_tasks(id=project.id, request=[task_data(config, marker, i) for i in range(count)])
+    if count:
+        ls.projects.import_tasks(id=project.id, request=[task_data(config, marker, i) for i in range(count)])
     return project, marker
 
 
@@ -242,3 +243,16 @@ def test_cli_batch_predicts_a_project_and_sums_up(ls, backend, label_studio, fak
     assert len(found) == 29 and {p["model_version"] for p in found} == {version}
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "nothing to predict" in again.stdout
+
+
+def test_tasks_imported_later_are_predicted_on_arrival(ls, backend, fake_llm):
+    fake_llm.reply = lambda messages, index: ANSWER
+    project, marker = new_project(ls, "sarcasm", 0)
+    extra = {"default_prompt": TEMPLATES["sarcasm"], "use_internal_prompt_template": False}
+    version = connect(ls, project, backend["url"], extra_params=extra).model_version
+
+    ls.projects.import_tasks(id=project.id, request=[task_data("sarcasm", marker, i) for i in range(20)])
+
+    found = wait_for_predictions(ls, project, 20, timeout=60)
+    assert sorted(p["task"] for p in found) == task_ids(ls, project)
+    assert {p["model_version"] for p in found} == {version}
