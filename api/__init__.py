@@ -9,7 +9,6 @@ from api.errors import register_error_handlers
 from api.observe import install_request_metrics
 from api.routes import bp
 from shared.config import Settings, load_settings
-from shared.metrics import Metrics
 from shared.services import Services
 from shared.store import Store
 
@@ -21,7 +20,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.json.sort_keys = False
     services = Services.build(settings, store)
     app.extensions["llm_backend"] = services
-    install_request_metrics(app, Metrics(services.store))
+    install_request_metrics(app, services.metrics)
     install_basic_auth(app, settings)
     register_error_handlers(app)
     app.register_blueprint(bp)

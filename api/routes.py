@@ -198,6 +198,7 @@ def found(status: JobStatus | None, job_id: str) -> JobStatus:
 
 @bp.get("/metrics")
 def metrics():
+    backend().metrics.flush()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RedisCollector(predictor().store, queue_key(backend().settings)))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -176,7 +176,7 @@ class Settings(BaseSettings):
     cache_ttl: Annotated[int, Field(ge=0)] = 7 * 24 * 3600
     llm_timeout: Annotated[float, Field(gt=0)] = 120.0
     llm_max_retries: Annotated[int, Field(ge=0, le=20)] = 5
-    llm_concurrency: Annotated[int, Field(ge=1, le=1024)] = 32
+    llm_concurrency: Annotated[int, Field(ge=1, le=1024)] = 100  # >= BATCH_CHUNK_SIZE: a chunk in one round
     llm_rpm: Annotated[int, Field(ge=0)] = 0
     llm_tpm: Annotated[int, Field(ge=0)] = 0
     llm_interactive_share: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2

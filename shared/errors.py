@@ -17,7 +17,10 @@ class LLMError(TaskError):
 
     status = 502
 
-    def __init__(self, message: str, *, retryable: bool, status_code: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool, status_code: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status_code = status_code
+        self.retry_after = retry_after  # seconds, when the provider said (Retry-After)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -24,6 +25,8 @@ from shared.ratelimit import RateLimiter
 from shared.store import Store
 
 log = logging.getLogger(__name__)
+
+MAX_RETRY_DELAY = 120.0  # the longest Retry-After honoured, as the openai client does
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,16 @@ def _provider_message(exc: openai.APIStatusError) -> str:
     return str(detail or exc.message)
 
 
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    headers = exc.response.headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            return float(headers[name]) * scale
+        except (KeyError, ValueError):
+            continue
+    return None
+
+
 def _redact(text: str, options: LLMOptions) -> str:
     key = options.api_key.get_secret_value() if options.api_key else ""
     return text.replace(key, "***") if len(key) >= 4 else text
@@ -108,11 +121,11 @@ class LLM:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, store: Store) -> LLM:
+    def from_settings(cls, settings: Settings, store: Store, metrics: Metrics | None = None) -> LLM:
         limiter = RateLimiter(
             store, settings.llm_rpm, settings.llm_tpm, settings.llm_interactive_share, settings.llm_rate_wait
         )
-        return cls(store, settings.cache_ttl, limiter, Metrics(store))
+        return cls(store, settings.cache_ttl, limiter, metrics)
 
     def client(self, options: LLMOptions) -> openai.OpenAI:
         with self._lock:
@@ -137,10 +150,9 @@ class LLM:
             self._metrics.count("llm_cache", result="hit" if hit else "miss")
         if hit is not None:
             return hit
-        estimated = self._limiter.acquire(options, messages, interactive) if self._limiter else 0
         started = time.perf_counter()
         try:
-            answer = self._call(options, messages)
+            answer, estimated = self._call_within_limits(options, messages, interactive)
         except LLMError as exc:
             self._metrics.count(
                 "llm_calls", **self._labels(options), outcome="retryable" if exc.retryable else "refused"
@@ -156,6 +168,27 @@ class LLM:
         if self._store is not None:
             self._store.cache_answer(cache_key(options, messages), asdict(answer), self._cache_ttl)
         return answer
+
+    def _call_within_limits(
+        self, options: LLMOptions, messages: list[dict], interactive: bool
+    ) -> tuple[LLMAnswer, int]:
+        """One call; with a shared rate limit, every retry also waits for its turn in the bucket.
+
+        (The openai client's own retries would bypass the bucket, so here they are ours.)
+        """
+        if self._limiter is None:
+            return self._call(options, messages), 0
+        unretried = options.model_copy(update={"max_retries": 0})
+        for attempt in range(options.max_retries + 1):
+            estimated = self._limiter.acquire(options, messages, interactive)
+            try:
+                return self._call(unretried, messages), estimated
+            except LLMError as exc:
+                if not exc.retryable or attempt == options.max_retries:
+                    raise
+                delay = exc.retry_after if exc.retry_after is not None else 0.5 * 2**attempt * random.uniform(0.75, 1)
+                time.sleep(min(delay, MAX_RETRY_DELAY))
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _labels(options: LLMOptions) -> dict[str, str]:
@@ -173,7 +206,7 @@ class LLM:
             status = exc.status_code
             retryable = status in (408, 409, 429) or status >= 500
             message = f"{options.provider} answered {status}: {_redact(_provider_message(exc), options)}"
-            raise LLMError(message, retryable=retryable, status_code=status) from None
+            raise LLMError(message, retryable=retryable, status_code=status, retry_after=_retry_after(exc)) from None
         except openai.APITimeoutError:
             raise LLMError(f"{options.provider} did not answer within {options.timeout:g} s", retryable=True) from None
         except openai.APIConnectionError as exc:

@@ -3,13 +3,17 @@
 Every process (gunicorn's workers, Celery workers on any machine) adds to the same counters and
 histograms in Redis, so one scrape of ``/metrics`` on any API process shows everything, whatever
 process served what.  ``prometheus_client`` does the exposition through a custom collector.
-A metric that cannot be written (Redis down) is dropped: metrics never fail a request.
+Updates are buffered in the process and written once a second; a metric that cannot be written
+(Redis down) is dropped: metrics never fail a request nor slow it down.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
+import time
 from collections.abc import Iterator
 
 import redis
@@ -43,30 +47,52 @@ def _field(labels: dict[str, str]) -> str:
 
 
 class Metrics:
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    """Adds up in the process and writes to Redis once a second, in one round trip.
 
-    def _write(self, commands) -> None:
-        try:
-            pipe = self.store.redis.pipeline(transaction=False)
-            commands(pipe)
-            pipe.execute()
-        except redis.RedisError as exc:
-            log.debug("metric dropped: %s", exc)
+    A request or an LLM call then costs no Redis round trip for its metrics; at most the last second
+    of a process that dies unflushed is lost.  ``flush`` writes at once (``/metrics`` calls it).
+    """
+
+    def __init__(self, store: Store, interval: float = 1.0) -> None:
+        self.store = store
+        self.interval = interval
+        self._pending: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+        self._flusher_pid: int | None = None
 
     def count(self, name: str, amount: float = 1, **labels: str) -> None:
-        self._write(lambda pipe: pipe.hincrbyfloat(self.store.key("metrics", name), _field(labels), amount))
+        self._add(name, _field(labels), amount)
 
     def observe(self, name: str, seconds: float, **labels: str) -> None:
         field = _field(labels)
         bucket = next((str(bound) for bound in LATENCY_BUCKETS if seconds <= bound), "+Inf")
+        self._add(name, f"{field}|{bucket}", 1)
+        self._add(name, f"{field}|sum", seconds)
 
-        def commands(pipe) -> None:
-            key = self.store.key("metrics", name)
-            pipe.hincrbyfloat(key, f"{field}|{bucket}", 1)
-            pipe.hincrbyfloat(key, f"{field}|sum", seconds)
+    def _add(self, name: str, field: str, amount: float) -> None:
+        with self._lock:
+            self._pending[(name, field)] = self._pending.get((name, field), 0.0) + amount
+            if self._flusher_pid != os.getpid():  # one flusher per process, started after any fork
+                self._flusher_pid = os.getpid()
+                threading.Thread(target=self._flush_forever, daemon=True, name="metrics-flush").start()
 
-        self._write(commands)
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        try:
+            pipe = self.store.redis.pipeline(transaction=False)
+            for (name, field), amount in pending.items():
+                pipe.hincrbyfloat(self.store.key("metrics", name), field, amount)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.debug("%d metric updates dropped: %s", len(pending), exc)
 
 
 class RedisCollector(Collector):

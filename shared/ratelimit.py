@@ -20,16 +20,18 @@ from shared.config import LLMOptions
 from shared.errors import LLMError
 from shared.store import Store
 
-# KEYS[1] the bucket; ARGV: rate per second, capacity, cost, level that must remain after taking.
+# KEYS[1] the bucket; ARGV: rate per second, capacity, cost, level that must remain after taking, the level
+# of a new bucket (the interactive reserve: a fresh start does not burst batch calls past the provider).
 # Returns 0 when taken, else the seconds to wait before asking again.  Redis's own clock, so all
 # processes agree whatever their clocks say.
 _TAKE = """
 local rate, capacity, cost, floor = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local initial = tonumber(ARGV[5])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'level', 'at')
 local level, at = tonumber(state[1]), tonumber(state[2])
-if level == nil then level, at = capacity, now end
+if level == nil then level, at = initial, now end
 level = math.min(capacity, level + (now - at) * rate)
 local wait = 0
 if level - cost >= floor then
@@ -50,7 +52,7 @@ end
 return 1
 """
 
-BURST_SECONDS = 2.0  # a bucket holds two seconds' worth, so the rate holds without minute-sized bursts
+BURST_SECONDS = 1.0  # a bucket holds one second's worth: the rate holds without bursts a provider refuses
 COMPLETION_TOKENS_GUESS = 256  # per answer, until the provider tells us the real count
 
 
@@ -106,7 +108,8 @@ class RateLimiter:
         floor = min(floor, bucket.capacity - cost)
         while True:
             try:
-                wait = float(self._take(keys=[bucket.key], args=[bucket.rate, bucket.capacity, cost, floor]))
+                args = [bucket.rate, bucket.capacity, cost, floor, bucket.capacity * self.interactive_share]
+                wait = float(self._take(keys=[bucket.key], args=args))
             except redis.RedisError:
                 return  # no limiter is better than no predictions; the provider's 429s still apply
             if wait <= 0:

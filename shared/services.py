@@ -9,6 +9,7 @@ from celery import Celery
 from shared.config import Settings
 from shared.jobs import Jobs
 from shared.llm import LLM
+from shared.metrics import Metrics
 from shared.predictor import Predictor
 from shared.queue import make_celery
 from shared.store import Store
@@ -21,14 +22,17 @@ class Services:
     predictor: Predictor
     jobs: Jobs
     celery: Celery
+    metrics: Metrics
 
     @classmethod
     def build(cls, settings: Settings, store: Store | None = None) -> Services:
         store = store or Store.from_url(settings.redis_url, settings.redis_key_prefix)
+        metrics = Metrics(store)
         return cls(
             settings=settings,
             store=store,
-            predictor=Predictor(settings, store, LLM.from_settings(settings, store)),
+            predictor=Predictor(settings, store, LLM.from_settings(settings, store, metrics)),
             jobs=Jobs(store, settings.job_ttl, settings.prices),
             celery=make_celery(settings),
+            metrics=metrics,
         )

@@ -80,9 +80,12 @@ def test_served_api_predicts_learns_and_guards(api_process, fake_llm):
         assert batch["results"][0]["model_version"] == learned["model_version"]
     assert fake_llm.chat_requests[-1].body["messages"][0]["content"].endswith("Task Directive: Is {text} sarcastic?")
 
-    # Both gunicorn workers count into Redis: one scrape sees all five predictions.
-    metrics = httpx.get(f"{base}/metrics", auth=auth, timeout=10).text
-    assert 'llm_backend_http_requests_total{method="POST",route="/predict",status="200"} 5.0' in metrics
+    # Both gunicorn workers count into Redis (each flushes once a second): a scrape sees all five predictions.
+    expected = 'llm_backend_http_requests_total{method="POST",route="/predict",status="200"} 5.0'
+    deadline = time.monotonic() + 10
+    while expected not in (metrics := httpx.get(f"{base}/metrics", auth=auth, timeout=10).text):
+        assert time.monotonic() < deadline, metrics
+        time.sleep(0.3)
 
     log_text = log_path.read_text()
     assert "Listening at: http://127.0.0.1" in log_text
