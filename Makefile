@@ -29,7 +29,7 @@ e2e: install
 	$(BIN)/python -m pytest -v -rA tests/e2e $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check api cli shared worker tests
+	$(BIN)/ruff check api cli shared worker tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
