@@ -16,8 +16,11 @@ def create_worker_app(settings: Settings) -> Celery:
     services = PerProcess(settings)
     register_tasks(app, services)
 
+    watchdogs: list = []
+
     @worker_ready.connect(weak=False)
     def _watch_for_stalled_jobs(**_kwargs) -> None:
-        start_watchdog(lambda: services.jobs, app, settings.job_stall_seconds)
+        if not watchdogs:  # worker_ready comes again after the broker reconnects: one watchdog is enough
+            watchdogs.append(start_watchdog(lambda: services.jobs, app, settings.job_stall_seconds))
 
     return app
