@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,10 +86,25 @@ def store() -> Store:
 
 
 @pytest.fixture
-def redis_prefix() -> Iterator[str]:
+def redis_prefix(_prefixes_swept_at_the_end) -> Iterator[str]:
     """A key prefix of our own on the shared real Redis, removed afterwards."""
     prefix = f"llm-backend-test-{uuid.uuid4().hex[:12]}"
+    _prefixes_swept_at_the_end.append(prefix)
     yield prefix
+    _delete_prefix(prefix)
+
+
+@pytest.fixture(scope="session")
+def _prefixes_swept_at_the_end() -> Iterator[list[str]]:
+    """Metrics are flushed once a second by a thread: sweep every prefix once more when the session ends."""
+    prefixes: list[str] = []
+    yield prefixes
+    time.sleep(1.5)
+    for prefix in prefixes:
+        _delete_prefix(prefix)
+
+
+def _delete_prefix(prefix: str) -> None:
     client = redis.Redis.from_url(REAL_REDIS_URL)
     keys = list(client.scan_iter(f"{prefix}:*"))
     if keys:
