@@ -113,12 +113,14 @@ def predict_batch(ctx: PredictionContext, tasks: list[dict]):
     if blocker:
         current_app.logger.warning("%d tasks predicted in the request, not as a job: %s", len(tasks), blocker)
         return {"results": predictor().predict_many(ctx, tasks), "model_version": ctx.model_version}
-    b = backend()
+    return {"results": [], "model_version": ctx.model_version, "job": queue_job(ctx, tasks)}
+
+
+def queue_job(ctx: PredictionContext, tasks: list[dict]) -> str:
     try:
-        job_id = start_job(b.jobs, b.celery, b.predictor, ctx, tasks, b.settings.batch_chunk_size)
+        return start_job(backend(), ctx, tasks)
     except QueueUnavailable as exc:
         raise ApiError(503, str(exc)) from None
-    return {"results": [], "model_version": ctx.model_version, "job": job_id}
 
 
 @bp.post("/webhook")
@@ -155,12 +157,7 @@ def predict_new_tasks(project: str, label_config: str | None, tasks: object):
     if reason:
         current_app.logger.warning("project %s: %d new tasks not predicted: %s", project, len(tasks), reason)
         return {"status": "skipped", "detail": reason}
-    b = backend()
-    try:
-        job_id = start_job(b.jobs, b.celery, b.predictor, ctx, tasks, b.settings.batch_chunk_size)
-    except QueueUnavailable as exc:
-        raise ApiError(503, str(exc)) from None
-    return {"status": "ok", "job": job_id, "model_version": ctx.model_version}
+    return {"status": "ok", "job": queue_job(ctx, tasks), "model_version": ctx.model_version}
 
 
 @bp.get("/versions")
@@ -186,8 +183,7 @@ def job(job_id: str):
 
 @bp.post("/jobs/<job_id>/cancel")
 def cancel(job_id: str):
-    b = backend()
-    return found(cancel_job(b.jobs, b.celery, job_id), job_id).as_dict()
+    return found(cancel_job(backend(), job_id), job_id).as_dict()
 
 
 def found(status: JobStatus | None, job_id: str) -> JobStatus:

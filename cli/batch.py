@@ -43,7 +43,7 @@ def run_batch(settings: Settings, project: int, only_unlabeled: bool, wait: bool
     if not tasks:
         print(f"nothing to predict: {seen} tasks, all labeled or holding a prediction of {ctx.model_version}")
         return 0
-    job_id = start_job(backend.jobs, backend.celery, backend.predictor, ctx, tasks, settings.batch_chunk_size)
+    job_id = start_job(backend, ctx, tasks)
     print(f"job {job_id}: {len(tasks)} of {seen} tasks, model version {ctx.model_version}", flush=True)
     if not wait:
         return 0
@@ -105,8 +105,7 @@ def show_job(settings: Settings, job_id: str) -> int:
 
 
 def cancel(settings: Settings, job_id: str) -> int:
-    backend = Services.build(settings)
-    status = cancel_job(backend.jobs, backend.celery, job_id)
+    status = cancel_job(Services.build(settings), job_id)
     if status is None:
         return _fail(f"no job {job_id}")
     print(f"job {job_id}: {status.state}")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from celery import Celery
 from kombu.exceptions import OperationalError
 
-from shared.jobs import Jobs, JobStatus
-from shared.predictor import PredictionContext, Predictor
+from shared.jobs import JobStatus
+from shared.predictor import PredictionContext
 from shared.queue import DISPATCH_JOB, chunk_task_id
+from shared.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -18,14 +18,12 @@ class QueueUnavailable(Exception):
     """The broker did not take the job; the job is marked failed with the reason."""
 
 
-def start_job(
-    jobs: Jobs, celery: Celery, predictor: Predictor, ctx: PredictionContext, tasks: list[dict], chunk_size: int
-) -> str:
-    job_id = jobs.create(predictor.snapshot(ctx), tasks, chunk_size)
+def start_job(services: Services, ctx: PredictionContext, tasks: list[dict]) -> str:
+    job_id = services.jobs.create(services.predictor.snapshot(ctx), tasks, services.settings.batch_chunk_size)
     try:
-        celery.send_task(DISPATCH_JOB, args=[job_id])
+        services.celery.send_task(DISPATCH_JOB, args=[job_id])
     except OperationalError as exc:
-        jobs.abort(job_id, f"could not queue the job: {exc}")
+        services.jobs.abort(job_id, f"could not queue the job: {exc}")
         raise QueueUnavailable(f"the job queue is unavailable: {exc}") from None
     log.info(
         "project %s: job %s queued, %d tasks, model version %s", ctx.project, job_id, len(tasks), ctx.model_version
@@ -33,10 +31,10 @@ def start_job(
     return job_id
 
 
-def cancel_job(jobs: Jobs, celery: Celery, job_id: str) -> JobStatus | None:
+def cancel_job(services: Services, job_id: str) -> JobStatus | None:
     """Cancel a job: its queued chunk messages are revoked, and any that still arrive do nothing."""
-    unfinished = jobs.unfinished_chunks(job_id)
-    status = jobs.cancel(job_id)
+    unfinished = services.jobs.unfinished_chunks(job_id)
+    status = services.jobs.cancel(job_id)
     if status is not None and status.state == "cancelled" and unfinished:
-        celery.control.revoke([chunk_task_id(job_id, index) for index in unfinished])
+        services.celery.control.revoke([chunk_task_id(job_id, index) for index in unfinished])
     return status

@@ -65,6 +65,13 @@ class JobStatus:
         }
 
 
+def _members(redis_client, key: str, task_ids: list[Any]) -> list[bool]:
+    """Which of these tasks are in the set at ``key``, in one round trip."""
+    if not task_ids:
+        return []
+    return [bool(flag) for flag in redis_client.smismember(key, [str(task_id) for task_id in task_ids])]
+
+
 def chunked(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -209,9 +216,7 @@ class Jobs:
             pipe.execute()
 
     def members(self, job_id: str, name: str, task_ids: list[Any]) -> list[bool]:
-        if not task_ids:
-            return []
-        return [bool(flag) for flag in self.redis.smismember(self._job(job_id, name), [str(t) for t in task_ids])]
+        return _members(self.redis, self._job(job_id, name), task_ids)
 
     def record_error(self, job_id: str, task_id: Any, message: str) -> None:
         pipe = self.redis.pipeline(transaction=False)
@@ -264,9 +269,7 @@ class Ledger:
         return self.store.key("ledger", self.project, self.version, *parts)
 
     def pushed(self, task_ids: list[Any]) -> list[bool]:
-        if not task_ids:
-            return []
-        return [bool(flag) for flag in self.redis.smismember(self._key("pushed"), [str(t) for t in task_ids])]
+        return _members(self.redis, self._key("pushed"), task_ids)
 
     def claim(self, task_ids: list[Any], owner: str, seconds: int) -> tuple[list[Any], list[Any]]:
         """Claim tasks for ``owner``; returns (claimed, held by someone else)."""
