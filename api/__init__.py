@@ -8,9 +8,9 @@ from api.auth import install_basic_auth
 from api.errors import register_error_handlers
 from api.observe import install_request_metrics
 from api.routes import bp
-from shared.config import Settings, load_settings
+from shared.adapters.store import Store
+from shared.domain.config import Settings, load_settings
 from shared.services import Services
-from shared.store import Store
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:

@@ -9,7 +9,7 @@ import hmac
 
 from flask import Flask, jsonify, request
 
-from shared.config import Settings
+from shared.domain.config import Settings
 
 
 def install_basic_auth(app: Flask, settings: Settings) -> None:

@@ -6,7 +6,7 @@ import time
 
 from flask import Flask, Response, g, request
 
-from shared.metrics import Metrics
+from shared.adapters.metrics import Metrics
 
 
 def mark_interactive() -> None:

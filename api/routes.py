@@ -9,16 +9,16 @@ from api.batch import batch_blocker
 from api.errors import ApiError
 from api.observe import mark_interactive
 from api.requests import json_object, optional_object, tasks_of
-from shared.config import ConfigError, decode_extra_params
+from shared.adapters.jobs import JobStatus
+from shared.adapters.metrics import RedisCollector
+from shared.adapters.queue import queue_key
+from shared.adapters.store import ProjectSetup, project_id_of
 from shared.dispatch import QueueUnavailable, cancel_job, start_job
-from shared.errors import TaskError
-from shared.jobs import JobStatus
-from shared.labeling import LabelingConfigError
-from shared.metrics import RedisCollector
+from shared.domain.config import ConfigError, decode_extra_params
+from shared.domain.errors import TaskError
+from shared.domain.labeling import LabelingConfigError
 from shared.predictor import PredictionContext, Predictor
-from shared.queue import queue_key
 from shared.services import Services
-from shared.store import ProjectSetup, project_id_of
 
 MODEL_CLASS = "LLMInteractive"
 PROMPT_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")

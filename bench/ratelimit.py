@@ -20,7 +20,7 @@ LLM_DELAY, LLM_JITTER = 0.2, 0.05
 
 
 def _limiter_present() -> bool:
-    from shared.config import Settings
+    from shared.domain.config import Settings
 
     return "llm_rpm" in Settings.model_fields
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 import time
 
-from shared.config import Settings
+from shared.adapters.jobs import FINISHED_STATES, Jobs, JobStatus
+from shared.adapters.label_studio import sdk_client
 from shared.dispatch import cancel_job, start_job
-from shared.jobs import FINISHED_STATES, Jobs, JobStatus
-from shared.label_studio import sdk_client
+from shared.domain.config import Settings
 from shared.services import Services
 
 PAGE_SIZE = 500

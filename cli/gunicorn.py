@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gunicorn.app.base import BaseApplication
 
-from shared.config import Settings
+from shared.domain.config import Settings
 
 
 class _Application(BaseApplication):

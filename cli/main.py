@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from shared.config import ConfigError, Settings, load_settings
+from shared.domain.config import ConfigError, Settings, load_settings
 from shared.logs import configure_logging
 
 log = logging.getLogger("llm_backend")
@@ -33,7 +33,7 @@ def _run_flower(settings: Settings, args: argparse.Namespace) -> int:
     if not os.environ.get("FLOWER_BASIC_AUTH"):
         print("llm-backend: FLOWER_BASIC_AUTH=user:password is required: Flower shows every task", file=sys.stderr)
         return 2
-    from shared.queue import make_celery
+    from shared.adapters.queue import make_celery
 
     make_celery(settings).start(["flower", f"--address={args.host}", f"--port={args.port}", *args.celery_options])
     return 0

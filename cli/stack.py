@@ -19,7 +19,7 @@ from pathlib import Path
 
 import redis
 
-from shared.config import Settings
+from shared.domain.config import Settings
 
 MAX_RESTARTS_PER_MINUTE = 5
 

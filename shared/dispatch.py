@@ -6,9 +6,9 @@ import logging
 
 from kombu.exceptions import OperationalError
 
-from shared.jobs import JobStatus
+from shared.adapters.jobs import JobStatus
+from shared.adapters.queue import DISPATCH_JOB, chunk_task_id
 from shared.predictor import PredictionContext
-from shared.queue import DISPATCH_JOB, chunk_task_id
 from shared.services import Services
 
 log = logging.getLogger(__name__)

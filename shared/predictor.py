@@ -8,48 +8,25 @@ per process.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from shared.config import ExtraParams, ProjectConfig, Settings, decode_extra_params
-from shared.errors import TaskError
-from shared.images import image_url_for_model
-from shared.label_studio import LabelStudioAccess
-from shared.labeling import LabelingSpec, parse_labeling_config
-from shared.llm import LLM
+from shared.adapters.images import image_url_for_model
+from shared.adapters.label_studio import LabelStudioAccess
+from shared.adapters.llm import LLM
+from shared.adapters.store import ProjectSetup, Store
+from shared.adapters.usage import record_usage
+from shared.domain.config import ExtraParams, ProjectConfig, Settings, decode_extra_params
+from shared.domain.errors import TaskError
+from shared.domain.labeling import LabelingSpec, parse_labeling_config
+from shared.domain.prompts import build_messages, choose_prompt, prompt_from_regions, render_prompt
+from shared.domain.regions import build_regions
+from shared.domain.versions import model_version
 from shared.logs import log_context
-from shared.prompts import build_messages, choose_prompt, prompt_from_regions, render_prompt
-from shared.regions import build_regions
-from shared.store import ProjectSetup, Store
-from shared.usage import record_usage
 
 log = logging.getLogger(__name__)
-
-
-def model_version(config: ProjectConfig, label_config: str, project_prompt: str | None) -> str:
-    """A version that changes whenever anything that shapes the predictions does.
-
-    Derived rather than counted, so every API and worker process agrees on it without coordination,
-    and Label Studio's "skip tasks that already hold this version" is exactly right.
-    """
-    llm = config.llm
-    decisive = {
-        "provider": llm.provider,
-        "endpoint": llm.endpoint,
-        "model": llm.model,
-        "deployment": llm.azure_deployment,
-        "temperature": llm.temperature,
-        "n": llm.num_responses,
-        "prompt_options": config.prompt.model_dump(),
-        "label_config": label_config,
-        "prompt": project_prompt,
-    }
-    digest = hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{llm.model}-{digest}"
 
 
 @dataclass(frozen=True)

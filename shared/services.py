@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 from celery import Celery
 
-from shared.config import Settings
-from shared.jobs import Jobs
-from shared.llm import LLM
-from shared.metrics import Metrics
+from shared.adapters.jobs import Jobs
+from shared.adapters.llm import LLM
+from shared.adapters.metrics import Metrics
+from shared.adapters.queue import make_celery
+from shared.adapters.store import Store
+from shared.domain.config import Settings
 from shared.predictor import Predictor
-from shared.queue import make_celery
-from shared.store import Store
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import fakeredis
 import pytest
 import redis
 
-from shared.config import Settings
-from shared.store import Store
+from shared.adapters.store import Store
+from shared.domain.config import Settings
 from tests.fakes.openai_server import FakeOpenAI, FakeOpenAIServer
 
 CONFIGS = Path(__file__).parent / "configs"

@@ -7,7 +7,7 @@ import logging
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
-from shared.store import Store
+from shared.adapters.store import Store
 from tests.conftest import TEST_API_KEY, labeling_config
 from tests.fakes.label_studio import FakeLabelStudio
 

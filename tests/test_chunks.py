@@ -6,10 +6,10 @@ over real HTTP.
 
 import pytest
 
-from shared.jobs import Jobs, Ledger, chunked
-from shared.llm import LLM
+from shared.adapters.jobs import Jobs, Ledger, chunked
+from shared.adapters.llm import LLM
+from shared.adapters.store import ProjectSetup
 from shared.predictor import Predictor
-from shared.store import ProjectSetup
 from tests.conftest import labeling_config
 from tests.fakes.label_studio import FakeLabelStudio
 from worker.chunks import ChunkRunner

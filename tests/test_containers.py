@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from cli.main import _parser
-from shared.config import Settings
+from shared.domain.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 HADOLINT = str(Path(sys.executable).with_name("hadolint"))

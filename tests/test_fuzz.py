@@ -7,10 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.jobs import Jobs
-from shared.llm import LLM
+from shared.adapters.jobs import Jobs
+from shared.adapters.llm import LLM
+from shared.adapters.store import ProjectSetup
 from shared.predictor import Predictor
-from shared.store import ProjectSetup
 from tests.conftest import labeling_config
 from tests.fakes.label_studio import FakeLabelStudio
 from worker.chunks import ChunkRunner

@@ -2,9 +2,9 @@
 
 import pytest
 
-from shared.config import ExtraParams
-from shared.errors import LLMError
-from shared.llm import LLM
+from shared.adapters.llm import LLM
+from shared.domain.config import ExtraParams
+from shared.domain.errors import LLMError
 from tests.conftest import TEST_API_KEY
 
 MESSAGES = [{"role": "user", "content": "Say hi"}]

@@ -2,7 +2,8 @@
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.usage import estimate_cost, project_usage
+from shared.adapters.usage import project_usage
+from shared.domain.pricing import estimate_cost
 from tests.conftest import labeling_config
 from tests.test_api import post_predict, post_setup, prompt_context
 
@@ -59,7 +60,7 @@ def test_cost_comes_from_the_price_table():
 
 def test_price_table_is_configurable(make_settings, monkeypatch):
     monkeypatch.setenv("LLM_PRICES", '{"my-model": [1, 2], "gpt-4o": [3, 12]}')
-    from shared.config import load_settings
+    from shared.domain.config import load_settings
 
     prices = load_settings().prices
     assert prices["my-model"] == (1.0, 2.0) and prices["gpt-4o"] == (3.0, 12.0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from celery import Celery
 from celery.signals import worker_ready
 
-from shared.config import Settings
-from shared.queue import make_celery
+from shared.adapters.queue import make_celery
+from shared.domain.config import Settings
 from worker.tasks import PerProcess, register_tasks
 from worker.watchdog import start_watchdog
 

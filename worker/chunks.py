@@ -19,10 +19,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.config import Settings
-from shared.errors import LLMError, TaskError
-from shared.jobs import Jobs, Ledger
-from shared.label_studio import PushError, has_prediction, push_prediction, push_predictions
+from shared.adapters.jobs import Jobs, Ledger
+from shared.adapters.label_studio import PushError, has_prediction, push_prediction, push_predictions
+from shared.domain.config import Settings
+from shared.domain.errors import LLMError, TaskError
 from shared.predictor import PredictionContext, Predictor
 
 log = logging.getLogger(__name__)

@@ -9,10 +9,10 @@ import uuid
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from shared.config import Settings
-from shared.jobs import Jobs
+from shared.adapters.jobs import Jobs
+from shared.adapters.queue import DISPATCH_JOB, PREDICT_CHUNK, chunk_task_id
+from shared.domain.config import Settings
 from shared.logs import log_context
-from shared.queue import DISPATCH_JOB, PREDICT_CHUNK, chunk_task_id
 from shared.services import Services
 from worker.chunks import ChunkRunner, backoff
 

@@ -14,8 +14,8 @@ import time
 
 from celery import Celery
 
-from shared.jobs import Jobs
-from shared.queue import PREDICT_CHUNK, chunk_task_id
+from shared.adapters.jobs import Jobs
+from shared.adapters.queue import PREDICT_CHUNK, chunk_task_id
 
 log = logging.getLogger(__name__)
 

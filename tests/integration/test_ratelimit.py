@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from shared.errors import LLMError
-from shared.llm import LLM
-from shared.ratelimit import RateLimiter
+from shared.adapters.llm import LLM
+from shared.adapters.ratelimit import RateLimiter
+from shared.domain.errors import LLMError
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

@@ -11,7 +11,7 @@ import httpx
 import psutil
 import pytest
 
-from shared.jobs import FINISHED_STATES
+from shared.adapters.jobs import FINISHED_STATES
 from tests.conftest import TEST_API_KEY, labeling_config
 from tests.fakes.label_studio import FakeLabelStudio
 from tests.integration.processes import (

@@ -1,8 +1,8 @@
 """The store and cache on the real Redis, as several processes share them."""
 
-from shared.config import Settings
-from shared.llm import LLM, cache_key
-from shared.store import ProjectSetup, Store
+from shared.adapters.llm import LLM, cache_key
+from shared.adapters.store import ProjectSetup, Store
+from shared.domain.config import Settings
 from tests.conftest import REAL_REDIS_URL
 
 

@@ -2,8 +2,8 @@
 
 import redis
 
-from shared.jobs import Jobs
-from shared.queue import make_celery, queue_key
+from shared.adapters.jobs import Jobs
+from shared.adapters.queue import make_celery, queue_key
 from tests.conftest import REAL_REDIS_URL
 from worker.watchdog import rescue_stalled_jobs
 

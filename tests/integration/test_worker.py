@@ -15,7 +15,7 @@ import uuid
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
-from shared.jobs import FINISHED_STATES
+from shared.adapters.jobs import FINISHED_STATES
 from tests.conftest import TEST_API_KEY, labeling_config
 from tests.fakes.label_studio import FakeLabelStudio
 from tests.integration.processes import BackendProcess, llm_backend_env

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from shared.config import DEFAULT_PROMPT_TEMPLATE, ConfigError, ExtraParams, load_settings
+from shared.domain.config import DEFAULT_PROMPT_TEMPLATE, ConfigError, ExtraParams, load_settings
 
 
 def test_defaults_are_the_reference_backends():

@@ -1,9 +1,9 @@
 import pytest
 
-from shared.config import PromptOptions
-from shared.errors import TaskError
-from shared.labeling import parse_labeling_config
-from shared.prompts import build_messages, choose_prompt, prompt_from_regions, render_prompt
+from shared.domain.config import PromptOptions
+from shared.domain.errors import TaskError
+from shared.domain.labeling import parse_labeling_config
+from shared.domain.prompts import build_messages, choose_prompt, prompt_from_regions, render_prompt
 from tests.conftest import labeling_config
 
 INTERNAL = PromptOptions(

@@ -1,7 +1,7 @@
 import pytest
 
-from shared.labeling import parse_labeling_config
-from shared.regions import build_regions, match_labels
+from shared.domain.labeling import parse_labeling_config
+from shared.domain.regions import build_regions, match_labels
 from tests.conftest import labeling_config
 
 LABELS = ["Sarcastic", "Not Sarcastic"]

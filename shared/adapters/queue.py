@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from shared.config import Settings
+from shared.domain.config import Settings
 
 DISPATCH_JOB = "llm_backend.dispatch_job"
 PREDICT_CHUNK = "llm_backend.predict_chunk"
@@ -41,7 +41,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_soft_time_limit=settings.chunk_time_limit,
         task_time_limit=settings.chunk_time_limit + 60,
-        task_ignore_result=True,  # progress lives in the job records (shared/jobs.py)
+        task_ignore_result=True,  # progress lives in the job records (shared/adapters/jobs.py)
         result_expires=settings.job_ttl,
         worker_send_task_events=True,
         worker_hijack_root_logger=False,  # our handler (text or JSON, with job ids) serves Celery's loggers too

@@ -215,7 +215,7 @@ class Settings(BaseSettings):
     @cached_property
     def prices(self) -> dict[str, tuple[float, float]]:
         """USD per million input and output tokens: the built-in table with LLM_PRICES over it."""
-        from shared.usage import DEFAULT_PRICES
+        from shared.domain.pricing import DEFAULT_PRICES
 
         return DEFAULT_PRICES | self.llm_prices
 

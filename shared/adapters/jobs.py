@@ -20,8 +20,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from shared.store import Store
-from shared.usage import estimate_cost
+from shared.adapters.store import Store
+from shared.domain.pricing import estimate_cost
 
 MAX_ERRORS_KEPT = 100
 FINISHED_STATES = ("done", "failed", "partial", "cancelled")

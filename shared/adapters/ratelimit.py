@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import redis
 
-from shared.config import LLMOptions
-from shared.errors import LLMError
-from shared.store import Store
+from shared.adapters.store import Store
+from shared.domain.config import LLMOptions
+from shared.domain.errors import LLMError
 
 # KEYS[1] the bucket; ARGV: rate per second, capacity, cost, level that must remain after taking, the level
 # of a new bucket (the interactive reserve: a fresh start does not burst batch calls past the provider).

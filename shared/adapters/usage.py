@@ -1,22 +1,8 @@
-"""Tokens used and what they cost: summed per job and per project in Redis.
-
-Prices are per million input and output tokens, per model: a small built-in table of list prices
-(USD, which change: check yours), overridden or extended by ``LLM_PRICES``.  A model without a price
-has no cost estimate rather than a wrong one.
-"""
+"""Tokens used: summed per job and per project in Redis (what they cost: ``shared.domain.pricing``)."""
 
 from __future__ import annotations
 
-from shared.store import Store
-
-DEFAULT_PRICES: dict[str, tuple[float, float]] = {
-    "gpt-3.5-turbo": (0.50, 1.50),
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4.1": (2.00, 8.00),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "gpt-4.1-nano": (0.10, 0.40),
-}
+from shared.adapters.store import Store
 
 
 def record_usage(
@@ -40,10 +26,3 @@ def project_usage(store: Store, project: str) -> dict[str, dict[str, int]]:
         model, direction = field.rsplit("|", 1)
         usage.setdefault(model, {"in": 0, "out": 0})[direction] = int(value)
     return usage
-
-
-def estimate_cost(prices: dict[str, tuple[float, float]], model: str, tokens_in: int, tokens_out: int) -> float | None:
-    price = prices.get(model)
-    if price is None:
-        return None
-    return round((tokens_in * price[0] + tokens_out * price[1]) / 1_000_000, 6)

@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass
 
 import openai
 
-from shared.config import LLMOptions, Settings
-from shared.errors import LLMError
-from shared.metrics import Metrics
-from shared.ratelimit import RateLimiter
-from shared.store import Store
+from shared.adapters.metrics import Metrics
+from shared.adapters.ratelimit import RateLimiter
+from shared.adapters.store import Store
+from shared.domain.config import LLMOptions, Settings
+from shared.domain.errors import LLMError
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from shared.errors import TaskError
+from shared.domain.errors import TaskError
 
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio

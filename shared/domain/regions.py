@@ -11,7 +11,7 @@ import difflib
 import re
 from dataclasses import dataclass
 
-from shared.labeling import LabelingSpec
+from shared.domain.labeling import LabelingSpec
 
 _DECORATION = re.compile(r"^\s*(?:[-*•]|\d+[.)]|label[s]?\s*:|category\s*:|answer\s*:)?\s*|[\s.!\"'`*]+$", re.I)
 

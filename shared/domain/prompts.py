@@ -14,9 +14,9 @@ import string
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from shared.config import PromptOptions
-from shared.errors import TaskError
-from shared.labeling import LabelingSpec
+from shared.domain.config import PromptOptions
+from shared.domain.errors import TaskError
+from shared.domain.labeling import LabelingSpec
 
 IMAGE_PLACEHOLDER_TEXT = "(the attached image)"
 

@@ -14,9 +14,9 @@ import base64
 import mimetypes
 from urllib.parse import urlsplit
 
-from shared.errors import TaskError
-from shared.label_studio import LabelStudioAccess, download
-from shared.netguard import is_internal_host
+from shared.adapters.label_studio import LabelStudioAccess, download
+from shared.adapters.netguard import is_internal_host
+from shared.domain.errors import TaskError
 
 _LABEL_STUDIO_PATHS = ("/data/", "/storage-data/", "/tasks/")
 

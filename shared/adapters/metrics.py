@@ -20,7 +20,7 @@ import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from shared.store import Store
+from shared.adapters.store import Store
 
 log = logging.getLogger(__name__)
 
