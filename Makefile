@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install tools run test e2e lint clean bench bench-full
+.PHONY: install tools run test e2e lint docs clean bench bench-full
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ e2e: install
 
 lint: install
 	$(BIN)/ruff check api cli shared worker tests bench
+
+# The settings reference and .env.example, from the help text on each setting (shared/domain/config.py).
+docs: install
+	$(BIN)/llm-backend settings --format markdown > docs/settings.md
+	$(BIN)/llm-backend settings --format env > .env.example
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

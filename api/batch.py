@@ -7,7 +7,7 @@ nothing from the answer); the workers push the predictions back with the same mo
 
 from __future__ import annotations
 
-from shared.predictor import PredictionContext
+from shared.projects import PredictionContext
 
 
 def batch_blocker(ctx: PredictionContext, tasks: list[dict]) -> str | None:

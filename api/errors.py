@@ -1,4 +1,8 @@
-"""Every error leaves as JSON ``{"error": "..."}`` naming the problem; never a traceback."""
+"""Every error leaves as JSON ``{"error": "..."}`` naming the problem; never a traceback.
+
+The one place where errors become HTTP statuses: routes and the code below them raise the classes of
+``shared.domain.errors`` (or let Redis errors through) and never translate them themselves.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +13,40 @@ import redis
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from shared.domain.errors import (
+    BackendError,
+    InvalidInput,
+    LabelStudioError,
+    LLMError,
+    NotFound,
+    TaskError,
+    Unavailable,
+)
+
 log = logging.getLogger(__name__)
 
+# The most specific class of an error decides: LLMError is a TaskError, but answers 502.
+STATUS_BY_ERROR: dict[type[BackendError], int] = {
+    InvalidInput: 400,
+    NotFound: 404,
+    TaskError: 422,  # an annotator's only task: its prompt or data do not work
+    LLMError: 502,
+    LabelStudioError: 502,
+    Unavailable: 503,
+}
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+
+def status_of(exc: BackendError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500
 
 
 def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):
-        return jsonify(error=exc.message), exc.status
+    @app.errorhandler(BackendError)
+    def _backend_error(exc: BackendError):
+        return jsonify(error=str(exc)), status_of(exc)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import request
 
-from api.errors import ApiError
+from shared.domain.errors import InvalidRequest
 
 
 def json_object() -> dict[str, Any]:
@@ -15,9 +15,9 @@ def json_object() -> dict[str, Any]:
     try:
         body = json.loads(raw) if raw else None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object")
+        raise InvalidRequest("request body must be a JSON object")
     return body
 
 
@@ -25,14 +25,14 @@ def tasks_of(body: dict[str, Any]) -> list[dict[str, Any]]:
     """The tasks of a /predict body: a non-empty list of objects, each with a ``data`` object."""
     tasks = body.get("tasks")
     if not isinstance(tasks, list):
-        raise ApiError(400, "tasks must be a list of task objects")
+        raise InvalidRequest("tasks must be a list of task objects")
     if not tasks:
-        raise ApiError(400, "tasks is empty: send at least one task")
+        raise InvalidRequest("tasks is empty: send at least one task")
     for index, task in enumerate(tasks):
         if not isinstance(task, dict):
-            raise ApiError(400, f"tasks[{index}] must be an object")
+            raise InvalidRequest(f"tasks[{index}] must be an object")
         if not isinstance(task.get("data"), dict):
-            raise ApiError(400, f"tasks[{index}] has no data object")
+            raise InvalidRequest(f"tasks[{index}] has no data object")
     return tasks
 
 
@@ -41,5 +41,5 @@ def optional_object(body: dict[str, Any], key: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ApiError(400, f"{key} must be an object")
+        raise InvalidRequest(f"{key} must be an object")
     return value

@@ -1,4 +1,8 @@
-"""The Label Studio ML backend protocol (/health, /setup, /predict, /webhook, /versions), plus /jobs and /metrics."""
+"""The Label Studio ML backend protocol (/health, /setup, /predict, /webhook, /versions), plus /jobs and /metrics.
+
+Routes read the request, call the use cases and build the response body; errors are raised as the
+classes of ``shared.domain.errors`` and become statuses in ``api/errors.py`` only.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,17 @@ from flask import Blueprint, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from api.batch import batch_blocker
-from api.errors import ApiError
 from api.observe import mark_interactive
 from api.requests import json_object, optional_object, tasks_of
 from shared.adapters.jobs import JobStatus
 from shared.adapters.metrics import RedisCollector
 from shared.adapters.queue import queue_key
 from shared.adapters.store import ProjectSetup, project_id_of
-from shared.dispatch import QueueUnavailable, cancel_job, start_job
-from shared.domain.config import ConfigError, decode_extra_params
-from shared.domain.errors import TaskError
-from shared.domain.labeling import LabelingConfigError
-from shared.predictor import PredictionContext, Predictor
+from shared.dispatch import cancel_job, start_job
+from shared.domain.config import decode_extra_params
+from shared.domain.errors import InvalidRequest, NotFound, TaskError
+from shared.domain.types import Prediction, Task
+from shared.projects import PredictionContext
 from shared.services import Services
 
 MODEL_CLASS = "LLMInteractive"
@@ -30,16 +33,21 @@ def backend() -> Services:
     return current_app.extensions["llm_backend"]
 
 
-def predictor() -> Predictor:
-    return backend().predictor
-
-
 def text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def bad_config(exc: Exception) -> ApiError:
-    return ApiError(400, str(exc))
+def results_of(ctx: PredictionContext, outcomes: list[Prediction | TaskError]) -> list[dict]:
+    """Label Studio's ``results``: a failed task becomes an entry without ``result``, so Label Studio
+    stores nothing for it and logs the message, while the other tasks' predictions are kept."""
+    return [
+        {"error": str(outcome), "model_version": ctx.model_version} if isinstance(outcome, TaskError) else outcome
+        for outcome in outcomes
+    ]
+
+
+def answer(ctx: PredictionContext, results: list, **extra: object) -> dict:
+    return {"results": results, "model_version": ctx.model_version, **extra}
 
 
 @bp.get("/")
@@ -54,24 +62,14 @@ def setup():
     body = json_object()
     project = project_id_of(body.get("project"))
     if project is None:
-        raise ApiError(400, 'project must be "<id>.<timestamp>" as Label Studio sends it')
-    schema = body.get("schema")
-    try:
-        setup = ProjectSetup(
-            label_config=schema,
-            hostname=text_or_none(body.get("hostname")),
-            access_token=text_or_none(body.get("access_token")),
-            extra_params=decode_extra_params(body.get("extra_params")),
-        )
-        config = predictor().project_config(setup)
-        predictor().spec(config, schema)
-    except (ConfigError, LabelingConfigError) as exc:
-        raise bad_config(exc) from None
-    store = predictor().store
-    store.save_setup(project, setup)
-    version = predictor().version_for(project, config, schema)
-    store.record_version(project, version)
-    return {"model_version": version}
+        raise InvalidRequest('project must be "<id>.<timestamp>" as Label Studio sends it')
+    setup = ProjectSetup(
+        label_config=body.get("schema"),
+        hostname=text_or_none(body.get("hostname")),
+        access_token=text_or_none(body.get("access_token")),
+        extra_params=decode_extra_params(body.get("extra_params")),
+    )
+    return {"model_version": backend().projects.register(project, setup)}
 
 
 @bp.post("/predict")
@@ -80,47 +78,35 @@ def predict():
     tasks = tasks_of(body)
     params = optional_object(body, "params")
     project = project_id_of(body.get("project")) or project_id_of(tasks[0].get("project"))
-    try:
-        ctx = predictor().context(project, body.get("label_config"), params.get("context"))
-    except (ConfigError, LabelingConfigError) as exc:
-        raise bad_config(exc) from None
+    ctx = backend().projects.context(project, body.get("label_config"), params.get("context"))
+    predictor = backend().predictor
     if ctx.interactive and not ctx.context_prompt:
         # An annotator touched a smart tag, not the prompt: suggest nothing rather than overwrite their work.
-        results = [predictor().empty(ctx) for _ in tasks]
-    elif ctx.interactive and len(tasks) == 1:
+        return answer(ctx, [predictor.empty(ctx) for _ in tasks])
+    if ctx.interactive and len(tasks) == 1:
         mark_interactive()
-        # Label Studio shows an annotator the status of a failed call, but drops an error entry silently.
-        try:
-            results = [predictor().predict(ctx, tasks[0])]
-        except TaskError as exc:
-            raise ApiError(exc.status, str(exc)) from None
-    elif len(tasks) >= backend().settings.batch_min_tasks and not ctx.interactive:
+        # Label Studio shows an annotator the status of a failed call, but drops an error entry silently:
+        # so the TaskError propagates and becomes a 422/502 with its message.
+        return answer(ctx, [predictor.predict(ctx, tasks[0])])
+    if len(tasks) >= backend().settings.batch_min_tasks and not ctx.interactive:
         return predict_batch(ctx, tasks)
-    else:
-        results = predictor().predict_many(ctx, tasks)
-    return {"results": results, "model_version": ctx.model_version}
+    return answer(ctx, results_of(ctx, predictor.outcomes(ctx, tasks)))
 
 
-def predict_batch(ctx: PredictionContext, tasks: list[dict]):
+def predict_batch(ctx: PredictionContext, tasks: list[Task]):
     """Answer from the cache when every task is there; otherwise start a job and answer at once."""
+    predictor = backend().predictor
     if ctx.prompt is None:  # every task would fail the same way: say so now, without a job
-        return {"results": predictor().predict_many(ctx, tasks), "model_version": ctx.model_version}
-    if predictor().cached_predictions(ctx, tasks[:1]) is not None:
-        cached = predictor().cached_predictions(ctx, tasks)
+        return answer(ctx, results_of(ctx, predictor.outcomes(ctx, tasks)))
+    if predictor.cached_predictions(ctx, tasks[:1]) is not None:
+        cached = predictor.cached_predictions(ctx, tasks)
         if cached is not None:
-            return {"results": cached, "model_version": ctx.model_version}
+            return answer(ctx, cached)
     blocker = batch_blocker(ctx, tasks)
     if blocker:
         current_app.logger.warning("%d tasks predicted in the request, not as a job: %s", len(tasks), blocker)
-        return {"results": predictor().predict_many(ctx, tasks), "model_version": ctx.model_version}
-    return {"results": [], "model_version": ctx.model_version, "job": queue_job(ctx, tasks)}
-
-
-def queue_job(ctx: PredictionContext, tasks: list[dict]) -> str:
-    try:
-        return start_job(backend(), ctx, tasks)
-    except QueueUnavailable as exc:
-        raise ApiError(503, str(exc)) from None
+        return answer(ctx, results_of(ctx, predictor.outcomes(ctx, tasks)))
+    return answer(ctx, [], job=start_job(backend(), ctx, tasks))
 
 
 @bp.post("/webhook")
@@ -133,14 +119,12 @@ def webhook():
     project_info = optional_object(body, "project")
     project = project_id_of(project_info)
     if project is None:
-        raise ApiError(400, f"{action} without project.id")
-    try:
-        if auto_predict:
-            return predict_new_tasks(project, project_info.get("label_config"), body.get("tasks"))
-        annotation = optional_object(body, "annotation")
-        return predictor().remember_prompt(project, project_info.get("label_config"), annotation)
-    except (ConfigError, LabelingConfigError) as exc:
-        raise bad_config(exc) from None
+        raise InvalidRequest(f"{action} without project.id")
+    if auto_predict:
+        return predict_new_tasks(project, project_info.get("label_config"), body.get("tasks"))
+    annotation = optional_object(body, "annotation")
+    update = backend().projects.remember_prompt(project, project_info.get("label_config"), annotation)
+    return {"status": "ok", "prompt_changed": update.changed, "model_version": update.model_version}
 
 
 def predict_new_tasks(project: str, label_config: str | None, tasks: object):
@@ -152,18 +136,18 @@ def predict_new_tasks(project: str, label_config: str | None, tasks: object):
     )
     if not tasks:
         return {"status": "ok", "detail": "no tasks with data in the event"}
-    ctx = predictor().context(project, label_config, None)
+    ctx = backend().projects.context(project, label_config, None)
     reason = "no prompt for this project yet" if ctx.prompt is None else batch_blocker(ctx, tasks)
     if reason:
         current_app.logger.warning("project %s: %d new tasks not predicted: %s", project, len(tasks), reason)
         return {"status": "skipped", "detail": reason}
-    return {"status": "ok", "job": queue_job(ctx, tasks), "model_version": ctx.model_version}
+    return {"status": "ok", "job": start_job(backend(), ctx, tasks), "model_version": ctx.model_version}
 
 
 @bp.get("/versions")
 def versions():
     project = project_id_of(request.args.get("project"))
-    return {"versions": predictor().store.versions(project) if project else []}
+    return {"versions": backend().store.versions(project) if project else []}
 
 
 @bp.get("/jobs")
@@ -172,7 +156,7 @@ def jobs():
     try:
         limit = min(max(int(request.args.get("limit", 50)), 1), 1000)
     except ValueError:
-        raise ApiError(400, "limit must be a whole number") from None
+        raise InvalidRequest("limit must be a whole number") from None
     return {"jobs": [status.as_dict() for status in backend().jobs.recent(project_id_of(project), limit)]}
 
 
@@ -188,7 +172,7 @@ def cancel(job_id: str):
 
 def found(status: JobStatus | None, job_id: str) -> JobStatus:
     if status is None:
-        raise ApiError(404, f"no job {job_id} (jobs are kept {backend().settings.job_ttl} s)")
+        raise NotFound(f"no job {job_id} (jobs are kept {backend().settings.job_ttl} s)")
     return status
 
 
@@ -196,5 +180,5 @@ def found(status: JobStatus | None, job_id: str) -> JobStatus:
 def metrics():
     backend().metrics.flush()
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RedisCollector(predictor().store, queue_key(backend().settings)))
+    registry.register(RedisCollector(backend().store, backend().jobs, queue_key(backend().settings)))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

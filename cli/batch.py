@@ -5,8 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from shared.adapters.jobs import FINISHED_STATES, Jobs, JobStatus
-from shared.adapters.label_studio import sdk_client
+from shared.adapters.jobs import Jobs, JobState, JobStatus
 from shared.dispatch import cancel_job, start_job
 from shared.domain.config import Settings
 from shared.services import Services
@@ -22,20 +21,18 @@ def _fail(message: str) -> int:
 def run_batch(settings: Settings, project: int, only_unlabeled: bool, wait: bool) -> int:
     backend = Services.build(settings)
     setup = backend.store.load_setup(str(project))
-    access = backend.predictor.access_for(setup)
+    access = backend.projects.access(setup)
     if access is None:
         return _fail("set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY (or connect the backend in Label Studio first)")
-    client = sdk_client(access)
-    label_config = client.projects.get(id=project).label_config
-    ctx = backend.predictor.context(str(project), label_config, None)
+    label_studio = backend.label_studio(access)
+    ctx = backend.projects.context(str(project), label_studio.label_config(project), None)
     if ctx.prompt is None:
         return _fail(ctx.prompt_error or "no prompt")
 
-    predicted = {p.task for p in client.predictions.list(project=project) if p.model_version == ctx.model_version}
+    predicted = label_studio.predicted_tasks(project, ctx.model_version)
     tasks, seen = [], 0
-    for task in client.tasks.list(project=project, page_size=PAGE_SIZE):
+    for fields in label_studio.tasks(project, page_size=PAGE_SIZE):
         seen += 1
-        fields = task.dict()
         if only_unlabeled and (fields.get("is_labeled") or fields.get("total_annotations")):
             continue
         if fields["id"] not in predicted:
@@ -49,7 +46,7 @@ def run_batch(settings: Settings, project: int, only_unlabeled: bool, wait: bool
         return 0
     status = follow(backend.jobs, job_id)
     print(summary(status))
-    return 0 if status.state == "done" else 1
+    return 0 if status.state == JobState.DONE else 1
 
 
 def follow(jobs: Jobs, job_id: str, poll: float = 1.0) -> JobStatus:
@@ -63,7 +60,7 @@ def follow(jobs: Jobs, job_id: str, poll: float = 1.0) -> JobStatus:
             settled = status.pushed + status.failed
             bar.update(settled - bar.n)
             bar.set_postfix(done=status.done, failed=status.failed, pushed=status.pushed, state=status.state)
-            if status.state in FINISHED_STATES:
+            if status.state.finished:
                 return status
             time.sleep(poll)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -30,7 +29,7 @@ def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_flower(settings: Settings, args: argparse.Namespace) -> int:
-    if not os.environ.get("FLOWER_BASIC_AUTH"):
+    if settings.flower_basic_auth is None:  # Flower itself reads FLOWER_BASIC_AUTH from the environment
         print("llm-backend: FLOWER_BASIC_AUTH=user:password is required: Flower shows every task", file=sys.stderr)
         return 2
     from shared.adapters.queue import make_celery
@@ -76,6 +75,13 @@ def _run_jobs(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "cancel":
         return batch.cancel(settings, args.job_id)
     return batch.list_jobs(settings, args.project)
+
+
+def _print_settings(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.docs import RENDERERS
+
+    print(RENDERERS[args.format](), end="")
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -131,6 +137,10 @@ def _parser() -> argparse.ArgumentParser:
     jobs.add_argument("job_id", nargs="?", help="the job (for show and cancel)")
     jobs.add_argument("--project", type=int, help="only this project's jobs")
     jobs.set_defaults(run=_run_jobs)
+
+    docs = commands.add_parser("settings", help="print every setting with its default and help text")
+    docs.add_argument("--format", choices=("markdown", "env"), default="markdown", help="markdown (default) or env")
+    docs.set_defaults(run=_print_settings)
     return parser
 
 

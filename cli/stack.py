@@ -148,10 +148,14 @@ class Stack:
         return 0
 
     def stop(self) -> None:
-        for _name, process in self.children:
-            self._terminate(process)
-        for _name, process in self.children:
-            self._reap(process)
+        """API first (no new jobs come in), then Flower and the workers (running chunks finish), Redis last."""
+        api = [process for name, process in self.children if name == "api"]
+        rest = [process for name, process in self.children if name != "api"]
+        for group in (api, rest):
+            for process in group:
+                self._terminate(process)
+            for process in group:
+                self._reap(process)
         if self.redis is not None:
             self._terminate(self.redis)
             self._reap(self.redis)

@@ -6,25 +6,24 @@ import logging
 
 from kombu.exceptions import OperationalError
 
-from shared.adapters.jobs import JobStatus
+from shared.adapters.jobs import JobState, JobStatus
 from shared.adapters.queue import DISPATCH_JOB, chunk_task_id
-from shared.predictor import PredictionContext
+from shared.domain.errors import Unavailable
+from shared.domain.types import Task
+from shared.projects import PredictionContext
 from shared.services import Services
 
 log = logging.getLogger(__name__)
 
 
-class QueueUnavailable(Exception):
-    """The broker did not take the job; the job is marked failed with the reason."""
-
-
-def start_job(services: Services, ctx: PredictionContext, tasks: list[dict]) -> str:
-    job_id = services.jobs.create(services.predictor.snapshot(ctx), tasks, services.settings.batch_chunk_size)
+def start_job(services: Services, ctx: PredictionContext, tasks: list[Task]) -> str:
+    """Store a job and queue it; raises Unavailable (the job marked failed) when the broker does not take it."""
+    job_id = services.jobs.create(services.projects.snapshot(ctx), tasks, services.settings.batch_chunk_size)
     try:
         services.celery.send_task(DISPATCH_JOB, args=[job_id])
     except OperationalError as exc:
         services.jobs.abort(job_id, f"could not queue the job: {exc}")
-        raise QueueUnavailable(f"the job queue is unavailable: {exc}") from None
+        raise Unavailable(f"the job queue is unavailable: {exc}") from None
     log.info(
         "project %s: job %s queued, %d tasks, model version %s", ctx.project, job_id, len(tasks), ctx.model_version
     )
@@ -35,6 +34,6 @@ def cancel_job(services: Services, job_id: str) -> JobStatus | None:
     """Cancel a job: its queued chunk messages are revoked, and any that still arrive do nothing."""
     unfinished = services.jobs.unfinished_chunks(job_id)
     status = services.jobs.cancel(job_id)
-    if status is not None and status.state == "cancelled" and unfinished:
+    if status is not None and status.state == JobState.CANCELLED and unfinished:
         services.celery.control.revoke([chunk_task_id(job_id, index) for index in unfinished])
     return status

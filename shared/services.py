@@ -1,4 +1,8 @@
-"""The objects every entry point works with, wired once: API, CLI and workers build them the same way."""
+"""The objects every entry point works with, wired once: API, CLI and workers build them the same way.
+
+Collaborators can be passed in (a store on fakeredis, Label Studio gateways pointed at a stand-in);
+everything else gets its default from the settings.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +11,48 @@ from dataclasses import dataclass
 from celery import Celery
 
 from shared.adapters.jobs import Jobs
+from shared.adapters.label_studio import LabelStudioGateways
 from shared.adapters.llm import LLM
 from shared.adapters.metrics import Metrics
 from shared.adapters.queue import make_celery
 from shared.adapters.store import Store
 from shared.domain.config import Settings
 from shared.predictor import Predictor
+from shared.projects import Projects
 
 
 @dataclass(frozen=True)
 class Services:
     settings: Settings
     store: Store
-    predictor: Predictor
     jobs: Jobs
+    projects: Projects
+    predictor: Predictor
+    label_studio: LabelStudioGateways
     celery: Celery
     metrics: Metrics
 
     @classmethod
-    def build(cls, settings: Settings, store: Store | None = None) -> Services:
+    def build(
+        cls, settings: Settings, store: Store | None = None, label_studio: LabelStudioGateways | None = None
+    ) -> Services:
         store = store or Store.from_url(settings.redis_url, settings.redis_key_prefix)
+        label_studio = label_studio or LabelStudioGateways()
         metrics = Metrics(store)
+        jobs = Jobs(store, settings.job_ttl, settings.prices)
+        llm = LLM.from_settings(settings, store, metrics)
         return cls(
             settings=settings,
             store=store,
-            predictor=Predictor(settings, store, LLM.from_settings(settings, store, metrics)),
-            jobs=Jobs(store, settings.job_ttl, settings.prices),
+            jobs=jobs,
+            projects=Projects(settings, store),
+            predictor=Predictor(settings, store, jobs, llm, label_studio),
+            label_studio=label_studio,
             celery=make_celery(settings),
             metrics=metrics,
         )
+
+    def close(self) -> None:
+        """Finish the LLM calls in flight and write the metrics still pending."""
+        self.predictor.close()
+        self.metrics.close()

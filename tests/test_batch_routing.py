@@ -144,7 +144,7 @@ def test_job_keeps_the_prompt_it_started_with(make_client, make_settings, real_s
         job_id = predict(client, config, tasks(3)).json["job"]
         setup_project(client, hostname=label_studio.url, prompt="A different prompt")
         jobs_store = client.application.extensions["llm_backend"].jobs
-        assert jobs_store.snapshot(job_id)["prompt"] == "Is it sarcastic?"
+        assert jobs_store.snapshot(job_id).prompt == "Is it sarcastic?"
 
 
 def test_auto_predict_on_import_starts_a_job_for_new_tasks(make_client, make_settings, real_store, redis_prefix):

@@ -6,10 +6,9 @@ over real HTTP.
 
 import pytest
 
-from shared.adapters.jobs import Jobs, Ledger, chunked
-from shared.adapters.llm import LLM
+from shared.adapters.jobs import chunked
 from shared.adapters.store import ProjectSetup
-from shared.predictor import Predictor
+from shared.services import Services
 from tests.conftest import labeling_config
 from tests.fakes.label_studio import FakeLabelStudio
 from worker.chunks import ChunkRunner
@@ -27,20 +26,20 @@ def label_studio():
 @pytest.fixture
 def batch(make_settings, store, label_studio, fake_llm):
     """A project set up as Label Studio would, and a way to start jobs and run their chunks."""
-    settings = make_settings(batch_chunk_size=5, llm_max_retries=0, batch_max_attempts=3)
+    settings = make_settings(batch_chunk_size=5, llm_max_retries=0, batch_max_attempts=3, cache_ttl=0)
     store.save_setup(PROJECT, ProjectSetup(labeling_config("sarcasm"), label_studio.url, TOKEN))
     store.save_prompt(PROJECT, "Is it sarcastic?")
     fake_llm.reply = lambda messages, index: "Sarcastic"
 
     class Batch:
-        predictor = Predictor(settings, store, LLM(store, 0))
-        jobs = Jobs(store, settings.job_ttl)
-        runner = ChunkRunner(settings, predictor, jobs)
+        services = Services.build(settings, store)
+        projects, jobs = services.projects, services.jobs
+        runner = ChunkRunner(settings, projects, services.predictor, jobs)
 
         def start(self, task_ids):
-            ctx = self.predictor.context(PROJECT, None, None)
+            ctx = self.projects.context(PROJECT, None, None)
             tasks = [{"id": i, "data": {"text": f"text {i}"}} for i in task_ids]
-            return self.jobs.create(self.predictor.snapshot(ctx), tasks, settings.batch_chunk_size), ctx
+            return self.jobs.create(self.projects.snapshot(ctx), tasks, settings.batch_chunk_size), ctx
 
         def run_all(self, job_id, attempt=0, owner="worker-a"):
             return [self.runner.run(job_id, i, attempt, owner) for i in range(self.jobs.chunk_count(job_id))]
@@ -61,7 +60,7 @@ def test_job_is_stored_in_chunks_with_a_snapshot(batch, store):
     assert (status.state, status.total, status.done, status.pushed, status.project) == ("queued", 12, 0, 0, PROJECT)
     assert status.model_version == ctx.model_version
     store.save_prompt(PROJECT, "A later prompt")
-    assert batch.jobs.snapshot(job_id)["prompt"] == "Is it sarcastic?"
+    assert batch.jobs.snapshot(job_id).prompt == "Is it sarcastic?"
 
 
 def test_every_task_lands_once_with_the_version(batch, label_studio, fake_llm):
@@ -103,7 +102,7 @@ def test_a_second_job_for_the_same_version_skips_what_is_in_label_studio(batch, 
 
 def test_prediction_made_before_a_crash_is_pushed_without_a_new_call(batch, label_studio, fake_llm):
     job_id, ctx = batch.start(range(5))
-    ledger = Ledger(batch.predictor.store, PROJECT, ctx.model_version, 3600)
+    ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
     ledger.keep_result(0, {"result": [], "score": 0.5, "model_version": ctx.model_version})
     batch.run_all(job_id)
     assert len(fake_llm.chat_requests) == 4
@@ -112,7 +111,7 @@ def test_prediction_made_before_a_crash_is_pushed_without_a_new_call(batch, labe
 
 def test_crash_after_push_before_bookkeeping_does_not_push_twice(batch, label_studio, fake_llm):
     job_id, ctx = batch.start(range(5))
-    ledger = Ledger(batch.predictor.store, PROJECT, ctx.model_version, 3600)
+    ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
     prediction = {"result": [], "score": 0.5, "model_version": ctx.model_version}
     ledger.keep_result(3, prediction)
     ledger.begin_push([3])
@@ -125,7 +124,7 @@ def test_crash_after_push_before_bookkeeping_does_not_push_twice(batch, label_st
 
 def test_tasks_claimed_by_a_concurrent_delivery_are_left_alone(batch, label_studio, fake_llm):
     job_id, ctx = batch.start(range(5))
-    ledger = Ledger(batch.predictor.store, PROJECT, ctx.model_version, 3600)
+    ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
     ledger.claim([1, 2], "worker-b", 30)
     [outcome] = batch.run_all(job_id)
     assert sorted(outcome.waiting) == [1, 2] and outcome.retry_in is not None

@@ -7,10 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.adapters.jobs import Jobs
-from shared.adapters.llm import LLM
 from shared.adapters.store import ProjectSetup
-from shared.predictor import Predictor
+from shared.services import Services
 from tests.conftest import labeling_config
 from tests.fakes.label_studio import FakeLabelStudio
 from worker.chunks import ChunkRunner
@@ -126,22 +124,21 @@ def test_any_bytes_are_a_clean_4xx(client, raw):
 @pytest.fixture
 def runner(make_settings, store, fake_llm):
     label_studio = FakeLabelStudio(token="t").__enter__()
-    settings = make_settings(batch_chunk_size=10, llm_max_retries=0)
+    settings = make_settings(batch_chunk_size=10, llm_max_retries=0, cache_ttl=0)
     store.save_setup("3", ProjectSetup(labeling_config("chat"), label_studio.url, "t"))
     store.save_prompt("3", "Answer")
-    predictor = Predictor(settings, store, LLM(store, 0))
-    jobs = Jobs(store, settings.job_ttl)
-    yield predictor, jobs, ChunkRunner(settings, predictor, jobs)
+    services = Services.build(settings, store)
+    yield services.projects, services.jobs, ChunkRunner(settings, services.projects, services.predictor, services.jobs)
     label_studio.__exit__(None, None, None)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.lists(task_data, min_size=1, max_size=6))
 def test_a_chunk_with_any_task_data_settles_every_task(runner, data):
-    predictor, jobs, chunk_runner = runner
-    ctx = predictor.context("3", None, None)
+    projects, jobs, chunk_runner = runner
+    ctx = projects.context("3", None, None)
     tasks = [{"id": index, "data": item} for index, item in enumerate(data)]
-    job_id = jobs.create(predictor.snapshot(ctx), tasks, 10)
+    job_id = jobs.create(projects.snapshot(ctx), tasks, 10)
     outcome = chunk_runner.run(job_id, 0, attempt=0, owner="fuzz")
     status = jobs.status(job_id)
     assert outcome.retry_in is None

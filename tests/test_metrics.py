@@ -2,7 +2,6 @@
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.adapters.usage import project_usage
 from shared.domain.pricing import estimate_cost
 from tests.conftest import labeling_config
 from tests.test_api import post_predict, post_setup, prompt_context
@@ -49,7 +48,7 @@ def test_metrics_count_requests_llm_calls_tokens_cache_and_latency(make_client, 
     assert found[("llm_backend_llm_seconds_count", model)] == 2
     assert found[("llm_backend_jobs", (("state", "running"),))] == 0
     assert found[("llm_backend_queue_depth", (("queue", "batch"),))] == 0
-    assert project_usage(store, "7") == {"gpt-3.5-turbo": {"in": 11, "out": 7}}
+    assert store.usage("7") == {"gpt-3.5-turbo": {"in": 11, "out": 7}}
 
 
 def test_cost_comes_from_the_price_table():

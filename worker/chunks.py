@@ -14,16 +14,17 @@ makes the effect exactly once per (project, task, model version):
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.adapters.jobs import Jobs, Ledger
-from shared.adapters.label_studio import PushError, has_prediction, push_prediction, push_predictions
+from shared.adapters.jobs import Jobs, JobState, Ledger
+from shared.adapters.label_studio import LabelStudioGateway
+from shared.domain.backoff import backoff
 from shared.domain.config import Settings
-from shared.domain.errors import LLMError, TaskError
-from shared.predictor import PredictionContext, Predictor
+from shared.domain.errors import LabelStudioError, LLMError, TaskError
+from shared.predictor import Predictor
+from shared.projects import PredictionContext, Projects
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,6 @@ class ChunkOutcome:
     failed: int = 0
     waiting: list[Any] = field(default_factory=list)
     retry_in: float | None = None
-
-
-def backoff(attempt: int, cap: float = 60.0) -> float:
-    """Exponential backoff with full jitter: 1, 2, 4 … seconds, at most ``cap``."""
-    return random.uniform(0.5, 1.0) * min(cap, 2.0**attempt)
 
 
 class _ClaimKeeper:
@@ -70,8 +66,9 @@ class _ClaimKeeper:
 
 
 class ChunkRunner:
-    def __init__(self, settings: Settings, predictor: Predictor, jobs: Jobs) -> None:
+    def __init__(self, settings: Settings, projects: Projects, predictor: Predictor, jobs: Jobs) -> None:
         self.settings = settings
+        self.projects = projects
         self.predictor = predictor
         self.jobs = jobs
 
@@ -81,13 +78,13 @@ class ChunkRunner:
         if tasks is None:  # the job expired, or this chunk finished before and this is a late redelivery
             log.info("job %s chunk %s: nothing left to do", job_id, index)
             return ChunkOutcome()
-        if self.jobs.state(job_id) == "cancelled":
+        if self.jobs.state(job_id) == JobState.CANCELLED:
             log.info("job %s chunk %s: the job was cancelled", job_id, index)
             self.jobs.finish_chunk(job_id, index)
             return ChunkOutcome()
         self.jobs.mark_running(job_id)
-        ctx = self.predictor.from_snapshot(snapshot, job_id)
-        ledger = Ledger(self.predictor.store, ctx.project, ctx.model_version, self.settings.job_ttl)
+        ctx = self.projects.from_snapshot(snapshot, job_id)
+        ledger = self.jobs.ledger(ctx.project, ctx.model_version)
         last_attempt = attempt + 1 >= self.settings.batch_max_attempts
         outcome = ChunkOutcome()
 
@@ -121,7 +118,7 @@ class ChunkRunner:
             self._push(ctx, ledger, job_id, ready, last_attempt, outcome)
 
         if outcome.waiting:
-            outcome.retry_in = backoff(attempt, self.settings.batch_retry_max_delay)
+            outcome.retry_in = backoff(attempt, cap=self.settings.batch_retry_max_delay)
             log.info(
                 "job %s chunk %s: %d tasks open, again in %.1f s", job_id, index, len(outcome.waiting), outcome.retry_in
             )
@@ -156,7 +153,8 @@ class ChunkRunner:
     ) -> None:
         if not ready:
             return
-        if ctx.access is None or ctx.project is None:
+        label_studio = self.predictor.gateway(ctx)
+        if label_studio is None or ctx.project is None:
             for task_id in ready:
                 self._fail(
                     job_id,
@@ -168,7 +166,7 @@ class ChunkRunner:
             return
         try:
             for task_id in ledger.pushing(list(ready)):
-                if has_prediction(ctx.access, int(task_id), ctx.model_version):
+                if label_studio.has_prediction(int(task_id), ctx.model_version):
                     self._pushed(ledger, job_id, [task_id], outcome)
                     del ready[task_id]
             if not ready:
@@ -176,14 +174,14 @@ class ChunkRunner:
             ledger.begin_push(list(ready))
             predictions = [{"task": int(task_id), **prediction} for task_id, prediction in ready.items()]
             try:
-                push_predictions(ctx.access, int(ctx.project), predictions)
+                label_studio.push_predictions(int(ctx.project), predictions)
                 self._pushed(ledger, job_id, list(ready), outcome)
-            except PushError as exc:
+            except LabelStudioError as exc:
                 if exc.retryable:
                     raise
                 log.warning("job %s: bulk push refused (%s); pushing one by one", job_id, exc)
-                self._push_one_by_one(ctx, ledger, job_id, predictions, outcome)
-        except PushError as exc:
+                self._push_one_by_one(label_studio, ledger, job_id, predictions, outcome)
+        except LabelStudioError as exc:
             # Retryable: the predictions stay in the ledger, so a later run pushes them without new LLM calls.
             if last_attempt:
                 for task_id in ready:
@@ -192,12 +190,17 @@ class ChunkRunner:
                 outcome.waiting.extend(ready)
 
     def _push_one_by_one(
-        self, ctx: PredictionContext, ledger: Ledger, job_id: str, predictions: list[dict], outcome: ChunkOutcome
+        self,
+        label_studio: LabelStudioGateway,
+        ledger: Ledger,
+        job_id: str,
+        predictions: list[dict],
+        outcome: ChunkOutcome,
     ) -> None:
         for prediction in predictions:
             try:
-                push_prediction(ctx.access, prediction)
-            except PushError as exc:
+                label_studio.push_prediction(prediction)
+            except LabelStudioError as exc:
                 if exc.retryable:
                     raise
                 ledger.forget([prediction["task"]])

@@ -11,10 +11,11 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from shared.adapters.jobs import Jobs
 from shared.adapters.queue import DISPATCH_JOB, PREDICT_CHUNK, chunk_task_id
+from shared.domain.backoff import backoff
 from shared.domain.config import Settings
 from shared.logs import log_context
 from shared.services import Services
-from worker.chunks import ChunkRunner, backoff
+from worker.chunks import ChunkRunner
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ class PerProcess:
     def _build(self) -> None:
         services = Services.build(self.settings)
         self._jobs = services.jobs
-        self._runner = ChunkRunner(self.settings, services.predictor, services.jobs)
+        self._runner = ChunkRunner(self.settings, services.projects, services.predictor, services.jobs)
         self._pid = os.getpid()
 
     @property
@@ -62,16 +63,17 @@ def register_tasks(app: Celery, services: PerProcess) -> None:
     @app.task(name=PREDICT_CHUNK, bind=True, max_retries=None)
     def predict_chunk(self: Task, job_id: str, index: int) -> dict:
         attempt = self.request.retries
+        retry_in = backoff(attempt, cap=services.settings.batch_retry_max_delay)
         try:
             with log_context(job_id=job_id, chunk=index):
                 outcome = services.runner.run(job_id, index, attempt=attempt, owner=uuid.uuid4().hex)
         except SoftTimeLimitExceeded:
             log.warning("job %s chunk %s ran out of time; trying again", job_id, index)
-            raise self.retry(countdown=backoff(attempt, services.settings.batch_retry_max_delay)) from None
+            raise self.retry(countdown=retry_in) from None
         except Exception as exc:  # Redis or a bug: retry, bounded, rather than lose the chunk
             log.exception("job %s chunk %s failed (attempt %d)", job_id, index, attempt + 1)
             if attempt + 1 < services.settings.batch_max_attempts:
-                raise self.retry(countdown=backoff(attempt, services.settings.batch_retry_max_delay), exc=exc) from None
+                raise self.retry(countdown=retry_in, exc=exc) from None
             services.runner.abandon(job_id, index, f"gave up after {attempt + 1} attempts: {type(exc).__name__}")
             return {"abandoned": True}
         if outcome.retry_in is not None:

@@ -14,7 +14,7 @@ import time
 
 from celery import Celery
 
-from shared.adapters.jobs import Jobs
+from shared.adapters.jobs import ACTIVE_STATES, Jobs
 from shared.adapters.queue import PREDICT_CHUNK, chunk_task_id
 
 log = logging.getLogger(__name__)
@@ -24,11 +24,11 @@ def rescue_stalled_jobs(jobs: Jobs, celery: Celery, stall_seconds: float, recent
     """Re-send the unfinished chunks of stalled jobs; returns the ids of the jobs rescued."""
     rescued = []
     now = time.time()
-    for job_id in jobs.redis.zrevrange(jobs.store.key("jobs"), 0, recent - 1):
+    for job_id in jobs.recent_ids(limit=recent):
         state, last = jobs.activity(job_id)
-        if state not in ("queued", "running") or now - last < stall_seconds:
+        if state not in ACTIVE_STATES or now - last < stall_seconds:
             continue
-        if not jobs.redis.set(jobs.store.key("job", job_id, "rescue"), "1", nx=True, ex=int(stall_seconds)):
+        if not jobs.claim_rescue(job_id, stall_seconds):
             continue  # another worker is on it
         unfinished = jobs.unfinished_chunks(job_id)
         log.warning(

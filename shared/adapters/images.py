@@ -14,14 +14,14 @@ import base64
 import mimetypes
 from urllib.parse import urlsplit
 
-from shared.adapters.label_studio import LabelStudioAccess, download
+from shared.adapters.label_studio import LabelStudioGateway
 from shared.adapters.netguard import is_internal_host
 from shared.domain.errors import TaskError
 
 _LABEL_STUDIO_PATHS = ("/data/", "/storage-data/", "/tasks/")
 
 
-def image_url_for_model(value: object, access: LabelStudioAccess | None, max_bytes: int) -> str:
+def image_url_for_model(value: object, label_studio: LabelStudioGateway | None, max_bytes: int) -> str:
     if not isinstance(value, str) or not value.strip():
         raise TaskError("image field must be a URL or a data: URI")
     value = value.strip()
@@ -29,19 +29,22 @@ def image_url_for_model(value: object, access: LabelStudioAccess | None, max_byt
         if len(value) > max_bytes * 4 // 3 + 64:
             raise TaskError(f"inline image is over the limit of {max_bytes} bytes")
         return value
-    served_by_label_studio = value.startswith(_LABEL_STUDIO_PATHS) or (access is not None and access.owns(value))
+    served_by_label_studio = value.startswith(_LABEL_STUDIO_PATHS) or (
+        label_studio is not None and label_studio.access.owns(value)
+    )
     if served_by_label_studio:
-        if access is None:
+        if label_studio is None:
             raise TaskError(
                 f"image {value} is served by Label Studio: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY "
                 "(or connect the backend so /setup receives them)"
             )
+        access = label_studio.access
         if not access.configured and is_internal_host(urlsplit(access.url).hostname, resolve=True):
             raise TaskError(
                 f"image {value} is not fetched from {access.url}: a private address taken from /setup; "
                 "set LABEL_STUDIO_URL (and LABEL_STUDIO_API_KEY) to allow your Label Studio"
             )
-        body, content_type = download(access, value, max_bytes)
+        body, content_type = label_studio.download(value, max_bytes)
         if not content_type.startswith("image/"):
             content_type = mimetypes.guess_type(value.split("?")[0])[0] or "image/png"
         return f"data:{content_type};base64,{base64.b64encode(body).decode('ascii')}"

@@ -1,8 +1,10 @@
-"""Batch jobs and the exactly-once ledger, in Redis.
+"""Batch jobs and the exactly-once ledger, in Redis: the only module that touches ``job:*`` and ``ledger:*`` keys.
 
 A job is what one Retrieve Predictions asked for: its tasks (stored in chunks, so Celery messages
 carry only ``(job id, chunk index)``), a snapshot of the request, and per-job sets of the tasks done,
 failed and pushed.  Counts are the sizes of those sets, so a redelivered chunk cannot count twice.
+Every change of a job's state is one atomic step (a Lua script) from the states allowed to the new
+one, so a ``cancel`` racing a worker's ``mark_running`` or last ``finish_chunk`` always wins.
 
 The ledger is keyed by (project, model version), not by job: it remembers which tasks have a
 prediction in Label Studio (``pushed``), which have one waiting to be pushed (``results``), and
@@ -13,6 +15,7 @@ on it.
 
 from __future__ import annotations
 
+import enum
 import json
 import time
 import uuid
@@ -22,9 +25,59 @@ from typing import Any
 
 from shared.adapters.store import Store
 from shared.domain.pricing import estimate_cost
+from shared.domain.types import JobSnapshot, Task
 
 MAX_ERRORS_KEPT = 100
-FINISHED_STATES = ("done", "failed", "partial", "cancelled")
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    PARTIAL = "partial"  # some tasks failed, some were predicted
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (JobState.QUEUED, JobState.RUNNING)
+
+
+ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
+
+# KEYS[1] the job hash; ARGV[1] the new state, ARGV[2] now, ARGV[3] 1 when the new state is final,
+# ARGV[4..] the states it may come from.  Returns the state the job is in afterwards ('' when missing).
+_TRANSITION = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return '' end
+for i = 4, #ARGV do
+  if state == ARGV[i] then
+    redis.call('HSET', KEYS[1], 'state', ARGV[1], 'progress_at', ARGV[2])
+    if ARGV[3] == '1' then redis.call('HSETNX', KEYS[1], 'finished_at', ARGV[2]) end
+    return ARGV[1]
+  end
+end
+return state
+"""
+
+# KEYS: job hash, chunks_done set, the chunk's data, done set, failed set.  ARGV: chunk index, now, ttl.
+# Marks the chunk finished; when it was the last one and the job is still active, settles the job's
+# final state from its counts, in the same step.  Returns the job's state afterwards.
+_FINISH_CHUNK = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return '' end
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
+redis.call('DEL', KEYS[3])
+redis.call('HSET', KEYS[1], 'progress_at', ARGV[2])
+local state = redis.call('HGET', KEYS[1], 'state')
+local chunks = tonumber(redis.call('HGET', KEYS[1], 'chunks') or '0')
+if redis.call('SCARD', KEYS[2]) < chunks or (state ~= 'queued' and state ~= 'running') then return state end
+local failed, done = redis.call('SCARD', KEYS[5]), redis.call('SCARD', KEYS[4])
+if failed == 0 then state = 'done' elseif done == 0 then state = 'failed' else state = 'partial' end
+redis.call('HSET', KEYS[1], 'state', state)
+redis.call('HSETNX', KEYS[1], 'finished_at', ARGV[2])
+return state
+"""
 
 
 @dataclass(frozen=True)
@@ -32,7 +85,7 @@ class JobStatus:
     id: str
     project: str | None
     model_version: str
-    state: str
+    state: JobState
     total: int
     done: int
     failed: int
@@ -50,7 +103,7 @@ class JobStatus:
             "id": self.id,
             "project": self.project,
             "model_version": self.model_version,
-            "state": self.state,
+            "state": self.state.value,
             "total": self.total,
             "done": self.done,
             "failed": self.failed,
@@ -83,31 +136,36 @@ class Jobs:
         self.redis = store.redis
         self.ttl = ttl
         self.prices = prices or {}
+        self._transition = self.redis.register_script(_TRANSITION)
+        self._finish_chunk = self.redis.register_script(_FINISH_CHUNK)
 
     def _job(self, job_id: str, *parts: str) -> str:
         return self.store.key("job", job_id, *parts)
 
+    def ledger(self, project: str | None, model_version: str) -> Ledger:
+        return Ledger(self.store, project, model_version, self.ttl)
+
     # --- creating -------------------------------------------------------------------------------
-    def create(self, snapshot: dict[str, Any], tasks: list[dict], chunk_size: int) -> str:
+    def create(self, snapshot: JobSnapshot, tasks: list[Task], chunk_size: int) -> str:
         """Store a job and its tasks in one round trip; returns its id."""
         job_id = uuid.uuid4().hex
         now = time.time()
         chunks = list(chunked([{"id": task.get("id"), "data": task["data"]} for task in tasks], chunk_size))
-        project = snapshot.get("project") or ""
+        project = snapshot.project or ""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(
             self._job(job_id),
             mapping={
                 "id": job_id,
                 "project": project,
-                "model_version": snapshot["model_version"],
-                "model": snapshot.get("model", ""),
-                "state": "queued",
+                "model_version": snapshot.model_version,
+                "model": snapshot.model,
+                "state": JobState.QUEUED.value,
                 "total": len(tasks),
                 "chunks": len(chunks),
                 "dispatched": 0,
                 "created_at": now,
-                "snapshot": json.dumps(snapshot),
+                "snapshot": snapshot.model_dump_json(),
             },
         )
         pipe.expire(self._job(job_id), self.ttl)
@@ -120,14 +178,14 @@ class Jobs:
         return job_id
 
     # --- reading --------------------------------------------------------------------------------
-    def snapshot(self, job_id: str) -> dict[str, Any] | None:
+    def snapshot(self, job_id: str) -> JobSnapshot | None:
         raw = self.redis.hget(self._job(job_id), "snapshot")
-        return json.loads(raw) if raw else None
+        return JobSnapshot.model_validate_json(raw) if raw else None
 
     def chunk_count(self, job_id: str) -> int:
         return int(self.redis.hget(self._job(job_id), "chunks") or 0)
 
-    def chunk_tasks(self, job_id: str, index: int) -> list[dict] | None:
+    def chunk_tasks(self, job_id: str, index: int) -> list[Task] | None:
         raw = self.redis.get(self._job(job_id, "chunk", str(index)))
         return json.loads(raw) if raw else None
 
@@ -146,7 +204,7 @@ class Jobs:
             id=job_id,
             project=record.get("project") or None,
             model_version=record["model_version"],
-            state=record["state"],
+            state=JobState(record["state"]),
             total=int(record["total"]),
             done=done,
             failed=failed,
@@ -160,10 +218,73 @@ class Jobs:
             cost_usd=estimate_cost(self.prices, model, tokens_in, tokens_out),
         )
 
-    def recent(self, project: str | None = None, limit: int = 50) -> list[JobStatus]:
+    def recent_ids(self, project: str | None = None, limit: int = 50) -> list[str]:
         index = self.store.key("project", project, "jobs") if project else self.store.key("jobs")
-        statuses = (self.status(job_id) for job_id in self.redis.zrevrange(index, 0, limit - 1))
+        return self.redis.zrevrange(index, 0, limit - 1)
+
+    def recent(self, project: str | None = None, limit: int = 50) -> list[JobStatus]:
+        statuses = (self.status(job_id) for job_id in self.recent_ids(project, limit))
         return [status for status in statuses if status is not None]
+
+    def count_by_state(self, limit: int) -> dict[JobState, int]:
+        """How many of the last ``limit`` jobs are in each state (for ``/metrics``)."""
+        job_ids = self.recent_ids(None, limit)
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(self._job(job_id), "state")
+        counts = dict.fromkeys(JobState, 0)
+        for state in pipe.execute() if job_ids else []:
+            if state:
+                counts[JobState(state)] += 1
+        return counts
+
+    def state(self, job_id: str) -> JobState | None:
+        state = self.redis.hget(self._job(job_id), "state")
+        return JobState(state) if state else None
+
+    def activity(self, job_id: str) -> tuple[JobState | None, float]:
+        """The job's state and when a chunk of it last started or finished (else when it was created)."""
+        state, progress, created = self.redis.hmget(self._job(job_id), "state", "progress_at", "created_at")
+        return (JobState(state) if state else None), float(progress or created or 0)
+
+    def unfinished_chunks(self, job_id: str) -> list[int]:
+        finished = {int(index) for index in self.redis.smembers(self._job(job_id, "chunks_done"))}
+        return [index for index in range(self.chunk_count(job_id)) if index not in finished]
+
+    # --- state changes: one atomic step each ----------------------------------------------------
+    def _move(self, job_id: str, to: JobState, allowed_from: Iterable[JobState]) -> JobState | None:
+        final = "1" if to.finished else "0"
+        state = self._transition(
+            keys=[self._job(job_id)], args=[to.value, time.time(), final, *(s.value for s in allowed_from)]
+        )
+        return JobState(state) if state else None
+
+    def mark_running(self, job_id: str) -> JobState | None:
+        """A chunk starts: a queued job becomes running; any other state stays (a cancelled job stays cancelled)."""
+        self.redis.hsetnx(self._job(job_id), "started_at", time.time())
+        return self._move(job_id, JobState.RUNNING, [JobState.QUEUED, JobState.RUNNING])
+
+    def cancel(self, job_id: str) -> JobStatus | None:
+        """Stop a job: chunks not started yet do nothing when they come; running ones finish."""
+        self._move(job_id, JobState.CANCELLED, ACTIVE_STATES)
+        return self.status(job_id)
+
+    def abort(self, job_id: str, message: str) -> None:
+        """A job that cannot run at all: failed, with the reason as its error."""
+        self._move(job_id, JobState.FAILED, ACTIVE_STATES)
+        self.record_error(job_id, None, message)
+
+    def finish_chunk(self, job_id: str, index: int) -> JobState | None:
+        """Mark a chunk finished (its data is no longer needed); the last one settles the job's state."""
+        keys = [
+            self._job(job_id),
+            self._job(job_id, "chunks_done"),
+            self._job(job_id, "chunk", str(index)),
+            self._job(job_id, "done"),
+            self._job(job_id, "failed"),
+        ]
+        state = self._finish_chunk(keys=keys, args=[index, time.time(), self.ttl])
+        return JobState(state) if state else None
 
     # --- progress -------------------------------------------------------------------------------
     def mark_dispatched(self, job_id: str, count: int) -> None:
@@ -172,39 +293,12 @@ class Jobs:
     def dispatched(self, job_id: str) -> int:
         return int(self.redis.hget(self._job(job_id), "dispatched") or 0)
 
-    def state(self, job_id: str) -> str | None:
-        return self.redis.hget(self._job(job_id), "state")
-
-    def cancel(self, job_id: str) -> JobStatus | None:
-        """Stop a job: chunks not started yet do nothing when they come; running ones finish."""
-        status = self.status(job_id)
-        if status is None or status.state in FINISHED_STATES:
-            return status
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(self._job(job_id), mapping={"state": "cancelled", "finished_at": time.time()})
-        pipe.execute()
-        return self.status(job_id)
-
-    def unfinished_chunks(self, job_id: str) -> list[int]:
-        finished = {int(index) for index in self.redis.smembers(self._job(job_id, "chunks_done"))}
-        return [index for index in range(self.chunk_count(job_id)) if index not in finished]
-
-    def activity(self, job_id: str) -> tuple[str | None, float]:
-        """The job's state and when a chunk of it last started or finished (else when it was created)."""
-        state, progress, created = self.redis.hmget(self._job(job_id), "state", "progress_at", "created_at")
-        return state, float(progress or created or 0)
-
     def touch(self, job_id: str) -> None:
         self.redis.hset(self._job(job_id), "progress_at", time.time())
 
-    def mark_running(self, job_id: str) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hsetnx(self._job(job_id), "started_at", time.time())
-        pipe.hset(self._job(job_id), "progress_at", time.time())
-        pipe.hget(self._job(job_id), "state")
-        _, _, state = pipe.execute()
-        if state == "queued":
-            self.redis.hset(self._job(job_id), "state", "running")
+    def claim_rescue(self, job_id: str, seconds: float) -> bool:
+        """Whether this caller may re-send a stalled job's chunks now (one rescuer per period)."""
+        return bool(self.redis.set(self._job(job_id, "rescue"), "1", nx=True, ex=max(1, int(seconds))))
 
     def add(self, job_id: str, name: str, task_ids: Iterable[Any]) -> None:
         """Add tasks to the job's ``done``, ``failed`` or ``pushed`` set."""
@@ -218,41 +312,18 @@ class Jobs:
     def members(self, job_id: str, name: str, task_ids: list[Any]) -> list[bool]:
         return _members(self.redis, self._job(job_id, name), task_ids)
 
+    def add_usage(self, job_id: str, tokens_in: int, tokens_out: int) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hincrby(self._job(job_id), "tokens_in", tokens_in)
+        pipe.hincrby(self._job(job_id), "tokens_out", tokens_out)
+        pipe.execute()
+
     def record_error(self, job_id: str, task_id: Any, message: str) -> None:
         pipe = self.redis.pipeline(transaction=False)
         pipe.rpush(self._job(job_id, "errors"), json.dumps({"task": task_id, "error": message}))
         pipe.ltrim(self._job(job_id, "errors"), -MAX_ERRORS_KEPT, -1)
         pipe.expire(self._job(job_id, "errors"), self.ttl)
         pipe.execute()
-
-    def abort(self, job_id: str, message: str) -> None:
-        """A job that cannot run at all: failed, with the reason as its error."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(self._job(job_id), mapping={"state": "failed", "finished_at": time.time()})
-        pipe.rpush(self._job(job_id, "errors"), json.dumps({"task": None, "error": message}))
-        pipe.expire(self._job(job_id, "errors"), self.ttl)
-        pipe.execute()
-
-    def finish_chunk(self, job_id: str, index: int) -> JobStatus | None:
-        """Mark a chunk finished (its data is no longer needed); the last one settles the job's state."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.sadd(self._job(job_id, "chunks_done"), index)
-        pipe.expire(self._job(job_id, "chunks_done"), self.ttl)
-        pipe.scard(self._job(job_id, "chunks_done"))
-        pipe.delete(self._job(job_id, "chunk", str(index)))
-        pipe.hset(self._job(job_id), "progress_at", time.time())
-        _, _, finished_chunks, _, _ = pipe.execute()
-        if finished_chunks < self.chunk_count(job_id):
-            return None
-        status = self.status(job_id)
-        if status is None or status.state == "cancelled":
-            return status
-        state = "done" if status.failed == 0 else ("failed" if status.done == 0 else "partial")
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(self._job(job_id), "state", state)
-        pipe.hsetnx(self._job(job_id), "finished_at", time.time())
-        pipe.execute()
-        return self.status(job_id)
 
 
 class Ledger:

@@ -1,25 +1,31 @@
-"""Talking to Label Studio: which instance and key serve a project, and authenticated downloads.
+"""Label Studio, behind one gateway object on the SDK's public API.
 
-The URL and key come from ``LABEL_STUDIO_URL`` / ``LABEL_STUDIO_API_KEY`` when set, otherwise from
-the ``hostname`` and ``access_token`` that Label Studio sent to ``/setup`` for that project.
-Clients are cached per (URL, key) because the SDK's client refreshes personal access tokens itself.
+Which instance and key serve a project is decided elsewhere (``shared.projects``): ``LABEL_STUDIO_URL``
+and ``LABEL_STUDIO_API_KEY`` when set, else what Label Studio sent to ``/setup``.  A
+``LabelStudioGateway`` then does everything the backend asks of that instance: push predictions,
+check what it holds, read projects and tasks, download the files it serves.  Gateways are made by a
+``LabelStudioGateways`` factory (one per URL and key, since the SDK's client refreshes personal
+access tokens itself), which tests replace to point the backend at a stand-in.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from shared.domain.errors import TaskError
+from shared.domain.errors import LabelStudioError, TaskError
 
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
+
+ACCESS_TOKEN_MARGIN = 30.0  # refresh a personal access token's short-lived access token this long before it expires
 
 
 @dataclass(frozen=True)
@@ -40,49 +46,6 @@ class LabelStudioAccess:
         return (mine.scheme, mine.netloc) == (theirs.scheme, theirs.netloc)
 
 
-_clients: dict[LabelStudioAccess, LabelStudio] = {}
-_clients_lock = threading.Lock()
-
-
-def sdk_client(access: LabelStudioAccess) -> LabelStudio:
-    with _clients_lock:
-        client = _clients.get(access)
-        if client is None:
-            from label_studio_sdk import LabelStudio  # heavy: import only when first needed
-
-            client = _clients[access] = LabelStudio(base_url=access.url, api_key=access.api_key)
-        return client
-
-
-def download(access: LabelStudioAccess, path_or_url: str, max_bytes: int, timeout: float = 30.0) -> tuple[bytes, str]:
-    """Fetch a file that Label Studio serves (uploads, local files), refusing anything over ``max_bytes``."""
-    url = access.absolute(path_or_url)
-    headers = sdk_client(access)._client_wrapper.get_headers()  # the SDK's own Token/Bearer choice
-    try:
-        with httpx.stream("GET", url, headers=headers, timeout=timeout, follow_redirects=False) as response:
-            if response.status_code != 200:
-                raise TaskError(f"Label Studio answered {response.status_code} for {path_or_url}")
-            declared = int(response.headers.get("content-length") or 0)
-            if declared > max_bytes:
-                raise TaskError(f"image {path_or_url} is {declared} bytes, over the limit of {max_bytes} bytes")
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body.extend(chunk)
-                if len(body) > max_bytes:
-                    raise TaskError(f"image {path_or_url} is over the limit of {max_bytes} bytes")
-            return bytes(body), response.headers.get("content-type", "application/octet-stream")
-    except httpx.HTTPError as exc:
-        raise TaskError(f"could not fetch {path_or_url} from Label Studio: {type(exc).__name__}") from None
-
-
-class PushError(Exception):
-    """Label Studio did not take the predictions; ``retryable`` is False when resending cannot help."""
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
 @contextmanager
 def _translated_errors() -> Iterator[None]:
     """The SDK raises its own ApiError for HTTP statuses and httpx's errors for transport failures."""
@@ -93,41 +56,136 @@ def _translated_errors() -> Iterator[None]:
     except ApiError as exc:
         status = exc.status_code or 0
         retryable = status in (0, 408, 409, 429) or status >= 500
-        raise PushError(f"Label Studio answered {status}: {str(exc.body)[:500]}", retryable=retryable) from None
+        raise LabelStudioError(f"Label Studio answered {status}: {str(exc.body)[:500]}", retryable=retryable) from None
     except httpx.HTTPError as exc:
-        raise PushError(f"cannot reach Label Studio: {type(exc).__name__}: {exc}", retryable=True) from None
+        raise LabelStudioError(f"cannot reach Label Studio: {type(exc).__name__}: {exc}", retryable=True) from None
 
 
-def push_predictions(access: LabelStudioAccess, project: int, predictions: list[dict]) -> None:
-    """Create predictions in bulk (one request for many tasks, ~900 per second on Label Studio 1.23)."""
-    from label_studio_sdk.types import PredictionRequest
+def _is_personal_access_token(key: str) -> bool:
+    """Label Studio's personal access tokens are JWT refresh tokens; legacy tokens are 40 hex characters."""
+    import jwt
 
-    request = [
-        PredictionRequest(
-            task=prediction["task"],
-            result=prediction["result"],
-            score=prediction["score"],
-            model_version=prediction["model_version"],
-        )
-        for prediction in predictions
-    ]
-    with _translated_errors():
-        sdk_client(access).projects.import_predictions(id=project, request=request)
+    try:
+        return jwt.decode(key, options={"verify_signature": False}).get("token_type") == "refresh"
+    except jwt.InvalidTokenError:
+        return False
 
 
-def push_prediction(access: LabelStudioAccess, prediction: dict) -> None:
-    """Create one prediction: used to find which task of a refused bulk push is at fault."""
-    with _translated_errors():
-        sdk_client(access).predictions.create(
-            task=prediction["task"],
-            result=prediction["result"],
-            score=prediction["score"],
-            model_version=prediction["model_version"],
-        )
+class LabelStudioGateway:
+    """Everything the backend asks of one Label Studio instance, reached with one key."""
+
+    def __init__(self, access: LabelStudioAccess, client: LabelStudio | None = None) -> None:
+        self.access = access
+        if client is None:
+            from label_studio_sdk import LabelStudio  # heavy: import only when first needed
+
+            client = LabelStudio(base_url=access.url, api_key=access.api_key)
+        self.client = client
+        self._personal_token = _is_personal_access_token(access.api_key)
+        self._bearer: tuple[str, float] | None = None  # access token, expiry (monotonic)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LabelStudioGateway({self.access!r})"
+
+    # --- predictions ---------------------------------------------------------------------------
+    def push_predictions(self, project: int, predictions: list[dict]) -> None:
+        """Create predictions in bulk (one request for many tasks, ~900 per second on Label Studio 1.23)."""
+        from label_studio_sdk.types import PredictionRequest
+
+        request = [
+            PredictionRequest(
+                task=prediction["task"],
+                result=prediction["result"],
+                score=prediction["score"],
+                model_version=prediction["model_version"],
+            )
+            for prediction in predictions
+        ]
+        with _translated_errors():
+            self.client.projects.import_predictions(id=project, request=request)
+
+    def push_prediction(self, prediction: dict) -> None:
+        """Create one prediction: used to find which task of a refused bulk push is at fault."""
+        with _translated_errors():
+            self.client.predictions.create(
+                task=prediction["task"],
+                result=prediction["result"],
+                score=prediction["score"],
+                model_version=prediction["model_version"],
+            )
+
+    def has_prediction(self, task: int, model_version: str) -> bool:
+        """Whether Label Studio already holds a prediction of this version for the task."""
+        with _translated_errors():
+            existing = self.client.predictions.list(task=task)
+        return any(prediction.model_version == model_version for prediction in existing)
+
+    def predicted_tasks(self, project: int, model_version: str) -> set[int]:
+        """The tasks of a project that hold a prediction of this version."""
+        with _translated_errors():
+            existing = self.client.predictions.list(project=project)
+        return {prediction.task for prediction in existing if prediction.model_version == model_version}
+
+    # --- projects and tasks --------------------------------------------------------------------
+    def label_config(self, project: int) -> str:
+        with _translated_errors():
+            return self.client.projects.get(id=project).label_config
+
+    def tasks(self, project: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
+        """Every task of a project as a plain dict, page by page."""
+        with _translated_errors():
+            for task in self.client.tasks.list(project=project, page_size=page_size):
+                yield task.dict()
+
+    # --- files ---------------------------------------------------------------------------------
+    def download(self, path_or_url: str, max_bytes: int, timeout: float = 30.0) -> tuple[bytes, str]:
+        """Fetch a file that Label Studio serves (uploads, local files), refusing anything over ``max_bytes``."""
+        url = self.access.absolute(path_or_url)
+        try:
+            headers = self._authorization()
+            with httpx.stream("GET", url, headers=headers, timeout=timeout, follow_redirects=False) as response:
+                if response.status_code != 200:
+                    raise TaskError(f"Label Studio answered {response.status_code} for {path_or_url}")
+                declared = int(response.headers.get("content-length") or 0)
+                if declared > max_bytes:
+                    raise TaskError(f"image {path_or_url} is {declared} bytes, over the limit of {max_bytes} bytes")
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body.extend(chunk)
+                    if len(body) > max_bytes:
+                        raise TaskError(f"image {path_or_url} is over the limit of {max_bytes} bytes")
+                return bytes(body), response.headers.get("content-type", "application/octet-stream")
+        except (httpx.HTTPError, LabelStudioError) as exc:
+            raise TaskError(f"could not fetch {path_or_url} from Label Studio: {type(exc).__name__}") from None
+
+    def _authorization(self) -> dict[str, str]:
+        """The header Label Studio expects: ``Token`` for a legacy key, ``Bearer`` for a personal access token."""
+        if not self._personal_token:
+            return {"Authorization": f"Token {self.access.api_key}"}
+        with self._lock:
+            if self._bearer is None or time.monotonic() > self._bearer[1]:
+                import jwt
+
+                with _translated_errors():
+                    token = self.client.tokens.refresh(refresh=self.access.api_key).access
+                claims = jwt.decode(token, options={"verify_signature": False})
+                lifetime = float(claims.get("exp", time.time() + 60)) - time.time()
+                self._bearer = (token, time.monotonic() + max(0.0, lifetime - ACCESS_TOKEN_MARGIN))
+            return {"Authorization": f"Bearer {self._bearer[0]}"}
 
 
-def has_prediction(access: LabelStudioAccess, task: int, model_version: str) -> bool:
-    """Whether Label Studio already holds a prediction of this version for the task."""
-    with _translated_errors():
-        existing = sdk_client(access).predictions.list(task=task)
-    return any(prediction.model_version == model_version for prediction in existing)
+class LabelStudioGateways:
+    """Makes (and keeps) one gateway per URL and key; tests pass another ``make`` to swap the network layer."""
+
+    def __init__(self, make: Any = LabelStudioGateway) -> None:
+        self._make = make
+        self._gateways: dict[LabelStudioAccess, LabelStudioGateway] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, access: LabelStudioAccess) -> LabelStudioGateway:
+        with self._lock:
+            gateway = self._gateways.get(access)
+            if gateway is None:
+                gateway = self._gateways[access] = self._make(access)
+            return gateway

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import random
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ import openai
 from shared.adapters.metrics import Metrics
 from shared.adapters.ratelimit import RateLimiter
 from shared.adapters.store import Store
+from shared.domain.backoff import backoff
 from shared.domain.config import LLMOptions, Settings
 from shared.domain.errors import LLMError
 
@@ -186,7 +186,7 @@ class LLM:
             except LLMError as exc:
                 if not exc.retryable or attempt == options.max_retries:
                     raise
-                delay = exc.retry_after if exc.retry_after is not None else 0.5 * 2**attempt * random.uniform(0.75, 1)
+                delay = exc.retry_after if exc.retry_after is not None else backoff(attempt, base=0.5)
                 time.sleep(min(delay, MAX_RETRY_DELAY))
         raise AssertionError("unreachable")
 

@@ -13,13 +13,13 @@ import json
 import logging
 import os
 import threading
-import time
 from collections.abc import Iterator
 
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from shared.adapters.jobs import Jobs
 from shared.adapters.store import Store
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,8 @@ class Metrics:
     """Adds up in the process and writes to Redis once a second, in one round trip.
 
     A request or an LLM call then costs no Redis round trip for its metrics; at most the last second
-    of a process that dies unflushed is lost.  ``flush`` writes at once (``/metrics`` calls it).
+    of a process that dies unflushed is lost.  ``flush`` writes at once (``/metrics`` calls it);
+    ``close`` flushes and stops.
     """
 
     def __init__(self, store: Store, interval: float = 1.0) -> None:
@@ -59,6 +60,7 @@ class Metrics:
         self._pending: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
         self._flusher_pid: int | None = None
+        self._closed = threading.Event()
 
     def count(self, name: str, amount: float = 1, **labels: str) -> None:
         self._add(name, _field(labels), amount)
@@ -77,9 +79,13 @@ class Metrics:
                 threading.Thread(target=self._flush_forever, daemon=True, name="metrics-flush").start()
 
     def _flush_forever(self) -> None:
-        while True:
-            time.sleep(self.interval)
+        while not self._closed.wait(self.interval):
             self.flush()
+
+    def close(self) -> None:
+        """Write what is pending and stop the flusher: nothing counted before this is lost."""
+        self._closed.set()
+        self.flush()
 
     def flush(self) -> None:
         with self._lock:
@@ -98,8 +104,9 @@ class Metrics:
 class RedisCollector(Collector):
     """Renders what every process wrote, plus gauges read at scrape time (jobs by state, queue depth)."""
 
-    def __init__(self, store: Store, queue_key: str, recent_jobs: int = 1000) -> None:
+    def __init__(self, store: Store, jobs: Jobs, queue_key: str, recent_jobs: int = 1000) -> None:
         self.store = store
+        self.jobs = jobs
         self.queue_key = queue_key
         self.recent_jobs = recent_jobs
 
@@ -135,14 +142,6 @@ class RedisCollector(Collector):
 
     def _jobs_by_state(self) -> GaugeMetricFamily:
         family = GaugeMetricFamily(f"{PREFIX}_jobs", f"The last {self.recent_jobs} jobs by state", labels=["state"])
-        job_ids = self.store.redis.zrevrange(self.store.key("jobs"), 0, self.recent_jobs - 1)
-        pipe = self.store.redis.pipeline(transaction=False)
-        for job_id in job_ids:
-            pipe.hget(self.store.key("job", job_id), "state")
-        counts: dict[str, int] = {}
-        for state in pipe.execute() if job_ids else []:
-            if state:
-                counts[state] = counts.get(state, 0) + 1
-        for state in ("queued", "running", "done", "failed", "partial", "cancelled"):
-            family.add_metric([state], counts.get(state, 0))
+        for state, count in self.jobs.count_by_state(self.recent_jobs).items():
+            family.add_metric([state.value], count)
         return family

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import time
 from dataclasses import dataclass
 
 import redis
 
 from shared.adapters.store import Store
+from shared.domain.backoff import spread
 from shared.domain.config import LLMOptions
 from shared.domain.errors import LLMError
 
@@ -118,4 +118,4 @@ class RateLimiter:
                 raise LLMError(
                     f"rate limit: waited {self.max_wait:g} s for the shared LLM_RPM/LLM_TPM budget", retryable=True
                 )
-            time.sleep(min(wait, 1.0) * random.uniform(1.0, 1.2))  # jitter: waiters do not wake together
+            time.sleep(spread(min(wait, 1.0)))

@@ -1,7 +1,7 @@
 """Everything this backend keeps, in Redis, so every API and worker process sees the same state.
 
 Per project: what ``/setup`` received (labeling config, Label Studio host and token, extra params),
-the annotators' latest prompt, and the model versions handed out.  Shared: the LLM response cache.
+the annotators' latest prompt, the model versions handed out and the tokens used.  Shared: the LLM response cache.
 All keys live under one prefix (``REDIS_KEY_PREFIX``), so deployments and test runs can share a server.
 """
 
@@ -73,6 +73,20 @@ class Store:
 
     def versions(self, project: str) -> list[str]:
         return self.redis.zrange(self.key("project", project, "versions"), 0, -1)
+
+    def add_usage(self, project: str, model: str, tokens_in: int, tokens_out: int) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hincrby(self.key("project", project, "usage"), f"{model}|in", tokens_in)
+        pipe.hincrby(self.key("project", project, "usage"), f"{model}|out", tokens_out)
+        pipe.execute()
+
+    def usage(self, project: str) -> dict[str, dict[str, int]]:
+        """Tokens by model: ``{"gpt-4o": {"in": 1200, "out": 300}}``."""
+        usage: dict[str, dict[str, int]] = {}
+        for field, value in self.redis.hgetall(self.key("project", project, "usage")).items():
+            model, direction = field.rsplit("|", 1)
+            usage.setdefault(model, {"in": 0, "out": 0})[direction] = int(value)
+        return usage
 
     # --- LLM response cache ----------------------------------------------------------------------
     def cached_answer(self, key: str) -> dict | None:

@@ -23,15 +23,13 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.domain.errors import ConfigError
+
 Provider = Literal["openai", "azure", "ollama"]
 Temperature = Annotated[float, Field(ge=0.0, le=2.0)]
 NumResponses = Annotated[int, Field(ge=1, le=20)]
 
 DEFAULT_PROMPT_TEMPLATE = "Source Text: {text}\n\nTask Directive: {prompt}"
-
-
-class ConfigError(ValueError):
-    """A setting has a value we cannot run with; the message names the setting and what it accepts."""
 
 
 class LLMOptions(BaseModel):
@@ -143,60 +141,188 @@ def decode_extra_params(raw: Any) -> dict[str, Any]:
     return raw
 
 
+def section(title: str) -> dict[str, str]:
+    """Marks the first setting of a group: the docs and ``.env.example`` start a new heading there."""
+    return {"section": title}
+
+
 class Settings(BaseSettings):
-    """Process-wide settings, read from the environment once at start-up."""
+    """Process-wide settings, read from the environment once at start-up.
+
+    Each setting is defined here once, with its help text: ``llm-backend settings`` renders them as
+    the reference in docs/settings.md and as .env.example (``make docs``; a test fails when they drift).
+    """
 
     # ``VAR=`` (as compose files write "not set") means the default, not an empty value.
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, env_ignore_empty=True)
 
     # --- the reference backend's variables -------------------------------------------------------
-    default_prompt: str | None = None
-    prompt_prefix: str = "prompt"
-    use_internal_prompt_template: bool = True
-    prompt_template: str = DEFAULT_PROMPT_TEMPLATE
-    openai_model: str = "gpt-3.5-turbo"
-    openai_provider: Provider = "openai"
-    temperature: Temperature = 0.7
-    num_responses: NumResponses = 1
-    openai_api_key: SecretStr | None = None
-    openai_base_url: str | None = None
-    azure_resource_endpoint: str | None = None
-    azure_deployment_name: str | None = None
-    azure_api_version: str = "2023-05-15"
-    ollama_endpoint: str = "http://localhost:11434/v1"
-    basic_auth_user: str | None = None
-    basic_auth_pass: SecretStr | None = None
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    openai_provider: Provider = Field(
+        "openai", description="`openai`, `azure` or `ollama`", json_schema_extra=section("The LLM")
+    )
+    openai_api_key: SecretStr | None = Field(None, description="API key for OpenAI or Azure (Ollama needs none)")
+    openai_model: str = Field(
+        "gpt-3.5-turbo", description="model name (for Ollama e.g. `llama3`; for Azure the deployment's model)"
+    )
+    openai_base_url: str | None = Field(
+        None, description="another OpenAI-compatible endpoint for the `openai` provider (a proxy, vLLM, …)"
+    )
+    temperature: Temperature = Field(0.7, description="sampling temperature, 0 to 2")
+    num_responses: NumResponses = Field(1, description="answers per task (1 to 20), all put into the output TextArea")
+    azure_resource_endpoint: str | None = Field(
+        None, description="Azure resource endpoint, e.g. `https://NAME.openai.azure.com`"
+    )
+    azure_deployment_name: str | None = Field(None, description="Azure deployment name (default: `OPENAI_MODEL`)")
+    azure_api_version: str = Field("2023-05-15", description="Azure API version")
+    ollama_endpoint: str = Field(
+        "http://localhost:11434/v1",
+        description="Ollama's OpenAI-compatible endpoint (from a container: `http://host.docker.internal:11434/v1`)",
+    )
+    prompt_prefix: str = Field(
+        "prompt",
+        description="the prompt is the `<TextArea>` whose name starts with this",
+        json_schema_extra=section("Prompts"),
+    )
+    use_internal_prompt_template: bool = Field(
+        True,
+        description="`1`: wrap the annotator's prompt in `PROMPT_TEMPLATE`; `0`: the prompt itself is the template",
+    )
+    prompt_template: str = Field(
+        DEFAULT_PROMPT_TEMPLATE,
+        description="internal template: `{text}` is the task's input, `{prompt}` the annotator's prompt; "
+        "`{labels}` and task data fields work too",
+    )
+    default_prompt: str | None = Field(
+        None,
+        description="a prompt (or a path to a file holding one) used until an annotator submits one; a user "
+        "template, so it needs `USE_INTERNAL_PROMPT_TEMPLATE=0`, e.g. "
+        "`Classify this text as sarcastic or not. Text: {text}, Labels: {labels}`",
+    )
+    basic_auth_user: str | None = Field(
+        None,
+        description="with `BASIC_AUTH_PASS`: every API route requires HTTP basic auth",
+        json_schema_extra=section("Access"),
+    )
+    basic_auth_pass: SecretStr | None = Field(None, description="the password for `BASIC_AUTH_USER`")
+    flower_basic_auth: SecretStr | None = Field(
+        None, description="`user:password` for Flower; required to start it (Flower shows every task)"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="`DEBUG`, `INFO`, `WARNING`, `ERROR`", json_schema_extra=section("Running")
+    )
 
     # --- ours ------------------------------------------------------------------------------------
-    redis_url: str = "redis://localhost:6379/0"
-    redis_key_prefix: str = "llm-backend"
-    label_studio_url: str | None = None
-    label_studio_api_key: SecretStr | None = None
-    cache_ttl: Annotated[int, Field(ge=0)] = 7 * 24 * 3600
-    llm_timeout: Annotated[float, Field(gt=0)] = 120.0
-    llm_max_retries: Annotated[int, Field(ge=0, le=20)] = 5
-    llm_concurrency: Annotated[int, Field(ge=1, le=1024)] = 100  # >= BATCH_CHUNK_SIZE: a chunk in one round
-    llm_rpm: Annotated[int, Field(ge=0)] = 0
-    llm_tpm: Annotated[int, Field(ge=0)] = 0
-    llm_interactive_share: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
-    llm_rate_wait: Annotated[float, Field(gt=0)] = 60.0
-    llm_prices: dict[str, tuple[float, float]] = {}
-    auto_predict_on_import: bool = False
-    log_format: Literal["text", "json"] = "text"
-    batch_min_tasks: Annotated[int, Field(ge=2)] = 2
-    batch_chunk_size: Annotated[int, Field(ge=1, le=10_000)] = 100
-    batch_max_attempts: Annotated[int, Field(ge=1, le=1000)] = 30
-    batch_retry_max_delay: Annotated[float, Field(ge=1)] = 60.0
-    batch_claim_seconds: Annotated[int, Field(ge=3)] = 30
-    chunk_time_limit: Annotated[int, Field(ge=10)] = 900
-    job_ttl: Annotated[int, Field(ge=60)] = 7 * 24 * 3600
-    job_stall_seconds: Annotated[float, Field(ge=5)] = 1200.0
-    broker_visibility_timeout: Annotated[int, Field(ge=5)] = 3600
-    choice_match_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8
-    max_request_bytes: Annotated[int, Field(ge=1024)] = 200 * 1024 * 1024
-    max_image_bytes: Annotated[int, Field(ge=1024)] = 20 * 1024 * 1024
-    max_label_config_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`json`: one JSON object a line, with `job_id`, `chunk` and `task_id` where there is one"
+    )
+    redis_url: str = Field(
+        "redis://localhost:6379/0",
+        description="Redis for state, queue and cache (`redis://:password@host:6379/0` with a password; "
+        "compose sets `redis://redis:6379/0`)",
+    )
+    redis_key_prefix: str = Field(
+        "llm-backend", description="prefix of every key, so several deployments can share one Redis"
+    )
+    label_studio_url: str | None = Field(
+        None,
+        description="how to reach Label Studio (pushing predictions, fetching uploaded images); when unset, the "
+        "`hostname` Label Studio sends to `/setup`",
+    )
+    label_studio_api_key: SecretStr | None = Field(
+        None, description="Label Studio API key; when unset, the `access_token` Label Studio sends to `/setup`"
+    )
+    llm_prices: dict[str, tuple[float, float]] = Field(
+        {},
+        description='JSON `{"model": [input, output]}` in USD per million tokens, over the built-in table '
+        "(gpt-3.5-turbo, gpt-4o, gpt-4o-mini, gpt-4.1, -mini, -nano); a model without a price has no cost estimate",
+    )
+    auto_predict_on_import: bool = Field(
+        False,
+        description="`1`: tasks imported into Label Studio (its `TASKS_CREATED` webhook) become a batch job at once",
+    )
+    cache_ttl: Annotated[int, Field(ge=0)] = Field(
+        7 * 24 * 3600,
+        description="seconds an LLM answer stays cached (key: provider, endpoint, model, temperature, n, "
+        "messages); `0` disables the cache",
+        json_schema_extra=section("LLM calls"),
+    )
+    llm_timeout: Annotated[float, Field(gt=0)] = Field(120.0, description="seconds to wait for one LLM call")
+    llm_max_retries: Annotated[int, Field(ge=0, le=20)] = Field(
+        5,
+        description="retries of 408/409/429/5xx, timeouts and connection errors (exponential backoff with jitter, "
+        "`Retry-After` honoured); 400/401/403 fail at once",
+    )
+    llm_concurrency: Annotated[int, Field(ge=1, le=1024)] = Field(
+        100,
+        description="LLM calls in flight at once per process (API or worker) when a request or chunk carries "
+        "several tasks; keep it at least `BATCH_CHUNK_SIZE`, so a chunk's calls go out in one round",
+    )
+    llm_rpm: Annotated[int, Field(ge=0)] = Field(
+        0,
+        description="requests per minute to the provider, shared by every process (per provider, endpoint and "
+        "model); `0` = no limit",
+    )
+    llm_tpm: Annotated[int, Field(ge=0)] = Field(
+        0,
+        description="tokens per minute, likewise (estimated before a call, corrected by the usage the provider "
+        "reports)",
+    )
+    llm_interactive_share: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.2, description="share of the rate-limit bucket that batch work leaves for annotators' interactive requests"
+    )
+    llm_rate_wait: Annotated[float, Field(gt=0)] = Field(
+        60.0, description="seconds a call waits for the rate limit before giving up (a batch chunk then retries later)"
+    )
+    choice_match_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        0.8, description="how similar (0–1) a line of the answer must be to a label when it does not match exactly"
+    )
+    batch_min_tasks: Annotated[int, Field(ge=2)] = Field(
+        2,
+        description="a `/predict` without an annotator's prompt and with at least this many tasks becomes a batch job",
+        json_schema_extra=section("Batch jobs"),
+    )
+    batch_chunk_size: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        100, description="Label Studio tasks per Celery message"
+    )
+    batch_max_attempts: Annotated[int, Field(ge=1, le=1000)] = Field(
+        30,
+        description="runs of a chunk (with backoff up to `BATCH_RETRY_MAX_DELAY`) before its open tasks are "
+        "marked failed",
+    )
+    batch_retry_max_delay: Annotated[float, Field(ge=1)] = Field(
+        60.0,
+        description="the longest wait between two runs of a chunk with open tasks (backoff 1, 2, 4 … s, jittered)",
+    )
+    batch_claim_seconds: Annotated[int, Field(ge=3)] = Field(
+        30,
+        description="how long a task stays claimed by a worker that stopped answering (claims are renewed while "
+        "it works)",
+    )
+    chunk_time_limit: Annotated[int, Field(ge=10)] = Field(
+        900, description="seconds one chunk may run (soft limit; the hard limit is 60 s more); an overrun is retried"
+    )
+    job_ttl: Annotated[int, Field(ge=60)] = Field(
+        7 * 24 * 3600, description="seconds job records and the exactly-once ledger are kept"
+    )
+    job_stall_seconds: Annotated[float, Field(ge=5)] = Field(
+        1200.0,
+        description="a job with unfinished chunks and no progress for this long gets them sent again (a lost "
+        "message; keep it above `CHUNK_TIME_LIMIT`)",
+    )
+    broker_visibility_timeout: Annotated[int, Field(ge=5)] = Field(
+        3600, description="seconds after which a message taken by a worker that died is delivered again"
+    )
+    max_request_bytes: Annotated[int, Field(ge=1024)] = Field(
+        200 * 1024 * 1024,
+        description="larger request bodies are refused with 413",
+        json_schema_extra=section("Limits"),
+    )
+    max_image_bytes: Annotated[int, Field(ge=1024)] = Field(
+        20 * 1024 * 1024, description="larger images are refused for that task"
+    )
+    max_label_config_bytes: Annotated[int, Field(ge=1024)] = Field(
+        1024 * 1024, description="larger labeling configs are refused"
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

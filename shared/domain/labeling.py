@@ -16,11 +16,9 @@ from typing import Any
 import defusedxml.ElementTree
 from defusedxml import DefusedXmlException
 
+from shared.domain.errors import LabelingConfigError
+
 SUPPORTED_OBJECTS = ("Text", "HyperText", "Paragraphs", "Image")
-
-
-class LabelingConfigError(ValueError):
-    """The labeling config cannot be used with this backend; the message says what is missing."""
 
 
 @dataclass(frozen=True)

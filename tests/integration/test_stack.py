@@ -11,7 +11,7 @@ import httpx
 import psutil
 import pytest
 
-from shared.adapters.jobs import FINISHED_STATES
+from shared.adapters.jobs import JobState
 from tests.conftest import TEST_API_KEY, labeling_config
 from tests.fakes.label_studio import FakeLabelStudio
 from tests.integration.processes import (
@@ -77,7 +77,7 @@ def test_up_runs_the_whole_stack_without_a_configured_redis(stack_up, fake_llm, 
             f"{api}/predict", json={"tasks": tasks, "project": "41.1", "label_config": config}, timeout=10
         ).json()["job"]
         status = wait_until(
-            lambda: (s := httpx.get(f"{api}/jobs/{job}", timeout=5).json())["state"] in FINISHED_STATES and s,
+            lambda: JobState((s := httpx.get(f"{api}/jobs/{job}", timeout=5).json())["state"]).finished and s,
             60,
             "the batch",
         )

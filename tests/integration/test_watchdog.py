@@ -4,6 +4,7 @@ import redis
 
 from shared.adapters.jobs import Jobs
 from shared.adapters.queue import make_celery, queue_key
+from shared.domain.types import JobSnapshot
 from tests.conftest import REAL_REDIS_URL
 from worker.watchdog import rescue_stalled_jobs
 
@@ -12,7 +13,15 @@ def test_a_stalled_job_gets_its_unfinished_chunks_again_once(make_settings, real
     settings = make_settings(redis_key_prefix=redis_prefix)
     celery = make_celery(settings)
     jobs = Jobs(real_store, settings.job_ttl)
-    snapshot = {"project": "1", "model_version": "v"}
+    snapshot = JobSnapshot(
+        project="1",
+        label_config="<View/>",
+        extra_params={},
+        model_version="v",
+        model="m",
+        prompt="p",
+        prompt_error=None,
+    )
     stalled = jobs.create(snapshot, [{"id": i, "data": {}} for i in range(25)], 10)
     fresh = jobs.create(snapshot, [{"id": i, "data": {}} for i in range(5)], 10)
     finished = jobs.create(snapshot, [{"id": 1, "data": {}}], 10)

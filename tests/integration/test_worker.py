@@ -15,7 +15,7 @@ import uuid
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
-from shared.adapters.jobs import FINISHED_STATES
+from shared.adapters.jobs import JobState
 from tests.conftest import TEST_API_KEY, labeling_config
 from tests.fakes.label_studio import FakeLabelStudio
 from tests.integration.processes import BackendProcess, llm_backend_env
@@ -83,7 +83,7 @@ def stack(make_client, make_settings, real_store, redis_prefix, llm_server, fake
         def status(self, job_id: str) -> dict:
             return client.get(f"/jobs/{job_id}").json
 
-        def wait(self, job_id: str, timeout: float = 120, until=lambda status: status["state"] in FINISHED_STATES):
+        def wait(self, job_id: str, timeout: float = 120, until=lambda status: JobState(status["state"]).finished):
             deadline = time.monotonic() + timeout
             while not until(status := self.status(job_id)):
                 assert workers[-1].process.poll() is None, f"the worker exited:\n{workers[-1].log}"

@@ -1,0 +1,172 @@
+"""Resolving a project: what every task of a request (or of a batch job) has in common.
+
+The project's settings (environment plus its extra params), its parsed labeling config, the prompt
+in force, the model version, and how to reach its Label Studio.  ``/setup`` registers a project,
+``/webhook`` learns its prompt; ``/predict`` and the workers ask for a ``PredictionContext``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from shared.adapters.label_studio import LabelStudioAccess
+from shared.adapters.store import ProjectSetup, Store
+from shared.domain.config import ExtraParams, ProjectConfig, Settings, decode_extra_params
+from shared.domain.errors import TaskError
+from shared.domain.labeling import LabelingSpec, parse_labeling_config
+from shared.domain.prompts import choose_prompt, prompt_from_regions
+from shared.domain.types import JobSnapshot
+from shared.domain.versions import model_version
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PredictionContext:
+    """What every task of one request shares."""
+
+    project: str | None
+    label_config: str
+    extra_params: dict[str, Any]
+    config: ProjectConfig
+    spec: LabelingSpec
+    model_version: str
+    prompt: str | None
+    prompt_error: str | None
+    access: LabelStudioAccess | None
+    interactive: bool  # an annotator is waiting: Label Studio sent a context
+    context_prompt: bool  # that context holds a prompt (a smart tag's context may not)
+    job_id: str | None = None  # the batch job this context predicts for, for its token count
+
+
+@dataclass(frozen=True)
+class PromptUpdate:
+    """What a submitted annotation did to the project's prompt."""
+
+    changed: bool
+    model_version: str
+
+
+class Projects:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+
+    def config(self, setup: ProjectSetup | None) -> ProjectConfig:
+        return self.settings.for_project(ExtraParams.parse(setup.extra_params if setup else None))
+
+    def spec(self, config: ProjectConfig, label_config: str | None) -> LabelingSpec:
+        """The parsed labeling config; raises LabelingConfigError naming what is missing."""
+        return parse_labeling_config(label_config, config.prompt.prompt_prefix, self.settings.max_label_config_bytes)
+
+    def prompt(self, project: str | None, config: ProjectConfig) -> str | None:
+        """The prompt batches use: the annotators' latest, else DEFAULT_PROMPT where it applies."""
+        stored = self.store.prompt(project) if project else None
+        if stored:
+            return stored
+        if config.prompt.default_prompt and not config.prompt.use_internal_template:
+            return config.prompt.default_prompt
+        return None
+
+    def version(self, project: str | None, config: ProjectConfig, label_config: str) -> str:
+        return model_version(config, label_config, self.prompt(project, config))
+
+    def access(self, setup: ProjectSetup | None) -> LabelStudioAccess | None:
+        url = self.settings.label_studio_url or (setup.hostname if setup else None)
+        key = self.settings.label_studio_api_key
+        token = key.get_secret_value() if key else (setup.access_token if setup else None)
+        configured = bool(self.settings.label_studio_url)
+        return LabelStudioAccess(url=url, api_key=token, configured=configured) if url and token else None
+
+    def register(self, project: str, setup: ProjectSetup) -> str:
+        """``/setup``: check the project's settings and labeling config, keep them; returns its model version.
+
+        Raises ConfigError or LabelingConfigError (nothing is kept then).
+        """
+        config = self.config(setup)
+        self.spec(config, setup.label_config)
+        self.store.save_setup(project, setup)
+        version = self.version(project, config, setup.label_config)
+        self.store.record_version(project, version)
+        return version
+
+    def context(self, project: str | None, label_config: str | None, context: Any) -> PredictionContext:
+        """Resolve a request; raises ConfigError or LabelingConfigError when the request cannot work."""
+        setup = self.store.load_setup(project) if project else None
+        label_config = label_config or (setup.label_config if setup else None)
+        extra_params = decode_extra_params(setup.extra_params if setup else None)
+        config = self.settings.for_project(ExtraParams.parse(extra_params))
+        spec = self.spec(config, label_config)
+        regions = context.get("result") if isinstance(context, dict) else None
+        context_prompt = prompt_from_regions(regions, spec.prompt.name) if regions else None
+        stored = self.prompt(project, config)
+        prompt, prompt_error = None, None
+        try:
+            prompt = choose_prompt(context_prompt, stored, config.prompt)
+        except TaskError as exc:
+            prompt_error = str(exc)
+        return PredictionContext(
+            project=project,
+            label_config=label_config,
+            extra_params=extra_params,
+            config=config,
+            spec=spec,
+            model_version=model_version(config, label_config, stored),
+            prompt=prompt,
+            prompt_error=prompt_error,
+            access=self.access(setup),
+            interactive=bool(regions),
+            context_prompt=context_prompt is not None,
+        )
+
+    def snapshot(self, ctx: PredictionContext) -> JobSnapshot:
+        return JobSnapshot(
+            project=ctx.project,
+            label_config=ctx.label_config,
+            extra_params=ctx.extra_params,
+            model_version=ctx.model_version,
+            model=ctx.config.llm.model,
+            prompt=ctx.prompt,
+            prompt_error=ctx.prompt_error,
+        )
+
+    def from_snapshot(self, snapshot: JobSnapshot, job_id: str | None = None) -> PredictionContext:
+        """A batch job's context; only how to reach Label Studio is read afresh (tokens may rotate)."""
+        config = self.settings.for_project(ExtraParams.parse(snapshot.extra_params))
+        setup = self.store.load_setup(snapshot.project) if snapshot.project else None
+        return PredictionContext(
+            project=snapshot.project,
+            label_config=snapshot.label_config,
+            extra_params=snapshot.extra_params,
+            config=config,
+            spec=self.spec(config, snapshot.label_config),
+            model_version=snapshot.model_version,
+            prompt=snapshot.prompt,
+            prompt_error=snapshot.prompt_error,
+            access=self.access(setup),
+            interactive=False,
+            context_prompt=False,
+            job_id=job_id,
+        )
+
+    def remember_prompt(self, project: str, label_config: str | None, annotation: dict) -> PromptUpdate:
+        """Keep the prompt of a submitted annotation as the project's prompt for later batches.
+
+        A new prompt gives a new model version, so the next Retrieve Predictions predicts again
+        instead of skipping tasks that hold predictions of the old prompt.
+        """
+        setup = self.store.load_setup(project)
+        label_config = label_config or (setup.label_config if setup else None)
+        config = self.config(setup)
+        spec = self.spec(config, label_config)
+        prompt = prompt_from_regions(annotation.get("result"), spec.prompt.name)
+        if prompt is None:
+            return PromptUpdate(changed=False, model_version=self.version(project, config, label_config))
+        changed = self.store.save_prompt(project, prompt)
+        version = self.version(project, config, label_config)
+        if changed:
+            self.store.record_version(project, version)
+            log.info("project %s: new prompt, model version %s", project, version)
+        return PromptUpdate(changed=changed, model_version=version)
