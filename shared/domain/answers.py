@@ -10,8 +10,10 @@ that fail validation: it reads an answer the way a careful annotator would, not 
 2. Answer lines: a line, or an item of a comma/semicolon list on it, that *is* a label once list markers, markdown,
    quotes, ``Label:``-style prefixes and the reasons after the label are set aside.
 3. Sentences: labels named in the prose, by their words or word stems (``a restaurant bill`` names
-   ``Dining/Restaurants``) or by an abbreviation (``tech``); a label negated there (``not negative``) is not read,
-   or reads as its ``Not …`` twin when the control has one.
+   ``Dining/Restaurants``) or by an abbreviation (``tech``).  A label negated there (``not negative``,
+   ``sarcastic? definitely not``) is not read, or reads as its ``Not …`` twin when the control has one.  A
+   single-choice control reads nothing from labels offered as alternatives (``positive or neutral``) and, of
+   several labels named, takes the one named in a verdict (``overall``, ``so``, ``the answer is``), else the first.
 4. Word overlap: the one label whose distinctive words the answer uses (``book a flight`` → ``book_flight``).
 
 Refusals (``I cannot determine…``, ``As an AI…``, ``None of the above``) are set aside before steps 2 to 4.
@@ -24,8 +26,8 @@ Confidence scale, the prediction score when no logprobs are available:
 0.9                   a line is one part of a compound label (``Utilities`` → ``Utilities/Bills``);
                       a sentence names the label as written
 threshold … 0.95      a line is a near spelling of the label (difflib ratio, at least the threshold)
-0.8                   a sentence names the label by word stems (``restaurant``), or negates the twin of a
-                      ``Not X`` label (``not at all sarcastic``)
+0.8                   a sentence names the label by word stems (``restaurant``), or negates X for a
+                      ``Not X`` label (``not at all sarcastic`` → ``Not Sarcastic``)
 0.7                   an abbreviation or prefix (``tech`` → ``technology``, ``neg`` → ``Negative``)
 0.6                   word overlap (step 4)
 ====================  ===================================================================================
@@ -606,10 +608,12 @@ _NUMBER_WORDS = {
 }  # fmt: skip
 # A rating over a scale: "4/5", "8 out of 10".
 _FRACTION = re.compile(r"(?P<value>\d+(?:[.,]\d+)?)\s*(?:/|out\s+of)\s*(?P<scale>\d+)", re.IGNORECASE)
-_STARS = re.compile(r"[★⭐🌟]+")  # "★★★★☆" is four: empty stars do not count
+_STAR = "★⭐🌟"
+_STARS = re.compile(rf"(?:[{_STAR}]\ufe0f?)+")  # "★★★★☆" is four (empty stars do not count), "⭐️⭐️" two
 
 
 def _numbers(text: str) -> Iterator[float]:
+    """The numbers of a text in order, their thousands separators dropped and decimal commas read as points."""
     for found in _NUMBER.finditer(text):
         digits = found["digits"]
         if "," in digits and "." in digits:
@@ -639,7 +643,7 @@ def _rating_value(answer: str, max_rating: int) -> float | None:
         return float(fraction["value"].replace(",", ".")) * max_rating / float(fraction["scale"])
     stars = _STARS.search(answer)
     if stars:
-        return float(len(stars.group()))
+        return float(sum(char in _STAR for char in stars.group()))
     for word in _words(answer):
         if word in _NUMBER_WORDS:
             return float(_NUMBER_WORDS[word])
@@ -668,7 +672,8 @@ def read_taxonomy(
 
     ``paths`` are the paths of every selectable node.  A node named alone (``Eagle``) or with its ancestors
     (``Animals > Birds > Eagle``, ``Plants: Oak``) reads as its full path; a name that two branches share goes to
-    the branch whose ancestors the answer names.  A path that is the ancestor of another one read is dropped.
+    the branch whose ancestors the answer names, else to the first in config order.  A path that is the ancestor
+    of another one read is dropped.
     """
     names = list(dict.fromkeys(name for path in paths for name in path))
     # Path separators become list separators, so the line reader sees "Animals, Birds, Eagle"; a separator that

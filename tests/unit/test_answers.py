@@ -364,6 +364,7 @@ def test_no_labels_or_no_answer_read_nothing():
         ("4 stars", 5, 4),
         ("Rating: ★★★★☆", 5, 4),
         ("⭐⭐⭐", 5, 3),
+        ("⭐️⭐️⭐️⭐️", 5, 4),
         ("four", 5, 4),
         ("Four stars — great food, slow service.", 5, 4),
         ("**Rating:** 2", 5, 2),
