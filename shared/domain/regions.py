@@ -1,60 +1,13 @@
 """From the model's answers to Label Studio regions.
 
-Output TextAreas hold every answer; Choices hold the labels the first answer names, one per line
-(or comma-separated): an exact or case-insensitive match first, then the closest label if it is
-similar enough.  Lines naming no label are ignored, and a single-choice tag gets at most one label.
+Output TextAreas hold every answer; Choices hold the labels the first answer names, read the way an annotator
+would read them (shared.domain.answers.read_labels): a single-choice tag gets at most one label.
 """
 
 from __future__ import annotations
 
-import difflib
-import re
-from dataclasses import dataclass
-
+from shared.domain.answers import read_labels
 from shared.domain.labeling import LabelingSpec
-
-_DECORATION = re.compile(r"^\s*(?:[-*•]|\d+[.)]|label[s]?\s*:|category\s*:|answer\s*:)?\s*|[\s.!\"'`*]+$", re.I)
-
-
-@dataclass(frozen=True)
-class LabelMatch:
-    label: str
-    confidence: float
-
-
-def _clean(candidate: str) -> str:
-    return _DECORATION.sub("", candidate).strip().strip("\"'`*")
-
-
-def _best_match(candidate: str, labels: list[str], threshold: float) -> LabelMatch | None:
-    if candidate in labels:
-        return LabelMatch(candidate, 1.0)
-    folded = candidate.casefold()
-    for label in labels:
-        if label.casefold() == folded:
-            return LabelMatch(label, 1.0)
-    scored = [(difflib.SequenceMatcher(None, folded, label.casefold()).ratio(), label) for label in labels]
-    ratio, label = max(scored, default=(0.0, ""))
-    return LabelMatch(label, ratio) if ratio >= threshold else None
-
-
-def match_labels(answer: str, labels: list[str], multiple: bool, threshold: float) -> list[LabelMatch]:
-    """The labels an answer names, in the order it names them."""
-    found: dict[str, LabelMatch] = {}
-    for line in answer.splitlines():
-        whole = _clean(line)
-        if not whole:
-            continue
-        match = _best_match(whole, labels, threshold)
-        pieces = (
-            [match] if match else [_best_match(_clean(part), labels, threshold) for part in re.split(r"[,;]", whole)]
-        )
-        for piece in pieces:
-            if piece and piece.label not in found:
-                found[piece.label] = piece
-                if not multiple:
-                    return [piece]
-    return list(found.values())
 
 
 def build_regions(spec: LabelingSpec, prompt: str, answers: list[str], threshold: float) -> tuple[list[dict], float]:
@@ -63,7 +16,8 @@ def build_regions(spec: LabelingSpec, prompt: str, answers: list[str], threshold
     confidences: list[float] = []
     first = answers[0] if answers else ""
     for tag in spec.choices:
-        matches = match_labels(first, list(tag.labels), tag.attr.get("choice") == "multiple", threshold)
+        multiple = tag.attr.get("choice") == "multiple"
+        matches = read_labels(first, list(tag.labels), multiple=multiple, threshold=threshold, name=tag.name)
         if matches:
             regions.append(spec.region(tag, label=[match.label for match in matches]))
             confidences.extend(match.confidence for match in matches)

@@ -1,7 +1,8 @@
 import pytest
 
+from shared.domain.answers import read_labels as match_labels
 from shared.domain.labeling import parse_labeling_config
-from shared.domain.regions import build_regions, match_labels
+from shared.domain.regions import build_regions
 from tests.conftest import labeling_config
 
 LABELS = ["Sarcastic", "Not Sarcastic"]

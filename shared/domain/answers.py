@@ -1,0 +1,695 @@
+"""Reading labels, ratings, numbers and taxonomy paths out of a model's free-text answer.
+
+This is the fallback for the ``text`` output mode, for models that ignore the JSON schema and for JSON answers
+that fail validation: it reads an answer the way a careful annotator would, not the way a parser would.
+
+``read_labels`` tries these strategies in order; the first that finds a label wins:
+
+1. JSON in the answer (fenced or bare): the strings under the key named like the control, else under a usual key
+   (``label``, ``answer``, ``category``…), else any string in it.
+2. Answer lines: a line, or an item of a comma/semicolon list on it, that *is* a label once list markers, markdown,
+   quotes, ``Label:``-style prefixes and the reasons after the label are set aside.
+3. Sentences: labels named in the prose, by their words or word stems (``a restaurant bill`` names
+   ``Dining/Restaurants``) or by an abbreviation (``tech``).  A label negated there (``not negative``,
+   ``sarcastic? definitely not``) is not read, or reads as its ``Not …`` twin when the control has one.  A
+   single-choice control reads nothing from labels offered as alternatives (``positive or neutral``) and, of
+   several labels named, takes the one named in a verdict (``overall``, ``so``, ``the answer is``), else the first.
+4. Word overlap: the one label whose distinctive words the answer uses (``book a flight`` → ``book_flight``).
+
+Refusals (``I cannot determine…``, ``As an AI…``, ``None of the above``) are set aside before steps 2 to 4.
+
+Confidence scale, the prediction score when no logprobs are available:
+
+====================  ===================================================================================
+1.0                   a line, list item or JSON value is the label (case, accents, punctuation, markdown aside)
+0.95                  a line is the negated form of a ``Not X`` label (``Non-sarcastic``)
+0.9                   a line is one part of a compound label (``Utilities`` → ``Utilities/Bills``);
+                      a sentence names the label as written
+threshold … 0.95      a line is a near spelling of the label (difflib ratio, at least the threshold)
+0.8                   a sentence names the label by word stems (``restaurant``), or negates X for a
+                      ``Not X`` label (``not at all sarcastic`` → ``Not Sarcastic``)
+0.7                   an abbreviation or prefix (``tech`` → ``technology``, ``neg`` → ``Negative``)
+0.6                   word overlap (step 4)
+====================  ===================================================================================
+
+Two factors lower these: × 0.85 when the clause or line hedges (``probably``, ``I think``), and × 0.85 when a
+single-choice answer names several labels and one had to be picked.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+import threading
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import snowballstemmer
+
+EXACT = 1.0
+NEGATED_LINE = 0.95
+PART_LINE = 0.9
+NAMED = 0.9
+NEAR_SPELLING_CAP = 0.95
+STEM_NAMED = 0.8
+NEGATED_TWIN = 0.8
+ABBREVIATION = 0.7
+OVERLAP = 0.6
+HEDGED = 0.85
+PICKED_AMONG_SEVERAL = 0.85
+
+NEGATORS = frozenset({"not", "no", "non", "never", "neither", "nor", "nothing", "none", "without", "hardly"})
+NEGATION_WINDOW = 4  # words before a label that a negator reaches ("not at all sarcastic", "don't think it's X")
+# A clause made only of these, with a negator among them, denies the clause before it: "sarcastic?? definitely not".
+DENIAL_WORDS = NEGATORS | {"nope", "nah", "definitely", "certainly", "absolutely", "really", "surely", "at", "all"}
+HEDGES = frozenset({"probably", "likely", "maybe", "perhaps", "possibly", "might", "seems", "seem", "appears"})
+HEDGE_PHRASES = ("i think", "leaning", "i guess", "not sure", "i would say", "i d say")
+# Words that make a clause the answer's verdict: a label named there beats one named in passing.
+VERDICT_CUES = frozenset(
+    {"overall", "so", "therefore", "thus", "hence", "answer", "final", "ultimately", "clearly", "definitely",
+     "mainly", "mostly", "primarily", "predominantly", "conclusion", "classified", "classify"}
+)  # fmt: skip
+# Conjunctions that start a new clause: a negation before them does not reach past them.
+CLAUSE_CONJUNCTIONS = frozenset({"but", "however", "though", "although", "so", "yet", "whereas", "while", "therefore"})
+# Phrases of an answer that declines to pick (matched on whole folded words, contractions expanded).
+REFUSALS = (
+    "cannot determine", "ca not determine", "cannot be determined", "unable to", "not possible to",
+    "impossible to", "cannot classify", "ca not classify", "cannot tell", "ca not tell", "cannot help",
+    "ca not help", "as an ai", "i am sorry", "i m sorry", "none of the", "none of these", "no label",
+    "not applicable", "does not fit any", "do not fit any", "not enough information", "insufficient information",
+    "not enough context", "i do not know", "not sure whether", "not sure if", "unsure whether",
+    "unclear whether", "hard to say whether",
+)  # fmt: skip
+# Single-word labels that are also everyday words: prose names them only when written as in the config.
+COMMON_WORDS = frozenset({"other", "others", "none", "yes", "no", "all", "any", "both", "unknown", "mixed", "ok"})
+STOPWORDS = frozenset(
+    {"a", "an", "the", "is", "are", "was", "were", "be", "been", "it", "its", "this", "that", "these", "those", "of",
+     "to", "for", "and", "or", "in", "on", "at", "by", "with", "about", "as", "from", "into", "i", "s", "d", "m",
+     "my", "their", "his", "her", "your", "our", "some", "very", "text", "label", "labels", "category", "answer",
+     "user", "customer", "wants", "want", "asks", "asking", "would", "say", "like", "looks"}
+)  # fmt: skip
+USUAL_JSON_KEYS = (
+    "label", "labels", "answer", "category", "categories", "class", "choice", "choices", "prediction",
+    "result", "output", "value", "sentiment", "topic", "topics", "intent", "taxonomy", "rating",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LabelMatch:
+    """A label read in an answer, with how surely it was read (the scale in the module docstring)."""
+
+    label: str
+    confidence: float
+
+
+# --- words -------------------------------------------------------------------------------------------------------
+
+_CAMEL_CASE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")  # CancelBooking → Cancel Booking
+_NOT_CONTRACTION = re.compile(r"n['’]t\b", re.IGNORECASE)  # isn't → is not, don't → do not, can't → ca not
+_WORD = re.compile(r"[^\W_]+")  # letters and digits: underscores, hyphens, slashes and punctuation separate words
+_STEMMER = snowballstemmer.stemmer("english")
+_STEMMER_LOCK = threading.Lock()  # a Snowball stemmer keeps its state while stemming: one word at a time
+
+
+def _fold(text: str) -> str:
+    """Casefolded, without accents or compatibility forms: 'Négatif' and 'ＮＥＧ' compare as plain 'negatif', 'neg'."""
+    if text.isascii():
+        return text.casefold()
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(char for char in decomposed if not unicodedata.combining(char)).casefold()
+
+
+def _prepare(text: str) -> str:
+    return _NOT_CONTRACTION.sub(" not", _CAMEL_CASE.sub(" ", text))
+
+
+def _words(text: str) -> tuple[str, ...]:
+    """The folded words of a text: what two spellings of a label must share to be the same label."""
+    return tuple(_WORD.findall(_fold(_prepare(text))))
+
+
+@lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    with _STEMMER_LOCK:
+        return _STEMMER.stemWord(word)
+
+
+def _contains_phrase(words: Sequence[str], phrases: Sequence[str]) -> bool:
+    joined = f" {' '.join(words)} "
+    return any(f" {phrase} " in joined for phrase in phrases)
+
+
+def _hedged(words: Sequence[str]) -> bool:
+    return any(word in HEDGES for word in words) or _contains_phrase(words, HEDGE_PHRASES)
+
+
+def _refuses(words: Sequence[str]) -> bool:
+    return _contains_phrase(words, REFUSALS)
+
+
+def _denies(words: Sequence[str]) -> bool:
+    return bool(words) and set(words) <= DENIAL_WORDS and not set(words).isdisjoint(NEGATORS | {"nope", "nah"})
+
+
+# --- labels ------------------------------------------------------------------------------------------------------
+
+_PART_SEPARATOR = re.compile(r"\s*[/|]\s*")
+
+
+@dataclass(frozen=True)
+class _Label:
+    """A label as the reader compares it: its words, its compound parts and the label it negates, if any."""
+
+    name: str
+    words: tuple[str, ...]
+    parts: tuple[tuple[str, ...], ...]  # "Dining/Restaurants" → (("dining",), ("restaurants",)); () when simple
+    negates: tuple[str, ...] | None  # "Not Sarcastic" → ("sarcastic",)
+    common: bool  # an everyday word such as "Other": prose must write it as the config does
+
+    @classmethod
+    def of(cls, name: str) -> _Label:
+        words = _words(name)
+        pieces = [_words(piece) for piece in _PART_SEPARATOR.split(name)]
+        parts = tuple(piece for piece in pieces if piece) if len(pieces) > 1 else ()
+        negates = words[1:] if len(words) > 1 and words[0] in {"not", "no", "non"} else None
+        return cls(name, words, parts, negates, len(words) == 1 and words[0] in COMMON_WORDS)
+
+    @property
+    def forms(self) -> tuple[tuple[str, ...], ...]:
+        """The word sequences that name this label: all of it, or one part of a compound label."""
+        return (self.words, *self.parts)
+
+
+def _labels_of(labels: Sequence[str]) -> list[_Label]:
+    return [_Label.of(name) for name in dict.fromkeys(labels) if _words(name)]
+
+
+# --- 2. a candidate that is a label ------------------------------------------------------------------------------
+
+
+def _exact(words: tuple[str, ...], labels: list[_Label]) -> LabelMatch | None:
+    return next((LabelMatch(label.name, EXACT) for label in labels if label.words == words), None)
+
+
+def _negated_twin(words: tuple[str, ...], labels: list[_Label]) -> LabelMatch | None:
+    """'Non-sarcastic' or 'not sarcastic' for a 'Not Sarcastic' label."""
+    if len(words) < 2 or words[0] not in NEGATORS:
+        return None
+    return next((LabelMatch(label.name, NEGATED_LINE) for label in labels if label.negates == words[1:]), None)
+
+
+def _only(names: list[str], confidence: float) -> LabelMatch | None:
+    """The one label a weak strategy points to; two or more is ambiguity, and ambiguity reads nothing."""
+    distinct = list(dict.fromkeys(names))
+    return LabelMatch(distinct[0], confidence) if len(distinct) == 1 else None
+
+
+def _part(words: tuple[str, ...], labels: list[_Label]) -> LabelMatch | None:
+    return _only([label.name for label in labels if words in label.parts], PART_LINE)
+
+
+def _near_spelling(words: tuple[str, ...], labels: list[_Label], threshold: float) -> LabelMatch | None:
+    text = " ".join(words)
+    scored = [
+        (difflib.SequenceMatcher(None, text, " ".join(form)).ratio(), label.name)
+        for label in labels
+        for form in label.forms
+        if len(form) == len(words)  # a misspelling, not extra words: "not negative" is no spelling of "negative"
+    ]
+    ratio, name = max(scored, key=lambda item: item[0], default=(0.0, ""))  # the first label on ties
+    return LabelMatch(name, min(ratio, NEAR_SPELLING_CAP)) if ratio >= threshold and ratio > 0 else None
+
+
+def _abbreviates(words: tuple[str, ...], form: tuple[str, ...]) -> bool:
+    """'tech' → ('technology',), 'vehicle maint' → ('vehicle', 'maintenance'): each word starts its counterpart."""
+    return len(words) <= len(form) and words != form and all(f.startswith(w) for w, f in zip(words, form, strict=False))
+
+
+def _abbreviation(words: tuple[str, ...], labels: list[_Label]) -> LabelMatch | None:
+    if sum(map(len, words)) < 3:  # "po", "ne": too short to stand for one label
+        return None
+    return _only([label.name for label in labels for form in label.forms if _abbreviates(words, form)], ABBREVIATION)
+
+
+def _match_candidate(text: str, labels: list[_Label], threshold: float) -> LabelMatch | None:
+    """The label a short piece of answer is, tried from the surest reading to the loosest."""
+    words = _words(text)
+    if not words:
+        return None
+    return (
+        _exact(words, labels)
+        or _negated_twin(words, labels)
+        or _part(words, labels)
+        or _near_spelling(words, labels, threshold)
+        or _abbreviation(words, labels)
+    )
+
+
+# A line's shape, in the order the line reader peels it:
+_LIST_MARKER = re.compile(r"^\s*(?:[-*•+]\s+|\d{1,2}[.)]\s+|\(?[a-zA-Z]\)\s+)")  # "- x", "1. x", "2) x", "a) x"
+# "Label: X", "Sentiment = X", "答案：X", "Overall → X": a short lead-in (at most PREFIX_WORDS words) before a colon,
+# an equals sign or an arrow.
+_PREFIX = re.compile(r"^(?P<lead>[^:：=→]{1,60}?)\s*(?::|：|=|→|->|=>)\s*(?=\S)")
+PREFIX_WORDS = 4
+# Where the reasons after a label start: a spaced or long dash, an opening bracket, or a sentence stop or colon
+# that is not inside a number ("0.8") or an abbreviation ("U.S.").
+_REASONS = re.compile(r"\s+-{1,2}\s+|\s*[—–]\s*|\s*[(\[]|[:;.!?…。！？](?!\w)")
+# Items of a list written on one line: "Sports, Politics", "Sports; politics", "Politics & Technology".
+_ITEMS = re.compile(r"\s*[,;|、，；]\s*|\s+(?:and|&|\+)\s+", re.IGNORECASE)
+
+
+def _without_prefix(text: str) -> str:
+    """The text after a short lead-in; nothing after one that negates ("Not relevant: Technology")."""
+    found = _PREFIX.match(text)
+    lead = _words(found["lead"]) if found else ()
+    if not found or len(lead) > PREFIX_WORDS:
+        return text
+    return "" if not NEGATORS.isdisjoint(lead) else text[found.end() :]
+
+
+def _head_and_reasons(text: str) -> tuple[str, str]:
+    head, *reasons = _REASONS.split(text, maxsplit=1)
+    return head, "".join(reasons)
+
+
+def _list_of_labels(items: list[str], labels: list[_Label], threshold: float) -> list[LabelMatch]:
+    """Every item a label, or nothing: "Sports, mostly" is prose, left to the sentence reader."""
+    matches: list[LabelMatch] = []
+    for item in items:
+        match = _match_candidate(_head_and_reasons(_without_prefix(item))[0], labels, threshold)
+        if match is None:
+            return []
+        matches.append(match)
+    return matches
+
+
+def _read_line(line: str, labels: list[_Label], threshold: float) -> list[LabelMatch]:
+    """The labels a line *is*: the whole line or its part after a prefix, a list of labels, or the part before
+    the reasons that follow a label."""
+    body = _LIST_MARKER.sub("", line)
+    rest = _without_prefix(body)
+    for candidate in dict.fromkeys((body, rest)):
+        match = _match_candidate(candidate, labels, threshold)
+        if match:
+            return [match]
+    items = [item for item in _ITEMS.split(rest) if _words(item)]
+    listed = _list_of_labels(items, labels, threshold) if len(items) > 1 else []
+    if listed:
+        return listed
+    for text in dict.fromkeys((body, rest)):
+        head, reasons = _head_and_reasons(text)
+        match = None if _denies(_words(reasons)) else _match_candidate(head, labels, threshold)
+        if match:  # "sarcastic?? definitely not" is no verdict of Sarcastic: the sentence reader weighs the denial
+            return [match]
+    return []
+
+
+def _read_lines(text: str, labels: list[_Label], threshold: float) -> list[LabelMatch]:
+    found: list[LabelMatch] = []
+    for line in text.splitlines():
+        words = _words(line)
+        if not words or _refuses(words):
+            continue
+        factor = HEDGED if _hedged(words) else 1.0
+        found.extend(LabelMatch(m.label, round(m.confidence * factor, 4)) for m in _read_line(line, labels, threshold))
+    return found
+
+
+# --- 3. and 4. prose ---------------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"[^\W_]+|[^\w\s]|_")
+_SENTENCE_STOPS = frozenset(".!?…。！？")
+_WORD_INTERNAL = frozenset("-/'’&_@#%$€£+*")  # punctuation that does not end a clause: "non-sarcastic", "it's"
+
+
+@dataclass(frozen=True)
+class _Token:
+    surface: str  # as written: common-word labels must be named as in the config
+    word: str  # folded
+    stem: str
+    clause: int
+    negated: bool  # a negator stands at most NEGATION_WINDOW words before it in its clause, or the next clause denies
+    hedged: bool  # its clause hedges
+    cued: bool  # its clause carries a verdict cue ("overall", "so", "the answer is")
+
+
+def _clauses(text: str) -> Iterator[list[str]]:
+    """The answer's clauses as lists of words as written: punctuation, sentence ends and conjunctions split them."""
+    clause: list[str] = []
+    for line in _prepare(re.sub(r"\s-+\s", " — ", text)).splitlines():
+        for piece in _TOKEN.findall(line):
+            is_word = piece[0].isalnum()
+            breaks = (not is_word and piece not in _WORD_INTERNAL and unicodedata.category(piece)[0] in "PS") or (
+                is_word and _fold(piece) in CLAUSE_CONJUNCTIONS
+            )
+            if breaks and clause:
+                yield clause
+                clause = []
+            if is_word:
+                clause.append(piece)
+        if clause:
+            yield clause
+            clause = []
+
+
+def _tokens(text: str) -> list[_Token]:
+    """The words of the clauses that do not refuse, each with the facts the prose readers ask of it."""
+    tokens: list[_Token] = []
+    clauses = [(clause, [_fold(surface) for surface in clause]) for clause in _clauses(text)]
+    for index, (clause, words) in enumerate(clauses):
+        if _refuses(words):
+            continue
+        hedged, cued = _hedged(words), any(word in VERDICT_CUES for word in words)
+        denied = index + 1 < len(clauses) and _denies(clauses[index + 1][1])
+        for position, (surface, word) in enumerate(zip(clause, words, strict=True)):
+            before = words[max(0, position - NEGATION_WINDOW) : position]
+            negated = denied or not NEGATORS.isdisjoint(before)
+            tokens.append(_Token(surface, word, _stem(word), index, negated, hedged, cued))
+    return tokens
+
+
+@dataclass(frozen=True)
+class _Mention:
+    label: _Label
+    start: int
+    end: int
+    confidence: float
+
+
+def _form_mentions(tokens: list[_Token], label: _Label, at: dict[str, list[int]]) -> Iterator[_Mention]:
+    """Where the prose names a label by one of its forms, word for word or stem for stem, within one clause.
+
+    ``at`` lists where each stem occurs, so that only the places a form could start are compared."""
+    for form in label.forms:
+        stems = tuple(_stem(word) for word in form)
+        for start in at.get(stems[0], ()):
+            window = tokens[start : start + len(form)]
+            if tuple(t.stem for t in window) != stems or len({t.clause for t in window}) > 1:
+                continue
+            if label.common and window[0].surface != label.name:
+                continue
+            same_words = tuple(t.word for t in window) == form
+            yield _Mention(label, start, start + len(form), NAMED if same_words else STEM_NAMED)
+
+
+def _abbreviated(token: _Token, labels: list[_Label]) -> _Label | None:
+    """The single-word label a word abbreviates ('tech' → 'technology'), or whose form its stem starts
+    ('complaining' → 'complaint'): a word of four letters or more, a stem of six or more, and only one label."""
+    starts = [(token.word,)] + ([(token.stem,)] if len(token.stem) >= 6 else [])
+    found = {
+        label.name: label for label in labels for form in label.forms for start in starts if _abbreviates(start, form)
+    }
+    only = next(iter(found.values())) if len(found) == 1 else None
+    return only if only and all(len(form) == 1 for form in only.forms) else None
+
+
+def _abbreviation_mentions(tokens: list[_Token], labels: list[_Label]) -> Iterator[_Mention]:
+    known: dict[str, _Label | None] = {}  # answers repeat their words: decide each word once
+    for index, token in enumerate(tokens):
+        if len(token.word) < 4 or token.word in STOPWORDS:
+            continue
+        if token.word not in known:
+            known[token.word] = _abbreviated(token, labels)
+        if known[token.word]:
+            yield _Mention(known[token.word], index, index + 1, ABBREVIATION)
+
+
+def _longest_first(mentions: list[_Mention]) -> list[_Mention]:
+    """Overlapping mentions keep the longest: 'not sarcastic' is one mention of Not Sarcastic, not of Sarcastic."""
+    kept: list[_Mention] = []
+    taken: set[int] = set()
+    for mention in sorted(mentions, key=lambda m: (m.start - m.end, m.start, -m.confidence)):
+        span = set(range(mention.start, mention.end))
+        if not span & taken:
+            kept.append(mention)
+            taken |= span
+    return sorted(kept, key=lambda m: m.start)
+
+
+def _unnegated(mention: _Mention, tokens: list[_Token], labels: list[_Label]) -> _Mention | None:
+    """A negated mention reads as the label's 'Not …' twin when there is one, else as nothing."""
+    if mention.label.negates is not None or not tokens[mention.start].negated:
+        return mention
+    twin = next((label for label in labels if label.negates in mention.label.forms), None)
+    return _Mention(twin, mention.start, mention.end, NEGATED_TWIN) if twin else None
+
+
+def _mentions(tokens: list[_Token], labels: list[_Label]) -> list[_Mention]:
+    at: dict[str, list[int]] = {}
+    for index, token in enumerate(tokens):
+        at.setdefault(token.stem, []).append(index)
+    found = [mention for label in labels for mention in _form_mentions(tokens, label, at)]
+    found += _abbreviation_mentions(tokens, labels)
+    read = (_unnegated(mention, tokens, labels) for mention in _longest_first(found))
+    return [mention for mention in read if mention]
+
+
+def _overlap(tokens: list[_Token], labels: list[_Label]) -> LabelMatch | None:
+    """The one label whose distinctive words the answer uses: each word counts 1/(number of labels that have it)."""
+    used = {token.stem for token in tokens if not token.negated and token.word not in STOPWORDS}
+    stems_of = {label.name: {_stem(word) for word in label.words if word not in STOPWORDS} for label in labels}
+    sharing: dict[str, int] = {}
+    for stems in stems_of.values():
+        for stem in stems:
+            sharing[stem] = sharing.get(stem, 0) + 1
+    scores = {name: sum(1 / sharing[stem] for stem in stems & used) for name, stems in stems_of.items()}
+    best = max(scores.values(), default=0.0)
+    winners = [name for name, score in scores.items() if score == best]
+    return LabelMatch(winners[0], OVERLAP) if best >= 1.0 and len(winners) == 1 else None
+
+
+def _offered_as_alternatives(mention: _Mention, mentions: list[_Mention], tokens: list[_Token]) -> bool:
+    """'it could be positive or neutral': two labels joined by 'or' in one clause are a doubt, not a verdict."""
+    return any(
+        other.label != mention.label
+        and tokens[other.start].clause == tokens[mention.start].clause
+        and any(token.word == "or" for token in tokens[min(mention.end, other.end) : max(mention.start, other.start)])
+        for other in mentions
+    )
+
+
+def _read_prose(text: str, labels: list[_Label], multiple: bool) -> list[LabelMatch]:
+    tokens = _tokens(text)
+    mentions = _mentions(tokens, labels)
+    if not mentions:
+        overlap = _overlap(tokens, labels)
+        return [overlap] if overlap else []
+    if not multiple:
+        mentions = [mention for mention in mentions if not _offered_as_alternatives(mention, mentions, tokens)]
+    by_label: dict[str, tuple[_Mention, _Token]] = {}
+    for mention in mentions:
+        by_label.setdefault(mention.label.name, (mention, tokens[mention.start]))
+    picks = list(by_label.values())
+    factor = 1.0
+    if not multiple and len(picks) > 1:
+        picks = [max(picks, key=lambda pick: (pick[1].cued, -pick[0].start))]
+        factor = PICKED_AMONG_SEVERAL
+    return [
+        LabelMatch(mention.label.name, round(mention.confidence * factor * (HEDGED if token.hedged else 1.0), 4))
+        for mention, token in picks
+    ]
+
+
+# --- 1. JSON -----------------------------------------------------------------------------------------------------
+
+_JSON_START = re.compile(r"[\[{]")
+
+
+def _first_json(text: str) -> dict | list | None:
+    """The first JSON object or array in the answer, wherever it starts (after prose, inside a ``` fence)."""
+    decoder = json.JSONDecoder()
+    for start in _JSON_START.finditer(text):
+        try:
+            value, _ = decoder.raw_decode(text, start.start())
+        except ValueError:
+            continue
+        if isinstance(value, dict | list):
+            return value
+    return None
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return []
+
+
+def _under_key(value: Any, keys: Sequence[str]) -> list[str] | None:
+    """The strings under the first of ``keys`` found in a JSON value (nested objects included), or None."""
+    if isinstance(value, dict):
+        folded = {_words(str(key)): item for key, item in value.items()}
+        for key in keys:
+            if _words(key) in folded:
+                return _strings(folded[_words(key)])
+        value = list(value.values())
+    if isinstance(value, list):
+        for item in value:
+            found = _under_key(item, keys)
+            if found is not None:
+                return found
+    return None
+
+
+def _read_json(answer: str, labels: list[_Label], name: str | None, threshold: float) -> list[LabelMatch]:
+    value = _first_json(answer)
+    if value is None:
+        return []
+    for keys in ([name] if name else [], USUAL_JSON_KEYS):
+        strings = _under_key(value, keys) if keys else None
+        if strings:
+            matches = [match for text in strings if (match := _match_candidate(text, labels, threshold))]
+            return matches or _read_prose("\n".join(strings), labels, multiple=True)
+    return [match for text in _strings(value) if (match := _match_candidate(text, labels, threshold))]
+
+
+# --- read_labels -------------------------------------------------------------------------------------------------
+
+
+def _best(matches: list[LabelMatch]) -> list[LabelMatch]:
+    """One label for a single-choice control: the surest, the first named on ties."""
+    return [max(matches, key=lambda match: match.confidence)] if matches else []
+
+
+def read_labels(
+    answer: str, labels: Sequence[str], *, multiple: bool, threshold: float, name: str | None = None
+) -> list[LabelMatch]:
+    """The labels of a Choices control that an answer names, in the order it names them.
+
+    ``multiple`` is the control's ``choice="multiple"``: only then may several labels be read, else the one best.
+    ``threshold`` is CHOICE_MATCH_THRESHOLD, the least difflib ratio a near spelling needs; ``name`` is the
+    control's name, the JSON key preferred when a JSON answer has several.  Confidences follow the module's scale.
+    """
+    known = _labels_of(labels)
+    if not known or not answer.strip():
+        return []
+    for strategy in (
+        lambda: _read_json(answer, known, name, threshold),
+        lambda: _read_lines(answer, known, threshold),
+        lambda: _read_prose(answer, known, multiple),
+    ):
+        found = _distinct(strategy())
+        if found:
+            return found if multiple else _best(found)
+    return []
+
+
+def _distinct(matches: list[LabelMatch]) -> list[LabelMatch]:
+    """Each label once, where it was first named, with the best confidence it was read with."""
+    kept: dict[str, LabelMatch] = {}
+    for match in matches:
+        if match.label not in kept or match.confidence > kept[match.label].confidence:
+            kept[match.label] = match  # a dict keeps a key where it was first inserted
+    return list(kept.values())
+
+
+# --- other tags --------------------------------------------------------------------------------------------------
+
+# A number as people write it, in the order the alternatives are tried:
+_NUMBER = re.compile(
+    r"(?<![\w.,])"  # not the middle of a word or of another number
+    r"(?P<sign>[-−]?)"  # ASCII hyphen-minus or the Unicode minus sign
+    r"(?P<digits>\d{1,3}(?:,\d{3})+(?:\.\d+)?"  # 1,234 and 1,234.5: comma thousands (English)
+    r"|\d{1,3}(?:\.\d{3})+,\d+"  # 1.234,5: dot thousands and a decimal comma (German, French…)
+    r"|\d+(?:[.,]\d+)?)"  # 1234, 1234.5 and 3,5 (a decimal comma)
+    r"(?!\d)"
+)
+_NUMBER_WORDS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+    "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+}  # fmt: skip
+# A rating over a scale: "4/5", "8 out of 10".
+_FRACTION = re.compile(r"(?P<value>\d+(?:[.,]\d+)?)\s*(?:/|out\s+of)\s*(?P<scale>\d+)", re.IGNORECASE)
+_STAR = "★⭐🌟"
+_STARS = re.compile(rf"(?:[{_STAR}]\ufe0f?)+")  # "★★★★☆" is four (empty stars do not count), "⭐️⭐️" two
+
+
+def _numbers(text: str) -> Iterator[float]:
+    """The numbers of a text in order, their thousands separators dropped and decimal commas read as points."""
+    for found in _NUMBER.finditer(text):
+        digits = found["digits"]
+        if "," in digits and "." in digits:
+            thousands = "," if digits.index(",") < digits.index(".") else "."
+            digits = digits.replace(thousands, "")
+        elif re.fullmatch(r"\d{1,3}(?:,\d{3})+", digits):
+            digits = digits.replace(",", "")
+        yield float(digits.replace(",", ".")) * (-1 if found["sign"] else 1)
+
+
+def read_number(answer: str, minimum: float | None = None, maximum: float | None = None) -> float | None:
+    """The first number in the answer between ``minimum`` and ``maximum`` (a Number tag's min/max), or None.
+
+    ``1,234.5``, ``1.234,5`` and ``3,5`` are read as people mean them; ``1,234`` is one thousand two hundred
+    thirty-four.
+    """
+    for number in _numbers(answer):
+        if (minimum is None or number >= minimum) and (maximum is None or number <= maximum):
+            return number
+    return None
+
+
+def _rating_value(answer: str, max_rating: int) -> float | None:
+    """A rating as the answer writes it: a fraction (scaled to max_rating), star glyphs, or a count in digits/words."""
+    fraction = _FRACTION.search(answer)
+    if fraction and float(fraction["scale"]) > 0:
+        return float(fraction["value"].replace(",", ".")) * max_rating / float(fraction["scale"])
+    stars = _STARS.search(answer)
+    if stars:
+        return float(sum(char in _STAR for char in stars.group()))
+    for word in _words(answer):
+        if word in _NUMBER_WORDS:
+            return float(_NUMBER_WORDS[word])
+        if word.isdigit():
+            return next(_numbers(answer), None)
+    return None
+
+
+def read_rating(answer: str, max_rating: int = 5) -> int | None:
+    """The rating an answer gives, 1..max_rating (a Rating tag's maxRating), or None.
+
+    ``4/5``, ``4 out of 5``, ``4 stars``, ``★★★★☆``, ``four`` and ``Rating: 4`` all read 4; ``8/10`` reads 4 on a
+    five-star scale; halves round up.  0 reads None: Label Studio shows a Rating of 0 as no rating.
+    """
+    value = _rating_value(answer, max_rating)
+    if value is None:
+        return None
+    rating = math.floor(value + 0.5)
+    return rating if 1 <= rating <= max_rating else None
+
+
+def read_taxonomy(
+    answer: str, paths: Sequence[Sequence[str]], *, multiple: bool = True, threshold: float
+) -> list[list[str]]:
+    """The Taxonomy paths an answer names, each from the root to the node named, ancestors folded in.
+
+    ``paths`` are the paths of every selectable node.  A node named alone (``Eagle``) or with its ancestors
+    (``Animals > Birds > Eagle``, ``Plants: Oak``) reads as its full path; a name that two branches share goes to
+    the branch whose ancestors the answer names, else to the first in config order.  A path that is the ancestor
+    of another one read is dropped.
+    """
+    names = list(dict.fromkeys(name for path in paths for name in path))
+    # Path separators become list separators, so the line reader sees "Animals, Birds, Eagle"; a separator that
+    # occurs inside a node's name ("Dining/Restaurants") stays as it is.
+    separators = [sep for sep in (">", "→", "»", "::", ":", "/", "\\") if not any(sep in name for name in names)]
+    text = re.sub("|".join(re.escape(sep) for sep in separators), ", ", answer) if separators else answer
+    named = [match.label for match in read_labels(text, names, multiple=True, threshold=threshold)]
+    chosen: list[list[str]] = []
+    for node in named:
+        ending_here = [list(path) for path in paths if path and path[-1] == node]
+        if ending_here:
+            chosen.append(max(ending_here, key=lambda path: sum(name in named for name in path[:-1])))
+    deepest = [
+        path
+        for index, path in enumerate(chosen)
+        if path not in chosen[:index]
+        and not any(len(other) > len(path) and other[: len(path)] == path for other in chosen)
+    ]
+    return deepest if multiple else deepest[:1]
