@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -125,7 +126,7 @@ class ControlScore:
         )
 
 
-class Scorer:
+class Scorer(ABC):
     """Counts items and disagreements; subclasses read their values and compare one task."""
 
     kind: ClassVar[str]
@@ -144,16 +145,17 @@ class Scorer:
         if not self.compare(truth_answer, predicted_answer):
             self.disagreements.append(task_id)
 
+    @abstractmethod
     def read(self, values: list[dict]) -> Any:
         """The control's answer in a task, or None when it has none."""
-        raise NotImplementedError
 
+    @abstractmethod
     def compare(self, truth: Any, predicted: Any) -> bool:
         """Count one item; True when the answers agree exactly."""
-        raise NotImplementedError
 
+    @abstractmethod
     def metrics(self) -> dict[str, float | None]:
-        raise NotImplementedError
+        """The headline figures, by metric name."""
 
     def result(self) -> ControlScore:
         return ControlScore(self.control.name, self.kind, self.items, self.metrics(), disagreements=self.disagreements)
