@@ -16,8 +16,11 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
 }
 
 
+def cost_usd(price: tuple[float, float], tokens_in: float, tokens_out: float) -> float:
+    """What the tokens cost at one price entry (USD per million input and output tokens)."""
+    return round((tokens_in * price[0] + tokens_out * price[1]) / 1_000_000, 6)
+
+
 def estimate_cost(prices: dict[str, tuple[float, float]], model: str, tokens_in: int, tokens_out: int) -> float | None:
     price = prices.get(model)
-    if price is None:
-        return None
-    return round((tokens_in * price[0] + tokens_out * price[1]) / 1_000_000, 6)
+    return None if price is None else cost_usd(price, tokens_in, tokens_out)

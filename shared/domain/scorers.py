@@ -1,0 +1,487 @@
+"""How a prediction agrees with the ground truth on one labeling control, one scorer per control type.
+
+A scorer sees the tasks one at a time (the region values of its control on both sides) and keeps
+counts, not the tasks, so a 100,000-task project scores in little memory.  A value it cannot read (a
+span without offsets, a rating that is not a number) counts as no answer rather than stopping the run.
+
+A task where neither side answers the control is no item for it: a conditional or optional control left
+blank on both sides agrees by saying nothing, and counting it would inflate accuracy.  A task where one
+side is blank is an item, with the blank side as ``(none)``.
+
+Ratios whose denominator is zero are ``None`` (undefined), never 0 or 1: precision with no predicted
+label, recall with no true label.  F1 is ``2·tp / (2·tp + fp + fn)``, defined whenever the label occurs
+on either side.  Macro F1 averages the labels that occur on either side (as scikit-learn does).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NamedTuple
+
+NONE = "(none)"
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    return None if denominator == 0 else numerator / denominator
+
+
+@dataclass
+class Counts:
+    """True positives, false positives and false negatives of one label under one matching rule."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    @property
+    def precision(self) -> float | None:
+        return ratio(self.tp, self.tp + self.fp)
+
+    @property
+    def recall(self) -> float | None:
+        return ratio(self.tp, self.tp + self.fn)
+
+    @property
+    def f1(self) -> float | None:
+        return ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn)
+
+    def add(self, other: Counts) -> None:
+        self.tp, self.fp, self.fn = self.tp + other.tp, self.fp + other.fp, self.fn + other.fn
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Counts:
+        return cls(tp=data["tp"], fp=data["fp"], fn=data["fn"])
+
+
+@dataclass
+class Confusion:
+    """Single-choice answers: ``rows[i][j]`` tasks had ground truth ``labels[i]`` and prediction ``labels[j]``."""
+
+    labels: list[str]
+    rows: list[list[int]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"labels": self.labels, "rows": self.rows}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Confusion:
+        return cls(labels=list(data["labels"]), rows=[list(row) for row in data["rows"]])
+
+
+@dataclass
+class ControlScore:
+    """Every figure for one control.  ``per_label`` maps a matching rule (``match`` for choices, ``exact``
+    and ``overlap`` for spans) to each label's counts; ``disagreements`` lists task ids in task order."""
+
+    control: str
+    kind: str
+    items: int
+    metrics: dict[str, float | None]
+    per_label: dict[str, dict[str, Counts]] = field(default_factory=dict)
+    confusion: Confusion | None = None
+    disagreements: list[Any] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "control": self.control,
+            "kind": self.kind,
+            "items": self.items,
+            "metrics": dict(self.metrics),
+            "per_label": {
+                rule: {label: counts.as_dict() for label, counts in labels.items()}
+                for rule, labels in self.per_label.items()
+            },
+            "confusion": self.confusion.as_dict() if self.confusion else None,
+            "disagreements": list(self.disagreements),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ControlScore:
+        return cls(
+            control=data["control"],
+            kind=data["kind"],
+            items=data["items"],
+            metrics=dict(data["metrics"]),
+            per_label={
+                rule: {label: Counts.from_dict(counts) for label, counts in labels.items()}
+                for rule, labels in data["per_label"].items()
+            },
+            confusion=Confusion.from_dict(data["confusion"]) if data.get("confusion") else None,
+            disagreements=list(data["disagreements"]),
+        )
+
+
+class Scorer(ABC):
+    """Counts items and disagreements; subclasses read their values and compare one task."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, control: Any) -> None:
+        self.control = control
+        self.items = 0
+        self.disagreements: list[Any] = []
+
+    def add(self, task_id: Any, truth: list[dict], predicted: list[dict]) -> None:
+        """One task: the ``value`` dicts of this control's regions in the ground truth and the prediction."""
+        truth_answer, predicted_answer = self.read(truth), self.read(predicted)
+        if truth_answer is None and predicted_answer is None:
+            return
+        self.items += 1
+        if not self.compare(truth_answer, predicted_answer):
+            self.disagreements.append(task_id)
+
+    @abstractmethod
+    def read(self, values: list[dict]) -> Any:
+        """The control's answer in a task, or None when it has none."""
+
+    @abstractmethod
+    def compare(self, truth: Any, predicted: Any) -> bool:
+        """Count one item; True when the answers agree exactly."""
+
+    @abstractmethod
+    def metrics(self) -> dict[str, float | None]:
+        """The headline figures, by metric name."""
+
+    def result(self) -> ControlScore:
+        return ControlScore(self.control.name, self.kind, self.items, self.metrics(), disagreements=self.disagreements)
+
+    def in_config_order(self, per_label: dict[str, Counts]) -> dict[str, Counts]:
+        """Labels as the config lists them, then any it does not (first seen first)."""
+        known = {label: index for index, label in enumerate(self.control.labels or [])}
+        order = sorted(enumerate(per_label), key=lambda item: (known.get(item[1], len(known)), item[0]))
+        return {label: per_label[label] for _, label in order}
+
+
+def _f1_summary(per_label: dict[str, Counts]) -> tuple[float | None, float | None]:
+    """Macro F1 (mean over labels) and micro F1 (from the summed counts)."""
+    scores = [counts.f1 for counts in per_label.values() if counts.f1 is not None]
+    total = Counts()
+    for counts in per_label.values():
+        total.add(counts)
+    return ratio(sum(scores), len(scores)), total.f1
+
+
+def _labels_of(values: list[dict], key: str) -> list[str]:
+    return [label for value in values for label in value.get(key) or []]
+
+
+class SingleChoiceScorer(Scorer):
+    """Choices with one answer: accuracy, per-label precision/recall/F1 and a confusion matrix."""
+
+    kind = "choices"
+
+    def __init__(self, control: Any) -> None:
+        super().__init__(control)
+        self.correct = 0
+        self.per_label: dict[str, Counts] = {}
+        self.pairs: Counter[tuple[str, str]] = Counter()
+
+    def read(self, values: list[dict]) -> str | None:
+        labels = _labels_of(values, "choices")
+        return labels[0] if labels else None
+
+    def _count(self, label: str) -> Counts:
+        return self.per_label.setdefault(label, Counts())
+
+    def compare(self, truth: str | None, predicted: str | None) -> bool:
+        self.pairs[truth or NONE, predicted or NONE] += 1
+        if truth == predicted:
+            self.correct += 1
+            self._count(truth).tp += 1
+            return True
+        if predicted is not None:
+            self._count(predicted).fp += 1
+        if truth is not None:
+            self._count(truth).fn += 1
+        return False
+
+    def metrics(self) -> dict[str, float | None]:
+        macro, micro = _f1_summary(self.per_label)
+        return {"accuracy": ratio(self.correct, self.items), "macro_f1": macro, "micro_f1": micro}
+
+    def confusion(self) -> Confusion:
+        seen = [label for pair in self.pairs for label in pair]
+        labels = list(dict.fromkeys([*self.control.labels, *seen]))
+        labels = [label for label in labels if label != NONE] + [NONE]
+        return Confusion(labels, [[self.pairs[truth, predicted] for predicted in labels] for truth in labels])
+
+    def result(self) -> ControlScore:
+        score = super().result()
+        score.per_label = {"match": self.in_config_order(self.per_label)}
+        score.confusion = self.confusion()
+        return score
+
+
+class MultiChoiceScorer(Scorer):
+    """Choices with ``choice="multiple"``: exact-set accuracy and per-label precision/recall/F1."""
+
+    kind = "multichoice"
+
+    def __init__(self, control: Any) -> None:
+        super().__init__(control)
+        self.exact = 0
+        self.per_label: dict[str, Counts] = {}
+
+    def read(self, values: list[dict]) -> frozenset[str] | None:
+        return frozenset(_labels_of(values, "choices")) or None
+
+    def compare(self, truth: frozenset[str] | None, predicted: frozenset[str] | None) -> bool:
+        truth, predicted = truth or frozenset(), predicted or frozenset()
+        for label in truth | predicted:
+            counts = self.per_label.setdefault(label, Counts())
+            if label in truth and label in predicted:
+                counts.tp += 1
+            elif label in predicted:
+                counts.fp += 1
+            else:
+                counts.fn += 1
+        self.exact += truth == predicted
+        return truth == predicted
+
+    def metrics(self) -> dict[str, float | None]:
+        macro, micro = _f1_summary(self.per_label)
+        return {"exact_set_accuracy": ratio(self.exact, self.items), "macro_f1": macro, "micro_f1": micro}
+
+    def result(self) -> ControlScore:
+        score = super().result()
+        score.per_label = {"match": self.in_config_order(self.per_label)}
+        return score
+
+
+class Span(NamedTuple):
+    """A labeled stretch of text: positions are ``(offset,)`` for Labels on Text and ``(paragraph, offset)``
+    for ParagraphLabels, so the same comparisons order both."""
+
+    begin: tuple[float, ...]
+    end: tuple[float, ...]
+    label: str
+
+
+def _overlaps(first: Span, second: Span) -> bool:
+    return first.begin < second.end and second.begin < first.end
+
+
+def _overlap_matches(truth: list[Span], predicted: list[Span]) -> int:
+    """The most predicted spans that can each take a different overlapping true span (a maximum bipartite
+    matching, found by augmenting paths): a true span is matched at most once, and a greedy pass could
+    give a wide prediction the one true span a narrower prediction needed."""
+    owner: dict[int, int] = {}  # true span index -> predicted span index
+
+    def claim(candidate: int, visited: set[int]) -> bool:
+        for index, span in enumerate(truth):
+            if index in visited or not _overlaps(span, predicted[candidate]):
+                continue
+            visited.add(index)
+            if index not in owner or claim(owner[index], visited):
+                owner[index] = candidate
+                return True
+        return False
+
+    return sum(claim(candidate, set()) for candidate in range(len(predicted)))
+
+
+class SpanScorer(Scorer):
+    """Labels and ParagraphLabels: per-label precision/recall/F1 for exact spans (same start, end and label)
+    and for overlapping ones (any shared character with the same label)."""
+
+    kind = "spans"
+    RULES = ("exact", "overlap")
+
+    def __init__(self, control: Any) -> None:
+        super().__init__(control)
+        self.label_key = control.tag.lower()
+        self.per_label: dict[str, dict[str, Counts]] = {rule: {} for rule in self.RULES}
+
+    @staticmethod
+    def _position(value: dict, key: str) -> tuple[float, ...] | None:
+        offset = value.get(f"{key}Offset")
+        try:
+            return (float(value[key]),) if offset is None else (int(value[key]), int(offset))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def read(self, values: list[dict]) -> list[Span] | None:
+        spans = []
+        for value in values:
+            begin, end = self._position(value, "start"), self._position(value, "end")
+            if begin is not None and end is not None:
+                spans.extend(Span(begin, end, label) for label in value.get(self.label_key) or [])
+        return spans or None
+
+    def _count(self, rule: str, label: str, matched: int, truth: int, predicted: int) -> None:
+        self.per_label[rule].setdefault(label, Counts()).add(Counts(matched, predicted - matched, truth - matched))
+
+    def compare(self, truth: list[Span] | None, predicted: list[Span] | None) -> bool:
+        truth, predicted = truth or [], predicted or []
+        truth_counts, predicted_counts = Counter(truth), Counter(predicted)
+        for label in dict.fromkeys(span.label for span in [*truth, *predicted]):
+            true_spans = [span for span in truth if span.label == label]
+            predicted_spans = [span for span in predicted if span.label == label]
+            exact = sum(min(count, predicted_counts[span]) for span, count in Counter(true_spans).items())
+            self._count("exact", label, exact, len(true_spans), len(predicted_spans))
+            overlap = _overlap_matches(true_spans, predicted_spans)
+            self._count("overlap", label, overlap, len(true_spans), len(predicted_spans))
+        return truth_counts == predicted_counts
+
+    def metrics(self) -> dict[str, float | None]:
+        figures: dict[str, float | None] = {}
+        for rule in self.RULES:
+            total = Counts()
+            for counts in self.per_label[rule].values():
+                total.add(counts)
+            macro, _ = _f1_summary(self.per_label[rule])
+            figures |= {
+                f"{rule}_precision": total.precision,
+                f"{rule}_recall": total.recall,
+                f"{rule}_f1": total.f1,
+                f"{rule}_macro_f1": macro,
+            }
+        return figures
+
+    def result(self) -> ControlScore:
+        score = super().result()
+        score.per_label = {rule: self.in_config_order(labels) for rule, labels in self.per_label.items()}
+        return score
+
+
+class TaxonomyScorer(Scorer):
+    """Taxonomy: exact accuracy of the chosen paths, and accuracy at each depth (the paths cut to that many
+    levels must agree; a task counts at a depth when either side reaches it)."""
+
+    kind = "taxonomy"
+
+    def __init__(self, control: Any) -> None:
+        super().__init__(control)
+        self.exact = 0
+        self.level_items: Counter[int] = Counter()
+        self.level_correct: Counter[int] = Counter()
+
+    def read(self, values: list[dict]) -> frozenset[tuple[str, ...]] | None:
+        return frozenset(tuple(path) for value in values for path in value.get("taxonomy") or [] if path) or None
+
+    def compare(self, truth: frozenset | None, predicted: frozenset | None) -> bool:
+        truth, predicted = truth or frozenset(), predicted or frozenset()
+        depth = max(len(path) for path in truth | predicted)
+        for level in range(1, depth + 1):
+            truth_cut = {path[:level] for path in truth if len(path) >= level}
+            predicted_cut = {path[:level] for path in predicted if len(path) >= level}
+            self.level_items[level] += 1
+            self.level_correct[level] += truth_cut == predicted_cut
+        self.exact += truth == predicted
+        return truth == predicted
+
+    def metrics(self) -> dict[str, float | None]:
+        figures = {"path_accuracy": ratio(self.exact, self.items)}
+        for level in sorted(self.level_items):
+            figures[f"level_{level}_accuracy"] = ratio(self.level_correct[level], self.level_items[level])
+        return figures
+
+
+class NumericScorer(Scorer):
+    """Rating and Number: exact-match accuracy over every item, mean absolute error over the items where
+    both sides gave a value (a missing value has no distance)."""
+
+    kind = "numeric"
+
+    def __init__(self, control: Any) -> None:
+        super().__init__(control)
+        self.value_key = control.tag.lower()
+        self.exact = 0
+        self.compared = 0
+        self.absolute_error = 0.0
+
+    def read(self, values: list[dict]) -> float | None:
+        found = [value.get(self.value_key) for value in values]
+        numbers = [float(item) for item in found if isinstance(item, int | float) and not isinstance(item, bool)]
+        return numbers[0] if numbers else None
+
+    def compare(self, truth: float | None, predicted: float | None) -> bool:
+        if truth is not None and predicted is not None:
+            self.compared += 1
+            self.absolute_error += abs(truth - predicted)
+        self.exact += truth == predicted
+        return truth == predicted
+
+    def metrics(self) -> dict[str, float | None]:
+        return {"accuracy": ratio(self.exact, self.items), "mae": ratio(self.absolute_error, self.compared)}
+
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def answer_tokens(text: str) -> list[str]:
+    """SQuAD's answer normalisation: lower case, no punctuation or symbols, no English articles."""
+    text = "".join(" " if unicodedata.category(char)[0] in "PS" else char for char in text.lower())
+    return _ARTICLES.sub(" ", text).split()
+
+
+def token_f1(truth: str, predicted: str) -> float:
+    """SQuAD's token F1: the overlap of the two bags of answer tokens (1.0 when both are empty)."""
+    truth_tokens, predicted_tokens = answer_tokens(truth), answer_tokens(predicted)
+    if not truth_tokens or not predicted_tokens:
+        return float(truth_tokens == predicted_tokens)
+    shared = sum((Counter(truth_tokens) & Counter(predicted_tokens)).values())
+    if shared == 0:
+        return 0.0
+    precision, recall = shared / len(predicted_tokens), shared / len(truth_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+class TextScorer(Scorer):
+    """TextArea: exact match after collapsing whitespace, and SQuAD-style token F1.  A TextArea's several
+    texts are read as one answer."""
+
+    kind = "text"
+
+    def __init__(self, control: Any) -> None:
+        super().__init__(control)
+        self.exact = 0
+        self.f1_total = 0.0
+
+    def read(self, values: list[dict]) -> str | None:
+        text = " ".join(" ".join(value.get("text") or []) for value in values)
+        return " ".join(text.split()) or None
+
+    def compare(self, truth: str | None, predicted: str | None) -> bool:
+        self.f1_total += token_f1(truth or "", predicted or "")
+        self.exact += truth == predicted
+        return truth == predicted
+
+    def metrics(self) -> dict[str, float | None]:
+        return {"exact_match": ratio(self.exact, self.items), "token_f1": ratio(self.f1_total, self.items)}
+
+
+def _choices_scorer(control: Any) -> Scorer:
+    return MultiChoiceScorer(control) if control.attr.get("choice") == "multiple" else SingleChoiceScorer(control)
+
+
+SCORERS: dict[str, Callable[[Any], Scorer]] = {
+    "Choices": _choices_scorer,
+    "Labels": SpanScorer,
+    "ParagraphLabels": SpanScorer,
+    "Taxonomy": TaxonomyScorer,
+    "Rating": NumericScorer,
+    "Number": NumericScorer,
+    "TextArea": TextScorer,
+}
+
+
+def scorer_for(control: Any) -> Scorer | None:
+    """The scorer for a control tag, or None for a type this module does not score."""
+    make = SCORERS.get(control.tag)
+    return make(control) if make else None

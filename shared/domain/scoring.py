@@ -1,0 +1,188 @@
+"""Score a prompt's predictions against the ground truth, per control of the labeling config.
+
+The caller brings, per task, the ground-truth regions (see ``ground_truth.select_ground_truth``) and the
+predicted regions of one model version, in task order; the labeling config, parsed by Label Studio's own
+``LabelInterface``, says which control each region belongs to and so how it is compared (``scorers``).
+
+Metrics measure the predictions that exist: a task without ground truth, whose prediction failed or that
+has no prediction is counted in ``coverage`` and not scored, while a scored prediction that leaves a
+control blank counts as ``(none)`` for it.  The figures come out as plain dataclasses whose ``as_dict()``
+is JSON (for Redis) and whose ``flat()`` maps ``(control, metric)`` to a number (for Prometheus and for
+comparing two versions).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from shared.domain.scorers import SCORERS, ControlScore, Scorer, scorer_for
+
+COVERAGE = "(coverage)"  # the control name coverage figures carry in the flat view
+
+
+@dataclass(frozen=True)
+class TaskToScore:
+    """One task: its ground-truth regions (None: nothing to score against), its predicted regions (None: no
+    prediction of this version) and whether predicting it failed."""
+
+    task_id: Any
+    ground_truth: list[dict] | None
+    prediction: list[dict] | None
+    failed: bool = False
+
+
+@dataclass
+class Coverage:
+    """How many tasks were scored and why the others were not; the counts add up to ``tasks``."""
+
+    tasks: int = 0
+    scored: int = 0
+    without_ground_truth: int = 0
+    failed: int = 0
+    without_prediction: int = 0
+
+
+@dataclass
+class Evaluation:
+    """Every figure of one version on a set of tasks.  ``task_digest`` fingerprints the scored task ids, so
+    two evaluations can tell whether they scored the same tasks."""
+
+    coverage: Coverage
+    controls: dict[str, ControlScore]
+    task_digest: str
+
+    def flat(self) -> dict[tuple[str, str], float]:
+        """``(control, metric) -> value`` for every defined figure: the headline metrics, ``items``, each
+        label's F1 (``f1:<label>``, or ``exact_f1:<label>`` / ``overlap_f1:<label>`` for spans) and the
+        coverage counts under the control ``(coverage)``."""
+        view: dict[tuple[str, str], float] = {(COVERAGE, name): count for name, count in asdict(self.coverage).items()}
+        for name, score in self.controls.items():
+            view[name, "items"] = score.items
+            view.update(((name, metric), value) for metric, value in score.metrics.items() if value is not None)
+            for rule, labels in score.per_label.items():
+                prefix = "" if rule == "match" else f"{rule}_"
+                view.update(
+                    ((name, f"{prefix}f1:{label}"), counts.f1)
+                    for label, counts in labels.items()
+                    if counts.f1 is not None
+                )
+        return view
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "coverage": asdict(self.coverage),
+            "controls": {name: score.as_dict() for name, score in self.controls.items()},
+            "task_digest": self.task_digest,
+            "scores": [
+                {"control": control, "metric": metric, "value": value}
+                for (control, metric), value in self.flat().items()
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Evaluation:
+        """The inverse of ``as_dict`` (``scores`` is derived, so it is not read back)."""
+        return cls(
+            coverage=Coverage(**data["coverage"]),
+            controls={name: ControlScore.from_dict(score) for name, score in data["controls"].items()},
+            task_digest=data["task_digest"],
+        )
+
+
+def _scorers(interface: Any, controls: Iterable[str] | None) -> dict[str, Scorer]:
+    if controls is None:
+        found = (scorer_for(control) for control in interface.controls)
+        return {scorer.control.name: scorer for scorer in found if scorer}
+    scorers = {}
+    for name in controls:
+        try:
+            control = interface.get_control(name)
+        except Exception:  # the SDK raises a bare Exception for an unknown name
+            raise ValueError(f"control {name!r} is not in the labeling config: name one of its controls") from None
+        scorer = scorer_for(control)
+        if scorer is None:
+            raise ValueError(
+                f"control {name!r} is a {control.tag}, which is not scored: choose one of {sorted(SCORERS)}"
+            )
+        scorers[name] = scorer
+    return scorers
+
+
+def _values_by_control(regions: list[dict]) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = {}
+    for region in regions:
+        if isinstance(region.get("value"), dict) and region.get("from_name"):
+            grouped.setdefault(region["from_name"], []).append(region["value"])
+    return grouped
+
+
+def _digest(task_ids: list[Any]) -> str:
+    return hashlib.sha256("\n".join(sorted(map(str, task_ids))).encode()).hexdigest()[:16]
+
+
+def score(interface: Any, tasks: Iterable[TaskToScore], controls: Iterable[str] | None = None) -> Evaluation:
+    """Score every task, per control.
+
+    ``interface`` is a ``label_studio_sdk.label_interface.LabelInterface``; ``controls`` names the controls
+    to score (default: every control of a scored type, so leave out the TextArea that holds the prompt).
+    """
+    scorers = _scorers(interface, controls)
+    coverage = Coverage()
+    scored: list[Any] = []
+    for task in tasks:
+        coverage.tasks += 1
+        if task.ground_truth is None:
+            coverage.without_ground_truth += 1
+        elif task.failed:
+            coverage.failed += 1
+        elif task.prediction is None:
+            coverage.without_prediction += 1
+        else:
+            coverage.scored += 1
+            scored.append(task.task_id)
+            truth, predicted = _values_by_control(task.ground_truth), _values_by_control(task.prediction)
+            for name, scorer in scorers.items():
+                scorer.add(task.task_id, truth.get(name, []), predicted.get(name, []))
+    return Evaluation(coverage, {name: scorer.result() for name, scorer in scorers.items()}, _digest(scored))
+
+
+@dataclass(frozen=True)
+class MetricDelta:
+    """One figure of two versions: ``delta`` is ``after - before``, None when either is missing."""
+
+    control: str
+    metric: str
+    before: float | None
+    after: float | None
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.before is None or self.after is None else self.after - self.before
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "delta": self.delta}
+
+
+@dataclass
+class Comparison:
+    """Two versions' figures side by side.  ``same_tasks`` is False when they were scored on different
+    tasks, in which case the deltas mix prompt changes with task changes."""
+
+    same_tasks: bool
+    deltas: list[MetricDelta] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"same_tasks": self.same_tasks, "deltas": [delta.as_dict() for delta in self.deltas]}
+
+
+def compare(before: Evaluation, after: Evaluation) -> Comparison:
+    """Every figure either version has, in the order the first one lists them."""
+    old, new = before.flat(), after.flat()
+    keys = list(dict.fromkeys([*old, *new]))
+    deltas = [
+        MetricDelta(control, metric, old.get((control, metric)), new.get((control, metric))) for control, metric in keys
+    ]
+    return Comparison(before.task_digest == after.task_digest, deltas)
