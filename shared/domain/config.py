@@ -24,6 +24,12 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Provider = Literal["openai", "azure", "ollama"]
+OutputMode = Literal["auto", "json_schema", "tools", "text"]
+OUTPUT_MODE_HELP = (
+    "how the model is asked for its answer: json_schema (a strict JSON schema as response_format), tools "
+    "(one forced function call with that schema), text (free text, read for labels), or auto (json_schema "
+    "where the provider takes it, else tools, else text)"
+)
 Temperature = Annotated[float, Field(ge=0.0, le=2.0)]
 NumResponses = Annotated[int, Field(ge=1, le=20)]
 
@@ -78,6 +84,7 @@ class ProjectConfig(BaseModel):
 
     llm: LLMOptions
     prompt: PromptOptions
+    output_mode: OutputMode = Field("auto", description=OUTPUT_MODE_HELP)
 
 
 class ExtraParams(BaseModel):
@@ -108,6 +115,7 @@ class ExtraParams(BaseModel):
     prompt_template: str | None = None
     use_internal_prompt_template: bool | None = None
     default_prompt: str | None = None
+    output_mode: OutputMode | None = Field(None, description=OUTPUT_MODE_HELP)
 
     @classmethod
     def parse(cls, raw: Any) -> ExtraParams:
@@ -197,6 +205,7 @@ class Settings(BaseSettings):
     max_request_bytes: Annotated[int, Field(ge=1024)] = 200 * 1024 * 1024
     max_image_bytes: Annotated[int, Field(ge=1024)] = 20 * 1024 * 1024
     max_label_config_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    output_mode: OutputMode = Field("auto", description=OUTPUT_MODE_HELP)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -250,7 +259,7 @@ class Settings(BaseSettings):
             template=extra.prompt_template or self.prompt_template,
             default_prompt=extra.default_prompt or self.default_prompt,
         )
-        return ProjectConfig(llm=llm, prompt=prompt)
+        return ProjectConfig(llm=llm, prompt=prompt, output_mode=extra.output_mode or self.output_mode)
 
 
 _SECRET_FIELDS = {"openai_api_key", "basic_auth_pass", "label_studio_api_key", "api_key"}

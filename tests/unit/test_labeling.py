@@ -8,7 +8,7 @@ def names(tags):
     return [tag.name for tag in tags]
 
 
-def test_evaluation_config_ignores_taxonomy_and_rating():
+def test_evaluation_config_fills_response_taxonomy_and_rating():
     spec = parse_labeling_config(labeling_config("evaluation"), "prompt")
     assert (spec.prompt.name, spec.source.tag, spec.source.name, spec.source_field) == (
         "prompt",
@@ -18,6 +18,12 @@ def test_evaluation_config_ignores_taxonomy_and_rating():
     )
     assert names(spec.text_outputs) == ["response"]
     assert spec.choices == ()
+    assert [(output.name, output.kind) for output in spec.outputs] == [
+        ("response", "text"),
+        ("evals", "taxonomy"),
+        ("rating", "rating"),
+    ]
+    assert spec.unfilled == ()
 
 
 def test_sarcasm_config_has_textarea_and_choices():
@@ -51,13 +57,15 @@ def test_prompt_prefix_selects_the_prompt_textarea():
     assert names(spec.text_outputs) == ["notes"]
 
 
-def test_outputs_on_other_objects_are_not_ours():
+def test_outputs_on_every_readable_object_count_and_every_object_is_listed():
     config = """<View><Text name="a" value="$a"/><Text name="b" value="$b"/>
       <TextArea name="prompt" toName="a"/><TextArea name="other" toName="b"/>
       <Choices name="c" toName="a"><Choice value="X"/></Choices></View>"""
     spec = parse_labeling_config(config, "prompt")
-    assert spec.text_outputs == ()
+    assert names(spec.text_outputs) == ["other"]
+    assert spec.output("other").target.name == "b"
     assert names(spec.choices) == ["c"]
+    assert [(obj.name, obj.kind, obj.field) for obj in spec.objects] == [("a", "Text", "a"), ("b", "Text", "b")]
 
 
 @pytest.mark.parametrize(

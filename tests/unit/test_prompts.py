@@ -28,14 +28,14 @@ def test_internal_template_wraps_the_prompt(sarcasm):
 def test_internal_template_may_use_labels_and_task_fields(sarcasm):
     options = INTERNAL.model_copy(update={"template": "{title}: {text} [{labels}] {prompt}"})
     text = render_prompt(sarcasm, options, "classify", {"text": "t", "title": "T"})
-    assert text == "T: t [Sarcastic, Not Sarcastic] classify"
+    assert text == "T: t [['Sarcastic', 'Not Sarcastic']] classify"
 
 
 def test_user_template_fills_task_fields_and_labels(sarcasm):
     prompt = "Classify {text} (by {author}, {meta}) as one of: {labels}"
     data = {"text": "I love it", "author": "ann", "meta": {"n": 1}}
     assert render_prompt(sarcasm, USER, prompt, data) == (
-        'Classify I love it (by ann, {"n": 1}) as one of: Sarcastic, Not Sarcastic'
+        "Classify I love it (by ann, {\"n\": 1}) as one of: ['Sarcastic', 'Not Sarcastic']"
     )
 
 
