@@ -182,15 +182,14 @@ def answer_schema(spec: LabelingSpec, data: Mapping[str, Any]) -> dict:
     Outputs whose dynamic options this task does not provide are left out.
     """
     properties: dict[str, Any] = {}
-    may_stay_empty: set[str] = set()
     for output in spec.outputs:
         options = output.options_for(data)
         if output.kind in (CHOICES, SPANS, PARAGRAPH_SPANS, TAXONOMY) and not options:
             continue
         properties[output.name] = output_schema(output, options)
-        if not output.required:
-            may_stay_empty.add(output.name)
-    schema = to_strict({"type": "object", "properties": properties}, optional=may_stay_empty)
+    # A control the config marks required="true" must be answered; any other may stay empty (null).
+    required = [name for name in properties if spec.output(name).required]
+    schema = to_strict({"type": "object", "properties": properties, "required": required})
     _fit_enum_limits(schema)
     return schema
 

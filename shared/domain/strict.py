@@ -113,7 +113,8 @@ def strict_violations(schema: Any) -> list[str]:
     properties = enum_values = string_length = deepest = 0
     for path, node, depth in _walk(schema, "$", 1):
         found.extend(_node_violations(path, node))
-        deepest = max(deepest, depth)
+        if "object" in _types_of(node):
+            deepest = max(deepest, depth)
         names = list((node.get("properties") or {}).keys())
         properties += len(names)
         string_length += sum(len(name) for name in names)
@@ -156,19 +157,18 @@ def nullable(schema: dict) -> dict:
     return wrapped
 
 
-def to_strict(schema: dict, optional: frozenset[str] | set[str] = frozenset()) -> dict:
+def to_strict(schema: dict) -> dict:
     """Rewrite a JSON schema (such as the SDK's ``to_json_schema()``) into the strict subset.
 
     Every object gets all its properties required and ``additionalProperties: false``; a property that
-    was not required becomes nullable (the model sends null instead of leaving it out), and so do the
-    root properties named in ``optional`` even when they were required.  ``oneOf`` becomes ``anyOf``;
+    was not required becomes nullable (the model sends null instead of leaving it out).  ``oneOf`` becomes ``anyOf``;
     ``uniqueItems``, ``default``, ``minLength``/``maxLength`` and the like are dropped (what they said is
     checked when the answer becomes regions).
     """
-    return _rewrite(copy.deepcopy(schema), extra_nullable=set(optional))
+    return _rewrite(copy.deepcopy(schema))
 
 
-def _rewrite(node: Any, extra_nullable: set[str] | None = None) -> Any:
+def _rewrite(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     node = {key: value for key, value in node.items() if key not in _DROPPED_BY_REWRITE}
@@ -184,7 +184,7 @@ def _rewrite(node: Any, extra_nullable: set[str] | None = None) -> Any:
         properties = {name: _rewrite(child) for name, child in (node.get("properties") or {}).items()}
         required = set(node.get("required") or [])
         for name, child in properties.items():
-            if name not in required or name in (extra_nullable or set()):
+            if name not in required:
                 properties[name] = nullable(child)
         node["type"] = "object"
         node["properties"] = properties
