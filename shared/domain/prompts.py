@@ -105,11 +105,20 @@ def fill_template(template: str, values: Mapping[str, str], what: str) -> str:
 
 def split_template(template: str, values: Mapping[str, str], what: str) -> tuple[str, str]:
     """The filled template cut before its first placeholder that depends on the task's data:
-    (the part that is the same for every task, the rest)."""
+    (the part that is the same for every task, the rest).
+
+    The words that introduce that placeholder on its line ("Source Text: ") go with the data.
+    """
     pieces = _render(template, values, what)
     depends_on_task = [index for index, (_, field) in enumerate(pieces) if field and field not in _SAME_FOR_EVERY_TASK]
-    cut = depends_on_task[0] if depends_on_task else len(pieces)
-    return "".join(text for text, _ in pieces[:cut]), "".join(text for text, _ in pieces[cut:])
+    if not depends_on_task:
+        return "".join(text for text, _ in pieces), ""
+    cut = depends_on_task[0]
+    before = "".join(text for text, _ in pieces[: cut - 1])
+    introduction = pieces[cut - 1][0]  # the literal text right before the placeholder
+    line_start = introduction.rfind("\n") + 1
+    fixed = before + introduction[:line_start]
+    return fixed, introduction[line_start:] + "".join(text for text, _ in pieces[cut:])
 
 
 def _object_text(obj: TaskObject, value: Any, numbered: bool) -> str:
