@@ -238,6 +238,19 @@ class _Builder:
             self.keep(output, _region(output, text=texts))
 
 
+def prose_answers(
+    spec: LabelingSpec, texts: Sequence[str], read: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Text mode's answers in the shape ``regions_from_answers`` takes: each output TextArea holds every
+    prose answer, and ``read`` (what was read out of the first answer's prose, shaped like the answer
+    schema: control name → labels, spans …) joins the first."""
+    answers: list[dict[str, Any]] = [{tag.name: text for tag in spec.text_outputs} for text in texts]
+    if read:
+        first = answers[0] if answers else {}
+        answers[:1] = [{**read, **first}]
+    return answers
+
+
 def regions_from_answers(
     spec: LabelingSpec, answers: Sequence[Mapping[str, Any]], data: Mapping[str, Any], prompt: str | None
 ) -> Filled:

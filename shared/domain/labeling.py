@@ -281,10 +281,14 @@ def _classify(control: Any, elements: Mapping[str, Element]) -> Output | Unfille
     if tag == "HyperTextLabels" or (tag == "Labels" and target.kind == "HyperText"):
         return unfilled(HYPERTEXT_SPANS_REASON)
     if tag == "Labels":
+        if target.kind == "Image":
+            return unfilled("<Labels> on <Image> label shapes drawn with a geometry tool, which is not predicted")
         if target.kind != "Text":
-            return unfilled(f"<Labels> on <{target.kind}> go with a geometry tool; spans are read from <Text> only")
+            return unfilled(f"spans are read from <Text> only, not <{target.kind}> (use <ParagraphLabels> there)")
         kind = SPANS
     elif tag == "ParagraphLabels":
+        if target.kind != "Paragraphs":
+            return unfilled(f"<ParagraphLabels> need <Paragraphs>, not <{target.kind}>")
         kind = PARAGRAPH_SPANS
     elif tag in _KIND_OF_TAG:
         kind = _KIND_OF_TAG[tag]

@@ -247,9 +247,14 @@ def compose_messages(
     return messages
 
 
-def image_objects(spec: LabelingSpec) -> list[TaskObject]:
-    """The Image objects whose pictures go to the model beside the text, in config order."""
-    return [obj for obj in spec.objects if obj.kind == "Image"]
+def task_images(spec: LabelingSpec, data: Mapping[str, Any]) -> list[tuple[TaskObject, Any]]:
+    """The Image objects of this task with their data (a URL, or a list for ``valueList``), in config
+    order: their pictures go to the model beside the text, in this order, as ``image_urls``."""
+    return [
+        (obj, data[obj.field] if obj.field else obj.tag.value)
+        for obj in spec.objects
+        if obj.kind == "Image" and (obj.field is None or data.get(obj.field) is not None)
+    ]
 
 
 def build_messages(user_text: str, image_url: str | None = None) -> list[dict]:

@@ -3,7 +3,7 @@ from dataclasses import replace
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
-from shared.domain.answer_regions import regions_from_answers
+from shared.domain.answer_regions import prose_answers, regions_from_answers
 from shared.domain.labeling import parse_labeling_config
 from tests.conftest import labeling_config
 
@@ -195,3 +195,17 @@ def test_a_task_without_its_dynamic_options_drops_that_field(spec):
 def test_the_sdk_taxonomy_form_is_accepted_too(spec):
     filled = regions_from_answers(spec, [{"topic": [["Sport", "Tennis"]]}], DATA, None)
     assert by_name(filled.regions)["topic"][0]["value"] == {"taxonomy": [["Sport", "Tennis"]]}
+
+
+def test_text_mode_answers_fill_the_text_areas_with_every_answer():
+    spec = parse_labeling_config(labeling_config("sarcasm"), "prompt")
+    answers = prose_answers(spec, ["Sarcastic, clearly", "second answer"], {"sentiment": ["Sarcastic"]})
+    assert answers == [
+        {"sentiment": ["Sarcastic"], "response": "Sarcastic, clearly"},
+        {"response": "second answer"},
+    ]
+    regions = by_name(regions_from_answers(spec, answers, {"text": "x"}, "Is it sarcastic?").regions)
+    assert regions["response"][0]["value"] == {"text": ["Sarcastic, clearly", "second answer"]}
+    assert regions["sentiment"][0]["value"] == {"choices": ["Sarcastic"]}
+    assert regions["prompt"][0]["value"] == {"text": ["Is it sarcastic?"]}
+    assert prose_answers(spec, [], {"sentiment": ["Sarcastic"]}) == [{"sentiment": ["Sarcastic"]}]

@@ -180,6 +180,8 @@ def test_dynamic_options_come_from_the_task():
         ('<HyperTextLabels name="h" toName="page"><Label value="A"/></HyperTextLabels>', "HyperText spans"),
         ('<Labels name="h" toName="page"><Label value="A"/></Labels>', "HyperText spans"),
         ('<Labels name="l" toName="img"><Label value="A"/></Labels>', "geometry tool"),
+        ('<Labels name="l" toName="chat"><Label value="A"/></Labels>', "use <ParagraphLabels> there"),
+        ('<ParagraphLabels name="l" toName="t"><Label value="A"/></ParagraphLabels>', "need <Paragraphs>"),
         ('<DateTime name="d" toName="t"/>', "<DateTime> is not filled"),
         ('<Choices name="c" toName="nowhere"><Choice value="A"/></Choices>', "matches no object"),
         ('<Choices name="c" toName="t"/>', "lists no options"),
@@ -190,7 +192,7 @@ def test_dynamic_options_come_from_the_task():
 )
 def test_controls_out_of_scope_are_unfilled_with_the_reason(control, reason):
     config = f"""<View><Text name="t" value="$t"/><HyperText name="page" value="$html"/>
-      <Image name="img" value="$img"/><Audio name="a" value="$audio"/>
+      <Image name="img" value="$img"/><Audio name="a" value="$audio"/><Paragraphs name="chat" value="$chat"/>
       <TextArea name="prompt" toName="t"/><TextArea name="answer" toName="t"/>{control}</View>"""
     spec = parse_labeling_config(config, "prompt")
     assert kinds(spec) == [("answer", "text")]

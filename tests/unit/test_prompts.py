@@ -8,9 +8,9 @@ from shared.domain.prompts import (
     build_messages,
     choose_prompt,
     compose_messages,
-    image_objects,
     prompt_from_regions,
     render_prompt,
+    task_images,
 )
 from tests.conftest import labeling_config
 
@@ -208,7 +208,8 @@ def test_several_objects_are_all_sent_each_named_and_images_attached():
             ],
         }
     ]
-    assert [obj.name for obj in image_objects(spec)] == ["photo", "scan"]
+    assert [(obj.name, value) for obj, value in task_images(spec, data)] == [("photo", "https://x/1.png")]
+    assert [obj.name for obj, _ in task_images(spec, {**data, "scan": "s.png"})] == ["photo", "scan"]
     assert render_prompt(spec, USER, "{chat}", data) == "[0] a: Rome\n[1] b: ok"
     with pytest.raises(TaskError, match='task data has no field "q"'):
         compose_messages(spec, INTERNAL, "Answer", {"img": "x"})
