@@ -74,7 +74,9 @@ def _match(written: Any, choices: Mapping[str, Any]) -> Any:
     for shown, stored in choices.items():
         if " ".join(shown.split()).casefold() == folded:
             return stored
-    raise _Refused(f"{written!r} is not one of {list(choices)}")
+    known = list(choices)
+    listed = str(known) if len(known) <= 20 else f"{str(known[:20])[:-1]}, … ({len(known)} in all)]"
+    raise _Refused(f"{written!r} is not one of {listed}")
 
 
 def _as_list(value: Any) -> list:
