@@ -139,7 +139,7 @@ def test_user_template_mode_uses_task_fields_and_labels(make_client, make_settin
     task = {"id": 1, "data": {"text": "Great, rain again", "source": "tweet"}}
     post_predict(client, [task], config, prompt_context("Is this {source} ({text}) one of {labels}?", "text"))
     assert fake_llm.chat_requests[0].body["messages"][0]["content"] == (
-        "Is this tweet (Great, rain again) one of Sarcastic, Not Sarcastic?"
+        "Is this tweet (Great, rain again) one of ['Sarcastic', 'Not Sarcastic']?"
     )
 
 
@@ -149,7 +149,7 @@ def test_default_prompt_is_used_without_context(make_client, make_settings, fake
     fake_llm.reply = lambda messages, index: "Not Sarcastic"
     response = post_predict(client, [{"id": 1, "data": {"text": "hello"}}], config)
     assert regions_by_name(response.json["results"][0])["sentiment"] == {"choices": ["Not Sarcastic"]}
-    assert fake_llm.chat_requests[0].body["messages"][0]["content"] == "Label hello with Sarcastic, Not Sarcastic"
+    assert fake_llm.chat_requests[0].body["messages"][0]["content"] == "Label hello with ['Sarcastic', 'Not Sarcastic']"
 
 
 def test_no_prompt_at_all_says_so_per_task(client, fake_llm):

@@ -26,6 +26,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.domain.errors import ConfigError
 
 Provider = Literal["openai", "azure", "ollama"]
+OutputMode = Literal["auto", "json_schema", "tools", "text"]
+OUTPUT_MODE_HELP = (
+    "how the model is asked for its answer: json_schema (a strict JSON schema as response_format), tools "
+    "(one forced function call with that schema), text (free text, read for labels), or auto (json_schema "
+    "where the provider takes it, else tools, else text)"
+)
 Temperature = Annotated[float, Field(ge=0.0, le=2.0)]
 NumResponses = Annotated[int, Field(ge=1, le=20)]
 
@@ -76,6 +82,7 @@ class ProjectConfig(BaseModel):
 
     llm: LLMOptions
     prompt: PromptOptions
+    output_mode: OutputMode = "auto"
 
 
 class ExtraParams(BaseModel):
@@ -106,6 +113,7 @@ class ExtraParams(BaseModel):
     prompt_template: str | None = None
     use_internal_prompt_template: bool | None = None
     default_prompt: str | None = None
+    output_mode: OutputMode | None = Field(None, description=OUTPUT_MODE_HELP)
 
     @classmethod
     def parse(cls, raw: Any) -> ExtraParams:
@@ -276,6 +284,7 @@ class Settings(BaseSettings):
     choice_match_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
         0.8, description="how similar (0–1) a line of the answer must be to a label when it does not match exactly"
     )
+    output_mode: OutputMode = Field("auto", description=OUTPUT_MODE_HELP)
     batch_min_tasks: Annotated[int, Field(ge=2)] = Field(
         2,
         description="a `/predict` without an annotator's prompt and with at least this many tasks becomes a batch job",
@@ -376,7 +385,7 @@ class Settings(BaseSettings):
             template=extra.prompt_template or self.prompt_template,
             default_prompt=extra.default_prompt or self.default_prompt,
         )
-        return ProjectConfig(llm=llm, prompt=prompt)
+        return ProjectConfig(llm=llm, prompt=prompt, output_mode=extra.output_mode or self.output_mode)
 
 
 _SECRET_FIELDS = {"openai_api_key", "basic_auth_pass", "label_studio_api_key", "api_key"}

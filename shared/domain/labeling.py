@@ -1,7 +1,10 @@
-"""What a labeling config asks of the LLM: which TextArea holds the prompt, what it reads, what it fills.
+"""What a labeling config asks of the LLM: which TextArea holds the prompt, what the task shows, what it fills.
 
 Parsing goes through ``label_studio_sdk.label_interface.LabelInterface`` so that regions are built the
-way Label Studio itself expects them.  Configs repeat on every request, so parsed specs are cached.
+way Label Studio itself expects them.  Every control that an LLM reading the task's text (or image) can
+fill becomes an ``Output``; every other control is listed in ``unfilled`` with the reason, so a config
+with, say, a RectangleLabels beside its Choices still works and says what it leaves to the annotator.
+Configs repeat on every request, so parsed specs are cached.
 """
 
 from __future__ import annotations
@@ -10,8 +13,10 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree
 from defusedxml import DefusedXmlException
@@ -20,24 +25,157 @@ from shared.domain.errors import LabelingConfigError
 
 SUPPORTED_OBJECTS = ("Text", "HyperText", "Paragraphs", "Image")
 
+# Output kinds: what the model is asked for, and how its answer becomes a region.
+CHOICES = "choices"
+SPANS = "spans"  # Labels on Text: quoted entities
+PARAGRAPH_SPANS = "paragraph_spans"  # ParagraphLabels on Paragraphs: quoted entities in one utterance
+TAXONOMY = "taxonomy"
+RATING = "rating"
+NUMBER = "number"
+TEXT = "text"  # an output TextArea
+PAIRWISE = "pairwise"
+
+_KIND_OF_TAG = {
+    "Choices": CHOICES,
+    "Taxonomy": TAXONOMY,
+    "Rating": RATING,
+    "Number": NUMBER,
+    "TextArea": TEXT,
+    "Pairwise": PAIRWISE,
+}
+_OPTION_TAGS = ("Choice", "Label")
+_GEOMETRY_TAGS = {
+    "Rectangle",
+    "RectangleLabels",
+    "Polygon",
+    "PolygonLabels",
+    "Ellipse",
+    "EllipseLabels",
+    "KeyPoint",
+    "KeyPointLabels",
+    "Brush",
+    "BrushLabels",
+    "BitMask",
+    "BitmaskLabels",
+    "MagicWand",
+    "Vector",
+    "VectorLabels",
+    "OcrLabels",
+}
+HYPERTEXT_SPANS_REASON = (
+    "HyperText spans are not predicted: Label Studio stores them as XPath ranges (or text offsets) of the "
+    "page as the browser renders it, which this backend cannot reproduce exactly, so a span could land on "
+    "other words"
+)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One label a control offers: ``label`` is what Label Studio stores (the alias, if any), ``shown`` what
+    the annotator (and the model) reads; Taxonomy options nest."""
+
+    label: str
+    shown: str
+    children: tuple[Option, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskObject:
+    """An object tag the LLM reads: its name, tag and the task data field it shows (None for a fixed value)."""
+
+    tag: Any
+
+    @property
+    def name(self) -> str:
+        return self.tag.name
+
+    @property
+    def kind(self) -> str:
+        return self.tag.tag
+
+    @property
+    def field(self) -> str | None:
+        return self.tag.value_name if self.tag.value_is_variable else None
+
+
+@dataclass(frozen=True)
+class Output:
+    """A control the LLM fills, on the object it annotates (``target``).
+
+    ``options`` are the labels the config lists; ``dynamic_field`` names the task data field that holds
+    them instead (``<Choices value="$options">``), so they are known only per task.
+    """
+
+    control: Any
+    kind: str
+    target: TaskObject
+    options: tuple[Option, ...] = ()
+    dynamic_field: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.control.name
+
+    @property
+    def multiple(self) -> bool:
+        """Several labels at once: multiple Choices and Taxonomy (which is multi-select in Label Studio)."""
+        return self.kind == TAXONOMY or self.control.attr.get("choice") == "multiple"
+
+    @property
+    def required(self) -> bool:
+        return str(self.control.attr.get("required", "false")).lower() == "true"
+
+    def options_for(self, data: Mapping[str, Any]) -> tuple[Option, ...]:
+        """The options for one task: the config's, or those in the task's data for dynamic options."""
+        if self.dynamic_field is None:
+            return self.options
+        return options_from_data(data.get(self.dynamic_field))
+
+
+@dataclass(frozen=True)
+class Unfilled:
+    """A control this backend leaves to the annotator, and why."""
+
+    name: str
+    tag: str
+    reason: str
+
 
 @dataclass(frozen=True)
 class LabelingSpec:
     """The parts of a labeling config this backend reads and writes.
 
-    ``prompt`` is the TextArea the annotator types into, ``source`` the object tag it points to,
-    ``text_outputs`` the other TextAreas on that object and ``choices`` its Choices tags.
+    ``prompt`` is the TextArea the annotator types into, ``objects`` every object the LLM can read
+    (in config order), ``outputs`` the controls it fills and ``unfilled`` the others.
     """
 
+    interface: Any
     prompt: Any
-    source: Any
-    text_outputs: tuple[Any, ...]
-    choices: tuple[Any, ...]
+    objects: tuple[TaskObject, ...]
+    outputs: tuple[Output, ...]
+    unfilled: tuple[Unfilled, ...]
+
+    @property
+    def source(self) -> Any:
+        """The object tag the prompt TextArea points to."""
+        return next(obj.tag for obj in self.objects if obj.name in self.prompt.to_name)
 
     @property
     def source_field(self) -> str:
         """The task data key that the source tag reads (``$text`` → ``text``)."""
         return self.source.value_name
+
+    @property
+    def text_outputs(self) -> tuple[Any, ...]:
+        """The output TextAreas' tags."""
+        return tuple(output.control for output in self.outputs if output.kind == TEXT)
+
+    @property
+    def choices(self) -> tuple[Any, ...]:
+        """The Choices tags whose labels the config lists."""
+        return tuple(
+            output.control for output in self.outputs if output.kind == CHOICES and output.dynamic_field is None
+        )
 
     @property
     def labels(self) -> list[str]:
@@ -47,30 +185,55 @@ class LabelingSpec:
             seen.update(dict.fromkeys(tag.labels))
         return list(seen)
 
+    def output(self, name: str) -> Output:
+        return next(output for output in self.outputs if output.name == name)
+
     def region(self, tag: Any, **value: Any) -> dict:
         """A result region as Label Studio stores it."""
         return json.loads(tag.label(**value).to_json())
 
 
-def _check_xml_is_safe(config: str, max_bytes: int) -> None:
+def options_from_data(raw: Any) -> tuple[Option, ...]:
+    """Dynamic options as Label Studio reads them from task data: a list of ``{"value", "alias"?,
+    "children"?}`` objects (or plain strings); anything else yields no options."""
+    if not isinstance(raw, list):
+        return ()
+    options = []
+    for item in raw:
+        if isinstance(item, str) and item:
+            options.append(Option(item, item))
+        elif isinstance(item, Mapping) and isinstance(item.get("value"), str) and item["value"]:
+            alias = item.get("alias")
+            label = alias if isinstance(alias, str) and alias else item["value"]
+            options.append(Option(label, item["value"], options_from_data(item.get("children"))))
+    return tuple(options)
+
+
+def _options_in(element: Element) -> tuple[Option, ...]:
+    """The Choice/Label elements under a control, nested as they are (wrappers such as <View> are skipped)."""
+    options: list[Option] = []
+    for child in element:
+        if child.tag in _OPTION_TAGS:
+            value = child.attrib.get("value")
+            if value:
+                options.append(Option(child.attrib.get("alias") or value, value, _options_in(child)))
+        else:
+            options.extend(_options_in(child))
+    return tuple(options)
+
+
+def _check_xml_is_safe(config: str, max_bytes: int) -> Element:
     if len(config.encode("utf-8")) > max_bytes:
         raise LabelingConfigError(f"labeling config is larger than {max_bytes} bytes")
     try:
-        defusedxml.ElementTree.fromstring(config)
+        return defusedxml.ElementTree.fromstring(config)
     except DefusedXmlException:
         raise LabelingConfigError("labeling config must not declare a DTD or entities") from None
     except defusedxml.ElementTree.ParseError as exc:
         raise LabelingConfigError(f"labeling config is not valid XML: {exc}") from None
 
 
-def _build_spec(config: str, prompt_prefix: str) -> LabelingSpec:
-    from label_studio_sdk.label_interface import LabelInterface  # heavy: import only when first needed
-
-    try:
-        interface = LabelInterface(config)
-    except Exception as exc:  # the SDK raises bare Exceptions of its own for malformed configs
-        raise LabelingConfigError(f"labeling config cannot be parsed: {exc}") from None
-
+def _find_prompt(interface: Any, prompt_prefix: str) -> Any:
     prompt = next(
         (
             tag
@@ -88,22 +251,85 @@ def _build_spec(config: str, prompt_prefix: str) -> LabelingSpec:
             f"PROMPT_PREFIX={prompt_prefix!r})"
         )
     source = next(obj for obj in prompt.objects if obj.tag in SUPPORTED_OBJECTS)
-    if not source.value_name:
+    if not source.value_is_variable:
         raise LabelingConfigError(f'<{source.tag} name="{source.name}"> needs value="$field" to read task data')
+    return prompt
 
-    def on_source(tag: Any) -> bool:
-        return source.name in (tag.to_name or [])
 
-    text_outputs = tuple(
-        tag for tag in interface.controls if tag.tag == "TextArea" and tag.name != prompt.name and on_source(tag)
-    )
-    choices = tuple(tag for tag in interface.controls if tag.tag == "Choices" and on_source(tag))
-    if not text_outputs and not choices:
+def _classify(control: Any, elements: Mapping[str, Element]) -> Output | Unfilled:
+    """What this backend does with one control: fill it (an Output) or leave it (Unfilled, with the reason)."""
+    tag = control.tag
+
+    def unfilled(reason: str) -> Unfilled:
+        return Unfilled(control.name, tag, reason)
+
+    if control.attr.get("perRegion") == "true":
+        return unfilled("per-region controls describe one region each; they are not predicted")
+    if tag in _GEOMETRY_TAGS:
+        return unfilled("geometry (shapes on an image) is not predicted by a text LLM")
+    objects = list(control.objects or [])
+    if not objects:
+        return unfilled(f'toName="{",".join(control.to_name or [])}" matches no object tag')
+    readable = [obj for obj in objects if obj.tag in SUPPORTED_OBJECTS]
+    if len(readable) < len(objects) or (tag == "Pairwise" and len(readable) != 2):
+        other = next((obj for obj in objects if obj.tag not in SUPPORTED_OBJECTS), None)
+        where = f"<{other.tag}>" if other else "other than two objects"
+        return unfilled(f"attached to {where}, which the LLM does not read")
+    target = TaskObject(readable[0])
+    if tag == "HyperTextLabels" or (tag == "Labels" and target.kind == "HyperText"):
+        return unfilled(HYPERTEXT_SPANS_REASON)
+    if tag == "Labels":
+        if target.kind == "Image":
+            return unfilled("<Labels> on <Image> label shapes drawn with a geometry tool, which is not predicted")
+        if target.kind != "Text":
+            return unfilled(f"spans are read from <Text> only, not <{target.kind}> (use <ParagraphLabels> there)")
+        kind = SPANS
+    elif tag == "ParagraphLabels":
+        if target.kind != "Paragraphs":
+            return unfilled(f"<ParagraphLabels> need <Paragraphs>, not <{target.kind}>")
+        kind = PARAGRAPH_SPANS
+    elif tag in _KIND_OF_TAG:
+        kind = _KIND_OF_TAG[tag]
+    else:
+        return unfilled(f"<{tag}> is not filled by this backend")
+    if control.attr.get("apiUrl"):
+        return unfilled("its options are loaded from apiUrl while annotating, so the LLM cannot see them")
+    value = control.attr.get("value", "")
+    dynamic_field = value[1:] if kind in (CHOICES, SPANS, PARAGRAPH_SPANS, TAXONOMY) and value.startswith("$") else None
+    options = _options_in(elements[control.name]) if control.name in elements else ()
+    if kind in (CHOICES, SPANS, PARAGRAPH_SPANS, TAXONOMY) and not options and dynamic_field is None:
+        return unfilled(f"<{tag}> lists no options")
+    return Output(control=control, kind=kind, target=target, options=options, dynamic_field=dynamic_field)
+
+
+def _build_spec(config: str, root: Element, prompt_prefix: str) -> LabelingSpec:
+    from label_studio_sdk.label_interface import LabelInterface  # heavy: import only when first needed
+
+    try:
+        interface = LabelInterface(config)
+    except Exception as exc:  # the SDK raises bare Exceptions of its own for malformed configs
+        raise LabelingConfigError(f"labeling config cannot be parsed: {exc}") from None
+
+    prompt = _find_prompt(interface, prompt_prefix)
+    elements = {element.attrib["name"]: element for element in root.iter() if "name" in element.attrib}
+    outputs: list[Output] = []
+    unfilled: list[Unfilled] = []
+    for control in interface.controls:
+        if control.name == prompt.name:
+            continue
+        verdict = _classify(control, elements)
+        (outputs if isinstance(verdict, Output) else unfilled).append(verdict)
+    if not outputs:
         raise LabelingConfigError(
-            f'labeling config has nowhere to put the answer: add a <TextArea> (other than "{prompt.name}") '
-            f'or a <Choices> with toName="{source.name}"'
+            f'labeling config has nowhere to put the answer: add a <TextArea> (other than "{prompt.name}"), '
+            f"<Choices>, <Labels>, <Taxonomy>, <Rating> or <Number> pointing to one of "
+            f"<{'>, <'.join(SUPPORTED_OBJECTS)}>"
+            + (f" (not filled: {'; '.join(f'{u.name}: {u.reason}' for u in unfilled)})" if unfilled else "")
         )
-    return LabelingSpec(prompt=prompt, source=source, text_outputs=text_outputs, choices=choices)
+    objects = tuple(TaskObject(obj) for obj in interface.objects if obj.tag in SUPPORTED_OBJECTS)
+    return LabelingSpec(
+        interface=interface, prompt=prompt, objects=objects, outputs=tuple(outputs), unfilled=tuple(unfilled)
+    )
 
 
 class _SpecCache:
@@ -120,8 +346,8 @@ class _SpecCache:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        _check_xml_is_safe(config, max_bytes)
-        spec = _build_spec(config, prompt_prefix)
+        root = _check_xml_is_safe(config, max_bytes)
+        spec = _build_spec(config, root, prompt_prefix)
         with self._lock:
             self._items[key] = spec
             while len(self._items) > self._size:
@@ -133,7 +359,7 @@ _cache = _SpecCache()
 
 
 def parse_labeling_config(config: Any, prompt_prefix: str, max_bytes: int = 1024 * 1024) -> LabelingSpec:
-    """Find the prompt, its source object and the outputs; raise LabelingConfigError naming what is missing."""
+    """Find the prompt, the objects and the outputs; raise LabelingConfigError naming what is missing."""
     if not isinstance(config, str) or not config.strip():
         raise LabelingConfigError("labeling config is missing: send it as label_config (or schema in /setup)")
     return _cache.get(config, prompt_prefix, max_bytes)

@@ -2,23 +2,39 @@
 
 Two modes, as in the reference backend: the internal template (``PROMPT_TEMPLATE`` with ``{text}``
 and ``{prompt}``) wraps the annotator's prompt; the user template mode treats the prompt itself
-(or ``DEFAULT_PROMPT``) as the template, filled from the task's data fields and ``{labels}``.
+(or ``DEFAULT_PROMPT``) as the template, filled from the task's data fields and ``{labels}``
+(rendered as the reference does, the Python list: ``['sports', 'politics']``).
 Placeholders are plain names only: ``{text.__class__}`` and the like are refused, since prompts
 come from annotators.
+
+``{text}`` is the task's input: the prompt's object alone, or, when the config shows several
+objects, each of them under its name.
+
+Messages are laid out for providers' prefix caching (an identical prefix of 1,024+ tokens is billed
+at a fraction): ``compose_messages`` puts what is the same for every task in a system message (the
+instructions about the answer and, in internal mode, the template up to its first task-data
+placeholder, which holds the prompt) and the task's own data last, in the user message.  With the
+reference's default template (``Source Text: {text}\n\nTask Directive: {prompt}``) the data comes
+first, so only the instructions can be cached; ``CACHE_FRIENDLY_PROMPT_TEMPLATE`` is the proposed
+new default, the same two parts in the other order (changing it changes the model version, since
+the template is part of it).  In user template mode the prompt is kept as written, in the user
+message.
 """
 
 from __future__ import annotations
 
 import json
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from shared.domain.config import PromptOptions
 from shared.domain.errors import TaskError
-from shared.domain.labeling import LabelingSpec
+from shared.domain.labeling import CHOICES, PARAGRAPH_SPANS, LabelingSpec, TaskObject
 
 IMAGE_PLACEHOLDER_TEXT = "(the attached image)"
+CACHE_FRIENDLY_PROMPT_TEMPLATE = "Task Directive: {prompt}\n\nSource Text: {text}"
+_SAME_FOR_EVERY_TASK = frozenset({"prompt", "labels"})  # placeholders that do not depend on the task
 
 _formatter = string.Formatter()
 
@@ -58,15 +74,15 @@ def choose_prompt(context_prompt: str | None, stored_prompt: str | None, options
     )
 
 
-def fill_template(template: str, values: Mapping[str, str], what: str) -> str:
-    """``str.format`` restricted to plain names, with errors that say what to fix."""
+def _render(template: str, values: Mapping[str, str], what: str) -> list[tuple[str, str | None]]:
+    """The template's pieces, each with the placeholder it came from (None for literal text)."""
     try:
         parsed = list(_formatter.parse(template))
     except ValueError as exc:
         raise TaskError(f"{what} has an unmatched brace ({exc}); write {{{{ and }}}} for literal braces") from None
-    out: list[str] = []
+    pieces: list[tuple[str, str | None]] = []
     for literal, field, _spec, _conversion in parsed:
-        out.append(literal)
+        pieces.append((literal, None))
         if field is None:
             continue
         if not field.isidentifier():
@@ -78,40 +94,111 @@ def fill_template(template: str, values: Mapping[str, str], what: str) -> str:
             raise TaskError(
                 f"{what} uses {{{field}}} but the task has no such field (available: {', '.join(sorted(values))})"
             )
-        out.append(values[field])
-    return "".join(out)
+        pieces.append((values[field], field))
+    return pieces
 
 
-def source_text(spec: LabelingSpec, data: Mapping[str, Any]) -> str:
-    """The task's input as text: Paragraphs become a "speaker: line" dialogue, Images a mention."""
-    field = spec.source_field
-    if field not in data or data[field] is None:
-        raise TaskError(f'task data has no field "{field}" (read by <{spec.source.tag} name="{spec.source.name}">)')
-    value = data[field]
-    if spec.source.tag == "Image":
+def fill_template(template: str, values: Mapping[str, str], what: str) -> str:
+    """``str.format`` restricted to plain names, with errors that say what to fix."""
+    return "".join(text for text, _field in _render(template, values, what))
+
+
+def split_template(template: str, values: Mapping[str, str], what: str) -> tuple[str, str]:
+    """The filled template cut before its first placeholder that depends on the task's data:
+    (the part that is the same for every task, the rest).
+
+    The words that introduce that placeholder on its line ("Source Text: ") go with the data.
+    """
+    pieces = _render(template, values, what)
+    depends_on_task = [index for index, (_, field) in enumerate(pieces) if field and field not in _SAME_FOR_EVERY_TASK]
+    if not depends_on_task:
+        return "".join(text for text, _ in pieces), ""
+    cut = depends_on_task[0]
+    before = "".join(text for text, _ in pieces[: cut - 1])
+    introduction = pieces[cut - 1][0]  # the literal text right before the placeholder
+    line_start = introduction.rfind("\n") + 1
+    fixed = before + introduction[:line_start]
+    return fixed, introduction[line_start:] + "".join(text for text, _ in pieces[cut:])
+
+
+def _object_text(obj: TaskObject, value: Any, numbered: bool) -> str:
+    if obj.kind == "Image":
         return IMAGE_PLACEHOLDER_TEXT
-    if spec.source.tag == "Paragraphs":
-        return _dialogue(value, spec.source.attr)
+    if obj.kind == "Paragraphs":
+        return _dialogue(value, obj.tag.attr, numbered)
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def _dialogue(value: Any, attr: Mapping[str, str]) -> str:
+def _dialogue(value: Any, attr: Mapping[str, str], numbered: bool = False) -> str:
     name_key, text_key = attr.get("nameKey", "author"), attr.get("textKey", "text")
     if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
         raise TaskError("Paragraphs data must be a list of objects")
-    return "\n".join(f"{item.get(name_key, '')}: {item.get(text_key, '')}".strip() for item in value)
+    lines = (f"{item.get(name_key, '')}: {item.get(text_key, '')}".strip() for item in value)
+    # ParagraphLabels answers name the utterance by this number
+    return "\n".join(f"[{index}] {line}" if numbered else line for index, line in enumerate(lines))
 
 
-def render_prompt(spec: LabelingSpec, options: PromptOptions, prompt: str, data: Mapping[str, Any]) -> str:
-    """The text of the user message for one task."""
-    text = source_text(spec, data)
+def object_texts(spec: LabelingSpec, data: Mapping[str, Any]) -> dict[str, str]:
+    """Each object's content as the model reads it, by object name, in config order.
+
+    The prompt's object must have its data (TaskError otherwise); another object whose field the task
+    lacks is left out.  Paragraphs become a "speaker: line" dialogue (numbered when ParagraphLabels
+    quote from it), Images a mention (the image itself travels as a message part).
+    """
+    numbered = {output.target.name for output in spec.outputs if output.kind == PARAGRAPH_SPANS}
+    source = spec.source
+    texts: dict[str, str] = {}
+    for obj in spec.objects:
+        if obj.field is None:
+            texts[obj.name] = _object_text(obj, obj.tag.value, obj.name in numbered)
+            continue
+        if data.get(obj.field) is None:
+            if obj.name == source.name:
+                raise TaskError(f'task data has no field "{obj.field}" (read by <{obj.kind} name="{obj.name}">)')
+            continue
+        texts[obj.name] = _object_text(obj, data[obj.field], obj.name in numbered)
+    return texts
+
+
+def source_text(spec: LabelingSpec, data: Mapping[str, Any]) -> str:
+    """The prompt's object's content as text."""
+    return object_texts(spec, data)[spec.source.name]
+
+
+def task_text(spec: LabelingSpec, data: Mapping[str, Any]) -> str:
+    """``{text}``: the prompt's object's content, or every object's under its name when there are several."""
+    texts = object_texts(spec, data)
+    if len(texts) == 1:
+        return next(iter(texts.values()))
+    kinds = {obj.name: obj.kind for obj in spec.objects}
+    return "\n\n".join(f"### {name} ({kinds[name]})\n{text}" for name, text in texts.items())
+
+
+def task_labels(spec: LabelingSpec, data: Mapping[str, Any]) -> list[str]:
+    """``{labels}``: every label the Choices offer, in config order, including this task's dynamic options."""
+    seen = dict.fromkeys(spec.labels)
+    for output in spec.outputs:
+        if output.kind == CHOICES and output.dynamic_field is not None:
+            seen.update(dict.fromkeys(option.shown for option in output.options_for(data)))
+    return list(seen)
+
+
+def _template_values(spec: LabelingSpec, data: Mapping[str, Any]) -> dict[str, str]:
     values = {
         key: value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         for key, value in data.items()
         if isinstance(key, str)
     }
-    values[spec.source_field] = text
-    values["labels"] = ", ".join(spec.labels)
+    texts = object_texts(spec, data)
+    values.update({obj.field: texts[obj.name] for obj in spec.objects if obj.field and obj.name in texts})
+    values["labels"] = str(task_labels(spec, data))
+    return values
+
+
+def render_prompt(spec: LabelingSpec, options: PromptOptions, prompt: str, data: Mapping[str, Any]) -> str:
+    """The whole prompt for one task, as one text (the reference's single user message)."""
+    values = _template_values(spec, data)
+    text = task_text(spec, data)
     if options.use_internal_template:
         values.update(text=text, prompt=prompt)
         return fill_template(options.template, values, "PROMPT_TEMPLATE")
@@ -119,16 +206,57 @@ def render_prompt(spec: LabelingSpec, options: PromptOptions, prompt: str, data:
     return fill_template(prompt, values, "the prompt")
 
 
+def _user_message(text: str, image_urls: Sequence[str]) -> dict:
+    if not image_urls:
+        return {"role": "user", "content": text}
+    parts: list[dict] = [{"type": "text", "text": text}]
+    parts.extend({"type": "image_url", "image_url": {"url": url}} for url in image_urls)
+    return {"role": "user", "content": parts}
+
+
+def compose_messages(
+    spec: LabelingSpec,
+    options: PromptOptions,
+    prompt: str,
+    data: Mapping[str, Any],
+    instructions: str | None = None,
+    task_notes: str | None = None,
+    image_urls: Sequence[str] = (),
+) -> list[dict]:
+    """The messages for one task, laid out for prefix caching (see the module's docstring).
+
+    ``instructions`` (about the answer, the same for every task of the config) open the system
+    message; ``task_notes`` (this task's dynamic options) follow its data; images are parts of the
+    user message.  Without instructions and with nothing task-independent before the data, this is
+    the reference's single user message.
+    """
+    values = _template_values(spec, data)
+    if options.use_internal_template:
+        values.update(text=task_text(spec, data), prompt=prompt)
+        fixed, task = split_template(options.template, values, "PROMPT_TEMPLATE")
+        if fixed.strip():
+            fixed, task = fixed.rstrip(), task.lstrip()
+    else:
+        values.setdefault("text", task_text(spec, data))
+        fixed, task = "", fill_template(prompt, values, "the prompt")
+    system = "\n\n".join(part for part in (fixed.strip() and fixed, instructions) if part)
+    if task_notes:
+        task = f"{task}\n\n{task_notes}"
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append(_user_message(task, image_urls))
+    return messages
+
+
+def task_images(spec: LabelingSpec, data: Mapping[str, Any]) -> list[tuple[TaskObject, Any]]:
+    """The Image objects of this task with their data (a URL, or a list for ``valueList``), in config
+    order: their pictures go to the model beside the text, in this order, as ``image_urls``."""
+    return [
+        (obj, data[obj.field] if obj.field else obj.tag.value)
+        for obj in spec.objects
+        if obj.kind == "Image" and (obj.field is None or data.get(obj.field) is not None)
+    ]
+
+
 def build_messages(user_text: str, image_url: str | None = None) -> list[dict]:
     """One user message; an image travels beside the text as a vision ``image_url`` part."""
-    if image_url is None:
-        return [{"role": "user", "content": user_text}]
-    return [
-        {
-            "role": "user",
-            "content": [
-                {"type": "text", "text": user_text},
-                {"type": "image_url", "image_url": {"url": image_url}},
-            ],
-        }
-    ]
+    return [_user_message(user_text, [image_url] if image_url else [])]

@@ -6,13 +6,34 @@ import hashlib
 import json
 
 from shared.domain.config import ProjectConfig
+from shared.domain.labeling import LabelingConfigError, parse_labeling_config
+from shared.domain.schema import answer_instructions, answer_schema
+
+# The generation of the message layout (prompts.py) and of how answers become regions: bump it when
+# that code changes what the model is sent or what a prediction holds, and every project predicts again.
+# The answer's schema and instructions need no bump: they are part of the version themselves.
+ANSWER_FORMAT_VERSION = "structured-1"
+
+
+def answer_format(config: ProjectConfig, label_config: str) -> dict | None:
+    """What the model is told about its answer for this config: the schema (without a task's dynamic
+    options) and the instructions.  None for a config that cannot be parsed (it predicts nothing)."""
+    # The size limit was enforced when the request was accepted; here it must not depend on the cache.
+    size = len(label_config.encode("utf-8")) if isinstance(label_config, str) else 0
+    try:
+        spec = parse_labeling_config(label_config, config.prompt.prompt_prefix, max_bytes=size)
+    except LabelingConfigError:
+        return None
+    return {"schema": answer_schema(spec, {}), "instructions": answer_instructions(spec)}
 
 
 def model_version(config: ProjectConfig, label_config: str, project_prompt: str | None) -> str:
     """A version that changes whenever anything that shapes the predictions does.
 
     Derived rather than counted, so every API and worker process agrees on it without coordination,
-    and Label Studio's "skip tasks that already hold this version" is exactly right.
+    and Label Studio's "skip tasks that already hold this version" is exactly right.  It covers the
+    output mode and the answer's schema, so changing either (or the code that builds the schema)
+    predicts again.
     """
     llm = config.llm
     decisive = {
@@ -25,6 +46,9 @@ def model_version(config: ProjectConfig, label_config: str, project_prompt: str 
         "prompt_options": config.prompt.model_dump(),
         "label_config": label_config,
         "prompt": project_prompt,
+        "output_mode": config.output_mode,
+        "answer_format": answer_format(config, label_config),
+        "answer_format_version": ANSWER_FORMAT_VERSION,
     }
     digest = hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:10]
     return f"{llm.model}-{digest}"

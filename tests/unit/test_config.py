@@ -142,3 +142,19 @@ def test_bad_extra_params_are_named(raw, expected):
 
 def test_no_extra_params_is_fine():
     assert ExtraParams.parse(None) == ExtraParams.parse("") == ExtraParams()
+
+
+def test_output_mode_comes_from_the_environment_and_extra_params(monkeypatch):
+    assert load_settings().output_mode == "auto" == load_settings().defaults.output_mode
+    monkeypatch.setenv("OUTPUT_MODE", "tools")
+    settings = load_settings()
+    assert settings.output_mode == "tools" == settings.defaults.output_mode
+    assert settings.for_project(ExtraParams.parse({"OUTPUT_MODE": "text"})).output_mode == "text"
+    assert settings.for_project(ExtraParams.parse({"output_mode": "json_schema"})).output_mode == "json_schema"
+    monkeypatch.setenv("OUTPUT_MODE", "xml")
+    with pytest.raises(
+        ConfigError, match="OUTPUT_MODE='xml': Input should be 'auto', 'json_schema', 'tools' or 'text'"
+    ):
+        load_settings()
+    with pytest.raises(ConfigError, match="extra_params.output_mode"):
+        ExtraParams.parse({"output_mode": "yaml"})

@@ -8,7 +8,7 @@ def names(tags):
     return [tag.name for tag in tags]
 
 
-def test_evaluation_config_ignores_taxonomy_and_rating():
+def test_evaluation_config_fills_response_taxonomy_and_rating():
     spec = parse_labeling_config(labeling_config("evaluation"), "prompt")
     assert (spec.prompt.name, spec.source.tag, spec.source.name, spec.source_field) == (
         "prompt",
@@ -18,6 +18,12 @@ def test_evaluation_config_ignores_taxonomy_and_rating():
     )
     assert names(spec.text_outputs) == ["response"]
     assert spec.choices == ()
+    assert [(output.name, output.kind) for output in spec.outputs] == [
+        ("response", "text"),
+        ("evals", "taxonomy"),
+        ("rating", "rating"),
+    ]
+    assert spec.unfilled == ()
 
 
 def test_sarcasm_config_has_textarea_and_choices():
@@ -51,13 +57,15 @@ def test_prompt_prefix_selects_the_prompt_textarea():
     assert names(spec.text_outputs) == ["notes"]
 
 
-def test_outputs_on_other_objects_are_not_ours():
+def test_outputs_on_every_readable_object_count_and_every_object_is_listed():
     config = """<View><Text name="a" value="$a"/><Text name="b" value="$b"/>
       <TextArea name="prompt" toName="a"/><TextArea name="other" toName="b"/>
       <Choices name="c" toName="a"><Choice value="X"/></Choices></View>"""
     spec = parse_labeling_config(config, "prompt")
-    assert spec.text_outputs == ()
+    assert names(spec.text_outputs) == ["other"]
+    assert spec.output("other").target.name == "b"
     assert names(spec.choices) == ["c"]
+    assert [(obj.name, obj.kind, obj.field) for obj in spec.objects] == [("a", "Text", "a"), ("b", "Text", "b")]
 
 
 @pytest.mark.parametrize(
@@ -92,3 +100,108 @@ def test_oversized_config_is_refused():
     huge = "<View>" + "<Header value='x'/>" * 100_000 + "</View>"
     with pytest.raises(LabelingConfigError, match="larger than"):
         parse_labeling_config(huge, "prompt", max_bytes=1024 * 1024)
+
+
+def kinds(spec):
+    return [(output.name, output.kind) for output in spec.outputs]
+
+
+def test_rectangle_labels_beside_choices_leave_the_rectangles_unfilled():
+    config = """<View><Image name="img" value="$image"/><TextArea name="prompt" toName="img"/>
+      <RectangleLabels name="boxes" toName="img"><Label value="Car"/></RectangleLabels>
+      <Choices name="scene" toName="img"><Choice value="Day"/><Choice value="Night"/></Choices></View>"""
+    spec = parse_labeling_config(config, "prompt")
+    assert kinds(spec) == [("scene", "choices")]
+    assert [(u.name, u.tag) for u in spec.unfilled] == [("boxes", "RectangleLabels")]
+    assert "geometry" in spec.unfilled[0].reason
+
+
+def test_every_in_scope_control_is_an_output():
+    config = """<View>
+      <Text name="text" value="$text"/><Text name="other" value="$other"/>
+      <Paragraphs name="chat" value="$chat"/><HyperText name="page" value="$html"/>
+      <TextArea name="prompt" toName="text"/>
+      <Choices name="single" toName="text"><Choice value="A"/><Choice value="B" alias="b"/></Choices>
+      <Choices name="multi" toName="page" choice="multiple"><Choice value="X"/><Choice value="Y"/></Choices>
+      <Choices name="dynamic" toName="text" value="$options"/>
+      <Labels name="ner" toName="text"><Label value="PER"/></Labels>
+      <ParagraphLabels name="slots" toName="chat"><Label value="City"/></ParagraphLabels>
+      <Taxonomy name="topic" toName="text"><Choice value="Sport"><Choice value="Tennis"/></Choice></Taxonomy>
+      <Rating name="stars" toName="text" maxRating="10"/>
+      <Number name="count" toName="text" min="0"/>
+      <TextArea name="summary" toName="chat"/>
+      <Pairwise name="better" toName="text,other"/>
+    </View>"""
+    spec = parse_labeling_config(config, "prompt")
+    assert kinds(spec) == [
+        ("single", "choices"),
+        ("multi", "choices"),
+        ("dynamic", "choices"),
+        ("ner", "spans"),
+        ("slots", "paragraph_spans"),
+        ("topic", "taxonomy"),
+        ("stars", "rating"),
+        ("count", "number"),
+        ("summary", "text"),
+        ("better", "pairwise"),
+    ]
+    assert spec.unfilled == ()
+    assert [(obj.name, obj.kind, obj.field) for obj in spec.objects] == [
+        ("text", "Text", "text"),
+        ("other", "Text", "other"),
+        ("chat", "Paragraphs", "chat"),
+        ("page", "HyperText", "html"),
+    ]
+    assert [(o.label, o.shown) for o in spec.output("single").options] == [("A", "A"), ("b", "B")]
+    assert spec.output("multi").multiple and not spec.output("single").multiple
+    assert spec.output("multi").target.name == "page"
+    assert spec.output("dynamic").dynamic_field == "options" and spec.output("dynamic").options == ()
+    topic = spec.output("topic").options
+    assert topic[0].shown == "Sport" and [child.shown for child in topic[0].children] == ["Tennis"]
+    assert spec.labels == ["A", "b", "X", "Y"]  # the {labels} of the config's own Choices
+
+
+def test_dynamic_options_come_from_the_task():
+    config = """<View><Text name="t" value="$t"/><TextArea name="prompt" toName="t"/>
+      <Choices name="c" toName="t" value="$options"/></View>"""
+    output = parse_labeling_config(config, "prompt").output("c")
+    data = {"options": [{"value": "Yes"}, "No", {"value": "Maybe", "alias": "M"}, {"html": "<b>no value</b>"}, 3]}
+    assert [(o.label, o.shown) for o in output.options_for(data)] == [("Yes", "Yes"), ("No", "No"), ("M", "Maybe")]
+    assert output.options_for({}) == ()
+    assert output.options_for({"options": "not a list"}) == ()
+
+
+@pytest.mark.parametrize(
+    ("control", "reason"),
+    [
+        ('<TextArea name="note" toName="t" perRegion="true"/>', "per-region"),
+        ('<Choices name="c" toName="t" perRegion="true"><Choice value="A"/></Choices>', "per-region"),
+        ('<Choices name="c" toName="a"><Choice value="A"/></Choices>', "attached to <Audio>"),
+        ('<HyperTextLabels name="h" toName="page"><Label value="A"/></HyperTextLabels>', "HyperText spans"),
+        ('<Labels name="h" toName="page"><Label value="A"/></Labels>', "HyperText spans"),
+        ('<Labels name="l" toName="img"><Label value="A"/></Labels>', "geometry tool"),
+        ('<Labels name="l" toName="chat"><Label value="A"/></Labels>', "use <ParagraphLabels> there"),
+        ('<ParagraphLabels name="l" toName="t"><Label value="A"/></ParagraphLabels>', "need <Paragraphs>"),
+        ('<DateTime name="d" toName="t"/>', "<DateTime> is not filled"),
+        ('<Choices name="c" toName="nowhere"><Choice value="A"/></Choices>', "matches no object"),
+        ('<Choices name="c" toName="t"/>', "lists no options"),
+        ('<Taxonomy name="x" toName="t" apiUrl="https://example.com/tree"/>', "apiUrl"),
+        ('<Pairwise name="p" toName="t,a"/>', "attached to <Audio>"),
+        ('<PolygonLabels name="p" toName="img"><Label value="A"/></PolygonLabels>', "geometry"),
+    ],
+)
+def test_controls_out_of_scope_are_unfilled_with_the_reason(control, reason):
+    config = f"""<View><Text name="t" value="$t"/><HyperText name="page" value="$html"/>
+      <Image name="img" value="$img"/><Audio name="a" value="$audio"/><Paragraphs name="chat" value="$chat"/>
+      <TextArea name="prompt" toName="t"/><TextArea name="answer" toName="t"/>{control}</View>"""
+    spec = parse_labeling_config(config, "prompt")
+    assert kinds(spec) == [("answer", "text")]
+    assert len(spec.unfilled) == 1 and reason in spec.unfilled[0].reason
+
+
+def test_a_config_with_nothing_fillable_is_refused_naming_what_is_unfilled():
+    config = """<View><Image name="img" value="$image"/><TextArea name="prompt" toName="img"/>
+      <RectangleLabels name="boxes" toName="img"><Label value="Car"/></RectangleLabels></View>"""
+    with pytest.raises(LabelingConfigError, match="nowhere to put the answer") as caught:
+        parse_labeling_config(config, "prompt")
+    assert "boxes: geometry" in str(caught.value)

@@ -3,7 +3,15 @@ import pytest
 from shared.domain.config import PromptOptions
 from shared.domain.errors import TaskError
 from shared.domain.labeling import parse_labeling_config
-from shared.domain.prompts import build_messages, choose_prompt, prompt_from_regions, render_prompt
+from shared.domain.prompts import (
+    CACHE_FRIENDLY_PROMPT_TEMPLATE,
+    build_messages,
+    choose_prompt,
+    compose_messages,
+    prompt_from_regions,
+    render_prompt,
+    task_images,
+)
 from tests.conftest import labeling_config
 
 INTERNAL = PromptOptions(
@@ -28,14 +36,14 @@ def test_internal_template_wraps_the_prompt(sarcasm):
 def test_internal_template_may_use_labels_and_task_fields(sarcasm):
     options = INTERNAL.model_copy(update={"template": "{title}: {text} [{labels}] {prompt}"})
     text = render_prompt(sarcasm, options, "classify", {"text": "t", "title": "T"})
-    assert text == "T: t [Sarcastic, Not Sarcastic] classify"
+    assert text == "T: t [['Sarcastic', 'Not Sarcastic']] classify"
 
 
 def test_user_template_fills_task_fields_and_labels(sarcasm):
     prompt = "Classify {text} (by {author}, {meta}) as one of: {labels}"
     data = {"text": "I love it", "author": "ann", "meta": {"n": 1}}
     assert render_prompt(sarcasm, USER, prompt, data) == (
-        'Classify I love it (by ann, {"n": 1}) as one of: Sarcastic, Not Sarcastic'
+        "Classify I love it (by ann, {\"n\": 1}) as one of: ['Sarcastic', 'Not Sarcastic']"
     )
 
 
@@ -128,3 +136,88 @@ def test_default_prompt_needs_user_template_mode_as_in_the_reference():
     options = INTERNAL.model_copy(update={"default_prompt": "Classify {text}"})
     with pytest.raises(TaskError, match="only used with USE_INTERNAL_PROMPT_TEMPLATE=0"):
         choose_prompt(None, None, options)
+
+
+def test_without_instructions_the_layout_is_the_references_single_user_message(sarcasm):
+    data = {"text": "I love Mondays"}
+    assert compose_messages(sarcasm, INTERNAL, "Is it sarcastic?", data) == [
+        {"role": "user", "content": render_prompt(sarcasm, INTERNAL, "Is it sarcastic?", data)}
+    ]
+
+
+def test_what_is_the_same_for_every_task_comes_first():
+    spec = parse_labeling_config(labeling_config("sarcasm"), "prompt")
+    options = INTERNAL.model_copy(update={"template": CACHE_FRIENDLY_PROMPT_TEMPLATE})
+    first = compose_messages(spec, options, "Is it sarcastic?", {"text": "one"}, instructions="Answer in JSON.")
+    second = compose_messages(spec, options, "Is it sarcastic?", {"text": "two"}, instructions="Answer in JSON.")
+    assert first == [
+        {"role": "system", "content": "Task Directive: Is it sarcastic?\n\nAnswer in JSON."},
+        {"role": "user", "content": "Source Text: one"},
+    ]
+    assert first[0] == second[0]
+    reference = compose_messages(spec, INTERNAL, "Is it sarcastic?", {"text": "one"}, instructions="Answer in JSON.")
+    assert reference == [
+        {"role": "system", "content": "Answer in JSON."},
+        {"role": "user", "content": "Source Text: one\n\nTask Directive: Is it sarcastic?"},
+    ]
+
+
+def test_labels_stay_in_the_fixed_part_and_task_fields_move_to_the_task_part(sarcasm):
+    options = INTERNAL.model_copy(update={"template": "{prompt}\nLabels: {labels}\nTitle: {title}\n{text}"})
+    messages = compose_messages(sarcasm, options, "Classify.", {"text": "t", "title": "T"})
+    assert messages == [
+        {"role": "system", "content": "Classify.\nLabels: ['Sarcastic', 'Not Sarcastic']"},
+        {"role": "user", "content": "Title: T\nt"},
+    ]
+    whole = render_prompt(sarcasm, options, "Classify.", {"text": "t", "title": "T"})
+    assert "\n".join(message["content"] for message in messages) == whole  # the same words, cut in two
+
+
+def test_user_template_mode_keeps_the_prompt_as_written_in_the_user_message(sarcasm):
+    prompt = "Is {text} one of {labels}?"
+    messages = compose_messages(sarcasm, USER, prompt, {"text": "x"}, instructions="JSON please", task_notes="N")
+    assert messages == [
+        {"role": "system", "content": "JSON please"},
+        {"role": "user", "content": "Is x one of ['Sarcastic', 'Not Sarcastic']?\n\nN"},
+    ]
+
+
+def test_several_objects_are_all_sent_each_named_and_images_attached():
+    config = """<View><Text name="question" value="$q"/><Image name="photo" value="$img"/>
+      <Image name="scan" value="$scan"/><Paragraphs name="chat" value="$chat"/>
+      <TextArea name="prompt" toName="question"/>
+      <ParagraphLabels name="slots" toName="chat"><Label value="City"/></ParagraphLabels></View>"""
+    spec = parse_labeling_config(config, "prompt")
+    data = {
+        "q": "Where?",
+        "img": "https://x/1.png",
+        "chat": [{"author": "a", "text": "Rome"}, {"author": "b", "text": "ok"}],
+    }
+    messages = compose_messages(spec, INTERNAL, "Answer", data, image_urls=["data:1", "data:2"])
+    assert messages == [
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "text",
+                    "text": "Source Text: ### question (Text)\nWhere?\n\n### photo (Image)\n(the attached image)\n\n"
+                    "### chat (Paragraphs)\n[0] a: Rome\n[1] b: ok\n\nTask Directive: Answer",
+                },
+                {"type": "image_url", "image_url": {"url": "data:1"}},
+                {"type": "image_url", "image_url": {"url": "data:2"}},
+            ],
+        }
+    ]
+    assert [(obj.name, value) for obj, value in task_images(spec, data)] == [("photo", "https://x/1.png")]
+    assert [obj.name for obj, _ in task_images(spec, {**data, "scan": "s.png"})] == ["photo", "scan"]
+    assert render_prompt(spec, USER, "{chat}", data) == "[0] a: Rome\n[1] b: ok"
+    with pytest.raises(TaskError, match='task data has no field "q"'):
+        compose_messages(spec, INTERNAL, "Answer", {"img": "x"})
+
+
+def test_dynamic_options_join_the_labels_of_the_task():
+    config = """<View><Text name="t" value="$t"/><TextArea name="prompt" toName="t"/>
+      <Choices name="fixed" toName="t"><Choice value="a"/></Choices>
+      <Choices name="d" toName="t" value="$opts"/></View>"""
+    spec = parse_labeling_config(config, "prompt")
+    assert render_prompt(spec, USER, "{labels}", {"t": "x", "opts": [{"value": "b"}, "a"]}) == "['a', 'b']"

@@ -1,0 +1,287 @@
+"""From the model's answer objects to Label Studio regions, each checked by the SDK.
+
+An answer is a dict shaped by ``schema.answer_schema``: control name → value.  The first answer
+gives the labels, spans, ratings and numbers; output TextAreas hold the texts of every answer (one
+per ``NUM_RESPONSES``), as in text mode.  Regions are built with the control's own ``label(...)``
+and then checked one by one with ``LabelInterface.validate_region``: a region the SDK refuses, or a
+value that names no label of the config, is dropped and its reason returned for the caller to log;
+the other regions are kept.  The prompt TextArea echoes the prompt, as it always did.
+
+Two SDK quirks are handled here: ``create_regions``/``label`` keep no ``text`` on a span (it is added
+to the value, as Label Studio's editor stores it), and the SDK builds a Pairwise region the way Label
+Studio's editor does (``to_name`` is the Pairwise tag itself) but its own ``validate_region`` refuses
+that ``to_name``; so a Pairwise region is checked as if it pointed to its first object and sent as
+the editor writes it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.domain.labeling import (
+    CHOICES,
+    NUMBER,
+    PAIRWISE,
+    PARAGRAPH_SPANS,
+    RATING,
+    SPANS,
+    TAXONOMY,
+    TEXT,
+    LabelingSpec,
+    Option,
+    Output,
+)
+from shared.domain.schema import choice_list, taxonomy_paths
+from shared.domain.score import prediction_score
+from shared.domain.spans import locate
+
+LABEL_KINDS = (CHOICES, SPANS, PARAGRAPH_SPANS, TAXONOMY, PAIRWISE)
+
+
+@dataclass
+class Filled:
+    """The regions of one prediction, what was dropped and why, and what scores it."""
+
+    regions: list[dict] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    confidences: list[float] = field(default_factory=list)  # one per chosen label: how well it matched
+    labels: list[str] = field(default_factory=list)  # the chosen labels as the model wrote them
+    asks_for_labels: bool = False
+
+    def score(self, tokens: Sequence[Any] | None = None) -> float:
+        """The prediction's score, from the answer's token log-probabilities when given (see score.py)."""
+        return prediction_score(self.confidences, self.asks_for_labels, tokens, self.labels)
+
+
+class _Refused(ValueError):
+    """A value of the answer that cannot become a region; the message says why."""
+
+
+def _region(output: Output, **value: Any) -> dict:
+    return json.loads(output.control.label(**value).to_json())
+
+
+def _match(written: Any, choices: Mapping[str, Any]) -> Any:
+    """What Label Studio stores for the label the model wrote: exact, else ignoring case and spacing."""
+    if not isinstance(written, str):
+        raise _Refused(f"expected a label, got {written!r}")
+    if written in choices:
+        return choices[written]
+    folded = " ".join(written.split()).casefold()
+    for shown, stored in choices.items():
+        if " ".join(shown.split()).casefold() == folded:
+            return stored
+    known = list(choices)
+    listed = str(known) if len(known) <= 20 else f"{str(known[:20])[:-1]}, … ({len(known)} in all)]"
+    raise _Refused(f"{written!r} is not one of {listed}")
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _label_map(options: Sequence[Option]) -> dict[str, str]:
+    mapping = {option.shown: option.label for option in options}
+    mapping.update({option.label: option.label for option in options if option.label not in mapping})
+    return mapping
+
+
+class _Builder:
+    def __init__(self, spec: LabelingSpec, data: Mapping[str, Any], filled: Filled) -> None:
+        self.spec = spec
+        self.data = data
+        self.filled = filled
+
+    def drop(self, output: Output, reason: str) -> None:
+        self.filled.dropped.append(f"{output.name}: {reason}")
+
+    def keep(self, output: Output, region: dict, labels: Sequence[str] = (), confidence: float = 1.0) -> None:
+        """Keep ``region`` if the SDK accepts it for this config."""
+        checked = dict(region)
+        if output.kind == PAIRWISE:
+            checked["to_name"] = output.control.to_name[0]
+        errors = self.spec.interface.validate_region(checked, return_errors=True)
+        if errors:
+            self.drop(output, "; ".join(errors))
+            return
+        self.filled.regions.append(region)
+        self.filled.labels.extend(labels)
+        self.filled.confidences.extend([confidence] * len(labels))
+
+    # --- one function per output kind: the first answer's value → regions ----------------------------
+    def choices(self, output: Output, value: Any) -> None:
+        mapping = _label_map(output.options_for(self.data))
+        written = [item for item in _as_list(value) if item is not None]
+        if not output.multiple:
+            written = written[:1]
+        chosen: dict[str, str] = {}
+        for item in written:
+            try:
+                chosen.setdefault(_match(item, mapping), item)
+            except _Refused as exc:
+                self.drop(output, str(exc))
+        if chosen:
+            self.keep(output, _region(output, label=list(chosen)), labels=list(chosen.values()))
+
+    def taxonomy(self, output: Output, value: Any) -> None:
+        options = output.options_for(self.data)
+        paths = taxonomy_paths(output, options)
+        stored = {tuple(path): path for path in paths.values()}
+        chosen: dict[tuple[str, ...], str] = {}
+        for item in _as_list(value):
+            if isinstance(item, list) and tuple(item) in stored:  # the SDK's own form: a list of labels
+                chosen.setdefault(tuple(item), " / ".join(item))
+                continue
+            try:
+                chosen.setdefault(tuple(_match(item, paths)), item)
+            except _Refused as exc:
+                self.drop(output, str(exc))
+        if chosen:
+            region = _region(output, taxonomy=[list(path) for path in chosen])
+            self.keep(output, region, labels=list(chosen.values()))
+
+    def spans(self, output: Output, value: Any) -> None:
+        text = self.data.get(output.target.field or "")
+        if not isinstance(text, str):
+            self.drop(output, f"task data field {output.target.field!r} holds no text to find spans in")
+            return
+        mapping = _label_map(output.options_for(self.data))
+        items = []
+        for item in _as_list(value):
+            try:
+                if not isinstance(item, Mapping):
+                    raise _Refused(f"expected {{text, label, start}}, got {item!r}")
+                hint = item.get("start")
+                items.append((item, _match(item.get("label"), mapping), hint if type(hint) is int else None))
+            except _Refused as exc:
+                self.drop(output, str(exc))
+        placed = locate(text, [(str(item.get("text") or ""), hint) for item, _label, hint in items])
+        for (item, label, _hint), span in zip(items, placed, strict=True):
+            if span is None:
+                quote = item.get("text")
+                self.drop(output, f"{quote!r} is not in the text of {output.target.name} (or not that often)")
+                continue
+            region = _region(output, label=[label], start=span.start, end=span.end)
+            region["value"]["text"] = span.text
+            self.keep(output, region, labels=[item["label"]], confidence=span.confidence)
+
+    def paragraph_spans(self, output: Output, value: Any) -> None:
+        utterances = self.data.get(output.target.field or "")
+        if not isinstance(utterances, list):
+            self.drop(output, f"task data field {output.target.field!r} holds no list of utterances")
+            return
+        text_key = output.target.tag.attr.get("textKey", "text")
+        texts = [str(item.get(text_key, "")) if isinstance(item, Mapping) else "" for item in utterances]
+        taken: list[set[tuple[int, int]]] = [set() for _ in texts]
+        mapping = _label_map(output.options_for(self.data))
+        for item in _as_list(value):
+            try:
+                if not isinstance(item, Mapping):
+                    raise _Refused(f"expected {{paragraph, text, label}}, got {item!r}")
+                label = _match(item.get("label"), mapping)
+            except _Refused as exc:
+                self.drop(output, str(exc))
+                continue
+            quote, said = str(item.get("text") or ""), item.get("paragraph")
+            order = list(range(len(texts)))
+            if type(said) is int and 0 <= said < len(texts):  # the named utterance first, then the others
+                order.remove(said)
+                order.insert(0, said)
+            found = next(
+                ((index, span) for index in order if (span := locate(texts[index], [(quote, None)], taken[index])[0])),
+                None,
+            )
+            if found is None:
+                self.drop(output, f"{quote!r} is in no utterance of {output.target.name} (or not that often)")
+                continue
+            index, span = found
+            region = _region(
+                output, label=[label], start=str(index), end=str(index), startOffset=span.start, endOffset=span.end
+            )
+            region["value"]["text"] = span.text
+            self.keep(output, region, labels=[item["label"]], confidence=span.confidence)
+
+    def rating(self, output: Output, value: Any) -> None:
+        top = int(output.control.attr.get("maxRating", 5))
+        if type(value) is float and value.is_integer():
+            value = int(value)
+        if type(value) is not int or not 1 <= value <= top:
+            self.drop(output, f"a rating must be a whole number from 1 to {top}, got {value!r}")
+            return
+        self.keep(output, _region(output, rating=value))
+
+    def number(self, output: Output, value: Any) -> None:
+        if type(value) not in (int, float):
+            self.drop(output, f"expected a number, got {value!r}")
+            return
+        low, high = (output.control.attr.get(bound) for bound in ("min", "max"))
+        if (low is not None and value < float(low)) or (high is not None and value > float(high)):
+            self.drop(output, f"{value} is outside [{low}, {high}]")
+            return
+        self.keep(output, _region(output, number=value))
+
+    def pairwise(self, output: Output, value: Any) -> None:
+        if value not in ("left", "right"):
+            self.drop(output, f'expected "left" or "right", got {value!r}')
+            return
+        self.keep(output, json.loads(output.control.label(value).to_json()), labels=[value])
+
+    def text(self, output: Output, answers: Sequence[Mapping[str, Any]]) -> None:
+        texts = [
+            item
+            for answer in answers
+            for item in _as_list(answer.get(output.name))
+            if isinstance(item, str) and item.strip()
+        ]
+        if texts:
+            self.keep(output, _region(output, text=texts))
+
+
+def prose_answers(
+    spec: LabelingSpec, texts: Sequence[str], read: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Text mode's answers in the shape ``regions_from_answers`` takes: each output TextArea holds every
+    prose answer, and ``read`` (what was read out of the first answer's prose, shaped like the answer
+    schema: control name → labels, spans …) joins the first."""
+    answers: list[dict[str, Any]] = [{tag.name: text for tag in spec.text_outputs} for text in texts]
+    if read:
+        first = answers[0] if answers else {}
+        answers[:1] = [{**read, **first}]
+    return answers
+
+
+def regions_from_answers(
+    spec: LabelingSpec, answers: Sequence[Mapping[str, Any]], data: Mapping[str, Any], prompt: str | None
+) -> Filled:
+    """The regions of one prediction from its answers (see the module's docstring)."""
+    filled = Filled(asks_for_labels=any(output.kind in LABEL_KINDS for output in spec.outputs))
+    builder = _Builder(spec, data, filled)
+    first = answers[0] if answers else {}
+    for output in spec.outputs:
+        if output.kind == TEXT:
+            builder.text(output, answers)
+            continue
+        value = first.get(output.name)
+        if value is None or value == []:
+            continue
+        if output.kind in (CHOICES, TAXONOMY, SPANS, PARAGRAPH_SPANS) and not choice_list(
+            output, output.options_for(data)
+        ):
+            builder.drop(output, f"the task has no options in {output.dynamic_field!r}")
+            continue
+        handler = {
+            CHOICES: builder.choices,
+            TAXONOMY: builder.taxonomy,
+            SPANS: builder.spans,
+            PARAGRAPH_SPANS: builder.paragraph_spans,
+            RATING: builder.rating,
+            NUMBER: builder.number,
+            PAIRWISE: builder.pairwise,
+        }[output.kind]
+        handler(output, value)
+    if prompt:
+        filled.regions.append(spec.region(spec.prompt, text=[prompt]))
+    return filled

@@ -1,0 +1,211 @@
+"""The JSON schema of the model's answer, in OpenAI's strict subset, and the words that explain it.
+
+The answer is one JSON object with a property per filled control, named as the control.  Choices,
+Rating, Number, TextArea and Pairwise start from the SDK's ``to_json_schema()``, rewritten by
+``strict.to_strict``.  Two kinds get a shape of their own, because the SDK's would make the model do
+what it does badly:
+
+- spans (``Labels`` on Text, ``ParagraphLabels``): the model quotes each entity as written, with its
+  label (and a start hint, or the utterance index), and ``spans.py`` finds the offsets; models are
+  good at quoting and bad at counting characters;
+- Taxonomy: one string per chosen path ("Bias / Gender"), from the list of valid paths, instead of
+  arrays of any labels in any order.
+
+Dynamic options (``<Choices value="$options">``) come from the task's data, so the schema of such a
+config depends on the task; everything else about it is fixed by the labeling config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from shared.domain.labeling import (
+    CHOICES,
+    NUMBER,
+    PAIRWISE,
+    PARAGRAPH_SPANS,
+    RATING,
+    SPANS,
+    TAXONOMY,
+    TEXT,
+    LabelingSpec,
+    Option,
+    Output,
+)
+from shared.domain.strict import LARGE_ENUM, MAX_ENUM_VALUES, MAX_LARGE_ENUM_STRING, nullable, to_strict
+
+DEFAULT_PATH_SEPARATOR = " / "
+SPAN_TEXT_RULE = "the exact text as written in the source (same characters, same case), not paraphrased"
+
+
+def path_separator(output: Output) -> str:
+    return output.control.attr.get("pathSeparator") or DEFAULT_PATH_SEPARATOR
+
+
+def taxonomy_paths(output: Output, options: Sequence[Option]) -> dict[str, list[str]]:
+    """The selectable paths as the model names them ("A / B") → the label path Label Studio stores."""
+    leafs_only = output.control.attr.get("leafsOnly") == "true"
+    separator = path_separator(output)
+    paths: dict[str, list[str]] = {}
+
+    def visit(nodes: Sequence[Option], shown: list[str], stored: list[str]) -> None:
+        for node in nodes:
+            here_shown, here_stored = [*shown, node.shown], [*stored, node.label]
+            if node.children:
+                visit(node.children, here_shown, here_stored)
+            if not node.children or not leafs_only:
+                paths.setdefault(separator.join(here_shown), here_stored)
+
+    visit(options, [], [])
+    return paths
+
+
+def _shown(options: Sequence[Option]) -> list[str]:
+    return list(dict.fromkeys(option.shown for option in options))
+
+
+def choice_list(output: Output, options: Sequence[Option]) -> list[str]:
+    """What the model picks from: the labels as shown, or the Taxonomy's paths."""
+    return list(taxonomy_paths(output, options)) if output.kind == TAXONOMY else _shown(options)
+
+
+def _span_item(output: Output, labels: list[str]) -> dict:
+    properties: dict[str, Any] = {}
+    if output.kind == PARAGRAPH_SPANS:
+        properties["paragraph"] = {
+            "type": "integer",
+            "minimum": 0,
+            "description": f"the number of the utterance in {output.target.name} that holds the text",
+        }
+    properties["text"] = {"type": "string", "description": SPAN_TEXT_RULE}
+    properties["label"] = {"type": "string", "enum": labels}
+    if output.kind == SPANS:
+        properties["start"] = nullable(
+            {"type": "integer", "minimum": 0, "description": "the character offset where the text starts, if known"}
+        )
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+def output_schema(output: Output, options: Sequence[Option]) -> dict:
+    """One control's part of the answer schema (before the strict rewrite)."""
+    control = output.control
+    if output.kind in (SPANS, PARAGRAPH_SPANS):
+        schema: dict[str, Any] = {"type": "array", "items": _span_item(output, _shown(options))}
+    elif output.kind == TAXONOMY:
+        schema = {"type": "array", "items": {"type": "string", "enum": choice_list(output, options)}}
+    elif output.kind == CHOICES:
+        schema = control.model_copy(update={"labels": _shown(options)}).to_json_schema()
+    else:
+        schema = control.to_json_schema()
+    if output.kind == RATING:
+        schema["minimum"] = 1
+    schema["description"] = describe(output, options, list_labels=False)
+    return schema
+
+
+def describe(output: Output, options: Sequence[Option], list_labels: bool = True) -> str:
+    """What to put in one field, in words: the instructions' line, and (without the label lists, which
+    the enum already holds) the schema's description."""
+    target = f"`{output.target.name}`"
+    if not list_labels:
+        labels = "the enum's values"
+    elif options or output.dynamic_field is None:
+        labels = str(choice_list(output, options))
+    else:
+        labels = "the options listed with the task"
+    kind = output.kind
+    if kind == CHOICES:
+        if output.multiple:
+            return f"the labels that apply to {target}: any of {labels} (an empty list if none applies)"
+        return f"the label that applies to {target}: one of {labels}, or null if none applies"
+    if kind == TAXONOMY:
+        return f"the categories that apply to {target}, each a path from {labels}"
+    if kind == SPANS:
+        return (
+            f"every mention in {target} to label, each as {{text, label, start}}: text is {SPAN_TEXT_RULE}; "
+            f"label one of {labels}; start the character offset if known, else null; list a repeated "
+            "mention once per occurrence"
+        )
+    if kind == PARAGRAPH_SPANS:
+        return (
+            f"every mention in the utterances of {target} to label, each as {{paragraph, text, label}}: "
+            f"paragraph is the utterance's number, text is {SPAN_TEXT_RULE}, within that utterance; "
+            f"label one of {labels}"
+        )
+    if kind == RATING:
+        return f"a rating of {target} from 1 to {int(output.control.attr.get('maxRating', 5))}, or null"
+    if kind == NUMBER:
+        low, high = output.control.attr.get("min"), output.control.attr.get("max")
+        bounds = f" between {low} and {high}" if low is not None and high is not None else ""
+        return f"a number for {target}{bounds}, or null"
+    if kind == TEXT:
+        return f"your text answer about {target}"
+    if kind == PAIRWISE:
+        left, right = output.control.to_name[:2]
+        return f'which is better: "left" for `{left}` or "right" for `{right}`, or null'
+    raise ValueError(f"unknown output kind {kind!r}")
+
+
+def _enum_nodes(node: Any) -> Iterator[dict]:
+    if isinstance(node, dict):
+        if isinstance(node.get("enum"), list):
+            yield node
+        for value in node.values():
+            yield from _enum_nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _enum_nodes(value)
+
+
+def _too_big(enum: list) -> bool:
+    return len(enum) > LARGE_ENUM and sum(len(str(value)) for value in enum) > MAX_LARGE_ENUM_STRING
+
+
+def _fit_enum_limits(schema: dict) -> None:
+    """Drop the largest enums (the field becomes a plain string) until the schema is within OpenAI's limits.
+
+    The labels stay in the description and the instructions, and an answer naming something else is
+    refused when it becomes regions, so a huge taxonomy still works, only less tightly guided.
+    """
+    nodes = sorted(_enum_nodes(schema), key=lambda node: len(node["enum"]), reverse=True)
+    total = sum(len(node["enum"]) for node in nodes)
+    for node in nodes:
+        if total <= MAX_ENUM_VALUES and not _too_big(node["enum"]):
+            continue
+        total -= len(node.pop("enum"))
+
+
+def answer_schema(spec: LabelingSpec, data: Mapping[str, Any]) -> dict:
+    """The strict JSON schema of the answer for one task (the task matters only for dynamic options).
+
+    Outputs whose dynamic options this task does not provide are left out.
+    """
+    properties: dict[str, Any] = {}
+    for output in spec.outputs:
+        options = output.options_for(data)
+        if output.kind in (CHOICES, SPANS, PARAGRAPH_SPANS, TAXONOMY) and not options:
+            continue
+        properties[output.name] = output_schema(output, options)
+    # A control the config marks required="true" must be answered; any other may stay empty (null).
+    required = [name for name in properties if spec.output(name).required]
+    schema = to_strict({"type": "object", "properties": properties, "required": required})
+    _fit_enum_limits(schema)
+    return schema
+
+
+def answer_instructions(spec: LabelingSpec) -> str:
+    """The system message's part about the answer: the same for every task of a labeling config."""
+    lines = ["Answer with one JSON object that has these fields:"]
+    lines.extend(f'- "{output.name}": {describe(output, output.options)}' for output in spec.outputs)
+    return "\n".join(lines)
+
+
+def task_instructions(spec: LabelingSpec, data: Mapping[str, Any]) -> str | None:
+    """The options of this task for dynamic-option controls, to go with the task's data."""
+    lines = [
+        f'Options for "{output.name}": {choice_list(output, output.options_for(data))}'
+        for output in spec.outputs
+        if output.dynamic_field is not None and output.options_for(data)
+    ]
+    return "\n".join(lines) or None

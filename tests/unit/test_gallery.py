@@ -1,0 +1,152 @@
+"""Every Label Studio gallery template whose objects this backend reads, with a prompt TextArea added.
+
+For each: the spec builds (or, when nothing in it is fillable, is refused naming why), the answer's
+schema passes the strict checker, and a sample answer generated from that schema (as the SDK's
+``generate_sample_prediction`` does from its own) becomes regions that ``validate_prediction``
+accepts.  Each test prints a line: the template, the controls in scope, how many were filled and
+what is left unfilled.  The configs are copied from label-studio 1.23.2 (see gallery/README.md).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from label_studio_sdk.label_interface import LabelInterface
+
+from shared.domain.answer_regions import regions_from_answers
+from shared.domain.labeling import (
+    PARAGRAPH_SPANS,
+    SPANS,
+    SUPPORTED_OBJECTS,
+    LabelingConfigError,
+    LabelingSpec,
+    Output,
+    parse_labeling_config,
+)
+from shared.domain.schema import answer_schema
+from shared.domain.strict import strict_violations, to_strict
+
+GALLERY = Path(__file__).resolve().parents[1] / "configs" / "gallery"
+TEMPLATES = sorted(GALLERY.glob("*.xml"))
+
+
+def with_prompt(config: str) -> str:
+    """The config with a prompt TextArea on its first object that reads task data."""
+    interface = LabelInterface(config)
+    target = next(obj for obj in interface.objects if obj.tag in SUPPORTED_OBJECTS and obj.value_is_variable)
+    taken = {tag.name for tag in [*interface.controls, *interface.objects]}
+    name = next(candidate for candidate in ("prompt", "prompt-llm", "prompt-llm-2") if candidate not in taken)
+    end = config.rindex("</View>")
+    return f'{config[:end]}<TextArea name="{name}" toName="{target.name}"/>{config[end:]}'
+
+
+def sample_task(config: str) -> dict:
+    """The template's own sample data (in its comment), over the SDK's generated examples."""
+    interface = LabelInterface(config)
+    generated = interface.generate_sample_task(mode="upload", secure_mode=False)
+    embedded = LabelInterface.get_task_from_labeling_config(config)[0] or {}
+    return {**generated, **embedded}
+
+
+def quoter(output: Output, data: dict, rng: random.Random):
+    """Picks words the model could quote for this span output, each (utterance index, word) once."""
+    value = data[output.target.field]
+    if output.kind == PARAGRAPH_SPANS:
+        text_key = output.target.tag.attr.get("textKey", "text")
+        texts = [str(item[text_key]) for item in value]
+    else:
+        texts = [value]
+    words = [(index, word) for index, text in enumerate(texts) for word in text.split()]
+    rng.shuffle(words)
+    return lambda: words.pop()
+
+
+def has_empty_enum(node: Any) -> bool:
+    """Dynamic options make the SDK write an empty enum: no schema can be had without the task."""
+    if isinstance(node, dict):
+        return node.get("enum") == [] or any(has_empty_enum(value) for value in node.values())
+    return isinstance(node, list) and any(has_empty_enum(value) for value in node)
+
+
+def sample_value(node: dict, rng: random.Random, quote: Any) -> Any:
+    """A value valid for a strict schema node; span items quote the task's text."""
+    if "anyOf" in node:
+        return sample_value(next(b for b in node["anyOf"] if b.get("type") != "null"), rng, quote)
+    if "enum" in node:
+        return rng.choice(node["enum"])
+    kind = node["type"]
+    if kind == "object":
+        properties = node["properties"]
+        if {"text", "label"} <= properties.keys():
+            index, word = quote()
+            item = {name: sample_value(child, rng, quote) for name, child in properties.items()}
+            item["text"] = word
+            if "paragraph" in item:
+                item["paragraph"] = index
+            if "start" in item:
+                item["start"] = None
+            return item
+        return {name: sample_value(child, rng, quote) for name, child in properties.items()}
+    if kind == "array":
+        return [sample_value(node["items"], rng, quote) for _ in range(rng.randint(1, 2))]
+    if kind == "integer":
+        return rng.randint(node.get("minimum", 0), node.get("maximum", 10))
+    if kind == "number":
+        return rng.uniform(node.get("minimum", 0), node.get("maximum", 100))
+    if kind == "string":
+        return "A sample answer."
+    raise AssertionError(f"no sample for {node}")
+
+
+def sample_answer(spec: LabelingSpec, schema: dict, data: dict, seed: int) -> dict:
+    rng = random.Random(seed)
+    answer = {}
+    for name, node in schema["properties"].items():
+        output = spec.output(name)
+        quote = quoter(output, data, rng) if output.kind in (SPANS, PARAGRAPH_SPANS) else None
+        answer[name] = sample_value(node, rng, quote)
+    return answer
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda path: path.stem)
+def test_gallery_template(path: Path) -> None:
+    config = with_prompt(path.read_text())
+    interface = LabelInterface(config)
+    sdk_schema = interface.to_json_schema()  # the SDK's own schema of the whole config, rewritten
+    sdk_schema["properties"] = {k: v for k, v in sdk_schema["properties"].items() if not has_empty_enum(v)}
+    assert strict_violations(to_strict(sdk_schema)) == []
+
+    try:
+        spec = parse_labeling_config(config, "prompt")
+    except LabelingConfigError as exc:
+        assert "nowhere to put the answer" in str(exc)
+        controls = [tag for tag in interface.controls if not tag.name.startswith("prompt")]
+        assert all(f"{tag.name}: " in str(exc) for tag in controls)  # each named with its reason
+        print(f"{path.stem}: refused, nothing fillable ({str(exc).split('(not filled: ')[1][:-1]})")
+        return
+
+    data = sample_task(config)
+    schema = answer_schema(spec, data)
+    assert strict_violations(schema) == []
+    for seed in range(3):
+        answer = sample_answer(spec, schema, data, seed)
+        jsonschema.Draft202012Validator(schema).validate(answer)
+        filled = regions_from_answers(spec, [answer], data, "Label this task")
+        assert filled.dropped == []
+        checked = [region for region in filled.regions if region["type"] != "pairwise"]
+        assert (
+            spec.interface.validate_prediction({"result": checked, "score": filled.score()}, return_errors=True) == []
+        )
+        filled_names = {region["from_name"] for region in filled.regions} - {spec.prompt.name}
+        assert filled_names == set(schema["properties"]), "every field of the answer became a region"
+
+    kinds = ", ".join(f"{output.name}:{output.control.tag}" for output in spec.outputs)
+    unfilled = "; ".join(f"{u.name}:{u.tag} ({u.reason[:60]})" for u in spec.unfilled) or "-"
+    print(
+        f"{path.stem}: objects {[obj.kind for obj in spec.objects]}; in scope {len(spec.outputs)} [{kinds}]; "
+        f"filled {len(filled_names)}/{len(spec.outputs)}; unfilled {unfilled}"
+    )
