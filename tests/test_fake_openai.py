@@ -359,6 +359,20 @@ def test_a_batch_with_a_bad_input_file_fails_validation(client):
     ]
 
 
+def test_files_can_be_looked_up_and_deleted(client, fake_llm):
+    uploaded = client.files.create(file=("tasks.jsonl", batch_file("a")), purpose="batch")
+    found = client.files.retrieve(uploaded.id)
+    assert (found.filename, found.purpose, found.bytes, found.status) == (
+        "tasks.jsonl",
+        "batch",
+        uploaded.bytes,
+        "processed",
+    )
+    assert client.files.delete(uploaded.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.files.content(uploaded.id)
+
+
 def test_batches_are_listed_newest_first_page_by_page(client, fake_llm):
     first, second = start_batch(client, batch_file("a")), start_batch(client, batch_file("b"))
     assert [batch.id for batch in client.batches.list()] == [second.id, first.id]

@@ -47,12 +47,12 @@ class FakeOpenAI:
     batch_line_failures: dict[str, tuple[int, str]] = field(default_factory=dict)
     batch_max_requests: int = 50_000
     batch_max_bytes: int = 200 * 1024 * 1024  # what the pinned openai client documents for a batch input file
+    clock_offset: float = 0.0  # seconds the fake's clock is ahead of the wall clock: see advance_clock
     # Records
     requests: list[RecordedRequest] = field(default_factory=list, repr=False)
     completions: list[Completion] = field(default_factory=list, repr=False)
     files: dict[str, StoredFile] = field(default_factory=dict, repr=False)
     batches: dict[str, FakeBatch] = field(default_factory=dict, repr=False)
-    clock_offset: float = 0.0
     _failures: deque = field(default_factory=deque, repr=False)
     _prefix_cache: PrefixCache = field(default_factory=PrefixCache, repr=False)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1), repr=False)
