@@ -18,7 +18,8 @@ def test_openai_provider_sends_model_n_temperature_and_key(fake_llm, make_settin
     settings = make_settings(temperature=0.3, num_responses=2, openai_model="gpt-4o-mini")
     answer = LLM(store, 0).complete(settings.defaults.llm, MESSAGES)
     assert answer.texts == ["ANSWER to: Say hi", "ANSWER to: Say hi #2"]
-    assert (answer.prompt_tokens, answer.completion_tokens, answer.cached) == (11, 7, False)
+    # the fake counts 4 characters a token: the 50-character prompt JSON, answers of 17 and 20 characters
+    assert (answer.prompt_tokens, answer.completion_tokens, answer.cached) == (13, 5 + 5, False)
     [request] = fake_llm.chat_requests
     assert request.path == "/v1/chat/completions"
     assert request.headers["authorization"] == f"Bearer {TEST_API_KEY}"

@@ -40,15 +40,17 @@ def test_metrics_count_requests_llm_calls_tokens_cache_and_latency(make_client, 
     )
     assert found[("llm_backend_llm_calls_total", tuple(sorted((*model, ("outcome", "ok")))))] == 1
     assert found[("llm_backend_llm_calls_total", tuple(sorted((*model, ("outcome", "refused")))))] == 1
-    assert found[("llm_backend_llm_tokens_total", tuple(sorted((*model, ("direction", "in")))))] == 11
-    assert found[("llm_backend_llm_tokens_total", tuple(sorted((*model, ("direction", "out")))))] == 7
+    [call] = fake_llm.live_completions
+    tokens_in, tokens_out = call.answer["usage"]["prompt_tokens"], call.answer["usage"]["completion_tokens"]
+    assert found[("llm_backend_llm_tokens_total", tuple(sorted((*model, ("direction", "in")))))] == tokens_in
+    assert found[("llm_backend_llm_tokens_total", tuple(sorted((*model, ("direction", "out")))))] == tokens_out
     assert found[("llm_backend_llm_cache_total", (("result", "hit"),))] == 1
     assert found[("llm_backend_llm_cache_total", (("result", "miss"),))] == 2
     assert found[("llm_backend_interactive_seconds_count", ())] == 3
     assert found[("llm_backend_llm_seconds_count", model)] == 2
     assert found[("llm_backend_jobs", (("state", "running"),))] == 0
     assert found[("llm_backend_queue_depth", (("queue", "batch"),))] == 0
-    assert store.usage("7") == {"gpt-3.5-turbo": {"in": 11, "out": 7}}
+    assert store.usage("7") == {"gpt-3.5-turbo": {"in": tokens_in, "out": tokens_out}}
 
 
 def test_cost_comes_from_the_price_table():

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
+from shared.domain.pricing import DEFAULT_PRICES, estimate_cost
 from tests.conftest import labeling_config
 from tests.e2e.conftest import BASIC_AUTH
 from tests.e2e.label_studio_server import TOKEN
@@ -238,7 +239,12 @@ def test_cli_batch_predicts_a_project_and_sums_up(ls, backend, label_studio, fak
     assert result.returncode == 0, result.stderr
     assert f"29 of 30 tasks, model version {version}" in result.stdout
     assert "tasks 29: done 29, failed 0, pushed 29" in result.stdout
-    assert "tokens in 319, out 203; estimated cost $0.0005" in result.stdout
+    calls = [call for call in fake_llm.live_completions if marker in str(call.body["messages"])]
+    tokens_in = sum(call.answer["usage"]["prompt_tokens"] for call in calls)
+    tokens_out = 29 * 5  # the fake counts 4 characters a token: ANSWER has 19
+    cost = estimate_cost(DEFAULT_PRICES, "gpt-3.5-turbo", tokens_in, tokens_out)
+    assert len(calls) == 29
+    assert f"tokens in {tokens_in}, out {tokens_out}; estimated cost ${cost:.4f}" in result.stdout
     found = predictions(ls, project)
     assert len(found) == 29 and {p["model_version"] for p in found} == {version}
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)

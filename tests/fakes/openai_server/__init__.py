@@ -1,0 +1,26 @@
+"""A fake OpenAI-compatible server that tests reach over real HTTP through the real ``openai`` client.
+
+It answers chat completions at ``/v1/chat/completions`` (OpenAI, Ollama) and
+``/openai/deployments/<name>/chat/completions`` (Azure) — text, structured output (``response_format``
+``json_schema``/``json_object``, forced tool calls), ``logprobs``, ``usage`` with prefix caching — and the
+Batch API (``/v1/files``, ``/v1/batches``). It records every request and every answered completion, and can
+be told to fail (``fail_next``, ``fail_every``) or to refuse structured output (``refuse``). One module per
+concern: ``fake`` (settings and records), ``chat`` (one completion), ``schemas``, ``tokens``, ``batches``,
+``handler`` (HTTP).
+"""
+
+from tests.fakes.openai_server.chat import Answer, default_reply
+from tests.fakes.openai_server.fake import FakeOpenAI
+from tests.fakes.openai_server.handler import make_handler
+from tests.fakes.openai_server.records import Completion, RecordedRequest
+from tests.fakes.server import BackgroundServer
+
+__all__ = ["Answer", "Completion", "FakeOpenAI", "FakeOpenAIServer", "RecordedRequest", "default_reply"]
+
+
+class FakeOpenAIServer(BackgroundServer):
+    """Runs a FakeOpenAI on a free loopback port (or ``port``) in a background thread."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.fake = FakeOpenAI()
+        super().__init__(make_handler(self.fake), port)
