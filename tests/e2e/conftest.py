@@ -9,7 +9,7 @@ import pytest
 import redis
 from label_studio_sdk import LabelStudio
 
-from tests.conftest import REAL_REDIS_URL
+from tests.conftest import real_redis_url
 from tests.e2e.label_studio_server import TOKEN, LabelStudioServer, ensure_installed, fresh_data_dir
 from tests.integration.processes import BackendProcess, free_port, llm_backend_env
 
@@ -75,7 +75,7 @@ def backend(label_studio, llm_server, e2e_dir):
     finally:
         for process in processes:
             process.stop()
-        client = redis.Redis.from_url(REAL_REDIS_URL)
+        client = redis.Redis.from_url(real_redis_url())
         keys = list(client.scan_iter(f"{prefix}:*"))
         if keys:
             client.delete(*keys)

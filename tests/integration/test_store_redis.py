@@ -3,7 +3,7 @@
 from shared.adapters.llm import LLM, cache_key
 from shared.adapters.store import ProjectSetup, Store
 from shared.domain.config import Settings
-from tests.conftest import REAL_REDIS_URL
+from tests.conftest import real_redis_url
 
 
 def test_project_state_round_trips_through_redis(real_store):
@@ -43,7 +43,7 @@ def test_llm_cache_is_shared_between_processes(real_store, redis_prefix, fake_ll
     settings: Settings = make_settings()
     messages = [{"role": "user", "content": "shared?"}]
     first = LLM(real_store, 60).complete(settings.defaults.llm, messages)
-    other_process_store = Store.from_url(REAL_REDIS_URL, redis_prefix)
+    other_process_store = Store.from_url(real_redis_url(), redis_prefix)
     again = LLM(other_process_store, 60).complete(settings.defaults.llm, messages)
     assert again.cached and again.texts == first.texts
     assert len(fake_llm.chat_requests) == 1

@@ -5,7 +5,7 @@ import redis
 from shared.adapters.jobs import Jobs
 from shared.adapters.queue import make_celery, queue_key
 from shared.domain.types import JobSnapshot
-from tests.conftest import REAL_REDIS_URL
+from tests.conftest import real_redis_url
 from worker.watchdog import rescue_stalled_jobs
 
 
@@ -31,7 +31,7 @@ def test_a_stalled_job_gets_its_unfinished_chunks_again_once(make_settings, real
         real_store.redis.hset(real_store.key("job", job_id), "progress_at", 0)
 
     assert rescue_stalled_jobs(jobs, celery, stall_seconds=60) == [stalled]
-    queue = redis.Redis.from_url(REAL_REDIS_URL).lrange(queue_key(settings), 0, -1)
+    queue = redis.Redis.from_url(real_redis_url()).lrange(queue_key(settings), 0, -1)
     assert len(queue) == 2, "chunks 0 and 2; chunk 1 had finished"
     assert rescue_stalled_jobs(jobs, celery, stall_seconds=60) == [], "it counts as progress, and is locked"
     assert jobs.status(fresh).state == "queued"

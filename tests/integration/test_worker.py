@@ -16,11 +16,10 @@ import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
 from shared.adapters.jobs import JobState
-from tests.conftest import TEST_API_KEY, labeling_config
-from tests.fakes.label_studio import FakeLabelStudio
+from tests.conftest import LS_TOKEN, TEST_API_KEY, labeling_config
 from tests.integration.processes import BackendProcess, llm_backend_env
 
-TOKEN = "ls-worker-token"
+TOKEN = LS_TOKEN
 PROJECT = "31.1700000000"
 WORKER_SETTINGS = {
     "BATCH_CHUNK_SIZE": "20",
@@ -31,19 +30,13 @@ WORKER_SETTINGS = {
 
 
 @pytest.fixture
-def label_studio():
-    with FakeLabelStudio(token=TOKEN) as fake:
-        yield fake
-
-
-@pytest.fixture
-def stack(make_client, make_settings, real_store, redis_prefix, llm_server, fake_llm, label_studio, tmp_path):
+def stack(make_client, make_settings, real_store, redis_prefix, llm_server, fake_llm, fake_label_studio, tmp_path):
     """The API in-process, a way to start worker processes, and the project set up with a prompt."""
     settings = make_settings(redis_key_prefix=redis_prefix, batch_chunk_size=20)
     client = make_client(settings, real_store)
     config = labeling_config("sarcasm")
     client.post(
-        "/setup", json={"project": PROJECT, "schema": config, "hostname": label_studio.url, "access_token": TOKEN}
+        "/setup", json={"project": PROJECT, "schema": config, "hostname": fake_label_studio.url, "access_token": TOKEN}
     )
     event = {
         "action": "ANNOTATION_CREATED",
@@ -96,8 +89,8 @@ def stack(make_client, make_settings, real_store, redis_prefix, llm_server, fake
         process.stop()
 
 
-def assert_once_each(label_studio, count, version, config):
-    by_task = label_studio.predictions_by_task()
+def assert_once_each(fake_label_studio, count, version, config):
+    by_task = fake_label_studio.predictions_by_task()
     assert sorted(by_task) == list(range(count)), "every task has a prediction"
     duplicates = {task: len(found) for task, found in by_task.items() if len(found) != 1}
     assert duplicates == {}, "no task has two"
@@ -109,7 +102,7 @@ def assert_once_each(label_studio, count, version, config):
         assert choices == (["Not Sarcastic"] if task % 2 == 0 else ["Sarcastic"])
 
 
-def test_200_task_batch_lands_once_per_task(stack, label_studio, fake_llm):
+def test_200_task_batch_lands_once_per_task(stack, fake_label_studio, fake_llm):
     worker = stack.worker(LOG_LEVEL="DEBUG")
     job_id = stack.submit(200)
     status = stack.wait(job_id)
@@ -120,15 +113,15 @@ def test_200_task_batch_lands_once_per_task(stack, label_studio, fake_llm):
         0,
         200,
     )
-    assert_once_each(label_studio, 200, stack.version, stack.config)
+    assert_once_each(fake_label_studio, 200, stack.version, stack.config)
     assert len(fake_llm.chat_requests) == 200
-    assert label_studio.import_calls == 10, "one bulk import per chunk of 20"
+    assert fake_label_studio.import_calls == 10, "one bulk import per chunk of 20"
     assert "llm_backend.predict_chunk" in worker.log and job_id in worker.log
     for secret in (TEST_API_KEY, TOKEN):
         assert secret not in worker.log, "no secret in the worker's log, even at DEBUG"
 
 
-def test_second_retrieve_while_running_adds_nothing(stack, label_studio, fake_llm):
+def test_second_retrieve_while_running_adds_nothing(stack, fake_label_studio, fake_llm):
     fake_llm.delay = 0.05
     stack.worker()
     first = stack.submit(100)
@@ -136,12 +129,12 @@ def test_second_retrieve_while_running_adds_nothing(stack, label_studio, fake_ll
     second = stack.submit(100)  # Label Studio would only send the tasks without a prediction; we send all
     for job_id in (first, second):
         assert stack.wait(job_id)["state"] == "done"
-    assert_once_each(label_studio, 100, stack.version, stack.config)
+    assert_once_each(fake_label_studio, 100, stack.version, stack.config)
     calls = collections.Counter(str(r.body["messages"]) for r in fake_llm.chat_requests)
     assert max(calls.values()) == 1 and len(calls) == 100
 
 
-def test_worker_killed_mid_batch_then_restarted_still_lands_each_task_once(stack, label_studio, fake_llm):
+def test_worker_killed_mid_batch_then_restarted_still_lands_each_task_once(stack, fake_label_studio, fake_llm):
     fake_llm.delay = 0.1
     worker = stack.worker()
     job_id = stack.submit(300)
@@ -154,38 +147,38 @@ def test_worker_killed_mid_batch_then_restarted_still_lands_each_task_once(stack
     status = stack.wait(job_id)
 
     assert (status["state"], status["done"], status["pushed"]) == ("done", 300, 300)
-    assert_once_each(label_studio, 300, stack.version, stack.config)
+    assert_once_each(fake_label_studio, 300, stack.version, stack.config)
     calls = collections.Counter(str(r.body["messages"]) for r in fake_llm.chat_requests)
     assert len(calls) == 300
     in_flight = 2 * 4  # worker processes × LLM_CONCURRENCY: calls cut off by the kill may be made again
     assert sum(calls.values()) <= 300 + in_flight, f"{sum(calls.values())} calls, {calls_at_kill} before the kill"
 
 
-def test_rate_limited_provider_still_gets_every_task_through(stack, label_studio, fake_llm):
+def test_rate_limited_provider_still_gets_every_task_through(stack, fake_label_studio, fake_llm):
     fake_llm.fail_every = 3  # every third call: 429 with Retry-After: 1
     stack.worker(LLM_MAX_RETRIES="1")
     job_id = stack.submit(60)
     status = stack.wait(job_id)
     assert (status["state"], status["done"], status["failed"], status["pushed"]) == ("done", 60, 0, 60)
-    assert_once_each(label_studio, 60, stack.version, stack.config)
+    assert_once_each(fake_label_studio, 60, stack.version, stack.config)
     assert sum(1 for r in fake_llm.chat_requests) > 60, "some calls were refused and retried"
 
 
-def test_provider_503s_with_retry_after_still_get_every_task_through(stack, label_studio, fake_llm):
+def test_provider_503s_with_retry_after_still_get_every_task_through(stack, fake_label_studio, fake_llm):
     fake_llm.fail_every = 4
     fake_llm.fail_every_status = 503
     worker = stack.worker(LLM_MAX_RETRIES="0", BATCH_RETRY_MAX_DELAY="2", LOG_FORMAT="json")
     job_id = stack.submit(60)
     status = stack.wait(job_id)
     assert (status["state"], status["done"], status["failed"], status["pushed"]) == ("done", 60, 0, 60)
-    assert_once_each(label_studio, 60, stack.version, stack.config)
+    assert_once_each(fake_label_studio, 60, stack.version, stack.config)
     records = [json.loads(line) for line in worker.log.splitlines() if line.startswith("{")]
     refused = [r for r in records if "answered 503" in r["message"]]
     assert refused and all(r["job_id"] == job_id and isinstance(r["task_id"], int) for r in refused)
     assert any(r["logger"].startswith("celery") for r in records), "Celery's own lines are JSON too"
 
 
-def test_invalid_api_key_fails_the_job_fast_with_one_call_per_task(stack, label_studio, fake_llm):
+def test_invalid_api_key_fails_the_job_fast_with_one_call_per_task(stack, fake_label_studio, fake_llm):
     fake_llm.fail_next(401, times=1000, message="Incorrect API key provided: sk-wr***ong")
     stack.worker()
     job_id = stack.submit(40)
@@ -193,18 +186,18 @@ def test_invalid_api_key_fails_the_job_fast_with_one_call_per_task(stack, label_
     assert (status["state"], status["done"], status["failed"], status["pushed"]) == ("failed", 0, 40, 0)
     assert status["errors"][0]["error"] == "openai answered 401: Incorrect API key provided: sk-wr***ong"
     assert len(fake_llm.chat_requests) == 40
-    assert label_studio.predictions == []
+    assert fake_label_studio.predictions == []
 
 
-def test_label_studio_down_for_30_seconds_loses_nothing(stack, label_studio, fake_llm):
-    label_studio.available = False
+def test_label_studio_down_for_30_seconds_loses_nothing(stack, fake_label_studio, fake_llm):
+    fake_label_studio.available = False
     stack.worker(BATCH_RETRY_MAX_DELAY="5")
     job_id = stack.submit(60)
     stack.wait(job_id, until=lambda status: status["done"] == 60)
     assert stack.status(job_id)["pushed"] == 0
     time.sleep(max(0.0, 30 - (time.monotonic() - stack.started)))
-    label_studio.available = True
+    fake_label_studio.available = True
     status = stack.wait(job_id, timeout=90)
     assert (status["state"], status["pushed"]) == ("done", 60)
-    assert_once_each(label_studio, 60, stack.version, stack.config)
+    assert_once_each(fake_label_studio, 60, stack.version, stack.config)
     assert len(fake_llm.chat_requests) == 60, "predictions waited in Redis: no new LLM calls"

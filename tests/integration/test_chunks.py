@@ -9,25 +9,18 @@ import pytest
 from shared.adapters.jobs import chunked
 from shared.adapters.store import ProjectSetup
 from shared.services import Services
-from tests.conftest import labeling_config
-from tests.fakes.label_studio import FakeLabelStudio
+from tests.conftest import LS_TOKEN, labeling_config
 from worker.chunks import ChunkRunner
 
-TOKEN = "ls-token-xyz"
+TOKEN = LS_TOKEN
 PROJECT = "12"
 
 
 @pytest.fixture
-def label_studio():
-    with FakeLabelStudio(token=TOKEN) as fake:
-        yield fake
-
-
-@pytest.fixture
-def batch(make_settings, store, label_studio, fake_llm):
+def batch(make_settings, store, fake_label_studio, fake_llm):
     """A project set up as Label Studio would, and a way to start jobs and run their chunks."""
     settings = make_settings(batch_chunk_size=5, llm_max_retries=0, batch_max_attempts=3, cache_ttl=0)
-    store.save_setup(PROJECT, ProjectSetup(labeling_config("sarcasm"), label_studio.url, TOKEN))
+    store.save_setup(PROJECT, ProjectSetup(labeling_config("sarcasm"), fake_label_studio.url, TOKEN))
     store.save_prompt(PROJECT, "Is it sarcastic?")
     fake_llm.reply = lambda messages, index: "Sarcastic"
 
@@ -63,17 +56,17 @@ def test_job_is_stored_in_chunks_with_a_snapshot(batch, store):
     assert batch.jobs.snapshot(job_id).prompt == "Is it sarcastic?"
 
 
-def test_every_task_lands_once_with_the_version(batch, label_studio, fake_llm):
+def test_every_task_lands_once_with_the_version(batch, fake_label_studio, fake_llm):
     job_id, ctx = batch.start(range(12))
     outcomes = batch.run_all(job_id)
     assert [o.retry_in for o in outcomes] == [None, None, None]
-    by_task = label_studio.predictions_by_task()
+    by_task = fake_label_studio.predictions_by_task()
     assert sorted(by_task) == list(range(12))
     for predictions in by_task.values():
         [prediction] = predictions
         assert prediction["model_version"] == ctx.model_version
         assert {r["from_name"]: r["value"] for r in prediction["result"]}["sentiment"] == {"choices": ["Sarcastic"]}
-    assert label_studio.import_calls == 3, "one bulk push per chunk"
+    assert fake_label_studio.import_calls == 3, "one bulk push per chunk"
     assert len(fake_llm.chat_requests) == 12
     status = batch.jobs.status(job_id)
     assert (status.state, status.done, status.failed, status.pushed) == ("done", 12, 0, 12)
@@ -83,64 +76,64 @@ def test_every_task_lands_once_with_the_version(batch, label_studio, fake_llm):
     assert (status.model, status.tokens_in, status.tokens_out) == ("gpt-3.5-turbo", tokens_in, 12 * 3)
 
 
-def test_redelivered_finished_chunk_does_nothing(batch, label_studio, fake_llm):
+def test_redelivered_finished_chunk_does_nothing(batch, fake_label_studio, fake_llm):
     job_id, _ = batch.start(range(5))
     batch.run_all(job_id)
     batch.run_all(job_id, owner="worker-b")
-    assert len(label_studio.predictions) == 5 and len(fake_llm.chat_requests) == 5
+    assert len(fake_label_studio.predictions) == 5 and len(fake_llm.chat_requests) == 5
 
 
-def test_a_second_job_for_the_same_version_skips_what_is_in_label_studio(batch, label_studio, fake_llm):
+def test_a_second_job_for_the_same_version_skips_what_is_in_label_studio(batch, fake_label_studio, fake_llm):
     first, _ = batch.start(range(5))
     batch.run_all(first)
     second, _ = batch.start(range(8))
     batch.run_all(second)
-    assert sorted(label_studio.predictions_by_task()) == list(range(8))
-    assert len(label_studio.predictions) == 8
+    assert sorted(fake_label_studio.predictions_by_task()) == list(range(8))
+    assert len(fake_label_studio.predictions) == 8
     assert len(fake_llm.chat_requests) == 8
     status = batch.jobs.status(second)
     assert (status.state, status.done, status.pushed) == ("done", 8, 8)
 
 
-def test_prediction_made_before_a_crash_is_pushed_without_a_new_call(batch, label_studio, fake_llm):
+def test_prediction_made_before_a_crash_is_pushed_without_a_new_call(batch, fake_label_studio, fake_llm):
     job_id, ctx = batch.start(range(5))
     ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
     ledger.keep_result(0, {"result": [], "score": 0.5, "model_version": ctx.model_version})
     batch.run_all(job_id)
     assert len(fake_llm.chat_requests) == 4
-    assert [p["score"] for p in label_studio.predictions_by_task()[0]] == [0.5]
+    assert [p["score"] for p in fake_label_studio.predictions_by_task()[0]] == [0.5]
 
 
-def test_crash_after_push_before_bookkeeping_does_not_push_twice(batch, label_studio, fake_llm):
+def test_crash_after_push_before_bookkeeping_does_not_push_twice(batch, fake_label_studio, fake_llm):
     job_id, ctx = batch.start(range(5))
     ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
     prediction = {"result": [], "score": 0.5, "model_version": ctx.model_version}
     ledger.keep_result(3, prediction)
     ledger.begin_push([3])
-    label_studio._store(int(PROJECT), {"task": 3, **prediction})  # the push landed, then the worker died
+    fake_label_studio._store(int(PROJECT), {"task": 3, **prediction})  # the push landed, then the worker died
     batch.run_all(job_id)
-    assert len(label_studio.predictions_by_task()[3]) == 1
-    assert sorted(label_studio.predictions_by_task()) == [0, 1, 2, 3, 4]
+    assert len(fake_label_studio.predictions_by_task()[3]) == 1
+    assert sorted(fake_label_studio.predictions_by_task()) == [0, 1, 2, 3, 4]
     assert batch.jobs.status(job_id).pushed == 5
 
 
-def test_tasks_claimed_by_a_concurrent_delivery_are_left_alone(batch, label_studio, fake_llm):
+def test_tasks_claimed_by_a_concurrent_delivery_are_left_alone(batch, fake_label_studio, fake_llm):
     job_id, ctx = batch.start(range(5))
     ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
     ledger.claim([1, 2], "worker-b", 30)
     [outcome] = batch.run_all(job_id)
     assert sorted(outcome.waiting) == [1, 2] and outcome.retry_in is not None
-    assert sorted(label_studio.predictions_by_task()) == [0, 3, 4]
+    assert sorted(fake_label_studio.predictions_by_task()) == [0, 3, 4]
     assert batch.jobs.status(job_id).state == "running"
     ledger.release([1, 2], "worker-b")
     [outcome] = batch.run_all(job_id, attempt=1)
     assert outcome.retry_in is None
-    assert sorted(label_studio.predictions_by_task()) == [0, 1, 2, 3, 4]
-    assert len(label_studio.predictions) == 5 and len(fake_llm.chat_requests) == 5
+    assert sorted(fake_label_studio.predictions_by_task()) == [0, 1, 2, 3, 4]
+    assert len(fake_label_studio.predictions) == 5 and len(fake_llm.chat_requests) == 5
     assert batch.jobs.status(job_id).state == "done"
 
 
-def test_refused_key_fails_each_task_once_with_the_providers_message(batch, label_studio, fake_llm):
+def test_refused_key_fails_each_task_once_with_the_providers_message(batch, fake_label_studio, fake_llm):
     job_id, _ = batch.start(range(5))
     fake_llm.fail_next(401, times=5, message="Incorrect API key provided")
     [outcome] = batch.run_all(job_id)
@@ -150,18 +143,18 @@ def test_refused_key_fails_each_task_once_with_the_providers_message(batch, labe
     assert status.errors[0] == {"task": 0, "error": "openai answered 401: Incorrect API key provided"}
     batch.run_all(job_id)  # a late redelivery
     assert len(fake_llm.chat_requests) == 5
-    assert label_studio.predictions == []
+    assert fake_label_studio.predictions == []
 
 
-def test_rate_limited_tasks_wait_and_land_on_a_later_attempt(batch, label_studio, fake_llm):
+def test_rate_limited_tasks_wait_and_land_on_a_later_attempt(batch, fake_label_studio, fake_llm):
     job_id, _ = batch.start(range(5))
     fake_llm.fail_next(429, times=2, headers={"Retry-After": "1"})
     [outcome] = batch.run_all(job_id)
     assert len(outcome.waiting) == 2 and outcome.retry_in is not None
-    assert len(label_studio.predictions) == 3
+    assert len(fake_label_studio.predictions) == 3
     [outcome] = batch.run_all(job_id, attempt=1)
     assert outcome.retry_in is None
-    assert sorted(label_studio.predictions_by_task()) == [0, 1, 2, 3, 4]
+    assert sorted(fake_label_studio.predictions_by_task()) == [0, 1, 2, 3, 4]
     assert batch.jobs.status(job_id).state == "done"
 
 
@@ -174,25 +167,25 @@ def test_rate_limit_on_the_last_attempt_fails_the_task(batch, fake_llm):
     assert (status.state, status.done, status.failed) == ("partial", 4, 1)
 
 
-def test_label_studio_down_keeps_predictions_until_it_is_back(batch, label_studio, fake_llm):
+def test_label_studio_down_keeps_predictions_until_it_is_back(batch, fake_label_studio, fake_llm):
     job_id, _ = batch.start(range(5))
-    label_studio.available = False
+    fake_label_studio.available = False
     [outcome] = batch.run_all(job_id)
     assert outcome.predicted == 5 and outcome.pushed == 0 and outcome.retry_in is not None
     assert batch.jobs.status(job_id).pushed == 0
-    label_studio.available = True
+    fake_label_studio.available = True
     [outcome] = batch.run_all(job_id, attempt=1)
     assert outcome.pushed == 5 and outcome.retry_in is None
     assert len(fake_llm.chat_requests) == 5, "no new LLM calls for predictions waiting to be pushed"
-    assert sorted(label_studio.predictions_by_task()) == [0, 1, 2, 3, 4]
+    assert sorted(fake_label_studio.predictions_by_task()) == [0, 1, 2, 3, 4]
 
 
-def test_a_task_label_studio_refuses_fails_alone(batch, label_studio):
+def test_a_task_label_studio_refuses_fails_alone(batch, fake_label_studio):
     job_id, _ = batch.start(range(5))
-    label_studio.refused_tasks = {2}
+    fake_label_studio.refused_tasks = {2}
     [outcome] = batch.run_all(job_id)
     assert outcome.pushed == 4 and outcome.failed == 1
-    assert sorted(label_studio.predictions_by_task()) == [0, 1, 3, 4]
+    assert sorted(fake_label_studio.predictions_by_task()) == [0, 1, 3, 4]
     status = batch.jobs.status(job_id)
     assert status.state == "partial"
     assert status.errors[0]["task"] == 2 and "Label Studio refused the prediction" in status.errors[0]["error"]
@@ -206,14 +199,14 @@ def test_abandoned_chunk_fails_its_open_tasks_and_lets_the_job_finish(batch):
     assert (status.state, status.done, status.failed) == ("partial", 5, 2)
 
 
-def test_a_cancelled_job_runs_no_more_chunks(batch, label_studio, fake_llm):
+def test_a_cancelled_job_runs_no_more_chunks(batch, fake_label_studio, fake_llm):
     job_id, _ = batch.start(range(12))
     batch.runner.run(job_id, 0, 0, "worker-a")
     assert batch.jobs.cancel(job_id).state == "cancelled"
     assert batch.jobs.unfinished_chunks(job_id) == [1, 2]
     batch.runner.run(job_id, 1, 0, "worker-a")
     batch.runner.run(job_id, 2, 0, "worker-a")
-    assert len(fake_llm.chat_requests) == 5 and len(label_studio.predictions) == 5
+    assert len(fake_llm.chat_requests) == 5 and len(fake_label_studio.predictions) == 5
     status = batch.jobs.status(job_id)
     assert (status.state, status.pushed) == ("cancelled", 5)
     assert batch.jobs.cancel(job_id).state == "cancelled", "cancelling twice changes nothing"

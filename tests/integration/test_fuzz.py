@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 
 from shared.adapters.store import ProjectSetup
 from shared.services import Services
-from tests.conftest import labeling_config
-from tests.fakes.label_studio import FakeLabelStudio
+from tests.conftest import LS_TOKEN, labeling_config
 from worker.chunks import ChunkRunner
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -122,14 +121,12 @@ def test_any_bytes_are_a_clean_4xx(client, raw):
 
 
 @pytest.fixture
-def runner(make_settings, store, fake_llm):
-    label_studio = FakeLabelStudio(token="t").__enter__()
+def runner(make_settings, store, fake_llm, fake_label_studio):
     settings = make_settings(batch_chunk_size=10, llm_max_retries=0, cache_ttl=0)
-    store.save_setup("3", ProjectSetup(labeling_config("chat"), label_studio.url, "t"))
+    store.save_setup("3", ProjectSetup(labeling_config("chat"), fake_label_studio.url, LS_TOKEN))
     store.save_prompt("3", "Answer")
     services = Services.build(settings, store)
     yield services.projects, services.jobs, ChunkRunner(settings, services.projects, services.predictor, services.jobs)
-    label_studio.__exit__(None, None, None)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -4,7 +4,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.domain.pricing import estimate_cost
 from tests.conftest import labeling_config
-from tests.test_api import post_predict, post_setup, prompt_context
+from tests.integration.test_api import post_predict, post_setup, prompt_context
 
 
 def samples(client) -> dict[tuple, float]:

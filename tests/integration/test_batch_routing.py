@@ -2,7 +2,7 @@
 
 import redis
 
-from tests.conftest import REAL_REDIS_URL, labeling_config
+from tests.conftest import labeling_config, real_redis_url
 from tests.fakes.label_studio import FakeLabelStudio
 
 PROJECT = "21.1700000000"
@@ -36,7 +36,7 @@ def predict(client, config, task_list, context=None):
 
 
 def queued_messages(prefix):
-    return redis.Redis.from_url(REAL_REDIS_URL).llen(f"{prefix}:celery:batch")
+    return redis.Redis.from_url(real_redis_url()).llen(f"{prefix}:celery:batch")
 
 
 def test_several_tasks_become_a_job_answered_at_once(make_client, make_settings, real_store, redis_prefix, fake_llm):

@@ -17,7 +17,7 @@ from cli.docs import env_example, markdown
 from cli.main import _parser
 from shared.domain.config import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HADOLINT = str(Path(sys.executable).with_name("hadolint"))
 DOCKERFILES = ["Dockerfile.api", "Dockerfile.worker"]
 
