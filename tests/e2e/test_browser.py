@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Locator, Page, Response, expect
 
-from shared.adapters.jobs import FINISHED_STATES
+from shared.adapters.jobs import JobState
 from tests.e2e.label_studio_server import PASSWORD, USER
 from tests.e2e.test_label_studio import calls_for, connect, new_project, predictions, task_ids
 
@@ -96,7 +96,7 @@ def finished_job(backend_url: str, project_id: int, timeout: float = 120) -> dic
     deadline = time.monotonic() + timeout
     while True:
         jobs = httpx.get(f"{backend_url}/jobs", params={"project": project_id}, timeout=10).json()["jobs"]
-        if jobs and all(job["state"] in FINISHED_STATES for job in jobs):
+        if jobs and all(JobState(job["state"]).finished for job in jobs):
             assert len(jobs) == 1, jobs
             return jobs[0]
         assert time.monotonic() < deadline, f"no finished job after {timeout} s: {jobs}"
@@ -161,8 +161,8 @@ def test_annotator_asks_the_llm_submits_and_retrieves_predictions(page, ls, labe
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
-    reason="backend: a context without regions is not taken as interactive (PredictionContext.interactive is "
-    "bool(regions)), so the call is answered like /predict, with an LLM call and a prediction",
+    reason="backend: a context without regions is not taken as interactive (shared/projects.py sets interactive="
+    "bool(regions)), so the call is answered like /predict: an LLM call, and a prediction as the suggestion",
 )
 def test_reloading_the_submitted_task_costs_no_llm_call(page, ls, label_studio, backend, fake_llm):
     _, marker, _, first = prompted_task(page, ls, label_studio, backend, fake_llm)
