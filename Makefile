@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Tools some tests need that PyPI does not carry: Debian's docker-compose validates docker-compose.yml.
+# Tools some tests need that PyPI does not carry: Debian's docker-compose validates docker-compose.yml, and
+# Debian's chromium is the browser Playwright drives in tests/e2e/test_browser.py (never `playwright install`).
 tools:
 	@command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 run: install
 	$(BIN)/llm-backend up

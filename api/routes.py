@@ -85,8 +85,8 @@ def predict():
         return answer(ctx, [predictor.empty(ctx) for _ in tasks])
     if ctx.interactive and len(tasks) == 1:
         mark_interactive()
-        # Label Studio shows an annotator the status of a failed call, but drops an error entry silently:
-        # so the TaskError propagates and becomes a 422/502 with its message.
+        # A failure propagates as its status with a JSON error (Label Studio 1.23 logs it; its labeling screen
+        # only stops the spinner), rather than an error entry that it would drop without a trace.
         return answer(ctx, [predictor.predict(ctx, tasks[0])])
     if len(tasks) >= backend().settings.batch_min_tasks and not ctx.interactive:
         return predict_batch(ctx, tasks)

@@ -117,7 +117,7 @@ class Projects:
             prompt=prompt,
             prompt_error=prompt_error,
             access=self.access(setup),
-            interactive=bool(regions),
+            interactive=isinstance(context, dict),  # even without regions: a reloaded screen asks this way
             context_prompt=context_prompt is not None,
         )
 

@@ -1,19 +1,35 @@
-"""Fixtures for the end-to-end suite: a real Label Studio, our API and worker processes, the fake LLM."""
+"""Fixtures for the end-to-end suite: a real Label Studio, our API and worker processes, the fake LLM, a browser."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 from label_studio_sdk import LabelStudio
+from playwright.sync_api import Browser, Page, Request, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.conftest import real_redis_url
 from tests.e2e.label_studio_server import TOKEN, LabelStudioServer, ensure_installed, fresh_data_dir
 from tests.integration.processes import BackendProcess, free_port, llm_backend_env
 
 BASIC_AUTH = ("ls-backend", "backend-pass-9")
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's, installed by `make tools`: Playwright never downloads a browser
+# No sandbox or GPU here, and no network beyond loopback: background networking would only flood refused
+# connections.  Playwright's launch() gives each browser a fresh temporary user-data dir.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+BROWSER_EVIDENCE = pytest.StashKey[Callable[[], str]]()
 
 
 @pytest.fixture(scope="session")
@@ -79,3 +95,55 @@ def backend(label_studio, llm_server, e2e_dir):
         keys = list(client.scan_iter(f"{prefix}:*"))
         if keys:
             client.delete(*keys)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make tools` installs Debian's chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Page]:
+    """A page in a browser context of its own; if the test fails, what it showed is kept (see below)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    log: list[str] = []
+    page.on("console", lambda message: log.append(f"console {message.type}: {message.text}"))
+    page.on("pageerror", lambda error: log.append(f"page error: {error}"))
+    page.on("requestfinished", lambda done: log.append(f"{described(done)} -> {done.response().status}"))
+    page.on("requestfailed", lambda failed: log.append(f"{described(failed)} failed: {failed.failure}"))
+    request.node.stash[BROWSER_EVIDENCE] = lambda: keep_evidence(page, log, tmp_path / "browser")
+    yield page
+    context.close()
+
+
+def described(request: Request) -> str:
+    return f"{request.method} {request.url} {(request.post_data or '')[:1000]}".rstrip()
+
+
+def keep_evidence(page: Page, log: list[str], directory: Path) -> str:
+    """The page's screenshot and HTML, and its console and requests, written to ``directory``; says where."""
+    directory.mkdir(parents=True, exist_ok=True)
+    screenshot, html, events = directory / "page.png", directory / "page.html", directory / "events.log"
+    events.write_text("\n".join(log))
+    try:
+        page.screenshot(path=screenshot, full_page=True)
+        html.write_text(page.content())
+    except PlaywrightError as exc:
+        return f"no screenshot ({exc}); console and requests: {events}"
+    return f"at {page.url}: {screenshot}, {html}, {events}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failed browser test keeps what the browser showed, while the page is still open, and names the files."""
+    report = yield
+    keep = item.stash.get(BROWSER_EVIDENCE, None)
+    if keep and report.failed and call.when == "call":
+        report.sections.append(("browser evidence", keep()))
+    return report

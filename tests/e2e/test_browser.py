@@ -1,0 +1,170 @@
+"""The annotator's flow in a real browser: Chromium, driven by Playwright, against a real Label Studio 1.23.2.
+
+The `page` fixture (tests/e2e/conftest.py) is Debian's chromium, which `make tools` installs.  Every wait here is
+on a DOM condition or an HTTP response.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+from playwright.sync_api import Locator, Page, Response, expect
+
+from shared.adapters.jobs import JobState
+from tests.e2e.label_studio_server import PASSWORD, USER
+from tests.e2e.test_label_studio import calls_for, connect, new_project, predictions, task_ids
+
+pytestmark = pytest.mark.timeout(900)  # the first e2e test of a session may install and migrate Label Studio
+
+PROMPT = "Is the praise in this text meant seriously?"
+ANSWER = "Not Sarcastic\nThe praise reads as sincere."  # names a choice of tests/configs/sarcasm.xml
+
+
+def log_in(page: Page, base_url: str) -> None:
+    page.goto(f"{base_url}/user/login/")
+    page.locator("#email").fill(USER)
+    page.locator("#password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(lambda url: "/user/login" not in url)
+
+
+def response_to(method: str, path: str) -> Callable[[Response], bool]:
+    return lambda response: response.request.method == method and path in response.url
+
+
+def open_task(page: Page, base_url: str, project_id: int, task_id: int, text: str) -> None:
+    """Click the task's row in the Data Manager: its labeling screen opens beside the list."""
+    page.goto(f"{base_url}/projects/{project_id}/data")
+    with page.expect_response(response_to("GET", f"/api/tasks/{task_id}?")) as loaded:
+        page.get_by_test_id("table-row").filter(has_text=text).click()
+    assert loaded.value.ok, loaded.value.text()
+    expect(page.locator("textarea[name=prompt]")).to_be_visible()
+
+
+def ask_the_llm(page: Page, prompt: str) -> dict:
+    """Auto-Annotation on, the prompt typed, Shift+Enter: Label Studio's interactive call to our backend."""
+    toggle = page.get_by_test_id("bottombar-auto-annotation-toggle")
+    page.get_by_text("Auto-Annotation", exact=True).click()
+    expect(toggle).to_be_checked()
+    box = page.locator("textarea[name=prompt]")
+    box.fill(prompt)
+    with page.expect_response(response_to("POST", "/interactive-annotating")) as answered:
+        box.press("Shift+Enter")
+    assert answered.value.ok, answered.value.text()
+    return answered.value.json()
+
+
+def choice(page: Page, label: str) -> Locator:
+    return page.locator(f'input[type=checkbox][name="{label}"]')
+
+
+def text_region(page: Page, from_name: str) -> Locator:
+    """The entries a TextArea shows under its input (what was typed, or what the LLM answered)."""
+    return page.locator(f'[data-testid=htx-textbox-content][name^="{from_name}:"]')
+
+
+def submit(page: Page, task_id: int) -> tuple[dict, dict]:
+    """The annotation Label Studio stored, and the task as the labeling screen reloads it right after."""
+    with (
+        page.expect_response(response_to("POST", f"/api/tasks/{task_id}/annotations")) as created,
+        page.expect_response(response_to("GET", f"/api/tasks/{task_id}?")) as reloaded,
+    ):
+        page.get_by_role("button", name="Submit").click()
+    assert created.value.status == 201, created.value.text()
+    assert reloaded.value.ok, reloaded.value.text()
+    return created.value.json(), reloaded.value.json()
+
+
+def retrieve_predictions_for_all(page: Page, base_url: str, project_id: int, count: int) -> None:
+    """Data Manager → select all → Actions → Retrieve Predictions → OK in the dialog."""
+    page.goto(f"{base_url}/projects/{project_id}/data")
+    page.get_by_label("Select all rows").check()
+    actions = page.get_by_role("button", name="Tasks Actions")
+    expect(actions).to_have_text(f"{count} Tasks")
+    actions.click()
+    page.get_by_text("Retrieve Predictions", exact=True).click()
+    with page.expect_response(response_to("POST", "/api/dm/actions?id=retrieve_tasks_predictions")) as retrieved:
+        page.get_by_role("button", name="Confirm").click()  # the dialog's OK
+    assert retrieved.value.ok, retrieved.value.text()
+
+
+def finished_job(backend_url: str, project_id: int, timeout: float = 120) -> dict:
+    """The project's one batch job once it has finished, from our backend's /jobs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = httpx.get(f"{backend_url}/jobs", params={"project": project_id}, timeout=10).json()["jobs"]
+        if jobs and all(JobState(job["state"]).finished for job in jobs):
+            assert len(jobs) == 1, jobs
+            return jobs[0]
+        assert time.monotonic() < deadline, f"no finished job after {timeout} s: {jobs}"
+        time.sleep(0.2)
+
+
+def regions(result: list[dict]) -> dict[str, dict]:
+    return {region["from_name"]: region["value"] for region in result}
+
+
+def prompted_task(page, ls, label_studio, backend, fake_llm) -> tuple:
+    """A sarcasm project of 3 tasks; the annotator opens the first, asks the LLM, and sees its answer."""
+    fake_llm.reply = lambda messages, index: ANSWER
+    project, marker = new_project(ls, "sarcasm", 3)
+    connected = connect(ls, project, backend["url"])
+    first = task_ids(ls, project)[0]
+
+    log_in(page, label_studio.url)
+    open_task(page, label_studio.url, project.id, first, f"{marker} task 0")
+    assert predictions(ls, project) == [], "opening a task while there is no prompt stores no prediction"
+    answer = ask_the_llm(page, PROMPT)
+
+    assert "errors" not in answer, answer
+    expect(choice(page, "Not Sarcastic")).to_be_checked()
+    expect(choice(page, "Sarcastic")).not_to_be_checked()
+    expect(text_region(page, "response")).to_have_text(ANSWER, use_inner_text=True)  # its lines are <br>-separated
+    [call] = calls_for(fake_llm, marker)
+    assert call.body["messages"][0]["content"].endswith(f"Task Directive: {PROMPT}")
+    return project, marker, connected, first
+
+
+def test_annotator_asks_the_llm_submits_and_retrieves_predictions(page, ls, label_studio, backend, fake_llm):
+    project, marker, connected, first = prompted_task(page, ls, label_studio, backend, fake_llm)
+
+    annotation, reloaded = submit(page, first)
+
+    assert regions(annotation["result"]) == {
+        "prompt": {"text": [PROMPT]},
+        "response": {"text": [ANSWER]},
+        "sentiment": {"choices": ["Not Sarcastic"]},
+    }
+    # The submission's webhook gave our backend the prompt (a new model version); the labeling screen then reloads
+    # the task, and Label Studio, finding it without predictions, asks /predict for it and stores the answer.
+    version = ls.ml.get(id=connected.id).model_version
+    assert version != connected.model_version, "the annotator's prompt made a new model version"
+    assert [p["model_version"] for p in reloaded["predictions"]] == [version]
+
+    retrieve_predictions_for_all(page, label_studio.url, project.id, 3)
+    job = finished_job(backend["url"], project.id)
+
+    assert (job["state"], job["total"], job["pushed"]) == ("done", 2, 2), "the first task had its prediction already"
+    assert job["model_version"] == version
+    found = predictions(ls, project)
+    assert sorted(p["task"] for p in found) == task_ids(ls, project), "one prediction per task"
+    assert {p["model_version"] for p in found} == {version}
+    assert all(regions(p["result"])["sentiment"] == {"choices": ["Not Sarcastic"]} for p in found)
+    for other in (f"{marker} task 1", f"{marker} task 2"):
+        [call] = calls_for(fake_llm, other)
+        assert call.body["messages"][0]["content"].endswith(f"Task Directive: {PROMPT}"), "the annotator's prompt"
+
+
+def test_reloading_the_submitted_task_costs_no_llm_call(page, ls, label_studio, backend, fake_llm):
+    _, marker, _, first = prompted_task(page, ls, label_studio, backend, fake_llm)
+
+    # With Auto-Annotation on, the reloaded labeling screen sends interactive calls of its own, without regions.
+    with page.expect_response(response_to("POST", "/interactive-annotating")) as unasked:
+        submit(page, first)
+
+    assert unasked.value.request.post_data_json["context"] == {"result": []}
+    assert unasked.value.json()["data"]["result"] == [], "nothing asked, nothing to suggest"
+    assert len(calls_for(fake_llm, marker)) == 2, "the annotator's call and the reloaded task's /predict"
