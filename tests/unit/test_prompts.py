@@ -5,7 +5,6 @@ from shared.domain.errors import TaskError
 from shared.domain.labeling import parse_labeling_config
 from shared.domain.prompts import (
     CACHE_FRIENDLY_PROMPT_TEMPLATE,
-    build_messages,
     choose_prompt,
     compose_messages,
     prompt_from_regions,
@@ -97,7 +96,9 @@ def test_images_are_mentioned_in_text_and_attached_as_parts():
     spec = parse_labeling_config(labeling_config("receipts"), "prompt")
     text = render_prompt(spec, INTERNAL, "Summarise", {"image": "https://x/r.png"})
     assert text == "Source Text: (the attached image)\n\nTask Directive: Summarise"
-    messages = build_messages(text, "https://x/r.png")
+    messages = compose_messages(
+        spec, INTERNAL, "Summarise", {"image": "https://x/r.png"}, image_urls=["https://x/r.png"]
+    )
     assert messages == [
         {
             "role": "user",
@@ -107,7 +108,7 @@ def test_images_are_mentioned_in_text_and_attached_as_parts():
             ],
         }
     ]
-    assert build_messages("hi") == [{"role": "user", "content": "hi"}]
+    assert compose_messages(spec, USER, "hi", {"image": "https://x/r.png"}) == [{"role": "user", "content": "hi"}]
 
 
 def test_prompt_from_regions_joins_lines_of_the_prompt_textarea():
