@@ -209,8 +209,12 @@ class LLM:
     ) -> LLMAnswer | None:
         if self._store is None:
             return None
-        mode, logprobs = self._plan(options, output)
-        hit = self._store.cached_answer(cache_key(options, messages, self._extra(output, mode, logprobs)))
+        return self._cached(options, messages, self._extra(output, *self._plan(options, output)))
+
+    def _cached(self, options: LLMOptions, messages: list[dict], extra: dict) -> LLMAnswer | None:
+        if self._store is None:
+            return None
+        hit = self._store.cached_answer(cache_key(options, messages, extra))
         return LLMAnswer(**{**hit, "cached": True}) if hit else None
 
     def complete(
@@ -227,14 +231,15 @@ class LLM:
         ``output`` asks for the answer in an output mode (see the module's docstring); without it, a plain
         chat call.
         """
-        hit = self.cached(options, messages, output)
+        mode, logprobs = self._plan(options, output)
+        hit = self._cached(options, messages, self._extra(output, mode, logprobs))
         if self._store is not None:
             self._metrics.count("llm_cache", result="hit" if hit else "miss")
         if hit is not None:
             return hit
         started = time.perf_counter()
         try:
-            answer, estimated, extra = self._call_with_fallback(options, messages, output, interactive)
+            answer, estimated, extra = self._call_with_fallback(options, messages, output, mode, logprobs, interactive)
         except LLMError as exc:
             self._metrics.count(
                 "llm_calls", **self._labels(options), outcome="retryable" if exc.retryable else "refused"
@@ -277,10 +282,15 @@ class LLM:
         )
 
     def _call_with_fallback(
-        self, options: LLMOptions, messages: list[dict], output: OutputRequest | None, interactive: bool
+        self,
+        options: LLMOptions,
+        messages: list[dict],
+        output: OutputRequest | None,
+        mode: str | None,
+        logprobs: bool,
+        interactive: bool,
     ) -> tuple[LLMAnswer, int, dict]:
-        """One answer, asked again without what the provider refuses (see the module's docstring)."""
-        mode, logprobs = self._plan(options, output)
+        """One answer in ``mode``, asked again without what the provider refuses (see the module's docstring)."""
         while True:
             extra = self._extra(output, mode, logprobs)
             try:
@@ -293,7 +303,8 @@ class LLM:
                     mode = NEXT_MODE[mode]
                 else:
                     raise LLMError(
-                        f"{exc} (OUTPUT_MODE={mode}: set it to auto, or to a mode this provider takes)",
+                        f"{exc} (output mode {mode}: set OUTPUT_MODE, or output_mode in the project's extra params, "
+                        "to auto or to a mode this provider takes)",
                         retryable=False,
                         status_code=400,
                     ) from None

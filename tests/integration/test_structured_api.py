@@ -172,7 +172,10 @@ def test_an_explicit_mode_the_provider_refuses_fails_naming_the_setting(make_cli
     response = predict(client, [{"id": 1, "data": {"text": TEXT}}], ctx=context())
     assert response.status_code == 502
     assert "is not supported with this model" in response.json["error"]
-    assert "OUTPUT_MODE=json_schema: set it to auto" in response.json["error"]
+    assert (
+        "(output mode json_schema: set OUTPUT_MODE, or output_mode in the project's extra params, to auto"
+        in (response.json["error"])
+    )
     assert len(fake_llm.chat_requests) == 1
     assert store.refused_features(endpoint_key(settings.defaults.llm)) == set()
 

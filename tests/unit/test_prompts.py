@@ -222,3 +222,17 @@ def test_dynamic_options_join_the_labels_of_the_task():
       <Choices name="d" toName="t" value="$opts"/></View>"""
     spec = parse_labeling_config(config, "prompt")
     assert render_prompt(spec, USER, "{labels}", {"t": "x", "opts": [{"value": "b"}, "a"]}) == "['a', 'b']"
+
+
+def test_several_pictures_are_numbered_in_the_order_they_are_attached():
+    config = """<View><Text name="q" value="$q"/><Image name="pages" valueList="$pages"/>
+      <Image name="photo" value="$photo"/><TextArea name="prompt" toName="q"/>
+      <Choices name="c" toName="q"><Choice value="a"/></Choices></View>"""
+    spec = parse_labeling_config(config, "prompt")
+    data = {"q": "Which?", "pages": ["p1.png", "p2.png"], "photo": "x.png"}
+    text = render_prompt(spec, USER, "{text}", data)
+    assert text == (
+        "### q (Text)\nWhich?\n\n### pages (Image)\n(attached images 1 to 2)\n\n### photo (Image)\n(attached image 3)"
+    )
+    assert [value for _obj, value in task_images(spec, data)] == [["p1.png", "p2.png"], "x.png"]
+    assert "(the attached image)" in render_prompt(spec, USER, "{text}", {"q": "Which?", "photo": "x.png"})
