@@ -328,6 +328,36 @@ def test_cached_structured_predictions_answer_a_batch_at_once(make_client, make_
     assert len(fake_llm.chat_requests) == 2
 
 
+REFERENCE_ANSWERS = {
+    "evaluation": (
+        "context",
+        {"text": "The sky is green."},
+        {"response": "It is blue.", "evals": ["Correctness: Incorrect"], "rating": 2},
+    ),
+    "sarcasm": ("text", {"text": "I love Mondays"}, {"response": "Sarcasm.", "sentiment": ["Sarcastic"]}),
+    "chat": ("chat", {"dialogue": [{"role": "user", "content": "Tell me a joke."}]}, {"response": "Knock knock."}),
+    "receipts": (
+        "image",
+        {"image": "https://example.com/receipt.png"},
+        {"category": "Groceries", "summarization-response": "Milk, 4.20"},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_ANSWERS))
+def test_the_reference_configs_get_structured_predictions(make_client, make_settings, fake_llm, name):
+    to_name, data, answer = REFERENCE_ANSWERS[name]
+    config = labeling_config(name)
+    client = make_client(make_settings())
+    fake_llm.reply = lambda messages, index: answer
+    prediction = predict_one(client, data, config, to_name=to_name)
+    assert {region["from_name"] for region in prediction["result"]} == {*answer, "prompt"}
+    assert values(prediction)["prompt"] == [{"text": ["Label it"]}]
+    if name == "evaluation":  # its Taxonomy: leafsOnly, pathSeparator ": "
+        assert values(prediction)["evals"] == [{"taxonomy": [["Correctness", "Incorrect"]]}]
+    assert "response_format" in fake_llm.chat_requests[0].body
+
+
 # --- /setup and model versions --------------------------------------------------------------------
 
 
