@@ -69,7 +69,9 @@ def setup():
         access_token=text_or_none(body.get("access_token")),
         extra_params=decode_extra_params(body.get("extra_params")),
     )
-    return {"model_version": backend().projects.register(project, setup)}
+    registration = backend().projects.register(project, setup)
+    unfilled = [{"name": item.name, "tag": item.tag, "reason": item.reason} for item in registration.unfilled]
+    return {"model_version": registration.model_version, "unfilled": unfilled}
 
 
 @bp.post("/predict")

@@ -2,7 +2,8 @@
 
 A ``PredictionContext`` (``shared.projects``) says what every task of a request has in common;
 ``predict`` handles one task and ``outcomes`` several, concurrently but at most ``LLM_CONCURRENCY`` at
-once per process.
+once per process.  The model is told the answer's schema in the project's output mode (except in
+``text`` mode, the reference's plain prompt), and its answer is read by ``shared.domain.reading``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from typing import TypeVar
 from shared.adapters.images import image_url_for_model
 from shared.adapters.jobs import Jobs
 from shared.adapters.label_studio import LabelStudioGateway, LabelStudioGateways
-from shared.adapters.llm import LLM
+from shared.adapters.llm import LLM, LLMAnswer, OutputRequest
 from shared.adapters.store import Store
 from shared.domain.config import Settings
 from shared.domain.errors import TaskError
-from shared.domain.prompts import build_messages, render_prompt
-from shared.domain.regions import build_regions
+from shared.domain.prompts import compose_messages, task_images
+from shared.domain.reading import read_prediction
+from shared.domain.schema import answer_instructions, answer_schema, task_instructions
 from shared.domain.types import Prediction, Task
 from shared.logs import log_context
 from shared.projects import PredictionContext
@@ -48,24 +50,41 @@ class Predictor:
     def gateway(self, ctx: PredictionContext) -> LabelStudioGateway | None:
         return self.label_studio(ctx.access) if ctx.access else None
 
-    def messages_for(self, ctx: PredictionContext, data: dict) -> list[dict]:
+    def request_for(self, ctx: PredictionContext, data: dict) -> tuple[list[dict], OutputRequest]:
+        """The messages for one task and how its answer is asked for.
+
+        Every object of the config goes to the model, each named; images as parts of the message, in the
+        order the text numbers them (a ``valueList`` Image gives one part per picture).
+        """
         if ctx.prompt is None:
             raise TaskError(ctx.prompt_error or "no prompt")
-        text = render_prompt(ctx.spec, ctx.config.prompt, ctx.prompt, data)
-        image_url = None
-        if ctx.spec.source.tag == "Image":
-            image_url = image_url_for_model(
-                data.get(ctx.spec.source_field), self.gateway(ctx), self.settings.max_image_bytes
-            )
-        return build_messages(text, image_url)
+        structured = ctx.config.output_mode != "text"
+        images = task_images(ctx.spec, data)
+        gateway = self.gateway(ctx) if images else None
+        image_urls = [
+            image_url_for_model(item, gateway, self.settings.max_image_bytes)
+            for _obj, value in images
+            for item in (value if isinstance(value, list) else [value])
+        ]
+        messages = compose_messages(
+            ctx.spec,
+            ctx.config.prompt,
+            ctx.prompt,
+            data,
+            instructions=answer_instructions(ctx.spec) if structured else None,
+            task_notes=task_instructions(ctx.spec, data),
+            image_urls=image_urls,
+        )
+        return messages, OutputRequest(ctx.config.output_mode, answer_schema(ctx.spec, data) if structured else None)
 
     def predict(self, ctx: PredictionContext, task: Task) -> Prediction:
         """A prediction for one task, as Label Studio stores it; raises TaskError when it cannot be made."""
-        messages = self.messages_for(ctx, task.get("data") or {})
-        answer = self.llm.complete(ctx.config.llm, messages, interactive=ctx.interactive)
+        data = task.get("data") or {}
+        messages, output = self.request_for(ctx, data)
+        answer = self.llm.complete(ctx.config.llm, messages, interactive=ctx.interactive, output=output)
         if not answer.cached:
             self._record_usage(ctx, answer.prompt_tokens, answer.completion_tokens)
-        return self.prediction(ctx, answer.texts)
+        return self.prediction(ctx, data, answer, task.get("id"))
 
     def _record_usage(self, ctx: PredictionContext, tokens_in: int, tokens_out: int) -> None:
         if ctx.project:
@@ -73,9 +92,18 @@ class Predictor:
         if ctx.job_id:
             self.jobs.add_usage(ctx.job_id, tokens_in, tokens_out)
 
-    def prediction(self, ctx: PredictionContext, answers: list[str]) -> Prediction:
-        regions, score = build_regions(ctx.spec, ctx.prompt, answers, self.settings.choice_match_threshold)
-        return {"result": regions, "score": score, "model_version": ctx.model_version}
+    def prediction(self, ctx: PredictionContext, data: dict, answer: LLMAnswer, task_id: object = None) -> Prediction:
+        """The answer's regions (what Label Studio would refuse is dropped and logged), scored by the
+        answer's logprobs when the provider sent them, else by how well the labels matched."""
+        reading = read_prediction(
+            ctx.spec, data, ctx.prompt, answer.messages(), answer.mode or "text", self.settings.choice_match_threshold
+        )
+        for note in reading.notes:
+            log.info("task %s: %s", task_id, note)
+        for reason in reading.filled.dropped:
+            log.warning("task %s: dropped %s", task_id, reason)
+        score = reading.filled.score(answer.logprobs)
+        return {"result": reading.filled.regions, "score": score, "model_version": ctx.model_version}
 
     def empty(self, ctx: PredictionContext) -> Prediction:
         return {"result": [], "score": 0.0, "model_version": ctx.model_version}
@@ -102,18 +130,22 @@ class Predictor:
     def cached_predictions(self, ctx: PredictionContext, tasks: list[Task]) -> list[Prediction] | None:
         """All predictions from the LLM cache, or None as soon as one task would need a call.
 
-        Decides whether a batch can be answered at once; images are not fetched for this check.
+        Decides whether a batch can be answered at once; images are not fetched for this check, so a
+        task with images always needs the workers.
         """
-        if ctx.prompt is None or ctx.spec.source.tag == "Image":
+        if ctx.prompt is None:
             return None
         results: list[Prediction] = []
         for task in tasks:
+            data = task["data"]
             try:
-                messages = self.messages_for(ctx, task["data"])
+                if task_images(ctx.spec, data):
+                    return None
+                messages, output = self.request_for(ctx, data)
+                answer = self.llm.cached(ctx.config.llm, messages, output)
+                if answer is None:
+                    return None
+                results.append(self.prediction(ctx, data, answer, task.get("id")))
             except TaskError:
                 return None
-            answer = self.llm.cached(ctx.config.llm, messages)
-            if answer is None:
-                return None
-            results.append(self.prediction(ctx, answer.texts))
         return results

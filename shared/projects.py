@@ -7,6 +7,7 @@ in force, the model version, and how to reach its Label Studio.  ``/setup`` regi
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -15,12 +16,14 @@ from shared.adapters.label_studio import LabelStudioAccess
 from shared.adapters.store import ProjectSetup, Store
 from shared.domain.config import ExtraParams, ProjectConfig, Settings, decode_extra_params
 from shared.domain.errors import TaskError
-from shared.domain.labeling import LabelingSpec, parse_labeling_config
+from shared.domain.labeling import LabelingSpec, Unfilled, parse_labeling_config
 from shared.domain.prompts import choose_prompt, prompt_from_regions
 from shared.domain.types import JobSnapshot
 from shared.domain.versions import model_version
 
 log = logging.getLogger(__name__)
+
+UNFILLED_LOG_SECONDS = 30 * 24 * 3600  # how long "these controls stay unfilled" is not logged again for a config
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,14 @@ class PredictionContext:
     interactive: bool  # an annotator is waiting: Label Studio sent a context
     context_prompt: bool  # that context holds a prompt (a smart tag's context may not)
     job_id: str | None = None  # the batch job this context predicts for, for its token count
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What ``/setup`` answers: the model version, and the controls the LLM leaves to the annotators (and why)."""
+
+    model_version: str
+    unfilled: tuple[Unfilled, ...]
 
 
 @dataclass(frozen=True)
@@ -80,17 +91,28 @@ class Projects:
         configured = bool(self.settings.label_studio_url)
         return LabelStudioAccess(url=url, api_key=token, configured=configured) if url and token else None
 
-    def register(self, project: str, setup: ProjectSetup) -> str:
-        """``/setup``: check the project's settings and labeling config, keep them; returns its model version.
+    def register(self, project: str, setup: ProjectSetup) -> Registration:
+        """``/setup``: check the project's settings and labeling config, keep them.
 
-        Raises ConfigError or LabelingConfigError (nothing is kept then).
+        Raises ConfigError or LabelingConfigError (nothing is kept then).  Controls left unfilled are
+        logged once per project and config, however often Label Studio calls ``/setup``.
         """
         config = self.config(setup)
-        self.spec(config, setup.label_config)
+        spec = self.spec(config, setup.label_config)
         self.store.save_setup(project, setup)
         version = self.version(project, config, setup.label_config)
         self.store.record_version(project, version)
-        return version
+        if spec.unfilled:
+            digest = hashlib.sha256(setup.label_config.encode()).hexdigest()[:16]
+            if self.store.first_time(f"unfilled:{project}:{digest}", UNFILLED_LOG_SECONDS):
+                left = "; ".join(f"{item.name} <{item.tag}>: {item.reason}" for item in spec.unfilled)
+                log.info(
+                    "project %s: the LLM fills %d controls and leaves these to annotators: %s",
+                    project,
+                    len(spec.outputs),
+                    left,
+                )
+        return Registration(model_version=version, unfilled=spec.unfilled)
 
     def context(self, project: str | None, label_config: str | None, context: Any) -> PredictionContext:
         """Resolve a request; raises ConfigError or LabelingConfigError when the request cannot work."""

@@ -68,7 +68,10 @@ def fake_llm(llm_server: FakeOpenAIServer) -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
-def make_settings(llm_server: FakeOpenAIServer):
+def make_settings(llm_server: FakeOpenAIServer, request: pytest.FixtureRequest):
+    """Settings against the fake LLM; under ``@pytest.mark.prose_answers``, OUTPUT_MODE=text unless given."""
+    prose = request.node.get_closest_marker("prose_answers") is not None
+
     def make(**overrides) -> Settings:
         values = {
             "redis_url": real_redis_url(),
@@ -77,6 +80,8 @@ def make_settings(llm_server: FakeOpenAIServer):
             "llm_max_retries": 2,
             "llm_timeout": 10,
         }
+        if prose:
+            values["output_mode"] = "text"
         return Settings(**(values | overrides))
 
     return make

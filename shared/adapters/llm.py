@@ -4,6 +4,13 @@ Retries are the client's own: 408/409/429/5xx, timeouts and connection errors ar
 exponential backoff and jitter, honouring ``Retry-After``; 400/401/403 fail at once.  Clients are
 built once per distinct LLMOptions and reused (each holds a connection pool).  Answers are cached
 in Redis, keyed by everything that decides them, so a repeated prompt costs no call.
+
+How the answer's schema travels is the project's ``OUTPUT_MODE`` (see ``shared.domain.output_modes``):
+``json_schema``, ``tools`` or ``text``, with ``logprobs`` asked for where the mode carries them.  In
+``auto``, a provider that refuses ``response_format`` (a 400 naming it) is asked again with a forced tool
+call, then in plain text; a refused ``logprobs`` is dropped the same way.  What an endpoint refused is
+remembered in Redis per (provider, endpoint, model), so the next call, in any process, goes straight to
+what works.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 
 import openai
 
@@ -21,20 +28,55 @@ from shared.adapters.metrics import Metrics
 from shared.adapters.ratelimit import RateLimiter
 from shared.adapters.store import Store
 from shared.domain.backoff import backoff
-from shared.domain.config import LLMOptions, Settings
+from shared.domain.config import LLMOptions, OutputMode, Settings
 from shared.domain.errors import LLMError
+from shared.domain.output_modes import request_options, resolve_output_mode
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY = 120.0  # the longest Retry-After honoured, as the openai client does
+REFUSAL_MEMORY_SECONDS = 7 * 24 * 3600  # an upgraded provider gets asked for a refused feature again after this
+NEXT_MODE = {"json_schema": "tools", "tools": "text"}  # auto's way down when a provider refuses a mode
+LOGPROB_MODES = ("json_schema", "text")  # tool calls carry no token log-probabilities
+
+
+@dataclass(frozen=True)
+class OutputRequest:
+    """How the answer is asked for: the project's OUTPUT_MODE and the answer's schema (None in text mode)."""
+
+    mode: OutputMode
+    schema: dict | None = None
 
 
 @dataclass(frozen=True)
 class LLMAnswer:
+    """The model's answers, one per choice: the message's content, or in tools mode the forced call's arguments."""
+
     texts: list[str]
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached: bool = False
+    mode: str | None = None  # the output mode the answers came in, after any fallback; None: a plain chat call
+    logprobs: list[dict] | None = None  # the first choice's [{"token", "logprob"}], when the provider sent them
+    refusals: list[str | None] = field(default_factory=list)  # per choice: the model's refusal, if it refused
+
+    def messages(self) -> list[dict]:
+        """Each choice as a message ``output_modes.read_answer`` reads (tool arguments travel as the content)."""
+        refusals = self.refusals or [None] * len(self.texts)
+        return [{"content": text, "refusal": refusal} for text, refusal in zip(self.texts, refusals, strict=True)]
+
+
+class FeatureRefused(LLMError):
+    """A 400 naming a request feature the provider does not take: ``json_schema``, ``tools`` or ``logprobs``.
+
+    ``lasting`` is False when the provider took the feature but not this schema ("Invalid schema for …"):
+    that says nothing about the next request, so it is not remembered.
+    """
+
+    def __init__(self, message: str, *, feature: str, lasting: bool) -> None:
+        super().__init__(message, retryable=False, status_code=400)
+        self.feature = feature
+        self.lasting = lasting
 
 
 def _build_client(options: LLMOptions) -> openai.OpenAI:
@@ -63,7 +105,8 @@ def _build_client(options: LLMOptions) -> openai.OpenAI:
     return openai.OpenAI(api_key=key, base_url=options.base_url, **common)
 
 
-def cache_key(options: LLMOptions, messages: list[dict]) -> str:
+def cache_key(options: LLMOptions, messages: list[dict], extra: dict | None = None) -> str:
+    """``extra``: the request's other arguments (the output mode's response_format or tools, logprobs)."""
     decisive = {
         "provider": options.provider,
         "endpoint": options.endpoint,
@@ -73,7 +116,14 @@ def cache_key(options: LLMOptions, messages: list[dict]) -> str:
         "n": options.num_responses,
         "messages": messages,
     }
+    if extra:
+        decisive["request"] = extra
     return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()
+
+
+def endpoint_key(options: LLMOptions) -> str:
+    """Who refuses what: one provider endpoint and model (as the rate limiter names them)."""
+    return hashlib.sha256(f"{options.provider}|{options.endpoint}|{options.model}".encode()).hexdigest()[:16]
 
 
 def _provider_message(exc: openai.APIStatusError) -> str:
@@ -84,6 +134,25 @@ def _provider_message(exc: openai.APIStatusError) -> str:
     else:
         detail = body
     return str(detail or exc.message)
+
+
+def _refused_feature(exc: openai.APIStatusError, extra: dict) -> tuple[str, bool] | None:
+    """The feature of the request that a 400 names (and whether the refusal lasts), or None for other 400s."""
+    if exc.status_code != 400:
+        return None
+    error = exc.body.get("error", exc.body) if isinstance(exc.body, dict) else None
+    param = error.get("param") if isinstance(error, dict) else None
+    detail = _provider_message(exc)
+    named = f"{param or ''} {detail}".lower()
+    if extra.get("logprobs") and "logprobs" in named:
+        feature = "logprobs"
+    elif "response_format" in extra and ("response_format" in named or "json_schema" in named):
+        feature = "json_schema"
+    elif "tools" in extra and ("tool" in named or "function" in named):
+        feature = "tools"
+    else:
+        return None
+    return feature, not detail.lower().startswith("invalid schema")
 
 
 def _retry_after(exc: openai.APIStatusError) -> float | None:
@@ -114,6 +183,7 @@ class LLM:
         self, store: Store | None, cache_ttl: int, limiter: RateLimiter | None = None, metrics: Metrics | None = None
     ) -> None:
         self._store = store if cache_ttl > 0 else None
+        self._memory = store  # what endpoints refused, remembered even when answers are not cached
         self._cache_ttl = cache_ttl
         self._metrics = metrics or _NoMetrics()
         self._limiter = limiter if limiter is not None and limiter.enabled else None
@@ -134,25 +204,42 @@ class LLM:
                 client = self._clients[options] = _build_client(options)
             return client
 
-    def cached(self, options: LLMOptions, messages: list[dict]) -> LLMAnswer | None:
+    def cached(
+        self, options: LLMOptions, messages: list[dict], output: OutputRequest | None = None
+    ) -> LLMAnswer | None:
         if self._store is None:
             return None
-        hit = self._store.cached_answer(cache_key(options, messages))
+        return self._cached(options, messages, self._extra(output, *self._plan(options, output)))
+
+    def _cached(self, options: LLMOptions, messages: list[dict], extra: dict) -> LLMAnswer | None:
+        if self._store is None:
+            return None
+        hit = self._store.cached_answer(cache_key(options, messages, extra))
         return LLMAnswer(**{**hit, "cached": True}) if hit else None
 
-    def complete(self, options: LLMOptions, messages: list[dict], interactive: bool = False) -> LLMAnswer:
+    def complete(
+        self,
+        options: LLMOptions,
+        messages: list[dict],
+        interactive: bool = False,
+        *,
+        output: OutputRequest | None = None,
+    ) -> LLMAnswer:
         """The model's answers (``num_responses`` of them), from the cache when we asked this before.
 
         With a shared rate limit, waits for its turn first; ``interactive`` calls may use the reserve.
+        ``output`` asks for the answer in an output mode (see the module's docstring); without it, a plain
+        chat call.
         """
-        hit = self.cached(options, messages)
+        mode, logprobs = self._plan(options, output)
+        hit = self._cached(options, messages, self._extra(output, mode, logprobs))
         if self._store is not None:
             self._metrics.count("llm_cache", result="hit" if hit else "miss")
         if hit is not None:
             return hit
         started = time.perf_counter()
         try:
-            answer, estimated = self._call_within_limits(options, messages, interactive)
+            answer, estimated, extra = self._call_with_fallback(options, messages, output, mode, logprobs, interactive)
         except LLMError as exc:
             self._metrics.count(
                 "llm_calls", **self._labels(options), outcome="retryable" if exc.retryable else "refused"
@@ -166,23 +253,81 @@ class LLM:
         if self._limiter is not None:
             self._limiter.settle(options, estimated, answer.prompt_tokens + answer.completion_tokens)
         if self._store is not None:
-            self._store.cache_answer(cache_key(options, messages), asdict(answer), self._cache_ttl)
+            self._store.cache_answer(cache_key(options, messages, extra), asdict(answer), self._cache_ttl)
         return answer
 
+    def _plan(self, options: LLMOptions, output: OutputRequest | None) -> tuple[str | None, bool]:
+        """The output mode to ask in and whether logprobs may be asked for, given what this endpoint refused.
+
+        An explicit mode is asked for as it is (a refusal then fails, naming the setting); ``auto`` starts
+        where the provider should support it and skips what this endpoint refused.
+        """
+        if output is None:
+            return None, False
+        refused = self._memory.refused_features(endpoint_key(options)) if self._memory is not None else set()
+        mode = output.mode
+        if mode == "auto":
+            mode = resolve_output_mode(mode, options.provider, options.azure_api_version)
+            while mode in refused and mode in NEXT_MODE:
+                mode = NEXT_MODE[mode]
+        return mode, "logprobs" not in refused
+
+    @staticmethod
+    def _extra(output: OutputRequest | None, mode: str | None, logprobs: bool) -> dict:
+        """The request's arguments beyond model, messages, n and temperature."""
+        if output is None or mode is None:
+            return {}
+        return request_options(mode, output.schema or {}) | (
+            {"logprobs": True} if logprobs and mode in LOGPROB_MODES else {}
+        )
+
+    def _call_with_fallback(
+        self,
+        options: LLMOptions,
+        messages: list[dict],
+        output: OutputRequest | None,
+        mode: str | None,
+        logprobs: bool,
+        interactive: bool,
+    ) -> tuple[LLMAnswer, int, dict]:
+        """One answer in ``mode``, asked again without what the provider refuses (see the module's docstring)."""
+        while True:
+            extra = self._extra(output, mode, logprobs)
+            try:
+                answer, estimated = self._call_within_limits(options, messages, extra, interactive)
+                return replace(answer, mode=mode), estimated, extra
+            except FeatureRefused as exc:
+                if exc.feature == "logprobs":
+                    logprobs = False
+                elif output is not None and output.mode == "auto" and exc.feature == mode:
+                    mode = NEXT_MODE[mode]
+                else:
+                    raise LLMError(
+                        f"{exc} (output mode {mode}: set OUTPUT_MODE, or output_mode in the project's extra params, "
+                        "to auto or to a mode this provider takes)",
+                        retryable=False,
+                        status_code=400,
+                    ) from None
+                log.warning(
+                    "%s %s refused %s: %s; asking without it", options.provider, options.model, exc.feature, exc
+                )
+                if exc.lasting and self._memory is not None:
+                    self._memory.remember_refusal(endpoint_key(options), exc.feature, REFUSAL_MEMORY_SECONDS)
+
     def _call_within_limits(
-        self, options: LLMOptions, messages: list[dict], interactive: bool
+        self, options: LLMOptions, messages: list[dict], extra: dict, interactive: bool
     ) -> tuple[LLMAnswer, int]:
         """One call; with a shared rate limit, every retry also waits for its turn in the bucket.
 
         (The openai client's own retries would bypass the bucket, so here they are ours.)
         """
         if self._limiter is None:
-            return self._call(options, messages), 0
+            return self._call(options, messages, extra), 0
         unretried = options.model_copy(update={"max_retries": 0})
         for attempt in range(options.max_retries + 1):
             estimated = self._limiter.acquire(options, messages, interactive)
             try:
-                return self._call(unretried, messages), estimated
+                return self._call(unretried, messages, extra), estimated
             except LLMError as exc:
                 if not exc.retryable or attempt == options.max_retries:
                     raise
@@ -194,18 +339,22 @@ class LLM:
     def _labels(options: LLMOptions) -> dict[str, str]:
         return {"provider": options.provider, "model": options.model}
 
-    def _call(self, options: LLMOptions, messages: list[dict]) -> LLMAnswer:
+    def _call(self, options: LLMOptions, messages: list[dict], extra: dict) -> LLMAnswer:
         try:
             completion = self.client(options).chat.completions.create(
                 model=options.model,
                 messages=messages,
                 n=options.num_responses,
                 temperature=options.temperature,
+                **extra,
             )
         except openai.APIStatusError as exc:
             status = exc.status_code
             retryable = status in (408, 409, 429) or status >= 500
             message = f"{options.provider} answered {status}: {_redact(_provider_message(exc), options)}"
+            refused = _refused_feature(exc, extra)
+            if refused is not None:
+                raise FeatureRefused(message, feature=refused[0], lasting=refused[1]) from None
             raise LLMError(message, retryable=retryable, status_code=status, retry_after=_retry_after(exc)) from None
         except openai.APITimeoutError:
             raise LLMError(f"{options.provider} did not answer within {options.timeout:g} s", retryable=True) from None
@@ -215,7 +364,26 @@ class LLM:
             raise LLMError(f"cannot reach {options.provider} at {where}: {reason}", retryable=True) from None
         usage = completion.usage
         return LLMAnswer(
-            texts=[choice.message.content or "" for choice in completion.choices],
+            texts=[_answer_text(choice.message) for choice in completion.choices],
             prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
             completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            logprobs=_token_logprobs(completion.choices[0]) if completion.choices else None,
+            refusals=[getattr(choice.message, "refusal", None) for choice in completion.choices],
         )
+
+
+def _answer_text(message: object) -> str:
+    """The content, or the arguments of the (forced) tool call when there is one."""
+    for call in getattr(message, "tool_calls", None) or []:
+        function = getattr(call, "function", None)
+        if function is not None and function.arguments:
+            return function.arguments
+    return getattr(message, "content", None) or ""
+
+
+def _token_logprobs(choice: object) -> list[dict] | None:
+    """The content's tokens with their log-probabilities, as plain data (they go into the cache)."""
+    content = getattr(getattr(choice, "logprobs", None), "content", None)
+    if not content:
+        return None
+    return [{"token": token.token, "logprob": token.logprob} for token in content]

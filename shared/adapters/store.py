@@ -1,7 +1,8 @@
 """Everything this backend keeps, in Redis, so every API and worker process sees the same state.
 
 Per project: what ``/setup`` received (labeling config, Label Studio host and token, extra params),
-the annotators' latest prompt, the model versions handed out and the tokens used.  Shared: the LLM response cache.
+the annotators' latest prompt, the model versions handed out and the tokens used.  Shared: the LLM response cache,
+and what each LLM endpoint refused (so no process asks it again).
 All keys live under one prefix (``REDIS_KEY_PREFIX``), so deployments and test runs can share a server.
 """
 
@@ -96,3 +97,20 @@ class Store:
     def cache_answer(self, key: str, answer: dict, ttl: int) -> None:
         if ttl > 0:
             self.redis.set(self.key("cache", key), json.dumps(answer), ex=ttl)
+
+    # --- what LLM endpoints refuse ----------------------------------------------------------------
+    def refused_features(self, endpoint: str) -> set[str]:
+        """The request features (``json_schema``, ``tools``, ``logprobs``) this endpoint refused lately."""
+        return set(self.redis.smembers(self.key("llm", "refused", endpoint)))
+
+    def remember_refusal(self, endpoint: str, feature: str, ttl: int) -> None:
+        """Keep a refused feature for ``ttl`` seconds from the latest refusal: a provider may learn it later."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sadd(self.key("llm", "refused", endpoint), feature)
+        pipe.expire(self.key("llm", "refused", endpoint), ttl)
+        pipe.execute()
+
+    # --- log once ---------------------------------------------------------------------------------
+    def first_time(self, what: str, ttl: int) -> bool:
+        """True for the first caller, in any process, to say ``what`` within ``ttl`` seconds."""
+        return bool(self.redis.set(self.key("once", what), "1", nx=True, ex=ttl))

@@ -90,16 +90,26 @@ def _label_map(options: Sequence[Option]) -> dict[str, str]:
 
 
 class _Builder:
-    def __init__(self, spec: LabelingSpec, data: Mapping[str, Any], filled: Filled) -> None:
+    def __init__(
+        self,
+        spec: LabelingSpec,
+        data: Mapping[str, Any],
+        filled: Filled,
+        confidences: Mapping[str, Mapping[str, float]],
+    ) -> None:
         self.spec = spec
         self.data = data
         self.filled = filled
+        self.confidences = confidences
 
     def drop(self, output: Output, reason: str) -> None:
         self.filled.dropped.append(f"{output.name}: {reason}")
 
-    def keep(self, output: Output, region: dict, labels: Sequence[str] = (), confidence: float = 1.0) -> None:
-        """Keep ``region`` if the SDK accepts it for this config."""
+    def keep(self, output: Output, region: dict, labels: Sequence[str] = (), confidence: float | None = None) -> None:
+        """Keep ``region`` if the SDK accepts it for this config.
+
+        Each label scores ``confidence`` if given, else how surely it was read (1.0 for a structured answer).
+        """
         checked = dict(region)
         if output.kind == PAIRWISE:
             checked["to_name"] = output.control.to_name[0]
@@ -109,7 +119,8 @@ class _Builder:
             return
         self.filled.regions.append(region)
         self.filled.labels.extend(labels)
-        self.filled.confidences.extend([confidence] * len(labels))
+        read = self.confidences.get(output.name, {})
+        self.filled.confidences.extend(read.get(label, 1.0) if confidence is None else confidence for label in labels)
 
     # --- one function per output kind: the first answer's value → regions ----------------------------
     def choices(self, output: Output, value: Any) -> None:
@@ -254,11 +265,19 @@ def prose_answers(
 
 
 def regions_from_answers(
-    spec: LabelingSpec, answers: Sequence[Mapping[str, Any]], data: Mapping[str, Any], prompt: str | None
+    spec: LabelingSpec,
+    answers: Sequence[Mapping[str, Any]],
+    data: Mapping[str, Any],
+    prompt: str | None,
+    confidences: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Filled:
-    """The regions of one prediction from its answers (see the module's docstring)."""
+    """The regions of one prediction from its answers (see the module's docstring).
+
+    ``confidences``: for labels read out of prose, how surely each was read (control name → label as it
+    stands in the answer → confidence); they score the prediction when there are no logprobs.
+    """
     filled = Filled(asks_for_labels=any(output.kind in LABEL_KINDS for output in spec.outputs))
-    builder = _Builder(spec, data, filled)
+    builder = _Builder(spec, data, filled, confidences or {})
     first = answers[0] if answers else {}
     for output in spec.outputs:
         if output.kind == TEXT:

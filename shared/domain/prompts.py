@@ -122,8 +122,6 @@ def split_template(template: str, values: Mapping[str, str], what: str) -> tuple
 
 
 def _object_text(obj: TaskObject, value: Any, numbered: bool) -> str:
-    if obj.kind == "Image":
-        return IMAGE_PLACEHOLDER_TEXT
     if obj.kind == "Paragraphs":
         return _dialogue(value, obj.tag.attr, numbered)
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
@@ -146,9 +144,13 @@ def object_texts(spec: LabelingSpec, data: Mapping[str, Any]) -> dict[str, str]:
     quote from it), Images a mention (the image itself travels as a message part).
     """
     numbered = {output.target.name for output in spec.outputs if output.kind == PARAGRAPH_SPANS}
+    images = image_mentions(spec, data)
     source = spec.source
     texts: dict[str, str] = {}
     for obj in spec.objects:
+        if obj.kind == "Image" and obj.name in images:
+            texts[obj.name] = images[obj.name]
+            continue
         if obj.field is None:
             texts[obj.name] = _object_text(obj, obj.tag.value, obj.name in numbered)
             continue
@@ -247,6 +249,20 @@ def compose_messages(
     return messages
 
 
+def image_mentions(spec: LabelingSpec, data: Mapping[str, Any]) -> dict[str, str]:
+    """How the text names each Image object's pictures: "(the attached image)" when the task has one,
+    else by their numbers among the attached parts, so the model can tell which picture is which object."""
+    counts = [(obj.name, len(value) if isinstance(value, list) else 1) for obj, value in task_images(spec, data)]
+    if sum(count for _name, count in counts) <= 1:
+        return {name: IMAGE_PLACEHOLDER_TEXT for name, _count in counts}
+    mentions, first = {}, 1
+    for name, count in counts:
+        last = first + count - 1
+        mentions[name] = f"(attached image {first})" if count == 1 else f"(attached images {first} to {last})"
+        first = last + 1
+    return mentions
+
+
 def task_images(spec: LabelingSpec, data: Mapping[str, Any]) -> list[tuple[TaskObject, Any]]:
     """The Image objects of this task with their data (a URL, or a list for ``valueList``), in config
     order: their pictures go to the model beside the text, in this order, as ``image_urls``."""
@@ -255,8 +271,3 @@ def task_images(spec: LabelingSpec, data: Mapping[str, Any]) -> list[tuple[TaskO
         for obj in spec.objects
         if obj.kind == "Image" and (obj.field is None or data.get(obj.field) is not None)
     ]
-
-
-def build_messages(user_text: str, image_url: str | None = None) -> list[dict]:
-    """One user message; an image travels beside the text as a vision ``image_url`` part."""
-    return [_user_message(user_text, [image_url] if image_url else [])]

@@ -43,21 +43,29 @@ def path_separator(output: Output) -> str:
     return output.control.attr.get("pathSeparator") or DEFAULT_PATH_SEPARATOR
 
 
-def taxonomy_paths(output: Output, options: Sequence[Option]) -> dict[str, list[str]]:
-    """The selectable paths as the model names them ("A / B") → the label path Label Studio stores."""
+def taxonomy_nodes(output: Output, options: Sequence[Option]) -> list[tuple[list[str], list[str]]]:
+    """The selectable nodes of a Taxonomy, each as (its path as shown, its path as Label Studio stores it)."""
     leafs_only = output.control.attr.get("leafsOnly") == "true"
-    separator = path_separator(output)
-    paths: dict[str, list[str]] = {}
+    nodes: list[tuple[list[str], list[str]]] = []
 
-    def visit(nodes: Sequence[Option], shown: list[str], stored: list[str]) -> None:
-        for node in nodes:
+    def visit(children: Sequence[Option], shown: list[str], stored: list[str]) -> None:
+        for node in children:
             here_shown, here_stored = [*shown, node.shown], [*stored, node.label]
             if node.children:
                 visit(node.children, here_shown, here_stored)
             if not node.children or not leafs_only:
-                paths.setdefault(separator.join(here_shown), here_stored)
+                nodes.append((here_shown, here_stored))
 
     visit(options, [], [])
+    return nodes
+
+
+def taxonomy_paths(output: Output, options: Sequence[Option]) -> dict[str, list[str]]:
+    """The selectable paths as the model names them ("A / B") → the label path Label Studio stores."""
+    separator = path_separator(output)
+    paths: dict[str, list[str]] = {}
+    for shown, stored in taxonomy_nodes(output, options):
+        paths.setdefault(separator.join(shown), stored)
     return paths
 
 

@@ -12,7 +12,7 @@ from shared.domain.schema import answer_instructions, answer_schema
 # The generation of the message layout (prompts.py) and of how answers become regions: bump it when
 # that code changes what the model is sent or what a prediction holds, and every project predicts again.
 # The answer's schema and instructions need no bump: they are part of the version themselves.
-ANSWER_FORMAT_VERSION = "structured-1"
+ANSWER_FORMAT_VERSION = "structured-2"
 
 
 def answer_format(config: ProjectConfig, label_config: str) -> dict | None:

@@ -63,6 +63,7 @@ def backend(label_studio, llm_server, e2e_dir):
         LLM_CONCURRENCY="8",
         CACHE_TTL="0",
         AUTO_PREDICT_ON_IMPORT="1",
+        OUTPUT_MODE="text",  # the fake model answers in prose, as the reference's did; test_structured.py asks for auto
     )
     plain_port, guarded_port = free_port(), free_port()
     processes = [

@@ -1,9 +1,13 @@
 """Which /predict requests become batch jobs, and the job status routes (real Redis as broker)."""
 
+import pytest
 import redis
 
 from tests.conftest import labeling_config, real_redis_url
 from tests.fakes.label_studio import FakeLabelStudio
+
+# The fake model answers in prose, as the reference's did (OUTPUT_MODE=text); structured modes: test_structured_api.py
+pytestmark = pytest.mark.prose_answers
 
 PROJECT = "21.1700000000"
 

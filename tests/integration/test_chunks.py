@@ -12,6 +12,9 @@ from shared.services import Services
 from tests.conftest import LS_TOKEN, labeling_config
 from worker.chunks import ChunkRunner
 
+# The fake model answers in prose, as the reference's did (OUTPUT_MODE=text); structured modes: test_structured_api.py
+pytestmark = pytest.mark.prose_answers
+
 TOKEN = LS_TOKEN
 PROJECT = "12"
 

@@ -22,6 +22,7 @@ def api_process(llm_server, redis_prefix, tmp_path):
         BASIC_AUTH_USER="ls",
         BASIC_AUTH_PASS="pw",
         LOG_LEVEL="DEBUG",
+        OUTPUT_MODE="text",  # the fake model answers in prose, as the reference's did
     )
     api = BackendProcess(["api", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"], env, log_path)
     api.start()

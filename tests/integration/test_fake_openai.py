@@ -182,6 +182,14 @@ def test_refused_tools_answer_400_naming_them(client, fake_llm):
     assert fake_llm.completions == []
 
 
+def test_refused_logprobs_answer_400_naming_them(client, fake_llm):
+    fake_llm.refuse = {"logprobs"}
+    with pytest.raises(openai.BadRequestError, match="'logprobs' is not supported") as refused:
+        ask(client, logprobs=True)
+    assert refused.value.body["param"] == "logprobs"
+    assert ask(client).choices[0].logprobs is None
+
+
 # logprobs
 
 

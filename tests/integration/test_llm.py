@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.adapters.llm import LLM
+from shared.adapters.llm import LLM, OutputRequest, endpoint_key
 from shared.domain.config import ExtraParams
 from shared.domain.errors import LLMError
 from tests.conftest import TEST_API_KEY
@@ -120,3 +120,75 @@ def test_one_client_per_configuration(settings, store):
     llm = LLM(store, 0)
     assert llm.client(settings.defaults.llm) is llm.client(settings.defaults.llm)
     assert llm.client(options_for(settings, model="other")) is not llm.client(settings.defaults.llm)
+
+
+# --- output modes -------------------------------------------------------------------------------------
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"label": {"type": "string", "enum": ["yes", "no"]}},
+    "required": ["label"],
+    "additionalProperties": False,
+}
+
+
+def test_json_schema_mode_sends_the_schema_and_keeps_the_logprobs(fake_llm, settings, store):
+    fake_llm.reply = lambda messages, index: {"label": "yes"}
+    answer = LLM(store, 0).complete(settings.defaults.llm, MESSAGES, output=OutputRequest("json_schema", SCHEMA))
+    assert (answer.mode, answer.texts) == ("json_schema", ['{"label": "yes"}'])
+    assert "".join(token["token"] for token in answer.logprobs) == answer.texts[0]
+    assert {token["logprob"] for token in answer.logprobs} == {-0.01}
+    [request] = fake_llm.chat_requests
+    assert request.body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "annotation", "schema": SCHEMA, "strict": True},
+    }
+    assert request.body["logprobs"] is True
+
+
+def test_tools_mode_answers_with_the_call_arguments_and_no_logprobs(fake_llm, settings, store):
+    fake_llm.reply = lambda messages, index: {"label": "no"}
+    answer = LLM(store, 0).complete(settings.defaults.llm, MESSAGES, output=OutputRequest("tools", SCHEMA))
+    assert (answer.mode, answer.texts, answer.logprobs) == ("tools", ['{"label": "no"}'], None)
+    assert answer.messages() == [{"content": '{"label": "no"}', "refusal": None}]
+    [request] = fake_llm.chat_requests
+    assert request.body["tool_choice"] == {"type": "function", "function": {"name": "annotation"}}
+    assert "logprobs" not in request.body
+
+
+def test_auto_on_an_older_azure_api_starts_with_tools(fake_llm, llm_server, make_settings, store):
+    settings = make_settings(
+        openai_provider="azure",
+        azure_resource_endpoint=llm_server.url,
+        azure_deployment_name="d",
+        azure_api_version="2024-06-01",  # response_format json_schema came with 2024-08-01-preview
+    )
+    fake_llm.reply = lambda messages, index: {"label": "yes"}
+    answer = LLM(store, 0).complete(settings.defaults.llm, MESSAGES, output=OutputRequest("auto", SCHEMA))
+    assert answer.mode == "tools" and "tools" in fake_llm.chat_requests[0].body
+
+
+def test_the_cache_keeps_mode_and_logprobs_and_tells_requests_apart(fake_llm, settings, store):
+    llm = LLM(store, 60)
+    fake_llm.reply = lambda messages, index: {"label": "yes"}
+    first = llm.complete(settings.defaults.llm, MESSAGES, output=OutputRequest("json_schema", SCHEMA))
+    again = llm.complete(settings.defaults.llm, MESSAGES, output=OutputRequest("json_schema", SCHEMA))
+    assert again.cached and (again.mode, again.logprobs, again.texts) == (first.mode, first.logprobs, first.texts)
+    other_schema = {**SCHEMA, "properties": {"label": {"type": "string", "enum": ["yes", "no", "maybe"]}}}
+    llm.complete(settings.defaults.llm, MESSAGES, output=OutputRequest("json_schema", other_schema))
+    llm.complete(settings.defaults.llm, MESSAGES, output=OutputRequest("tools", SCHEMA))
+    fake_llm.reply = None
+    llm.complete(settings.defaults.llm, MESSAGES, output=OutputRequest("text"))  # plain, with logprobs
+    llm.complete(settings.defaults.llm, MESSAGES)  # plain, without
+    assert len(fake_llm.chat_requests) == 5
+
+
+def test_a_schema_the_provider_refuses_falls_back_but_is_not_remembered(fake_llm, settings, store):
+    loose = {"type": "object", "properties": {"label": {"type": "string"}}}  # not strict: no required list
+    fake_llm.reply = lambda messages, index: "yes"
+    answer = LLM(store, 0).complete(settings.defaults.llm, MESSAGES, output=OutputRequest("auto", loose))
+    assert (answer.mode, answer.texts) == ("text", ["yes"])
+    first, second, third = fake_llm.chat_requests
+    assert (first.status, second.status, third.status) == (400, 400, 200)
+    assert first.error.startswith("Invalid schema for response_format 'annotation'")
+    assert store.refused_features(endpoint_key(settings.defaults.llm)) == set()

@@ -89,6 +89,7 @@ def test_batch_survives_a_redis_restart(own_redis, llm_server, fake_llm, tmp_pat
         BATCH_RETRY_MAX_DELAY="3",
         FLOWER_BASIC_AUTH="a:b",
         JOB_STALL_SECONDS="15",
+        OUTPUT_MODE="text",  # the fake model answers in prose, as the reference's did
     )
     up = BackendProcess(
         ["up", "--port", str(api_port), "--flower-port", str(free_port()), "--data-dir", str(tmp_path / "data")],

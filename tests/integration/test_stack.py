@@ -49,6 +49,7 @@ def stack_up(tmp_path, llm_server, fake_llm):
         REDIS_URL="redis://127.0.0.1:1/0",  # nothing answers there: `up` must bring its own Redis
         FLOWER_BASIC_AUTH=":".join(FLOWER_AUTH),
         BATCH_CHUNK_SIZE="10",
+        OUTPUT_MODE="text",  # the fake model answers in prose, as the reference's did
     )
     args = ["up", "--port", str(api_port), "--flower-port", str(flower_port), "--data-dir", str(tmp_path / "data")]
     up = BackendProcess(args, env, tmp_path / "up.log").start()

@@ -19,9 +19,13 @@ from shared.adapters.jobs import JobState
 from tests.conftest import LS_TOKEN, TEST_API_KEY, labeling_config
 from tests.integration.processes import BackendProcess, llm_backend_env
 
+# The fake model answers in prose, as the reference's did (OUTPUT_MODE=text); structured modes: test_structured_api.py
+pytestmark = pytest.mark.prose_answers
+
 TOKEN = LS_TOKEN
 PROJECT = "31.1700000000"
 WORKER_SETTINGS = {
+    "OUTPUT_MODE": "text",
     "BATCH_CHUNK_SIZE": "20",
     "LLM_CONCURRENCY": "4",
     "BROKER_VISIBILITY_TIMEOUT": "5",

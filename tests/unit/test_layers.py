@@ -10,7 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # Pure libraries the core may use: snowballstemmer stems words when reading labels out of answers
-# (shared.domain.answers); toktok counts tokens with vocabularies compiled into its extension (no files, no network).
+# (shared.domain.answers); toktok counts tokens with vocabularies compiled into its extension (no files, no network);
+# jsonschema checks an answer against the schema it was asked in (shared.domain.reading; no remote $refs there).
 DOMAIN_THIRD_PARTY = {
     "pydantic",
     "pydantic_settings",
@@ -18,6 +19,7 @@ DOMAIN_THIRD_PARTY = {
     "label_studio_sdk.label_interface",
     "snowballstemmer",
     "toktok",
+    "jsonschema",
 }
 IO_STDLIB = {"socket", "ssl", "http", "urllib.request", "subprocess", "ftplib", "smtplib", "asyncio", "selectors"}
 

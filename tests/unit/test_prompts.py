@@ -5,7 +5,6 @@ from shared.domain.errors import TaskError
 from shared.domain.labeling import parse_labeling_config
 from shared.domain.prompts import (
     CACHE_FRIENDLY_PROMPT_TEMPLATE,
-    build_messages,
     choose_prompt,
     compose_messages,
     prompt_from_regions,
@@ -97,7 +96,9 @@ def test_images_are_mentioned_in_text_and_attached_as_parts():
     spec = parse_labeling_config(labeling_config("receipts"), "prompt")
     text = render_prompt(spec, INTERNAL, "Summarise", {"image": "https://x/r.png"})
     assert text == "Source Text: (the attached image)\n\nTask Directive: Summarise"
-    messages = build_messages(text, "https://x/r.png")
+    messages = compose_messages(
+        spec, INTERNAL, "Summarise", {"image": "https://x/r.png"}, image_urls=["https://x/r.png"]
+    )
     assert messages == [
         {
             "role": "user",
@@ -107,7 +108,7 @@ def test_images_are_mentioned_in_text_and_attached_as_parts():
             ],
         }
     ]
-    assert build_messages("hi") == [{"role": "user", "content": "hi"}]
+    assert compose_messages(spec, USER, "hi", {"image": "https://x/r.png"}) == [{"role": "user", "content": "hi"}]
 
 
 def test_prompt_from_regions_joins_lines_of_the_prompt_textarea():
@@ -221,3 +222,17 @@ def test_dynamic_options_join_the_labels_of_the_task():
       <Choices name="d" toName="t" value="$opts"/></View>"""
     spec = parse_labeling_config(config, "prompt")
     assert render_prompt(spec, USER, "{labels}", {"t": "x", "opts": [{"value": "b"}, "a"]}) == "['a', 'b']"
+
+
+def test_several_pictures_are_numbered_in_the_order_they_are_attached():
+    config = """<View><Text name="q" value="$q"/><Image name="pages" valueList="$pages"/>
+      <Image name="photo" value="$photo"/><TextArea name="prompt" toName="q"/>
+      <Choices name="c" toName="q"><Choice value="a"/></Choices></View>"""
+    spec = parse_labeling_config(config, "prompt")
+    data = {"q": "Which?", "pages": ["p1.png", "p2.png"], "photo": "x.png"}
+    text = render_prompt(spec, USER, "{text}", data)
+    assert text == (
+        "### q (Text)\nWhich?\n\n### pages (Image)\n(attached images 1 to 2)\n\n### photo (Image)\n(attached image 3)"
+    )
+    assert [value for _obj, value in task_images(spec, data)] == [["p1.png", "p2.png"], "x.png"]
+    assert "(the attached image)" in render_prompt(spec, USER, "{text}", {"q": "Which?", "photo": "x.png"})

@@ -2,7 +2,7 @@ import pytest
 
 from shared.domain.answers import read_labels as match_labels
 from shared.domain.labeling import parse_labeling_config
-from shared.domain.regions import build_regions
+from shared.domain.reading import read_prediction
 from tests.conftest import labeling_config
 
 LABELS = ["Sarcastic", "Not Sarcastic"]
@@ -10,6 +10,12 @@ LABELS = ["Sarcastic", "Not Sarcastic"]
 
 def labels_of(matches):
     return [match.label for match in matches]
+
+
+def build_regions(spec, prompt, answers, threshold):
+    """Text mode, as the reference read its answers: the regions and the score without logprobs."""
+    reading = read_prediction(spec, {}, prompt, [{"content": answer} for answer in answers], "text", threshold)
+    return reading.filled.regions, reading.filled.score()
 
 
 @pytest.mark.parametrize(

@@ -102,7 +102,8 @@ def complete(fake: FakeOpenAI, body: dict, *, via: str, custom_id: str | None = 
 
 
 def _refuse(refused: set[str], body: dict) -> None:
-    """Play a server without structured output: older Ollama and vLLM answer 400 naming the parameter."""
+    """Play a server without structured output (older Ollama and vLLM answer 400 naming the parameter), or a
+    model without logprobs (OpenAI's reasoning models)."""
     response_format = body.get("response_format")
     if response_format and "response_format" in refused:
         raise ApiError(400, "Unrecognized request argument supplied: response_format", param="response_format")
@@ -111,6 +112,8 @@ def _refuse(refused: set[str], body: dict) -> None:
         raise ApiError(400, message, param="response_format")
     if body.get("tools") and "tools" in refused:
         raise ApiError(400, "Unrecognized request argument supplied: tools", param="tools")
+    if body.get("logprobs") and "logprobs" in refused:
+        raise ApiError(400, "Unsupported parameter: 'logprobs' is not supported with this model.", param="logprobs")
 
 
 def _form(body: dict) -> _Form:

@@ -35,7 +35,7 @@ class FakeOpenAI:
     # None: echo the last user text (chat.default_reply), or a default instance of the requested schema.
     reply: Reply | None = None
     logprob: float = -0.01  # every answer token's logprob unless the reply's Answer says otherwise
-    refuse: set[str] = field(default_factory=set)  # "response_format", "json_schema", "tools": answered with 400
+    refuse: set[str] = field(default_factory=set)  # "response_format", "json_schema", "tools", "logprobs": a 400
     delay: float = 0.0  # seconds each live chat answer waits
     fail_every: int = 0  # when set, every Nth chat request fails with ``fail_every_status`` and Retry-After: 1
     fail_every_status: int = 429
