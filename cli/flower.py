@@ -20,6 +20,6 @@ def protect_metrics() -> None:
             await super().get()
 
     urls.handlers[:] = [
-        (route[0], AuthenticatedMetrics, *route[2:]) if len(route) > 1 and route[1] is Metrics else route
+        (route[0], AuthenticatedMetrics, *route[2:]) if isinstance(route, tuple) and route[1] is Metrics else route
         for route in urls.handlers
     ]
