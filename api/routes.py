@@ -6,10 +6,11 @@ classes of ``shared.domain.errors`` and become statuses in ``api/errors.py`` onl
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from api.batch import batch_blocker
@@ -32,6 +33,11 @@ MODEL_CLASS = "LLMInteractive"
 PROMPT_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
 
 bp = Blueprint("ml_backend", __name__)
+
+
+@bp.before_request
+def _note_arrival() -> None:
+    g.arrived = time.monotonic()  # INTERACTIVE_DEADLINE counts from here, parsing the labeling config included
 
 
 def backend() -> Services:
@@ -64,7 +70,7 @@ def answering_now() -> Iterator[None]:
     unfinished task's error (several)."""
     slots = current_app.extensions.get("llm_slots")
     with slots.hold() if slots else nullcontext():
-        with deadline_after(backend().settings.interactive_deadline):
+        with deadline_after(backend().settings.interactive_deadline, since=g.arrived):
             yield
 
 

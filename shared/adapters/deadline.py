@@ -36,9 +36,10 @@ _current: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar("dea
 
 
 @contextmanager
-def deadline_after(seconds: float) -> Iterator[None]:
-    """Everything inside must finish within ``seconds``."""
-    token = _current.set(_Deadline(time.monotonic() + seconds, seconds))
+def deadline_after(seconds: float, since: float | None = None) -> Iterator[None]:
+    """Everything inside must finish within ``seconds`` of ``since`` (a ``time.monotonic()``; default now)."""
+    start = time.monotonic() if since is None else since
+    token = _current.set(_Deadline(start + seconds, seconds))
     try:
         yield
     finally:
@@ -73,13 +74,3 @@ def sleep(seconds: float) -> None:
     """``time.sleep``, unless the deadline would pass first: then DeadlineExceeded at once, not after waiting."""
     check(seconds)
     time.sleep(seconds)
-
-
-def clamp(timeout: float | None) -> float | None:
-    """A socket timeout that also ends at the deadline; raises DeadlineExceeded when none is left."""
-    left = remaining()
-    if left is None:
-        return timeout
-    if left <= 0:
-        check()
-    return left if timeout is None else min(timeout, left)
