@@ -49,7 +49,8 @@ def _build_client(options: LLMOptions, policy: AddressPolicy | None) -> openai.O
     common = {
         "timeout": options.timeout,
         "max_retries": options.max_retries,
-        "http_client": openai.DefaultHttpxClient(transport=transport),
+        # No redirects: Azure's api-key header would follow one to another host (httpx drops only Authorization).
+        "http_client": openai.DefaultHttpxClient(transport=transport, follow_redirects=False),
     }
     key = options.api_key.get_secret_value() if options.api_key else None
     if options.provider == "ollama":

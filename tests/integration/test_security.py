@@ -343,3 +343,16 @@ def test_a_labeling_config_with_any_doctype_is_refused(make_client, doctype):
     response = setup(make_client(), config=doctype + SARCASM)
     assert response.status_code == 400
     assert "must not declare a DTD or entities" in response.json["error"]
+
+
+def test_a_redirect_from_the_providers_endpoint_is_not_followed_with_the_key(make_client, make_settings, provider):
+    """httpx drops Authorization on a redirect to another host, but not Azure's api-key header: no redirects."""
+
+    def redirect(request, handler):
+        send(handler, 307, {}, {"Location": f"{provider.url}/openai/deployments/d/chat/completions"})
+
+    with RecordingServer(redirect) as endpoint:
+        settings = make_settings(openai_provider="azure", azure_resource_endpoint=endpoint.url, llm_max_retries=0)
+        response = interactive(make_client(settings), {"text": "hi"})
+        assert response.status_code == 502 and "answered 307" in response.json["error"]
+        assert len(endpoint.requests) == 1 and provider.requests == []
