@@ -80,9 +80,6 @@ class Projects:
     def version(self, project: str | None, config: ProjectConfig, label_config: str) -> str:
         return model_version(config, label_config, self.prompt(project, config))
 
-    def access(self, setup: ProjectSetup | None) -> LabelStudioAccess | None:
-        return self.label_studio(setup)[0]
-
     def label_studio(self, setup: ProjectSetup | None) -> tuple[LabelStudioAccess | None, str | None]:
         """How to reach the project's Label Studio, or None and why not."""
         hostname, token = (setup.hostname, setup.access_token) if setup else (None, None)
@@ -91,7 +88,7 @@ class Projects:
             token = key.get_secret_value() if key else token
             if not token:
                 return None, "no key for LABEL_STUDIO_URL: set LABEL_STUDIO_API_KEY (or connect from Label Studio)"
-            return LabelStudioAccess(url=self.settings.label_studio_url, api_key=token, configured=True), None
+            return LabelStudioAccess(url=self.settings.label_studio_url, api_key=token), None
         if not (hostname and token):
             return (
                 None,

@@ -38,7 +38,6 @@ SDK_TIMEOUT = 60.0  # the SDK's own default, kept when we hand it our HTTP clien
 class LabelStudioAccess:
     url: str
     api_key: str
-    configured: bool = False  # set by the operator (LABEL_STUDIO_URL), not taken from a /setup request
 
     def __repr__(self) -> str:  # keeps the key out of logs and tracebacks
         return f"LabelStudioAccess(url={self.url!r}, api_key=***)"

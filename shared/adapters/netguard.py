@@ -61,9 +61,10 @@ def resolve(host: str, port: int | None = None) -> list[str]:
     if hit is not None and hit[0] > now:
         return hit[1]
     try:
-        addresses = list(dict.fromkeys(info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)))
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
-        addresses = []
+        infos = []
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
     if len(_resolved) > 4096:
         _resolved.clear()
     _resolved[(host, port)] = (now + RESOLVED_FOR, addresses)
