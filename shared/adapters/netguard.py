@@ -199,9 +199,7 @@ class GuardedBackend:
         deadline.sleep(seconds)
 
 
-def guarded_transport(
-    httpx_module: ModuleType, core: ModuleType, policy: AddressPolicy | None, **options: Any
-) -> Any:
+def guarded_transport(httpx_module: ModuleType, core: ModuleType, policy: AddressPolicy | None, **options: Any) -> Any:
     """An ``HTTPTransport`` of ``httpx_module`` (``options`` as it takes them) whose connections go through a
     GuardedBackend.
 
