@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from api.auth import install_basic_auth
+from api.capacity import LLMSlots
 from api.errors import register_error_handlers
 from api.observe import install_request_metrics
 from api.routes import bp
@@ -13,13 +14,16 @@ from shared.domain.config import Settings, load_settings
 from shared.services import Services
 
 
-def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
+def create_app(settings: Settings | None = None, store: Store | None = None, llm_slots: int | None = None) -> Flask:
+    """The API; ``llm_slots`` bounds the requests that wait for the LLM at once (``api.capacity``), unbounded
+    when None (a test client has no thread pool to protect)."""
     settings = settings or load_settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False
     services = Services.build(settings, store)
     app.extensions["llm_backend"] = services
+    app.extensions["llm_slots"] = LLMSlots(llm_slots) if llm_slots else None
     install_request_metrics(app, services.metrics)
     install_basic_auth(app, settings)
     register_error_handlers(app)

@@ -15,7 +15,7 @@ def batch_blocker(ctx: PredictionContext, tasks: list[dict]) -> str | None:
     if ctx.project is None:
         return "the request names no project"
     if ctx.access is None:
-        return "no Label Studio URL and key (set LABEL_STUDIO_URL/LABEL_STUDIO_API_KEY or connect from Label Studio)"
+        return ctx.access_problem or "no Label Studio URL and key (set LABEL_STUDIO_URL/LABEL_STUDIO_API_KEY)"
     if not all(isinstance(task.get("id"), int) for task in tasks):
         return "not every task has an integer id"
     return None

@@ -1,4 +1,4 @@
-"""Every error leaves as JSON ``{"error": "..."}`` naming the problem; never a traceback.
+"""Every error leaves as JSON ``{"error": "..."}`` naming the problem; never a traceback, never a secret.
 
 The one place where errors become HTTP statuses: routes and the code below them raise the classes of
 ``shared.domain.errors`` (or let Redis errors through) and never translate them themselves.
@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from shared.domain.errors import (
     BackendError,
+    DeadlineExceeded,
     InvalidInput,
     LabelStudioError,
     LLMError,
@@ -22,6 +23,7 @@ from shared.domain.errors import (
     TaskError,
     Unavailable,
 )
+from shared.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ STATUS_BY_ERROR: dict[type[BackendError], int] = {
     LLMError: 502,
     LabelStudioError: 502,
     Unavailable: 503,
+    DeadlineExceeded: 504,  # the annotator's request ran out of INTERACTIVE_DEADLINE
 }
 
 
@@ -46,12 +49,12 @@ def status_of(exc: BackendError) -> int:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(BackendError)
     def _backend_error(exc: BackendError):
-        return jsonify(error=str(exc)), status_of(exc)
+        return jsonify(error=redact(str(exc))), status_of(exc)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         response = exc.get_response()  # keeps the status and headers such as Allow
-        response.data = json.dumps({"error": exc.description or exc.name})
+        response.data = json.dumps({"error": redact(exc.description or exc.name)})
         response.content_type = "application/json"
         return response
 
@@ -59,7 +62,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(redis.TimeoutError)
     def _redis_down(exc: redis.RedisError):
         log.error("Redis is unavailable: %s", exc)
-        return jsonify(error=f"Redis is unavailable: {exc}"), 503
+        return jsonify(error=redact(f"Redis is unavailable: {exc}")), 503
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -1,23 +1,57 @@
-"""Reading request bodies, with 400s that name what is wrong."""
+"""Reading request bodies, with 4xx answers that name what is wrong.
+
+A body is bounded before it is parsed: MAX_REQUEST_BYTES however it is sent (413), JSON nesting
+(``shared.domain.untrusted``, 400), and text that is not valid Unicode (a lone surrogate, 400 naming the
+field) everywhere except where each task is checked on its own, so one bad task fails alone.
+"""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from shared.domain.errors import InvalidRequest
+from shared.domain.untrusted import (
+    TooDeep,
+    loads,
+    lone_surrogate_message,
+    lone_surrogate_path,
+    may_hold_lone_surrogates,
+)
 
 
-def json_object() -> dict[str, Any]:
+def body_bytes() -> bytes:
+    """The request body; 413 when it is over MAX_REQUEST_BYTES, whether sent with a length or chunked.
+
+    werkzeug refuses a declared Content-Length over the limit, but stops reading a chunked body at the limit
+    as if it had ended; one more byte from the server's own stream tells a cut body from a complete one.
+    """
     raw = request.get_data(cache=False)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        if request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge(f"request body is over MAX_REQUEST_BYTES={limit} bytes")
+    return raw
+
+
+def json_object(checked_per_task: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The body as a JSON object. ``checked_per_task``: top-level keys whose text is checked task by task later
+    (a task with invalid text fails alone rather than the whole request)."""
+    raw = body_bytes()
     try:
-        body = json.loads(raw) if raw else None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        body = loads(raw) if raw else None
+    except TooDeep as exc:
+        raise InvalidRequest(f"request body is refused: {exc}") from None
+    except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError for bytes that are not UTF-8
         raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
+    if may_hold_lone_surrogates(raw):
+        where = lone_surrogate_path({key: value for key, value in body.items() if key not in checked_per_task}, "")
+        if where:
+            raise InvalidRequest(lone_surrogate_message(where))
     return body
 
 

@@ -6,12 +6,17 @@ classes of ``shared.domain.errors`` and become statuses in ``api/errors.py`` onl
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+
+from flask import Blueprint, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from api.batch import batch_blocker
 from api.observe import mark_interactive
 from api.requests import json_object, optional_object, tasks_of
+from shared.adapters.deadline import deadline_after
 from shared.adapters.jobs import JobStatus
 from shared.adapters.metrics import RedisCollector
 from shared.adapters.queue import queue_key
@@ -21,12 +26,18 @@ from shared.domain.config import decode_extra_params
 from shared.domain.errors import InvalidRequest, NotFound, TaskError
 from shared.domain.types import Prediction, Task
 from shared.projects import PredictionContext
+from shared.redaction import redact
 from shared.services import Services
 
 MODEL_CLASS = "LLMInteractive"
 PROMPT_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
 
 bp = Blueprint("ml_backend", __name__)
+
+
+@bp.before_request
+def _note_arrival() -> None:
+    g.arrived = time.monotonic()  # INTERACTIVE_DEADLINE counts from here, parsing the labeling config included
 
 
 def backend() -> Services:
@@ -41,13 +52,31 @@ def results_of(ctx: PredictionContext, outcomes: list[Prediction | TaskError]) -
     """Label Studio's ``results``: a failed task becomes an entry without ``result``, so Label Studio
     stores nothing for it and logs the message, while the other tasks' predictions are kept."""
     return [
-        {"error": str(outcome), "model_version": ctx.model_version} if isinstance(outcome, TaskError) else outcome
+        {"error": redact(str(outcome)), "model_version": ctx.model_version}
+        if isinstance(outcome, TaskError)
+        else outcome
         for outcome in outcomes
     ]
 
 
 def answer(ctx: PredictionContext, results: list, **extra: object) -> dict:
     return {"results": results, "model_version": ctx.model_version, **extra}
+
+
+@contextmanager
+def answering_now() -> Iterator[None]:
+    """Around LLM calls made while Label Studio (or an annotator) waits: a thread slot of this process, and
+    INTERACTIVE_DEADLINE for all of it; past the deadline the request ends in 504 (one task) or each
+    unfinished task's error (several)."""
+    slots = current_app.extensions.get("llm_slots")
+    with slots.hold() if slots else nullcontext():
+        with deadline_after(backend().settings.interactive_deadline, since=g.arrived):
+            yield
+
+
+def predict_now(ctx: PredictionContext, tasks: list[Task]) -> list[Prediction | TaskError]:
+    with answering_now():
+        return backend().predictor.outcomes(ctx, tasks)
 
 
 @bp.get("/")
@@ -76,7 +105,7 @@ def setup():
 
 @bp.post("/predict")
 def predict():
-    body = json_object()
+    body = json_object(checked_per_task=("tasks",))
     tasks = tasks_of(body)
     params = optional_object(body, "params")
     project = project_id_of(body.get("project")) or project_id_of(tasks[0].get("project"))
@@ -89,19 +118,23 @@ def predict():
         mark_interactive()
         # A failure propagates as its status with a JSON error (Label Studio 1.23 logs it; its labeling screen
         # only stops the spinner), rather than an error entry that it would drop without a trace.
-        return answer(ctx, [predictor.predict(ctx, tasks[0])])
+        [outcome] = predict_now(ctx, tasks)
+        if isinstance(outcome, TaskError):
+            raise outcome
+        return answer(ctx, [outcome])
     if len(tasks) >= backend().settings.batch_min_tasks and not ctx.interactive:
         return predict_batch(ctx, tasks)
     if not ctx.interactive:  # a task opened in the labeling screen: Label Studio stores what we answer
-        return answer(ctx, results_of(ctx, backend().opened_tasks.answers(ctx, tasks)))
-    return answer(ctx, results_of(ctx, predictor.outcomes(ctx, tasks)))
+        with answering_now():
+            return answer(ctx, results_of(ctx, backend().opened_tasks.answers(ctx, tasks)))
+    return answer(ctx, results_of(ctx, predict_now(ctx, tasks)))
 
 
 def predict_batch(ctx: PredictionContext, tasks: list[Task]):
     """Answer from the cache when every task is there; otherwise start a job and answer at once."""
     predictor = backend().predictor
     if ctx.prompt is None:  # every task would fail the same way: say so now, without a job
-        return answer(ctx, results_of(ctx, predictor.outcomes(ctx, tasks)))
+        return answer(ctx, results_of(ctx, predict_now(ctx, tasks)))
     if predictor.cached_predictions(ctx, tasks[:1]) is not None:
         cached = predictor.cached_predictions(ctx, tasks)
         if cached is not None:  # Label Studio stores these: through the ledger, as an opened task's answer
@@ -109,13 +142,13 @@ def predict_batch(ctx: PredictionContext, tasks: list[Task]):
     blocker = batch_blocker(ctx, tasks)
     if blocker:
         current_app.logger.warning("%d tasks predicted in the request, not as a job: %s", len(tasks), blocker)
-        return answer(ctx, results_of(ctx, predictor.outcomes(ctx, tasks)))
+        return answer(ctx, results_of(ctx, predict_now(ctx, tasks)))
     return answer(ctx, [], job=start_job(backend(), ctx, tasks))
 
 
 @bp.post("/webhook")
 def webhook():
-    body = json_object()
+    body = json_object(checked_per_task=("tasks",))
     action = body.get("action")
     auto_predict = action == "TASKS_CREATED" and backend().settings.auto_predict_on_import
     if action not in PROMPT_EVENTS and not auto_predict:

@@ -202,6 +202,7 @@ class Stack:
             "REDIS_KEY_PREFIX": prefix,
             "OPENAI_API_KEY": "sk-bench",
             "OPENAI_BASE_URL": f"{self.fake.url}/v1",
+            "ALLOWED_PRIVATE_HOSTS": "127.0.0.1",  # the Label Studio stand-in, named by /setup
             "LOG_LEVEL": "WARNING",
         } | {key: str(value) for key, value in overrides.items()}
         return backend_env(**values)

@@ -21,9 +21,9 @@ def _fail(message: str) -> int:
 def run_batch(settings: Settings, project: int, only_unlabeled: bool, wait: bool) -> int:
     backend = Services.build(settings)
     setup = backend.store.load_setup(str(project))
-    access = backend.projects.access(setup)
+    access, problem = backend.projects.label_studio(setup)
     if access is None:
-        return _fail("set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY (or connect the backend in Label Studio first)")
+        return _fail(problem or "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY (or connect the backend first)")
     label_studio = backend.label_studio(access)
     ctx = backend.projects.context(str(project), label_studio.label_config(project), None)
     if ctx.prompt is None:

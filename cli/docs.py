@@ -41,7 +41,7 @@ keys (`resource_endpoint`, `deployment_name`, `api_version`) are accepted too; a
 
 def shown_default(field: FieldInfo) -> str:
     value: Any = field.default
-    if value is None or value == {}:
+    if value is None or value == {} or value == []:
         return "—"
     if isinstance(value, bool):
         return "1" if value else "0"

@@ -2,15 +2,55 @@
 
 from __future__ import annotations
 
+import json
+
+from gunicorn import util
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
 from shared.domain.config import Settings
 
 
+class _Captured:
+    """A stand-in socket that keeps what gunicorn writes (its HTML error page) instead of sending it."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def gettimeout(self) -> float:
+        return 0.0
+
+    def sendall(self, data: bytes) -> None:
+        self.data += data
+
+
+class JsonErrorWorker(ThreadWorker):
+    """gunicorn answers requests it cannot parse (a URL over 4 KB: 414, malformed headers: 400, …) itself,
+    with an HTML page; this worker keeps gunicorn's status and logging and sends ``{"error": ...}`` instead,
+    like every other answer of the API."""
+
+    def handle_error(self, req, client, addr, exc) -> None:
+        page = _Captured()
+        super().handle_error(req, page, addr, exc)
+        status_line = page.data.split(b"\r\n", 1)[0].decode("latin-1")  # "HTTP/1.1 414 URI Too Long"
+        _, status, reason = (status_line.split(" ", 2) + ["500", "Internal Server Error"])[:3]
+        message = f"{reason}: {exc}" if status.startswith("4") else f"{reason}; see the backend's log"
+        body = json.dumps({"error": message}).encode()
+        head = (
+            f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        try:
+            util.write_nonblock(client, head.encode("latin-1") + body)
+        except Exception:
+            self.log.debug("Failed to send error message.")
+
+
 class _Application(BaseApplication):
-    def __init__(self, settings: Settings, options: dict) -> None:
+    def __init__(self, settings: Settings, options: dict, llm_slots: int) -> None:
         self._settings = settings
         self._options = options
+        self._llm_slots = llm_slots
         super().__init__()
 
     def load_config(self) -> None:
@@ -21,17 +61,19 @@ class _Application(BaseApplication):
         # Built in each worker after the fork, so no Redis connection crosses a fork.
         from api import create_app
 
-        return create_app(self._settings)
+        return create_app(self._settings, llm_slots=self._llm_slots)
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
+    from api.capacity import slots_for
+
     _Application(
         settings,
         {
             "bind": f"{host}:{port}",
             "workers": workers,
             "threads": threads,
-            "worker_class": "gthread",
+            "worker_class": f"{JsonErrorWorker.__module__}.{JsonErrorWorker.__qualname__}",
             "timeout": 120,
             "graceful_timeout": 30,
             "keepalive": 5,
@@ -40,4 +82,5 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, threads: in
             "proc_name": "llm-backend-api",
             "control_socket_disable": True,  # one shared path per user: two instances would collide
         },
+        llm_slots=slots_for(threads),
     ).run()

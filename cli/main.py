@@ -32,8 +32,10 @@ def _run_flower(settings: Settings, args: argparse.Namespace) -> int:
     if settings.flower_basic_auth is None:  # Flower itself reads FLOWER_BASIC_AUTH from the environment
         print("llm-backend: FLOWER_BASIC_AUTH=user:password is required: Flower shows every task", file=sys.stderr)
         return 2
+    from cli.flower import protect_metrics
     from shared.adapters.queue import make_celery
 
+    protect_metrics()
     make_celery(settings).start(["flower", f"--address={args.host}", f"--port={args.port}", *args.celery_options])
     return 0
 

@@ -12,6 +12,8 @@ import json
 import logging
 from collections.abc import Iterator
 
+from shared.redaction import RedactingFilter
+
 _context: contextvars.ContextVar[dict | None] = contextvars.ContextVar("log_context", default=None)
 
 
@@ -46,13 +48,14 @@ class JsonFormatter(logging.Formatter):
         }
         line.update({key: getattr(record, key) for key in self.FIELDS if hasattr(record, key)})
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            line["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(line, default=str)
 
 
 def configure_logging(level: str, fmt: str = "text") -> None:
     handler = logging.StreamHandler()
     handler.addFilter(_ContextFilter())
+    handler.addFilter(RedactingFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

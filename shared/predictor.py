@@ -2,21 +2,25 @@
 
 A ``PredictionContext`` (``shared.projects``) says what every task of a request has in common;
 ``predict`` handles one task and ``outcomes`` several, concurrently but at most ``LLM_CONCURRENCY`` at
-once per process.  The model is told the answer's schema in the project's output mode (except in
-``text`` mode, the reference's plain prompt), and its answer is read by ``shared.domain.reading``.
+once per process; whatever goes wrong with one task (an exception of any kind) fails that task alone.
+The model is told the answer's schema in the project's output mode (except in ``text`` mode, the
+reference's plain prompt), and its answer is read by ``shared.domain.reading``.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from shared.adapters import deadline
 from shared.adapters.images import image_url_for_model
 from shared.adapters.jobs import Jobs
 from shared.adapters.label_studio import LabelStudioGateway, LabelStudioGateways
 from shared.adapters.llm import LLM, LLMAnswer, OutputRequest
+from shared.adapters.netguard import AddressPolicy
 from shared.adapters.store import Store
 from shared.domain.config import Settings
 from shared.domain.errors import TaskError
@@ -24,6 +28,7 @@ from shared.domain.prompts import compose_messages, task_images
 from shared.domain.reading import read_prediction
 from shared.domain.schema import answer_instructions, answer_schema, task_instructions
 from shared.domain.types import Prediction, Task
+from shared.domain.untrusted import lone_surrogate_message, lone_surrogate_path
 from shared.logs import log_context
 from shared.projects import PredictionContext
 
@@ -41,6 +46,7 @@ class Predictor:
         self.jobs = jobs
         self.llm = llm
         self.label_studio = label_studio
+        self.policy = AddressPolicy.from_settings(settings)
         self._pool = ThreadPoolExecutor(max_workers=settings.llm_concurrency, thread_name_prefix="llm")
 
     def close(self) -> None:
@@ -58,11 +64,14 @@ class Predictor:
         """
         if ctx.prompt is None:
             raise TaskError(ctx.prompt_error or "no prompt")
+        bad_text = lone_surrogate_path(data, "data")
+        if bad_text:
+            raise TaskError(f"task {lone_surrogate_message(bad_text)}")
         structured = ctx.config.output_mode != "text"
         images = task_images(ctx.spec, data)
         gateway = self.gateway(ctx) if images else None
         image_urls = [
-            image_url_for_model(item, gateway, self.settings.max_image_bytes)
+            image_url_for_model(item, gateway, self.settings.max_image_bytes, self.policy, ctx.access_problem)
             for _obj, value in images
             for item in (value if isinstance(value, list) else [value])
         ]
@@ -109,23 +118,34 @@ class Predictor:
         return {"result": [], "score": 0.0, "model_version": ctx.model_version}
 
     def outcome(self, ctx: PredictionContext, task: Task) -> Prediction | TaskError:
-        """A prediction, or the TaskError that stopped it: one task's failure never escapes."""
+        """A prediction, or the TaskError that stopped it: one task's failure never escapes.
+
+        Not only our own errors: an exception of any kind (a provider body that breaks a parser, text that
+        cannot be encoded) fails this task with its type named, and the request's or chunk's other tasks go on.
+        """
         with log_context(job_id=ctx.job_id, task_id=task.get("id")):
             try:
                 return self.predict(ctx, task)
             except TaskError as exc:
                 log.warning("task %s: %s", task.get("id"), exc)
-                return exc
+                return deadline.overdue(exc)
+            except Exception as exc:
+                log.exception("task %s: unexpected error", task.get("id"))
+                return deadline.overdue(TaskError(f"unexpected error: {type(exc).__name__}: {exc}"[:500]))
 
     def outcomes(self, ctx: PredictionContext, tasks: list[Task]) -> list[Prediction | TaskError]:
         """``outcome`` for each task, at most LLM_CONCURRENCY at once in this process."""
         return self.concurrently(lambda task: self.outcome(ctx, task), tasks)
 
     def concurrently(self, work: Callable[[T], R], items: list[T]) -> list[R]:
-        """``work`` on each item in this process's pool of LLM_CONCURRENCY threads, results in order."""
+        """``work`` on each item in this process's pool of LLM_CONCURRENCY threads, results in order.
+
+        Each item runs in a copy of the caller's context, so a request's deadline reaches the pool's threads.
+        """
         if len(items) == 1:
             return [work(items[0])]
-        return list(self._pool.map(work, items))
+        contexts = [contextvars.copy_context() for _ in items]
+        return list(self._pool.map(lambda run, item: run.run(work, item), contexts, items))
 
     def cached_predictions(self, ctx: PredictionContext, tasks: list[Task]) -> list[Prediction] | None:
         """All predictions from the LLM cache, or None as soon as one task would need a call.

@@ -1,7 +1,9 @@
 """Resolving a project: what every task of a request (or of a batch job) has in common.
 
 The project's settings (environment plus its extra params), its parsed labeling config, the prompt
-in force, the model version, and how to reach its Label Studio.  ``/setup`` registers a project,
+in force, the model version, and how to reach its Label Studio: ``LABEL_STUDIO_API_KEY`` goes only to
+``LABEL_STUDIO_URL``; a host that ``/setup`` names is used with the token ``/setup`` gave, and only when
+it is not on a private address (unless ``ALLOWED_PRIVATE_HOSTS`` names it).  ``/setup`` registers a project,
 ``/webhook`` learns its prompt; ``/predict`` and the workers ask for a ``PredictionContext``.
 """
 
@@ -13,13 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.adapters.label_studio import LabelStudioAccess
+from shared.adapters.netguard import AddressPolicy
 from shared.adapters.store import ProjectSetup, Store
 from shared.domain.config import ExtraParams, ProjectConfig, Settings, decode_extra_params
-from shared.domain.errors import TaskError
+from shared.domain.endpoints import host_port
+from shared.domain.errors import ConfigError, TaskError
 from shared.domain.labeling import LabelingSpec, Unfilled, parse_labeling_config
 from shared.domain.prompts import choose_prompt, prompt_from_regions
 from shared.domain.types import JobSnapshot
 from shared.domain.versions import model_version
+from shared.redaction import remember_extra_params
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,7 @@ class PredictionContext:
     interactive: bool  # an annotator is waiting: Label Studio sent a context
     context_prompt: bool  # that context holds a prompt (a smart tag's context may not)
     job_id: str | None = None  # the batch job this context predicts for, for its token count
+    access_problem: str | None = None  # why there is no ``access``, when a reason is known
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ class Projects:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
+        self.policy = AddressPolicy.from_settings(settings)
 
     def config(self, setup: ProjectSetup | None) -> ProjectConfig:
         return self.settings.for_project(ExtraParams.parse(setup.extra_params if setup else None))
@@ -84,12 +91,29 @@ class Projects:
     def version(self, project: str | None, config: ProjectConfig, label_config: str) -> str:
         return model_version(config, label_config, self.prompt(project, config))
 
-    def access(self, setup: ProjectSetup | None) -> LabelStudioAccess | None:
-        url = self.settings.label_studio_url or (setup.hostname if setup else None)
-        key = self.settings.label_studio_api_key
-        token = key.get_secret_value() if key else (setup.access_token if setup else None)
-        configured = bool(self.settings.label_studio_url)
-        return LabelStudioAccess(url=url, api_key=token, configured=configured) if url and token else None
+    def label_studio(self, setup: ProjectSetup | None) -> tuple[LabelStudioAccess | None, str | None]:
+        """How to reach the project's Label Studio, or None and why not."""
+        hostname, token = (setup.hostname, setup.access_token) if setup else (None, None)
+        if self.settings.label_studio_url:
+            key = self.settings.label_studio_api_key
+            token = key.get_secret_value() if key else token
+            if not token:
+                return None, "no key for LABEL_STUDIO_URL: set LABEL_STUDIO_API_KEY (or connect from Label Studio)"
+            return LabelStudioAccess(url=self.settings.label_studio_url, api_key=token), None
+        if not (hostname and token):
+            return (
+                None,
+                "no Label Studio URL and key (set LABEL_STUDIO_URL/LABEL_STUDIO_API_KEY or connect from Label Studio)",
+            )
+        where = host_port(hostname)
+        reason = self.policy.refusal(*where, unresolved_ok=True) if where else "not an http(s) URL"
+        if reason:
+            return None, (
+                f"Label Studio at {hostname} is not used: {reason}, a private address taken from /setup; set "
+                "LABEL_STUDIO_URL (and LABEL_STUDIO_API_KEY) to allow your Label Studio, or add its host to "
+                "ALLOWED_PRIVATE_HOSTS"
+            )
+        return LabelStudioAccess(url=hostname, api_key=token), None
 
     def register(self, project: str, setup: ProjectSetup) -> Registration:
         """``/setup``: check the project's settings and labeling config, keep them.
@@ -98,6 +122,7 @@ class Projects:
         logged once per project and config, however often Label Studio calls ``/setup``.
         """
         config = self.config(setup)
+        self._check_llm_endpoint(config)
         spec = self.spec(config, setup.label_config)
         self.store.save_setup(project, setup)
         version = self.version(project, config, setup.label_config)
@@ -114,11 +139,23 @@ class Projects:
                 )
         return Registration(model_version=version, unfilled=spec.unfilled)
 
+    def _check_llm_endpoint(self, config: ProjectConfig) -> None:
+        """A project's own endpoint (with its own key) is still called from this server: not on a private address."""
+        endpoint = config.llm.endpoint
+        where = host_port(endpoint)
+        reason = self.policy.refusal(*where, unresolved_ok=True) if where else None
+        if reason:
+            raise ConfigError(
+                f"extra_params: the LLM endpoint {endpoint} is not used: {reason}; the operator may add it to "
+                "ALLOWED_LLM_ENDPOINTS, or its host to ALLOWED_PRIVATE_HOSTS"
+            )
+
     def context(self, project: str | None, label_config: str | None, context: Any) -> PredictionContext:
         """Resolve a request; raises ConfigError or LabelingConfigError when the request cannot work."""
         setup = self.store.load_setup(project) if project else None
         label_config = label_config or (setup.label_config if setup else None)
         extra_params = decode_extra_params(setup.extra_params if setup else None)
+        access, access_problem = self.label_studio(setup)
         config = self.settings.for_project(ExtraParams.parse(extra_params))
         spec = self.spec(config, label_config)
         regions = context.get("result") if isinstance(context, dict) else None
@@ -138,9 +175,10 @@ class Projects:
             model_version=model_version(config, label_config, stored),
             prompt=prompt,
             prompt_error=prompt_error,
-            access=self.access(setup),
+            access=access,
             interactive=isinstance(context, dict),  # even without regions: a reloaded screen asks this way
             context_prompt=context_prompt is not None,
+            access_problem=access_problem,
         )
 
     def snapshot(self, ctx: PredictionContext) -> JobSnapshot:
@@ -156,8 +194,10 @@ class Projects:
 
     def from_snapshot(self, snapshot: JobSnapshot, job_id: str | None = None) -> PredictionContext:
         """A batch job's context; only how to reach Label Studio is read afresh (tokens may rotate)."""
+        remember_extra_params(snapshot.extra_params)
         config = self.settings.for_project(ExtraParams.parse(snapshot.extra_params))
         setup = self.store.load_setup(snapshot.project) if snapshot.project else None
+        access, access_problem = self.label_studio(setup)
         return PredictionContext(
             project=snapshot.project,
             label_config=snapshot.label_config,
@@ -167,10 +207,11 @@ class Projects:
             model_version=snapshot.model_version,
             prompt=snapshot.prompt,
             prompt_error=snapshot.prompt_error,
-            access=self.access(setup),
+            access=access,
             interactive=False,
             context_prompt=False,
             job_id=job_id,
+            access_problem=access_problem,
         )
 
     def remember_prompt(self, project: str, label_config: str | None, annotation: dict) -> PromptUpdate:

@@ -14,12 +14,15 @@ from shared.adapters.jobs import Jobs
 from shared.adapters.label_studio import LabelStudioGateways
 from shared.adapters.llm import LLM
 from shared.adapters.metrics import Metrics
+from shared.adapters.netguard import AddressPolicy
 from shared.adapters.queue import make_celery
 from shared.adapters.store import Store
 from shared.domain.config import Settings
+from shared.domain.labeling import configure_spec_cache
 from shared.opened_tasks import OpenedTasks
 from shared.predictor import Predictor
 from shared.projects import Projects
+from shared.redaction import remember_settings
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,10 @@ class Services:
     def build(
         cls, settings: Settings, store: Store | None = None, label_studio: LabelStudioGateways | None = None
     ) -> Services:
+        remember_settings(settings)
+        configure_spec_cache(settings.label_config_cache_bytes)
         store = store or Store.from_url(settings.redis_url, settings.redis_key_prefix)
-        label_studio = label_studio or LabelStudioGateways()
+        label_studio = label_studio or LabelStudioGateways(policy=AddressPolicy.from_settings(settings))
         metrics = Metrics(store)
         jobs = Jobs(store, settings.job_ttl, settings.prices, settings.handover_grace)
         llm = LLM.from_settings(settings, store, metrics)

@@ -21,6 +21,7 @@ from tests.fakes.openai_server import FakeOpenAI, FakeOpenAIServer
 CONFIGS = Path(__file__).parent / "configs"
 _redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")  # or an embedded one, see below
 TEST_API_KEY = "sk-test-secret-0123456789"
+STAND_IN_HOST = "127.0.0.1"  # where every fake of the tests listens (tests/fakes/server.py)
 LS_TOKEN = "ls-token-0123456789abcdef"
 
 
@@ -79,6 +80,9 @@ def make_settings(llm_server: FakeOpenAIServer, request: pytest.FixtureRequest):
             "openai_base_url": f"{llm_server.url}/v1",
             "llm_max_retries": 2,
             "llm_timeout": 10,
+            # The stand-ins (Label Studio, the LLM) listen on loopback, as a Label Studio on the operator's own
+            # machine would: allowed as an operator would allow it. Tests of the address policy set [].
+            "allowed_private_hosts": [STAND_IN_HOST],
         }
         if prose:
             values["output_mode"] = "text"

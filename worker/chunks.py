@@ -130,14 +130,11 @@ class ChunkRunner:
             return
         label_studio = self.predictor.gateway(ctx)
         if label_studio is None or ctx.project is None:
+            reason = ctx.access_problem or (
+                "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, or connect the backend from Label Studio"
+            )
             for task_id in ready:
-                self._fail(
-                    job_id,
-                    task_id,
-                    "no Label Studio to push to: set LABEL_STUDIO_URL and "
-                    "LABEL_STUDIO_API_KEY, or connect the backend from Label Studio",
-                    outcome,
-                )
+                self._fail(job_id, task_id, f"no Label Studio to push to: {reason}", outcome)
             return
         try:
             being_stored, overdue = ledger.on_their_way(list(ready))

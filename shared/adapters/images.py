@@ -4,24 +4,31 @@
 ``/data/local-files/?d=…``, or any URL on the Label Studio host) are fetched with its key and inlined
 as base64, since the provider cannot reach them; other public http(s) URLs are passed on for the
 provider to fetch.  Against SSRF: a Label Studio on a private address is fetched from only when the
-operator configured it (LABEL_STUDIO_URL), not when a /setup request named it; URLs on private
-addresses are not passed on; downloads follow no redirects and stop at MAX_IMAGE_BYTES.
+operator configured it (LABEL_STUDIO_URL or ALLOWED_PRIVATE_HOSTS), not when a /setup request named it
+(``shared.projects`` then gives no access, and the reason); URLs on private addresses, in any spelling,
+are not passed on; downloads follow no redirects and stop at MAX_IMAGE_BYTES.
 """
 
 from __future__ import annotations
 
 import base64
 import mimetypes
-from urllib.parse import urlsplit
 
 from shared.adapters.label_studio import LabelStudioGateway
-from shared.adapters.netguard import is_internal_host
+from shared.adapters.netguard import AddressPolicy
+from shared.domain.endpoints import host_port
 from shared.domain.errors import TaskError
 
 _LABEL_STUDIO_PATHS = ("/data/", "/storage-data/", "/tasks/")
 
 
-def image_url_for_model(value: object, label_studio: LabelStudioGateway | None, max_bytes: int) -> str:
+def image_url_for_model(
+    value: object,
+    label_studio: LabelStudioGateway | None,
+    max_bytes: int,
+    policy: AddressPolicy,
+    no_label_studio_because: str | None = None,
+) -> str:
     if not isinstance(value, str) or not value.strip():
         raise TaskError("image field must be a URL or a data: URI")
     value = value.strip()
@@ -35,21 +42,21 @@ def image_url_for_model(value: object, label_studio: LabelStudioGateway | None, 
     if served_by_label_studio:
         if label_studio is None:
             raise TaskError(
-                f"image {value} is served by Label Studio: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY "
+                f"image {value} is not fetched: {no_label_studio_because}"
+                if no_label_studio_because
+                else f"image {value} is served by Label Studio: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY "
                 "(or connect the backend so /setup receives them)"
-            )
-        access = label_studio.access
-        if not access.configured and is_internal_host(urlsplit(access.url).hostname, resolve=True):
-            raise TaskError(
-                f"image {value} is not fetched from {access.url}: a private address taken from /setup; "
-                "set LABEL_STUDIO_URL (and LABEL_STUDIO_API_KEY) to allow your Label Studio"
             )
         body, content_type = label_studio.download(value, max_bytes)
         if not content_type.startswith("image/"):
             content_type = mimetypes.guess_type(value.split("?")[0])[0] or "image/png"
         return f"data:{content_type};base64,{base64.b64encode(body).decode('ascii')}"
     if value.startswith(("http://", "https://")):
-        if is_internal_host(urlsplit(value).hostname, resolve=False):
-            raise TaskError(f"image {value[:100]} is on a private address: only public URLs go to the provider")
+        where = host_port(value)
+        reason = policy.refusal(*where, unresolved_ok=True) if where else "it names no host"
+        if reason:
+            raise TaskError(
+                f"image {value[:100]} is on a private address: only public URLs go to the provider ({reason})"
+            )
         return value
     raise TaskError(f"unsupported image reference {value[:100]!r}: use http(s), data: or a Label Studio path")

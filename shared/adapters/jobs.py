@@ -31,6 +31,7 @@ from typing import Any
 from shared.adapters.store import Store
 from shared.domain.pricing import estimate_cost
 from shared.domain.types import JobSnapshot, Task
+from shared.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -390,7 +391,7 @@ class Jobs:
 
     def record_error(self, job_id: str, task_id: Any, message: str) -> None:
         pipe = self.redis.pipeline(transaction=False)
-        pipe.rpush(self._job(job_id, "errors"), json.dumps({"task": task_id, "error": message}))
+        pipe.rpush(self._job(job_id, "errors"), json.dumps({"task": task_id, "error": redact(message)}))
         pipe.ltrim(self._job(job_id, "errors"), -MAX_ERRORS_KEPT, -1)
         pipe.expire(self._job(job_id, "errors"), self.ttl)
         pipe.execute()

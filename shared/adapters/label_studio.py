@@ -1,7 +1,9 @@
 """Label Studio, behind one gateway object on the SDK's public API.
 
 Which instance and key serve a project is decided elsewhere (``shared.projects``): ``LABEL_STUDIO_URL``
-and ``LABEL_STUDIO_API_KEY`` when set, else what Label Studio sent to ``/setup``.  A
+and ``LABEL_STUDIO_API_KEY`` when set, else what Label Studio sent to ``/setup``.  Every connection goes
+through ``shared.adapters.netguard``'s transport (no private addresses that the operator did not configure,
+the request's deadline), and every error text is redacted of the secrets this process holds.  A
 ``LabelStudioGateway`` then does everything the backend asks of that instance: push predictions,
 check what it holds, read projects and tasks, download the files it serves.  Gateways are made by a
 ``LabelStudioGateways`` factory (one per URL and key, since the SDK's client refreshes personal
@@ -18,21 +20,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
+from shared.adapters.netguard import AddressPolicy, guarded_transport
 from shared.domain.errors import LabelStudioError, TaskError
+from shared.redaction import redact
 
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
 
 ACCESS_TOKEN_MARGIN = 30.0  # refresh a personal access token's short-lived access token this long before it expires
+SDK_TIMEOUT = 60.0  # the SDK's own default, kept when we hand it our HTTP client
 
 
 @dataclass(frozen=True)
 class LabelStudioAccess:
     url: str
     api_key: str
-    configured: bool = False  # set by the operator (LABEL_STUDIO_URL), not taken from a /setup request
 
     def __repr__(self) -> str:  # keeps the key out of logs and tracebacks
         return f"LabelStudioAccess(url={self.url!r}, api_key=***)"
@@ -56,9 +61,12 @@ def _translated_errors() -> Iterator[None]:
     except ApiError as exc:
         status = exc.status_code or 0
         retryable = status in (0, 408, 409, 429) or status >= 500
-        raise LabelStudioError(f"Label Studio answered {status}: {str(exc.body)[:500]}", retryable=retryable) from None
+        body = redact(str(exc.body))[:500]
+        raise LabelStudioError(f"Label Studio answered {status}: {body}", retryable=retryable) from None
     except httpx.HTTPError as exc:
-        raise LabelStudioError(f"cannot reach Label Studio: {type(exc).__name__}: {exc}", retryable=True) from None
+        raise LabelStudioError(
+            f"cannot reach Label Studio: {type(exc).__name__}: {redact(str(exc))}", retryable=True
+        ) from None
 
 
 def _is_personal_access_token(key: str) -> bool:
@@ -74,12 +82,16 @@ def _is_personal_access_token(key: str) -> bool:
 class LabelStudioGateway:
     """Everything the backend asks of one Label Studio instance, reached with one key."""
 
-    def __init__(self, access: LabelStudioAccess, client: LabelStudio | None = None) -> None:
+    def __init__(
+        self, access: LabelStudioAccess, client: LabelStudio | None = None, policy: AddressPolicy | None = None
+    ) -> None:
         self.access = access
+        transport = guarded_transport(httpx, httpcore, policy)
+        self._http = httpx.Client(transport=transport, timeout=SDK_TIMEOUT, follow_redirects=False)
         if client is None:
             from label_studio_sdk import LabelStudio  # heavy: import only when first needed
 
-            client = LabelStudio(base_url=access.url, api_key=access.api_key)
+            client = LabelStudio(base_url=access.url, api_key=access.api_key, httpx_client=self._http)
         self.client = client
         self._personal_token = _is_personal_access_token(access.api_key)
         self._bearer: tuple[str, float] | None = None  # access token, expiry (monotonic)
@@ -144,7 +156,7 @@ class LabelStudioGateway:
         url = self.access.absolute(path_or_url)
         try:
             headers = self._authorization()
-            with httpx.stream("GET", url, headers=headers, timeout=timeout, follow_redirects=False) as response:
+            with self._http.stream("GET", url, headers=headers, timeout=timeout) as response:
                 if response.status_code != 200:
                     raise TaskError(f"Label Studio answered {response.status_code} for {path_or_url}")
                 declared = int(response.headers.get("content-length") or 0)
@@ -157,7 +169,9 @@ class LabelStudioGateway:
                         raise TaskError(f"image {path_or_url} is over the limit of {max_bytes} bytes")
                 return bytes(body), response.headers.get("content-type", "application/octet-stream")
         except (httpx.HTTPError, LabelStudioError) as exc:
-            raise TaskError(f"could not fetch {path_or_url} from Label Studio: {type(exc).__name__}") from None
+            raise TaskError(
+                f"could not fetch {path_or_url} from Label Studio: {type(exc).__name__}: {redact(str(exc))}"
+            ) from None
 
     def _authorization(self) -> dict[str, str]:
         """The header Label Studio expects: ``Token`` for a legacy key, ``Bearer`` for a personal access token."""
@@ -178,8 +192,8 @@ class LabelStudioGateway:
 class LabelStudioGateways:
     """Makes (and keeps) one gateway per URL and key; tests pass another ``make`` to swap the network layer."""
 
-    def __init__(self, make: Any = LabelStudioGateway) -> None:
-        self._make = make
+    def __init__(self, make: Any = None, policy: AddressPolicy | None = None) -> None:
+        self._make = make or (lambda access: LabelStudioGateway(access, policy=policy))
         self._gateways: dict[LabelStudioAccess, LabelStudioGateway] = {}
         self._lock = threading.Lock()
 

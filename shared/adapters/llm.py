@@ -1,9 +1,11 @@
 """Chat completions for OpenAI, Azure OpenAI and Ollama, all through the ``openai`` client.
 
 Retries are the client's own: 408/409/429/5xx, timeouts and connection errors are retried with
-exponential backoff and jitter, honouring ``Retry-After``; 400/401/403 fail at once.  Clients are
-built once per distinct LLMOptions and reused (each holds a connection pool).  Answers are cached
-in Redis, keyed by everything that decides them, so a repeated prompt costs no call.
+exponential backoff and jitter, honouring ``Retry-After``; 400/401/403 fail at once.  Under a shared
+rate limit or a request's deadline (``shared.adapters.deadline``) the retries are ours instead, so
+that each waits its turn and none outlasts the deadline.  Clients are built once per distinct
+LLMOptions and reused (each holds a connection pool, behind ``shared.adapters.netguard``'s transport).
+Answers are cached in Redis, keyed by everything that decides them, so a repeated prompt costs no call.
 
 How the answer's schema travels is the project's ``OUTPUT_MODE`` (see ``shared.domain.output_modes``):
 ``json_schema``, ``tools`` or ``text``, with ``logprobs`` asked for where the mode carries them.  In
@@ -22,15 +24,20 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 
+import httpcore2
+import httpx2
 import openai
 
+from shared.adapters import deadline
 from shared.adapters.metrics import Metrics
+from shared.adapters.netguard import AddressPolicy, guarded_transport
 from shared.adapters.ratelimit import RateLimiter
 from shared.adapters.store import Store
 from shared.domain.backoff import backoff
 from shared.domain.config import LLMOptions, OutputMode, Settings
 from shared.domain.errors import LLMError
 from shared.domain.output_modes import request_options, resolve_output_mode
+from shared.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +86,14 @@ class FeatureRefused(LLMError):
         self.lasting = lasting
 
 
-def _build_client(options: LLMOptions) -> openai.OpenAI:
-    common = {"timeout": options.timeout, "max_retries": options.max_retries}
+def _build_client(options: LLMOptions, policy: AddressPolicy | None) -> openai.OpenAI:
+    transport = guarded_transport(httpx2, httpcore2, policy, limits=openai.DEFAULT_CONNECTION_LIMITS)
+    common = {
+        "timeout": options.timeout,
+        "max_retries": options.max_retries,
+        # No redirects: Azure's api-key header would follow one to another host (httpx drops only Authorization).
+        "http_client": openai.DefaultHttpxClient(transport=transport, follow_redirects=False),
+    }
     key = options.api_key.get_secret_value() if options.api_key else None
     if options.provider == "ollama":
         return openai.OpenAI(base_url=options.ollama_endpoint, api_key=key or "ollama", **common)
@@ -167,7 +180,24 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
 
 def _redact(text: str, options: LLMOptions) -> str:
     key = options.api_key.get_secret_value() if options.api_key else ""
-    return text.replace(key, "***") if len(key) >= 4 else text
+    return redact(text.replace(key, "***") if len(key) >= 4 else text)
+
+
+def _require_chat_completion(completion: object, options: LLMOptions) -> None:
+    """A provider (or a proxy before it) may answer 200 with a body of another shape: an LLMError, not a crash."""
+    choices = getattr(completion, "choices", None)
+    usage = getattr(completion, "usage", None)
+    messages = [getattr(choice, "message", None) for choice in choices] if isinstance(choices, list) else None
+    tokens = [getattr(usage, name, 0) or 0 for name in ("prompt_tokens", "completion_tokens")]
+    if (
+        messages is None
+        or not all(hasattr(message, "content") for message in messages)
+        or not all(isinstance(count, int) for count in tokens)
+    ):
+        shown = redact(repr(completion)[:200])
+        raise LLMError(
+            f"{options.provider} answered 200 with a body that is not a chat completion: {shown}", retryable=True
+        )
 
 
 class _NoMetrics:
@@ -180,10 +210,16 @@ class _NoMetrics:
 
 class LLM:
     def __init__(
-        self, store: Store | None, cache_ttl: int, limiter: RateLimiter | None = None, metrics: Metrics | None = None
+        self,
+        store: Store | None,
+        cache_ttl: int,
+        limiter: RateLimiter | None = None,
+        metrics: Metrics | None = None,
+        policy: AddressPolicy | None = None,
     ) -> None:
         self._store = store if cache_ttl > 0 else None
         self._memory = store  # what endpoints refused, remembered even when answers are not cached
+        self._policy = policy
         self._cache_ttl = cache_ttl
         self._metrics = metrics or _NoMetrics()
         self._limiter = limiter if limiter is not None and limiter.enabled else None
@@ -195,13 +231,13 @@ class LLM:
         limiter = RateLimiter(
             store, settings.llm_rpm, settings.llm_tpm, settings.llm_interactive_share, settings.llm_rate_wait
         )
-        return cls(store, settings.cache_ttl, limiter, metrics)
+        return cls(store, settings.cache_ttl, limiter, metrics, AddressPolicy.from_settings(settings))
 
     def client(self, options: LLMOptions) -> openai.OpenAI:
         with self._lock:
             client = self._clients.get(options)
             if client is None:
-                client = self._clients[options] = _build_client(options)
+                client = self._clients[options] = _build_client(options, self._policy)
             return client
 
     def cached(
@@ -317,22 +353,23 @@ class LLM:
     def _call_within_limits(
         self, options: LLMOptions, messages: list[dict], extra: dict, interactive: bool
     ) -> tuple[LLMAnswer, int]:
-        """One call; with a shared rate limit, every retry also waits for its turn in the bucket.
+        """One call; with a shared rate limit, every retry also waits for its turn in the bucket, and under a
+        deadline no retry waits past it.
 
-        (The openai client's own retries would bypass the bucket, so here they are ours.)
+        (The openai client's own retries would bypass the bucket and the deadline, so here they are ours.)
         """
-        if self._limiter is None:
+        if self._limiter is None and deadline.remaining() is None:
             return self._call(options, messages, extra), 0
         unretried = options.model_copy(update={"max_retries": 0})
         for attempt in range(options.max_retries + 1):
-            estimated = self._limiter.acquire(options, messages, interactive)
+            estimated = self._limiter.acquire(options, messages, interactive) if self._limiter else 0
             try:
                 return self._call(unretried, messages, extra), estimated
             except LLMError as exc:
                 if not exc.retryable or attempt == options.max_retries:
                     raise
                 delay = exc.retry_after if exc.retry_after is not None else backoff(attempt, base=0.5)
-                time.sleep(min(delay, MAX_RETRY_DELAY))
+                deadline.sleep(min(delay, MAX_RETRY_DELAY))
         raise AssertionError("unreachable")
 
     @staticmethod
@@ -362,6 +399,11 @@ class LLM:
             where = options.endpoint or "its default endpoint"
             reason = exc.__cause__ or exc
             raise LLMError(f"cannot reach {options.provider} at {where}: {reason}", retryable=True) from None
+        except openai.APIResponseValidationError as exc:
+            raise LLMError(
+                f"{options.provider} answered an unreadable body: {redact(str(exc))}", retryable=True
+            ) from None
+        _require_chat_completion(completion, options)
         usage = completion.usage
         return LLMAnswer(
             texts=[_answer_text(choice.message) for choice in completion.choices],

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import redis
 
+from shared.adapters import deadline as request_deadline
 from shared.adapters.store import Store
 from shared.domain.backoff import spread
 from shared.domain.config import LLMOptions
@@ -114,6 +115,7 @@ class RateLimiter:
                 return  # no limiter is better than no predictions; the provider's 429s still apply
             if wait <= 0:
                 return
+            request_deadline.check(wait)  # an annotator's request gives up here rather than at LLM_RATE_WAIT
             if time.monotonic() + wait > deadline:
                 raise LLMError(
                     f"rate limit: waited {self.max_wait:g} s for the shared LLM_RPM/LLM_TPM budget", retryable=True

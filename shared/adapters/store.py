@@ -15,6 +15,8 @@ from typing import Any
 
 import redis
 
+from shared.redaction import remember, remember_extra_params
+
 
 @dataclass(frozen=True)
 class ProjectSetup:
@@ -27,6 +29,12 @@ class ProjectSetup:
 
     def __repr__(self) -> str:  # the token must never reach logs
         return f"ProjectSetup(hostname={self.hostname!r}, access_token=***, extra_params=…)"
+
+
+def _remember_secrets(setup: ProjectSetup) -> None:
+    """Its token and key may turn up in an error text: ``shared.redaction`` must know them."""
+    remember(setup.access_token)
+    remember_extra_params(setup.extra_params)
 
 
 def project_id_of(value: Any) -> str | None:
@@ -54,11 +62,15 @@ class Store:
 
     # --- projects --------------------------------------------------------------------------------
     def save_setup(self, project: str, setup: ProjectSetup) -> None:
+        _remember_secrets(setup)
         self.redis.set(self.key("project", project, "setup"), json.dumps(asdict(setup)))
 
     def load_setup(self, project: str) -> ProjectSetup | None:
         raw = self.redis.get(self.key("project", project, "setup"))
-        return ProjectSetup(**json.loads(raw)) if raw else None
+        setup = ProjectSetup(**json.loads(raw)) if raw else None
+        if setup:
+            _remember_secrets(setup)
+        return setup
 
     def prompt(self, project: str) -> str | None:
         return self.redis.get(self.key("project", project, "prompt"))

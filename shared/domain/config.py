@@ -21,9 +21,11 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.domain.endpoints import DEFAULT_OPENAI_ENDPOINT, origin
 from shared.domain.errors import ConfigError
+from shared.domain.untrusted import TooDeep, loads, lone_surrogate_message, lone_surrogate_path
 
 Provider = Literal["openai", "azure", "ollama"]
 OutputMode = Literal["auto", "json_schema", "tools", "text"]
@@ -33,6 +35,7 @@ OUTPUT_MODE_HELP = (
     "where the provider takes it, else tools, else text)"
 )
 Temperature = Annotated[float, Field(ge=0.0, le=2.0)]
+CommaSeparated = Annotated[list[str], NoDecode]  # ``A,B`` in the environment (or a JSON list)
 NumResponses = Annotated[int, Field(ge=1, le=20)]
 
 DEFAULT_PROMPT_TEMPLATE = "Source Text: {text}\n\nTask Directive: {prompt}"
@@ -141,11 +144,16 @@ def decode_extra_params(raw: Any) -> dict[str, Any]:
         return {}
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
+            raw = loads(raw)
+        except TooDeep as exc:
+            raise ConfigError(f"extra_params is refused: {exc}") from None
         except json.JSONDecodeError as exc:
             raise ConfigError(f"extra_params is not valid JSON: {exc.msg} at position {exc.pos}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"extra_params must be a JSON object, got {type(raw).__name__}")
+    bad_text = lone_surrogate_path(raw, "extra_params")
+    if bad_text:
+        raise ConfigError(lone_surrogate_message(bad_text))
     return raw
 
 
@@ -215,6 +223,18 @@ class Settings(BaseSettings):
     flower_basic_auth: SecretStr | None = Field(
         None, description="`user:password` for Flower; required to start it (Flower shows every task)"
     )
+    allowed_llm_endpoints: CommaSeparated = Field(
+        [],
+        description="comma-separated LLM endpoints (beside `OPENAI_BASE_URL`, `AZURE_RESOURCE_ENDPOINT`, "
+        "`OLLAMA_ENDPOINT`) that a project's extra params may name without an `api_key` of their own, and so "
+        "receive `OPENAI_API_KEY`; any other endpoint a project names needs its own `api_key`",
+    )
+    allowed_private_hosts: CommaSeparated = Field(
+        [],
+        description="comma-separated host names or addresses that requests may name although they are on a "
+        "loopback or private network (a Label Studio that `/setup` names, a project's LLM endpoint, image "
+        "URLs), e.g. `localhost` for a Label Studio on this machine without `LABEL_STUDIO_URL`",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         "INFO", description="`DEBUG`, `INFO`, `WARNING`, `ERROR`", json_schema_extra=section("Running")
     )
@@ -254,7 +274,14 @@ class Settings(BaseSettings):
         "messages); `0` disables the cache",
         json_schema_extra=section("LLM calls"),
     )
-    llm_timeout: Annotated[float, Field(gt=0)] = Field(120.0, description="seconds to wait for one LLM call")
+    llm_timeout: Annotated[float, Field(gt=0)] = Field(
+        120.0, description="seconds an LLM call may wait for the provider to connect or send the next bytes"
+    )
+    interactive_deadline: Annotated[float, Field(gt=0, lt=100)] = Field(
+        60.0,
+        description="seconds a `/predict` that an annotator (or Label Studio) waits for may take in all: "
+        "connect, reads, retries and rate-limit waits; then it answers 504. Label Studio gives up at 100 s",
+    )
     llm_max_retries: Annotated[int, Field(ge=0, le=20)] = Field(
         5,
         description="retries of 408/409/429/5xx, timeouts and connection errors (exponential backoff with jitter, "
@@ -342,6 +369,24 @@ class Settings(BaseSettings):
     max_label_config_bytes: Annotated[int, Field(ge=1024)] = Field(
         1024 * 1024, description="larger labeling configs are refused"
     )
+    label_config_cache_bytes: Annotated[int, Field(ge=0)] = Field(
+        2 * 1024 * 1024,
+        description="parsed labeling configs kept per process, counted in bytes of config text (a parsed config "
+        "takes up to about 50 times its text in memory); `0` parses every time",
+    )
+
+    @field_validator("allowed_llm_endpoints", "allowed_private_hosts", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            return json.loads(value) if value.startswith("[") else [part.strip() for part in value.split(",")]
+        return value
+
+    @field_validator("allowed_llm_endpoints", "allowed_private_hosts")
+    @classmethod
+    def _drop_blanks(cls, value: list[str]) -> list[str]:
+        return [item for item in value if item]
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -365,6 +410,17 @@ class Settings(BaseSettings):
         return DEFAULT_PRICES | self.llm_prices
 
     @cached_property
+    def llm_key_origins(self) -> frozenset[str]:
+        """Where ``OPENAI_API_KEY`` may go: the endpoints the operator configured, and ALLOWED_LLM_ENDPOINTS."""
+        configured = [
+            self.openai_base_url or DEFAULT_OPENAI_ENDPOINT,
+            self.azure_resource_endpoint,
+            self.ollama_endpoint,
+            *self.allowed_llm_endpoints,
+        ]
+        return frozenset(filter(None, map(origin, configured)))
+
+    @cached_property
     def defaults(self) -> ProjectConfig:
         return self.for_project(ExtraParams())
 
@@ -375,7 +431,7 @@ class Settings(BaseSettings):
             model=extra.model or self.openai_model,
             temperature=self.temperature if extra.temperature is None else extra.temperature,
             num_responses=extra.num_responses or self.num_responses,
-            api_key=extra.api_key or self.openai_api_key,
+            api_key=extra.api_key,
             base_url=extra.base_url or self.openai_base_url,
             azure_endpoint=extra.azure_endpoint or self.azure_resource_endpoint,
             azure_deployment=extra.azure_deployment or self.azure_deployment_name,
@@ -384,6 +440,8 @@ class Settings(BaseSettings):
             timeout=self.llm_timeout,
             max_retries=self.llm_max_retries,
         )
+        if extra.api_key is None:
+            llm = llm.model_copy(update={"api_key": self._operator_key_for(llm)})
         use_internal = (
             self.use_internal_prompt_template
             if extra.use_internal_prompt_template is None
@@ -396,6 +454,18 @@ class Settings(BaseSettings):
             default_prompt=extra.default_prompt or self.default_prompt,
         )
         return ProjectConfig(llm=llm, prompt=prompt, output_mode=extra.output_mode or self.output_mode)
+
+    def _operator_key_for(self, llm: LLMOptions) -> SecretStr | None:
+        """OPENAI_API_KEY for an endpoint the operator configured; any other endpoint is refused here, since
+        calling it would hand the operator's key (or this server's network position) to whoever named it."""
+        endpoint = llm.endpoint or (DEFAULT_OPENAI_ENDPOINT if llm.provider == "openai" else None)
+        if endpoint is None or origin(endpoint) in self.llm_key_origins:
+            return self.openai_api_key
+        raise ConfigError(
+            f"extra_params: the {llm.provider} endpoint {endpoint} is not one this backend's operator configured: "
+            'give the project its own api_key in its extra params (for Ollama any value, e.g. "ollama"), or '
+            "ask the operator to add the endpoint to ALLOWED_LLM_ENDPOINTS"
+        )
 
 
 _SECRET_FIELDS = {"openai_api_key", "basic_auth_pass", "label_studio_api_key", "api_key"}

@@ -11,7 +11,8 @@ Code raises these without translating them: the API maps each class to an HTTP s
     │   └── LabelingConfigError a labeling config this backend cannot work with
     ├── NotFound                the thing asked for does not exist (or expired)     → 404
     ├── TaskError               one task cannot be predicted; the others go on      → 422
-    │   └── LLMError            the provider refused or could not answer (.retryable) → 502
+    │   ├── LLMError            the provider refused or could not answer (.retryable) → 502
+    │   └── DeadlineExceeded    an interactive request ran out of INTERACTIVE_DEADLINE → 504
     ├── LabelStudioError        Label Studio refused or could not be reached (.retryable)
     └── Unavailable             a service we need (the job queue) is down           → 503
 """
@@ -57,6 +58,11 @@ class LLMError(TaskError):
         self.retryable = retryable
         self.status_code = status_code
         self.retry_after = retry_after  # seconds, when the provider said (Retry-After)
+
+
+class DeadlineExceeded(TaskError):
+    """The request's overall deadline passed (connect, reads, retries and rate-limit waits together):
+    an annotator is waiting, and Label Studio stops waiting at 100 s."""
 
 
 class LabelStudioError(BackendError):

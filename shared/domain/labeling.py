@@ -4,7 +4,8 @@ Parsing goes through ``label_studio_sdk.label_interface.LabelInterface`` so that
 way Label Studio itself expects them.  Every control that an LLM reading the task's text (or image) can
 fill becomes an ``Output``; every other control is listed in ``unfilled`` with the reason, so a config
 with, say, a RectangleLabels beside its Choices still works and says what it leaves to the annotator.
-Configs repeat on every request, so parsed specs are cached.
+Configs repeat on every request, so parsed specs are cached, within a budget of config bytes: a parsed
+config takes up to about 50 times its text in memory, and ``/setup`` takes configs from anyone.
 """
 
 from __future__ import annotations
@@ -226,7 +227,7 @@ def _check_xml_is_safe(config: str, max_bytes: int) -> Element:
     if len(config.encode("utf-8")) > max_bytes:
         raise LabelingConfigError(f"labeling config is larger than {max_bytes} bytes")
     try:
-        return defusedxml.ElementTree.fromstring(config)
+        return defusedxml.ElementTree.fromstring(config, forbid_dtd=True)
     except DefusedXmlException:
         raise LabelingConfigError("labeling config must not declare a DTD or entities") from None
     except defusedxml.ElementTree.ParseError as exc:
@@ -332,30 +333,55 @@ def _build_spec(config: str, root: Element, prompt_prefix: str) -> LabelingSpec:
     )
 
 
-class _SpecCache:
-    """A small LRU of parsed configs: parsing costs milliseconds and every /predict repeats it."""
+DEFAULT_CACHE_BYTES = 2 * 1024 * 1024
 
-    def __init__(self, size: int = 256) -> None:
+
+class _SpecCache:
+    """An LRU of parsed configs, bounded in entries and in bytes of config text: parsing costs milliseconds
+    (seconds for a megabyte) and every /predict repeats it."""
+
+    def __init__(self, size: int = 256, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self._size = size
-        self._items: OrderedDict[str, LabelingSpec] = OrderedDict()
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, tuple[LabelingSpec, int]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
+    @property
+    def held_bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._items)
+
     def get(self, config: str, prompt_prefix: str, max_bytes: int) -> LabelingSpec:
-        key = hashlib.sha256(f"{prompt_prefix}\0{config}".encode()).hexdigest()
+        key = hashlib.sha256(f"{prompt_prefix}\0{config}".encode("utf-8", "surrogatepass")).hexdigest()
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
-                return self._items[key]
+                return self._items[key][0]
         root = _check_xml_is_safe(config, max_bytes)
         spec = _build_spec(config, root, prompt_prefix)
+        cost = len(config)
+        if cost > self.max_bytes:
+            return spec  # parsed for this request only
         with self._lock:
-            self._items[key] = spec
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+            if key not in self._items:
+                self._items[key] = (spec, cost)
+                self._bytes += cost
+            while len(self._items) > self._size or self._bytes > self.max_bytes:
+                _, (_, evicted) = self._items.popitem(last=False)
+                self._bytes -= evicted
         return spec
 
 
 _cache = _SpecCache()
+
+
+def configure_spec_cache(max_bytes: int) -> None:
+    """LABEL_CONFIG_CACHE_BYTES: set once per process at start-up (``shared.services``)."""
+    with _cache._lock:
+        _cache.max_bytes = max_bytes
 
 
 def parse_labeling_config(config: Any, prompt_prefix: str, max_bytes: int = 1024 * 1024) -> LabelingSpec:

@@ -27,13 +27,14 @@ def backend_env(**overrides: str) -> dict[str, str]:
 
 def llm_backend_env(llm_url: str, redis_prefix: str, **overrides: str) -> dict[str, str]:
     """What every backend process of the tests gets: the real Redis, our prefix, the fake LLM."""
-    from tests.conftest import TEST_API_KEY, real_redis_url
+    from tests.conftest import STAND_IN_HOST, TEST_API_KEY, real_redis_url
 
     defaults = {
         "REDIS_URL": real_redis_url(),
         "REDIS_KEY_PREFIX": redis_prefix,
         "OPENAI_API_KEY": TEST_API_KEY,
         "OPENAI_BASE_URL": f"{llm_url}/v1",
+        "ALLOWED_PRIVATE_HOSTS": STAND_IN_HOST,  # the Label Studio stand-ins, named by /setup (see conftest)
     }
     return backend_env(**(defaults | overrides))
 

@@ -269,7 +269,8 @@ def test_oversized_and_unknown_images_fail_alone(make_client, make_settings, fak
     assert "result" in results[3]
 
 
-def test_private_addresses_are_neither_fetched_nor_passed_on(client, fake_llm, label_studio):
+def test_private_addresses_are_neither_fetched_nor_passed_on(make_client, make_settings, fake_llm, label_studio):
+    client = make_client(make_settings(allowed_private_hosts=[]))  # the default policy
     config = labeling_config("receipts")
     post_setup(client, config, hostname=label_studio.url, access_token="ls-token-123")  # no LABEL_STUDIO_URL
     images = [

@@ -93,7 +93,8 @@ def test_empty_variables_mean_unset(monkeypatch):
 
 
 def test_extra_params_override_per_project():
-    settings = load_settings(openai_api_key="sk-env")
+    # The project names an Ollama of its own without a key: allowed only since the operator lists it.
+    settings = load_settings(openai_api_key="sk-env", allowed_llm_endpoints="http://o:11434")
     extra = ExtraParams.parse(
         '{"provider": "ollama", "MODEL": "llama3", "temperature": 0, "num_responses": 2,'
         ' "ollama_endpoint": "http://o:11434/v1", "prompt_template": "T {text} {prompt}",'
