@@ -78,13 +78,14 @@ class Estimator:
         factor = calibration_factor(sample.reported_in, sample.estimated_in)
         inputs = [calibrated(tokens, factor) for tokens in sample.counted]
         output, output_source = self._output_tokens(ctx, sampled, sample)
-        hits = round(sample.hits * len(selection.tasks) / len(sampled)) if sampled else 0
+        scale = len(selection.tasks) / len(sampled) if sampled else 0.0
+        hits, failing = round(sample.hits * scale), round(sample.unusable * scale)
         latency = mean_seconds(self.services.store, "llm_seconds", provider=llm.provider, model=llm.model)
         slots, workers_source = self._workers(workers)
         concurrency = min(settings.llm_concurrency, settings.batch_chunk_size)
         price = settings.prices.get(llm.model)
         run = estimate_run(
-            tasks=len(selection.tasks),
+            tasks=len(selection.tasks) - failing,
             input_tokens=inputs or [0],  # no request counted: every sampled task is cached or would fail
             output_tokens=output,
             price=price,
@@ -101,9 +102,10 @@ class Estimator:
             model=llm.model,
             model_version=ctx.model_version,
             tasks_seen=selection.seen,
+            tasks=len(selection.tasks),
+            failing=failing,
             run=run,
             sampled=len(sampled),
-            unusable=sample.unusable,
             encoding=sample.encoding,
             exact_encoding=sample.exact,
             calibration=factor,

@@ -13,8 +13,9 @@ from shared.domain.estimate import RunEstimate
 class ProjectEstimate:
     """``run`` holds the figures; the rest says what they rest on.
 
-    ``sampled`` tasks had their prompts built and counted (``unusable`` of them could not be built: they
-    would fail without a call); input tokens are scaled by ``calibration``, the ratio of what the provider
+    ``tasks`` is what the batch would send (of ``tasks_seen``); ``failing`` of them are expected to fail
+    without a call (their request cannot be built), so ``run`` covers the others.  ``sampled`` tasks had
+    their requests built and counted; input tokens are scaled by ``calibration``, the ratio of what the provider
     reported to what we count, over ``calibration_requests`` earlier requests of this prompt; the other
     ``*_source`` fields name where output tokens, latency and workers came from.
     """
@@ -23,9 +24,10 @@ class ProjectEstimate:
     model: str
     model_version: str
     tasks_seen: int
+    tasks: int
+    failing: int
     run: RunEstimate
     sampled: int
-    unusable: int
     encoding: str
     exact_encoding: bool
     calibration: float
@@ -92,10 +94,10 @@ def _pace(estimate: ProjectEstimate) -> str:
 
 def render_estimate(estimate: ProjectEstimate) -> str:
     run = estimate.run
-    skipped = estimate.tasks_seen - run.tasks
+    skipped = estimate.tasks_seen - estimate.tasks
     lines = [
         f"estimate for project {estimate.project}: model {estimate.model}, version {estimate.model_version}",
-        f"  tasks to predict: {run.tasks} of {estimate.tasks_seen} ({skipped} labeled or holding this version)",
+        f"  tasks to predict: {estimate.tasks} of {estimate.tasks_seen} ({skipped} labeled or holding this version)",
         f"  expected cache hits: {run.cache_hits}; requests: {run.requests}",
         f"  input tokens: {_input(estimate)}",
         f"  output tokens: {run.output_tokens:,} ({estimate.output_tokens_per_request} a request, "
@@ -103,10 +105,8 @@ def render_estimate(estimate: ProjectEstimate) -> str:
         f"  cost: {_cost(estimate)}",
         f"  duration: {_pace(estimate)}",
     ]
-    if estimate.unusable:
-        lines.append(
-            f"  {estimate.unusable} of the {estimate.sampled} sampled tasks would fail: their request cannot be built"
-        )
+    if estimate.failing:
+        lines.insert(2, f"  expected to fail without a call: {estimate.failing} (their request cannot be built)")
     return "\n".join(lines)
 
 
