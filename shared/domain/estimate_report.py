@@ -55,13 +55,18 @@ def duration_text(seconds: float) -> str:
     return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:.0f} min"
 
 
+def usd(amount: float) -> str:
+    """Cents for large amounts, enough digits for small ones (a test run costs fractions of a cent)."""
+    return f"${amount:,.2f}" if amount >= 10 else f"${amount:.4f}" if amount >= 0.01 else f"${amount:.6f}"
+
+
 def _cost(estimate: ProjectEstimate) -> str:
     run = estimate.run
     if run.cost_usd is None or estimate.price is None:
         return f"unknown: no price for {estimate.model} (add it to LLM_PRICES)"
-    text = f"${run.cost_usd:.4f} (at ${estimate.price[0]:g} / ${estimate.price[1]:g} per million tokens in / out)"
+    text = f"{usd(run.cost_usd)} (at ${estimate.price[0]:g} / ${estimate.price[1]:g} per million tokens in / out)"
     if run.batch_cost_usd is not None and estimate.batch_price_factor is not None:
-        text += f"; ${run.batch_cost_usd:.4f} at a Batch API price ({estimate.batch_price_factor:.0%})"
+        text += f"; {usd(run.batch_cost_usd)} at a Batch API price ({estimate.batch_price_factor:.0%})"
     return text
 
 
@@ -119,5 +124,5 @@ def confirmation_reason(estimate: ProjectEstimate, threshold_usd: float | None) 
     if cost is None:
         return f"the cost is unknown (no price for {estimate.model}) and BATCH_CONFIRM_USD is {threshold_usd:g}"
     if cost > threshold_usd:
-        return f"the estimated cost ${cost:.4f} is above BATCH_CONFIRM_USD ${threshold_usd:g}"
+        return f"the estimated cost {usd(cost)} is above BATCH_CONFIRM_USD ${threshold_usd:g}"
     return None
