@@ -60,6 +60,11 @@ def usd(amount: float) -> str:
     return f"${amount:,.2f}" if amount >= 10 else f"${amount:.4f}" if amount >= 0.01 else f"${amount:.6f}"
 
 
+def _as_set(amount: float) -> str:
+    """A setting's amount as it was written: 0.00001 rather than 1e-05."""
+    return "$" + f"{amount:f}".rstrip("0").rstrip(".")
+
+
 def _cost(estimate: ProjectEstimate) -> str:
     run = estimate.run
     if run.cost_usd is None or estimate.price is None:
@@ -122,7 +127,7 @@ def confirmation_reason(estimate: ProjectEstimate, threshold_usd: float | None) 
         return None
     cost = estimate.run.cost_usd
     if cost is None:
-        return f"the cost is unknown (no price for {estimate.model}) and BATCH_CONFIRM_USD is {threshold_usd:g}"
+        return f"the cost is unknown (no price for {estimate.model}) and BATCH_CONFIRM_USD is {_as_set(threshold_usd)}"
     if cost > threshold_usd:
-        return f"the estimated cost {usd(cost)} is above BATCH_CONFIRM_USD ${threshold_usd:g}"
+        return f"the estimated cost {usd(cost)} is above BATCH_CONFIRM_USD {_as_set(threshold_usd)}"
     return None

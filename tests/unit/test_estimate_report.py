@@ -88,7 +88,8 @@ def test_json_holds_the_run_and_its_sources() -> None:
         (1.0, (0.15, 0.60), None),  # $0.0945 is below $1
         (0.05, (0.15, 0.60), "the estimated cost $0.0945 is above BATCH_CONFIRM_USD $0.05"),
         (0.0, (0.15, 0.60), "the estimated cost $0.0945 is above BATCH_CONFIRM_USD $0"),
-        (10.0, None, "the cost is unknown (no price for gpt-4o-mini) and BATCH_CONFIRM_USD is 10"),
+        (0.00001, (0.15, 0.60), "the estimated cost $0.0945 is above BATCH_CONFIRM_USD $0.00001"),
+        (10.0, None, "the cost is unknown (no price for gpt-4o-mini) and BATCH_CONFIRM_USD is $10"),
     ],
 )
 def test_confirmation_above_the_threshold_or_when_the_cost_is_unknown(threshold, price, asks) -> None:
