@@ -26,7 +26,9 @@ import uuid
 
 import pytest
 import redis
+from playwright.sync_api import expect
 
+from shared.domain.data_manager import task_url
 from tests.conftest import real_redis_url
 from tests.e2e.label_studio_server import TOKEN
 from tests.integration.processes import LLM_BACKEND, BackendProcess, llm_backend_env
@@ -198,11 +200,26 @@ def test_estimate_matches_the_batch_that_follows(loop, fake_llm):
     assert estimate["calibration_requests"] >= 7 and estimate["workers_source"] == "live"
     total = int(re.search(r"job [0-9a-f]{32}: (\d+) of 12 tasks", batch.stdout).group(1))
     tokens_in, tokens_out = map(int, re.search(r"tokens in (\d+), out (\d+)", batch.stdout).groups())
-    assert estimate["tasks"] == total and total >= 4  # 9 to 12 at least; task 6 too if skipping leaves it unlabeled
+    # 6 and 9 to 12: a skipped task stays unlabeled (Label Studio requeues it for others by default)
+    assert estimate["tasks"] == total == 5
     assert estimate["run"]["requests"] == total
     assert estimate["run"]["input_tokens"] == pytest.approx(tokens_in, rel=0.1)
     assert estimate["run"]["output_tokens"] == pytest.approx(tokens_out, rel=0.1)
     assert f"tasks to predict: {total} of 12" in batch.stdout  # the same estimate, printed before the job starts
+
+
+def test_a_disagreement_link_opens_that_task_in_the_data_manager(loop, page):
+    """The link form the reports print: Label Studio's Data Manager opens the task's labeling pane."""
+    from tests.e2e.test_browser import log_in, response_to
+
+    base, ids = loop["ls"].url, loop["ids"]
+    log_in(page, base)
+    with page.expect_response(response_to("GET", f"/api/tasks/{ids[4]}?")) as loaded:
+        page.goto(task_url(base, loop["project"].id, ids[4]))
+
+    assert loaded.value.ok and loaded.value.json()["id"] == ids[4]
+    expect(page.locator('input[type=checkbox][name="Positive"]')).to_be_checked()  # its labeling pane, annotated
+    assert f"/projects/{loop['project'].id}/data?task={ids[4]}" in page.url  # Label Studio adds its view: &tab=1
 
 
 def position_in(messages: list[dict], marker: str) -> int:
