@@ -156,13 +156,16 @@ class Evaluations:
         ]
         return sorted(records, key=lambda record: record.id)
 
-    def _controls(self, project: OpenProject, records: list[_TaskRecord], requested: list[str] | None):
+    def _controls(
+        self, project: OpenProject, records: list[_TaskRecord], requested: list[str] | None
+    ) -> tuple[list[str], dict[str, str]]:
         """The controls to score and, for the others, why not."""
         spec = project.ctx.spec
         if requested is not None:
             return list(requested), {}
         answered = {region.get("from_name") for record in records for region in record.truth or []}
-        chosen, skipped = [], {}
+        chosen: list[str] = []
+        skipped: dict[str, str] = {}
         for control in spec.interface.controls:
             if control.name == spec.prompt.name:
                 skipped[control.name] = "it holds the prompt"
