@@ -91,6 +91,8 @@ def predict():
         return answer(ctx, [predictor.predict(ctx, tasks[0])])
     if len(tasks) >= backend().settings.batch_min_tasks and not ctx.interactive:
         return predict_batch(ctx, tasks)
+    if not ctx.interactive:  # a task opened in the labeling screen: Label Studio stores what we answer
+        return answer(ctx, results_of(ctx, backend().opened_tasks.answers(ctx, tasks)))
     return answer(ctx, results_of(ctx, predictor.outcomes(ctx, tasks)))
 
 
@@ -101,8 +103,8 @@ def predict_batch(ctx: PredictionContext, tasks: list[Task]):
         return answer(ctx, results_of(ctx, predictor.outcomes(ctx, tasks)))
     if predictor.cached_predictions(ctx, tasks[:1]) is not None:
         cached = predictor.cached_predictions(ctx, tasks)
-        if cached is not None:
-            return answer(ctx, cached)
+        if cached is not None:  # Label Studio stores these: through the ledger, as an opened task's answer
+            return answer(ctx, results_of(ctx, backend().opened_tasks.offer_each(ctx, tasks, cached)))
     blocker = batch_blocker(ctx, tasks)
     if blocker:
         current_app.logger.warning("%d tasks predicted in the request, not as a job: %s", len(tasks), blocker)

@@ -8,7 +8,9 @@ once per process.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from shared.adapters.images import image_url_for_model
 from shared.adapters.jobs import Jobs
@@ -24,6 +26,8 @@ from shared.logs import log_context
 from shared.projects import PredictionContext
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Predictor:
@@ -87,9 +91,13 @@ class Predictor:
 
     def outcomes(self, ctx: PredictionContext, tasks: list[Task]) -> list[Prediction | TaskError]:
         """``outcome`` for each task, at most LLM_CONCURRENCY at once in this process."""
-        if len(tasks) == 1:
-            return [self.outcome(ctx, tasks[0])]
-        return list(self._pool.map(lambda task: self.outcome(ctx, task), tasks))
+        return self.concurrently(lambda task: self.outcome(ctx, task), tasks)
+
+    def concurrently(self, work: Callable[[T], R], items: list[T]) -> list[R]:
+        """``work`` on each item in this process's pool of LLM_CONCURRENCY threads, results in order."""
+        if len(items) == 1:
+            return [work(items[0])]
+        return list(self._pool.map(work, items))
 
     def cached_predictions(self, ctx: PredictionContext, tasks: list[Task]) -> list[Prediction] | None:
         """All predictions from the LLM cache, or None as soon as one task would need a call.

@@ -17,6 +17,7 @@ from shared.adapters.metrics import Metrics
 from shared.adapters.queue import make_celery
 from shared.adapters.store import Store
 from shared.domain.config import Settings
+from shared.opened_tasks import OpenedTasks
 from shared.predictor import Predictor
 from shared.projects import Projects
 
@@ -28,6 +29,7 @@ class Services:
     jobs: Jobs
     projects: Projects
     predictor: Predictor
+    opened_tasks: OpenedTasks
     label_studio: LabelStudioGateways
     celery: Celery
     metrics: Metrics
@@ -39,14 +41,16 @@ class Services:
         store = store or Store.from_url(settings.redis_url, settings.redis_key_prefix)
         label_studio = label_studio or LabelStudioGateways()
         metrics = Metrics(store)
-        jobs = Jobs(store, settings.job_ttl, settings.prices)
+        jobs = Jobs(store, settings.job_ttl, settings.prices, settings.handover_grace)
         llm = LLM.from_settings(settings, store, metrics)
+        predictor = Predictor(settings, store, jobs, llm, label_studio)
         return cls(
             settings=settings,
             store=store,
             jobs=jobs,
             projects=Projects(settings, store),
-            predictor=Predictor(settings, store, jobs, llm, label_studio),
+            predictor=predictor,
+            opened_tasks=OpenedTasks(jobs, predictor, settings.batch_claim_seconds, settings.opened_task_wait),
             label_studio=label_studio,
             celery=make_celery(settings),
             metrics=metrics,

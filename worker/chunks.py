@@ -7,18 +7,18 @@ makes the effect exactly once per (project, task, model version):
 2. the others are claimed (a short-lived Redis lock, kept alive while we work), so a second delivery
    of the same chunk running at the same time leaves them alone and comes back later;
 3. a prediction made earlier but not pushed is reused, so the LLM is asked once per task;
-4. pushes are bracketed by ``begin_push``/``end_push``: tasks left "pushing" by a crashed worker are
-   checked against Label Studio before being pushed again.
+4. pushes are bracketed by ``begin_push``/``end_push``: a task left "pushing" — by a crashed worker, or
+   handed to Label Studio as the answer to a task opened in the labeling screen — is checked against
+   Label Studio (once ``HANDOVER_GRACE`` seconds have passed) before being pushed again.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.adapters.jobs import Jobs, JobState, Ledger
+from shared.adapters.jobs import ClaimKeeper, Jobs, JobState, Ledger
 from shared.adapters.label_studio import LabelStudioGateway
 from shared.domain.backoff import backoff
 from shared.domain.config import Settings
@@ -38,31 +38,6 @@ class ChunkOutcome:
     failed: int = 0
     waiting: list[Any] = field(default_factory=list)
     retry_in: float | None = None
-
-
-class _ClaimKeeper:
-    """Keeps our claims alive while the chunk runs, so they lapse soon after a worker dies."""
-
-    def __init__(self, ledger: Ledger, task_ids: list[Any], owner: str, seconds: int) -> None:
-        self._ledger, self._task_ids, self._owner, self._seconds = ledger, task_ids, owner, seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True, name="claim-keeper")
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self._seconds / 3):
-            try:
-                self._ledger.extend(self._task_ids, self._owner, self._seconds)
-            except Exception:  # a Redis blip: the next beat tries again
-                log.warning("could not extend task claims", exc_info=True)
-
-    def __enter__(self) -> _ClaimKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._ledger.release(self._task_ids, self._owner)
 
 
 class ChunkRunner:
@@ -100,7 +75,7 @@ class ChunkRunner:
         claim_seconds = self.settings.batch_claim_seconds
         claimed, busy = ledger.claim(open_ids, owner, claim_seconds)
         outcome.waiting.extend(busy)
-        with _ClaimKeeper(ledger, claimed, owner, claim_seconds):
+        with ClaimKeeper(ledger, claimed, owner, claim_seconds):
             ready = ledger.results(claimed)
             by_id = {task["id"]: task for task in tasks}
             to_predict = [by_id[task_id] for task_id in claimed if str(task_id) not in ready]
@@ -165,13 +140,21 @@ class ChunkRunner:
                 )
             return
         try:
-            for task_id in ledger.pushing(list(ready)):
+            being_stored, overdue = ledger.on_their_way(list(ready))
+            for task_id in being_stored:  # a worker or Label Studio is storing it right now: look again later
+                del ready[task_id]
+                outcome.waiting.append(int(task_id))
+            for task_id in overdue:
                 if label_studio.has_prediction(int(task_id), ctx.model_version):
-                    self._pushed(ledger, job_id, [task_id], outcome)
                     del ready[task_id]
+                    self._pushed(ledger, job_id, [task_id], outcome)
+                else:  # it never landed: push it below, without asking the LLM again
+                    ledger.unmark_push([task_id])
+            marked = set(ledger.begin_push(list(ready)))
+            outcome.waiting.extend(int(task_id) for task_id in ready if task_id not in marked)  # handed over
+            ready = {task_id: prediction for task_id, prediction in ready.items() if task_id in marked}
             if not ready:
                 return
-            ledger.begin_push(list(ready))
             predictions = [{"task": int(task_id), **prediction} for task_id, prediction in ready.items()]
             try:
                 label_studio.push_predictions(int(ctx.project), predictions)

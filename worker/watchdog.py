@@ -1,9 +1,18 @@
-"""Rescue jobs whose messages were lost.
+"""Rescue chunks whose messages are stuck or lost: the worker holding them died, or the broker dropped them.
 
-Celery drops the message of a task that fails, and a task can fail for reasons outside our code: the
-broker vanishing mid-task (Redis restarting) makes even its retry unsendable.  Chunks are idempotent,
-so the remedy is simple: a job with unfinished chunks that shows no progress for JOB_STALL_SECONDS
-gets them sent again.  Every worker runs this check; a lock in Redis lets one of them act per period.
+Chunks are idempotent (the ledger makes every effect exactly once), so the remedy is always the same:
+send the chunk's message again.  Every worker runs one watchdog thread, which
+
+- beats: says every ``BATCH_CLAIM_SECONDS / 3`` that this worker is alive, for ``BATCH_CLAIM_SECONDS``;
+- rescues orphans: a chunk whose message was taken by a worker that stopped beating (SIGKILL, OOM, a lost
+  node) is sent again at once — its message would otherwise come back only after the broker's visibility
+  timeout (an hour by default).  The dead worker's task claims lapse within the same ``BATCH_CLAIM_SECONDS``,
+  so the new run can take its tasks; a child process killed alone needs none of this (Celery re-queues its
+  message at once, ``task_reject_on_worker_lost``);
+- rescues stalled jobs: a job with unfinished chunks and no progress for ``JOB_STALL_SECONDS`` gets them
+  sent again (Celery drops the message of a task that failed, even when the broker vanished mid-task).
+
+Locks in Redis let one worker act per chunk and period.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from celery import Celery
 
@@ -18,6 +28,22 @@ from shared.adapters.jobs import ACTIVE_STATES, Jobs
 from shared.adapters.queue import PREDICT_CHUNK, chunk_task_id
 
 log = logging.getLogger(__name__)
+
+
+def send_chunk(celery: Celery, job_id: str, index: int) -> None:
+    celery.send_task(PREDICT_CHUNK, args=[job_id, index], task_id=chunk_task_id(job_id, index))
+
+
+def rescue_orphaned_chunks(jobs: Jobs, celery: Celery, claim_seconds: float) -> list[tuple[str, int]]:
+    """Re-send the chunks held by workers that stopped beating; returns them."""
+    rescued = []
+    for job_id, index, node in jobs.orphaned_chunks():
+        if not jobs.release_orphan(job_id, index, node, claim_seconds):
+            continue  # another worker is on it
+        log.warning("job %s chunk %s: its worker %s stopped; sending the chunk again", job_id, index, node)
+        send_chunk(celery, job_id, index)
+        rescued.append((job_id, index))
+    return rescued
 
 
 def rescue_stalled_jobs(jobs: Jobs, celery: Celery, stall_seconds: float, recent: int = 500) -> list[str]:
@@ -38,23 +64,33 @@ def rescue_stalled_jobs(jobs: Jobs, celery: Celery, stall_seconds: float, recent
             len(unfinished),
         )
         for index in unfinished:
-            celery.send_task(PREDICT_CHUNK, args=[job_id, index], task_id=chunk_task_id(job_id, index))
+            send_chunk(celery, job_id, index)
         jobs.mark_dispatched(job_id, jobs.chunk_count(job_id))
         jobs.touch(job_id)
         rescued.append(job_id)
     return rescued
 
 
-def start_watchdog(jobs_factory, celery: Celery, stall_seconds: float) -> threading.Thread:
-    """Check every quarter of the stall period, for as long as the worker runs."""
+def start_watchdog(
+    jobs_factory: Callable[[], Jobs], celery: Celery, node: str, claim_seconds: float, stall_seconds: float
+) -> threading.Thread:
+    """Beat and rescue orphans every third of the claim period, check for stalls every quarter of the stall
+    period, for as long as the worker runs."""
 
     def loop() -> None:
+        beat_every, stalls_every = claim_seconds / 3, max(1.0, stall_seconds / 4)
+        next_stall_check = time.monotonic() + stalls_every
         while True:
-            time.sleep(max(1.0, stall_seconds / 4))
             try:
-                rescue_stalled_jobs(jobs_factory(), celery, stall_seconds)
+                jobs = jobs_factory()
+                jobs.beat(node, claim_seconds)
+                rescue_orphaned_chunks(jobs, celery, claim_seconds)
+                if time.monotonic() >= next_stall_check:
+                    next_stall_check = time.monotonic() + stalls_every
+                    rescue_stalled_jobs(jobs, celery, stall_seconds)
             except Exception:  # Redis or the broker away: the next round tries again
-                log.warning("stalled-job check failed", exc_info=True)
+                log.warning("watchdog round failed", exc_info=True)
+            time.sleep(beat_every)
 
     thread = threading.Thread(target=loop, daemon=True, name="job-watchdog")
     thread.start()

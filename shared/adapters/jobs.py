@@ -6,17 +6,22 @@ failed and pushed.  Counts are the sizes of those sets, so a redelivered chunk c
 Every change of a job's state is one atomic step (a Lua script) from the states allowed to the new
 one, so a ``cancel`` racing a worker's ``mark_running`` or last ``finish_chunk`` always wins.
 
-The ledger is keyed by (project, model version), not by job: it remembers which tasks have a
+The ledger is keyed by (project, model version), not by job, and both ways a prediction reaches
+Label Studio use it: a worker's bulk push, and the answer to a one-task ``/predict`` that Label
+Studio stores itself (a task opened in the labeling screen).  It remembers which tasks have a
 prediction in Label Studio (``pushed``), which have one waiting to be pushed (``results``), and
-which are being pushed right now (``pushing``, for recovery after a crash mid-push).  A task is
-claimed while a worker predicts and pushes it, so two deliveries of the same chunk never both work
-on it.
+which are on their way right now (``pushing``: a worker pushing, or Label Studio storing an answer
+it was just given; checked against Label Studio once ``HANDOVER_GRACE`` seconds have passed, for
+recovery after a crash).  A task is claimed while someone predicts it, so two deliveries of the same chunk,
+or a worker and an opened task, never both call the LLM for it.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -26,6 +31,8 @@ from typing import Any
 from shared.adapters.store import Store
 from shared.domain.pricing import estimate_cost
 from shared.domain.types import JobSnapshot, Task
+
+log = logging.getLogger(__name__)
 
 MAX_ERRORS_KEPT = 100
 
@@ -60,7 +67,8 @@ end
 return state
 """
 
-# KEYS: job hash, chunks_done set, the chunk's data, done set, failed set.  ARGV: chunk index, now, ttl.
+# KEYS: job hash, chunks_done set, the chunk's data, done set, failed set, holders hash.  ARGV: chunk index,
+# now, ttl.
 # Marks the chunk finished; when it was the last one and the job is still active, settles the job's
 # final state from its counts, in the same step.  Returns the job's state afterwards.
 _FINISH_CHUNK = """
@@ -68,6 +76,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return '' end
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
 redis.call('DEL', KEYS[3])
+redis.call('HDEL', KEYS[6], ARGV[1])
 redis.call('HSET', KEYS[1], 'progress_at', ARGV[2])
 local state = redis.call('HGET', KEYS[1], 'state')
 local chunks = tonumber(redis.call('HGET', KEYS[1], 'chunks') or '0')
@@ -131,11 +140,18 @@ def chunked(items: list, size: int) -> Iterator[list]:
 
 
 class Jobs:
-    def __init__(self, store: Store, ttl: int, prices: dict[str, tuple[float, float]] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        ttl: int,
+        prices: dict[str, tuple[float, float]] | None = None,
+        handover_grace: float = 10.0,
+    ) -> None:
         self.store = store
         self.redis = store.redis
         self.ttl = ttl
         self.prices = prices or {}
+        self.handover_grace = handover_grace
         self._transition = self.redis.register_script(_TRANSITION)
         self._finish_chunk = self.redis.register_script(_FINISH_CHUNK)
 
@@ -143,7 +159,7 @@ class Jobs:
         return self.store.key("job", job_id, *parts)
 
     def ledger(self, project: str | None, model_version: str) -> Ledger:
-        return Ledger(self.store, project, model_version, self.ttl)
+        return Ledger(self.store, project, model_version, self.ttl, self.handover_grace)
 
     # --- creating -------------------------------------------------------------------------------
     def create(self, snapshot: JobSnapshot, tasks: list[Task], chunk_size: int) -> str:
@@ -244,8 +260,16 @@ class Jobs:
 
     def activity(self, job_id: str) -> tuple[JobState | None, float]:
         """The job's state and when a chunk of it last started or finished (else when it was created)."""
-        state, progress, created = self.redis.hmget(self._job(job_id), "state", "progress_at", "created_at")
-        return (JobState(state) if state else None), float(progress or created or 0)
+        return self._activities([job_id])[0]
+
+    def _activities(self, job_ids: list[str]) -> list[tuple[JobState | None, float]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(self._job(job_id), "state", "progress_at", "created_at")
+        return [
+            ((JobState(state) if state else None), float(progress or created or 0))
+            for state, progress, created in (pipe.execute() if job_ids else [])
+        ]
 
     def unfinished_chunks(self, job_id: str) -> list[int]:
         finished = {int(index) for index in self.redis.smembers(self._job(job_id, "chunks_done"))}
@@ -282,6 +306,7 @@ class Jobs:
             self._job(job_id, "chunk", str(index)),
             self._job(job_id, "done"),
             self._job(job_id, "failed"),
+            self._job(job_id, "holders"),
         ]
         state = self._finish_chunk(keys=keys, args=[index, time.time(), self.ttl])
         return JobState(state) if state else None
@@ -295,6 +320,51 @@ class Jobs:
 
     def touch(self, job_id: str) -> None:
         self.redis.hset(self._job(job_id), "progress_at", time.time())
+
+    # --- which worker holds which chunk: recovery in seconds after a worker dies ------------------
+    def beat(self, node: str, seconds: float) -> None:
+        """A worker says it is alive, for ``seconds``."""
+        self.redis.set(self.store.key("worker", node), time.time(), ex=max(1, int(seconds)))
+
+    def hold_chunk(self, job_id: str, index: int, node: str) -> None:
+        """A worker took a chunk's message (to run it now, or later: a retry's countdown)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self._job(job_id, "holders"), str(index), node)
+        pipe.expire(self._job(job_id, "holders"), self.ttl)
+        pipe.execute()
+
+    def orphaned_chunks(self, limit: int = 500) -> list[tuple[str, int, str]]:
+        """Unfinished chunks of active jobs whose message is held by a worker that stopped beating:
+        ``(job id, chunk index, dead worker)``.  Their messages come back only after the broker's
+        visibility timeout, so they are sent again instead."""
+        recent = self.recent_ids(None, limit)
+        job_ids = [
+            job_id
+            for job_id, (state, _) in zip(recent, self._activities(recent), strict=True)
+            if state in ACTIVE_STATES
+        ]
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hgetall(self._job(job_id, "holders"))
+        holders = dict(zip(job_ids, pipe.execute() if job_ids else [], strict=True))
+        nodes = sorted({node for held in holders.values() for node in held.values()})
+        alive = dict(
+            zip(nodes, self.redis.mget([self.store.key("worker", n) for n in nodes]) if nodes else [], strict=True)
+        )
+        return [
+            (job_id, int(index), node)
+            for job_id, held in holders.items()
+            for index, node in held.items()
+            if alive.get(node) is None
+        ]
+
+    def release_orphan(self, job_id: str, index: int, node: str, seconds: float) -> bool:
+        """Take over an orphaned chunk (one rescuer per chunk and period); False when someone else did."""
+        if not self.redis.set(self._job(job_id, "rescue", str(index)), node, nx=True, ex=max(1, int(seconds))):
+            return False
+        if self.redis.hget(self._job(job_id, "holders"), str(index)) == node:
+            self.redis.hdel(self._job(job_id, "holders"), str(index))
+        return True
 
     def claim_rescue(self, job_id: str, seconds: float) -> bool:
         """Whether this caller may re-send a stalled job's chunks now (one rescuer per period)."""
@@ -326,15 +396,81 @@ class Jobs:
         pipe.execute()
 
 
+# KEYS: results hash, pushing hash, pushed set.  ARGV: now, then task ids.  Marks as being pushed the
+# tasks that are neither pushed nor on their way already; returns them.
+_BEGIN_PUSH = """
+local marked = {}
+for i = 2, #ARGV do
+  local task = ARGV[i]
+  if redis.call('SISMEMBER', KEYS[3], task) == 0 and redis.call('HEXISTS', KEYS[2], task) == 0 then
+    redis.call('HSET', KEYS[2], task, ARGV[1])
+    table.insert(marked, task)
+  end
+end
+return marked
+"""
+
+# KEYS: results hash, pushing hash, pushed set.  ARGV: task id, now.  Hands a task's waiting prediction to
+# Label Studio (which stores what /predict answers): {'taken', prediction}, or why not.
+_HAND_OVER = """
+if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return {'pushed'} end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return {'pushing'} end
+local prediction = redis.call('HGET', KEYS[1], ARGV[1])
+if not prediction then return {'none'} end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return {'taken', prediction}
+"""
+
+# KEYS: results hash, pushing hash, pushed set.  ARGV: task id, prediction, now.  Records a prediction just
+# given to Label Studio, unless the task's prediction is there or on its way already (then returns 0).
+_HAND_OVER_NEW = """
+if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 or redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return 1
+"""
+
+
+class ClaimKeeper:
+    """Keeps claims alive while their owner works, so they lapse soon after it dies; releases them at the end."""
+
+    def __init__(self, ledger: Ledger, task_ids: list[Any], owner: str, seconds: int) -> None:
+        self._ledger, self._task_ids, self._owner, self._seconds = ledger, task_ids, owner, seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="claim-keeper")
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._seconds / 3):
+            try:
+                self._ledger.extend(self._task_ids, self._owner, self._seconds)
+            except Exception:  # a Redis blip: the next beat tries again
+                log.warning("could not extend task claims", exc_info=True)
+
+    def __enter__(self) -> ClaimKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._ledger.release(self._task_ids, self._owner)
+
+
 class Ledger:
     """Exactly-once bookkeeping for one (project, model version)."""
 
-    def __init__(self, store: Store, project: str | None, model_version: str, ttl: int) -> None:
+    def __init__(
+        self, store: Store, project: str | None, model_version: str, ttl: int, handover_grace: float = 10.0
+    ) -> None:
         self.redis = store.redis
         self.store = store
         self.project = project or "-"
         self.version = model_version
         self.ttl = ttl
+        self.handover_grace = handover_grace
+        self._begin_push = self.redis.register_script(_BEGIN_PUSH)
+        self._hand_over = self.redis.register_script(_HAND_OVER)
+        self._hand_over_new = self.redis.register_script(_HAND_OVER_NEW)
 
     def _key(self, *parts: str) -> str:
         return self.store.key("ledger", self.project, self.version, *parts)
@@ -387,18 +523,62 @@ class Ledger:
         pipe.expire(self._key("results"), self.ttl)
         pipe.execute()
 
-    def pushing(self, task_ids: list[Any]) -> list[Any]:
-        """Of these tasks, those a crashed worker may or may not have pushed."""
+    def _trio(self) -> list[str]:
+        return [self._key("results"), self._key("pushing"), self._key("pushed")]
+
+    def on_their_way(self, task_ids: list[Any]) -> tuple[list[str], list[str]]:
+        """Of these tasks, those on their way to Label Studio: (still within the handover grace, overdue).
+
+        An overdue one was pushed or handed over long enough ago that Label Studio has it, unless the push
+        was lost (a crash): check Label Studio before pushing it again.
+        """
+        if not task_ids:
+            return [], []
+        marks = self.redis.hmget(self._key("pushing"), [str(t) for t in task_ids])
+        recent, overdue = [], []
+        for task_id, at in zip(task_ids, marks, strict=True):
+            if at:
+                (recent if time.time() - float(at) < self.handover_grace else overdue).append(str(task_id))
+        return recent, overdue
+
+    def begin_push(self, task_ids: list[Any]) -> list[str]:
+        """Mark tasks as being pushed, atomically; returns those marked (the others are on their way already)."""
         if not task_ids:
             return []
-        flags = self.redis.hmget(self._key("pushing"), [str(t) for t in task_ids])
-        return [task_id for task_id, flag in zip(task_ids, flags, strict=True) if flag]
+        marked = self._begin_push(keys=self._trio(), args=[time.time(), *(str(t) for t in task_ids)])
+        self.redis.expire(self._key("pushing"), self.ttl)
+        return list(marked)
 
-    def begin_push(self, task_ids: list[Any]) -> None:
+    def hand_over(self, task_id: Any) -> tuple[str, dict | None]:
+        """Give a task's waiting prediction to Label Studio, which stores what ``/predict`` answers.
+
+        Returns ``("taken", prediction)``, or why not: ``"pushed"`` (Label Studio has one), ``"pushing"``
+        (one is on its way) or ``"none"`` (no prediction yet).  Atomic with ``begin_push``, so a worker
+        never pushes what Label Studio was handed.
+        """
+        answer = self._hand_over(keys=self._trio(), args=[str(task_id), time.time()])
+        state = answer[0]
+        return state, (json.loads(answer[1]) if state == "taken" else None)
+
+    def hand_over_new(self, task_id: Any, prediction: dict) -> bool:
+        """Record a prediction about to be given to Label Studio, unless the task has one there or on its way
+        (then False: give it none).  A job that meets the task later checks Label Studio for it (after
+        ``HANDOVER_GRACE``) instead of asking the LLM again."""
+        recorded = self._hand_over_new(keys=self._trio(), args=[str(task_id), json.dumps(prediction), time.time()])
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(self._key("pushing"), mapping={str(t): time.time() for t in task_ids})
+        pipe.expire(self._key("results"), self.ttl)
         pipe.expire(self._key("pushing"), self.ttl)
         pipe.execute()
+        return bool(recorded)
+
+    def holder(self, task_id: Any) -> str | None:
+        """Who claims the task now (None when nobody does)."""
+        return self.redis.get(self._key("claim", str(task_id)))
+
+    def unmark_push(self, task_ids: list[Any]) -> None:
+        """A push found not to have landed: it may be made again."""
+        if task_ids:
+            self.redis.hdel(self._key("pushing"), *[str(t) for t in task_ids])
 
     def forget(self, task_ids: list[Any]) -> None:
         """Drop predictions Label Studio refused: resending them cannot help."""

@@ -21,6 +21,12 @@ def chunk_task_id(job_id: str, index: int) -> str:
     return f"{job_id}-{index}"
 
 
+def chunk_of(task_id: str) -> tuple[str, int]:
+    """The (job id, chunk index) a chunk message's id names."""
+    job_id, index = task_id.rsplit("-", 1)
+    return job_id, int(index)
+
+
 def queue_key(settings: Settings) -> str:
     """The Redis list holding the batch queue (kombu prefixes it like every broker key)."""
     return f"{settings.redis_key_prefix}:celery:{BATCH_QUEUE}"

@@ -318,6 +318,16 @@ class Settings(BaseSettings):
         description="a job with unfinished chunks and no progress for this long gets them sent again (a lost "
         "message; keep it above `CHUNK_TIME_LIMIT`)",
     )
+    handover_grace: Annotated[float, Field(ge=0)] = Field(
+        10.0,
+        description="seconds Label Studio (or a worker) may take to store a prediction it was handed before the "
+        "backend checks whether it did (recovery after a crash mid-push; the answer to a task opened meanwhile)",
+    )
+    opened_task_wait: Annotated[float, Field(gt=0, le=60)] = Field(
+        15.0,
+        description="a task opened in the labeling screen while a batch job predicts it waits this long for the "
+        "job's answer (so the LLM is asked once); after that it gets none and the job pushes it",
+    )
     broker_visibility_timeout: Annotated[int, Field(ge=5)] = Field(
         3600, description="seconds after which a message taken by a worker that died is delivered again"
     )

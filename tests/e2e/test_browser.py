@@ -15,7 +15,7 @@ from playwright.sync_api import Locator, Page, Response, expect
 
 from shared.adapters.jobs import JobState
 from tests.e2e.label_studio_server import PASSWORD, USER
-from tests.e2e.test_label_studio import calls_for, connect, new_project, predictions, task_ids
+from tests.e2e.test_label_studio import calls_for, connect, new_project, predictions, retrieve_predictions, task_ids
 
 pytestmark = pytest.mark.timeout(900)  # the first e2e test of a session may install and migrate Label Studio
 
@@ -168,3 +168,36 @@ def test_reloading_the_submitted_task_costs_no_llm_call(page, ls, label_studio, 
     assert unasked.value.request.post_data_json["context"] == {"result": []}
     assert unasked.value.json()["data"]["result"] == [], "nothing asked, nothing to suggest"
     assert len(calls_for(fake_llm, marker)) == 2, "the annotator's call and the reloaded task's /predict"
+
+
+def test_a_task_opened_while_its_job_runs_gets_one_prediction_and_one_llm_call(
+    page, ls, label_studio, backend, fake_llm
+):
+    """The race of issue #12: Retrieve Predictions with a slow LLM, then the annotator opens a task of the job.
+
+    Label Studio stores the answer to the task's own one-task /predict; the worker must neither push a second
+    prediction of the same version nor ask the LLM again."""
+    fake_llm.reply = lambda messages, index: ANSWER
+    fake_llm.delay = 4.0
+    project, marker = new_project(ls, "sarcasm", 4)
+    extra = {"default_prompt": "Is this sarcastic? {text} Labels: {labels}", "use_internal_prompt_template": False}
+    version = connect(ls, project, backend["url"], extra_params=extra).model_version
+    log_in(page, label_studio.url)
+    page.goto(f"{label_studio.url}/projects/{project.id}/data")
+    expect(page.get_by_test_id("table-row")).to_have_count(4)
+
+    retrieve_predictions(ls, project)  # the job starts; its LLM calls take 4 s each
+    opened = task_ids(ls, project)[2]
+    with page.expect_response(response_to("GET", f"/api/tasks/{opened}?")) as loaded:
+        page.get_by_test_id("table-row").filter(has_text=f"{marker} task 2").click()
+    assert loaded.value.ok, loaded.value.text()
+    shown = loaded.value.json()["predictions"]
+    assert [p["model_version"] for p in shown] == [version], "the opened task shows the job's answer at once"
+
+    job = finished_job(backend["url"], project.id)
+    assert (job["state"], job["done"], job["pushed"]) == ("done", 4, 4)
+    found = predictions(ls, project)
+    assert sorted(p["task"] for p in found) == task_ids(ls, project), "exactly one prediction per task"
+    assert {p["model_version"] for p in found} == {version}
+    for index in range(4):
+        assert len(calls_for(fake_llm, f"{marker} task {index}")) == 1, f"one LLM call for task {index}"

@@ -12,14 +12,14 @@ def tasks(count, start=0):
     return [{"id": i, "data": {"text": f"text {i}"}} for i in range(start, start + count)]
 
 
-def setup_project(client, hostname="http://ls.example", access_token="tok", prompt="Is it sarcastic?"):
+def setup_project(client, hostname="http://ls.example", access_token="tok", prompt="Is it sarcastic?", project=PROJECT):
     config = labeling_config("sarcasm")
-    body = {"project": PROJECT, "schema": config, "hostname": hostname, "access_token": access_token}
+    body = {"project": project, "schema": config, "hostname": hostname, "access_token": access_token}
     version = client.post("/setup", json=body).json["model_version"]
     if prompt:
         event = {
             "action": "ANNOTATION_CREATED",
-            "project": {"id": 21},
+            "project": {"id": int(project.split(".")[0])},
             "annotation": {"result": [{"from_name": "prompt", "value": {"text": [prompt]}}]},
         }
         version = client.post("/webhook", json=event).json["model_version"]
@@ -30,8 +30,8 @@ def answer_sarcastic(fake_llm):
     fake_llm.reply = lambda messages, index: "Sarcastic"
 
 
-def predict(client, config, task_list, context=None):
-    body = {"tasks": task_list, "project": PROJECT, "label_config": config, "params": {"context": context}}
+def predict(client, config, task_list, context=None, project=PROJECT):
+    body = {"tasks": task_list, "project": project, "label_config": config, "params": {"context": context}}
     return client.post("/predict", json=body)
 
 
@@ -99,8 +99,12 @@ def test_fully_cached_batch_is_answered_with_all_results(
     answer_sarcastic(fake_llm)
     client = make_client(make_settings(redis_key_prefix=redis_prefix), real_store)
     config, version = setup_project(client)
+    # The same tasks opened one by one in another project with the same config and prompt fill the cache
+    # (in this project Label Studio would hold them already, and not send them again).
+    other = "22.1700000000"
+    setup_project(client, project=other)
     for task in tasks(3):
-        predict(client, config, [task])
+        predict(client, config, [task], project=other)
     assert len(fake_llm.chat_requests) == 3
 
     response = predict(client, config, tasks(3))

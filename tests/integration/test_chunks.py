@@ -19,7 +19,10 @@ PROJECT = "12"
 @pytest.fixture
 def batch(make_settings, store, fake_label_studio, fake_llm):
     """A project set up as Label Studio would, and a way to start jobs and run their chunks."""
-    settings = make_settings(batch_chunk_size=5, llm_max_retries=0, batch_max_attempts=3, cache_ttl=0)
+    # handover_grace=0: a push marked before a run counts as one from long ago (a crash, not a push in flight)
+    settings = make_settings(
+        batch_chunk_size=5, llm_max_retries=0, batch_max_attempts=3, cache_ttl=0, handover_grace=0.0
+    )
     store.save_setup(PROJECT, ProjectSetup(labeling_config("sarcasm"), fake_label_studio.url, TOKEN))
     store.save_prompt(PROJECT, "Is it sarcastic?")
     fake_llm.reply = lambda messages, index: "Sarcastic"
@@ -115,6 +118,19 @@ def test_crash_after_push_before_bookkeeping_does_not_push_twice(batch, fake_lab
     assert len(fake_label_studio.predictions_by_task()[3]) == 1
     assert sorted(fake_label_studio.predictions_by_task()) == [0, 1, 2, 3, 4]
     assert batch.jobs.status(job_id).pushed == 5
+
+
+def test_a_prediction_handed_over_moments_ago_is_left_to_land(batch, fake_label_studio, fake_llm, make_settings):
+    """With the default grace, a task just handed to Label Studio (an opened task) is neither pushed nor re-asked."""
+    job_id, ctx = batch.start(range(5))
+    ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
+    ledger.hand_over_new(2, {"result": [], "score": 0.5, "model_version": ctx.model_version})
+    services = Services.build(make_settings(batch_chunk_size=5, cache_ttl=0), batch.jobs.store)
+    runner = ChunkRunner(services.settings, services.projects, services.predictor, services.jobs)
+    outcome = runner.run(job_id, 0, attempt=0, owner="worker-a")
+    assert outcome.waiting == [2] and outcome.retry_in is not None
+    assert sorted(fake_label_studio.predictions_by_task()) == [0, 1, 3, 4]
+    assert len(fake_llm.chat_requests) == 4, "no LLM call for the task handed over"
 
 
 def test_tasks_claimed_by_a_concurrent_delivery_are_left_alone(batch, fake_label_studio, fake_llm):

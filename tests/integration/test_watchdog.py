@@ -6,7 +6,7 @@ from shared.adapters.jobs import Jobs
 from shared.adapters.queue import make_celery, queue_key
 from shared.domain.types import JobSnapshot
 from tests.conftest import real_redis_url
-from worker.watchdog import rescue_stalled_jobs
+from worker.watchdog import rescue_orphaned_chunks, rescue_stalled_jobs
 
 
 def test_a_stalled_job_gets_its_unfinished_chunks_again_once(make_settings, real_store, redis_prefix):
@@ -35,3 +35,32 @@ def test_a_stalled_job_gets_its_unfinished_chunks_again_once(make_settings, real
     assert len(queue) == 2, "chunks 0 and 2; chunk 1 had finished"
     assert rescue_stalled_jobs(jobs, celery, stall_seconds=60) == [], "it counts as progress, and is locked"
     assert jobs.status(fresh).state == "queued"
+
+
+def test_chunks_held_by_a_worker_that_stopped_beating_are_sent_again_once(make_settings, real_store, redis_prefix):
+    settings = make_settings(redis_key_prefix=redis_prefix)
+    celery = make_celery(settings)
+    jobs = Jobs(real_store, settings.job_ttl)
+    job_id = jobs.create(
+        JobSnapshot(
+            project="1",
+            label_config="<View/>",
+            extra_params={},
+            model_version="v",
+            model="m",
+            prompt="p",
+            prompt_error=None,
+        ),
+        [{"id": i, "data": {}} for i in range(30)],
+        10,
+    )
+    jobs.beat("alive@host", 30)
+    jobs.hold_chunk(job_id, 0, "dead@host")  # never beat: SIGKILLed before (or while) it ran the chunk
+    jobs.hold_chunk(job_id, 1, "alive@host")
+    jobs.hold_chunk(job_id, 2, "dead@host")
+    jobs.finish_chunk(job_id, 2)  # finished before its worker died: nothing to rescue
+
+    assert rescue_orphaned_chunks(jobs, celery, claim_seconds=30) == [(job_id, 0)]
+    queue = redis.Redis.from_url(real_redis_url()).lrange(queue_key(settings), 0, -1)
+    assert len(queue) == 1
+    assert rescue_orphaned_chunks(jobs, celery, claim_seconds=30) == [], "sent once; the next taker holds it"
