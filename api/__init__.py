@@ -7,6 +7,7 @@ from flask import Flask
 from api.auth import install_basic_auth
 from api.capacity import LLMSlots
 from api.errors import register_error_handlers
+from api.evaluations import bp as evaluations_bp
 from api.observe import install_request_metrics
 from api.routes import bp
 from shared.adapters.store import Store
@@ -28,4 +29,5 @@ def create_app(settings: Settings | None = None, store: Store | None = None, llm
     install_basic_auth(app, settings)
     register_error_handlers(app)
     app.register_blueprint(bp)
+    app.register_blueprint(evaluations_bp)
     return app

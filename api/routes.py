@@ -17,6 +17,7 @@ from api.batch import batch_blocker
 from api.observe import mark_interactive
 from api.requests import json_object, optional_object, tasks_of
 from shared.adapters.deadline import deadline_after
+from shared.adapters.evaluations import EvaluationScores, EvaluationStore
 from shared.adapters.jobs import JobStatus
 from shared.adapters.metrics import RedisCollector
 from shared.adapters.queue import queue_key
@@ -218,4 +219,5 @@ def metrics():
     backend().metrics.flush()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RedisCollector(backend().store, backend().jobs, queue_key(backend().settings)))
+    registry.register(EvaluationScores(EvaluationStore(backend().store)))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

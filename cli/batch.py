@@ -8,45 +8,64 @@ import time
 from shared.adapters.jobs import Jobs, JobState, JobStatus
 from shared.dispatch import cancel_job, start_job
 from shared.domain.config import Settings
+from shared.domain.errors import BackendError
+from shared.domain.estimate_report import ProjectEstimate, confirmation_reason, render_estimate
+from shared.estimation import Estimator
+from shared.project_tasks import open_project, require_prompt, tasks_to_predict
 from shared.services import Services
 
-PAGE_SIZE = 500
 
-
-def _fail(message: str) -> int:
+def fail(message: str) -> int:
     print(f"llm-backend: {message}", file=sys.stderr)
     return 2
 
 
-def run_batch(settings: Settings, project: int, only_unlabeled: bool, wait: bool) -> int:
+def run_batch(settings: Settings, project: int, only_unlabeled: bool, wait: bool, assume_yes: bool = False) -> int:
+    """Print the estimate, ask above ``BATCH_CONFIRM_USD``, start the job, and follow it with ``wait``."""
     backend = Services.build(settings)
-    setup = backend.store.load_setup(str(project))
-    access, problem = backend.projects.label_studio(setup)
-    if access is None:
-        return _fail(problem or "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY (or connect the backend first)")
-    label_studio = backend.label_studio(access)
-    ctx = backend.projects.context(str(project), label_studio.label_config(project), None)
-    if ctx.prompt is None:
-        return _fail(ctx.prompt_error or "no prompt")
-
-    predicted = label_studio.predicted_tasks(project, ctx.model_version)
-    tasks, seen = [], 0
-    for fields in label_studio.tasks(project, page_size=PAGE_SIZE):
-        seen += 1
-        if only_unlabeled and (fields.get("is_labeled") or fields.get("total_annotations")):
-            continue
-        if fields["id"] not in predicted:
-            tasks.append({"id": fields["id"], "data": fields.get("data") or {}})
-    if not tasks:
-        print(f"nothing to predict: {seen} tasks, all labeled or holding a prediction of {ctx.model_version}")
-        return 0
-    job_id = start_job(backend, ctx, tasks)
-    print(f"job {job_id}: {len(tasks)} of {seen} tasks, model version {ctx.model_version}", flush=True)
+    try:
+        opened = open_project(backend, project)
+        ctx = opened.ctx
+        require_prompt(ctx)
+        selection = tasks_to_predict(opened, only_unlabeled)
+        if not selection.tasks:
+            print(
+                f"nothing to predict: {selection.seen} tasks, all labeled or holding a prediction of "
+                f"{ctx.model_version}"
+            )
+            return 0
+        estimate = Estimator(backend).estimate(opened, selection)
+        print(render_estimate(estimate), flush=True)
+        if not confirmed(estimate, settings.batch_confirm_usd, assume_yes):
+            return 1
+        job_id = start_job(backend, ctx, selection.tasks)
+    except BackendError as exc:
+        return fail(str(exc))
+    print(
+        f"job {job_id}: {len(selection.tasks)} of {selection.seen} tasks, model version {ctx.model_version}", flush=True
+    )
     if not wait:
         return 0
     status = follow(backend.jobs, job_id)
     print(summary(status))
     return 0 if status.state == JobState.DONE else 1
+
+
+def confirmed(estimate: ProjectEstimate, threshold_usd: float | None, assume_yes: bool) -> bool:
+    """Whether to start: yes below the threshold or with ``--yes``; else the answer read from stdin (a
+    script may pipe ``y``), and no when there is none to read."""
+    reason = confirmation_reason(estimate, threshold_usd)
+    if reason is None or assume_yes:
+        return True
+    try:
+        answer = input(f"{reason}. Start the job? [y/N] ")
+    except EOFError:
+        print(f"\nllm-backend: not started: {reason}; pass --yes to start it anyway", file=sys.stderr)
+        return False
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    print("not started", file=sys.stderr)
+    return False
 
 
 def follow(jobs: Jobs, job_id: str, poll: float = 1.0) -> JobStatus:
@@ -96,7 +115,7 @@ def list_jobs(settings: Settings, project: int | None) -> int:
 def show_job(settings: Settings, job_id: str) -> int:
     status = Services.build(settings).jobs.status(job_id)
     if status is None:
-        return _fail(f"no job {job_id}")
+        return fail(f"no job {job_id}")
     print(summary(status))
     return 0
 
@@ -104,6 +123,6 @@ def show_job(settings: Settings, job_id: str) -> int:
 def cancel(settings: Settings, job_id: str) -> int:
     status = cancel_job(Services.build(settings), job_id)
     if status is None:
-        return _fail(f"no job {job_id}")
+        return fail(f"no job {job_id}")
     print(f"job {job_id}: {status.state}")
     return 0

@@ -66,7 +66,19 @@ def _check_health(settings: Settings, args: argparse.Namespace) -> int:
 def _run_batch(settings: Settings, args: argparse.Namespace) -> int:
     from cli.batch import run_batch
 
-    return run_batch(settings, args.project, args.filter == "unlabeled", args.wait)
+    return run_batch(settings, args.project, args.filter == "unlabeled", args.wait, args.yes)
+
+
+def _run_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.evaluate import run_eval
+
+    return run_eval(settings, args)
+
+
+def _run_estimate(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.estimate import run_estimate
+
+    return run_estimate(settings, args)
 
 
 def _run_jobs(settings: Settings, args: argparse.Namespace) -> int:
@@ -132,7 +144,50 @@ def _parser() -> argparse.ArgumentParser:
         help="which tasks (default unlabeled); tasks holding a prediction of this version are skipped",
     )
     batch.add_argument("--wait", action="store_true", help="follow the job with a progress bar and print a summary")
+    batch.add_argument(
+        "--yes", action="store_true", help="start without asking, whatever the estimate (see BATCH_CONFIRM_USD)"
+    )
     batch.set_defaults(run=_run_batch)
+
+    evaluate = commands.add_parser(
+        "eval", help="score a prompt's predictions against the ground truth in Label Studio (see docs/iterating.md)"
+    )
+    evaluate.add_argument("--project", type=int, required=True, help="the Label Studio project id")
+    evaluate.add_argument("--version", help="the model version to score (default: the project's current one)")
+    evaluate.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="VERSION",
+        help="score two versions (before after) on the same tasks, or one against the current version",
+    )
+    evaluate.add_argument(
+        "--predict",
+        action="store_true",
+        help="first predict the annotated tasks without a prediction of the current version (a batch job)",
+    )
+    evaluate.add_argument("--limit", type=int, help="only the first N tasks (by id) that have a ground truth")
+    evaluate.add_argument(
+        "--controls", nargs="+", metavar="NAME", help="controls to score (default: all the ground truth answers)"
+    )
+    evaluate.add_argument("--json", action="store_true", help="print the evaluation as JSON")
+    evaluate.add_argument("--html", metavar="FILE", help="also write an HTML report (confusion matrices as pictures)")
+    evaluate.add_argument(
+        "--disagreements", type=int, default=5, metavar="N", help="task ids (and links) listed per control (default 5)"
+    )
+    evaluate.set_defaults(run=_run_eval)
+
+    estimate = commands.add_parser(
+        "estimate", help="the tokens, cost and duration of the batch `llm-backend batch` would start now"
+    )
+    estimate.add_argument("--project", type=int, required=True, help="the Label Studio project id")
+    estimate.add_argument(
+        "--filter", choices=("unlabeled", "all"), default="unlabeled", help="which tasks, as for batch"
+    )
+    estimate.add_argument(
+        "--workers", type=int, help="worker slots to assume (default: the live Celery workers' pool sizes)"
+    )
+    estimate.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    estimate.set_defaults(run=_run_estimate)
 
     jobs = commands.add_parser("jobs", help="list jobs; `jobs show ID`, `jobs cancel ID`")
     jobs.add_argument("action", nargs="?", choices=("list", "show", "cancel"), default="list")

@@ -144,11 +144,17 @@ class LabelStudioGateway:
         with _translated_errors():
             return self.client.projects.get(id=project).label_config
 
-    def tasks(self, project: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
-        """Every task of a project as a plain dict, page by page."""
+    def tasks(self, project: int, page_size: int = 500, with_results: bool = False) -> Iterator[dict[str, Any]]:
+        """Every task of a project as a plain dict, page by page; ``with_results`` adds each task's
+        ``annotations`` and ``predictions`` (Label Studio's ``fields=all``), with storage URLs left unresolved."""
+        options: dict[str, Any] = {"fields": "all", "resolve_uri": False} if with_results else {}
         with _translated_errors():
-            for task in self.client.tasks.list(project=project, page_size=page_size):
+            for task in self.client.tasks.list(project=project, page_size=page_size, **options):
                 yield task.dict()
+
+    def title(self, project: int) -> str:
+        with _translated_errors():
+            return self.client.projects.get(id=project).title or ""
 
     # --- files ---------------------------------------------------------------------------------
     def download(self, path_or_url: str, max_bytes: int, timeout: float = 30.0) -> tuple[bytes, str]:

@@ -101,6 +101,20 @@ class Metrics:
             log.debug("%d metric updates dropped: %s", len(pending), exc)
 
 
+def mean_seconds(store: Store, name: str, **labels: str) -> float | None:
+    """The mean of a histogram's observations with exactly these labels, from every process (None before any)."""
+    series = _field(labels) + "|"
+    count, total = 0.0, 0.0
+    for field, value in store.redis.hgetall(store.key("metrics", name)).items():
+        if field.startswith(series):
+            part = field[len(series) :]
+            if part == "sum":
+                total = float(value)
+            else:
+                count += float(value)
+    return total / count if count else None
+
+
 class RedisCollector(Collector):
     """Renders what every process wrote, plus gauges read at scrape time (jobs by state, queue depth)."""
 

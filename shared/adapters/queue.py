@@ -63,3 +63,18 @@ def make_celery(settings: Settings) -> Celery:
         result_backend_transport_options={"global_keyprefix": prefix},
     )
     return app
+
+
+def live_worker_slots(app: Celery, timeout: float = 1.0) -> int:
+    """How many chunks the live workers run at once: the sum of their pool sizes (0 when none answers).
+
+    Workers answer a broadcast on the broker within ``timeout`` seconds; a broker that cannot be reached
+    counts as no worker.
+    """
+    from kombu.exceptions import OperationalError
+
+    try:
+        stats = app.control.inspect(timeout=timeout).stats() or {}
+    except OperationalError:
+        return 0
+    return sum(int((worker.get("pool") or {}).get("max-concurrency") or 1) for worker in stats.values())

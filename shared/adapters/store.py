@@ -88,10 +88,16 @@ class Store:
         return self.redis.zrange(self.key("project", project, "versions"), 0, -1)
 
     def add_usage(self, project: str, model: str, tokens_in: int, tokens_out: int) -> None:
+        """Count one call that reached the provider, with the tokens it reported."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hincrby(self.key("project", project, "usage"), f"{model}|in", tokens_in)
         pipe.hincrby(self.key("project", project, "usage"), f"{model}|out", tokens_out)
+        pipe.hincrby(self.key("project", project, "calls"), model, 1)
         pipe.execute()
+
+    def calls(self, project: str) -> dict[str, int]:
+        """Calls that reached the provider, by model (the denominators of ``usage``)."""
+        return {model: int(count) for model, count in self.redis.hgetall(self.key("project", project, "calls")).items()}
 
     def usage(self, project: str) -> dict[str, dict[str, int]]:
         """Tokens by model: ``{"gpt-4o": {"in": 1200, "out": 300}}``."""

@@ -358,6 +358,11 @@ class Settings(BaseSettings):
     broker_visibility_timeout: Annotated[int, Field(ge=5)] = Field(
         3600, description="seconds after which a message taken by a worker that died is delivered again"
     )
+    batch_confirm_usd: Annotated[float, Field(ge=0)] | None = Field(
+        None,
+        description="`llm-backend batch` asks before starting a job whose estimated cost is above this many USD "
+        "(or unknown), and refuses without a terminal unless given `--yes`; unset: never asks",
+    )
     max_request_bytes: Annotated[int, Field(ge=1024)] = Field(
         200 * 1024 * 1024,
         description="larger request bodies are refused with 413",

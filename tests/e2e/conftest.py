@@ -116,7 +116,7 @@ def page(browser: Browser, request: pytest.FixtureRequest, tmp_path: Path) -> It
     log: list[str] = []
     page.on("console", lambda message: log.append(f"console {message.type}: {message.text}"))
     page.on("pageerror", lambda error: log.append(f"page error: {error}"))
-    page.on("requestfinished", lambda done: log.append(f"{described(done)} -> {done.response().status}"))
+    page.on("requestfinished", lambda done: log.append(f"{described(done)} -> {status_of(done)}"))
     page.on("requestfailed", lambda failed: log.append(f"{described(failed)} failed: {failed.failure}"))
     request.node.stash[BROWSER_EVIDENCE] = lambda: keep_evidence(page, log, tmp_path / "browser")
     yield page
@@ -125,6 +125,14 @@ def page(browser: Browser, request: pytest.FixtureRequest, tmp_path: Path) -> It
 
 def described(request: Request) -> str:
     return f"{request.method} {request.url} {(request.post_data or '')[:1000]}".rstrip()
+
+
+def status_of(request: Request) -> int | str:
+    """A finished request's status; Label Studio's polling may still finish while the test closes the page."""
+    try:
+        return request.response().status
+    except PlaywrightError:
+        return "(page closed)"
 
 
 def keep_evidence(page: Page, log: list[str], directory: Path) -> str:

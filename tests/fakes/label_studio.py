@@ -2,8 +2,10 @@
 
 It serves uploaded files, takes predictions the way Label Studio 1.23 does (bulk
 ``POST /api/projects/<id>/import/predictions``, single ``POST /api/predictions/``), lists them
-(``GET /api/predictions/?task=``), and can be told to be down (503) or to refuse some tasks (400),
-as a task deleted while a job runs would be.
+(``GET /api/predictions/?task=`` or ``?project=``), and can be told to be down (503) or to refuse some
+tasks (400), as a task deleted while a job runs would be.  Projects added with ``add_project`` are served
+too (``GET /api/projects/<id>/``, and ``GET /api/tasks/?project=`` in pages, with their annotations and
+predictions under ``fields=all``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class FakeLabelStudio(BackgroundServer):
         self.import_calls = 0
         self.available = True
         self.refused_tasks: set[int] = set()
+        self.projects: dict[int, dict] = {}
+        self.tasks: dict[int, list[dict]] = {}  # per project: {"id", "data", "annotations"}
         self._lock = threading.Lock()
         fake = self
 
@@ -57,11 +61,23 @@ class FakeLabelStudio(BackgroundServer):
                 if not self._admitted():
                     return
                 url = urlsplit(self.path)
+                query = {key: values[0] for key, values in parse_qs(url.query).items()}
                 if url.path == "/api/predictions/":
-                    task = int(parse_qs(url.query)["task"][0])
+                    if "task" in query:
+                        tasks = {int(query["task"])}
+                    else:
+                        tasks = {task["id"] for task in fake.tasks.get(int(query["project"]), [])}
                     with fake._lock:
-                        found = [p for p in fake.predictions if p["task"] == task]
+                        found = [p for p in fake.predictions if p["task"] in tasks]
                     self._reply(200, found)
+                elif url.path.startswith("/api/projects/") and url.path.rstrip("/").split("/")[-1].isdigit():
+                    project = fake.projects.get(int(url.path.rstrip("/").split("/")[-1]))
+                    if project:
+                        self._reply(200, project)
+                    else:
+                        self._reply(404, {"detail": "Not found."})
+                elif url.path == "/api/tasks/":
+                    self._reply(200, fake._task_page(query))
                 elif self.path in fake.files:
                     body, content_type = fake.files[self.path]
                     self._reply(200, body, content_type)
@@ -109,6 +125,29 @@ class FakeLabelStudio(BackgroundServer):
         }
         self.predictions.append(stored)
         return stored
+
+    def add_project(self, project: int, label_config: str, tasks: list[dict], title: str = "") -> None:
+        """A project to serve: ``tasks`` are ``{"id", "data", "annotations"?}`` (ids unique across projects)."""
+        self.projects[project] = {"id": project, "title": title or f"project {project}", "label_config": label_config}
+        self.tasks[project] = [{"annotations": [], **task} for task in tasks]
+
+    def add_prediction(self, project: int, task: int, model_version: str, result: list[dict]) -> None:
+        with self._lock:
+            self._store(project, {"task": task, "result": result, "score": 0.5, "model_version": model_version})
+
+    def _task_page(self, query: dict[str, str]) -> dict:
+        tasks = self.tasks.get(int(query["project"]), [])
+        size, page = int(query.get("page_size", 100)), int(query.get("page", 1))
+        with_results = query.get("fields") == "all"
+        by_task = self.predictions_by_task()
+        listed = []
+        for task in tasks[(page - 1) * size : page * size]:
+            kept = [a for a in task["annotations"] if not a.get("was_cancelled")]
+            item = {"id": task["id"], "data": task["data"], "is_labeled": bool(kept), "total_annotations": len(kept)}
+            if with_results:
+                item |= {"annotations": task["annotations"], "predictions": by_task.get(task["id"], [])}
+            listed.append(item)
+        return {"tasks": listed, "total": len(tasks), "total_annotations": 0, "total_predictions": 0}
 
     def predictions_by_task(self) -> dict[int, list[dict]]:
         with self._lock:

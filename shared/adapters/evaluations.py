@@ -1,0 +1,93 @@
+"""Evaluation runs in Redis, and their scores on ``/metrics``: the only module that touches ``eval*`` keys.
+
+A run is one JSON record (``eval:<id>``), listed per project newest first; a project keeps its latest
+``RUNS_KEPT`` runs.  When a run is done, each version it scored becomes that (project, version)'s latest
+scores (``project:<id>:eval-scores``), which ``/metrics`` exports as ``llm_backend_eval_score``: a
+dashboard then follows a project's prompt versions without rerunning anything.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from shared.adapters.store import Store
+from shared.domain.evaluation_run import EvaluationRun, RunState
+
+RUNS_KEPT = 100  # per project
+METRIC = "llm_backend_eval_score"
+
+
+class EvaluationStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.redis = store.redis
+
+    def _run(self, run_id: str) -> str:
+        return self.store.key("eval", run_id)
+
+    def _runs(self, project: str) -> str:
+        return self.store.key("project", project, "evaluations")
+
+    def _scores(self, project: str) -> str:
+        return self.store.key("project", project, "eval-scores")
+
+    def save(self, run: EvaluationRun) -> None:
+        """Keep the run (again, after a change of state); a finished run's scores become the latest for their
+        (project, version).  Runs beyond the project's ``RUNS_KEPT`` newest are dropped."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(self._run(run.id), json.dumps(run.as_dict()))
+        pipe.zadd(self._runs(run.project), {run.id: run.created_at})
+        if run.state == RunState.DONE:
+            for score in run.scores:
+                flat = [[control, metric, value] for (control, metric), value in score.evaluation.flat().items()]
+                pipe.hset(self._scores(run.project), score.version, json.dumps({"run": run.id, "scores": flat}))
+            pipe.sadd(self.store.key("eval-projects"), run.project)
+        pipe.execute()
+        self._trim(run.project)
+
+    def _trim(self, project: str) -> None:
+        old = self.redis.zrange(self._runs(project), 0, -RUNS_KEPT - 1)
+        if old:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.delete(*(self._run(run_id) for run_id in old))
+            pipe.zrem(self._runs(project), *old)
+            pipe.execute()
+
+    def get(self, run_id: str) -> EvaluationRun | None:
+        raw = self.redis.get(self._run(run_id))
+        return EvaluationRun.from_dict(json.loads(raw)) if raw else None
+
+    def recent(self, project: str, limit: int = 20) -> list[EvaluationRun]:
+        """The project's runs, newest first."""
+        ids = self.redis.zrevrange(self._runs(project), 0, limit - 1)
+        raws = self.redis.mget([self._run(run_id) for run_id in ids]) if ids else []
+        return [EvaluationRun.from_dict(json.loads(raw)) for raw in raws if raw]
+
+    def latest_scores(self) -> Iterator[tuple[str, str, str, str, float]]:
+        """``(project, version, control, metric, value)`` of each (project, version)'s latest finished run."""
+        for project in sorted(self.redis.smembers(self.store.key("eval-projects"))):
+            for version, raw in sorted(self.redis.hgetall(self._scores(project)).items()):
+                for control, metric, value in json.loads(raw)["scores"]:
+                    yield project, version, control, metric, float(value)
+
+
+class EvaluationScores(Collector):
+    """``llm_backend_eval_score{project,version,control,metric}``: the latest evaluation of each prompt version."""
+
+    def __init__(self, evaluations: EvaluationStore) -> None:
+        self.evaluations = evaluations
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            METRIC,
+            "Latest evaluation of a model version against the ground truth, per control and metric "
+            '(coverage counts under control "(coverage)")',
+            labels=["project", "version", "control", "metric"],
+        )
+        for project, version, control, metric, value in self.evaluations.latest_scores():
+            family.add_metric([project, version, control, metric], value)
+        yield family
