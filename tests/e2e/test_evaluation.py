@@ -105,6 +105,7 @@ def loop(ls, label_studio, llm_server, e2e_dir):
         USE_INTERNAL_PROMPT_TEMPLATE="0",
         BATCH_CHUNK_SIZE="4",
         LLM_CONCURRENCY="4",
+        OUTPUT_MODE="text",  # the fake model answers with a label, in prose
     )
     worker = BackendProcess(
         ["worker", "--concurrency", "2", "-n", f"eval-{marker}@%h"], env, e2e_dir / "eval-worker.log"
