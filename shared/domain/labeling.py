@@ -389,8 +389,13 @@ def configure_spec_cache(max_bytes: int) -> None:
         _cache.max_bytes = max_bytes
 
 
-def parse_labeling_config(config: Any, prompt_prefix: str, max_bytes: int = 1024 * 1024) -> LabelingSpec:
-    """Find the prompt, the objects and the outputs; raise LabelingConfigError naming what is missing."""
+def require_label_config(config: object) -> str:
+    """The labeling config's text; LabelingConfigError when a request has none."""
     if not isinstance(config, str) or not config.strip():
         raise LabelingConfigError("labeling config is missing: send it as label_config (or schema in /setup)")
-    return _cache.get(config, prompt_prefix, max_bytes)
+    return config
+
+
+def parse_labeling_config(config: object, prompt_prefix: str, max_bytes: int = 1024 * 1024) -> LabelingSpec:
+    """Find the prompt, the objects and the outputs; raise LabelingConfigError naming what is missing."""
+    return _cache.get(require_label_config(config), prompt_prefix, max_bytes)
