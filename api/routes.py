@@ -7,7 +7,7 @@ classes of ``shared.domain.errors`` and become statuses in ``api/errors.py`` onl
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import TypedDict
 
@@ -68,7 +68,7 @@ def results_of(ctx: PredictionContext, outcomes: list[Prediction | TaskError]) -
     ]
 
 
-def answer(ctx: PredictionContext, results: list, **extra: object) -> dict:
+def answer(ctx: PredictionContext, results: Sequence[Prediction | FailedTask], **extra: object) -> dict[str, object]:
     return {"results": results, "model_version": ctx.model_version, **extra}
 
 

@@ -216,7 +216,7 @@ class Projects:
             access_problem=access_problem,
         )
 
-    def remember_prompt(self, project: str, label_config: str | None, annotation: dict) -> PromptUpdate:
+    def remember_prompt(self, project: str, label_config: str | None, annotation: dict[str, Any]) -> PromptUpdate:
         """Keep the prompt of a submitted annotation as the project's prompt for later batches.
 
         A new prompt gives a new model version, so the next Retrieve Predictions predicts again

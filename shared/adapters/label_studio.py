@@ -101,7 +101,7 @@ class LabelStudioGateway:
         return f"LabelStudioGateway({self.access!r})"
 
     # --- predictions ---------------------------------------------------------------------------
-    def push_predictions(self, project: int, predictions: list[dict]) -> None:
+    def push_predictions(self, project: int, predictions: list[dict[str, Any]]) -> None:
         """Create predictions in bulk (one request for many tasks, ~900 per second on Label Studio 1.23)."""
         from label_studio_sdk.types import PredictionRequest
 
@@ -117,7 +117,7 @@ class LabelStudioGateway:
         with _translated_errors():
             self.client.projects.import_predictions(id=project, request=request)
 
-    def push_prediction(self, prediction: dict) -> None:
+    def push_prediction(self, prediction: dict[str, Any]) -> None:
         """Create one prediction: used to find which task of a refused bulk push is at fault."""
         with _translated_errors():
             self.client.predictions.create(

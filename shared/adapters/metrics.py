@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 
 import redis
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from shared.adapters.jobs import Jobs
@@ -125,7 +125,7 @@ class RedisCollector(Collector):
         self.queue_key = queue_key
         self.recent_jobs = recent_jobs
 
-    def collect(self) -> Iterator:
+    def collect(self) -> Iterator[Metric]:
         redis_ = self.store.redis
         for name, (doc, label_names) in COUNTERS.items():
             family = CounterMetricFamily(f"{PREFIX}_{name}", doc, labels=label_names)

@@ -110,11 +110,11 @@ class Store:
         return usage
 
     # --- LLM response cache ----------------------------------------------------------------------
-    def cached_answer(self, key: str) -> dict | None:
+    def cached_answer(self, key: str) -> dict[str, Any] | None:
         raw = self.redis.get(self.key("cache", key))
         return json.loads(raw) if raw else None
 
-    def cache_answer(self, key: str, answer: dict, ttl: int) -> None:
+    def cache_answer(self, key: str, answer: dict[str, Any], ttl: int) -> None:
         if ttl > 0:
             self.redis.set(self.key("cache", key), json.dumps(answer), ex=ttl)
 
