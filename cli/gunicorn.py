@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from gunicorn import util
 from gunicorn.app.base import BaseApplication
@@ -47,7 +48,7 @@ class JsonErrorWorker(ThreadWorker):
 
 
 class _Application(BaseApplication):
-    def __init__(self, settings: Settings, options: dict, llm_slots: int) -> None:
+    def __init__(self, settings: Settings, options: dict[str, Any], llm_slots: int) -> None:
         self._settings = settings
         self._options = options
         self._llm_slots = llm_slots

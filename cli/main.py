@@ -7,7 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-from shared.domain.config import ConfigError, Settings, load_settings
+from shared.domain.config import Settings, load_settings
+from shared.domain.errors import ConfigError
 from shared.logs import configure_logging
 
 log = logging.getLogger("llm_backend")

@@ -150,7 +150,7 @@ class Estimator:
             return expected_output_tokens(mean, None), f"{len(sample.outputs)} cached answers of this prompt"
         model = ctx.config.llm.model
         calls = self.services.store.calls(ctx.project).get(model, 0) if ctx.project else 0
-        if calls:
+        if ctx.project and calls:
             tokens_out = self.services.store.usage(ctx.project)[model]["out"]
             return expected_output_tokens(tokens_out / calls, None), f"the project's {calls} calls to {model}"
         mode = resolve_output_mode(ctx.config.output_mode, ctx.config.llm.provider, ctx.config.llm.azure_api_version)

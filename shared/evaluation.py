@@ -65,11 +65,11 @@ class _TaskRecord:
 
     id: int
     data: dict[str, Any]
-    truth: list[dict] | None
-    predictions: dict[str, list[dict]]
+    truth: list[dict[str, Any]] | None
+    predictions: dict[str, list[dict[str, Any]]]
 
 
-def _latest_by_version(predictions: list[dict], versions: set[str]) -> dict[str, list[dict]]:
+def _latest_by_version(predictions: list[dict[str, Any]], versions: set[str]) -> dict[str, list[dict[str, Any]]]:
     latest: dict[str, dict] = {}
     for prediction in predictions or []:
         version = prediction.get("model_version")

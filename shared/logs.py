@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from shared.redaction import RedactingFilter
 
-_context: contextvars.ContextVar[dict | None] = contextvars.ContextVar("log_context", default=None)
+_context: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar("log_context", default=None)
 
 
 @contextlib.contextmanager

@@ -71,8 +71,8 @@ class OpenedTasks:
     ) -> list[Prediction | TaskError]:
         """``offer`` for each task that a job could also hold (the others' predictions go as they are)."""
         return [
-            self.offer(ctx, task["id"], prediction)
-            if ctx.project is not None and isinstance(task.get("id"), int)
+            self.offer(ctx, task_id, prediction)
+            if ctx.project is not None and isinstance(task_id := task.get("id"), int)
             else prediction
             for task, prediction in zip(tasks, predictions, strict=True)
         ]

@@ -13,7 +13,7 @@ import contextvars
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from shared.adapters import deadline
 from shared.adapters.images import image_url_for_model
@@ -56,7 +56,7 @@ class Predictor:
     def gateway(self, ctx: PredictionContext) -> LabelStudioGateway | None:
         return self.label_studio(ctx.access) if ctx.access else None
 
-    def request_for(self, ctx: PredictionContext, data: dict) -> tuple[list[dict], OutputRequest]:
+    def request_for(self, ctx: PredictionContext, data: dict[str, Any]) -> tuple[list[dict[str, Any]], OutputRequest]:
         """The messages for one task and how its answer is asked for.
 
         Every object of the config goes to the model, each named; images as parts of the message, in the
@@ -101,7 +101,9 @@ class Predictor:
         if ctx.job_id:
             self.jobs.add_usage(ctx.job_id, tokens_in, tokens_out)
 
-    def prediction(self, ctx: PredictionContext, data: dict, answer: LLMAnswer, task_id: object = None) -> Prediction:
+    def prediction(
+        self, ctx: PredictionContext, data: dict[str, Any], answer: LLMAnswer, task_id: object = None
+    ) -> Prediction:
         """The answer's regions (what Label Studio would refuse is dropped and logged), scored by the
         answer's logprobs when the provider sent them, else by how well the labels matched."""
         reading = read_prediction(

@@ -20,7 +20,7 @@ from shared.adapters.store import ProjectSetup, Store
 from shared.domain.config import ExtraParams, ProjectConfig, Settings, decode_extra_params
 from shared.domain.endpoints import host_port
 from shared.domain.errors import ConfigError, TaskError
-from shared.domain.labeling import LabelingSpec, Unfilled, parse_labeling_config
+from shared.domain.labeling import LabelingSpec, Unfilled, parse_labeling_config, require_label_config
 from shared.domain.prompts import choose_prompt, prompt_from_regions
 from shared.domain.types import JobSnapshot
 from shared.domain.versions import model_version
@@ -75,7 +75,7 @@ class Projects:
     def config(self, setup: ProjectSetup | None) -> ProjectConfig:
         return self.settings.for_project(ExtraParams.parse(setup.extra_params if setup else None))
 
-    def spec(self, config: ProjectConfig, label_config: str | None) -> LabelingSpec:
+    def spec(self, config: ProjectConfig, label_config: str) -> LabelingSpec:
         """The parsed labeling config; raises LabelingConfigError naming what is missing."""
         return parse_labeling_config(label_config, config.prompt.prompt_prefix, self.settings.max_label_config_bytes)
 
@@ -123,12 +123,13 @@ class Projects:
         """
         config = self.config(setup)
         self._check_llm_endpoint(config)
-        spec = self.spec(config, setup.label_config)
+        label_config = require_label_config(setup.label_config)
+        spec = self.spec(config, label_config)
         self.store.save_setup(project, setup)
-        version = self.version(project, config, setup.label_config)
+        version = self.version(project, config, label_config)
         self.store.record_version(project, version)
         if spec.unfilled:
-            digest = hashlib.sha256(setup.label_config.encode()).hexdigest()[:16]
+            digest = hashlib.sha256(label_config.encode()).hexdigest()[:16]
             if self.store.first_time(f"unfilled:{project}:{digest}", UNFILLED_LOG_SECONDS):
                 left = "; ".join(f"{item.name} <{item.tag}>: {item.reason}" for item in spec.unfilled)
                 log.info(
@@ -157,6 +158,7 @@ class Projects:
         extra_params = decode_extra_params(setup.extra_params if setup else None)
         access, access_problem = self.label_studio(setup)
         config = self.settings.for_project(ExtraParams.parse(extra_params))
+        label_config = require_label_config(label_config)
         spec = self.spec(config, label_config)
         regions = context.get("result") if isinstance(context, dict) else None
         context_prompt = prompt_from_regions(regions, spec.prompt.name) if regions else None
@@ -214,7 +216,7 @@ class Projects:
             access_problem=access_problem,
         )
 
-    def remember_prompt(self, project: str, label_config: str | None, annotation: dict) -> PromptUpdate:
+    def remember_prompt(self, project: str, label_config: str | None, annotation: dict[str, Any]) -> PromptUpdate:
         """Keep the prompt of a submitted annotation as the project's prompt for later batches.
 
         A new prompt gives a new model version, so the next Retrieve Predictions predicts again
@@ -223,6 +225,7 @@ class Projects:
         setup = self.store.load_setup(project)
         label_config = label_config or (setup.label_config if setup else None)
         config = self.config(setup)
+        label_config = require_label_config(label_config)
         spec = self.spec(config, label_config)
         prompt = prompt_from_regions(annotation.get("result"), spec.prompt.name)
         if prompt is None:

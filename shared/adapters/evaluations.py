@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from shared.adapters.replies import text_dict, text_list, text_set
 from shared.adapters.store import Store
 from shared.domain.evaluation_run import EvaluationRun, RunState
 
@@ -50,7 +51,7 @@ class EvaluationStore:
         self._trim(run.project)
 
     def _trim(self, project: str) -> None:
-        old = self.redis.zrange(self._runs(project), 0, -RUNS_KEPT - 1)
+        old = text_list(self.redis.zrange(self._runs(project), 0, -RUNS_KEPT - 1))
         if old:
             pipe = self.redis.pipeline(transaction=True)
             pipe.delete(*(self._run(run_id) for run_id in old))
@@ -63,14 +64,14 @@ class EvaluationStore:
 
     def recent(self, project: str, limit: int = 20) -> list[EvaluationRun]:
         """The project's runs, newest first."""
-        ids = self.redis.zrevrange(self._runs(project), 0, limit - 1)
+        ids = text_list(self.redis.zrevrange(self._runs(project), 0, limit - 1))
         raws = self.redis.mget([self._run(run_id) for run_id in ids]) if ids else []
         return [EvaluationRun.from_dict(json.loads(raw)) for raw in raws if raw]
 
     def latest_scores(self) -> Iterator[tuple[str, str, str, str, float]]:
         """``(project, version, control, metric, value)`` of each (project, version)'s latest finished run."""
-        for project in sorted(self.redis.smembers(self.store.key("eval-projects"))):
-            for version, raw in sorted(self.redis.hgetall(self._scores(project)).items()):
+        for project in sorted(text_set(self.redis.smembers(self.store.key("eval-projects")))):
+            for version, raw in sorted(text_dict(self.redis.hgetall(self._scores(project))).items()):
                 for control, metric, value in json.loads(raw)["scores"]:
                     yield project, version, control, metric, float(value)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,7 +28,7 @@ from shared.domain.errors import LabelStudioError, TaskError
 from shared.redaction import redact
 
 if TYPE_CHECKING:
-    from label_studio_sdk import LabelStudio
+    from label_studio_sdk import LabelStudio, RoleBasedTask
 
 ACCESS_TOKEN_MARGIN = 30.0  # refresh a personal access token's short-lived access token this long before it expires
 SDK_TIMEOUT = 60.0  # the SDK's own default, kept when we hand it our HTTP client
@@ -101,7 +101,7 @@ class LabelStudioGateway:
         return f"LabelStudioGateway({self.access!r})"
 
     # --- predictions ---------------------------------------------------------------------------
-    def push_predictions(self, project: int, predictions: list[dict]) -> None:
+    def push_predictions(self, project: int, predictions: list[dict[str, Any]]) -> None:
         """Create predictions in bulk (one request for many tasks, ~900 per second on Label Studio 1.23)."""
         from label_studio_sdk.types import PredictionRequest
 
@@ -117,7 +117,7 @@ class LabelStudioGateway:
         with _translated_errors():
             self.client.projects.import_predictions(id=project, request=request)
 
-    def push_prediction(self, prediction: dict) -> None:
+    def push_prediction(self, prediction: dict[str, Any]) -> None:
         """Create one prediction: used to find which task of a refused bulk push is at fault."""
         with _translated_errors():
             self.client.predictions.create(
@@ -140,7 +140,7 @@ class LabelStudioGateway:
         return {prediction.task for prediction in existing if prediction.model_version == model_version}
 
     # --- projects and tasks --------------------------------------------------------------------
-    def label_config(self, project: int) -> str:
+    def label_config(self, project: int) -> str | None:
         with _translated_errors():
             return self.client.projects.get(id=project).label_config
 
@@ -149,7 +149,9 @@ class LabelStudioGateway:
         ``annotations`` and ``predictions`` (Label Studio's ``fields=all``), with storage URLs left unresolved."""
         options: dict[str, Any] = {"fields": "all", "resolve_uri": False} if with_results else {}
         with _translated_errors():
-            for task in self.client.tasks.list(project=project, page_size=page_size, **options):
+            # the SDK's TasksClientExt.list leaves its item type unbound: items are TasksClient.list's RoleBasedTask
+            tasks: Iterable[RoleBasedTask] = self.client.tasks.list(project=project, page_size=page_size, **options)
+            for task in tasks:
                 yield task.dict()
 
     def title(self, project: int) -> str:

@@ -16,10 +16,11 @@ import threading
 from collections.abc import Iterator
 
 import redis
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from shared.adapters.jobs import Jobs
+from shared.adapters.replies import text_dict
 from shared.adapters.store import Store
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def mean_seconds(store: Store, name: str, **labels: str) -> float | None:
     """The mean of a histogram's observations with exactly these labels, from every process (None before any)."""
     series = _field(labels) + "|"
     count, total = 0.0, 0.0
-    for field, value in store.redis.hgetall(store.key("metrics", name)).items():
+    for field, value in text_dict(store.redis.hgetall(store.key("metrics", name))).items():
         if field.startswith(series):
             part = field[len(series) :]
             if part == "sum":
@@ -124,7 +125,7 @@ class RedisCollector(Collector):
         self.queue_key = queue_key
         self.recent_jobs = recent_jobs
 
-    def collect(self) -> Iterator:
+    def collect(self) -> Iterator[Metric]:
         redis_ = self.store.redis
         for name, (doc, label_names) in COUNTERS.items():
             family = CounterMetricFamily(f"{PREFIX}_{name}", doc, labels=label_names)
@@ -142,7 +143,7 @@ class RedisCollector(Collector):
     def _histogram(self, name: str, doc: str, label_names: tuple[str, ...]) -> HistogramMetricFamily:
         family = HistogramMetricFamily(f"{PREFIX}_{name}", doc, labels=label_names)
         series: dict[str, dict[str, float]] = {}
-        for field, value in self.store.redis.hgetall(self.store.key("metrics", name)).items():
+        for field, value in text_dict(self.store.redis.hgetall(self.store.key("metrics", name))).items():
             labels, part = field.rsplit("|", 1)
             series.setdefault(labels, {})[part] = float(value)
         for labels, parts in series.items():

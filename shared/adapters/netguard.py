@@ -64,7 +64,8 @@ def resolve(host: str, port: int | None = None) -> list[str]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
         infos = []
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    found = (info[4][0] for info in infos)  # an int only for an IPv6 answer to a Python built without IPv6
+    addresses = list(dict.fromkeys(address for address in found if isinstance(address, str)))
     if len(_resolved) > 4096:
         _resolved.clear()
     _resolved[(host, port)] = (now + RESOLVED_FOR, addresses)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -82,11 +83,11 @@ class RateLimiter:
         rate = per_minute / 60.0
         return _Bucket(self.store.key("ratelimit", kind, target), rate, max(rate * BURST_SECONDS, 2.0))
 
-    def estimate_tokens(self, options: LLMOptions, messages: list[dict]) -> int:
+    def estimate_tokens(self, options: LLMOptions, messages: list[dict[str, Any]]) -> int:
         """Roughly four characters a token, plus a guess at the answers."""
         return len(json.dumps(messages)) // 4 + COMPLETION_TOKENS_GUESS * options.num_responses
 
-    def acquire(self, options: LLMOptions, messages: list[dict], interactive: bool) -> int:
+    def acquire(self, options: LLMOptions, messages: list[dict[str, Any]], interactive: bool) -> int:
         """Wait for a request (and its tokens) to fit under the limits; returns the tokens taken."""
         tokens = self.estimate_tokens(options, messages) if self.tpm else 0
         demands = []

@@ -15,14 +15,15 @@ from typing import Any
 
 import redis
 
+from shared.adapters.replies import text, text_dict, text_list, text_set
 from shared.redaction import remember, remember_extra_params
 
 
 @dataclass(frozen=True)
 class ProjectSetup:
-    """What Label Studio told us about a project in ``/setup``."""
+    """What Label Studio told us about a project in ``/setup`` (a kept one always has its labeling config)."""
 
-    label_config: str
+    label_config: str | None
     hostname: str | None = None
     access_token: str | None = None
     extra_params: dict[str, Any] | None = None
@@ -73,7 +74,7 @@ class Store:
         return setup
 
     def prompt(self, project: str) -> str | None:
-        return self.redis.get(self.key("project", project, "prompt"))
+        return text(self.redis.get(self.key("project", project, "prompt")))
 
     def save_prompt(self, project: str, prompt: str) -> bool:
         """Store the annotators' prompt; True when it differs from the one stored before."""
@@ -85,7 +86,7 @@ class Store:
         self.redis.zadd(self.key("project", project, "versions"), {version: time.time()}, nx=True)
 
     def versions(self, project: str) -> list[str]:
-        return self.redis.zrange(self.key("project", project, "versions"), 0, -1)
+        return text_list(self.redis.zrange(self.key("project", project, "versions"), 0, -1))
 
     def add_usage(self, project: str, model: str, tokens_in: int, tokens_out: int) -> None:
         """Count one call that reached the provider, with the tokens it reported."""
@@ -97,29 +98,30 @@ class Store:
 
     def calls(self, project: str) -> dict[str, int]:
         """Calls that reached the provider, by model (the denominators of ``usage``)."""
-        return {model: int(count) for model, count in self.redis.hgetall(self.key("project", project, "calls")).items()}
+        counts = text_dict(self.redis.hgetall(self.key("project", project, "calls")))
+        return {model: int(count) for model, count in counts.items()}
 
     def usage(self, project: str) -> dict[str, dict[str, int]]:
         """Tokens by model: ``{"gpt-4o": {"in": 1200, "out": 300}}``."""
         usage: dict[str, dict[str, int]] = {}
-        for field, value in self.redis.hgetall(self.key("project", project, "usage")).items():
+        for field, value in text_dict(self.redis.hgetall(self.key("project", project, "usage"))).items():
             model, direction = field.rsplit("|", 1)
             usage.setdefault(model, {"in": 0, "out": 0})[direction] = int(value)
         return usage
 
     # --- LLM response cache ----------------------------------------------------------------------
-    def cached_answer(self, key: str) -> dict | None:
+    def cached_answer(self, key: str) -> dict[str, Any] | None:
         raw = self.redis.get(self.key("cache", key))
         return json.loads(raw) if raw else None
 
-    def cache_answer(self, key: str, answer: dict, ttl: int) -> None:
+    def cache_answer(self, key: str, answer: dict[str, Any], ttl: int) -> None:
         if ttl > 0:
             self.redis.set(self.key("cache", key), json.dumps(answer), ex=ttl)
 
     # --- what LLM endpoints refuse ----------------------------------------------------------------
     def refused_features(self, endpoint: str) -> set[str]:
         """The request features (``json_schema``, ``tools``, ``logprobs``) this endpoint refused lately."""
-        return set(self.redis.smembers(self.key("llm", "refused", endpoint)))
+        return set(text_set(self.redis.smembers(self.key("llm", "refused", endpoint))))
 
     def remember_refusal(self, endpoint: str, feature: str, ttl: int) -> None:
         """Keep a refused feature for ``ttl`` seconds from the latest refusal: a provider may learn it later."""

@@ -45,7 +45,7 @@ LABEL_KINDS = (CHOICES, SPANS, PARAGRAPH_SPANS, TAXONOMY, PAIRWISE)
 class Filled:
     """The regions of one prediction, what was dropped and why, and what scores it."""
 
-    regions: list[dict] = field(default_factory=list)
+    regions: list[dict[str, Any]] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     confidences: list[float] = field(default_factory=list)  # one per chosen label: how well it matched
     labels: list[str] = field(default_factory=list)  # the chosen labels as the model wrote them
@@ -60,8 +60,9 @@ class _Refused(ValueError):
     """A value of the answer that cannot become a region; the message says why."""
 
 
-def _region(output: Output, **value: Any) -> dict:
-    return json.loads(output.control.label(**value).to_json())
+def _region(output: Output, **value: Any) -> dict[str, Any]:
+    region: dict[str, Any] = json.loads(output.control.label(**value).to_json())
+    return region
 
 
 def _match(written: Any, choices: Mapping[str, Any]) -> Any:
@@ -79,7 +80,7 @@ def _match(written: Any, choices: Mapping[str, Any]) -> Any:
     raise _Refused(f"{written!r} is not one of {listed}")
 
 
-def _as_list(value: Any) -> list:
+def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
@@ -105,7 +106,9 @@ class _Builder:
     def drop(self, output: Output, reason: str) -> None:
         self.filled.dropped.append(f"{output.name}: {reason}")
 
-    def keep(self, output: Output, region: dict, labels: Sequence[str] = (), confidence: float | None = None) -> None:
+    def keep(
+        self, output: Output, region: dict[str, Any], labels: Sequence[str] = (), confidence: float | None = None
+    ) -> None:
         """Keep ``region`` if the SDK accepts it for this config.
 
         Each label scores ``confidence`` if given, else how surely it was read (1.0 for a structured answer).

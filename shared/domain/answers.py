@@ -44,10 +44,10 @@ import math
 import re
 import threading
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import snowballstemmer
 
@@ -136,7 +136,7 @@ def _words(text: str) -> tuple[str, ...]:
 @lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
     with _STEMMER_LOCK:
-        return _STEMMER.stemWord(word)
+        return cast(str, _STEMMER.stemWord(word))  # snowballstemmer has no type hints
 
 
 def _contains_phrase(words: Sequence[str], phrases: Sequence[str]) -> bool:
@@ -415,8 +415,9 @@ def _abbreviation_mentions(tokens: list[_Token], labels: list[_Label]) -> Iterat
             continue
         if token.word not in known:
             known[token.word] = _abbreviated(token, labels)
-        if known[token.word]:
-            yield _Mention(known[token.word], index, index + 1, ABBREVIATION)
+        label = known[token.word]
+        if label:
+            yield _Mention(label, index, index + 1, ABBREVIATION)
 
 
 def _longest_first(mentions: list[_Mention]) -> list[_Mention]:
@@ -500,7 +501,7 @@ def _read_prose(text: str, labels: list[_Label], multiple: bool) -> list[LabelMa
 _JSON_START = re.compile(r"[\[{]")
 
 
-def _first_json(text: str) -> dict | list | None:
+def _first_json(text: str) -> dict[str, Any] | list[Any] | None:
     """The first JSON object or array in the answer, wherever it starts (after prose, inside a ``` fence)."""
     decoder = json.JSONDecoder()
     for start in _JSON_START.finditer(text):
@@ -571,11 +572,12 @@ def read_labels(
     known = _labels_of(labels)
     if not known or not answer.strip():
         return []
-    for strategy in (
+    strategies: tuple[Callable[[], list[LabelMatch]], ...] = (
         lambda: _read_json(answer, known, name, threshold),
         lambda: _read_lines(answer, known, threshold),
         lambda: _read_prose(answer, known, multiple),
-    ):
+    )
+    for strategy in strategies:
         found = _distinct(strategy())
         if found:
             return found if multiple else _best(found)

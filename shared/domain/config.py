@@ -21,6 +21,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic.json_schema import JsonDict
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.domain.endpoints import DEFAULT_OPENAI_ENDPOINT, origin
@@ -134,7 +135,8 @@ class ExtraParams(BaseModel):
         keys: list[str] = []
         for name, field in cls.model_fields.items():
             alias = field.validation_alias
-            keys.extend(alias.choices if isinstance(alias, AliasChoices) else [name])
+            choices = alias.choices if isinstance(alias, AliasChoices) else [name]
+            keys.extend(choice for choice in choices if isinstance(choice, str))  # an AliasPath names no key
         return keys
 
 
@@ -157,7 +159,7 @@ def decode_extra_params(raw: Any) -> dict[str, Any]:
     return raw
 
 
-def section(title: str) -> dict[str, str]:
+def section(title: str) -> JsonDict:
     """Marks the first setting of a group: the docs and ``.env.example`` start a new heading there."""
     return {"section": title}
 

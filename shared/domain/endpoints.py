@@ -29,7 +29,7 @@ def host_port(url: str | None) -> tuple[str, int] | None:
 def origin(url: str | None) -> str | None:
     """``scheme://host:port`` of an http(s) URL, default port filled in; None when it is not one."""
     where = host_port(url)
-    if where is None:
+    if url is None or where is None:
         return None
     scheme = urlsplit(url.strip()).scheme.lower()
     if scheme not in _DEFAULT_PORTS:

@@ -87,11 +87,12 @@ def estimate_run(
         "rpm": float(rpm) if rpm else None,
         "tpm": tpm / (mean_input + output_tokens) if tpm and mean_input + output_tokens > 0 else None,
     }
-    binding = min((name for name, value in ceilings.items() if value is not None), key=lambda name: ceilings[name])
-    if requests == 0:
-        duration, binding = 0.0, None
-    else:  # a single request still takes one latency
-        duration = max(requests / ceilings[binding] * 60.0, latency_seconds)
+    limits = {name: value for name, value in ceilings.items() if value is not None}
+    tightest = min(limits, key=limits.__getitem__)
+    binding: str | None = None
+    duration = 0.0
+    if requests:  # a single request still takes one latency
+        binding, duration = tightest, max(requests / limits[tightest] * 60.0, latency_seconds)
     return RunEstimate(
         tasks=tasks,
         cache_hits=tasks - requests,

@@ -8,9 +8,10 @@ later annotations usually correct earlier ones.  A task with neither is not scor
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 
-def _when(annotation: dict) -> datetime:
+def _when(annotation: dict[str, Any]) -> datetime:
     for key in ("updated_at", "created_at"):
         stamp = annotation.get(key)
         if stamp:
@@ -22,20 +23,20 @@ def _when(annotation: dict) -> datetime:
     return datetime.min.replace(tzinfo=UTC)
 
 
-def _recency(annotation: dict) -> tuple[datetime, int]:
+def _recency(annotation: dict[str, Any]) -> tuple[datetime, int]:
     """Latest first by time; the higher id breaks ties (ids grow with creation)."""
     identifier = annotation.get("id")
     return _when(annotation), identifier if isinstance(identifier, int) else 0
 
 
-def select_ground_truth(annotations: list[dict]) -> dict | None:
+def select_ground_truth(annotations: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The annotation to score against: the latest one marked ``ground_truth``, else the latest kept one."""
     kept = [annotation for annotation in annotations if not annotation.get("was_cancelled")]
     marked = [annotation for annotation in kept if annotation.get("ground_truth")]
     return max(marked or kept, key=_recency, default=None)
 
 
-def ground_truth_result(annotations: list[dict]) -> list[dict] | None:
+def ground_truth_result(annotations: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
     """The regions of the chosen annotation, or None when the task has nothing to score against."""
     chosen = select_ground_truth(annotations)
     return None if chosen is None else list(chosen.get("result") or [])

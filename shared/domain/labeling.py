@@ -23,6 +23,7 @@ import defusedxml.ElementTree
 from defusedxml import DefusedXmlException
 
 from shared.domain.errors import LabelingConfigError
+from shared.domain.sdk_tags import SdkControl, SdkInterface, SdkObject
 
 SUPPORTED_OBJECTS = ("Text", "HyperText", "Paragraphs", "Image")
 
@@ -84,7 +85,7 @@ class Option:
 class TaskObject:
     """An object tag the LLM reads: its name, tag and the task data field it shows (None for a fixed value)."""
 
-    tag: Any
+    tag: SdkObject
 
     @property
     def name(self) -> str:
@@ -107,7 +108,7 @@ class Output:
     them instead (``<Choices value="$options">``), so they are known only per task.
     """
 
-    control: Any
+    control: SdkControl
     kind: str
     target: TaskObject
     options: tuple[Option, ...] = ()
@@ -150,14 +151,14 @@ class LabelingSpec:
     (in config order), ``outputs`` the controls it fills and ``unfilled`` the others.
     """
 
-    interface: Any
-    prompt: Any
+    interface: SdkInterface
+    prompt: SdkControl
     objects: tuple[TaskObject, ...]
     outputs: tuple[Output, ...]
     unfilled: tuple[Unfilled, ...]
 
     @property
-    def source(self) -> Any:
+    def source(self) -> SdkObject:
         """The object tag the prompt TextArea points to."""
         return next(obj.tag for obj in self.objects if obj.name in self.prompt.to_name)
 
@@ -167,12 +168,12 @@ class LabelingSpec:
         return self.source.value_name
 
     @property
-    def text_outputs(self) -> tuple[Any, ...]:
+    def text_outputs(self) -> tuple[SdkControl, ...]:
         """The output TextAreas' tags."""
         return tuple(output.control for output in self.outputs if output.kind == TEXT)
 
     @property
-    def choices(self) -> tuple[Any, ...]:
+    def choices(self) -> tuple[SdkControl, ...]:
         """The Choices tags whose labels the config lists."""
         return tuple(
             output.control for output in self.outputs if output.kind == CHOICES and output.dynamic_field is None
@@ -189,9 +190,10 @@ class LabelingSpec:
     def output(self, name: str) -> Output:
         return next(output for output in self.outputs if output.name == name)
 
-    def region(self, tag: Any, **value: Any) -> dict:
+    def region(self, tag: SdkControl, **value: Any) -> dict[str, Any]:
         """A result region as Label Studio stores it."""
-        return json.loads(tag.label(**value).to_json())
+        region: dict[str, Any] = json.loads(tag.label(**value).to_json())
+        return region
 
 
 def options_from_data(raw: Any) -> tuple[Option, ...]:
@@ -234,7 +236,7 @@ def _check_xml_is_safe(config: str, max_bytes: int) -> Element:
         raise LabelingConfigError(f"labeling config is not valid XML: {exc}") from None
 
 
-def _find_prompt(interface: Any, prompt_prefix: str) -> Any:
+def _find_prompt(interface: SdkInterface, prompt_prefix: str) -> SdkControl:
     prompt = next(
         (
             tag
@@ -257,7 +259,7 @@ def _find_prompt(interface: Any, prompt_prefix: str) -> Any:
     return prompt
 
 
-def _classify(control: Any, elements: Mapping[str, Element]) -> Output | Unfilled:
+def _classify(control: SdkControl, elements: Mapping[str, Element]) -> Output | Unfilled:
     """What this backend does with one control: fill it (an Output) or leave it (Unfilled, with the reason)."""
     tag = control.tag
 
@@ -319,7 +321,10 @@ def _build_spec(config: str, root: Element, prompt_prefix: str) -> LabelingSpec:
         if control.name == prompt.name:
             continue
         verdict = _classify(control, elements)
-        (outputs if isinstance(verdict, Output) else unfilled).append(verdict)
+        if isinstance(verdict, Output):
+            outputs.append(verdict)
+        else:
+            unfilled.append(verdict)
     if not outputs:
         raise LabelingConfigError(
             f'labeling config has nowhere to put the answer: add a <TextArea> (other than "{prompt.name}"), '
@@ -384,8 +389,13 @@ def configure_spec_cache(max_bytes: int) -> None:
         _cache.max_bytes = max_bytes
 
 
-def parse_labeling_config(config: Any, prompt_prefix: str, max_bytes: int = 1024 * 1024) -> LabelingSpec:
-    """Find the prompt, the objects and the outputs; raise LabelingConfigError naming what is missing."""
+def require_label_config(config: object) -> str:
+    """The labeling config's text; LabelingConfigError when a request has none."""
     if not isinstance(config, str) or not config.strip():
         raise LabelingConfigError("labeling config is missing: send it as label_config (or schema in /setup)")
-    return _cache.get(config, prompt_prefix, max_bytes)
+    return config
+
+
+def parse_labeling_config(config: object, prompt_prefix: str, max_bytes: int = 1024 * 1024) -> LabelingSpec:
+    """Find the prompt, the objects and the outputs; raise LabelingConfigError naming what is missing."""
+    return _cache.get(require_label_config(config), prompt_prefix, max_bytes)

@@ -47,7 +47,7 @@ def resolve_output_mode(mode: OutputMode, provider: str, azure_api_version: str 
     return "tools" if version >= _AZURE_TOOLS_SINCE else "text"
 
 
-def request_options(mode: str, schema: dict, name: str = ANSWER_NAME) -> dict[str, Any]:
+def request_options(mode: str, schema: dict[str, Any], name: str = ANSWER_NAME) -> dict[str, Any]:
     """The extra ``chat.completions.create`` arguments of a (resolved) output mode."""
     if mode == "json_schema":
         json_schema = {"name": name, "schema": schema, "strict": True}
@@ -73,7 +73,7 @@ def _field(item: Any, name: str) -> Any:
     return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
 
 
-def json_object_in(text: str | None) -> dict | None:
+def json_object_in(text: str | None) -> dict[str, Any] | None:
     """The first JSON object in ``text``: bare, inside a ``` fence, or after some words."""
     if not text:
         return None
@@ -90,7 +90,7 @@ def json_object_in(text: str | None) -> dict | None:
     return None
 
 
-def read_answer(message: Any, mode: str) -> dict | None:
+def read_answer(message: Any, mode: str) -> dict[str, Any] | None:
     """The answer object of a chat completion's message, for a resolved output mode.
 
     Raises AnswerFormatError when json_schema or tools promised an object and the message has none

@@ -208,10 +208,10 @@ def render_prompt(spec: LabelingSpec, options: PromptOptions, prompt: str, data:
     return fill_template(prompt, values, "the prompt")
 
 
-def _user_message(text: str, image_urls: Sequence[str]) -> dict:
+def _user_message(text: str, image_urls: Sequence[str]) -> dict[str, Any]:
     if not image_urls:
         return {"role": "user", "content": text}
-    parts: list[dict] = [{"type": "text", "text": text}]
+    parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
     parts.extend({"type": "image_url", "image_url": {"url": url}} for url in image_urls)
     return {"role": "user", "content": parts}
 
@@ -224,7 +224,7 @@ def compose_messages(
     instructions: str | None = None,
     task_notes: str | None = None,
     image_urls: Sequence[str] = (),
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """The messages for one task, laid out for prefix caching (see the module's docstring).
 
     ``instructions`` (about the answer, the same for every task of the config) open the system

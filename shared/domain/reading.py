@@ -108,7 +108,7 @@ def read_prose(
     return reading
 
 
-def _schema_error(node: dict, value: Any) -> str | None:
+def _schema_error(node: dict[str, Any], value: Any) -> str | None:
     error = best_match(Draft202012Validator(node).iter_errors(value))
     return None if error is None else error.message[:200]
 
@@ -145,7 +145,9 @@ def _checked(
     return kept, confidences
 
 
-def _answer_object(spec: LabelingSpec, message: Mapping[str, Any], mode: str, notes: list[str]) -> dict | None:
+def _answer_object(
+    spec: LabelingSpec, message: Mapping[str, Any], mode: str, notes: list[str]
+) -> dict[str, Any] | None:
     """The message's answer object when it names a control of the config; None to read the message as prose."""
     try:
         found = read_answer(message, mode)

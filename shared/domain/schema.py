@@ -78,7 +78,7 @@ def choice_list(output: Output, options: Sequence[Option]) -> list[str]:
     return list(taxonomy_paths(output, options)) if output.kind == TAXONOMY else _shown(options)
 
 
-def _span_item(output: Output, labels: list[str]) -> dict:
+def _span_item(output: Output, labels: list[str]) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     if output.kind == PARAGRAPH_SPANS:
         properties["paragraph"] = {
@@ -95,7 +95,7 @@ def _span_item(output: Output, labels: list[str]) -> dict:
     return {"type": "object", "properties": properties, "required": list(properties)}
 
 
-def output_schema(output: Output, options: Sequence[Option]) -> dict:
+def output_schema(output: Output, options: Sequence[Option]) -> dict[str, Any]:
     """One control's part of the answer schema (before the strict rewrite)."""
     control = output.control
     if output.kind in (SPANS, PARAGRAPH_SPANS):
@@ -155,7 +155,7 @@ def describe(output: Output, options: Sequence[Option], list_labels: bool = True
     raise ValueError(f"unknown output kind {kind!r}")
 
 
-def _enum_nodes(node: Any) -> Iterator[dict]:
+def _enum_nodes(node: Any) -> Iterator[dict[str, Any]]:
     if isinstance(node, dict):
         if isinstance(node.get("enum"), list):
             yield node
@@ -166,11 +166,11 @@ def _enum_nodes(node: Any) -> Iterator[dict]:
             yield from _enum_nodes(value)
 
 
-def _too_big(enum: list) -> bool:
+def _too_big(enum: list[Any]) -> bool:
     return len(enum) > LARGE_ENUM and sum(len(str(value)) for value in enum) > MAX_LARGE_ENUM_STRING
 
 
-def _fit_enum_limits(schema: dict) -> None:
+def _fit_enum_limits(schema: dict[str, Any]) -> None:
     """Drop the largest enums (the field becomes a plain string) until the schema is within OpenAI's limits.
 
     The labels stay in the description and the instructions, and an answer naming something else is
@@ -184,7 +184,7 @@ def _fit_enum_limits(schema: dict) -> None:
         total -= len(node.pop("enum"))
 
 
-def answer_schema(spec: LabelingSpec, data: Mapping[str, Any]) -> dict:
+def answer_schema(spec: LabelingSpec, data: Mapping[str, Any]) -> dict[str, Any]:
     """The strict JSON schema of the answer for one task (the task matters only for dynamic options).
 
     Outputs whose dynamic options this task does not provide are left out.

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
+from shared.domain.sdk_tags import SdkControl
+
 NONE = "(none)"
 
 
@@ -64,7 +66,7 @@ class Counts:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> Counts:
+    def from_dict(cls, data: dict[str, Any]) -> Counts:
         return cls(tp=data["tp"], fp=data["fp"], fn=data["fn"])
 
 
@@ -79,7 +81,7 @@ class Confusion:
         return {"labels": self.labels, "rows": self.rows}
 
     @classmethod
-    def from_dict(cls, data: dict) -> Confusion:
+    def from_dict(cls, data: dict[str, Any]) -> Confusion:
         return cls(labels=list(data["labels"]), rows=[list(row) for row in data["rows"]])
 
 
@@ -111,7 +113,7 @@ class ControlScore:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> ControlScore:
+    def from_dict(cls, data: dict[str, Any]) -> ControlScore:
         return cls(
             control=data["control"],
             kind=data["kind"],
@@ -131,12 +133,12 @@ class Scorer(ABC):
 
     kind: ClassVar[str]
 
-    def __init__(self, control: Any) -> None:
+    def __init__(self, control: SdkControl) -> None:
         self.control = control
         self.items = 0
         self.disagreements: list[Any] = []
 
-    def add(self, task_id: Any, truth: list[dict], predicted: list[dict]) -> None:
+    def add(self, task_id: Any, truth: list[dict[str, Any]], predicted: list[dict[str, Any]]) -> None:
         """One task: the ``value`` dicts of this control's regions in the ground truth and the prediction."""
         truth_answer, predicted_answer = self.read(truth), self.read(predicted)
         if truth_answer is None and predicted_answer is None:
@@ -146,7 +148,7 @@ class Scorer(ABC):
             self.disagreements.append(task_id)
 
     @abstractmethod
-    def read(self, values: list[dict]) -> Any:
+    def read(self, values: list[dict[str, Any]]) -> Any:
         """The control's answer in a task, or None when it has none."""
 
     @abstractmethod
@@ -176,7 +178,7 @@ def _f1_summary(per_label: dict[str, Counts]) -> tuple[float | None, float | Non
     return ratio(sum(scores), len(scores)), total.f1
 
 
-def _labels_of(values: list[dict], key: str) -> list[str]:
+def _labels_of(values: list[dict[str, Any]], key: str) -> list[str]:
     return [label for value in values for label in value.get(key) or []]
 
 
@@ -185,13 +187,13 @@ class SingleChoiceScorer(Scorer):
 
     kind = "choices"
 
-    def __init__(self, control: Any) -> None:
+    def __init__(self, control: SdkControl) -> None:
         super().__init__(control)
         self.correct = 0
         self.per_label: dict[str, Counts] = {}
         self.pairs: Counter[tuple[str, str]] = Counter()
 
-    def read(self, values: list[dict]) -> str | None:
+    def read(self, values: list[dict[str, Any]]) -> str | None:
         labels = _labels_of(values, "choices")
         return labels[0] if labels else None
 
@@ -202,7 +204,8 @@ class SingleChoiceScorer(Scorer):
         self.pairs[truth or NONE, predicted or NONE] += 1
         if truth == predicted:
             self.correct += 1
-            self._count(truth).tp += 1
+            if truth is not None:  # never None here: add() skips a task blank on both sides
+                self._count(truth).tp += 1
             return True
         if predicted is not None:
             self._count(predicted).fp += 1
@@ -232,12 +235,12 @@ class MultiChoiceScorer(Scorer):
 
     kind = "multichoice"
 
-    def __init__(self, control: Any) -> None:
+    def __init__(self, control: SdkControl) -> None:
         super().__init__(control)
         self.exact = 0
         self.per_label: dict[str, Counts] = {}
 
-    def read(self, values: list[dict]) -> frozenset[str] | None:
+    def read(self, values: list[dict[str, Any]]) -> frozenset[str] | None:
         return frozenset(_labels_of(values, "choices")) or None
 
     def compare(self, truth: frozenset[str] | None, predicted: frozenset[str] | None) -> bool:
@@ -302,21 +305,21 @@ class SpanScorer(Scorer):
     kind = "spans"
     RULES = ("exact", "overlap")
 
-    def __init__(self, control: Any) -> None:
+    def __init__(self, control: SdkControl) -> None:
         super().__init__(control)
         self.label_key = control.tag.lower()
         self.per_label: dict[str, dict[str, Counts]] = {rule: {} for rule in self.RULES}
 
     @staticmethod
-    def _position(value: dict, key: str) -> tuple[float, ...] | None:
+    def _position(value: dict[str, Any], key: str) -> tuple[float, ...] | None:
         offset = value.get(f"{key}Offset")
         try:
             return (float(value[key]),) if offset is None else (int(value[key]), int(offset))
         except (KeyError, TypeError, ValueError):
             return None
 
-    def read(self, values: list[dict]) -> list[Span] | None:
-        spans = []
+    def read(self, values: list[dict[str, Any]]) -> list[Span] | None:
+        spans: list[Span] = []
         for value in values:
             begin, end = self._position(value, "start"), self._position(value, "end")
             if begin is not None and end is not None:
@@ -365,16 +368,16 @@ class TaxonomyScorer(Scorer):
 
     kind = "taxonomy"
 
-    def __init__(self, control: Any) -> None:
+    def __init__(self, control: SdkControl) -> None:
         super().__init__(control)
         self.exact = 0
         self.level_items: Counter[int] = Counter()
         self.level_correct: Counter[int] = Counter()
 
-    def read(self, values: list[dict]) -> frozenset[tuple[str, ...]] | None:
+    def read(self, values: list[dict[str, Any]]) -> frozenset[tuple[str, ...]] | None:
         return frozenset(tuple(path) for value in values for path in value.get("taxonomy") or [] if path) or None
 
-    def compare(self, truth: frozenset | None, predicted: frozenset | None) -> bool:
+    def compare(self, truth: frozenset[tuple[str, ...]] | None, predicted: frozenset[tuple[str, ...]] | None) -> bool:
         truth, predicted = truth or frozenset(), predicted or frozenset()
         depth = max(len(path) for path in truth | predicted)
         for level in range(1, depth + 1):
@@ -398,14 +401,14 @@ class NumericScorer(Scorer):
 
     kind = "numeric"
 
-    def __init__(self, control: Any) -> None:
+    def __init__(self, control: SdkControl) -> None:
         super().__init__(control)
         self.value_key = control.tag.lower()
         self.exact = 0
         self.compared = 0
         self.absolute_error = 0.0
 
-    def read(self, values: list[dict]) -> float | None:
+    def read(self, values: list[dict[str, Any]]) -> float | None:
         found = [value.get(self.value_key) for value in values]
         numbers = [float(item) for item in found if isinstance(item, int | float) and not isinstance(item, bool)]
         return numbers[0] if numbers else None
@@ -448,12 +451,12 @@ class TextScorer(Scorer):
 
     kind = "text"
 
-    def __init__(self, control: Any) -> None:
+    def __init__(self, control: SdkControl) -> None:
         super().__init__(control)
         self.exact = 0
         self.f1_total = 0.0
 
-    def read(self, values: list[dict]) -> str | None:
+    def read(self, values: list[dict[str, Any]]) -> str | None:
         text = " ".join(" ".join(value.get("text") or []) for value in values)
         return " ".join(text.split()) or None
 
@@ -466,11 +469,11 @@ class TextScorer(Scorer):
         return {"exact_match": ratio(self.exact, self.items), "token_f1": ratio(self.f1_total, self.items)}
 
 
-def _choices_scorer(control: Any) -> Scorer:
+def _choices_scorer(control: SdkControl) -> Scorer:
     return MultiChoiceScorer(control) if control.attr.get("choice") == "multiple" else SingleChoiceScorer(control)
 
 
-SCORERS: dict[str, Callable[[Any], Scorer]] = {
+SCORERS: dict[str, Callable[[SdkControl], Scorer]] = {
     "Choices": _choices_scorer,
     "Labels": SpanScorer,
     "ParagraphLabels": SpanScorer,
@@ -481,7 +484,7 @@ SCORERS: dict[str, Callable[[Any], Scorer]] = {
 }
 
 
-def scorer_for(control: Any) -> Scorer | None:
+def scorer_for(control: SdkControl) -> Scorer | None:
     """The scorer for a control tag, or None for a type this module does not score."""
     make = SCORERS.get(control.tag)
     return make(control) if make else None

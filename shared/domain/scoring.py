@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from shared.domain.scorers import SCORERS, ControlScore, Scorer, scorer_for
+from shared.domain.sdk_tags import SdkInterface
 
 COVERAGE = "(coverage)"  # the control name coverage figures carry in the flat view
 
@@ -29,8 +30,8 @@ class TaskToScore:
     prediction of this version) and whether predicting it failed."""
 
     task_id: Any
-    ground_truth: list[dict] | None
-    prediction: list[dict] | None
+    ground_truth: list[dict[str, Any]] | None
+    prediction: list[dict[str, Any]] | None
     failed: bool = False
 
 
@@ -83,7 +84,7 @@ class Evaluation:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> Evaluation:
+    def from_dict(cls, data: dict[str, Any]) -> Evaluation:
         """The inverse of ``as_dict`` (``scores`` is derived, so it is not read back)."""
         return cls(
             coverage=Coverage(**data["coverage"]),
@@ -92,7 +93,7 @@ class Evaluation:
         )
 
 
-def _scorers(interface: Any, controls: Iterable[str] | None) -> dict[str, Scorer]:
+def _scorers(interface: SdkInterface, controls: Iterable[str] | None) -> dict[str, Scorer]:
     if controls is None:
         found = (scorer_for(control) for control in interface.controls)
         return {scorer.control.name: scorer for scorer in found if scorer}
@@ -111,8 +112,8 @@ def _scorers(interface: Any, controls: Iterable[str] | None) -> dict[str, Scorer
     return scorers
 
 
-def _values_by_control(regions: list[dict]) -> dict[str, list[dict]]:
-    grouped: dict[str, list[dict]] = {}
+def _values_by_control(regions: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
     for region in regions:
         if isinstance(region.get("value"), dict) and region.get("from_name"):
             grouped.setdefault(region["from_name"], []).append(region["value"])
@@ -123,7 +124,7 @@ def _digest(task_ids: list[Any]) -> str:
     return hashlib.sha256("\n".join(sorted(map(str, task_ids))).encode()).hexdigest()[:16]
 
 
-def score(interface: Any, tasks: Iterable[TaskToScore], controls: Iterable[str] | None = None) -> Evaluation:
+def score(interface: SdkInterface, tasks: Iterable[TaskToScore], controls: Iterable[str] | None = None) -> Evaluation:
     """Score every task, per control.
 
     ``interface`` is a ``label_studio_sdk.label_interface.LabelInterface``; ``controls`` names the controls

@@ -46,7 +46,7 @@ _ALL_KEYWORDS = ANNOTATIONS | GENERAL | set().union(*BY_TYPE.values())
 _DROPPED_BY_REWRITE = {"uniqueItems", "default", "minLength", "maxLength", "examples", "$schema", "$id"}
 
 
-def _types_of(node: dict) -> set[str]:
+def _types_of(node: dict[str, Any]) -> set[str]:
     declared = node.get("type")
     if isinstance(declared, str):
         return {declared}
@@ -55,7 +55,7 @@ def _types_of(node: dict) -> set[str]:
     return set()
 
 
-def _walk(node: Any, path: str, depth: int) -> Iterator[tuple[str, dict, int]]:
+def _walk(node: Any, path: str, depth: int) -> Iterator[tuple[str, dict[str, Any], int]]:
     """Every subschema with its path and object nesting depth (the root object is level 1)."""
     if not isinstance(node, dict):
         return
@@ -72,7 +72,7 @@ def _walk(node: Any, path: str, depth: int) -> Iterator[tuple[str, dict, int]]:
             yield from _walk(child, f"{path}.{key}.{name}", 1)
 
 
-def _node_violations(path: str, node: dict) -> list[str]:
+def _node_violations(path: str, node: dict[str, Any]) -> list[str]:
     found: list[str] = []
     types = _types_of(node)
     if "type" in node and (not types or not types <= TYPES):
@@ -120,7 +120,8 @@ def strict_violations(schema: Any) -> list[str]:
         string_length += sum(len(name) for name in names)
         for key in ("$defs", "definitions"):
             string_length += sum(len(name) for name in node.get(key) or {})
-        values = node.get("enum") if isinstance(node.get("enum"), list) else []
+        enum = node.get("enum")
+        values = enum if isinstance(enum, list) else []
         enum_values += len(values)
         texts = [value for value in values if isinstance(value, str)]
         string_length += sum(len(text) for text in texts)
@@ -142,7 +143,7 @@ def strict_violations(schema: Any) -> list[str]:
     return found
 
 
-def nullable(schema: dict) -> dict:
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` or null: how strict mode says "may stay empty"."""
     if "anyOf" in schema:
         branches = schema["anyOf"]
@@ -157,7 +158,7 @@ def nullable(schema: dict) -> dict:
     return wrapped
 
 
-def to_strict(schema: dict) -> dict:
+def to_strict(schema: dict[str, Any]) -> dict[str, Any]:
     """Rewrite a JSON schema (such as the SDK's ``to_json_schema()``) into the strict subset.
 
     Every object gets all its properties required and ``additionalProperties: false``; a property that
@@ -165,12 +166,14 @@ def to_strict(schema: dict) -> dict:
     ``uniqueItems``, ``default``, ``minLength``/``maxLength`` and the like are dropped (what they said is
     checked when the answer becomes regions).
     """
-    return _rewrite(copy.deepcopy(schema))
+    return _rewrite_schema(copy.deepcopy(schema))
 
 
 def _rewrite(node: Any) -> Any:
-    if not isinstance(node, dict):
-        return node
+    return _rewrite_schema(node) if isinstance(node, dict) else node
+
+
+def _rewrite_schema(node: dict[str, Any]) -> dict[str, Any]:
     node = {key: value for key, value in node.items() if key not in _DROPPED_BY_REWRITE}
     if "oneOf" in node:
         node["anyOf"] = [*node.pop("oneOf"), *node.get("anyOf", [])]

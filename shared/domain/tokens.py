@@ -78,12 +78,12 @@ def count_texts(texts: Sequence[str], encoding: str) -> list[int]:
     return toktok.batch_count(list(texts), encoding, threads=1) if texts else []
 
 
-def _image_tokens(part: dict) -> int:
+def _image_tokens(part: dict[str, Any]) -> int:
     detail = (part.get("image_url") or {}).get("detail", "auto")
     return IMAGE_TOKENS.get(detail, IMAGE_TOKENS["auto"])
 
 
-def _message_parts(message: dict) -> tuple[list[str], int]:
+def _message_parts(message: dict[str, Any]) -> tuple[list[str], int]:
     """The texts a message sends and the tokens of its images."""
     texts = [value for key, value in message.items() if key != "content" and isinstance(value, str)]
     content = message.get("content")
@@ -99,7 +99,9 @@ def _message_parts(message: dict) -> tuple[list[str], int]:
     return texts, images
 
 
-def count_request_tokens(messages: list[dict], model: str, response_format: dict | None = None) -> TokenCount:
+def count_request_tokens(
+    messages: list[dict[str, Any]], model: str, response_format: dict[str, Any] | None = None
+) -> TokenCount:
     """The prompt tokens a chat completion request will be billed for (before calibration)."""
     encoding, exact = encoding_for_model(model)
     texts: list[str] = []
@@ -138,7 +140,7 @@ ARRAY_ITEMS_GUESS = 3  # items of an array without maxItems (entities in a text,
 _MAX_DEPTH = 20
 
 
-def _resolve(schema: dict, root: dict) -> dict:
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     reference = schema.get("$ref")
     if not isinstance(reference, str) or not reference.startswith("#/"):
         return schema
@@ -148,7 +150,7 @@ def _resolve(schema: dict, root: dict) -> dict:
     return target if isinstance(target, dict) else {}
 
 
-def _answer_tokens(schema: Any, root: dict, depth: int = 0) -> float:
+def _answer_tokens(schema: Any, root: dict[str, Any], depth: int = 0) -> float:
     """Tokens of a typical JSON answer to ``schema`` (o200k, with JSON punctuation)."""
     if not isinstance(schema, dict) or depth > _MAX_DEPTH:
         return FREE_TEXT_TOKENS
@@ -166,10 +168,10 @@ def _answer_tokens(schema: Any, root: dict, depth: int = 0) -> float:
     if kind == "object":
         properties = schema.get("properties") or {}
         keys = count_texts([json.dumps(key) + ":" for key in properties], FALLBACK_ENCODING)
-        values = [_answer_tokens(value, root, depth + 1) for value in properties.values()]
-        return 2 + sum(keys) + sum(values) + len(properties)  # braces, keys, values, commas
+        value_tokens = [_answer_tokens(value, root, depth + 1) for value in properties.values()]
+        return 2 + sum(keys) + sum(value_tokens) + len(properties)  # braces, keys, values, commas
     if kind == "array":
-        items = max(schema.get("minItems", 0), ARRAY_ITEMS_GUESS)
+        items: int = max(schema.get("minItems", 0), ARRAY_ITEMS_GUESS)
         items = min(items, schema.get("maxItems", items))
         return 2 + items * (_answer_tokens(schema.get("items"), root, depth + 1) + 1)
     if kind in ("integer", "number"):
@@ -179,7 +181,7 @@ def _answer_tokens(schema: Any, root: dict, depth: int = 0) -> float:
     return FREE_TEXT_TOKENS
 
 
-def expected_output_tokens(history_mean: float | None, schema: dict | None) -> int:
+def expected_output_tokens(history_mean: float | None, schema: dict[str, Any] | None) -> int:
     """Output tokens to expect per request: the project's observed mean when it has one (it includes what
     the model really writes, reasoning tokens too); else a guess from the answer schema's shape (enum
     values at their longest, ``FREE_TEXT_TOKENS`` per free string, ``ARRAY_ITEMS_GUESS`` items per

@@ -9,10 +9,12 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Task(TypedDict):
-    """A Label Studio task: its id (absent in some hand-made requests) and its data fields."""
+    """A Label Studio task: its id (absent in some hand-made requests), its data fields and, in the tasks
+    Label Studio sends to ``/predict``, its project's id (other keys it sends are not read)."""
 
     id: NotRequired[int | None]
     data: dict[str, Any]
+    project: NotRequired[int | None]
 
 
 class Prediction(TypedDict):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 from shared.domain.config import ProjectConfig
-from shared.domain.labeling import LabelingConfigError, parse_labeling_config
+from shared.domain.errors import LabelingConfigError
+from shared.domain.labeling import parse_labeling_config
 from shared.domain.schema import answer_instructions, answer_schema
 
 # The generation of the message layout (prompts.py) and of how answers become regions: bump it when
@@ -15,7 +17,7 @@ from shared.domain.schema import answer_instructions, answer_schema
 ANSWER_FORMAT_VERSION = "structured-2"
 
 
-def answer_format(config: ProjectConfig, label_config: str) -> dict | None:
+def answer_format(config: ProjectConfig, label_config: str) -> dict[str, Any] | None:
     """What the model is told about its answer for this config: the schema (without a task's dynamic
     options) and the instructions.  None for a config that cannot be parsed (it predicts nothing)."""
     # The size limit was enforced when the request was accepted; here it must not depend on the cache.
