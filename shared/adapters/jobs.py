@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from shared.adapters.replies import text, text_list
 from shared.adapters.store import Store
 from shared.domain.pricing import estimate_cost
 from shared.domain.types import JobSnapshot, Task
@@ -237,7 +238,7 @@ class Jobs:
 
     def recent_ids(self, project: str | None = None, limit: int = 50) -> list[str]:
         index = self.store.key("project", project, "jobs") if project else self.store.key("jobs")
-        return self.redis.zrevrange(index, 0, limit - 1)
+        return text_list(self.redis.zrevrange(index, 0, limit - 1))
 
     def recent(self, project: str | None = None, limit: int = 50) -> list[JobStatus]:
         statuses = (self.status(job_id) for job_id in self.recent_ids(project, limit))
@@ -256,7 +257,7 @@ class Jobs:
         return counts
 
     def state(self, job_id: str) -> JobState | None:
-        state = self.redis.hget(self._job(job_id), "state")
+        state = text(self.redis.hget(self._job(job_id), "state"))
         return JobState(state) if state else None
 
     def activity(self, job_id: str) -> tuple[JobState | None, float]:
@@ -536,7 +537,8 @@ class Ledger:
         if not task_ids:
             return [], []
         marks = self.redis.hmget(self._key("pushing"), [str(t) for t in task_ids])
-        recent, overdue = [], []
+        recent: list[str] = []
+        overdue: list[str] = []
         for task_id, at in zip(task_ids, marks, strict=True):
             if at:
                 (recent if time.time() - float(at) < self.handover_grace else overdue).append(str(task_id))
@@ -574,7 +576,7 @@ class Ledger:
 
     def holder(self, task_id: Any) -> str | None:
         """Who claims the task now (None when nobody does)."""
-        return self.redis.get(self._key("claim", str(task_id)))
+        return text(self.redis.get(self._key("claim", str(task_id))))
 
     def unmark_push(self, task_ids: list[Any]) -> None:
         """A push found not to have landed: it may be made again."""
