@@ -3,6 +3,8 @@ refusals, logprobs, usage with prefix caching and the Batch API."""
 
 import json
 import math
+import socket
+from urllib.parse import urlsplit
 
 import openai
 import pytest
@@ -387,3 +389,18 @@ def test_batches_are_listed_newest_first_page_by_page(client, fake_llm):
     assert [batch.id for batch in client.batches.list(limit=1)] == [second.id, first.id]
     with pytest.raises(openai.NotFoundError):
         client.batches.retrieve("batch_unknown")
+
+
+def test_a_request_cut_off_by_its_client_is_not_recorded(client, llm_server, fake_llm):
+    """A worker SIGKILLed mid-request leaves half a body: no provider sees that call, so the fake does not count it."""
+    host, port = urlsplit(llm_server.url).hostname, urlsplit(llm_server.url).port
+    with socket.create_connection((host, port)) as connection:
+        connection.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"model": "gpt'
+        )
+        connection.shutdown(socket.SHUT_WR)
+        assert connection.recv(1024) == b""  # closed without an answer
+
+    assert ask(client).choices[0].message.content
+    assert [r.body["messages"] for r in fake_llm.chat_requests] == [MESSAGES]
