@@ -46,7 +46,7 @@ class Services:
         store = store or Store.from_url(settings.redis_url, settings.redis_key_prefix)
         label_studio = label_studio or LabelStudioGateways(policy=AddressPolicy.from_settings(settings))
         metrics = Metrics(store)
-        jobs = Jobs(store, settings.job_ttl, settings.prices, settings.handover_grace)
+        jobs = Jobs(store, settings.job_ttl, settings.prices, settings.handover_grace, settings.llm_batch_discount)
         llm = LLM.from_settings(settings, store, metrics)
         predictor = Predictor(settings, store, jobs, llm, label_studio)
         return cls(

@@ -25,11 +25,11 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.adapters.store import Store
-from shared.domain.pricing import estimate_cost
+from shared.domain.pricing import Price, TokenUsage, usage_cost
 from shared.domain.types import JobSnapshot, Task
 from shared.redaction import redact
 
@@ -106,7 +106,11 @@ class JobStatus:
     model: str = ""
     tokens_in: int = 0
     tokens_out: int = 0
-    cost_usd: float | None = None
+    tokens_cached: int = 0  # of tokens_in, those billed at the cached price
+    cost_usd: float | None = None  # what the job cost: Batch API requests at the batch price
+    live_cost_usd: float | None = None  # the same tokens at the live price
+    mode: str = "live"  # "batch_api" once the job's requests went to the provider's Batch API
+    batches: list[dict] = field(default_factory=list)  # the provider's batches: id, state, counts
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -124,8 +128,16 @@ class JobStatus:
             "model": self.model,
             "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out,
+            "tokens_cached": self.tokens_cached,
             "cost_usd": self.cost_usd,
+            "live_cost_usd": self.live_cost_usd,
+            "mode": self.mode,
+            "batches": self.batches,
         }
+
+
+def _usage(record: dict[str, str], prefix: str) -> TokenUsage:
+    return TokenUsage(*(int(record.get(f"{prefix}tokens_{name}", 0)) for name in ("in", "out", "cached")))
 
 
 def _members(redis_client, key: str, task_ids: list[Any]) -> list[bool]:
@@ -145,14 +157,16 @@ class Jobs:
         self,
         store: Store,
         ttl: int,
-        prices: dict[str, tuple[float, float]] | None = None,
+        prices: dict[str, Price] | None = None,
         handover_grace: float = 10.0,
+        batch_discount: float = 0.5,
     ) -> None:
         self.store = store
         self.redis = store.redis
         self.ttl = ttl
         self.prices = prices or {}
         self.handover_grace = handover_grace
+        self.batch_discount = batch_discount
         self._transition = self.redis.register_script(_TRANSITION)
         self._finish_chunk = self.redis.register_script(_FINISH_CHUNK)
 
@@ -212,11 +226,17 @@ class Jobs:
         for name in ("done", "failed", "pushed"):
             pipe.scard(self._job(job_id, name))
         pipe.lrange(self._job(job_id, "errors"), 0, -1)
-        record, done, failed, pushed, errors = pipe.execute()
+        pipe.hgetall(self._job(job_id, "batches"))
+        record, done, failed, pushed, errors, batches = pipe.execute()
         if not record:
             return None
-        tokens_in, tokens_out = int(record.get("tokens_in", 0)), int(record.get("tokens_out", 0))
+        usage, batch_usage = _usage(record, ""), _usage(record, "batch_")
         model = record.get("model", "")
+        price = self.prices.get(model)
+        live_part, batch_part = (
+            usage_cost(price, usage - batch_usage),
+            usage_cost(price, batch_usage, self.batch_discount),
+        )
         return JobStatus(
             id=job_id,
             project=record.get("project") or None,
@@ -230,9 +250,13 @@ class Jobs:
             created_at=float(record["created_at"]),
             finished_at=float(record["finished_at"]) if record.get("finished_at") else None,
             model=model,
-            tokens_in=tokens_in,
-            tokens_out=tokens_out,
-            cost_usd=estimate_cost(self.prices, model, tokens_in, tokens_out),
+            tokens_in=usage.tokens_in,
+            tokens_out=usage.tokens_out,
+            tokens_cached=usage.cached,
+            cost_usd=None if live_part is None or batch_part is None else round(live_part + batch_part, 6),
+            live_cost_usd=usage_cost(price, usage),
+            mode=record.get("mode", "live"),
+            batches=[{"id": batch_id, **json.loads(state)} for batch_id, state in sorted(batches.items())],
         )
 
     def recent_ids(self, project: str | None = None, limit: int = 50) -> list[str]:
@@ -383,11 +407,30 @@ class Jobs:
     def members(self, job_id: str, name: str, task_ids: list[Any]) -> list[bool]:
         return _members(self.redis, self._job(job_id, name), task_ids)
 
-    def add_usage(self, job_id: str, tokens_in: int, tokens_out: int) -> None:
+    def add_usage(self, job_id: str, usage: TokenUsage, via_batch: bool = False) -> None:
+        """Count tokens the provider reported; those of Batch API requests also apart, priced at its discount."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hincrby(self._job(job_id), "tokens_in", tokens_in)
-        pipe.hincrby(self._job(job_id), "tokens_out", tokens_out)
+        for prefix in ("", "batch_") if via_batch else ("",):
+            pipe.hincrby(self._job(job_id), f"{prefix}tokens_in", usage.tokens_in)
+            pipe.hincrby(self._job(job_id), f"{prefix}tokens_out", usage.tokens_out)
+            pipe.hincrby(self._job(job_id), f"{prefix}tokens_cached", usage.cached)
         pipe.execute()
+
+    # --- the provider's Batch API -----------------------------------------------------------------
+    def set_mode(self, job_id: str, mode: str) -> None:
+        self.redis.hset(self._job(job_id), "mode", mode)
+
+    def record_batch(self, job_id: str, batch_id: str, state: dict[str, Any]) -> None:
+        """Remember one provider batch of the job and what it last said (its status and counts)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self._job(job_id, "batches"), batch_id, json.dumps(state))
+        pipe.expire(self._job(job_id, "batches"), self.ttl)
+        pipe.hset(self._job(job_id), "progress_at", time.time())
+        pipe.execute()
+
+    def batches(self, job_id: str) -> dict[str, dict[str, Any]]:
+        raw = self.redis.hgetall(self._job(job_id, "batches"))
+        return {batch_id: json.loads(state) for batch_id, state in raw.items()}
 
     def record_error(self, job_id: str, task_id: Any, message: str) -> None:
         pipe = self.redis.pipeline(transaction=False)

@@ -62,6 +62,7 @@ class LLMAnswer:
     texts: list[str]
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, those the provider served from its prefix cache (billed at less)
     cached: bool = False
     mode: str | None = None  # the output mode the answers came in, after any fallback; None: a plain chat call
     logprobs: list[dict] | None = None  # the first choice's [{"token", "logprob"}], when the provider sent them
@@ -286,6 +287,7 @@ class LLM:
         self._metrics.count("llm_calls", **self._labels(options), outcome="ok")
         self._metrics.count("llm_tokens", answer.prompt_tokens, **self._labels(options), direction="in")
         self._metrics.count("llm_tokens", answer.completion_tokens, **self._labels(options), direction="out")
+        self._metrics.count("llm_tokens", answer.cached_tokens, **self._labels(options), direction="cached")
         if self._limiter is not None:
             self._limiter.settle(options, estimated, answer.prompt_tokens + answer.completion_tokens)
         if self._store is not None:
@@ -404,14 +406,22 @@ class LLM:
                 f"{options.provider} answered an unreadable body: {redact(str(exc))}", retryable=True
             ) from None
         _require_chat_completion(completion, options)
-        usage = completion.usage
-        return LLMAnswer(
-            texts=[_answer_text(choice.message) for choice in completion.choices],
-            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-            logprobs=_token_logprobs(completion.choices[0]) if completion.choices else None,
-            refusals=[getattr(choice.message, "refusal", None) for choice in completion.choices],
-        )
+        return answer_from_completion(completion)
+
+
+def answer_from_completion(completion: object) -> LLMAnswer:
+    """A chat completion as an answer: the live path's, and a Batch API output line's (the same body)."""
+    choices = getattr(completion, "choices", None) or []
+    usage = getattr(completion, "usage", None)
+    details = getattr(usage, "prompt_tokens_details", None)
+    return LLMAnswer(
+        texts=[_answer_text(choice.message) for choice in choices],
+        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+        cached_tokens=getattr(details, "cached_tokens", 0) or 0,
+        logprobs=_token_logprobs(choices[0]) if choices else None,
+        refusals=[getattr(choice.message, "refusal", None) for choice in choices],
+    )
 
 
 def _answer_text(message: object) -> str:

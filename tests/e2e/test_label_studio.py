@@ -171,7 +171,10 @@ def test_interactive_preannotation_returns_the_answer(ls, backend, label_studio,
     values = {region["from_name"]: region["value"] for region in data["result"]}
     assert values["response"] == {"text": ["It is sarcastic, clearly."]}
     [call] = calls_for(fake_llm, marker)
-    assert call.body["messages"][0]["content"] == f"Source Text: {marker} task 0\n\nTask Directive: Is it sarcastic?"
+    assert call.body["messages"] == [
+        {"role": "system", "content": "Task Directive: Is it sarcastic?"},
+        {"role": "user", "content": f"Source Text: {marker} task 0"},
+    ]
     assert predictions(ls, project) == [], "interactive answers are not stored as predictions"
 
 
