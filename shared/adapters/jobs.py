@@ -90,6 +90,14 @@ return state
 """
 
 
+# KEYS[1] the job hash; ARGV[1] the poll's sequence number, ARGV[2] when the next is due.  1 when it was current.
+_TAKE_POLL = """
+if tonumber(redis.call('HGET', KEYS[1], 'poll_seq') or '0') ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'poll_seq', tonumber(ARGV[1]) + 1, 'poll_due', ARGV[2])
+return 1
+"""
+
+
 @dataclass(frozen=True)
 class JobStatus:
     id: str
@@ -169,6 +177,7 @@ class Jobs:
         self.batch_discount = batch_discount
         self._transition = self.redis.register_script(_TRANSITION)
         self._finish_chunk = self.redis.register_script(_FINISH_CHUNK)
+        self._take_poll = self.redis.register_script(_TAKE_POLL)
 
     def _job(self, job_id: str, *parts: str) -> str:
         return self.store.key("job", job_id, *parts)
@@ -255,7 +264,7 @@ class Jobs:
             tokens_cached=usage.cached,
             cost_usd=None if live_part is None or batch_part is None else round(live_part + batch_part, 6),
             live_cost_usd=usage_cost(price, usage),
-            mode=record.get("mode", "live"),
+            mode="batch_api" if record.get("batch_phase") else "live",
             batches=[{"id": batch_id, **json.loads(state)} for batch_id, state in sorted(batches.items())],
         )
 
@@ -417,8 +426,55 @@ class Jobs:
         pipe.execute()
 
     # --- the provider's Batch API -----------------------------------------------------------------
-    def set_mode(self, job_id: str, mode: str) -> None:
-        self.redis.hset(self._job(job_id), "mode", mode)
+    # A job sent through it has a ``batch_phase``: "submitting" (its files going up), "polling" (its batches
+    # at the provider), then "collected" (their answers in the ledger: the chunks run, the rest live).
+    # One chain of poll messages looks at its batches: each poll carries a sequence number and only the poll
+    # that holds the current one goes on (``take_poll``), so a poll sent again by a watchdog and the original
+    # coming back late never make two chains.
+    def batch_phase(self, job_id: str) -> str | None:
+        return self.redis.hget(self._job(job_id), "batch_phase")
+
+    def set_batch_phase(self, job_id: str, phase: str, **fields: str | float) -> None:
+        self.redis.hset(self._job(job_id), mapping={"batch_phase": phase, "progress_at": time.time(), **fields})
+
+    def batch_fields(self, job_id: str, *names: str) -> list[str | None]:
+        return list(self.redis.hmget(self._job(job_id), list(names)))
+
+    def take_poll(self, job_id: str, seq: int, due_in: float) -> bool:
+        """Whether poll ``seq`` is the job's current one; if so the next (``seq + 1``) is due in ``due_in`` s."""
+        taken = self._take_poll(keys=[self._job(job_id)], args=[seq, time.time() + due_in])
+        return bool(taken)
+
+    def poll_seq(self, job_id: str) -> int:
+        return int(self.redis.hget(self._job(job_id), "poll_seq") or 0)
+
+    def overdue_polls(self, grace: float, limit: int = 500) -> list[tuple[str, int]]:
+        """Active jobs whose batches should have been looked at ``grace`` seconds ago: (job id, poll seq)."""
+        job_ids = self.recent_ids(None, limit)
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(self._job(job_id), "state", "batch_phase", "poll_due", "poll_seq")
+        now = time.time()
+        return [
+            (job_id, int(seq or 0))
+            for job_id, (state, phase, due, seq) in zip(job_ids, pipe.execute() if job_ids else [], strict=True)
+            if state in ACTIVE_STATES and phase == "polling" and due and now - float(due) > grace
+        ]
+
+    def claim_collect(self, job_id: str, batch_id: str, seconds: int) -> bool:
+        """One collector per finished batch at a time (the lock lapses if it dies)."""
+        key = self._job(job_id, "collecting", batch_id)
+        return bool(self.redis.set(key, "1", nx=True, ex=max(1, seconds)))
+
+    def mark_collected(self, job_id: str, batch_id: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sadd(self._job(job_id, "collected"), batch_id)
+        pipe.expire(self._job(job_id, "collected"), self.ttl)
+        pipe.delete(self._job(job_id, "collecting", batch_id))
+        pipe.execute()
+
+    def collected(self, job_id: str) -> set[str]:
+        return set(self.redis.smembers(self._job(job_id, "collected")))
 
     def record_batch(self, job_id: str, batch_id: str, state: dict[str, Any]) -> None:
         """Remember one provider batch of the job and what it last said (its status and counts)."""
