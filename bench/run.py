@@ -23,7 +23,7 @@ from pathlib import Path
 
 import redis
 
-from bench import batch, enqueue, interactive, ratelimit, report
+from bench import batch, batch_api, enqueue, interactive, ratelimit, report
 from bench.harness import ROOT, Stack, log
 from cli.stack import start_embedded_redis
 
@@ -32,6 +32,7 @@ SCENARIOS = {
     "interactive": interactive.run,
     "enqueue": enqueue.run,
     "ratelimit": ratelimit.run,
+    "batch_api": batch_api.run,
 }
 
 
