@@ -167,7 +167,7 @@ class BatchJobs:
             try:
                 batch = self.api.retrieve(ctx.config.llm, batch_id)
                 self.jobs.record_batch(job_id, batch_id, {**record, **batch.as_record()})
-                if batch.status not in FINAL_STATES or not self._collect(ctx, job_id, batch, seq, delay):
+                if batch.status not in FINAL_STATES or not self._collect(ctx, job_id, batch, delay):
                     pending = True
             except LLMError as exc:  # the provider away for now: look again at the next poll
                 log.warning("job %s: batch %s: %s", job_id, batch_id, exc)
@@ -179,7 +179,7 @@ class BatchJobs:
         log.info("job %s: every batch collected; its chunks push the answers and predict the rest live", job_id)
         return PollOutcome(dispatch=True, batches=batches)
 
-    def _collect(self, ctx: PredictionContext, job_id: str, batch: BatchState, seq: int, delay: float) -> bool:
+    def _collect(self, ctx: PredictionContext, job_id: str, batch: BatchState, delay: float) -> bool:
         """A finished batch's answers into the ledger as predictions; False when another poll is collecting it."""
         if not self.jobs.claim_collect(job_id, batch.id, COLLECT_LOCK_SECONDS):
             return False
@@ -193,7 +193,7 @@ class BatchJobs:
                 continue
             for number, line in enumerate(read_answer_lines(self.api.content(options, file_id))):
                 if number % 200 == 199:
-                    self.jobs.take_poll(job_id, seq + 1, delay)  # still at work: no watchdog sends the poll again
+                    self.jobs.postpone_poll(job_id, delay)  # still at work: no watchdog sends the poll again
                 if line.completion is None:
                     line_errors += 1
                     log.info("job %s task %s: batch line failed (%s); predicted live", job_id, line.task_id, line.error)

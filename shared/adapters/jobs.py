@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.adapters.replies import text, text_dict, text_set
 from shared.adapters.store import Store
 from shared.domain.pricing import Price, TokenUsage, usage_cost
 from shared.domain.types import JobSnapshot, Task
@@ -432,18 +433,23 @@ class Jobs:
     # that holds the current one goes on (``take_poll``), so a poll sent again by a watchdog and the original
     # coming back late never make two chains.
     def batch_phase(self, job_id: str) -> str | None:
-        return self.redis.hget(self._job(job_id), "batch_phase")
+        return text(self.redis.hget(self._job(job_id), "batch_phase"))
 
     def set_batch_phase(self, job_id: str, phase: str, **fields: str | float) -> None:
-        self.redis.hset(self._job(job_id), mapping={"batch_phase": phase, "progress_at": time.time(), **fields})
+        mapping: dict[str, str | float] = {"batch_phase": phase, "progress_at": time.time(), **fields}
+        self.redis.hset(self._job(job_id), mapping=mapping)  # type: ignore[arg-type]  # redis-py's Mapping is invariant
 
     def batch_fields(self, job_id: str, *names: str) -> list[str | None]:
-        return list(self.redis.hmget(self._job(job_id), list(names)))
+        return [text(value) for value in self.redis.hmget(self._job(job_id), list(names))]
 
     def take_poll(self, job_id: str, seq: int, due_in: float) -> bool:
         """Whether poll ``seq`` is the job's current one; if so the next (``seq + 1``) is due in ``due_in`` s."""
         taken = self._take_poll(keys=[self._job(job_id)], args=[seq, time.time() + due_in])
         return bool(taken)
+
+    def postpone_poll(self, job_id: str, due_in: float) -> None:
+        """A poll still at work (collecting a large batch): no watchdog should take it for lost yet."""
+        self.redis.hset(self._job(job_id), "poll_due", time.time() + due_in)
 
     def poll_seq(self, job_id: str) -> int:
         return int(self.redis.hget(self._job(job_id), "poll_seq") or 0)
@@ -474,7 +480,7 @@ class Jobs:
         pipe.execute()
 
     def collected(self, job_id: str) -> set[str]:
-        return set(self.redis.smembers(self._job(job_id, "collected")))
+        return text_set(self.redis.smembers(self._job(job_id, "collected")))
 
     def record_batch(self, job_id: str, batch_id: str, state: dict[str, Any]) -> None:
         """Remember one provider batch of the job and what it last said (its status and counts)."""
@@ -485,7 +491,7 @@ class Jobs:
         pipe.execute()
 
     def batches(self, job_id: str) -> dict[str, dict[str, Any]]:
-        raw = self.redis.hgetall(self._job(job_id, "batches"))
+        raw = text_dict(self.redis.hgetall(self._job(job_id, "batches")))
         return {batch_id: json.loads(state) for batch_id, state in raw.items()}
 
     def record_error(self, job_id: str, task_id: Any, message: str) -> None:

@@ -92,4 +92,4 @@ def _line_error(line: dict[str, Any], response: dict[str, Any]) -> str:
 
 def poll_delay(polls: int, first: float, longest: float) -> float:
     """Seconds until the next look at a job's batches: ``first``, then doubling up to ``longest``."""
-    return min(longest, first * 2 ** min(polls, 32))
+    return float(min(longest, first * 2 ** min(polls, 32)))
