@@ -197,3 +197,20 @@ def test_a_batch_cancelled_at_the_provider_leaves_its_open_tasks_to_the_live_pat
     assert_each_task_pushed_once(fake_label_studio, range(10), ctx.model_version)
     assert len(fake_llm.batch_completions) == 4 and len(fake_llm.live_completions) == 6
     assert fake_llm.asked_more_than_once() == {}
+
+
+def test_tasks_answered_from_the_llm_cache_get_no_line_and_no_call(make_batch, fake_llm, fake_label_studio):
+    batch = make_batch(cache_ttl=600)
+    ctx = batch.services.projects.context(PROJECT, None, None)
+    for task_id in (0, 1):  # answered live before, by an earlier job of another version or an annotator
+        batch.services.predictor.predict(ctx, {"id": task_id, "data": {"text": f"text {task_id}"}})
+    job_id, _ = batch.start(range(6))
+
+    assert batch.steps.begin(job_id)
+    assert [line["custom_id"] for line in fake_llm.uploads[0].lines()] == [custom_id(i) for i in (2, 3, 4, 5)]
+    fake_llm.advance_clock(2)
+    assert batch.steps.poll(job_id, 0).dispatch
+    batch.run_chunks(job_id)
+    assert_each_task_pushed_once(fake_label_studio, range(6), ctx.model_version)
+    assert len(fake_llm.live_completions) == 2 and len(fake_llm.batch_completions) == 4
+    assert fake_llm.asked_more_than_once() == {}
