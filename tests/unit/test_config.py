@@ -166,3 +166,16 @@ def test_output_mode_comes_from_the_environment_and_extra_params(monkeypatch):
         load_settings()
     with pytest.raises(ConfigError, match="extra_params.output_mode"):
         ExtraParams.parse({"output_mode": "yaml"})
+
+
+def test_batch_api_comes_from_the_environment_and_extra_params(monkeypatch):
+    monkeypatch.setenv("BATCH_API", "auto")
+    settings = load_settings()
+    assert settings.batch_api == "auto" == settings.defaults.batch_api
+    assert settings.for_project(ExtraParams.parse({"batch_api": "on"})).batch_api == "on"
+    assert settings.for_project(ExtraParams.parse({"BATCH_API": "off"})).batch_api == "off"
+    with pytest.raises(ConfigError, match="extra_params.batch_api"):
+        ExtraParams.parse({"batch_api": "always"})
+    monkeypatch.setenv("BATCH_API_MAX_REQUESTS", "60000")
+    with pytest.raises(ConfigError, match="BATCH_API_MAX_REQUESTS='60000'"):
+        load_settings()
