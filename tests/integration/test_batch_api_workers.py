@@ -56,14 +56,18 @@ def test_3000_tasks_in_two_batch_files_land_once_each_without_live_calls(stack, 
 
 
 def test_a_worker_killed_while_its_batch_runs(stack, fake_label_studio, fake_llm):  # noqa: F811
+    """The broker would give the dead worker's poll message back only after an hour (the default visibility
+    timeout): the watchdog sends the overdue poll again within BATCH_CLAIM_SECONDS."""
     fake_llm.batch_turnaround = 8.0
-    worker = stack.worker(**BATCH_API)
+    settings = BATCH_API | {"BROKER_VISIBILITY_TIMEOUT": "3600"}
+    worker = stack.worker(**settings)
     job_id = stack.submit(300)
     stack.wait(job_id, timeout=60, until=lambda status: len(status["batches"]) == 1)
     worker.kill()  # the process group, holding the poll's countdown message
-    stack.worker(**BATCH_API)
+    second = stack.worker(**settings)
 
     status = stack.wait(job_id, timeout=120)
+    assert "its Batch API poll is overdue; sending it again" in second.log
     assert (status["state"], status["pushed"]) == ("done", 300)
     assert len(fake_llm.batches) == 1, "the batch was not submitted again"
     assert fake_llm.live_completions == []
