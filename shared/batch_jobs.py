@@ -103,6 +103,16 @@ class BatchJobs:
         self.jobs.set_batch_phase(job_id, POLLING, poll_due=time.time() + self.settings.batch_api_poll_first)
         return True
 
+    def give_up_submitting(self, job_id: str, reason: str) -> bool:
+        """After ``BATCH_MAX_ATTEMPTS`` failed submissions: the batches started so far are polled, every other
+        task goes the live way.  True when there is a batch to poll."""
+        self.jobs.record_error(job_id, None, f"Batch API submission gave up ({reason}); the rest is predicted live")
+        if not self.jobs.batches(job_id):
+            self.jobs.set_batch_phase(job_id, COLLECTED)
+            return False
+        self.jobs.set_batch_phase(job_id, POLLING, poll_due=time.time() + self.settings.batch_api_poll_first)
+        return True
+
     def _submit(self, ctx: PredictionContext, job_id: str, lines: Iterator[bytes], resuming: bool) -> None:
         """One batch per file; a file whose batch was started before (a redelivered dispatch) is not sent again."""
         options = ctx.config.llm

@@ -60,14 +60,17 @@ def register_tasks(app: Celery, services: PerProcess) -> None:
         """Fan a job out into chunk messages, or first send it through the provider's Batch API (its polls
         dispatch it again once the answers are in); a redelivery resumes where the last one stopped."""
         jobs = services.jobs
+        attempt = self.request.retries
         try:
             with log_context(job_id=job_id):
                 through_batch_api = services.batch_jobs.begin(job_id)
         except Exception as exc:  # the provider or Redis away: try again, the submission resumes
-            log.exception("job %s: sending it to the Batch API failed (attempt %d)", job_id, self.request.retries + 1)
-            raise self.retry(
-                countdown=backoff(self.request.retries, cap=services.settings.batch_retry_max_delay), exc=exc
-            ) from None
+            log.exception("job %s: sending it to the Batch API failed (attempt %d)", job_id, attempt + 1)
+            if attempt + 1 < services.settings.batch_max_attempts:
+                raise self.retry(
+                    countdown=backoff(attempt, cap=services.settings.batch_retry_max_delay), exc=exc
+                ) from None
+            through_batch_api = services.batch_jobs.give_up_submitting(job_id, f"{type(exc).__name__}: {exc}")
         if through_batch_api:
             app.send_task(
                 POLL_BATCHES, args=[job_id, jobs.poll_seq(job_id)], countdown=services.settings.batch_api_poll_first

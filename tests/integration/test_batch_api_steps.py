@@ -214,3 +214,33 @@ def test_tasks_answered_from_the_llm_cache_get_no_line_and_no_call(make_batch, f
     assert_each_task_pushed_once(fake_label_studio, range(6), ctx.model_version)
     assert len(fake_llm.live_completions) == 2 and len(fake_llm.batch_completions) == 4
     assert fake_llm.asked_more_than_once() == {}
+
+
+def test_files_the_provider_refuses_go_live_with_the_reason_in_the_job(make_batch, fake_llm, fake_label_studio):
+    batch = make_batch()
+    fake_llm.batch_max_requests = 4  # the files of 5 are refused (a 400), the last one of 2 is taken
+    job_id, ctx = batch.start(range(12))
+    assert batch.steps.begin(job_id)
+    assert [len(upload.lines()) for upload in fake_llm.uploads] == [2]
+    errors = [error["error"] for error in batch.jobs.status(job_id).errors]
+    assert len(errors) == 2 and all(
+        "Batch API refused file" in error and "more than the 4" in error for error in errors
+    )
+
+    fake_llm.advance_clock(2)
+    assert batch.steps.poll(job_id, 0).dispatch
+    batch.run_chunks(job_id)
+    assert_each_task_pushed_once(fake_label_studio, range(12), ctx.model_version)
+    assert len(fake_llm.live_completions) == 10 and len(fake_llm.batch_completions) == 2
+
+
+def test_a_submission_that_keeps_failing_leaves_the_job_to_the_live_path(make_batch, fake_llm, fake_label_studio):
+    batch = make_batch()
+    job_id, ctx = batch.start(range(6))
+    assert batch.steps.give_up_submitting(job_id, "ConnectionError: the provider is away") is False
+    assert batch.steps.begin(job_id) is False, "a dispatch sent again fans the chunks out"
+    batch.run_chunks(job_id)
+    assert_each_task_pushed_once(fake_label_studio, range(6), ctx.model_version)
+    assert len(fake_llm.live_completions) == 6 and fake_llm.uploads == []
+    [error] = batch.jobs.status(job_id).errors
+    assert "submission gave up (ConnectionError: the provider is away)" in error["error"]
