@@ -23,7 +23,7 @@ from pathlib import Path
 
 import redis
 
-from bench import batch, enqueue, interactive, ratelimit, report
+from bench import batch, batch_api, enqueue, interactive, ratelimit, report
 from bench.harness import ROOT, Stack, log
 from cli.stack import start_embedded_redis
 
@@ -32,6 +32,7 @@ SCENARIOS = {
     "interactive": interactive.run,
     "enqueue": enqueue.run,
     "ratelimit": ratelimit.run,
+    "batch_api": batch_api.run,
 }
 
 
@@ -67,7 +68,7 @@ def _strip_samples(result: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="the 2–5 minute run of `make bench` (default)")
+    mode.add_argument("--quick", action="store_true", help="the 5–8 minute run of `make bench` (default)")
     mode.add_argument("--full", action="store_true", help="more configurations and samples (`make bench-full`)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
     parser.add_argument("--results", default=str(ROOT / "bench" / "results"), help="where JSON, summary and plot go")

@@ -93,13 +93,19 @@ def follow(jobs: Jobs, job_id: str, poll: float = 1.0) -> JobStatus | None:
 def summary(status: JobStatus) -> str:
     elapsed = (status.finished_at or time.time()) - status.created_at
     cost = "unknown (no price for this model: see LLM_PRICES)" if status.cost_usd is None else f"${status.cost_usd:.4f}"
+    if status.mode == "batch_api" and status.live_cost_usd is not None:
+        cost += f" at the Batch API price (${status.live_cost_usd:.4f} live)"
     lines = [
-        f"job {status.id}  project {status.project}  {status.state}",
+        f"job {status.id}  project {status.project}  {status.state}  mode {status.mode}",
         f"  model {status.model}  version {status.model_version}",
         f"  tasks {status.total}: done {status.done}, failed {status.failed}, pushed {status.pushed}",
-        f"  tokens in {status.tokens_in}, out {status.tokens_out}; estimated cost {cost}",
+        f"  tokens in {status.tokens_in}, out {status.tokens_out}, cached {status.tokens_cached} of those in; "
+        f"estimated cost {cost}",
         f"  elapsed {elapsed:.1f} s",
     ]
+    for batch in status.batches:
+        counts = ", ".join(f"{name} {count}" for name, count in batch.get("counts", {}).items())
+        lines.append(f"  batch {batch['id']}: {batch.get('status')} ({counts})")
     lines += [f"  error (task {error['task']}): {error['error']}" for error in status.errors[:10]]
     return "\n".join(lines)
 

@@ -31,9 +31,13 @@ def start_job(services: Services, ctx: PredictionContext, tasks: list[Task]) -> 
 
 
 def cancel_job(services: Services, job_id: str) -> JobStatus | None:
-    """Cancel a job: its queued chunk messages are revoked, and any that still arrive do nothing."""
+    """Cancel a job: its queued chunk messages are revoked, and any that still arrive do nothing; its batches
+    at the provider's Batch API are cancelled too."""
     unfinished = services.jobs.unfinished_chunks(job_id)
     status = services.jobs.cancel(job_id)
     if status is not None and status.state == JobState.CANCELLED and unfinished:
         services.celery.control.revoke([chunk_task_id(job_id, index) for index in unfinished])
+    if status is not None and status.state == JobState.CANCELLED and status.mode == "batch_api":
+        services.batch_jobs.cancel_batches(job_id)
+        status = services.jobs.status(job_id)
     return status

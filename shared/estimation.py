@@ -33,7 +33,6 @@ from shared.services import Services
 
 SAMPLE = 1000
 ASSUMED_LATENCY_SECONDS = 2.0  # one call, before any was observed
-BATCH_PRICE_FACTOR = 0.5  # what OpenAI's and Azure's Batch APIs bill of the live price
 
 
 def spread(tasks: Sequence[Task], size: int) -> list[Task]:
@@ -96,7 +95,7 @@ class Estimator:
             tpm=settings.llm_tpm,
             workers=slots,
             concurrency=concurrency,
-            batch_price_factor=BATCH_PRICE_FACTOR,
+            batch_price_factor=settings.llm_batch_discount,
         )
         return ProjectEstimate(
             project=project.id,
@@ -120,7 +119,7 @@ class Estimator:
             workers_source=workers_source,
             concurrency=concurrency,
             price=price,
-            batch_price_factor=BATCH_PRICE_FACTOR,
+            batch_price_factor=settings.llm_batch_discount,
         )
 
     def _measure(self, ctx: PredictionContext, task: Task, sample: _Sample, to_predict: bool) -> None:

@@ -24,6 +24,7 @@ from shared.adapters.netguard import AddressPolicy
 from shared.adapters.store import Store
 from shared.domain.config import Settings
 from shared.domain.errors import TaskError
+from shared.domain.pricing import TokenUsage
 from shared.domain.prompts import compose_messages, task_images
 from shared.domain.reading import read_prediction
 from shared.domain.schema import answer_instructions, answer_schema, task_instructions
@@ -92,14 +93,15 @@ class Predictor:
         messages, output = self.request_for(ctx, data)
         answer = self.llm.complete(ctx.config.llm, messages, interactive=ctx.interactive, output=output)
         if not answer.cached:
-            self._record_usage(ctx, answer.prompt_tokens, answer.completion_tokens)
+            self.record_usage(ctx, TokenUsage(answer.prompt_tokens, answer.completion_tokens, answer.cached_tokens))
         return self.prediction(ctx, data, answer, task.get("id"))
 
-    def _record_usage(self, ctx: PredictionContext, tokens_in: int, tokens_out: int) -> None:
+    def record_usage(self, ctx: PredictionContext, usage: TokenUsage, calls: int = 1, via_batch: bool = False) -> None:
+        """Count the tokens of calls that reached the provider, for the project and the job."""
         if ctx.project:
-            self.store.add_usage(ctx.project, ctx.config.llm.model, tokens_in, tokens_out)
+            self.store.add_usage(ctx.project, ctx.config.llm.model, usage, calls)
         if ctx.job_id:
-            self.jobs.add_usage(ctx.job_id, tokens_in, tokens_out)
+            self.jobs.add_usage(ctx.job_id, usage, via_batch)
 
     def prediction(
         self, ctx: PredictionContext, data: dict[str, Any], answer: LLMAnswer, task_id: object = None

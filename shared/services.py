@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from celery import Celery
 
+from shared.adapters.batch_api import BatchApi
 from shared.adapters.jobs import Jobs
 from shared.adapters.label_studio import LabelStudioGateways
 from shared.adapters.llm import LLM
@@ -17,6 +18,7 @@ from shared.adapters.metrics import Metrics
 from shared.adapters.netguard import AddressPolicy
 from shared.adapters.queue import make_celery
 from shared.adapters.store import Store
+from shared.batch_jobs import BatchJobs
 from shared.domain.config import Settings
 from shared.domain.labeling import configure_spec_cache
 from shared.opened_tasks import OpenedTasks
@@ -36,6 +38,7 @@ class Services:
     label_studio: LabelStudioGateways
     celery: Celery
     metrics: Metrics
+    batch_jobs: BatchJobs
 
     @classmethod
     def build(
@@ -46,19 +49,21 @@ class Services:
         store = store or Store.from_url(settings.redis_url, settings.redis_key_prefix)
         label_studio = label_studio or LabelStudioGateways(policy=AddressPolicy.from_settings(settings))
         metrics = Metrics(store)
-        jobs = Jobs(store, settings.job_ttl, settings.prices, settings.handover_grace)
+        jobs = Jobs(store, settings.job_ttl, settings.prices, settings.handover_grace, settings.llm_batch_discount)
         llm = LLM.from_settings(settings, store, metrics)
         predictor = Predictor(settings, store, jobs, llm, label_studio)
+        projects = Projects(settings, store)
         return cls(
             settings=settings,
             store=store,
             jobs=jobs,
-            projects=Projects(settings, store),
+            projects=projects,
             predictor=predictor,
             opened_tasks=OpenedTasks(jobs, predictor, settings.batch_claim_seconds, settings.opened_task_wait),
             label_studio=label_studio,
             celery=make_celery(settings),
             metrics=metrics,
+            batch_jobs=BatchJobs(settings, projects, predictor, jobs, BatchApi(llm)),
         )
 
     def close(self) -> None:

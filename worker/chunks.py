@@ -20,6 +20,7 @@ from typing import Any
 
 from shared.adapters.jobs import ClaimKeeper, Jobs, JobState, Ledger
 from shared.adapters.label_studio import LabelStudioGateway
+from shared.batch_jobs import WAITING_FOR_BATCHES
 from shared.domain.backoff import backoff
 from shared.domain.config import Settings
 from shared.domain.errors import LabelStudioError, LLMError, TaskError
@@ -56,6 +57,9 @@ class ChunkRunner:
         if self.jobs.state(job_id) == JobState.CANCELLED:
             log.info("job %s chunk %s: the job was cancelled", job_id, index)
             self.jobs.finish_chunk(job_id, index)
+            return ChunkOutcome()
+        if self.jobs.batch_phase(job_id) in WAITING_FOR_BATCHES:  # sent early (a rescue): the poll sends it again
+            log.info("job %s chunk %s: waits for the job's Batch API answers", job_id, index)
             return ChunkOutcome()
         self.jobs.mark_running(job_id)
         ctx = self.projects.from_snapshot(snapshot, job_id)

@@ -10,7 +10,8 @@ from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from shared.adapters.jobs import Jobs
-from shared.adapters.queue import DISPATCH_JOB, PREDICT_CHUNK, chunk_task_id
+from shared.adapters.queue import DISPATCH_JOB, POLL_BATCHES, PREDICT_CHUNK, chunk_task_id
+from shared.batch_jobs import BatchJobs
 from shared.domain.backoff import backoff
 from shared.domain.config import Settings
 from shared.logs import log_context
@@ -31,6 +32,7 @@ class PerProcess:
         services = Services.build(self.settings)
         self._jobs = services.jobs
         self._runner = ChunkRunner(self.settings, services.projects, services.predictor, services.jobs)
+        self._batch_jobs = services.batch_jobs
         self._pid = os.getpid()
 
     @property
@@ -45,12 +47,35 @@ class PerProcess:
             self._build()
         return self._runner
 
+    @property
+    def batch_jobs(self) -> BatchJobs:
+        if self._pid != os.getpid():
+            self._build()
+        return self._batch_jobs
+
 
 def register_tasks(app: Celery, services: PerProcess) -> None:
     @app.task(name=DISPATCH_JOB, bind=True, max_retries=None)
     def dispatch_job(self: Task, job_id: str) -> int:
-        """Fan a job out into chunk messages; a redelivery resumes where the last one stopped."""
+        """Fan a job out into chunk messages, or first send it through the provider's Batch API (its polls
+        dispatch it again once the answers are in); a redelivery resumes where the last one stopped."""
         jobs = services.jobs
+        attempt = self.request.retries
+        try:
+            with log_context(job_id=job_id):
+                through_batch_api = services.batch_jobs.begin(job_id)
+        except Exception as exc:  # the provider or Redis away: try again, the submission resumes
+            log.exception("job %s: sending it to the Batch API failed (attempt %d)", job_id, attempt + 1)
+            if attempt + 1 < services.settings.batch_max_attempts:
+                raise self.retry(
+                    countdown=backoff(attempt, cap=services.settings.batch_retry_max_delay), exc=exc
+                ) from None
+            through_batch_api = services.batch_jobs.give_up_submitting(job_id, f"{type(exc).__name__}: {exc}")
+        if through_batch_api:
+            app.send_task(
+                POLL_BATCHES, args=[job_id, jobs.poll_seq(job_id)], countdown=services.settings.batch_api_poll_first
+            )
+            return 0
         total = jobs.chunk_count(job_id)
         start = jobs.dispatched(job_id)
         for index in range(start, total):
@@ -59,6 +84,22 @@ def register_tasks(app: Celery, services: PerProcess) -> None:
                 jobs.mark_dispatched(job_id, index + 1)
         jobs.mark_dispatched(job_id, total)
         return total - start
+
+    @app.task(name=POLL_BATCHES, bind=True, max_retries=None)
+    def poll_batches(self: Task, job_id: str, seq: int) -> dict:
+        """Look at a Batch API job's batches, collect the finished ones; then poll again later (no worker waits
+        in between) or, once all are in, dispatch the job's chunks.  Flower shows the batches' states."""
+        try:
+            with log_context(job_id=job_id):
+                outcome = services.batch_jobs.poll(job_id, seq)
+        except Exception as exc:  # Redis or the provider away: the watchdog sends an overdue poll again
+            log.exception("job %s: poll %d failed", job_id, seq)
+            raise self.retry(countdown=services.settings.batch_api_poll_first, exc=exc) from None
+        if outcome.next_in is not None:
+            app.send_task(POLL_BATCHES, args=[job_id, seq + 1], countdown=outcome.next_in)
+        elif outcome.dispatch:
+            app.send_task(DISPATCH_JOB, args=[job_id])
+        return {"mode": "batch_api", "batches": outcome.batches, "next_poll_in": outcome.next_in}
 
     @app.task(name=PREDICT_CHUNK, bind=True, max_retries=None)
     def predict_chunk(self: Task, job_id: str, index: int) -> dict:

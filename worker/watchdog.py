@@ -10,7 +10,9 @@ send the chunk's message again.  Every worker runs one watchdog thread, which
   so the new run can take its tasks; a child process killed alone needs none of this (Celery re-queues its
   message at once, ``task_reject_on_worker_lost``);
 - rescues stalled jobs: a job with unfinished chunks and no progress for ``JOB_STALL_SECONDS`` gets them
-  sent again (Celery drops the message of a task that failed, even when the broker vanished mid-task).
+  sent again (Celery drops the message of a task that failed, even when the broker vanished mid-task);
+- rescues Batch API polls (``shared.batch_jobs``): a job's poll overdue by ``BATCH_CLAIM_SECONDS`` (its
+  countdown message died with a worker or with Redis) is sent again.
 
 Locks in Redis let one worker act per chunk and period.
 """
@@ -25,7 +27,8 @@ from collections.abc import Callable
 from celery import Celery
 
 from shared.adapters.jobs import ACTIVE_STATES, Jobs
-from shared.adapters.queue import PREDICT_CHUNK, chunk_task_id
+from shared.adapters.queue import POLL_BATCHES, PREDICT_CHUNK, chunk_task_id
+from shared.batch_jobs import WAITING_FOR_BATCHES
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +55,8 @@ def rescue_stalled_jobs(jobs: Jobs, celery: Celery, stall_seconds: float, recent
     now = time.time()
     for job_id in jobs.recent_ids(limit=recent):
         state, last = jobs.activity(job_id)
-        if state not in ACTIVE_STATES or now - last < stall_seconds:
-            continue
+        if state not in ACTIVE_STATES or now - last < stall_seconds or jobs.batch_phase(job_id) in WAITING_FOR_BATCHES:
+            continue  # a job waiting for its Batch API answers has its polls rescued instead
         if not jobs.claim_rescue(job_id, stall_seconds):
             continue  # another worker is on it
         unfinished = jobs.unfinished_chunks(job_id)
@@ -67,6 +70,19 @@ def rescue_stalled_jobs(jobs: Jobs, celery: Celery, stall_seconds: float, recent
             send_chunk(celery, job_id, index)
         jobs.mark_dispatched(job_id, jobs.chunk_count(job_id))
         jobs.touch(job_id)
+        rescued.append(job_id)
+    return rescued
+
+
+def rescue_overdue_polls(jobs: Jobs, celery: Celery, grace: float) -> list[str]:
+    """Send again the poll of a Batch API job that should have run ``grace`` seconds ago (its message died
+    with a worker, or with Redis); returns the jobs.  A poll that comes back late anyway is dropped."""
+    rescued = []
+    for job_id, seq in jobs.overdue_polls(grace):
+        if not jobs.claim_rescue(job_id, grace):
+            continue
+        log.warning("job %s: its Batch API poll is overdue; sending it again", job_id)
+        celery.send_task(POLL_BATCHES, args=[job_id, seq])
         rescued.append(job_id)
     return rescued
 
@@ -85,6 +101,7 @@ def start_watchdog(
                 jobs = jobs_factory()
                 jobs.beat(node, claim_seconds)
                 rescue_orphaned_chunks(jobs, celery, claim_seconds)
+                rescue_overdue_polls(jobs, celery, claim_seconds)
                 if time.monotonic() >= next_stall_check:
                     next_stall_check = time.monotonic() + stalls_every
                     rescue_stalled_jobs(jobs, celery, stall_seconds)

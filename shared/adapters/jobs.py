@@ -25,12 +25,12 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from shared.adapters.replies import text, text_list
+from shared.adapters.replies import text, text_dict, text_list, text_set
 from shared.adapters.store import Store
-from shared.domain.pricing import estimate_cost
+from shared.domain.pricing import Price, TokenUsage, usage_cost
 from shared.domain.types import JobSnapshot, Task
 from shared.redaction import redact
 
@@ -91,6 +91,14 @@ return state
 """
 
 
+# KEYS[1] the job hash; ARGV[1] the poll's sequence number, ARGV[2] when the next is due.  1 when it was current.
+_TAKE_POLL = """
+if tonumber(redis.call('HGET', KEYS[1], 'poll_seq') or '0') ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'poll_seq', tonumber(ARGV[1]) + 1, 'poll_due', ARGV[2])
+return 1
+"""
+
+
 @dataclass(frozen=True)
 class JobStatus:
     id: str
@@ -107,7 +115,11 @@ class JobStatus:
     model: str = ""
     tokens_in: int = 0
     tokens_out: int = 0
-    cost_usd: float | None = None
+    tokens_cached: int = 0  # of tokens_in, those billed at the cached price
+    cost_usd: float | None = None  # what the job cost: Batch API requests at the batch price
+    live_cost_usd: float | None = None  # the same tokens at the live price
+    mode: str = "live"  # "batch_api" once the job's requests went to the provider's Batch API
+    batches: list[dict] = field(default_factory=list)  # the provider's batches: id, state, counts
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -125,8 +137,16 @@ class JobStatus:
             "model": self.model,
             "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out,
+            "tokens_cached": self.tokens_cached,
             "cost_usd": self.cost_usd,
+            "live_cost_usd": self.live_cost_usd,
+            "mode": self.mode,
+            "batches": self.batches,
         }
+
+
+def _usage(record: dict[str, str], prefix: str) -> TokenUsage:
+    return TokenUsage(*(int(record.get(f"{prefix}tokens_{name}", 0)) for name in ("in", "out", "cached")))
 
 
 def _members(redis_client, key: str, task_ids: list[Any]) -> list[bool]:
@@ -146,16 +166,19 @@ class Jobs:
         self,
         store: Store,
         ttl: int,
-        prices: dict[str, tuple[float, float]] | None = None,
+        prices: dict[str, Price] | None = None,
         handover_grace: float = 10.0,
+        batch_discount: float = 0.5,
     ) -> None:
         self.store = store
         self.redis = store.redis
         self.ttl = ttl
         self.prices = prices or {}
         self.handover_grace = handover_grace
+        self.batch_discount = batch_discount
         self._transition = self.redis.register_script(_TRANSITION)
         self._finish_chunk = self.redis.register_script(_FINISH_CHUNK)
+        self._take_poll = self.redis.register_script(_TAKE_POLL)
 
     def _job(self, job_id: str, *parts: str) -> str:
         return self.store.key("job", job_id, *parts)
@@ -213,11 +236,17 @@ class Jobs:
         for name in ("done", "failed", "pushed"):
             pipe.scard(self._job(job_id, name))
         pipe.lrange(self._job(job_id, "errors"), 0, -1)
-        record, done, failed, pushed, errors = pipe.execute()
+        pipe.hgetall(self._job(job_id, "batches"))
+        record, done, failed, pushed, errors, batches = pipe.execute()
         if not record:
             return None
-        tokens_in, tokens_out = int(record.get("tokens_in", 0)), int(record.get("tokens_out", 0))
+        usage, batch_usage = _usage(record, ""), _usage(record, "batch_")
         model = record.get("model", "")
+        price = self.prices.get(model)
+        live_part, batch_part = (
+            usage_cost(price, usage - batch_usage),
+            usage_cost(price, batch_usage, self.batch_discount),
+        )
         return JobStatus(
             id=job_id,
             project=record.get("project") or None,
@@ -231,9 +260,13 @@ class Jobs:
             created_at=float(record["created_at"]),
             finished_at=float(record["finished_at"]) if record.get("finished_at") else None,
             model=model,
-            tokens_in=tokens_in,
-            tokens_out=tokens_out,
-            cost_usd=estimate_cost(self.prices, model, tokens_in, tokens_out),
+            tokens_in=usage.tokens_in,
+            tokens_out=usage.tokens_out,
+            tokens_cached=usage.cached,
+            cost_usd=None if live_part is None or batch_part is None else round(live_part + batch_part, 6),
+            live_cost_usd=usage_cost(price, usage),
+            mode="batch_api" if record.get("batch_phase") else "live",
+            batches=[{"id": batch_id, **json.loads(state)} for batch_id, state in sorted(batches.items())],
         )
 
     def recent_ids(self, project: str | None = None, limit: int = 50) -> list[str]:
@@ -384,11 +417,82 @@ class Jobs:
     def members(self, job_id: str, name: str, task_ids: list[Any]) -> list[bool]:
         return _members(self.redis, self._job(job_id, name), task_ids)
 
-    def add_usage(self, job_id: str, tokens_in: int, tokens_out: int) -> None:
+    def add_usage(self, job_id: str, usage: TokenUsage, via_batch: bool = False) -> None:
+        """Count tokens the provider reported; those of Batch API requests also apart, priced at its discount."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hincrby(self._job(job_id), "tokens_in", tokens_in)
-        pipe.hincrby(self._job(job_id), "tokens_out", tokens_out)
+        for prefix in ("", "batch_") if via_batch else ("",):
+            pipe.hincrby(self._job(job_id), f"{prefix}tokens_in", usage.tokens_in)
+            pipe.hincrby(self._job(job_id), f"{prefix}tokens_out", usage.tokens_out)
+            pipe.hincrby(self._job(job_id), f"{prefix}tokens_cached", usage.cached)
         pipe.execute()
+
+    # --- the provider's Batch API -----------------------------------------------------------------
+    # A job sent through it has a ``batch_phase``: "submitting" (its files going up), "polling" (its batches
+    # at the provider), then "collected" (their answers in the ledger: the chunks run, the rest live).
+    # One chain of poll messages looks at its batches: each poll carries a sequence number and only the poll
+    # that holds the current one goes on (``take_poll``), so a poll sent again by a watchdog and the original
+    # coming back late never make two chains.
+    def batch_phase(self, job_id: str) -> str | None:
+        return text(self.redis.hget(self._job(job_id), "batch_phase"))
+
+    def set_batch_phase(self, job_id: str, phase: str, **fields: str | float) -> None:
+        mapping: dict[str, str | float] = {"batch_phase": phase, "progress_at": time.time(), **fields}
+        self.redis.hset(self._job(job_id), mapping=mapping)  # type: ignore[arg-type]  # redis-py's Mapping is invariant
+
+    def batch_fields(self, job_id: str, *names: str) -> list[str | None]:
+        return [text(value) for value in self.redis.hmget(self._job(job_id), list(names))]
+
+    def take_poll(self, job_id: str, seq: int, due_in: float) -> bool:
+        """Whether poll ``seq`` is the job's current one; if so the next (``seq + 1``) is due in ``due_in`` s."""
+        taken = self._take_poll(keys=[self._job(job_id)], args=[seq, time.time() + due_in])
+        return bool(taken)
+
+    def postpone_poll(self, job_id: str, due_in: float) -> None:
+        """A poll still at work (collecting a large batch): no watchdog should take it for lost yet."""
+        self.redis.hset(self._job(job_id), "poll_due", time.time() + due_in)
+
+    def poll_seq(self, job_id: str) -> int:
+        return int(self.redis.hget(self._job(job_id), "poll_seq") or 0)
+
+    def overdue_polls(self, grace: float, limit: int = 500) -> list[tuple[str, int]]:
+        """Active jobs whose batches should have been looked at ``grace`` seconds ago: (job id, poll seq)."""
+        job_ids = self.recent_ids(None, limit)
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(self._job(job_id), "state", "batch_phase", "poll_due", "poll_seq")
+        now = time.time()
+        return [
+            (job_id, int(seq or 0))
+            for job_id, (state, phase, due, seq) in zip(job_ids, pipe.execute() if job_ids else [], strict=True)
+            if state in ACTIVE_STATES and phase == "polling" and due and now - float(due) > grace
+        ]
+
+    def claim_collect(self, job_id: str, batch_id: str, seconds: int) -> bool:
+        """One collector per finished batch at a time (the lock lapses if it dies)."""
+        key = self._job(job_id, "collecting", batch_id)
+        return bool(self.redis.set(key, "1", nx=True, ex=max(1, seconds)))
+
+    def mark_collected(self, job_id: str, batch_id: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sadd(self._job(job_id, "collected"), batch_id)
+        pipe.expire(self._job(job_id, "collected"), self.ttl)
+        pipe.delete(self._job(job_id, "collecting", batch_id))
+        pipe.execute()
+
+    def collected(self, job_id: str) -> set[str]:
+        return text_set(self.redis.smembers(self._job(job_id, "collected")))
+
+    def record_batch(self, job_id: str, batch_id: str, state: dict[str, Any]) -> None:
+        """Remember one provider batch of the job and what it last said (its status and counts)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self._job(job_id, "batches"), batch_id, json.dumps(state))
+        pipe.expire(self._job(job_id, "batches"), self.ttl)
+        pipe.hset(self._job(job_id), "progress_at", time.time())
+        pipe.execute()
+
+    def batches(self, job_id: str) -> dict[str, dict[str, Any]]:
+        raw = text_dict(self.redis.hgetall(self._job(job_id, "batches")))
+        return {batch_id: json.loads(state) for batch_id, state in raw.items()}
 
     def record_error(self, job_id: str, task_id: Any, message: str) -> None:
         pipe = self.redis.pipeline(transaction=False)

@@ -62,6 +62,7 @@ class LLMAnswer:
     texts: list[str]
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, those the provider served from its prefix cache (billed at less)
     cached: bool = False
     mode: str | None = None  # the output mode the answers came in, after any fallback; None: a plain chat call
     logprobs: list[dict] | None = None  # the first choice's [{"token", "logprob"}], when the provider sent them
@@ -137,6 +138,14 @@ def cache_key(options: LLMOptions, messages: list[dict], extra: dict | None = No
 def endpoint_key(options: LLMOptions) -> str:
     """Who refuses what: one provider endpoint and model (as the rate limiter names them)."""
     return hashlib.sha256(f"{options.provider}|{options.endpoint}|{options.model}".encode()).hexdigest()[:16]
+
+
+def provider_error(exc: openai.APIStatusError, options: LLMOptions, doing: str = "") -> LLMError:
+    """A provider's error answer as an LLMError: retryable or not by its status, the key redacted."""
+    status = exc.status_code
+    retryable = status in (408, 409, 429) or status >= 500
+    message = f"{doing}{options.provider} answered {status}: {_redact(_provider_message(exc), options)}"
+    return LLMError(message, retryable=retryable, status_code=status, retry_after=_retry_after(exc))
 
 
 def _provider_message(exc: openai.APIStatusError) -> str:
@@ -283,14 +292,39 @@ class LLM:
             raise
         finally:
             self._metrics.observe("llm_seconds", time.perf_counter() - started, **self._labels(options))
-        self._metrics.count("llm_calls", **self._labels(options), outcome="ok")
-        self._metrics.count("llm_tokens", answer.prompt_tokens, **self._labels(options), direction="in")
-        self._metrics.count("llm_tokens", answer.completion_tokens, **self._labels(options), direction="out")
+        self.count_answer(options, answer)
         if self._limiter is not None:
             self._limiter.settle(options, estimated, answer.prompt_tokens + answer.completion_tokens)
         if self._store is not None:
             self._store.cache_answer(cache_key(options, messages, extra), asdict(answer), self._cache_ttl)
         return answer
+
+    def batch_body(
+        self, options: LLMOptions, messages: list[dict], output: OutputRequest | None = None
+    ) -> tuple[dict, str | None, bool]:
+        """The request a Batch API line carries for these messages (what ``complete`` would ask first), its
+        output mode, and whether its answer is cached already (then it needs no line)."""
+        mode, logprobs = self._plan(options, output)
+        extra = self._extra(output, mode, logprobs)
+        model = (options.azure_deployment or options.model) if options.provider == "azure" else options.model
+        body = {
+            "model": model,
+            "messages": messages,
+            "n": options.num_responses,
+            "temperature": options.temperature,
+            **extra,
+        }
+        return body, mode, self._cached(options, messages, extra) is not None
+
+    def count_answer(self, options: LLMOptions, answer: LLMAnswer) -> None:
+        """An answer the provider gave (live, or a Batch API line) in the metrics: the call and its tokens."""
+        self._metrics.count("llm_calls", **self._labels(options), outcome="ok")
+        for direction, tokens in (
+            ("in", answer.prompt_tokens),
+            ("out", answer.completion_tokens),
+            ("cached", answer.cached_tokens),
+        ):
+            self._metrics.count("llm_tokens", tokens, **self._labels(options), direction=direction)
 
     def _plan(self, options: LLMOptions, output: OutputRequest | None) -> tuple[str | None, bool]:
         """The output mode to ask in and whether logprobs may be asked for, given what this endpoint refused.
@@ -386,13 +420,12 @@ class LLM:
                 **extra,
             )
         except openai.APIStatusError as exc:
-            status = exc.status_code
-            retryable = status in (408, 409, 429) or status >= 500
-            message = f"{options.provider} answered {status}: {_redact(_provider_message(exc), options)}"
             refused = _refused_feature(exc, extra)
             if refused is not None:
-                raise FeatureRefused(message, feature=refused[0], lasting=refused[1]) from None
-            raise LLMError(message, retryable=retryable, status_code=status, retry_after=_retry_after(exc)) from None
+                raise FeatureRefused(
+                    str(provider_error(exc, options)), feature=refused[0], lasting=refused[1]
+                ) from None
+            raise provider_error(exc, options) from None
         except openai.APITimeoutError:
             raise LLMError(f"{options.provider} did not answer within {options.timeout:g} s", retryable=True) from None
         except openai.APIConnectionError as exc:
@@ -404,14 +437,22 @@ class LLM:
                 f"{options.provider} answered an unreadable body: {redact(str(exc))}", retryable=True
             ) from None
         _require_chat_completion(completion, options)
-        usage = completion.usage
-        return LLMAnswer(
-            texts=[_answer_text(choice.message) for choice in completion.choices],
-            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-            logprobs=_token_logprobs(completion.choices[0]) if completion.choices else None,
-            refusals=[getattr(choice.message, "refusal", None) for choice in completion.choices],
-        )
+        return answer_from_completion(completion)
+
+
+def answer_from_completion(completion: object) -> LLMAnswer:
+    """A chat completion as an answer: the live path's, and a Batch API output line's (the same body)."""
+    choices = getattr(completion, "choices", None) or []
+    usage = getattr(completion, "usage", None)
+    details = getattr(usage, "prompt_tokens_details", None)
+    return LLMAnswer(
+        texts=[_answer_text(choice.message) for choice in choices],
+        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+        cached_tokens=getattr(details, "cached_tokens", 0) or 0,
+        logprobs=_token_logprobs(choices[0]) if choices else None,
+        refusals=[getattr(choice.message, "refusal", None) for choice in choices],
+    )
 
 
 def _answer_text(message: object) -> str:

@@ -32,7 +32,8 @@ COUNTERS = {
     "http_requests": ("HTTP requests by route, method and status", ("route", "method", "status")),
     "llm_calls": ("LLM calls by provider, model and outcome", ("provider", "model", "outcome")),
     "llm_tokens": (
-        "LLM tokens by provider, model and direction (in = prompt, out = completion)",
+        "LLM tokens by provider, model and direction (in = prompt, out = completion, cached = the part of "
+        "the prompt the provider served from its prefix cache)",
         ("provider", "model", "direction"),
     ),
     "llm_cache": ("LLM response cache lookups by result", ("result",)),

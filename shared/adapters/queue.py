@@ -13,6 +13,7 @@ from shared.domain.config import Settings
 
 DISPATCH_JOB = "llm_backend.dispatch_job"
 PREDICT_CHUNK = "llm_backend.predict_chunk"
+POLL_BATCHES = "llm_backend.poll_batches"  # a Batch API job's look at its provider batches (shared.batch_jobs)
 BATCH_QUEUE = "batch"
 
 

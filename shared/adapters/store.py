@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from shared.adapters.replies import text, text_dict, text_list, text_set
+from shared.domain.pricing import TokenUsage
 from shared.redaction import remember, remember_extra_params
 
 
@@ -88,12 +89,12 @@ class Store:
     def versions(self, project: str) -> list[str]:
         return text_list(self.redis.zrange(self.key("project", project, "versions"), 0, -1))
 
-    def add_usage(self, project: str, model: str, tokens_in: int, tokens_out: int) -> None:
-        """Count one call that reached the provider, with the tokens it reported."""
+    def add_usage(self, project: str, model: str, usage: TokenUsage, calls: int = 1) -> None:
+        """Count calls that reached the provider, with the tokens it reported."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hincrby(self.key("project", project, "usage"), f"{model}|in", tokens_in)
-        pipe.hincrby(self.key("project", project, "usage"), f"{model}|out", tokens_out)
-        pipe.hincrby(self.key("project", project, "calls"), model, 1)
+        for direction, tokens in (("in", usage.tokens_in), ("out", usage.tokens_out), ("cached", usage.cached)):
+            pipe.hincrby(self.key("project", project, "usage"), f"{model}|{direction}", tokens)
+        pipe.hincrby(self.key("project", project, "calls"), model, calls)
         pipe.execute()
 
     def calls(self, project: str) -> dict[str, int]:
@@ -102,11 +103,11 @@ class Store:
         return {model: int(count) for model, count in counts.items()}
 
     def usage(self, project: str) -> dict[str, dict[str, int]]:
-        """Tokens by model: ``{"gpt-4o": {"in": 1200, "out": 300}}``."""
+        """Tokens by model: ``{"gpt-4o": {"in": 1200, "out": 300, "cached": 1024}}`` (cached: of "in")."""
         usage: dict[str, dict[str, int]] = {}
         for field, value in text_dict(self.redis.hgetall(self.key("project", project, "usage"))).items():
             model, direction = field.rsplit("|", 1)
-            usage.setdefault(model, {"in": 0, "out": 0})[direction] = int(value)
+            usage.setdefault(model, {"in": 0, "out": 0, "cached": 0})[direction] = int(value)
         return usage
 
     # --- LLM response cache ----------------------------------------------------------------------

@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.domain.endpoints import DEFAULT_OPENAI_ENDPOINT, origin
 from shared.domain.errors import ConfigError
+from shared.domain.pricing import DEFAULT_PRICES, Price
 from shared.domain.untrusted import TooDeep, loads, lone_surrogate_message, lone_surrogate_path
 
 Provider = Literal["openai", "azure", "ollama"]
@@ -39,7 +40,15 @@ Temperature = Annotated[float, Field(ge=0.0, le=2.0)]
 CommaSeparated = Annotated[list[str], NoDecode]  # ``A,B`` in the environment (or a JSON list)
 NumResponses = Annotated[int, Field(ge=1, le=20)]
 
-DEFAULT_PROMPT_TEMPLATE = "Source Text: {text}\n\nTask Directive: {prompt}"
+# The task's data last, so everything before it is the same for every task and the provider's prefix cache
+# bills it at a fraction (see shared.domain.prompts); the reference backend's default puts the data first.
+DEFAULT_PROMPT_TEMPLATE = "Task Directive: {prompt}\n\nSource Text: {text}"
+REFERENCE_PROMPT_TEMPLATE = "Source Text: {text}\n\nTask Directive: {prompt}"
+BatchApiMode = Literal["off", "auto", "on"]
+BATCH_API_HELP = (
+    "the provider's Batch API for batch jobs (`openai` and `azure`; half the price, answers within 24 h): "
+    "`off`, `auto` (jobs of at least `BATCH_API_MIN_TASKS` tasks) or `on` (every job)"
+)
 
 
 class LLMOptions(BaseModel):
@@ -87,6 +96,7 @@ class ProjectConfig(BaseModel):
     llm: LLMOptions
     prompt: PromptOptions
     output_mode: OutputMode = "auto"
+    batch_api: BatchApiMode = "off"
 
 
 class ExtraParams(BaseModel):
@@ -118,6 +128,7 @@ class ExtraParams(BaseModel):
     use_internal_prompt_template: bool | None = None
     default_prompt: str | None = None
     output_mode: OutputMode | None = Field(None, description=OUTPUT_MODE_HELP)
+    batch_api: BatchApiMode | None = Field(None, description=BATCH_API_HELP)
 
     @classmethod
     def parse(cls, raw: Any) -> ExtraParams:
@@ -261,10 +272,15 @@ class Settings(BaseSettings):
     label_studio_api_key: SecretStr | None = Field(
         None, description="Label Studio API key; when unset, the `access_token` Label Studio sends to `/setup`"
     )
-    llm_prices: dict[str, tuple[float, float]] = Field(
+    llm_prices: dict[str, Price] = Field(
         {},
-        description='JSON `{"model": [input, output]}` in USD per million tokens, over the built-in table '
-        "(gpt-3.5-turbo, gpt-4o, gpt-4o-mini, gpt-4.1, -mini, -nano); a model without a price has no cost estimate",
+        description='JSON `{"model": [input, output]}` or `[input, output, cached input]` in USD per million '
+        "tokens, over the built-in table (gpt-3.5-turbo, gpt-4o, gpt-4o-mini, gpt-4.1, -mini, -nano); cached "
+        "input is what the provider bills for prompt prefixes it served from its cache (default: the input "
+        "price); a model without a price has no cost estimate",
+    )
+    llm_batch_discount: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.5, description="the share of the price table's prices that the provider's Batch API bills"
     )
     auto_predict_on_import: bool = Field(
         False,
@@ -365,6 +381,23 @@ class Settings(BaseSettings):
         description="`llm-backend batch` asks before starting a job whose estimated cost is above this many USD "
         "(or unknown), and refuses without a terminal unless given `--yes`; unset: never asks",
     )
+    batch_api: BatchApiMode = Field("off", description=BATCH_API_HELP, json_schema_extra=section("Batch API"))
+    batch_api_min_tasks: Annotated[int, Field(ge=1)] = Field(
+        1000, description="with `BATCH_API=auto`: the smallest job (tasks to ask the LLM about) sent through it"
+    )
+    batch_api_max_requests: Annotated[int, Field(ge=1, le=50_000)] = Field(
+        50_000,
+        description="requests per Batch API input file (the provider takes at most 50,000, and 100 MB); a larger "
+        "job is split into several batches",
+    )
+    batch_api_poll_first: Annotated[float, Field(gt=0)] = Field(
+        10.0, description="seconds after submitting a job's batches before their state is first looked at"
+    )
+    batch_api_poll_max: Annotated[float, Field(gt=0)] = Field(
+        300.0,
+        description="the longest wait between two looks at a job's batches (the wait doubles from "
+        "`BATCH_API_POLL_FIRST` up to this); no worker is busy while waiting",
+    )
     max_request_bytes: Annotated[int, Field(ge=1024)] = Field(
         200 * 1024 * 1024,
         description="larger request bodies are refused with 413",
@@ -410,10 +443,8 @@ class Settings(BaseSettings):
         return value
 
     @cached_property
-    def prices(self) -> dict[str, tuple[float, float]]:
+    def prices(self) -> dict[str, Price]:
         """USD per million input and output tokens: the built-in table with LLM_PRICES over it."""
-        from shared.domain.pricing import DEFAULT_PRICES
-
         return DEFAULT_PRICES | self.llm_prices
 
     @cached_property
@@ -460,7 +491,12 @@ class Settings(BaseSettings):
             template=extra.prompt_template or self.prompt_template,
             default_prompt=extra.default_prompt or self.default_prompt,
         )
-        return ProjectConfig(llm=llm, prompt=prompt, output_mode=extra.output_mode or self.output_mode)
+        return ProjectConfig(
+            llm=llm,
+            prompt=prompt,
+            output_mode=extra.output_mode or self.output_mode,
+            batch_api=extra.batch_api or self.batch_api,
+        )
 
     def _operator_key_for(self, llm: LLMOptions) -> SecretStr | None:
         """OPENAI_API_KEY for an endpoint the operator configured; any other endpoint is refused here, since

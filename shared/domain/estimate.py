@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from shared.domain.pricing import cost_usd
+from shared.domain.pricing import Price, cost_usd
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def estimate_run(
     tasks: int,
     input_tokens: Sequence[int],
     output_tokens: float,
-    price: tuple[float, float] | None,
+    price: Price | None,
     latency_seconds: float,
     cache_hits: int = 0,
     rpm: int = 0,

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from shared.domain.estimate import RunEstimate
+from shared.domain.pricing import Price
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class ProjectEstimate:
     workers: int
     workers_source: str
     concurrency: int
-    price: tuple[float, float] | None
+    price: Price | None
     batch_price_factor: float | None
 
     def as_dict(self) -> dict[str, Any]:

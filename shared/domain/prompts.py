@@ -13,12 +13,11 @@ objects, each of them under its name.
 Messages are laid out for providers' prefix caching (an identical prefix of 1,024+ tokens is billed
 at a fraction): ``compose_messages`` puts what is the same for every task in a system message (the
 instructions about the answer and, in internal mode, the template up to its first task-data
-placeholder, which holds the prompt) and the task's own data last, in the user message.  With the
-reference's default template (``Source Text: {text}\n\nTask Directive: {prompt}``) the data comes
-first, so only the instructions can be cached; ``CACHE_FRIENDLY_PROMPT_TEMPLATE`` is the proposed
-new default, the same two parts in the other order (changing it changes the model version, since
-the template is part of it).  In user template mode the prompt is kept as written, in the user
-message.
+placeholder, which holds the prompt) and the task's own data last, in the user message.  The
+default template (``Task Directive: {prompt}\n\nSource Text: {text}``) is the reference's two parts
+in the other order, for this; a template that puts the data first (the reference's default,
+``REFERENCE_PROMPT_TEMPLATE``) is kept as written, and only the instructions can then be cached.
+In user template mode the prompt is kept as written, in the user message.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from shared.domain.errors import TaskError
 from shared.domain.labeling import CHOICES, PARAGRAPH_SPANS, LabelingSpec, TaskObject
 
 IMAGE_PLACEHOLDER_TEXT = "(the attached image)"
-CACHE_FRIENDLY_PROMPT_TEMPLATE = "Task Directive: {prompt}\n\nSource Text: {text}"
 _SAME_FOR_EVERY_TASK = frozenset({"prompt", "labels"})  # placeholders that do not depend on the task
 
 _formatter = string.Formatter()

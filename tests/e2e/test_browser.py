@@ -124,7 +124,7 @@ def prompted_task(page, ls, label_studio, backend, fake_llm) -> tuple:
     expect(choice(page, "Sarcastic")).not_to_be_checked()
     expect(text_region(page, "response")).to_have_text(ANSWER, use_inner_text=True)  # its lines are <br>-separated
     [call] = calls_for(fake_llm, marker)
-    assert call.body["messages"][0]["content"].endswith(f"Task Directive: {PROMPT}")
+    assert call.body["messages"][0] == {"role": "system", "content": f"Task Directive: {PROMPT}"}
     return project, marker, connected, first
 
 

@@ -171,7 +171,10 @@ def test_interactive_preannotation_returns_the_answer(ls, backend, label_studio,
     values = {region["from_name"]: region["value"] for region in data["result"]}
     assert values["response"] == {"text": ["It is sarcastic, clearly."]}
     [call] = calls_for(fake_llm, marker)
-    assert call.body["messages"][0]["content"] == f"Source Text: {marker} task 0\n\nTask Directive: Is it sarcastic?"
+    assert call.body["messages"] == [
+        {"role": "system", "content": "Task Directive: Is it sarcastic?"},
+        {"role": "user", "content": f"Source Text: {marker} task 0"},
+    ]
     assert predictions(ls, project) == [], "interactive answers are not stored as predictions"
 
 
@@ -244,7 +247,7 @@ def test_cli_batch_predicts_a_project_and_sums_up(ls, backend, label_studio, fak
     tokens_out = 29 * 5  # the fake counts 4 characters a token: ANSWER has 19
     cost = estimate_cost(DEFAULT_PRICES, "gpt-3.5-turbo", tokens_in, tokens_out)
     assert len(calls) == 29
-    assert f"tokens in {tokens_in}, out {tokens_out}; estimated cost ${cost:.4f}" in result.stdout
+    assert f"tokens in {tokens_in}, out {tokens_out}, cached 0 of those in; estimated cost ${cost:.4f}" in result.stdout
     found = predictions(ls, project)
     assert len(found) == 29 and {p["model_version"] for p in found} == {version}
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
@@ -262,3 +265,25 @@ def test_tasks_imported_later_are_predicted_on_arrival(ls, backend, fake_llm):
     found = wait_for_predictions(ls, project, 20, timeout=60)
     assert sorted(p["task"] for p in found) == task_ids(ls, project)
     assert {p["model_version"] for p in found} == {version}
+
+
+def test_retrieve_predictions_through_the_batch_api(ls, backend, fake_llm):
+    """Retrieve Predictions on 500 tasks of a project with ``batch_api: on`` in its extra params: the job's
+    requests go to the provider's Batch API (the fake's), and 500 predictions land with the model version."""
+    fake_llm.reply = lambda messages, index: ANSWER
+    project, marker = new_project(ls, "sarcasm", 500)
+    extra = {"default_prompt": TEMPLATES["sarcasm"], "use_internal_prompt_template": False, "batch_api": "on"}
+    version = connect(ls, project, backend["url"], extra_params=extra).model_version
+
+    retrieve_predictions(ls, project)
+
+    found = wait_for_predictions(ls, project, 500, timeout=240)
+    assert sorted(p["task"] for p in found) == task_ids(ls, project), "one prediction per task"
+    assert {p["model_version"] for p in found} == {version}
+    assert all(
+        {r["from_name"]: r["value"] for r in p["result"]}["sentiment"] == {"choices": ["Sarcastic"]} for p in found
+    )
+    batch_calls = [c for c in fake_llm.batch_completions if marker in str(c.body["messages"])]
+    assert len(batch_calls) == 500 and not calls_for(fake_llm, marker), "answered by the batch, no live call"
+    [upload] = [u for u in fake_llm.uploads if marker in u.content.decode()]
+    assert len(upload.lines()) == 500

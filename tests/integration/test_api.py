@@ -103,13 +103,14 @@ def test_interactive_prediction_for_each_reference_config(client, fake_llm, name
     for from_name, value in expected.items():
         assert values[from_name] == (value if value.get("text", "") is not None else {"text": [reply]})
     [request] = fake_llm.chat_requests
-    content = request.body["messages"][-1]["content"]
+    assert request.body["messages"][0]["content"].startswith("Task Directive: Do the task")  # the same every task
+    content = request.body["messages"][-1]["content"]  # the task's data, last
     if name == "receipts":
         assert content[1] == {"type": "image_url", "image_url": {"url": data["image"]}}
     elif name == "chat":
-        assert "user: Tell me a joke." in content and "Task Directive: Do the task" in content
+        assert content.startswith("Source Text: ") and "user: Tell me a joke." in content
     else:
-        assert content == f"Source Text: {data['text']}\n\nTask Directive: Do the task"
+        assert content == f"Source Text: {data['text']}"
 
 
 def test_several_tasks_answer_in_task_order_with_per_task_errors(client, fake_llm):
@@ -122,7 +123,7 @@ def test_several_tasks_answer_in_task_order_with_per_task_errors(client, fake_ll
     assert len(results) == 5
     for index in (0, 1, 3, 4):
         assert regions_by_name(results[index])["response"] == {
-            "text": [f"ANSWER to: Source Text: text {index}\n\nTask Directive: Classify {{text}}"]
+            "text": [f"ANSWER to: Source Text: text {index}"]  # the fake echoes the last message: the task's
         }
     assert "result" not in results[2]
     assert results[2]["error"] == 'task data has no field "text" (read by <Text name="text">)'
@@ -226,7 +227,7 @@ def test_label_studio_images_are_fetched_with_its_key_and_inlined(make_client, m
         fake_llm.reset()
         response = post_predict(client, [{"id": 1, "data": {"image": value}}], config, prompt_context("p", "image"))
         assert response.status_code == 200, response.json
-        part = fake_llm.chat_requests[0].body["messages"][0]["content"][1]
+        part = fake_llm.chat_requests[0].body["messages"][-1]["content"][1]
         assert part == {
             "type": "image_url",
             "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG).decode()},
@@ -248,7 +249,7 @@ def test_public_image_urls_are_passed_on(client, fake_llm):
     config = labeling_config("receipts")
     url = "https://sandbox2-test-bucket.s3.amazonaws.com/receipts/113494_page1.png"
     post_predict(client, [{"id": 1, "data": {"image": url}}], config, prompt_context("p", "image"))
-    assert fake_llm.chat_requests[0].body["messages"][0]["content"][1]["image_url"] == {"url": url}
+    assert fake_llm.chat_requests[0].body["messages"][-1]["content"][1]["image_url"] == {"url": url}
 
 
 def test_oversized_and_unknown_images_fail_alone(make_client, make_settings, fake_llm, label_studio):
@@ -357,9 +358,9 @@ def test_webhook_stores_the_prompt_and_bumps_the_version(client, fake_llm):
 
     response = post_predict(client, [{"id": 5, "data": {"text": "Oh great"}}], config)
     assert response.json["results"][0]["model_version"] == after
-    assert fake_llm.chat_requests[0].body["messages"][0]["content"] == (
-        "Source Text: Oh great\n\nTask Directive: Is {text} sarcastic?"
-    )
+    messages = fake_llm.chat_requests[0].body["messages"]
+    assert messages[0]["content"].startswith("Task Directive: Is {text} sarcastic?")
+    assert messages[-1]["content"] == "Source Text: Oh great"
 
 
 def test_webhook_reads_the_config_from_the_event_when_setup_never_ran(client):

@@ -70,7 +70,11 @@ def test_several_tasks_become_a_job_answered_at_once(make_client, make_settings,
         "model": "gpt-3.5-turbo",
         "tokens_in": 0,
         "tokens_out": 0,
+        "tokens_cached": 0,
         "cost_usd": 0.0,
+        "live_cost_usd": 0.0,
+        "mode": "live",
+        "batches": [],
     }
     assert [job["id"] for job in client.get("/jobs?project=21").json["jobs"]] == [job_id]
     assert client.get("/jobs?project=22").json == {"jobs": []}

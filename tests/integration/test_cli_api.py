@@ -79,7 +79,7 @@ def test_served_api_predicts_learns_and_guards(api_process, fake_llm):
     for _ in range(4):
         batch = httpx.post(f"{base}/predict", json=body, auth=auth, timeout=30).json()
         assert batch["results"][0]["model_version"] == learned["model_version"]
-    assert fake_llm.chat_requests[-1].body["messages"][0]["content"].endswith("Task Directive: Is {text} sarcastic?")
+    assert fake_llm.chat_requests[-1].body["messages"][0]["content"].startswith("Task Directive: Is {text} sarcastic?")
 
     # Both gunicorn workers count into Redis (each flushes once a second): a scrape sees all five predictions.
     expected = 'llm_backend_http_requests_total{method="POST",route="/predict",status="200"} 5.0'

@@ -236,7 +236,7 @@ def test_predict_then_score_then_estimate_the_rest_then_confirm_the_batch(
         counted = sum(count_request_tokens(call.body["messages"], "gpt-3.5-turbo").tokens for call in predicted_calls)
         assert estimate["calibration"] == pytest.approx(reported / counted)
         assert estimate["output_tokens_per_request"] == 2  # the fake's 4 characters a token: "Positive" is 2
-        would_report = sum(prompt_tokens({"messages": [_message(texts[i])]}) for i in (3, 6))
+        would_report = sum(prompt_tokens({"messages": _messages(texts[i])}) for i in (3, 6))
         assert estimate["run"]["input_tokens"] == pytest.approx(would_report, rel=0.1)
 
         command = [LLM_BACKEND, "batch", "--project", str(PROJECT), "--filter", "all"]
@@ -268,8 +268,11 @@ def _said(messages: list[dict]) -> str:
     return next(label for label in ("Positive", "Negative", "Neutral") if f": {label.lower()} words" in text)
 
 
-def _message(text: str) -> dict:
-    return {"role": "user", "content": f"Source Text: {text}\n\nTask Directive: Positive, Negative or Neutral?"}
+def _messages(text: str) -> list[dict]:
+    return [
+        {"role": "system", "content": "Task Directive: Positive, Negative or Neutral?"},
+        {"role": "user", "content": f"Source Text: {text}"},
+    ]
 
 
 def wait_until_scored(client, run_id: str, worker: BackendProcess, timeout: float = 90) -> dict:

@@ -50,7 +50,40 @@ def test_metrics_count_requests_llm_calls_tokens_cache_and_latency(make_client, 
     assert found[("llm_backend_llm_seconds_count", model)] == 2
     assert found[("llm_backend_jobs", (("state", "running"),))] == 0
     assert found[("llm_backend_queue_depth", (("queue", "batch"),))] == 0
-    assert store.usage("7") == {"gpt-3.5-turbo": {"in": tokens_in, "out": tokens_out}}
+    assert store.usage("7") == {"gpt-3.5-turbo": {"in": tokens_in, "out": tokens_out, "cached": 0}}
+
+
+def test_a_long_prompt_is_served_from_the_providers_cache_after_the_first_task(
+    make_client, make_settings, fake_llm, store
+):
+    """The fixed part (the prompt: 1,500 tokens by the fake's rule) comes first, so every task after the first
+    shares it with an earlier request; the provider reports those tokens as cached, and they are counted."""
+    client = make_client(make_settings(output_mode="text"))
+    config = labeling_config("sarcasm")
+    post_setup(client, config)
+    prompt = "Decide whether the text is sarcastic. " * 160  # 6,080 characters: 1,520 of the fake's tokens
+    for task in (1, 2, 3):
+        post_predict(
+            client, [{"id": task, "data": {"text": f"short text {task}"}}], config, prompt_context(prompt, "text")
+        )
+
+    first, *later = [call.answer["usage"] for call in fake_llm.live_completions]
+    assert first["prompt_tokens_details"]["cached_tokens"] == 0
+    assert [usage["prompt_tokens_details"]["cached_tokens"] for usage in later] == [1536, 1536]
+    cached = sum(usage["prompt_tokens_details"]["cached_tokens"] for usage in later)
+    tokens_in = sum(usage["prompt_tokens"] for usage in [first, *later])
+    found = samples(client)
+    model = (("model", "gpt-3.5-turbo"), ("provider", "openai"))
+    assert found[("llm_backend_llm_tokens_total", tuple(sorted((*model, ("direction", "cached")))))] == cached
+    assert found[("llm_backend_llm_tokens_total", tuple(sorted((*model, ("direction", "in")))))] == tokens_in
+    assert store.usage("7")["gpt-3.5-turbo"]["cached"] == cached
+
+
+def test_cached_tokens_cost_the_cached_price():
+    prices = {"gpt-4o-mini": (0.15, 0.60, 0.075), "no-cache-price": (1.0, 2.0)}
+    assert estimate_cost(prices, "gpt-4o-mini", 1_000_000, 0, cached=1_000_000) == 0.075
+    assert estimate_cost(prices, "gpt-4o-mini", 2_000_000, 0, cached=1_000_000) == 0.225
+    assert estimate_cost(prices, "no-cache-price", 1_000_000, 0, cached=1_000_000) == 1.0  # the input price
 
 
 def test_cost_comes_from_the_price_table():
@@ -65,4 +98,4 @@ def test_price_table_is_configurable(make_settings, monkeypatch):
 
     prices = load_settings().prices
     assert prices["my-model"] == (1.0, 2.0) and prices["gpt-4o"] == (3.0, 12.0)
-    assert prices["gpt-4o-mini"] == (0.15, 0.60)
+    assert prices["gpt-4o-mini"] == (0.15, 0.60, 0.075)

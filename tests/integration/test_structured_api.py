@@ -98,8 +98,10 @@ def test_structured_modes_fill_every_control(make_client, make_settings, fake_ll
     [request] = fake_llm.chat_requests
     body = request.body
     system, user = body["messages"]
-    assert system["role"] == "system" and system["content"].startswith("Answer with one JSON object")
-    assert user == {"role": "user", "content": f"Source Text: {TEXT}\n\nTask Directive: Label it"}
+    assert system["role"] == "system" and system["content"].startswith(
+        "Task Directive: Label it\n\nAnswer with one JSON"
+    )
+    assert user == {"role": "user", "content": f"Source Text: {TEXT}"}
     schema = schema_for(CONFIG, {"text": TEXT})
     if mode == "tools":
         assert body["tools"][0]["function"]["parameters"] == schema
@@ -112,7 +114,7 @@ def test_structured_modes_fill_every_control(make_client, make_settings, fake_ll
         assert prediction["score"] == round(math.exp(-0.01), 4)  # the fake's logprob for every token
 
 
-def test_text_mode_is_the_references_prompt_and_reads_prose(make_client, make_settings, fake_llm):
+def test_text_mode_asks_without_a_schema_and_reads_prose(make_client, make_settings, fake_llm):
     client = make_client(make_settings(output_mode="text"))
     fake_llm.reply = lambda messages, index: PROSE
     prediction = predict_one(client, {"text": TEXT})
@@ -125,7 +127,10 @@ def test_text_mode_is_the_references_prompt_and_reads_prose(make_client, make_se
         "prompt": [{"text": ["Label it"]}],
     }
     [request] = fake_llm.chat_requests
-    assert request.body["messages"] == [{"role": "user", "content": f"Source Text: {TEXT}\n\nTask Directive: Label it"}]
+    assert request.body["messages"] == [
+        {"role": "system", "content": "Task Directive: Label it"},
+        {"role": "user", "content": f"Source Text: {TEXT}"},
+    ]
     assert request.body["logprobs"] is True
     assert "response_format" not in request.body and "tools" not in request.body
 
@@ -254,7 +259,7 @@ def test_several_objects_are_all_sent_named_and_filled(make_client, make_setting
     text, first, second = request.body["messages"][-1]["content"]
     assert text["text"] == (
         "Source Text: ### question (Text)\nWhat is in the second picture?\n\n### reply (Text)\nA dog.\n\n"
-        "### first (Image)\n(attached image 1)\n\n### second (Image)\n(attached image 2)\n\nTask Directive: Label it"
+        "### first (Image)\n(attached image 1)\n\n### second (Image)\n(attached image 2)"
     )
     assert (first["image_url"]["url"], second["image_url"]["url"]) == (data["first"], data["second"])
 

@@ -1,12 +1,15 @@
 """Jobs whose chunk messages were lost get them sent again (real Redis as broker)."""
 
+import json
+import time
+
 import redis
 
 from shared.adapters.jobs import Jobs
-from shared.adapters.queue import make_celery, queue_key
+from shared.adapters.queue import POLL_BATCHES, make_celery, queue_key
 from shared.domain.types import JobSnapshot
 from tests.conftest import real_redis_url
-from worker.watchdog import rescue_orphaned_chunks, rescue_stalled_jobs
+from worker.watchdog import rescue_orphaned_chunks, rescue_overdue_polls, rescue_stalled_jobs
 
 
 def test_a_stalled_job_gets_its_unfinished_chunks_again_once(make_settings, real_store, redis_prefix):
@@ -64,3 +67,34 @@ def test_chunks_held_by_a_worker_that_stopped_beating_are_sent_again_once(make_s
     queue = redis.Redis.from_url(real_redis_url()).lrange(queue_key(settings), 0, -1)
     assert len(queue) == 1
     assert rescue_orphaned_chunks(jobs, celery, claim_seconds=30) == [], "sent once; the next taker holds it"
+
+
+def test_an_overdue_batch_api_poll_is_sent_again_once_and_only_the_current_poll_goes_on(
+    make_settings, real_store, redis_prefix
+):
+    settings = make_settings(redis_key_prefix=redis_prefix)
+    celery = make_celery(settings)
+    jobs = Jobs(real_store, settings.job_ttl)
+    snapshot = JobSnapshot(
+        project="1",
+        label_config="<View/>",
+        extra_params={},
+        model_version="v",
+        model="m",
+        prompt="p",
+        prompt_error=None,
+    )
+    overdue, waiting = (jobs.create(snapshot, [{"id": 1, "data": {}}], 10) for _ in range(2))
+    jobs.set_batch_phase(overdue, "polling", poll_due=time.time() - 60)  # its countdown message died with a worker
+    jobs.set_batch_phase(waiting, "polling", poll_due=time.time() + 60)
+    real_store.redis.hset(real_store.key("job", overdue), "progress_at", 0)
+
+    assert rescue_overdue_polls(jobs, celery, grace=30) == [overdue]
+    [message] = redis.Redis.from_url(real_redis_url()).lrange(queue_key(settings), 0, -1)
+    assert json.loads(message)["headers"]["task"] == POLL_BATCHES
+    assert rescue_overdue_polls(jobs, celery, grace=30) == [], "one rescuer per period"
+    assert rescue_stalled_jobs(jobs, celery, stall_seconds=60) == [], "a job waiting for its batches sends no chunks"
+
+    assert jobs.take_poll(overdue, 0, due_in=10) is True, "the rescued poll (seq 0) goes on"
+    assert jobs.take_poll(overdue, 0, due_in=10) is False, "the lost one, come back late, is dropped"
+    assert jobs.poll_seq(overdue) == 1 and jobs.overdue_polls(grace=30) == []

@@ -9,7 +9,14 @@ def test_defaults_are_the_reference_backends():
     settings = load_settings()
     assert settings.prompt_prefix == "prompt"
     assert settings.use_internal_prompt_template is True
-    assert settings.prompt_template == "Source Text: {text}\n\nTask Directive: {prompt}" == DEFAULT_PROMPT_TEMPLATE
+    # the reference's template with the task's data last, for the provider's prefix cache
+    assert settings.prompt_template == "Task Directive: {prompt}\n\nSource Text: {text}" == DEFAULT_PROMPT_TEMPLATE
+    assert settings.batch_api == "off" and settings.defaults.batch_api == "off"
+    assert (settings.batch_api_min_tasks, settings.batch_api_max_requests, settings.llm_batch_discount) == (
+        1000,
+        50_000,
+        0.5,
+    )
     assert settings.openai_model == "gpt-3.5-turbo"
     assert settings.openai_provider == "openai"
     assert settings.temperature == 0.7
@@ -159,3 +166,16 @@ def test_output_mode_comes_from_the_environment_and_extra_params(monkeypatch):
         load_settings()
     with pytest.raises(ConfigError, match="extra_params.output_mode"):
         ExtraParams.parse({"output_mode": "yaml"})
+
+
+def test_batch_api_comes_from_the_environment_and_extra_params(monkeypatch):
+    monkeypatch.setenv("BATCH_API", "auto")
+    settings = load_settings()
+    assert settings.batch_api == "auto" == settings.defaults.batch_api
+    assert settings.for_project(ExtraParams.parse({"batch_api": "on"})).batch_api == "on"
+    assert settings.for_project(ExtraParams.parse({"BATCH_API": "off"})).batch_api == "off"
+    with pytest.raises(ConfigError, match="extra_params.batch_api"):
+        ExtraParams.parse({"batch_api": "always"})
+    monkeypatch.setenv("BATCH_API_MAX_REQUESTS", "60000")
+    with pytest.raises(ConfigError, match="BATCH_API_MAX_REQUESTS='60000'"):
+        load_settings()

@@ -1,10 +1,9 @@
 import pytest
 
-from shared.domain.config import PromptOptions
+from shared.domain.config import DEFAULT_PROMPT_TEMPLATE, REFERENCE_PROMPT_TEMPLATE, PromptOptions
 from shared.domain.errors import TaskError
 from shared.domain.labeling import parse_labeling_config
 from shared.domain.prompts import (
-    CACHE_FRIENDLY_PROMPT_TEMPLATE,
     choose_prompt,
     compose_messages,
     prompt_from_regions,
@@ -16,7 +15,7 @@ from tests.conftest import labeling_config
 INTERNAL = PromptOptions(
     prompt_prefix="prompt",
     use_internal_template=True,
-    template="Source Text: {text}\n\nTask Directive: {prompt}",
+    template=REFERENCE_PROMPT_TEMPLATE,
     default_prompt=None,
 )
 USER = INTERNAL.model_copy(update={"use_internal_template": False})
@@ -148,7 +147,7 @@ def test_without_instructions_the_layout_is_the_references_single_user_message(s
 
 def test_what_is_the_same_for_every_task_comes_first():
     spec = parse_labeling_config(labeling_config("sarcasm"), "prompt")
-    options = INTERNAL.model_copy(update={"template": CACHE_FRIENDLY_PROMPT_TEMPLATE})
+    options = INTERNAL.model_copy(update={"template": DEFAULT_PROMPT_TEMPLATE})
     first = compose_messages(spec, options, "Is it sarcastic?", {"text": "one"}, instructions="Answer in JSON.")
     second = compose_messages(spec, options, "Is it sarcastic?", {"text": "two"}, instructions="Answer in JSON.")
     assert first == [
