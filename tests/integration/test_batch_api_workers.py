@@ -10,22 +10,14 @@ from __future__ import annotations
 
 import subprocess
 import time
-import uuid
 
-import httpx
 import pytest
 
 from shared.domain.batch_requests import custom_id
-from tests.conftest import labeling_config
-from tests.fakes.label_studio import FakeLabelStudio
+from tests.integration.own_redis import job_on_own_redis, wait_for
 from tests.integration.processes import (
     LLM_BACKEND,
-    BackendProcess,
-    free_port,
-    llm_backend_env,
-    prepare_project_over_http,
 )
-from tests.integration.test_redis_restart import TOKEN, own_redis, wait_for  # noqa: F401  (the fixture)
 from tests.integration.test_worker import assert_once_each, stack  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.prose_answers]
@@ -112,55 +104,22 @@ def test_cancel_mid_batch_cancels_the_provider_batch(stack, fake_label_studio, f
     assert fake_label_studio.predictions_by_task() == {} and fake_llm.live_completions == []
 
 
-def test_redis_restarted_while_polling(own_redis, llm_server, fake_llm, tmp_path):  # noqa: F811
+def test_redis_restarted_while_polling(own_redis, llm_server, fake_llm, tmp_path):
     """Through `llm-backend up` (it restarts a worker that exits, as compose does), with a Redis that keeps
     what it acknowledged (AOF): the poll chain goes on after the restart."""
-    prefix = f"batchapi-{uuid.uuid4().hex[:6]}"
-    api_port = free_port()
-    env = llm_backend_env(
-        llm_server.url,
-        prefix,
-        REDIS_URL=own_redis.url,
-        BROKER_VISIBILITY_TIMEOUT="10",
-        BATCH_CLAIM_SECONDS="6",
-        FLOWER_BASIC_AUTH="a:b",
-        OUTPUT_MODE="text",
-        **BATCH_API,
-    )
-    up = BackendProcess(
-        ["up", "--port", str(api_port), "--flower-port", str(free_port()), "--data-dir", str(tmp_path / "data")],
-        env,
-        tmp_path / "up.log",
-    )
-    api = f"http://127.0.0.1:{api_port}"
     fake_llm.reply = lambda messages, index: "Sarcastic"
     fake_llm.batch_turnaround = 10.0
-    with FakeLabelStudio(token=TOKEN) as label_studio:
-        up.start().wait_for_log("Ctrl-C stops everything.", timeout=60)
-        try:
-            wait_for(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, 30, up)
-            wait_for(lambda: " ready." in up.log, 60, up)
-            config = labeling_config("sarcasm")
-            prepare_project_over_http(api, 52, label_studio.url, TOKEN, config)
-            tasks = [{"id": i, "data": {"text": f"t{i}"}} for i in range(200)]
-            body = {"tasks": tasks, "project": "52.1", "label_config": config}
-            job_id = httpx.post(f"{api}/predict", json=body, timeout=30).json()["job"]
+    with job_on_own_redis(own_redis, llm_server.url, tmp_path, 52, **BATCH_API) as job:
+        wait_for(lambda: len(job.status()["batches"]) == 1, 60, job.up)
+        time.sleep(2)  # a poll or two
+        own_redis.kill()
+        time.sleep(2)
+        own_redis.start()
 
-            def status() -> dict:
-                return httpx.get(f"{api}/jobs/{job_id}", timeout=5).json()
-
-            wait_for(lambda: len(status()["batches"]) == 1, 60, up)
-            time.sleep(2)  # a poll or two
-            own_redis.kill()
-            time.sleep(2)
-            own_redis.start()
-
-            final = wait_for(lambda: (s := status())["state"] in ("done", "failed", "partial") and s, 180, up)
-            assert (final["state"], final["pushed"], final["mode"]) == ("done", 200, "batch_api"), final
-            by_task = label_studio.predictions_by_task()
-            assert sorted(by_task) == list(range(200))
-            assert {task: len(found) for task, found in by_task.items() if len(found) > 1} == {}
-            assert len(fake_llm.batches) == 1 and fake_llm.live_completions == []
-            assert fake_llm.asked_more_than_once() == {}
-        finally:
-            up.stop(timeout=60)
+        final = wait_for(lambda: (s := job.status())["state"] in ("done", "failed", "partial") and s, 180, job.up)
+        assert (final["state"], final["pushed"], final["mode"]) == ("done", 200, "batch_api"), final
+        by_task = job.label_studio.predictions_by_task()
+        assert sorted(by_task) == list(range(200))
+        assert {task: len(found) for task, found in by_task.items() if len(found) > 1} == {}
+        assert len(fake_llm.batches) == 1 and fake_llm.live_completions == []
+        assert fake_llm.asked_more_than_once() == {}
