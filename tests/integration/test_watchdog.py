@@ -11,23 +11,18 @@ from shared.domain.types import JobSnapshot
 from tests.conftest import real_redis_url
 from worker.watchdog import rescue_orphaned_chunks, rescue_overdue_polls, rescue_stalled_jobs
 
+SNAPSHOT = JobSnapshot(
+    project="1", label_config="<View/>", extra_params={}, model_version="v", model="m", prompt="p", prompt_error=None
+)
+
 
 def test_a_stalled_job_gets_its_unfinished_chunks_again_once(make_settings, real_store, redis_prefix):
     settings = make_settings(redis_key_prefix=redis_prefix)
     celery = make_celery(settings)
     jobs = Jobs(real_store, settings.job_ttl)
-    snapshot = JobSnapshot(
-        project="1",
-        label_config="<View/>",
-        extra_params={},
-        model_version="v",
-        model="m",
-        prompt="p",
-        prompt_error=None,
-    )
-    stalled = jobs.create(snapshot, [{"id": i, "data": {}} for i in range(25)], 10)
-    fresh = jobs.create(snapshot, [{"id": i, "data": {}} for i in range(5)], 10)
-    finished = jobs.create(snapshot, [{"id": 1, "data": {}}], 10)
+    stalled = jobs.create(SNAPSHOT, [{"id": i, "data": {}} for i in range(25)], 10)
+    fresh = jobs.create(SNAPSHOT, [{"id": i, "data": {}} for i in range(5)], 10)
+    finished = jobs.create(SNAPSHOT, [{"id": 1, "data": {}}], 10)
     jobs.finish_chunk(stalled, 1)
     jobs.finish_chunk(finished, 0)
     for job_id in (stalled, finished):
@@ -75,16 +70,7 @@ def test_an_overdue_batch_api_poll_is_sent_again_once_and_only_the_current_poll_
     settings = make_settings(redis_key_prefix=redis_prefix)
     celery = make_celery(settings)
     jobs = Jobs(real_store, settings.job_ttl)
-    snapshot = JobSnapshot(
-        project="1",
-        label_config="<View/>",
-        extra_params={},
-        model_version="v",
-        model="m",
-        prompt="p",
-        prompt_error=None,
-    )
-    overdue, waiting = (jobs.create(snapshot, [{"id": 1, "data": {}}], 10) for _ in range(2))
+    overdue, waiting = (jobs.create(SNAPSHOT, [{"id": 1, "data": {}}], 10) for _ in range(2))
     jobs.set_batch_phase(overdue, "polling", poll_due=time.time() - 60)  # its countdown message died with a worker
     jobs.set_batch_phase(waiting, "polling", poll_due=time.time() + 60)
     real_store.redis.hset(real_store.key("job", overdue), "progress_at", 0)
