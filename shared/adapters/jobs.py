@@ -31,7 +31,7 @@ from typing import Any
 from shared.adapters.replies import text, text_dict, text_list, text_set
 from shared.adapters.store import Store
 from shared.domain.pricing import Price, TokenUsage, usage_cost
-from shared.domain.types import JobSnapshot, Task
+from shared.domain.types import JobSnapshot, Prediction, Task
 from shared.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -616,14 +616,14 @@ class Ledger:
         if mine:
             self.redis.delete(*mine)
 
-    def results(self, task_ids: list[Any]) -> dict[str, dict]:
+    def results(self, task_ids: list[Any]) -> dict[str, Prediction]:
         """Predictions made earlier and not pushed yet."""
         if not task_ids:
             return {}
         raw = self.redis.hmget(self._key("results"), [str(t) for t in task_ids])
         return {str(task_id): json.loads(value) for task_id, value in zip(task_ids, raw, strict=True) if value}
 
-    def keep_result(self, task_id: Any, prediction: dict) -> None:
+    def keep_result(self, task_id: Any, prediction: Prediction) -> None:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(self._key("results"), str(task_id), json.dumps(prediction))
         pipe.expire(self._key("results"), self.ttl)

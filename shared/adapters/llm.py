@@ -23,10 +23,12 @@ import logging
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
+from typing import TypedDict, cast
 
 import httpcore2
 import httpx2
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from shared.adapters import deadline
 from shared.adapters.metrics import Metrics
@@ -87,14 +89,22 @@ class FeatureRefused(LLMError):
         self.lasting = lasting
 
 
+class _ClientArgs(TypedDict):
+    """What every provider's client is made with."""
+
+    timeout: float
+    max_retries: int
+    http_client: httpx2.Client
+
+
 def _build_client(options: LLMOptions, policy: AddressPolicy | None) -> openai.OpenAI:
     transport = guarded_transport(httpx2, httpcore2, policy, limits=openai.DEFAULT_CONNECTION_LIMITS)
-    common = {
-        "timeout": options.timeout,
-        "max_retries": options.max_retries,
+    common = _ClientArgs(
+        timeout=options.timeout,
+        max_retries=options.max_retries,
         # No redirects: Azure's api-key header would follow one to another host (httpx drops only Authorization).
-        "http_client": openai.DefaultHttpxClient(transport=transport, follow_redirects=False),
-    }
+        http_client=openai.DefaultHttpxClient(transport=transport, follow_redirects=False),
+    )
     key = options.api_key.get_secret_value() if options.api_key else None
     if options.provider == "ollama":
         return openai.OpenAI(base_url=options.ollama_endpoint, api_key=key or "ollama", **common)
@@ -121,7 +131,7 @@ def _build_client(options: LLMOptions, policy: AddressPolicy | None) -> openai.O
 
 def cache_key(options: LLMOptions, messages: list[dict], extra: dict | None = None) -> str:
     """``extra``: the request's other arguments (the output mode's response_format or tools, logprobs)."""
-    decisive = {
+    decisive: dict[str, object] = {
         "provider": options.provider,
         "endpoint": options.endpoint,
         "deployment": options.azure_deployment,
@@ -335,9 +345,9 @@ class LLM:
         if output is None:
             return None, False
         refused = self._memory.refused_features(endpoint_key(options)) if self._memory is not None else set()
-        mode = output.mode
-        if mode == "auto":
-            mode = resolve_output_mode(mode, options.provider, options.azure_api_version)
+        mode: str = output.mode
+        if output.mode == "auto":
+            mode = resolve_output_mode(output.mode, options.provider, options.azure_api_version)
             while mode in refused and mode in NEXT_MODE:
                 mode = NEXT_MODE[mode]
         return mode, "logprobs" not in refused
@@ -414,7 +424,7 @@ class LLM:
         try:
             completion = self.client(options).chat.completions.create(
                 model=options.model,
-                messages=messages,
+                messages=cast("list[ChatCompletionMessageParam]", messages),  # built as plain dicts
                 n=options.num_responses,
                 temperature=options.temperature,
                 **extra,

@@ -64,7 +64,7 @@ class Metrics:
         self._flusher_pid: int | None = None
         self._closed = threading.Event()
 
-    def count(self, name: str, amount: float = 1, **labels: str) -> None:
+    def count(self, name: str, amount: float = 1, /, **labels: str) -> None:
         self._add(name, _field(labels), amount)
 
     def observe(self, name: str, seconds: float, **labels: str) -> None:
