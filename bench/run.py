@@ -23,12 +23,13 @@ from pathlib import Path
 
 import redis
 
-from bench import batch, enqueue, interactive, ratelimit, report
+from bench import batch, enqueue, interactive, ratelimit, real_ls, report
 from bench.harness import ROOT, Stack, log
 from cli.stack import start_embedded_redis
 
 SCENARIOS = {
     "batch": batch.run,
+    "real_ls": real_ls.run,
     "interactive": interactive.run,
     "enqueue": enqueue.run,
     "ratelimit": ratelimit.run,

@@ -168,11 +168,12 @@ class ChunkRunner:
                     else:
                         self._fail(pending.job_id, task["id"], str(result), pending.outcome)
                     return
-                pending.ledger.keep_result(task["id"], result)
-                self.jobs.add(pending.job_id, "done", [task["id"]])
+                # Straight to the outbox: should Label Studio have been handed this task meanwhile (an opened
+                # task), the pusher's begin_push leaves it out, and settle finds it on its way.
+                pending.ledger.keep_for_push(task["id"], result)
                 with pending.outcome.lock:
                     pending.outcome.predicted += 1
-                self._queue(pending, [str(task["id"])])
+                    pending.queued.append(str(task["id"]))
             except Exception:  # Redis away: the task stays open, and the chunk runs again for it
                 log.warning("job %s task %s: could not record the outcome", pending.job_id, task["id"], exc_info=True)
                 self._wait_for(pending, task["id"])
@@ -236,9 +237,10 @@ class ChunkRunner:
         if not pending.claims_released:  # every prediction is kept: the claims can go
             pending.keeper.__exit__()
             pending.claims_released = True
-        if pending.predicted_at is None:
-            pending.predicted_at = time.monotonic()
         ledger, outcome = pending.ledger, pending.outcome
+        if pending.predicted_at is None:
+            self.jobs.add(pending.job_id, "done", pending.queued)  # every prediction is kept: progress
+            pending.predicted_at = time.monotonic()
         queued = list(pending.queued)
         landed = [task_id for task_id, pushed in zip(queued, ledger.pushed(queued), strict=True) if pushed]
         self._pushed(pending, landed)

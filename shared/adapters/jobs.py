@@ -618,6 +618,15 @@ class Ledger:
         pipe.execute()
 
     # --- the outbox: predictions waiting for the project's pusher (worker/pusher.py) ---------------
+    def keep_for_push(self, task_id: Any, prediction: dict) -> None:
+        """``keep_result`` and ``queue_push`` in one round trip: a prediction just made, for the next flush."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self._key("results"), str(task_id), json.dumps(prediction))
+        pipe.expire(self._key("results"), self.ttl)
+        pipe.sadd(self._key("outbox"), str(task_id))
+        pipe.expire(self._key("outbox"), self.ttl)
+        pipe.execute()
+
     def queue_push(self, task_ids: list[Any]) -> None:
         """Put tasks whose prediction is kept (``keep_result``) in the outbox, for the next flush."""
         ids = [str(t) for t in task_ids]
