@@ -139,6 +139,11 @@ class ChunkRunner:
         pending.outcome.waiting.extend(busy)
         pending.keeper.__enter__()
         try:
+            unreachable = self._why_no_label_studio(ctx)
+            if unreachable:  # nothing could land: fail now, before any LLM call
+                for task_id in claimed:
+                    self._fail(job_id, task_id, f"no Label Studio to push to: {unreachable}", pending.outcome)
+                return pending
             self.pusher.watch(ctx, ledger)
             ready = ledger.results(claimed)
             self.jobs.add(job_id, "done", list(ready))
@@ -152,6 +157,13 @@ class ChunkRunner:
             pending.keeper.__exit__()
             raise
         return pending
+
+    def _why_no_label_studio(self, ctx: PredictionContext) -> str | None:
+        if self.predictor.gateway(ctx) is not None and ctx.project is not None:
+            return None
+        return ctx.access_problem or (
+            "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, or connect the backend from Label Studio"
+        )
 
     def _wait_while_backlog_is_full(self, ledger: Ledger) -> None:
         """Back-pressure: while Label Studio falls behind, the window gets no new tasks from this process."""
@@ -188,14 +200,7 @@ class ChunkRunner:
         """Hand predictions kept in the ledger to the pusher, unless they are on their way already."""
         if not task_ids:
             return
-        ctx, ledger, outcome = pending.ctx, pending.ledger, pending.outcome
-        if self.predictor.gateway(ctx) is None or ctx.project is None:
-            reason = ctx.access_problem or (
-                "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, or connect the backend from Label Studio"
-            )
-            for task_id in task_ids:
-                self._fail(pending.job_id, task_id, f"no Label Studio to push to: {reason}", outcome)
-            return
+        ledger, outcome = pending.ledger, pending.outcome
         being_stored, overdue = ledger.on_their_way(task_ids)
         on_their_way = set(being_stored) | set(overdue)
         with pending.outcome.lock:  # a worker or Label Studio is storing it right now: look again later

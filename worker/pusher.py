@@ -147,9 +147,8 @@ class Pusher:
         if not results:
             return 0
         gateway = self.predictor.gateway(ctx)
-        if gateway is None or ctx.project is None:
-            ledger.unmark_push(list(results))  # the chunks report it (they know why: no Label Studio)
-            ledger.queue_push(list(results))
+        if gateway is None or ctx.project is None:  # access lost mid-job: their chunks run again and say why
+            ledger.unmark_push(list(results))
             return 0
         predictions = [{"task": int(task_id), **prediction} for task_id, prediction in results.items()]
         started = time.monotonic()
