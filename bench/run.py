@@ -133,11 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     (results_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     (results_dir / "summary.md").write_text(report.markdown(results, meta))
     try:
-        from bench.plot import plot
+        from bench.plot import plot, plot_real_ls
 
         path = plot(results, results_dir / "bench.png")
         if path:
             log(f"plot: {path}")
+        if "runs" in results.get("real_ls", {}):
+            log(f"plot: {plot_real_ls(results['real_ls'], results_dir / 'real-ls.png')}")
     except ImportError as exc:
         log(f"no plot ({exc}): install the bench extra, pip install -e '.[bench]'")
     print("\n## Targets\n")
