@@ -71,9 +71,9 @@ def plot(results: dict[str, dict], path: Path) -> Path | None:
                 linestyle="--",
             )
         right.axvline(
-            5, color="red", linestyle=":", linewidth=0.8, label="targets at 8 clients: p50 ≤ 5 ms, p99 ≤ 25 ms"
+            4, color="red", linestyle=":", linewidth=0.8, label="targets at 8 clients: p50 ≤ 4 ms, p99 ≤ 20 ms"
         )
-        right.axvline(25, color="red", linestyle=":", linewidth=0.8)
+        right.axvline(20, color="red", linestyle=":", linewidth=0.8)
         right.set_xscale("log")
         right.set_xlabel("ms (overhead = API time − the fake LLM's time for that request)")
         right.set_ylabel("fraction of requests")
