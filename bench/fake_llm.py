@@ -14,7 +14,8 @@ what is measured).
 * A prompt holding ``[bench:<token>]`` has its server-side time recorded under that token, so a
   client can subtract exactly this request's LLM time from what it measured end to end.
 
-Control (JSON): ``GET /_bench/stats``; ``POST /_bench/config`` with any of ``delay``, ``jitter``,
+Control (JSON): ``GET /_bench/stats``; ``GET /_bench/in_flight`` (calls being answered now and answered so
+far: cheap enough to sample several times a second); ``POST /_bench/config`` with any of ``delay``, ``jitter``,
 ``rpm``, ``tpm``, ``burst``; ``POST /_bench/reset`` (counters and buckets); ``POST /_bench/timings``
 returns and clears the recorded ``{token: seconds}``; ``GET /health``.
 """
@@ -205,6 +206,8 @@ class FakeLLM:
             return 200, {"status": "UP"}, {}, None
         if path == "/_bench/stats":
             return 200, self.stats_dict(), {}, None
+        if path == "/_bench/in_flight":
+            return 200, {"in_flight": self.stats.in_flight, "ok": self.stats.ok}, {}, None
         if method == "POST" and path == "/_bench/config":
             try:
                 return 200, self.configure(data), {}, None
@@ -321,6 +324,9 @@ class FakeLLMControl:
 
     def stats(self) -> dict:
         return self._call("GET", "/_bench/stats", timeout=30)
+
+    def in_flight(self) -> dict:
+        return self._call("GET", "/_bench/in_flight")
 
     def timings(self) -> dict[str, float]:
         return self._call("POST", "/_bench/timings", timeout=30)

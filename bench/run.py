@@ -23,12 +23,13 @@ from pathlib import Path
 
 import redis
 
-from bench import batch, batch_api, enqueue, interactive, ratelimit, report
+from bench import batch, batch_api, enqueue, interactive, ratelimit, real_ls, report
 from bench.harness import ROOT, Stack, log
 from cli.stack import start_embedded_redis
 
 SCENARIOS = {
     "batch": batch.run,
+    "real_ls": real_ls.run,
     "interactive": interactive.run,
     "enqueue": enqueue.run,
     "ratelimit": ratelimit.run,
@@ -133,11 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     (results_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     (results_dir / "summary.md").write_text(report.markdown(results, meta))
     try:
-        from bench.plot import plot
+        from bench.plot import plot, plot_real_ls
 
         path = plot(results, results_dir / "bench.png")
         if path:
             log(f"plot: {path}")
+        if "runs" in results.get("real_ls", {}):
+            log(f"plot: {plot_real_ls(results['real_ls'], results_dir / 'real-ls.png')}")
     except ImportError as exc:
         log(f"no plot ({exc}): install the bench extra, pip install -e '.[bench]'")
     print("\n## Targets\n")

@@ -10,8 +10,10 @@ it is not on a private address (unless ``ALLOWED_PRIVATE_HOSTS`` names it).  ``/
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from shared.adapters.label_studio import LabelStudioAccess
@@ -71,9 +73,20 @@ class Projects:
         self.settings = settings
         self.store = store
         self.policy = AddressPolicy.from_settings(settings)
+        # Every request of a project resolves the same settings and version: worked out once per process, not
+        # per request (the interactive path's overhead).  Keyed by everything they are derived from.
+        self._config_of = lru_cache(maxsize=256)(self._config_from_json)
+        self._version_of = lru_cache(maxsize=1024)(model_version)
+
+    def _config_from_json(self, extra_params: str) -> ProjectConfig:
+        return self.settings.for_project(ExtraParams.parse(json.loads(extra_params)))
+
+    def config_for(self, extra_params: dict[str, Any] | None) -> ProjectConfig:
+        """The project's settings: the environment's, with its extra params over them."""
+        return self._config_of(json.dumps(extra_params, sort_keys=True))
 
     def config(self, setup: ProjectSetup | None) -> ProjectConfig:
-        return self.settings.for_project(ExtraParams.parse(setup.extra_params if setup else None))
+        return self.config_for(decode_extra_params(setup.extra_params if setup else None))
 
     def spec(self, config: ProjectConfig, label_config: str) -> LabelingSpec:
         """The parsed labeling config; raises LabelingConfigError naming what is missing."""
@@ -81,7 +94,10 @@ class Projects:
 
     def prompt(self, project: str | None, config: ProjectConfig) -> str | None:
         """The prompt batches use: the annotators' latest, else DEFAULT_PROMPT where it applies."""
-        stored = self.store.prompt(project) if project else None
+        return self._prompt_in_force(self.store.prompt(project) if project else None, config)
+
+    @staticmethod
+    def _prompt_in_force(stored: str | None, config: ProjectConfig) -> str | None:
         if stored:
             return stored
         if config.prompt.default_prompt and not config.prompt.use_internal_template:
@@ -89,7 +105,7 @@ class Projects:
         return None
 
     def version(self, project: str | None, config: ProjectConfig, label_config: str) -> str:
-        return model_version(config, label_config, self.prompt(project, config))
+        return self._version_of(config, label_config, self.prompt(project, config))
 
     def label_studio(self, setup: ProjectSetup | None) -> tuple[LabelStudioAccess | None, str | None]:
         """How to reach the project's Label Studio, or None and why not."""
@@ -153,16 +169,16 @@ class Projects:
 
     def context(self, project: str | None, label_config: str | None, context: Any) -> PredictionContext:
         """Resolve a request; raises ConfigError or LabelingConfigError when the request cannot work."""
-        setup = self.store.load_setup(project) if project else None
+        setup, annotators_prompt = self.store.setup_and_prompt(project) if project else (None, None)
         label_config = label_config or (setup.label_config if setup else None)
         extra_params = decode_extra_params(setup.extra_params if setup else None)
         access, access_problem = self.label_studio(setup)
-        config = self.settings.for_project(ExtraParams.parse(extra_params))
+        config = self.config_for(extra_params)
         label_config = require_label_config(label_config)
         spec = self.spec(config, label_config)
         regions = context.get("result") if isinstance(context, dict) else None
         context_prompt = prompt_from_regions(regions, spec.prompt.name) if regions else None
-        stored = self.prompt(project, config)
+        stored = self._prompt_in_force(annotators_prompt, config)
         prompt, prompt_error = None, None
         try:
             prompt = choose_prompt(context_prompt, stored, config.prompt)
@@ -174,7 +190,7 @@ class Projects:
             extra_params=extra_params,
             config=config,
             spec=spec,
-            model_version=model_version(config, label_config, stored),
+            model_version=self._version_of(config, label_config, stored),
             prompt=prompt,
             prompt_error=prompt_error,
             access=access,
@@ -197,7 +213,7 @@ class Projects:
     def from_snapshot(self, snapshot: JobSnapshot, job_id: str | None = None) -> PredictionContext:
         """A batch job's context; only how to reach Label Studio is read afresh (tokens may rotate)."""
         remember_extra_params(snapshot.extra_params)
-        config = self.settings.for_project(ExtraParams.parse(snapshot.extra_params))
+        config = self.config_for(snapshot.extra_params)
         setup = self.store.load_setup(snapshot.project) if snapshot.project else None
         access, access_problem = self.label_studio(setup)
         return PredictionContext(

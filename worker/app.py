@@ -15,7 +15,7 @@ from worker.watchdog import start_watchdog
 
 def create_worker_app(settings: Settings) -> Celery:
     app = make_celery(settings)
-    services = PerProcess(settings)
+    services = PerProcess(settings, app)
     register_tasks(app, services)
 
     watchdogs: list = []

@@ -1,4 +1,4 @@
-"""One chunk of a batch job: predict its tasks concurrently and push them into Label Studio, once.
+"""One chunk of a batch job: its tasks predicted in the process's LLM window and pushed by the pusher, once.
 
 Celery delivers a chunk at least once (``acks_late``, redelivery after a lost worker); this module
 makes the effect exactly once per (project, task, model version):
@@ -7,27 +7,42 @@ makes the effect exactly once per (project, task, model version):
 2. the others are claimed (a short-lived Redis lock, kept alive while we work), so a second delivery
    of the same chunk running at the same time leaves them alone and comes back later;
 3. a prediction made earlier but not pushed is reused, so the LLM is asked once per task;
-4. pushes are bracketed by ``begin_push``/``end_push``: a task left "pushing" — by a crashed worker, or
-   handed to Label Studio as the answer to a task opened in the labeling screen — is checked against
+4. predictions go to the ledger's outbox, which the project's pusher (``worker/pusher.py``) flushes in
+   few large calls, bracketed by ``begin_push``/``end_push``: a task left "pushing" — by a crashed worker,
+   or handed to Label Studio as the answer to a task opened in the labeling screen — is checked against
    Label Studio (once ``HANDOVER_GRACE`` seconds have passed) before being pushed again.
+
+``start`` hands the chunk's tasks to the window and returns a ``PendingChunk``; the Celery task returns
+once they are all in flight, so the next chunk's tasks queue behind them (``worker/window.py``).  A
+``ChunkTracker`` thread ``settle``s pending chunks as their tasks are pushed: only then is the chunk
+finished (or sent again for the tasks still open), so a worker that dies meanwhile loses nothing.
+``run`` does all of it at once, for one chunk (tests, and a chunk's last attempt).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared.adapters.jobs import ClaimKeeper, Jobs, JobState, Ledger
-from shared.adapters.label_studio import LabelStudioGateway
 from shared.batch_jobs import WAITING_FOR_BATCHES
 from shared.domain.backoff import backoff
 from shared.domain.config import Settings
 from shared.domain.errors import LabelStudioError, LLMError, TaskError
+from shared.domain.types import Task
 from shared.predictor import Predictor
 from shared.projects import PredictionContext, Projects
+from worker.pusher import Pusher
+from worker.window import LLMWindow
 
 log = logging.getLogger(__name__)
+
+PUSH_PATIENCE = 120.0  # a chunk whose predictions wait longer than this for the pusher runs again
 
 
 @dataclass
@@ -39,33 +54,77 @@ class ChunkOutcome:
     failed: int = 0
     waiting: list[Any] = field(default_factory=list)
     retry_in: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)  # the window's threads
+
+
+@dataclass
+class PendingChunk:
+    """A chunk whose tasks are in the window or the outbox: what ``settle`` needs to finish it."""
+
+    job_id: str
+    index: int
+    attempt: int
+    ctx: PredictionContext
+    ledger: Ledger
+    last_attempt: bool
+    keeper: ClaimKeeper
+    outcome: ChunkOutcome = field(default_factory=ChunkOutcome)
+    calls: list[Future] = field(default_factory=list)
+    queued: list[str] = field(default_factory=list)  # tasks in the outbox, or on their way from it
+    predicted_at: float | None = None
+    claims_released: bool = False
+
+    def predictions_done(self) -> bool:
+        return all(call.done() for call in self.calls)
 
 
 class ChunkRunner:
-    def __init__(self, settings: Settings, projects: Projects, predictor: Predictor, jobs: Jobs) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        projects: Projects,
+        predictor: Predictor,
+        jobs: Jobs,
+        window: LLMWindow | None = None,
+        pusher: Pusher | None = None,
+    ) -> None:
         self.settings = settings
         self.projects = projects
         self.predictor = predictor
         self.jobs = jobs
+        self.window = window or LLMWindow(settings.llm_concurrency)
+        self.pusher = pusher or Pusher(predictor)
 
     def run(self, job_id: str, index: int, attempt: int, owner: str) -> ChunkOutcome:
+        """The whole chunk now: predict, push what waits, settle."""
+        pending = self.start(job_id, index, attempt, owner)
+        if pending is None:
+            return ChunkOutcome()
+        for call in pending.calls:
+            call.exception()  # wait: predict() never raises, but a bug must not pass silently
+        self.pusher.flush(pending.ctx, pending.ledger)
+        outcome = self.settle(pending, patient=False)
+        assert outcome is not None
+        return outcome
+
+    def start(self, job_id: str, index: int, attempt: int, owner: str) -> PendingChunk | None:
+        """Claim the chunk's open tasks and hand them to the window; None when there is nothing to do."""
         snapshot = self.jobs.snapshot(job_id)
         tasks = self.jobs.chunk_tasks(job_id, index) if snapshot else None
-        if tasks is None:  # the job expired, or this chunk finished before and this is a late redelivery
+        if snapshot is None or tasks is None:  # the job expired, or this is a late redelivery of a finished chunk
             log.info("job %s chunk %s: nothing left to do", job_id, index)
-            return ChunkOutcome()
+            return None
         if self.jobs.state(job_id) == JobState.CANCELLED:
             log.info("job %s chunk %s: the job was cancelled", job_id, index)
             self.jobs.finish_chunk(job_id, index)
-            return ChunkOutcome()
+            return None
         if self.jobs.batch_phase(job_id) in WAITING_FOR_BATCHES:  # sent early (a rescue): the poll sends it again
             log.info("job %s chunk %s: waits for the job's Batch API answers", job_id, index)
-            return ChunkOutcome()
+            return None
         self.jobs.mark_running(job_id)
         ctx = self.projects.from_snapshot(snapshot, job_id)
         ledger = self.jobs.ledger(ctx.project, ctx.model_version)
         last_attempt = attempt + 1 >= self.settings.batch_max_attempts
-        outcome = ChunkOutcome()
 
         ids = [task["id"] for task in tasks]
         in_label_studio = [task_id for task_id, pushed in zip(ids, ledger.pushed(ids), strict=True) if pushed]
@@ -78,31 +137,150 @@ class ChunkRunner:
 
         claim_seconds = self.settings.batch_claim_seconds
         claimed, busy = ledger.claim(open_ids, owner, claim_seconds)
-        outcome.waiting.extend(busy)
-        with ClaimKeeper(ledger, claimed, owner, claim_seconds):
+        pending = PendingChunk(
+            job_id, index, attempt, ctx, ledger, last_attempt, ClaimKeeper(ledger, claimed, owner, claim_seconds)
+        )
+        pending.outcome.waiting.extend(busy)
+        pending.keeper.__enter__()
+        try:
+            unreachable = self._why_no_label_studio(ctx)
+            if unreachable:  # nothing could land: fail now, before any LLM call
+                for task_id in claimed:
+                    self._fail(job_id, task_id, f"no Label Studio to push to: {unreachable}", pending.outcome)
+                return pending
+            self.pusher.watch(ctx, ledger)
             ready = ledger.results(claimed)
+            self.jobs.add(job_id, "done", list(ready))
+            self._queue(pending, list(ready))
             by_id = {task["id"]: task for task in tasks}
             to_predict = [by_id[task_id] for task_id in claimed if str(task_id) not in ready]
-            for task, result in zip(to_predict, self.predictor.outcomes(ctx, to_predict), strict=True):
-                if isinstance(result, TaskError):
-                    if isinstance(result, LLMError) and result.retryable and not last_attempt:
-                        outcome.waiting.append(task["id"])
-                    else:
-                        self._fail(job_id, task["id"], str(result), outcome)
-                    continue
-                ledger.keep_result(task["id"], result)
-                ready[str(task["id"])] = result
-                outcome.predicted += 1
-            self.jobs.add(job_id, "done", list(ready))
-            self._push(ctx, ledger, job_id, ready, last_attempt, outcome)
+            if to_predict:
+                self._wait_while_backlog_is_full(ledger)
+            pending.calls = [self.window.submit(self._predictor_of(pending, task)) for task in to_predict]
+        except BaseException:
+            pending.keeper.__exit__()
+            raise
+        return pending
 
+    def _why_no_label_studio(self, ctx: PredictionContext) -> str | None:
+        if self.predictor.gateway(ctx) is not None and ctx.project is not None:
+            return None
+        return ctx.access_problem or (
+            "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, or connect the backend from Label Studio"
+        )
+
+    def _wait_while_backlog_is_full(self, ledger: Ledger) -> None:
+        """Back-pressure: while Label Studio falls behind, the window gets no new tasks from this process."""
+        while self.pusher.backlog_full(ledger):
+            time.sleep(0.5)
+
+    def _predictor_of(self, pending: PendingChunk, task: Task) -> Callable[[], None]:
+        def predict() -> None:
+            result = self.predictor.outcome(pending.ctx, task)
+            try:
+                if isinstance(result, TaskError):
+                    if isinstance(result, LLMError) and result.retryable and not pending.last_attempt:
+                        self._wait_for(pending, task["id"])
+                    else:
+                        self._fail(pending.job_id, task["id"], str(result), pending.outcome)
+                    return
+                # Straight to the outbox: should Label Studio have been handed this task meanwhile (an opened
+                # task), the pusher's begin_push leaves it out, and settle finds it on its way.
+                pending.ledger.keep_for_push(task["id"], result)
+                with pending.outcome.lock:
+                    pending.outcome.predicted += 1
+                    pending.queued.append(str(task["id"]))
+            except Exception:  # Redis away: the task stays open, and the chunk runs again for it
+                log.warning("job %s task %s: could not record the outcome", pending.job_id, task["id"], exc_info=True)
+                self._wait_for(pending, task["id"])
+
+        return predict
+
+    def _wait_for(self, pending: PendingChunk, task_id: Any) -> None:
+        with pending.outcome.lock:
+            pending.outcome.waiting.append(task_id)
+
+    def _queue(self, pending: PendingChunk, task_ids: list[str]) -> None:
+        """Hand predictions kept in the ledger to the pusher, unless they are on their way already."""
+        if not task_ids:
+            return
+        ledger, outcome = pending.ledger, pending.outcome
+        being_stored, overdue = ledger.on_their_way(task_ids)
+        on_their_way = set(being_stored) | set(overdue)
+        with pending.outcome.lock:  # a worker or Label Studio is storing it right now: look again later
+            outcome.waiting.extend(int(task_id) for task_id in being_stored)
+        if overdue:
+            self._check_overdue(pending, overdue)
+        fresh = [task_id for task_id in task_ids if task_id not in on_their_way]
+        ledger.queue_push(fresh)
+        with pending.outcome.lock:
+            pending.queued.extend(fresh)
+
+    def _check_overdue(self, pending: PendingChunk, overdue: list[str]) -> None:
+        """Pushes marked long ago (a crash, or a hand-over): in Label Studio, or pushed again (no new LLM call)."""
+        label_studio = self.predictor.gateway(pending.ctx)
+        assert label_studio is not None
+        try:
+            for task_id in overdue:
+                if label_studio.has_prediction(int(task_id), pending.ctx.model_version):
+                    pending.ledger.end_push([task_id])
+                    self._pushed(pending, [task_id])
+                else:  # it never landed: push it again, without asking the LLM again
+                    pending.ledger.unmark_push([task_id])
+                    pending.ledger.queue_push([task_id])
+                    with pending.outcome.lock:
+                        pending.queued.append(task_id)
+        except LabelStudioError as exc:
+            log.warning("job %s: cannot check Label Studio for earlier pushes: %s", pending.job_id, exc)
+            with pending.outcome.lock:
+                pending.outcome.waiting.extend(int(task_id) for task_id in overdue)
+
+    def settle(self, pending: PendingChunk, patient: bool = True) -> ChunkOutcome | None:
+        """Finish the chunk once its tasks are pushed; None while some are still on their way (``patient``).
+
+        Tasks that cannot land now (Label Studio away, handed over, claimed elsewhere, a retryable LLM error)
+        are ``waiting``: the chunk runs again after ``retry_in`` (or, on its last attempt, they fail).
+        """
+        if not pending.predictions_done():
+            return None
+        if not pending.claims_released:  # every prediction is kept: the claims can go
+            pending.keeper.__exit__()
+            pending.claims_released = True
+        ledger, outcome = pending.ledger, pending.outcome
+        if pending.predicted_at is None:
+            self.jobs.add(pending.job_id, "done", pending.queued)  # every prediction is kept: progress
+            pending.predicted_at = time.monotonic()
+        queued = list(pending.queued)
+        landed = [task_id for task_id, pushed in zip(queued, ledger.pushed(queued), strict=True) if pushed]
+        self._pushed(pending, landed)
+        open_ids = [task_id for task_id in queued if task_id not in set(landed)]
+        refused = ledger.refusals(open_ids)
+        for task_id, reason in refused.items():
+            self._fail(pending.job_id, task_id, reason, outcome)
+        open_ids = [task_id for task_id in open_ids if task_id not in refused]
+        if open_ids and patient and time.monotonic() - pending.predicted_at < PUSH_PATIENCE:
+            being_stored, _overdue = ledger.on_their_way(open_ids)
+            if ledger.in_outbox(open_ids) or being_stored:
+                pending.queued = open_ids
+                return None
+        pending.queued = []
+        if open_ids and pending.last_attempt:
+            ledger.withdraw(open_ids)
+            for task_id in open_ids:
+                self._fail(pending.job_id, task_id, "push to Label Studio failed", outcome)
+        else:
+            outcome.waiting.extend(int(task_id) for task_id in open_ids)
         if outcome.waiting:
-            outcome.retry_in = backoff(attempt, cap=self.settings.batch_retry_max_delay)
+            outcome.retry_in = backoff(pending.attempt, cap=self.settings.batch_retry_max_delay)
             log.info(
-                "job %s chunk %s: %d tasks open, again in %.1f s", job_id, index, len(outcome.waiting), outcome.retry_in
+                "job %s chunk %s: %d tasks open, again in %.1f s",
+                pending.job_id,
+                pending.index,
+                len(outcome.waiting),
+                outcome.retry_in,
             )
         else:
-            self.jobs.finish_chunk(job_id, index)
+            self.jobs.finish_chunk(pending.job_id, pending.index)
         return outcome
 
     def abandon(self, job_id: str, index: int, message: str) -> None:
@@ -118,81 +296,14 @@ class ChunkRunner:
 
     def _fail(self, job_id: str, task_id: Any, message: str, outcome: ChunkOutcome) -> None:
         self.jobs.add(job_id, "failed", [task_id])
-        self.jobs.record_error(job_id, task_id, message)
-        outcome.failed += 1
+        self.jobs.record_error(job_id, int(task_id), message)
+        with outcome.lock:
+            outcome.failed += 1
 
-    def _push(
-        self,
-        ctx: PredictionContext,
-        ledger: Ledger,
-        job_id: str,
-        ready: dict[str, dict],
-        last_attempt: bool,
-        outcome: ChunkOutcome,
-    ) -> None:
-        if not ready:
+    def _pushed(self, pending: PendingChunk, task_ids: list[Any]) -> None:
+        """Count tasks the ledger records as in Label Studio."""
+        if not task_ids:
             return
-        label_studio = self.predictor.gateway(ctx)
-        if label_studio is None or ctx.project is None:
-            reason = ctx.access_problem or (
-                "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, or connect the backend from Label Studio"
-            )
-            for task_id in ready:
-                self._fail(job_id, task_id, f"no Label Studio to push to: {reason}", outcome)
-            return
-        try:
-            being_stored, overdue = ledger.on_their_way(list(ready))
-            for task_id in being_stored:  # a worker or Label Studio is storing it right now: look again later
-                del ready[task_id]
-                outcome.waiting.append(int(task_id))
-            for task_id in overdue:
-                if label_studio.has_prediction(int(task_id), ctx.model_version):
-                    del ready[task_id]
-                    self._pushed(ledger, job_id, [task_id], outcome)
-                else:  # it never landed: push it below, without asking the LLM again
-                    ledger.unmark_push([task_id])
-            marked = set(ledger.begin_push(list(ready)))
-            outcome.waiting.extend(int(task_id) for task_id in ready if task_id not in marked)  # handed over
-            ready = {task_id: prediction for task_id, prediction in ready.items() if task_id in marked}
-            if not ready:
-                return
-            predictions = [{"task": int(task_id), **prediction} for task_id, prediction in ready.items()]
-            try:
-                label_studio.push_predictions(int(ctx.project), predictions)
-                self._pushed(ledger, job_id, list(ready), outcome)
-            except LabelStudioError as exc:
-                if exc.retryable:
-                    raise
-                log.warning("job %s: bulk push refused (%s); pushing one by one", job_id, exc)
-                self._push_one_by_one(label_studio, ledger, job_id, predictions, outcome)
-        except LabelStudioError as exc:
-            # Retryable: the predictions stay in the ledger, so a later run pushes them without new LLM calls.
-            if last_attempt:
-                for task_id in ready:
-                    self._fail(job_id, task_id, f"push to Label Studio failed: {exc}", outcome)
-            else:
-                outcome.waiting.extend(ready)
-
-    def _push_one_by_one(
-        self,
-        label_studio: LabelStudioGateway,
-        ledger: Ledger,
-        job_id: str,
-        predictions: list[dict],
-        outcome: ChunkOutcome,
-    ) -> None:
-        for prediction in predictions:
-            try:
-                label_studio.push_prediction(prediction)
-            except LabelStudioError as exc:
-                if exc.retryable:
-                    raise
-                ledger.forget([prediction["task"]])
-                self._fail(job_id, prediction["task"], f"Label Studio refused the prediction: {exc}", outcome)
-                continue
-            self._pushed(ledger, job_id, [prediction["task"]], outcome)
-
-    def _pushed(self, ledger: Ledger, job_id: str, task_ids: list[Any], outcome: ChunkOutcome) -> None:
-        ledger.end_push(task_ids)
-        self.jobs.add(job_id, "pushed", task_ids)
-        outcome.pushed += len(task_ids)
+        self.jobs.add(pending.job_id, "pushed", task_ids)
+        with pending.outcome.lock:
+            pending.outcome.pushed += len(task_ids)

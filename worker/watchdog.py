@@ -24,10 +24,11 @@ import threading
 import time
 from collections.abc import Callable
 
+import psutil
 from celery import Celery
 
 from shared.adapters.jobs import ACTIVE_STATES, Jobs
-from shared.adapters.queue import POLL_BATCHES, PREDICT_CHUNK, chunk_task_id
+from shared.adapters.queue import POLL_BATCHES, PREDICT_CHUNK, chunk_task_id, holder_parts
 from shared.batch_jobs import WAITING_FOR_BATCHES
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,31 @@ def send_chunk(celery: Celery, job_id: str, index: int) -> None:
     celery.send_task(PREDICT_CHUNK, args=[job_id, index], task_id=chunk_task_id(job_id, index))
 
 
-def rescue_orphaned_chunks(jobs: Jobs, celery: Celery, claim_seconds: float) -> list[tuple[str, int]]:
-    """Re-send the chunks held by workers that stopped beating; returns them."""
+def process_gone(node: str) -> Callable[[str], bool]:
+    """Whether a chunk's holder is a process of this node that is no longer running (a killed prefork child)."""
+
+    def gone(holder: str) -> bool:
+        holder_node, pid = holder_parts(holder)
+        if holder_node != node or pid is None:
+            return False
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    return gone
+
+
+def rescue_orphaned_chunks(
+    jobs: Jobs, celery: Celery, claim_seconds: float, node: str | None = None
+) -> list[tuple[str, int]]:
+    """Re-send the chunks held by workers that stopped beating, or by processes of ``node`` that died."""
     rescued = []
-    for job_id, index, node in jobs.orphaned_chunks():
-        if not jobs.release_orphan(job_id, index, node, claim_seconds):
+    gone = process_gone(node) if node else (lambda holder: False)
+    for job_id, index, holder in jobs.orphaned_chunks(gone=gone):
+        if not jobs.release_orphan(job_id, index, holder, claim_seconds):
             continue  # another worker is on it
-        log.warning("job %s chunk %s: its worker %s stopped; sending the chunk again", job_id, index, node)
+        log.warning("job %s chunk %s: its worker %s stopped; sending the chunk again", job_id, index, holder)
         send_chunk(celery, job_id, index)
         rescued.append((job_id, index))
     return rescued
@@ -100,7 +119,7 @@ def start_watchdog(
             try:
                 jobs = jobs_factory()
                 jobs.beat(node, claim_seconds)
-                rescue_orphaned_chunks(jobs, celery, claim_seconds)
+                rescue_orphaned_chunks(jobs, celery, claim_seconds, node)
                 rescue_overdue_polls(jobs, celery, claim_seconds)
                 if time.monotonic() >= next_stall_check:
                     next_stall_check = time.monotonic() + stalls_every

@@ -24,11 +24,11 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.adapters.replies import text, text_dict, text_list, text_set
+from shared.adapters.replies import popped, text, text_dict, text_list, text_set
 from shared.adapters.store import Store
 from shared.domain.pricing import Price, TokenUsage, usage_cost
 from shared.domain.types import JobSnapshot, Prediction, Task
@@ -368,10 +368,15 @@ class Jobs:
         pipe.expire(self._job(job_id, "holders"), self.ttl)
         pipe.execute()
 
-    def orphaned_chunks(self, limit: int = 500) -> list[tuple[str, int, str]]:
-        """Unfinished chunks of active jobs whose message is held by a worker that stopped beating:
-        ``(job id, chunk index, dead worker)``.  Their messages come back only after the broker's
-        visibility timeout, so they are sent again instead."""
+    def orphaned_chunks(
+        self, limit: int = 500, gone: Callable[[str], bool] = lambda holder: False
+    ) -> list[tuple[str, int, str]]:
+        """Unfinished chunks of active jobs whose holder is gone: ``(job id, chunk index, holder)``.
+
+        A holder is a worker node (it took the message) or one of its processes (``node#pid``: it works on
+        the chunk, its message acknowledged); it is gone when its node stopped beating, or when ``gone``
+        says so (the node's own watchdog knows which of its processes died).  Their messages come back only
+        after the broker's visibility timeout, or never once acknowledged, so they are sent again instead."""
         recent = self.recent_ids(None, limit)
         job_ids = [
             job_id
@@ -382,15 +387,15 @@ class Jobs:
         for job_id in job_ids:
             pipe.hgetall(self._job(job_id, "holders"))
         holders = dict(zip(job_ids, pipe.execute() if job_ids else [], strict=True))
-        nodes = sorted({node for held in holders.values() for node in held.values()})
+        nodes = sorted({holder.partition("#")[0] for held in holders.values() for holder in held.values()})
         alive = dict(
             zip(nodes, self.redis.mget([self.store.key("worker", n) for n in nodes]) if nodes else [], strict=True)
         )
         return [
-            (job_id, int(index), node)
+            (job_id, int(index), holder)
             for job_id, held in holders.items()
-            for index, node in held.items()
-            if alive.get(node) is None
+            for index, holder in held.items()
+            if alive.get(holder.partition("#")[0]) is None or gone(holder)
         ]
 
     def release_orphan(self, job_id: str, index: int, node: str, seconds: float) -> bool:
@@ -537,6 +542,15 @@ return 1
 """
 
 
+# KEYS: the push lock.  ARGV: owner, milliseconds.  Takes the lock, or keeps it when it is the owner's already.
+_HOLD_LOCK = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2]))
+return 1
+"""
+
+
 class ClaimKeeper:
     """Keeps claims alive while their owner works, so they lapse soon after it dies; releases them at the end."""
 
@@ -577,6 +591,7 @@ class Ledger:
         self._begin_push = self.redis.register_script(_BEGIN_PUSH)
         self._hand_over = self.redis.register_script(_HAND_OVER)
         self._hand_over_new = self.redis.register_script(_HAND_OVER_NEW)
+        self._hold_lock = self.redis.register_script(_HOLD_LOCK)
 
     def _key(self, *parts: str) -> str:
         return self.store.key("ledger", self.project, self.version, *parts)
@@ -707,3 +722,61 @@ class Ledger:
         pipe.hdel(self._key("results"), *ids)
         pipe.hdel(self._key("pushing"), *ids)
         pipe.execute()
+
+    # --- the outbox: predictions waiting for the project's pusher (worker/pusher.py) ---------------
+    def keep_for_push(self, task_id: Any, prediction: Prediction) -> None:
+        """``keep_result`` and ``queue_push`` in one round trip: a prediction just made, for the next flush."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self._key("results"), str(task_id), json.dumps(prediction))
+        pipe.expire(self._key("results"), self.ttl)
+        pipe.sadd(self._key("outbox"), str(task_id))
+        pipe.expire(self._key("outbox"), self.ttl)
+        pipe.execute()
+
+    def queue_push(self, task_ids: list[Any]) -> None:
+        """Put tasks whose prediction is kept (``keep_result``) in the outbox, for the next flush."""
+        ids = [str(t) for t in task_ids]
+        if ids:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.sadd(self._key("outbox"), *ids)
+            pipe.expire(self._key("outbox"), self.ttl)
+            pipe.execute()
+
+    def take_outbox(self, count: int) -> list[str]:
+        """Take up to ``count`` tasks out of the outbox (atomically: two pushers never take the same task)."""
+        return popped(self.redis.spop(self._key("outbox"), count))
+
+    def in_outbox(self, task_ids: list[Any]) -> bool:
+        """Whether any of these tasks still waits in the outbox."""
+        return any(_members(self.redis, self._key("outbox"), task_ids))
+
+    def outbox_size(self) -> int:
+        return int(self.redis.scard(self._key("outbox")))
+
+    def withdraw(self, task_ids: list[Any]) -> None:
+        """Take tasks out of the outbox (their chunk gave up on them)."""
+        if task_ids:
+            self.redis.srem(self._key("outbox"), *[str(t) for t in task_ids])
+
+    def refuse(self, task_id: Any, message: str) -> None:
+        """Label Studio refused this task's prediction: drop it and say why, for the task's chunk to report."""
+        self.forget([task_id])
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self._key("refused"), str(task_id), message)
+        pipe.expire(self._key("refused"), self.ttl)
+        pipe.execute()
+
+    def refusals(self, task_ids: list[Any]) -> dict[str, str]:
+        """Why Label Studio refused these tasks' predictions (only those it refused)."""
+        if not task_ids:
+            return {}
+        raw = text_list(self.redis.hmget(self._key("refused"), [str(t) for t in task_ids]))
+        return {str(task_id): reason for task_id, reason in zip(task_ids, raw, strict=True) if reason}
+
+    def hold_push_lock(self, owner: str, seconds: float) -> bool:
+        """Take or keep the project's push lock for ``seconds``: one pusher per (project, version) at a time."""
+        return bool(self._hold_lock(keys=[self._key("push-lock")], args=[owner, int(seconds * 1000)]))
+
+    def release_push_lock(self, owner: str) -> None:
+        if self.redis.get(self._key("push-lock")) == owner:
+            self.redis.delete(self._key("push-lock"))

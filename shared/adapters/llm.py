@@ -47,6 +47,7 @@ MAX_RETRY_DELAY = 120.0  # the longest Retry-After honoured, as the openai clien
 REFUSAL_MEMORY_SECONDS = 7 * 24 * 3600  # an upgraded provider gets asked for a refused feature again after this
 NEXT_MODE = {"json_schema": "tools", "tools": "text"}  # auto's way down when a provider refuses a mode
 LOGPROB_MODES = ("json_schema", "text")  # tool calls carry no token log-probabilities
+REFUSALS_READ_EVERY = 10.0  # seconds a process trusts what it last read of an endpoint's refusals (one Redis read)
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,7 @@ class LLM:
         self._limiter = limiter if limiter is not None and limiter.enabled else None
         self._clients: dict[LLMOptions, openai.OpenAI] = {}
         self._lock = threading.Lock()
+        self._refusals: dict[str, tuple[float, set[str]]] = {}  # endpoint → (read at, refused features)
 
     @classmethod
     def from_settings(cls, settings: Settings, store: Store, metrics: Metrics | None = None) -> LLM:
@@ -344,13 +346,25 @@ class LLM:
         """
         if output is None:
             return None, False
-        refused = self._memory.refused_features(endpoint_key(options)) if self._memory is not None else set()
+        refused = self._refused(endpoint_key(options))
         mode: str = output.mode
         if output.mode == "auto":
             mode = resolve_output_mode(output.mode, options.provider, options.azure_api_version)
             while mode in refused and mode in NEXT_MODE:
                 mode = NEXT_MODE[mode]
         return mode, "logprobs" not in refused
+
+    def _refused(self, endpoint: str) -> set[str]:
+        """What this endpoint refused, read from Redis at most every REFUSALS_READ_EVERY seconds: another
+        process's new refusal reaches this one within that time (until then a call here is refused and falls
+        back on its own)."""
+        if self._memory is None:
+            return set()
+        read_at, refused = self._refusals.get(endpoint, (float("-inf"), set()))
+        if time.monotonic() - read_at > REFUSALS_READ_EVERY:
+            refused = self._memory.refused_features(endpoint)
+            self._refusals[endpoint] = (time.monotonic(), refused)
+        return refused
 
     @staticmethod
     def _extra(output: OutputRequest | None, mode: str | None, logprobs: bool) -> dict:
@@ -393,6 +407,7 @@ class LLM:
                 )
                 if exc.lasting and self._memory is not None:
                     self._memory.remember_refusal(endpoint_key(options), exc.feature, REFUSAL_MEMORY_SECONDS)
+                    self._refusals.pop(endpoint_key(options), None)  # read again at the next call
 
     def _call_within_limits(
         self, options: LLMOptions, messages: list[dict], extra: dict, interactive: bool

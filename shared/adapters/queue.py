@@ -28,6 +28,17 @@ def chunk_of(task_id: str) -> tuple[str, int]:
     return job_id, int(index)
 
 
+def holder_name(node: str, pid: int) -> str:
+    """Who holds a chunk whose message was taken: a worker node's process (``node#pid``)."""
+    return f"{node}#{pid}"
+
+
+def holder_parts(holder: str) -> tuple[str, int | None]:
+    """(node, process id) of a holder; a holder recorded when the node took the message has no process id."""
+    node, _, pid = holder.partition("#")
+    return node, int(pid) if pid else None
+
+
 def queue_key(settings: Settings) -> str:
     """The Redis list holding the batch queue (kombu prefixes it like every broker key)."""
     return f"{settings.redis_key_prefix}:celery:{BATCH_QUEUE}"

@@ -307,8 +307,8 @@ class Settings(BaseSettings):
     )
     llm_concurrency: Annotated[int, Field(ge=1, le=1024)] = Field(
         100,
-        description="LLM calls in flight at once per process (API or worker) when a request or chunk carries "
-        "several tasks; keep it at least `BATCH_CHUNK_SIZE`, so a chunk's calls go out in one round",
+        description="LLM calls in flight at once per process (API or worker); a worker process keeps this many in "
+        "flight across chunks for as long as it has tasks",
     )
     llm_rpm: Annotated[int, Field(ge=0)] = Field(
         0,

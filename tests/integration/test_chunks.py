@@ -159,7 +159,10 @@ def test_refused_key_fails_each_task_once_with_the_providers_message(batch, fake
     assert outcome.failed == 5 and outcome.retry_in is None
     status = batch.jobs.status(job_id)
     assert (status.state, status.failed, status.done) == ("failed", 5, 0)
-    assert status.errors[0] == {"task": 0, "error": "openai answered 401: Incorrect API key provided"}
+    # each task's error, in the order their calls came back
+    assert sorted(status.errors, key=lambda error: error["task"]) == [
+        {"task": task, "error": "openai answered 401: Incorrect API key provided"} for task in range(5)
+    ]
     batch.run_all(job_id)  # a late redelivery
     assert len(fake_llm.chat_requests) == 5
     assert fake_label_studio.predictions == []

@@ -8,6 +8,8 @@ import json
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -36,7 +38,7 @@ class FakeOpenAI:
     reply: Reply | None = None
     logprob: float = -0.01  # every answer token's logprob unless the reply's Answer says otherwise
     refuse: set[str] = field(default_factory=set)  # "response_format", "json_schema", "tools", "logprobs": a 400
-    delay: float = 0.0  # seconds each live chat answer waits
+    delay: float | Callable[[list[dict]], float] = 0.0  # seconds each live chat answer waits (or: its messages → s)
     fail_every: int = 0  # when set, every Nth chat request fails with ``fail_every_status`` and Retry-After: 1
     fail_every_status: int = 429
     # Batch API: a batch is in progress from its creation and done ``batch_turnaround`` seconds later (its lines
@@ -49,6 +51,9 @@ class FakeOpenAI:
     batch_max_bytes: int = 200 * 1024 * 1024  # what the pinned openai client documents for a batch input file
     clock_offset: float = 0.0  # seconds the fake's clock is ahead of the wall clock: see advance_clock
     # Records
+    in_flight: int = 0  # live chat calls being answered now
+    peak_in_flight: int = 0
+    call_spans: list[tuple[float, float, str]] = field(default_factory=list, repr=False)  # (start, end, messages)
     requests: list[RecordedRequest] = field(default_factory=list, repr=False)
     completions: list[Completion] = field(default_factory=list, repr=False)
     files: dict[str, StoredFile] = field(default_factory=dict, repr=False)
@@ -58,6 +63,20 @@ class FakeOpenAI:
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1), repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _batch_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @contextmanager
+    def answering(self, messages: list[dict]) -> Iterator[None]:
+        """Count a live chat call while it is answered, and record when it ran."""
+        started = time.monotonic()
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+                self.call_spans.append((started, time.monotonic(), str(messages)))
 
     def reset(self) -> None:
         """Back to a fresh fake: every setting to its default, every record cleared."""

@@ -24,9 +24,12 @@ def _chat(fake: FakeOpenAI, request: _Request, match: re.Match) -> dict:
     failure = fake._take_failure()
     if failure:
         raise ApiError(failure.status, failure.message, code=str(failure.status), kind="fake", headers=failure.headers)
-    if fake.delay:
-        time.sleep(fake.delay)
-    return complete(fake, request.json(), via="live")
+    body = request.json()
+    with fake.answering(body.get("messages") or []):
+        delay = fake.delay(body.get("messages") or []) if callable(fake.delay) else fake.delay
+        if delay:
+            time.sleep(delay)
+        return complete(fake, body, via="live")
 
 
 def _upload(fake: FakeOpenAI, request: _Request, match: re.Match) -> dict:
