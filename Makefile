@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: install tools run test e2e lint typecheck docs clean bench bench-full
+.PHONY: install tools run test e2e lint docs clean bench bench-full
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,11 +30,11 @@ test: install tools
 e2e: install
 	$(BIN)/python -m pytest -v -rA tests/e2e $(PYTEST_ARGS)
 
+# ruff (style, imports, format) over everything; mypy over api, cli, shared and worker, as [tool.mypy] in
+# pyproject.toml says (strict on shared.domain).
 lint: install
 	$(BIN)/ruff check api cli shared worker tests bench
-
-# mypy over api, cli, shared and worker, as [tool.mypy] in pyproject.toml says (strict on shared.domain)
-typecheck: install
+	$(BIN)/ruff format --check api cli shared worker tests bench
 	$(BIN)/mypy
 
 # The settings reference and .env.example, from the help text on each setting (shared/domain/config.py).
