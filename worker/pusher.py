@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 5000  # predictions per call: about 1.5 MB of JSON; Label Studio takes 250 MB (DATA_UPLOAD_MAX_MEMORY_SIZE)
 BACKLOG_LIMIT = 10000  # chunks stop feeding the LLM window while more than this many wait to be pushed
-CALL_SHARE = 1.0  # wait as long as the last call took: batches grow with the call time, Label Studio idles half the time
+CALL_SHARE = (
+    1.0  # wait as long as the last call took: batches grow with the call time, Label Studio idles half the time
+)
 MIN_INTERVAL = 1.0
 MAX_INTERVAL = 8.0  # predictions keep appearing for annotators at least this often
 SETTLE_SECONDS = 0.5  # no new prediction for this long: the job is ending, push what is there

@@ -95,7 +95,7 @@ def register_tasks(app: Celery, services: PerProcess) -> None:
                     return {"started": 0}
                 services.tracker.add(pending)
                 # This process holds the chunk until its tasks are pushed: if it dies, the watchdogs send it again.
-                services.jobs.hold_chunk(job_id, index, holder_name(self.request.hostname, os.getpid()))
+                services.jobs.hold_chunk(job_id, index, holder_name(str(self.request.hostname), os.getpid()))
                 services.runner.window.wait_for_room()  # every task in flight: the next chunk's may queue
         except SoftTimeLimitExceeded:
             log.warning("job %s chunk %s ran out of time; trying again", job_id, index)

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -618,7 +618,7 @@ class Ledger:
         pipe.execute()
 
     # --- the outbox: predictions waiting for the project's pusher (worker/pusher.py) ---------------
-    def keep_for_push(self, task_id: Any, prediction: dict) -> None:
+    def keep_for_push(self, task_id: Any, prediction: Mapping[str, Any]) -> None:
         """``keep_result`` and ``queue_push`` in one round trip: a prediction just made, for the next flush."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(self._key("results"), str(task_id), json.dumps(prediction))
