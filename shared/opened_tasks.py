@@ -50,6 +50,7 @@ class OpenedTasks:
         ledger = self.jobs.ledger(ctx.project, ctx.model_version)
         owner = f"opened-{uuid.uuid4().hex}"
         deadline = time.monotonic() + self.wait_seconds
+        wanted = False
         while True:
             taken = self._take(ledger, task_id, ctx.model_version)
             if taken is not None:
@@ -64,6 +65,9 @@ class OpenedTasks:
                     return outcome if isinstance(outcome, TaskError) else self.offer(ctx, task_id, outcome)
             if time.monotonic() >= deadline:
                 return TaskError(f"task {task_id}: a batch job is predicting it and will push the prediction")
+            if not wanted:  # a worker predicts it: its pusher leaves the prediction for this request to take
+                ledger.want(task_id, deadline - time.monotonic() + POLL_SECONDS)
+                wanted = True
             time.sleep(POLL_SECONDS)
 
     def offer_each(

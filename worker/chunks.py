@@ -8,7 +8,7 @@ makes the effect exactly once per (project, task, model version):
    of the same chunk running at the same time leaves them alone and comes back later;
 3. a prediction made earlier but not pushed is reused, so the LLM is asked once per task;
 4. predictions go to the ledger's outbox, which the project's pusher (``worker/pusher.py``) flushes in
-   few large calls, bracketed by ``begin_push``/``end_push``: a task left "pushing" — by a crashed worker,
+   few large calls, bracketed by ``take_for_push``/``end_push``: a task left "pushing" — by a crashed worker,
    or handed to Label Studio as the answer to a task opened in the labeling screen — is checked against
    Label Studio (once ``HANDOVER_GRACE`` seconds have passed) before being pushed again.
 
@@ -185,7 +185,7 @@ class ChunkRunner:
                         self._fail(pending.job_id, task["id"], str(result), pending.outcome)
                     return
                 # Straight to the outbox: should Label Studio have been handed this task meanwhile (an opened
-                # task), the pusher's begin_push leaves it out, and settle finds it on its way.
+                # task), the pusher's take_for_push leaves it out, and settle finds it on its way.
                 pending.ledger.keep_for_push(task["id"], result)
                 with pending.outcome.lock:
                     pending.outcome.predicted += 1

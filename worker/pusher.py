@@ -10,7 +10,7 @@ every process, in one call — when predictions have waited ``CALL_SHARE`` times
 job), or when ``MAX_BATCH`` are waiting.  The LLM window runs meanwhile; chunks wait for their tasks to be
 pushed before they finish (``worker/chunks.py``), so recovery is unchanged.
 
-Exactly-once bookkeeping is the ledger's: ``begin_push`` marks what a flush sends (a task handed to Label
+Exactly-once bookkeeping is the ledger's: ``take_for_push`` marks what a flush sends (a task handed to Label
 Studio as the answer to an opened task is left out), ``end_push`` records what landed; a push lost with a
 crashed pusher is checked against Label Studio by the task's chunk after ``HANDOVER_GRACE``.  A batch that
 Label Studio refuses is bisected until the refused predictions are found; each is dropped with the reason,
@@ -139,8 +139,7 @@ class Pusher:
     def _flush(self, box: _Outbox) -> int:
         """One ``import/predictions`` call with what waits (up to MAX_BATCH); returns how many landed."""
         ledger, ctx = box.ledger, box.ctx
-        taken = ledger.take_outbox(MAX_BATCH)
-        marked = ledger.begin_push(taken)  # the others were handed to Label Studio, or pushed, meanwhile
+        marked = ledger.take_for_push(MAX_BATCH)
         results = ledger.results(marked)
         lost = [task_id for task_id in marked if task_id not in results]
         if lost:  # refused and forgotten meanwhile: nothing to send

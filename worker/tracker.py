@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from shared.logs import log_context
@@ -40,7 +41,7 @@ class ChunkTracker:
 
     def _loop(self) -> None:
         while True:
-            threading.Event().wait(TICK)
+            time.sleep(TICK)
             with self._lock:
                 pending = list(self._pending)
             for chunk in pending:

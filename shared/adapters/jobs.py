@@ -24,11 +24,11 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.adapters.replies import popped, text, text_dict, text_list, text_set
+from shared.adapters.replies import text, text_dict, text_list, text_set
 from shared.adapters.store import Store
 from shared.domain.pricing import Price, TokenUsage, usage_cost
 from shared.domain.types import JobSnapshot, Prediction, Task
@@ -542,6 +542,26 @@ return 1
 """
 
 
+# KEYS: results hash, pushing hash, pushed set, outbox set, wanted hash.  ARGV: now, count.  Takes up to
+# ``count`` tasks out of the outbox and marks them as being pushed, as _BEGIN_PUSH does; a task an opened task's
+# request waits for (``wanted`` until a time still to come) goes back to the outbox, for that request to take.
+_TAKE_FOR_PUSH = """
+local taken = redis.call('SPOP', KEYS[4], tonumber(ARGV[2]))
+local marked = {}
+for _, task in ipairs(taken) do
+  if redis.call('SISMEMBER', KEYS[3], task) == 0 and redis.call('HEXISTS', KEYS[2], task) == 0 then
+    local until_ = tonumber(redis.call('HGET', KEYS[5], task) or '0')
+    if until_ > tonumber(ARGV[1]) then
+      redis.call('SADD', KEYS[4], task)
+    else
+      redis.call('HSET', KEYS[2], task, ARGV[1])
+      table.insert(marked, task)
+    end
+  end
+end
+return marked
+"""
+
 # KEYS: the push lock.  ARGV: owner, milliseconds.  Takes the lock, or keeps it when it is the owner's already.
 _HOLD_LOCK = """
 local holder = redis.call('GET', KEYS[1])
@@ -592,6 +612,7 @@ class Ledger:
         self._hand_over = self.redis.register_script(_HAND_OVER)
         self._hand_over_new = self.redis.register_script(_HAND_OVER_NEW)
         self._hold_lock = self.redis.register_script(_HOLD_LOCK)
+        self._take_for_push = self.redis.register_script(_TAKE_FOR_PUSH)
 
     def _key(self, *parts: str) -> str:
         return self.store.key("ledger", self.project, self.version, *parts)
@@ -724,7 +745,7 @@ class Ledger:
         pipe.execute()
 
     # --- the outbox: predictions waiting for the project's pusher (worker/pusher.py) ---------------
-    def keep_for_push(self, task_id: Any, prediction: Prediction) -> None:
+    def keep_for_push(self, task_id: Any, prediction: Mapping[str, Any]) -> None:
         """``keep_result`` and ``queue_push`` in one round trip: a prediction just made, for the next flush."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(self._key("results"), str(task_id), json.dumps(prediction))
@@ -742,9 +763,22 @@ class Ledger:
             pipe.expire(self._key("outbox"), self.ttl)
             pipe.execute()
 
-    def take_outbox(self, count: int) -> list[str]:
-        """Take up to ``count`` tasks out of the outbox (atomically: two pushers never take the same task)."""
-        return popped(self.redis.spop(self._key("outbox"), count))
+    def take_for_push(self, count: int) -> list[str]:
+        """Take up to ``count`` tasks out of the outbox and mark them as being pushed, in one atomic step (two
+        pushers never take the same task; one handed to Label Studio meanwhile is left out); a task that an
+        opened task's request is waiting for stays in the outbox until that request is over (``want``)."""
+        keys = [*self._trio(), self._key("outbox"), self._key("wanted")]
+        marked = self._take_for_push(keys=keys, args=[time.time(), count])
+        self.redis.expire(self._key("pushing"), self.ttl)
+        return list(marked)
+
+    def want(self, task_id: Any, seconds: float) -> None:
+        """A request for an opened task waits for this task's prediction (to hand it to Label Studio itself):
+        the pusher leaves it for ``seconds``."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self._key("wanted"), str(task_id), time.time() + seconds)
+        pipe.expire(self._key("wanted"), self.ttl)
+        pipe.execute()
 
     def in_outbox(self, task_ids: list[Any]) -> bool:
         """Whether any of these tasks still waits in the outbox."""

@@ -30,8 +30,3 @@ def text_set(reply: set[bytes | str]) -> set[str]:
 def text_dict(reply: dict[bytes | str, bytes | str]) -> dict[str, str]:
     """A hash reply (``HGETALL``)."""
     return cast(dict[str, str], reply)
-
-
-def popped(reply: object) -> list[str]:
-    """The members ``SPOP key count`` took: a list (None when the set was missing)."""
-    return cast(list[str], reply or [])

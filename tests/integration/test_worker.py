@@ -126,10 +126,10 @@ def test_200_task_batch_lands_once_per_task(stack, fake_label_studio, fake_llm):
 
 
 def test_second_retrieve_while_running_adds_nothing(stack, fake_label_studio, fake_llm):
-    fake_llm.delay = 0.05
+    fake_llm.delay = 0.2  # the window predicts 8 tasks at a time: the first job is still predicting at the second
     stack.worker()
     first = stack.submit(100)
-    stack.wait(first, until=lambda status: status["pushed"] >= 20)
+    stack.wait(first, until=lambda status: status["done"] >= 20)
     second = stack.submit(100)  # Label Studio would only send the tasks without a prediction; we send all
     for job_id in (first, second):
         assert stack.wait(job_id)["state"] == "done"
