@@ -507,20 +507,6 @@ class Jobs:
         pipe.execute()
 
 
-# KEYS: results hash, pushing hash, pushed set.  ARGV: now, then task ids.  Marks as being pushed the
-# tasks that are neither pushed nor on their way already; returns them.
-_BEGIN_PUSH = """
-local marked = {}
-for i = 2, #ARGV do
-  local task = ARGV[i]
-  if redis.call('SISMEMBER', KEYS[3], task) == 0 and redis.call('HEXISTS', KEYS[2], task) == 0 then
-    redis.call('HSET', KEYS[2], task, ARGV[1])
-    table.insert(marked, task)
-  end
-end
-return marked
-"""
-
 # KEYS: results hash, pushing hash, pushed set.  ARGV: task id, now.  Hands a task's waiting prediction to
 # Label Studio (which stores what /predict answers): {'taken', prediction}, or why not.
 _HAND_OVER = """
@@ -543,8 +529,9 @@ return 1
 
 
 # KEYS: results hash, pushing hash, pushed set, outbox set, wanted hash.  ARGV: now, count.  Takes up to
-# ``count`` tasks out of the outbox and marks them as being pushed, as _BEGIN_PUSH does; a task an opened task's
-# request waits for (``wanted`` until a time still to come) goes back to the outbox, for that request to take.
+# ``count`` tasks out of the outbox and marks as being pushed those neither pushed nor on their way already;
+# a task an opened task's request waits for (``wanted`` until a time still to come) goes back to the outbox,
+# for that request to take.
 _TAKE_FOR_PUSH = """
 local taken = redis.call('SPOP', KEYS[4], tonumber(ARGV[2]))
 local marked = {}
@@ -608,7 +595,6 @@ class Ledger:
         self.version = model_version
         self.ttl = ttl
         self.handover_grace = handover_grace
-        self._begin_push = self.redis.register_script(_BEGIN_PUSH)
         self._hand_over = self.redis.register_script(_HAND_OVER)
         self._hand_over_new = self.redis.register_script(_HAND_OVER_NEW)
         self._hold_lock = self.redis.register_script(_HOLD_LOCK)
@@ -684,19 +670,11 @@ class Ledger:
                 (recent if time.time() - float(at) < self.handover_grace else overdue).append(str(task_id))
         return recent, overdue
 
-    def begin_push(self, task_ids: list[Any]) -> list[str]:
-        """Mark tasks as being pushed, atomically; returns those marked (the others are on their way already)."""
-        if not task_ids:
-            return []
-        marked = self._begin_push(keys=self._trio(), args=[time.time(), *(str(t) for t in task_ids)])
-        self.redis.expire(self._key("pushing"), self.ttl)
-        return list(marked)
-
     def hand_over(self, task_id: Any) -> tuple[str, dict | None]:
         """Give a task's waiting prediction to Label Studio, which stores what ``/predict`` answers.
 
         Returns ``("taken", prediction)``, or why not: ``"pushed"`` (Label Studio has one), ``"pushing"``
-        (one is on its way) or ``"none"`` (no prediction yet).  Atomic with ``begin_push``, so a worker
+        (one is on its way) or ``"none"`` (no prediction yet).  Atomic with ``take_for_push``, so a worker
         never pushes what Label Studio was handed.
         """
         answer = self._hand_over(keys=self._trio(), args=[str(task_id), time.time()])

@@ -114,8 +114,8 @@ def test_crash_after_push_before_bookkeeping_does_not_push_twice(batch, fake_lab
     job_id, ctx = batch.start(range(5))
     ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
     prediction = {"result": [], "score": 0.5, "model_version": ctx.model_version}
-    ledger.keep_result(3, prediction)
-    ledger.begin_push([3])
+    ledger.keep_for_push(3, prediction)
+    assert ledger.take_for_push(10) == ["3"]  # as the pusher does before its call
     fake_label_studio._store(int(PROJECT), {"task": 3, **prediction})  # the push landed, then the worker died
     batch.run_all(job_id)
     assert len(fake_label_studio.predictions_by_task()[3]) == 1
