@@ -199,7 +199,8 @@ class FakeLLM:
         except ValueError:
             return 400, {"error": {"message": "invalid JSON"}}, {}, None
         if method == "POST" and path.endswith("/chat/completions"):
-            match = TOKEN.search(_last_text(data.get("messages") or []))
+            # The token rides in the prompt, which the backend puts in the system message (the task's data last).
+            match = TOKEN.search(" ".join(_text(message) for message in data.get("messages") or []))
             status, payload, headers = await self.chat(data)
             return status, payload, headers, match.group(1) if match and status == 200 else None
         if path == "/health":
@@ -222,13 +223,17 @@ class FakeLLM:
         return 404, {"error": {"message": f"no route {method} {path}"}}, {}, None
 
 
-def _last_text(messages: list) -> str:
-    if not messages or not isinstance(messages[-1], dict):
+def _text(message: object) -> str:
+    if not isinstance(message, dict):
         return ""
-    content = messages[-1].get("content")
+    content = message.get("content")
     if isinstance(content, list):
         return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
     return str(content or "")
+
+
+def _last_text(messages: list) -> str:
+    return _text(messages[-1]) if messages else ""
 
 
 async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:

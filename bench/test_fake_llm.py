@@ -95,3 +95,14 @@ def test_records_its_own_time_per_bench_token(fake):
     timings = fake.timings()
     assert list(timings) == ["abc-1"] and timings["abc-1"] > 0
     assert fake.timings() == {}, "reading the timings clears them"
+
+
+def test_finds_the_bench_token_in_any_message(fake):
+    """The backend puts the annotator's prompt (and its token) in the system message, the task's text last."""
+    fake.configure(delay=0, jitter=0, rpm=0, tpm=0)
+    fake.reset()
+    messages = [{"role": "system", "content": "Is it sarcastic? [bench:sys-1]"}, {"role": "user", "content": "text"}]
+    openai.OpenAI(api_key="x", base_url=f"{fake.url}/v1", max_retries=0).chat.completions.create(
+        model="m", messages=messages
+    )
+    assert list(fake.timings()) == ["sys-1"]
