@@ -65,9 +65,7 @@ class Pusher:
         self.owner = uuid.uuid4().hex
         self._outboxes: dict[tuple[str | None, str], _Outbox] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.calls = 0  # import calls made by this process (benchmarks and tests read it)
 
     # --- the loop --------------------------------------------------------------------------------
     def watch(self, ctx: PredictionContext, ledger: Ledger) -> None:
@@ -84,13 +82,9 @@ class Pusher:
             self._thread = threading.Thread(target=self._loop, daemon=True, name="pusher")
             self._thread.start()
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
     def _loop(self) -> None:
-        while not self._stop.wait(TICK):
+        while True:
+            time.sleep(TICK)
             with self._lock:
                 boxes = list(self._outboxes.values())
             for box in boxes:
@@ -164,7 +158,6 @@ class Pusher:
 
     def _send(self, gateway: LabelStudioGateway, project: int, ledger: Ledger, predictions: list[dict]) -> int:
         """Push a batch; one Label Studio refuses is split in halves until the refused predictions are found."""
-        self.calls += 1
         try:
             gateway.push_predictions(project, predictions)
         except LabelStudioError as exc:

@@ -35,10 +35,6 @@ class ChunkTracker:
         with self._lock:
             self._pending.append(pending)
 
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._pending)
-
     def _loop(self) -> None:
         while True:
             time.sleep(TICK)

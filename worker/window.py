@@ -19,11 +19,9 @@ R = TypeVar("R")
 
 class LLMWindow:
     def __init__(self, size: int) -> None:
-        self.size = size
         self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="llm-window")
         self._changed = threading.Condition()
-        self._queued = 0
-        self._running = 0
+        self._queued = 0  # handed over, not started yet
 
     def submit(self, work: Callable[[], R]) -> Future[R]:
         """Run ``work`` when a place is free (in a copy of the caller's context, for its log fields)."""
@@ -34,33 +32,12 @@ class LLMWindow:
         def run() -> R:
             with self._changed:
                 self._queued -= 1
-                self._running += 1
                 self._changed.notify_all()
-            try:
-                return context.run(work)
-            finally:
-                with self._changed:
-                    self._running -= 1
-                    self._changed.notify_all()
+            return context.run(work)
 
         return self._pool.submit(run)
 
-    @property
-    def in_flight(self) -> int:
-        return self._running
-
-    @property
-    def queued(self) -> int:
-        return self._queued
-
-    def idle(self) -> bool:
-        with self._changed:
-            return self._running == 0 and self._queued == 0
-
-    def wait_for_room(self, timeout: float | None = None) -> bool:
+    def wait_for_room(self) -> None:
         """Wait until every task handed over is in flight (nothing queued): time to take the next chunk."""
         with self._changed:
-            return self._changed.wait_for(lambda: self._queued == 0, timeout)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
+            self._changed.wait_for(lambda: self._queued == 0)

@@ -56,13 +56,6 @@ def cost_usd(price: Price, tokens_in: float, tokens_out: float, cached: float = 
     return round(total / 1_000_000, 6)
 
 
-def estimate_cost(
-    prices: dict[str, Price], model: str, tokens_in: int, tokens_out: int, cached: int = 0
-) -> float | None:
-    price = prices.get(model)
-    return None if price is None else cost_usd(price, tokens_in, tokens_out, cached)
-
-
 def usage_cost(price: Price | None, usage: TokenUsage, factor: float = 1.0) -> float | None:
     """What ``usage`` cost at ``price`` times ``factor`` (the Batch API's discount); None without a price."""
     if price is None:

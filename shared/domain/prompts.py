@@ -160,11 +160,6 @@ def object_texts(spec: LabelingSpec, data: Mapping[str, Any]) -> dict[str, str]:
     return texts
 
 
-def source_text(spec: LabelingSpec, data: Mapping[str, Any]) -> str:
-    """The prompt's object's content as text."""
-    return object_texts(spec, data)[spec.source.name]
-
-
 def task_text(spec: LabelingSpec, data: Mapping[str, Any]) -> str:
     """``{text}``: the prompt's object's content, or every object's under its name when there are several."""
     texts = object_texts(spec, data)
@@ -193,17 +188,6 @@ def _template_values(spec: LabelingSpec, data: Mapping[str, Any]) -> dict[str, s
     values.update({obj.field: texts[obj.name] for obj in spec.objects if obj.field and obj.name in texts})
     values["labels"] = str(task_labels(spec, data))
     return values
-
-
-def render_prompt(spec: LabelingSpec, options: PromptOptions, prompt: str, data: Mapping[str, Any]) -> str:
-    """The whole prompt for one task, as one text (the reference's single user message)."""
-    values = _template_values(spec, data)
-    text = task_text(spec, data)
-    if options.use_internal_template:
-        values.update(text=text, prompt=prompt)
-        return fill_template(options.template, values, "PROMPT_TEMPLATE")
-    values.setdefault("text", text)
-    return fill_template(prompt, values, "the prompt")
 
 
 def _user_message(text: str, image_urls: Sequence[str]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
-from shared.domain.pricing import DEFAULT_PRICES, estimate_cost
+from shared.domain.pricing import DEFAULT_PRICES, TokenUsage, usage_cost
 from tests.conftest import labeling_config
 from tests.e2e.conftest import BASIC_AUTH
 from tests.e2e.label_studio_server import TOKEN
@@ -245,7 +245,7 @@ def test_cli_batch_predicts_a_project_and_sums_up(ls, backend, label_studio, fak
     calls = [call for call in fake_llm.live_completions if marker in str(call.body["messages"])]
     tokens_in = sum(call.answer["usage"]["prompt_tokens"] for call in calls)
     tokens_out = 29 * 5  # the fake counts 4 characters a token: ANSWER has 19
-    cost = estimate_cost(DEFAULT_PRICES, "gpt-3.5-turbo", tokens_in, tokens_out)
+    cost = usage_cost(DEFAULT_PRICES["gpt-3.5-turbo"], TokenUsage(tokens_in, tokens_out))
     assert len(calls) == 29
     assert f"tokens in {tokens_in}, out {tokens_out}, cached 0 of those in; estimated cost ${cost:.4f}" in result.stdout
     found = predictions(ls, project)

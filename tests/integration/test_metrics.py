@@ -2,7 +2,7 @@
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.domain.pricing import estimate_cost
+from shared.domain.pricing import TokenUsage, usage_cost
 from tests.conftest import labeling_config
 from tests.integration.test_api import post_predict, post_setup, prompt_context
 
@@ -81,15 +81,15 @@ def test_a_long_prompt_is_served_from_the_providers_cache_after_the_first_task(
 
 def test_cached_tokens_cost_the_cached_price():
     prices = {"gpt-4o-mini": (0.15, 0.60, 0.075), "no-cache-price": (1.0, 2.0)}
-    assert estimate_cost(prices, "gpt-4o-mini", 1_000_000, 0, cached=1_000_000) == 0.075
-    assert estimate_cost(prices, "gpt-4o-mini", 2_000_000, 0, cached=1_000_000) == 0.225
-    assert estimate_cost(prices, "no-cache-price", 1_000_000, 0, cached=1_000_000) == 1.0  # the input price
+    assert usage_cost(prices["gpt-4o-mini"], TokenUsage(1_000_000, 0, 1_000_000)) == 0.075
+    assert usage_cost(prices["gpt-4o-mini"], TokenUsage(2_000_000, 0, 1_000_000)) == 0.225
+    assert usage_cost(prices["no-cache-price"], TokenUsage(1_000_000, 0, 1_000_000)) == 1.0  # the input price
 
 
 def test_cost_comes_from_the_price_table():
     prices = {"gpt-4o-mini": (0.15, 0.60)}
-    assert estimate_cost(prices, "gpt-4o-mini", 1_000_000, 500_000) == 0.45
-    assert estimate_cost(prices, "unknown-model", 10, 10) is None
+    assert usage_cost(prices.get("gpt-4o-mini"), TokenUsage(1_000_000, 500_000)) == 0.45
+    assert usage_cost(prices.get("unknown-model"), TokenUsage(10, 10)) is None
 
 
 def test_price_table_is_configurable(make_settings, monkeypatch):

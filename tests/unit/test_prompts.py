@@ -7,7 +7,6 @@ from shared.domain.prompts import (
     choose_prompt,
     compose_messages,
     prompt_from_regions,
-    render_prompt,
     task_images,
 )
 from tests.conftest import labeling_config
@@ -26,21 +25,29 @@ def sarcasm():
     return parse_labeling_config(labeling_config("sarcasm"), "prompt")
 
 
+def prompt_text(spec, options, prompt, data) -> str:
+    """The prompt of a task whose template puts nothing before the task's data: one user message, as the
+    reference sends it."""
+    [message] = compose_messages(spec, options, prompt, data)
+    assert message["role"] == "user"
+    return message["content"]
+
+
 def test_internal_template_wraps_the_prompt(sarcasm):
-    text = render_prompt(sarcasm, INTERNAL, "Is it {sarcastic}?", {"text": "I love Mondays"})
+    text = prompt_text(sarcasm, INTERNAL, "Is it {sarcastic}?", {"text": "I love Mondays"})
     assert text == "Source Text: I love Mondays\n\nTask Directive: Is it {sarcastic}?"
 
 
 def test_internal_template_may_use_labels_and_task_fields(sarcasm):
     options = INTERNAL.model_copy(update={"template": "{title}: {text} [{labels}] {prompt}"})
-    text = render_prompt(sarcasm, options, "classify", {"text": "t", "title": "T"})
+    text = prompt_text(sarcasm, options, "classify", {"text": "t", "title": "T"})
     assert text == "T: t [['Sarcastic', 'Not Sarcastic']] classify"
 
 
 def test_user_template_fills_task_fields_and_labels(sarcasm):
     prompt = "Classify {text} (by {author}, {meta}) as one of: {labels}"
     data = {"text": "I love it", "author": "ann", "meta": {"n": 1}}
-    assert render_prompt(sarcasm, USER, prompt, data) == (
+    assert prompt_text(sarcasm, USER, prompt, data) == (
         "Classify I love it (by ann, {\"n\": 1}) as one of: ['Sarcastic', 'Not Sarcastic']"
     )
 
@@ -58,18 +65,18 @@ def test_user_template_fills_task_fields_and_labels(sarcasm):
 )
 def test_template_mistakes_are_task_errors(sarcasm, prompt, message):
     with pytest.raises(TaskError, match=message):
-        render_prompt(sarcasm, USER, prompt, {"text": "x"})
+        prompt_text(sarcasm, USER, prompt, {"text": "x"})
 
 
 def test_doubled_braces_are_literal(sarcasm):
-    assert render_prompt(sarcasm, USER, 'Answer as {{"label": ...}} for {text}', {"text": "x"}) == (
+    assert prompt_text(sarcasm, USER, 'Answer as {{"label": ...}} for {text}', {"text": "x"}) == (
         'Answer as {"label": ...} for x'
     )
 
 
 def test_missing_source_field_is_a_task_error(sarcasm):
     with pytest.raises(TaskError, match='task data has no field "text"'):
-        render_prompt(sarcasm, INTERNAL, "p", {"other": 1})
+        prompt_text(sarcasm, INTERNAL, "p", {"other": 1})
 
 
 def test_paragraphs_reach_the_model_as_a_dialogue():
@@ -79,21 +86,21 @@ def test_paragraphs_reach_the_model_as_a_dialogue():
         {"role": "assistant", "content": "The capital of France is Paris."},
         {"role": "user", "content": "Tell me a joke."},
     ]
-    text = render_prompt(spec, INTERNAL, "Answer the user", {"dialogue": dialogue})
+    text = prompt_text(spec, INTERNAL, "Answer the user", {"dialogue": dialogue})
     assert text == (
         "Source Text: user: What is the capital of France?\n"
         "assistant: The capital of France is Paris.\n"
         "user: Tell me a joke.\n\nTask Directive: Answer the user"
     )
-    user_mode = render_prompt(spec, USER, "Continue:\n{dialogue}", {"dialogue": dialogue})
+    user_mode = prompt_text(spec, USER, "Continue:\n{dialogue}", {"dialogue": dialogue})
     assert user_mode.endswith("user: Tell me a joke.")
     with pytest.raises(TaskError, match="list of objects"):
-        render_prompt(spec, INTERNAL, "p", {"dialogue": "not a list"})
+        prompt_text(spec, INTERNAL, "p", {"dialogue": "not a list"})
 
 
 def test_images_are_mentioned_in_text_and_attached_as_parts():
     spec = parse_labeling_config(labeling_config("receipts"), "prompt")
-    text = render_prompt(spec, INTERNAL, "Summarise", {"image": "https://x/r.png"})
+    text = prompt_text(spec, INTERNAL, "Summarise", {"image": "https://x/r.png"})
     assert text == "Source Text: (the attached image)\n\nTask Directive: Summarise"
     messages = compose_messages(
         spec, INTERNAL, "Summarise", {"image": "https://x/r.png"}, image_urls=["https://x/r.png"]
@@ -141,7 +148,7 @@ def test_default_prompt_needs_user_template_mode_as_in_the_reference():
 def test_without_instructions_the_layout_is_the_references_single_user_message(sarcasm):
     data = {"text": "I love Mondays"}
     assert compose_messages(sarcasm, INTERNAL, "Is it sarcastic?", data) == [
-        {"role": "user", "content": render_prompt(sarcasm, INTERNAL, "Is it sarcastic?", data)}
+        {"role": "user", "content": prompt_text(sarcasm, INTERNAL, "Is it sarcastic?", data)}
     ]
 
 
@@ -169,7 +176,7 @@ def test_labels_stay_in_the_fixed_part_and_task_fields_move_to_the_task_part(sar
         {"role": "system", "content": "Classify.\nLabels: ['Sarcastic', 'Not Sarcastic']"},
         {"role": "user", "content": "Title: T\nt"},
     ]
-    whole = render_prompt(sarcasm, options, "Classify.", {"text": "t", "title": "T"})
+    whole = "Classify.\nLabels: ['Sarcastic', 'Not Sarcastic']\nTitle: T\nt"  # the template filled in
     assert "\n".join(message["content"] for message in messages) == whole  # the same words, cut in two
 
 
@@ -210,7 +217,7 @@ def test_several_objects_are_all_sent_each_named_and_images_attached():
     ]
     assert [(obj.name, value) for obj, value in task_images(spec, data)] == [("photo", "https://x/1.png")]
     assert [obj.name for obj, _ in task_images(spec, {**data, "scan": "s.png"})] == ["photo", "scan"]
-    assert render_prompt(spec, USER, "{chat}", data) == "[0] a: Rome\n[1] b: ok"
+    assert prompt_text(spec, USER, "{chat}", data) == "[0] a: Rome\n[1] b: ok"
     with pytest.raises(TaskError, match='task data has no field "q"'):
         compose_messages(spec, INTERNAL, "Answer", {"img": "x"})
 
@@ -220,7 +227,7 @@ def test_dynamic_options_join_the_labels_of_the_task():
       <Choices name="fixed" toName="t"><Choice value="a"/></Choices>
       <Choices name="d" toName="t" value="$opts"/></View>"""
     spec = parse_labeling_config(config, "prompt")
-    assert render_prompt(spec, USER, "{labels}", {"t": "x", "opts": [{"value": "b"}, "a"]}) == "['a', 'b']"
+    assert prompt_text(spec, USER, "{labels}", {"t": "x", "opts": [{"value": "b"}, "a"]}) == "['a', 'b']"
 
 
 def test_several_pictures_are_numbered_in_the_order_they_are_attached():
@@ -229,9 +236,9 @@ def test_several_pictures_are_numbered_in_the_order_they_are_attached():
       <Choices name="c" toName="q"><Choice value="a"/></Choices></View>"""
     spec = parse_labeling_config(config, "prompt")
     data = {"q": "Which?", "pages": ["p1.png", "p2.png"], "photo": "x.png"}
-    text = render_prompt(spec, USER, "{text}", data)
+    text = prompt_text(spec, USER, "{text}", data)
     assert text == (
         "### q (Text)\nWhich?\n\n### pages (Image)\n(attached images 1 to 2)\n\n### photo (Image)\n(attached image 3)"
     )
     assert [value for _obj, value in task_images(spec, data)] == [["p1.png", "p2.png"], "x.png"]
-    assert "(the attached image)" in render_prompt(spec, USER, "{text}", {"q": "Which?", "photo": "x.png"})
+    assert "(the attached image)" in prompt_text(spec, USER, "{text}", {"q": "Which?", "photo": "x.png"})
