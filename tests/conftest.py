@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,10 +111,10 @@ def redis_prefix(_prefixes_swept_at_the_end) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def _prefixes_swept_at_the_end() -> Iterator[list[str]]:
-    """Metrics are flushed once a second by a thread: sweep every prefix once more when the session ends."""
+    """A test's API writes its pending metrics when ``make_client`` closes it, which may come after the prefix
+    was removed (fixtures end in reverse order of their start): sweep every prefix once more at the end."""
     prefixes: list[str] = []
     yield prefixes
-    time.sleep(1.5)
     for prefix in prefixes:
         _delete_prefix(prefix)
 
@@ -143,12 +142,20 @@ def real_store(redis_prefix: str) -> Store:
 
 @pytest.fixture
 def make_client(make_settings, store):
+    """Test clients of the API; each app's services are closed at the end (pending metrics written, the
+    prediction pool shut down), so no flush thread outlives its test."""
     from api import create_app
 
-    def make(settings: Settings | None = None, store_: Store | None = None):
-        return create_app(settings or make_settings(), store_ or store).test_client()
+    apps = []
 
-    return make
+    def make(settings: Settings | None = None, store_: Store | None = None):
+        app = create_app(settings or make_settings(), store_ or store)
+        apps.append(app)
+        return app.test_client()
+
+    yield make
+    for app in apps:
+        app.extensions["llm_backend"].close()
 
 
 @pytest.fixture

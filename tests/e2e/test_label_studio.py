@@ -56,13 +56,21 @@ def predictions(ls, project) -> list[dict]:
     return [p.dict() for p in ls.predictions.list(project=project.id)]
 
 
-def wait_for_predictions(ls, project, count: int, timeout: float = 180) -> list[dict]:
+def wait_for_predictions(ls, project, count: int, backend: dict, timeout: float = 180) -> list[dict]:
+    """Wait for ``count`` predictions, then for every job of the project on ``backend`` to finish (a chunk
+    finishes once its tasks are in Label Studio): past that nothing more lands, so a duplicate would show."""
     deadline = time.monotonic() + timeout
     while len(found := predictions(ls, project)) < count:
         assert time.monotonic() < deadline, f"{len(found)} of {count} predictions after {timeout} s"
         time.sleep(0.5)
-    time.sleep(1)  # anything beyond the expected count would show up now
+    while running := [job for job in jobs_of(backend, project) if job["state"] in ("queued", "running")]:
+        assert time.monotonic() < deadline, f"jobs still running after {timeout} s: {running}"
+        time.sleep(0.5)
     return predictions(ls, project)
+
+
+def jobs_of(backend: dict, project) -> list[dict]:
+    return httpx.get(f"{backend['url']}/jobs", params={"project": project.id}, timeout=10).json()["jobs"]
 
 
 def task_ids(ls, project) -> list[int]:
@@ -102,7 +110,7 @@ def test_retrieve_predictions_for_each_reference_config(ls, backend, fake_llm, c
 
     retrieve_predictions(ls, project)
 
-    found = wait_for_predictions(ls, project, 10)
+    found = wait_for_predictions(ls, project, 10, backend)
     assert sorted(p["task"] for p in found) == task_ids(ls, project)
     interface = LabelInterface(labeling_config(config))
     for prediction in found:
@@ -127,7 +135,7 @@ def big_batch(ls, backend, llm_server):
     started = time.monotonic()
     retrieve_predictions(ls, project)
     answered_in = time.monotonic() - started
-    found = wait_for_predictions(ls, project, 300)
+    found = wait_for_predictions(ls, project, 300, backend)
     return {"project": project, "marker": marker, "version": version, "found": found, "answered_in": answered_in}
 
 
@@ -140,10 +148,12 @@ def test_batch_of_300_tasks_lands_once_each(ls, big_batch, llm_server):
     assert len(calls_for(llm_server.fake, big_batch["marker"])) == 300
 
 
-def test_second_retrieve_predictions_costs_nothing(ls, big_batch, llm_server):
+def test_second_retrieve_predictions_costs_nothing(ls, backend, big_batch, llm_server):
     calls_before = len(calls_for(llm_server.fake, big_batch["marker"]))
-    retrieve_predictions(ls, big_batch["project"])
-    time.sleep(3)
+    jobs_before = [job["id"] for job in jobs_of(backend, big_batch["project"])]
+    assert jobs_before, "the first Retrieve Predictions made a job"
+    retrieve_predictions(ls, big_batch["project"])  # Label Studio waits for the backend's answer
+    assert [job["id"] for job in jobs_of(backend, big_batch["project"])] == jobs_before, "no new job"
     assert len(predictions(ls, big_batch["project"])) == 300
     assert len(calls_for(llm_server.fake, big_batch["marker"])) == calls_before
 
@@ -186,7 +196,7 @@ def test_a_new_prompt_changes_the_next_batch_and_its_model_version(ls, backend, 
 
     annotate_with_prompt(ls, ids[0], "First prompt")  # Label Studio sends ANNOTATION_CREATED to /webhook
     retrieve_predictions(ls, project)
-    first = wait_for_predictions(ls, project, 20)
+    first = wait_for_predictions(ls, project, 20, backend)
     first_versions = {p["model_version"] for p in first}
     assert len(first_versions) == 1 and first_versions != {first_version}, "the prompt bumped the version"
     assert all(
@@ -198,7 +208,7 @@ def test_a_new_prompt_changes_the_next_batch_and_its_model_version(ls, backend, 
     fake_llm.reset()
     fake_llm.reply = lambda messages, index: ANSWER
     retrieve_predictions(ls, project)
-    both = wait_for_predictions(ls, project, 40)
+    both = wait_for_predictions(ls, project, 40, backend)
     second_versions = {p["model_version"] for p in both} - first_versions
     assert len(second_versions) == 1
     calls = calls_for(fake_llm, marker)
@@ -222,7 +232,7 @@ def test_basic_auth_backend_works_end_to_end(ls, backend, fake_llm):
     )
     assert connected.state == "CO", connected
     retrieve_predictions(ls, project)
-    found = wait_for_predictions(ls, project, 10)
+    found = wait_for_predictions(ls, project, 10, backend)
     assert sorted(p["task"] for p in found) == task_ids(ls, project)
     assert len(calls_for(fake_llm, marker)) == 10
 
@@ -262,7 +272,7 @@ def test_tasks_imported_later_are_predicted_on_arrival(ls, backend, fake_llm):
 
     ls.projects.import_tasks(id=project.id, request=[task_data("sarcasm", marker, i) for i in range(20)])
 
-    found = wait_for_predictions(ls, project, 20, timeout=60)
+    found = wait_for_predictions(ls, project, 20, backend, timeout=60)
     assert sorted(p["task"] for p in found) == task_ids(ls, project)
     assert {p["model_version"] for p in found} == {version}
 
@@ -277,7 +287,7 @@ def test_retrieve_predictions_through_the_batch_api(ls, backend, fake_llm):
 
     retrieve_predictions(ls, project)
 
-    found = wait_for_predictions(ls, project, 500, timeout=240)
+    found = wait_for_predictions(ls, project, 500, backend, timeout=240)
     assert sorted(p["task"] for p in found) == task_ids(ls, project), "one prediction per task"
     assert {p["model_version"] for p in found} == {version}
     assert all(

@@ -52,7 +52,7 @@ def test_ner_spans_are_stored_as_predicted(ls, backend, fake_llm):
 
     retrieve_predictions(ls, project)
 
-    found = wait_for_predictions(ls, project, len(texts))
+    found = wait_for_predictions(ls, project, len(texts), backend)
     assert sorted(p["task"] for p in found) == task_ids(ls, project)
     text_of = {task.id: task.data["text"] for task in ls.tasks.list(project=project.id)}
     interface = LabelInterface(NER)
@@ -82,7 +82,7 @@ def test_taxonomy_paths_are_stored_as_predicted(ls, backend, fake_llm):
 
     retrieve_predictions(ls, project)
 
-    found = wait_for_predictions(ls, project, len(texts))
+    found = wait_for_predictions(ls, project, len(texts), backend)
     interface = LabelInterface(TAXONOMY)
     for prediction in found:
         assert prediction["model_version"] == version
