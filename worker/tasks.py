@@ -53,29 +53,27 @@ class PerProcess:
             retries=chunk.attempt + 1,
         )
 
-    @property
-    def jobs(self) -> Jobs:
+    def _here(self) -> PerProcess:
+        """This state as built in the current process (again after a fork)."""
         if self._pid != os.getpid():
             self._build()
-        return self._jobs
+        return self
+
+    @property
+    def jobs(self) -> Jobs:
+        return self._here()._jobs
 
     @property
     def runner(self) -> ChunkRunner:
-        if self._pid != os.getpid():
-            self._build()
-        return self._runner
+        return self._here()._runner
 
     @property
     def batch_jobs(self) -> BatchJobs:
-        if self._pid != os.getpid():
-            self._build()
-        return self._batch_jobs
+        return self._here()._batch_jobs
 
     @property
     def tracker(self) -> ChunkTracker:
-        if self._pid != os.getpid():
-            self._build()
-        return self._tracker
+        return self._here()._tracker
 
 
 def register_tasks(app: Celery, services: PerProcess) -> None:
