@@ -10,7 +10,8 @@ what is measured).
   continuously and holding ``burst`` seconds' worth; a request over a limit answers 429 at once with
   ``Retry-After`` (whole seconds, at least 1) and ``x-ratelimit-*`` headers, as OpenAI does.
 * The answer is ``Not Sarcastic`` when the prompt holds the word ``even``, else ``Sarcastic`` (the
-  labels of ``tests/configs/sarcasm.xml``).
+  labels of ``tests/configs/sarcasm.xml``); asked for a ``json_schema`` response format, a JSON object
+  filling that schema with it, as a provider's structured outputs do.
 * A prompt holding ``[bench:<token>]`` has its server-side time recorded under that token, so a
   client can subtract exactly this request's LLM time from what it measured end to end.
 
@@ -178,8 +179,10 @@ class FakeLLM:
         stats.tokens += tokens
         stats.ok_times.append(time.time())
         answer = "Not Sarcastic" if re.search(r"\beven\b", text) else "Sarcastic"
+        content = _in_format(answer, body.get("response_format"))
         choices = [
-            {"index": i, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"} for i in range(n)
+            {"index": i, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+            for i in range(n)
         ]
         payload = {
             "id": "chatcmpl-bench",
@@ -221,6 +224,34 @@ class FakeLLM:
             timings, self.timings = self.timings, {}
             return 200, timings, {}, None
         return 404, {"error": {"message": f"no route {method} {path}"}}, {}, None
+
+
+def _in_format(answer: str, response_format: object) -> str:
+    """The answer as the request asks for it: a JSON object filling its ``json_schema`` (as OpenAI's structured
+    outputs do), else the bare label."""
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        return answer
+    schema = (response_format.get("json_schema") or {}).get("schema") or {}
+    return json.dumps(_fill(schema, answer))
+
+
+def _fill(schema: dict, answer: str) -> Any:
+    """A value of ``schema`` that says ``answer``: the label where an enum offers it, the text where text goes."""
+    if "anyOf" in schema:
+        options = [option for option in schema["anyOf"] if option.get("type") != "null"]
+        return _fill(options[0], answer) if options else None
+    if "enum" in schema:
+        return answer if answer in schema["enum"] else schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        return {name: _fill(field, answer) for name, field in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [_fill(schema.get("items") or {}, answer)]
+    if kind in ("number", "integer"):
+        return schema.get("minimum", 0)
+    if kind == "boolean":
+        return True
+    return answer
 
 
 def _text(message: object) -> str:

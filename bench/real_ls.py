@@ -21,6 +21,7 @@ running.  The sequential baseline is the reference's path (one call at a time in
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -29,12 +30,13 @@ from typing import Any
 import httpx
 
 from bench.batch import LLM_DELAY, LLM_JITTER, sequential_baseline
-from bench.harness import CONFIG_XML, PROJECT_TS, Api, Stack, free_port, log, task_text
+from bench.harness import CONFIG_XML, PROJECT_TS, Api, Stack, free_port, log, task_text, tree_cpu
 from tests.e2e.label_studio_server import TOKEN, LabelStudioServer, ensure_installed, fresh_data_dir
 
 INGEST_BATCH = 1000  # predictions per call when Label Studio's ingest rate is measured alone
 SAMPLE_EVERY = 0.25
 LLM_CONCURRENCY = 100  # the default
+CORES = os.cpu_count() or 1
 CHILDREN = 2  # prefork children of one `llm-backend worker` on 2 cores (Celery's default: the core count)
 
 
@@ -134,6 +136,13 @@ def batch_run(stack: Stack, api: Api, ls: RealLabelStudio, prefix: str, tasks: i
     workers = stack.workers(prefix, processes, concurrency=CHILDREN, CACHE_TTL=0)
     stack.fake.reset()
     body = json.dumps({"tasks": listed, "project": f"{project}.{PROJECT_TS}", "label_config": CONFIG_XML}).encode()
+    pids = {
+        "workers": [worker.process.pid for worker in workers],
+        "label_studio": [ls.server.process.pid],
+        "fake_llm": [stack.fake_process.pid],
+        "api": [api.process.process.pid],
+    }
+    cpu_before = {name: sum(tree_cpu(pid) for pid in group) for name, group in pids.items()}
     started = time.monotonic()
     payload, answered_in = api.call("POST", "/predict", body)
     job_id = payload.get("job")
@@ -149,6 +158,7 @@ def batch_run(stack: Stack, api: Api, ls: RealLabelStudio, prefix: str, tasks: i
             if worker.process.poll() is not None:
                 raise RuntimeError(f"a worker exited:\n{worker.log[-3000:]}")
         time.sleep(0.05)
+    cpu = {name: sum(tree_cpu(pid) for pid in group) - cpu_before[name] for name, group in pids.items()}
     sampler.stop()
     elapsed = next((at for at, pushed in sampler.pushed if pushed >= tasks), float("nan"))
     for worker in workers:
@@ -166,6 +176,9 @@ def batch_run(stack: Stack, api: Api, ls: RealLabelStudio, prefix: str, tasks: i
         "landed_in_label_studio": landed,
         "job": {key: sampler.status.get(key) for key in ("state", "done", "pushed", "failed")},
         "mean_in_flight": sum(busy) / len(busy) if busy else float("nan"),
+        "cpu_ms_per_task": {name: seconds * 1000 / tasks for name, seconds in cpu.items()},
+        # Every process of the run shares the machine's cores: at this CPU per task, no schedule goes faster.
+        "cpu_limit_per_s": CORES * tasks / sum(cpu.values()),
         "in_flight_samples": sampler.in_flight,
         "pushed_samples": sampler.pushed,
     }
@@ -193,11 +206,17 @@ def run(stack: Stack, quick: bool, sizes: tuple[int, ...] = (2000, 10000)) -> di
                 limit = min(result["window"] / LLM_DELAY, ingest[size]["per_s"])
                 result["physical_limit_per_s"] = limit
                 result["share_of_limit"] = result["tasks_per_s"] / limit
+                result["share_of_cpu_limit"] = result["tasks_per_s"] / min(limit, result["cpu_limit_per_s"])
                 runs.append(result)
                 log(
                     f"real_ls:   {result['tasks_per_s']:.0f} tasks/s, last at {result['last_prediction_s']:.1f} s, "
                     f"{result['speedup']:.1f}× the sequential path, {100 * result['share_of_limit']:.0f}% of "
                     f"min(window/latency, ingest) = {limit:.0f}/s; {result['landed_in_label_studio']} in Label Studio"
+                )
+                per_task = ", ".join(f"{name} {ms:.1f}" for name, ms in result["cpu_ms_per_task"].items())
+                log(
+                    f"real_ls:   CPU ms per task: {per_task}: {CORES} cores allow {result['cpu_limit_per_s']:.0f}/s; "
+                    f"{100 * result['share_of_cpu_limit']:.0f}% of min(window/latency, ingest, CPU)"
                 )
     finally:
         ls.close()

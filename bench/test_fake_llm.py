@@ -106,3 +106,24 @@ def test_finds_the_bench_token_in_any_message(fake):
         model="m", messages=messages
     )
     assert list(fake.timings()) == ["sys-1"]
+
+
+def test_answers_a_json_schema_request_with_an_object_of_that_schema(fake):
+    fake.configure(delay=0, jitter=0, rpm=0, tpm=0)
+    client = openai.OpenAI(api_key="x", base_url=f"{fake.url}/v1", max_retries=0)
+    labels = {"type": "array", "items": {"enum": ["Sarcastic", "Not Sarcastic"]}}
+    note = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+    schema = {"type": "object", "properties": {"sentiment": labels, "note": note}}
+    response_format = {"type": "json_schema", "json_schema": {"name": "a", "schema": schema, "strict": True}}
+    answers = [
+        client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": text}], response_format=response_format
+        )
+        .choices[0]
+        .message.content
+        for text in ("an even one", "an odd one")
+    ]
+    assert [json.loads(answer) for answer in answers] == [
+        {"sentiment": ["Not Sarcastic"], "note": "Not Sarcastic"},
+        {"sentiment": ["Sarcastic"], "note": "Sarcastic"},
+    ]

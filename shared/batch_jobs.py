@@ -26,8 +26,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from openai.types.chat import ChatCompletion
-
 from shared.adapters.batch_api import BatchApi, BatchState
 from shared.adapters.jobs import ACTIVE_STATES, Jobs, JobState, Ledger
 from shared.adapters.llm import LLMAnswer, answer_from_completion
@@ -209,7 +207,7 @@ class BatchJobs:
                     log.info("job %s task %s: batch line failed (%s); predicted live", job_id, line.task_id, line.error)
                     continue
                 try:
-                    answer = answer_from_completion(ChatCompletion.model_validate(line.completion))
+                    answer = answer_from_completion(line.completion)
                 except ValueError as exc:
                     log.warning(
                         "job %s task %s: unreadable batch answer (%s); predicted live", job_id, line.task_id, exc

@@ -115,6 +115,9 @@ class Pusher:
         if now - box.waiting_since >= interval or now - box.grew_at >= SETTLE_SECONDS or size >= MAX_BATCH:
             self._flush(box)
             box.waiting_since = None
+            # What came during the call came after ``now`` at the latest: if nothing more comes by the next tick,
+            # the job is ending and that is pushed at once, not SETTLE_SECONDS after this loop next saw it.
+            box.last_size, box.grew_at = box.ledger.outbox_size(), now
 
     # --- one flush -------------------------------------------------------------------------------
     def flush(self, ctx: PredictionContext, ledger: Ledger) -> int:

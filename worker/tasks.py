@@ -53,6 +53,10 @@ class PerProcess:
             retries=chunk.attempt + 1,
         )
 
+    def prepare(self) -> None:
+        """Build the state of this process now (after the fork) rather than at its first task."""
+        self._here()
+
     def _here(self) -> PerProcess:
         """This state as built in the current process (again after a fork)."""
         if self._pid != os.getpid():

@@ -15,7 +15,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from xml.etree.ElementTree import Element
 
@@ -156,6 +156,13 @@ class LabelingSpec:
     objects: tuple[TaskObject, ...]
     outputs: tuple[Output, ...]
     unfilled: tuple[Unfilled, ...]
+    # What is derived from the config alone, kept with it (specs are cached per config): e.g. the answer's schema.
+    derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether some control takes its options from each task's data (then the schema is per task)."""
+        return any(output.dynamic_field is not None for output in self.outputs)
 
     @property
     def source(self) -> SdkObject:

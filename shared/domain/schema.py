@@ -187,8 +187,18 @@ def _fit_enum_limits(schema: dict[str, Any]) -> None:
 def answer_schema(spec: LabelingSpec, data: Mapping[str, Any]) -> dict[str, Any]:
     """The strict JSON schema of the answer for one task (the task matters only for dynamic options).
 
-    Outputs whose dynamic options this task does not provide are left out.
+    Outputs whose dynamic options this task does not provide are left out.  Without dynamic options it is the
+    config's alone, built once (every task asks for it twice): the same dict each time, not to be changed.
     """
+    if spec.dynamic:
+        return _answer_schema(spec, data)
+    if "answer_schema" not in spec.derived:
+        spec.derived["answer_schema"] = _answer_schema(spec, data)
+    schema: dict[str, Any] = spec.derived["answer_schema"]
+    return schema
+
+
+def _answer_schema(spec: LabelingSpec, data: Mapping[str, Any]) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     for output in spec.outputs:
         options = output.options_for(data)

@@ -1,5 +1,7 @@
 """The LLM client against the fake OpenAI-compatible server, over HTTP, through the real openai client."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from shared.adapters.llm import LLM, OutputRequest, endpoint_key
@@ -116,10 +118,14 @@ def test_cache_ttl_zero_disables_the_cache(fake_llm, settings, store):
     assert list(store.redis.scan_iter("*")) == []
 
 
-def test_one_client_per_configuration(settings, store):
+def test_one_client_per_configuration_and_thread(settings, store):
     llm = LLM(store, 0)
     assert llm.client(settings.defaults.llm) is llm.client(settings.defaults.llm)
     assert llm.client(options_for(settings, model="other")) is not llm.client(settings.defaults.llm)
+    with ThreadPoolExecutor(1) as other_thread:
+        theirs = other_thread.submit(lambda: (llm.client(settings.defaults.llm), llm.client(settings.defaults.llm)))
+        first, second = theirs.result()
+    assert first is second and first is not llm.client(settings.defaults.llm)
 
 
 # --- output modes -------------------------------------------------------------------------------------
