@@ -456,10 +456,8 @@ class LLM:
             where = options.endpoint or "its default endpoint"
             reason = exc.__cause__ or exc
             raise LLMError(f"cannot reach {options.provider} at {where}: {reason}", retryable=True) from None
-        except openai.APIResponseValidationError as exc:
-            raise LLMError(
-                f"{options.provider} answered an unreadable body: {redact(str(exc))}", retryable=True
-            ) from None
+        except json.JSONDecodeError as exc:  # a JSON content type over a body that is not JSON
+            raise LLMError(f"{options.provider} answered an unreadable body: {exc}", retryable=True) from None
         try:
             return answer_from_completion(completion)
         except ValueError as exc:  # a provider (or a proxy before it) answered 200 with a body of another shape

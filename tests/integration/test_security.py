@@ -227,6 +227,12 @@ def garbage_for_some(request: Recorded, handler) -> None:
     """A provider (or a proxy) answering 200 with what is not a chat completion, for prompts saying "garbage"."""
     if b"garbage" not in request.body:
         send(handler, 200, chat_completion("Sarcastic"))
+    elif b"broken" in request.body:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", "9")
+        handler.end_headers()
+        handler.wfile.write(b"{not json")
     elif b"html" in request.body:
         handler.send_response(200)
         handler.send_header("Content-Type", "text/html")
@@ -237,13 +243,20 @@ def garbage_for_some(request: Recorded, handler) -> None:
         send(handler, 200, {"unexpected": True, "choices": [{"index": 0}]})
 
 
-@pytest.mark.parametrize("garbage", ["garbage", "garbage html"])
-def test_a_provider_body_that_is_not_a_completion_is_a_502_not_a_500(make_client, make_settings, garbage):
+@pytest.mark.parametrize(
+    ("garbage", "said"),
+    [
+        ("garbage", "answered 200 with a body that is not a chat completion"),
+        ("garbage html", "answered 200 with a body that is not a chat completion: '<html>hi</html>'"),
+        ("garbage broken", "answered an unreadable body: Expecting property name"),
+    ],
+)
+def test_a_provider_body_that_is_not_a_completion_is_a_502_not_a_500(make_client, make_settings, garbage, said):
     with RecordingServer(garbage_for_some) as odd_provider:
         client = make_client(make_settings(openai_base_url=f"{odd_provider.url}/v1", llm_max_retries=0))
         response = interactive(client, {"text": garbage})
         assert response.status_code == 502
-        assert "answered 200 with a body that is not a chat completion" in response.json["error"]
+        assert said in response.json["error"]
 
 
 def test_a_provider_body_that_is_not_a_completion_fails_only_its_task(make_client, make_settings):
