@@ -228,19 +228,19 @@ def garbage_for_some(request: Recorded, handler) -> None:
     if b"garbage" not in request.body:
         send(handler, 200, chat_completion("Sarcastic"))
     elif b"broken" in request.body:
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", "9")
-        handler.end_headers()
-        handler.wfile.write(b"{not json")
+        send_raw(handler, "application/json", b"{not json")
     elif b"html" in request.body:
-        handler.send_response(200)
-        handler.send_header("Content-Type", "text/html")
-        handler.send_header("Content-Length", "15")
-        handler.end_headers()
-        handler.wfile.write(b"<html>hi</html>")
+        send_raw(handler, "text/html", b"<html>hi</html>")
     else:
         send(handler, 200, {"unexpected": True, "choices": [{"index": 0}]})
+
+
+def send_raw(handler, content_type: str, body: bytes) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
 
 
 @pytest.mark.parametrize(
