@@ -48,7 +48,7 @@ def resolve_output_mode(mode: OutputMode, provider: str, azure_api_version: str 
 
 
 def request_options(mode: str, schema: dict[str, Any], name: str = ANSWER_NAME) -> dict[str, Any]:
-    """The extra ``chat.completions.create`` arguments of a (resolved) output mode."""
+    """The chat completion request's fields beyond model, messages, n and temperature for a (resolved) output mode."""
     if mode == "json_schema":
         json_schema = {"name": name, "schema": schema, "strict": True}
         return {"response_format": {"type": "json_schema", "json_schema": json_schema}}
