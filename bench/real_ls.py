@@ -9,9 +9,9 @@ prefork children = cores, ``LLM_CONCURRENCY=100`` each, ``BATCH_CHUNK_SIZE=100``
 ``bench/fake_llm.py`` at 500 ms ± 100 ms, ``CACHE_TTL=0``.
 
 The CPU time of every process of the run is measured over the job, for the rate the machine's cores allow
-at that CPU per task.  Time runs from sending ``/predict`` to the job's ``pushed`` count reaching N (a prediction is counted
-once Label Studio answered its import call); the count in Label Studio is checked at the end.  The
-fake's in-flight counter is sampled 4 times a second (the plot shows the window staying full).
+at that CPU per task.  Time runs from sending ``/predict`` to the job's ``pushed`` count reaching N (a
+prediction is counted once Label Studio answered its import call); the count in Label Studio is checked at
+the end.  The fake's in-flight counter is sampled 4 times a second (the plot shows the window staying full).
 
 Label Studio's own ingest rate is measured alone in the same run: N predictions pushed straight into a
 fresh project of N tasks, one plain-JSON ``import/predictions`` call per ``INGEST_BATCH``, nothing else
