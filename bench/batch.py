@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 
-from bench.harness import PROJECT_TS, Api, Stack, batch_body, log, task_text, tree_cpu
+from bench.harness import API_COMMAND, PROJECT_TS, Api, Stack, batch_body, log, task_text, tree_cpu
 
 LLM_DELAY, LLM_JITTER = 0.5, 0.1
 
@@ -175,7 +175,7 @@ def run(stack: Stack, quick: bool) -> dict:
             "llm_delay_s": LLM_DELAY,
             "llm_jitter_s": LLM_JITTER,
             "label_studio": "recording stand-in (tests/fakes/label_studio.py), bulk import endpoint",
-            "api": "llm-backend api --workers 2 --threads 16; env " + " ".join(f"{k}={v}" for k, v in api_env.items()),
+            "api": f"{API_COMMAND}; env " + " ".join(f"{k}={v}" for k, v in api_env.items()),
             "workers": "llm-backend worker --concurrency 1 (one prefork child) per worker process; env CACHE_TTL=0, "
             "LLM_CONCURRENCY as given",
         },

@@ -15,7 +15,19 @@ from __future__ import annotations
 
 import time
 
-from bench.harness import CONFIG_XML, LS_TOKEN, PROJECT_TS, PROMPT, Api, Stack, batch_body, log, percentiles, tree_rss
+from bench.harness import (
+    API_COMMAND,
+    CONFIG_XML,
+    LS_TOKEN,
+    PROJECT_TS,
+    PROMPT,
+    Api,
+    Stack,
+    batch_body,
+    log,
+    percentiles,
+    tree_rss,
+)
 
 PROJECT = 300
 RSS_PROJECT = 310
@@ -147,7 +159,7 @@ def run(stack: Stack, quick: bool) -> dict:
     return {
         "scenario": "enqueue",
         "setup": {
-            "api": "llm-backend api --workers 2 --threads 16, default settings (cache on, BATCH_CHUNK_SIZE=100)",
+            "api": f"{API_COMMAND}, default settings (cache on, BATCH_CHUNK_SIZE=100)",
             "task_text_chars": 120,
             "worker": "llm-backend worker --concurrency 1, LLM_CONCURRENCY=100; fake LLM 20 ms ± 10 ms",
         },

@@ -26,8 +26,11 @@ import psutil
 import redis
 
 from bench.fake_llm import FakeLLMControl
+from cli.main import API_THREADS, API_WORKERS
 from tests.fakes.label_studio import FakeLabelStudio
 from tests.integration.processes import BackendProcess, backend_env, free_port
+
+API_COMMAND = f"llm-backend api --workers {API_WORKERS} --threads {API_THREADS}"  # as the benchmarks run it
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_XML = (ROOT / "tests" / "configs" / "sarcasm.xml").read_text()
@@ -207,7 +210,7 @@ class Stack:
         } | {key: str(value) for key, value in overrides.items()}
         return backend_env(**values)
 
-    def api(self, prefix: str, *, workers: int = 2, threads: int = 16, **env: Any) -> Api:
+    def api(self, prefix: str, *, workers: int = API_WORKERS, threads: int = API_THREADS, **env: Any) -> Api:
         port = free_port()
         name = f"api-{prefix.rsplit('-', 1)[-1]}-{port}"
         process = BackendProcess(

@@ -17,7 +17,7 @@ import json
 import threading
 import time
 
-from bench.harness import Http, Stack, interactive_body, log, percentiles, task_text
+from bench.harness import API_COMMAND, Http, Stack, interactive_body, log, percentiles, task_text
 
 LLM_DELAY, LLM_JITTER = 0.05, 0.02
 PROJECT = 200
@@ -182,7 +182,7 @@ def run(stack: Stack, quick: bool) -> dict:
         "setup": {
             "llm_delay_s": LLM_DELAY,
             "llm_jitter_s": LLM_JITTER,
-            "api": "llm-backend api --workers 2 --threads 16, default settings (cache on)",
+            "api": f"{API_COMMAND}, default settings (cache on)",
             "clients": "threads of the benchmark process, one keep-alive connection each",
             "warmup_per_client": warmup,
             "overhead": "client-measured time minus the fake LLM's own time for that request",

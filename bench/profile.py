@@ -7,7 +7,7 @@ thread waiting for the LLM, Redis or a socket has released the GIL and is not co
 * ``worker``: one ``llm-backend worker --concurrency 1`` (``LLM_CONCURRENCY=100``) on a 10,000-task
   batch with the fake LLM at 20 ms, so the worker's own CPU is what limits it (after a 200-task
   warm-up batch, so the one-time import of label_studio_sdk is not in the samples);
-* ``interactive``: the API (``--workers 2 --threads 16``) under 8 clients of interactive ``/predict``;
+* ``interactive``: the API (``llm-backend api``'s defaults) under 8 clients of interactive ``/predict``;
 * ``enqueue``: the API answering Retrieve Predictions of 100,000 tasks, one after the other.
 
 Writes ``bench/results/profile-<load>.txt`` (py-spy's collapsed stacks) and prints, per load, the

@@ -13,6 +13,13 @@ from shared.logs import configure_logging
 
 log = logging.getLogger("llm_backend")
 
+# ``llm-backend api``: a process per core of a small machine, as the API's own work is CPU (JSON, regions, the
+# openai client); threads are cheap while they wait for the LLM, and 2 x 32 lets 60 annotators wait at once
+# (``api.capacity`` keeps 2 per process for /health). With 16, 32 annotators at once already got some 503s:
+# keep-alive connections pin each annotator to a process, and the kernel does not spread them evenly.
+API_WORKERS = 2
+API_THREADS = 32
+
 
 def _serve_api(settings: Settings, args: argparse.Namespace) -> int:
     from cli.gunicorn import serve
@@ -106,8 +113,15 @@ def _parser() -> argparse.ArgumentParser:
     api = commands.add_parser("api", help="serve the Label Studio ML backend API (gunicorn, threads)")
     api.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     api.add_argument("--port", type=int, default=9090, help="port to listen on (default 9090)")
-    api.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
-    api.add_argument("--threads", type=int, default=16, help="threads per worker process (default 16)")
+    api.add_argument(
+        "--workers", type=int, default=API_WORKERS, help=f"gunicorn worker processes (default {API_WORKERS})"
+    )
+    api.add_argument(
+        "--threads",
+        type=int,
+        default=API_THREADS,
+        help=f"threads per worker process, 2 of them kept for /health and the like (default {API_THREADS})",
+    )
     api.set_defaults(run=_serve_api)
 
     worker = commands.add_parser(

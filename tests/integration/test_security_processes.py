@@ -17,6 +17,8 @@ import pytest
 import redis
 import requests
 
+from api.capacity import slots_for
+from cli.main import API_THREADS, API_WORKERS
 from tests.conftest import TEST_API_KEY, labeling_config, real_redis_url
 from tests.fakes.recorder import Recorded, RecordingServer, chat_completion, http_response, send
 from tests.integration.processes import BackendProcess, backend_env, free_port, llm_backend_env
@@ -52,7 +54,8 @@ def prompt_body(project: str, text: str, prompt: str = "Sarcastic?") -> dict:
 # --- a slow provider: 504 before Label Studio gives up, /health on time ------------------------------------------
 
 TRICKLE_EVERY = 2.0  # seconds per byte, as in the issue
-STUCK_REQUESTS = 40
+LLM_SLOTS = API_WORKERS * slots_for(API_THREADS)  # requests that may wait for the LLM at once: 60
+STUCK_REQUESTS = LLM_SLOTS + 10
 
 
 @pytest.fixture
@@ -78,7 +81,7 @@ def slow_provider() -> Iterator[RecordingServer]:
 def test_a_hung_or_trickling_provider_gets_the_annotator_a_504_before_label_studio_gives_up(
     slow_provider, redis_prefix, tmp_path
 ):
-    """Defaults throughout: LLM_TIMEOUT=120, LLM_MAX_RETRIES=5, INTERACTIVE_DEADLINE=60, 2 workers x 16 threads."""
+    """Defaults throughout: LLM_TIMEOUT=120, LLM_MAX_RETRIES=5, INTERACTIVE_DEADLINE=60, 2 workers x 32 threads."""
     env = llm_backend_env(slow_provider.url, redis_prefix)
     api, base = start_api(env, tmp_path / "api.log")
     try:
@@ -121,8 +124,8 @@ def test_a_hung_or_trickling_provider_gets_the_annotator_a_504_before_label_stud
         assert 59 < seconds < 65, (name, seconds)  # Label Studio waits 100 s
     statuses = sorted(outcomes[f"stuck-{i}"][0] for i in range(STUCK_REQUESTS))
     turned_away = statuses.count(503)
-    # 2 processes x (16 threads - 2 kept for /health and the like) may wait for the LLM; the rest answer 503 at once
-    assert turned_away >= STUCK_REQUESTS + 3 - 2 * 14 and set(statuses) <= {503, 504}, statuses
+    # 2 processes x (32 threads - 2 kept for /health and the like) may wait for the LLM; the rest answer 503 at once
+    assert turned_away >= STUCK_REQUESTS + 3 - LLM_SLOTS and set(statuses) <= {503, 504}, statuses
     assert all(outcomes[f"stuck-{i}"][2] < 5 for i in range(STUCK_REQUESTS) if outcomes[f"stuck-{i}"][0] == 503)
     print(
         f"\n504 after {outcomes['HANG'][2]:.1f} s (hung), {outcomes['TRICKLE-BODY'][2]:.1f} s (trickled body), "
