@@ -99,15 +99,27 @@ class _ClientArgs(TypedDict):
     http_client: httpx2.Client
 
 
+_TLS_LOCK = threading.Lock()
+
+
 @functools.cache
-def _tls() -> ssl.SSLContext:
-    """The process's TLS settings (certificates as httpx finds them, ``SSL_CERT_FILE`` included), loaded once:
-    loading them costs 30 ms, a hundred times what the rest of a client costs, and every thread has a client."""
+def _load_tls_settings() -> ssl.SSLContext:
     return httpx2.create_ssl_context()
 
 
+def tls_settings() -> ssl.SSLContext:
+    """The process's TLS settings (certificates as httpx finds them, ``SSL_CERT_FILE`` included), loaded once:
+    loading them costs 30 ms, a hundred times what the rest of a client costs, and every thread has a client.
+    Under a lock, as a worker's first chunk has a hundred threads build their first clients at once: without
+    it, 34 of them loaded the certificates, and the job's first LLM calls waited a second for them."""
+    with _TLS_LOCK:
+        return _load_tls_settings()
+
+
 def _build_client(options: LLMOptions, policy: AddressPolicy | None) -> openai.OpenAI:
-    transport = guarded_transport(httpx2, httpcore2, policy, limits=openai.DEFAULT_CONNECTION_LIMITS, verify=_tls())
+    transport = guarded_transport(
+        httpx2, httpcore2, policy, limits=openai.DEFAULT_CONNECTION_LIMITS, verify=tls_settings()
+    )
     common = _ClientArgs(
         timeout=options.timeout,
         max_retries=options.max_retries,

@@ -1,10 +1,11 @@
 """The LLM client against the fake OpenAI-compatible server, over HTTP, through the real openai client."""
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shared.adapters.llm import LLM, OutputRequest, endpoint_key
+from shared.adapters.llm import LLM, OutputRequest, _load_tls_settings, endpoint_key, tls_settings
 from shared.domain.config import ExtraParams
 from shared.domain.errors import LLMError
 from tests.conftest import TEST_API_KEY
@@ -126,6 +127,21 @@ def test_one_client_per_configuration_and_thread(settings, store):
         theirs = other_thread.submit(lambda: (llm.client(settings.defaults.llm), llm.client(settings.defaults.llm)))
         first, second = theirs.result()
     assert first is second and first is not llm.client(settings.defaults.llm)
+
+
+def test_threads_building_their_first_clients_at_once_load_the_certificates_once():
+    """A worker's first chunk starts a hundred threads that each build a client: each loading the certificates
+    (30 ms of CPU) delayed the job's first LLM calls by a second."""
+    _load_tls_settings.cache_clear()
+    together = threading.Barrier(16)
+
+    def first_client_settings(_):
+        together.wait()
+        return tls_settings()
+
+    with ThreadPoolExecutor(16) as threads:
+        contexts = list(threads.map(first_client_settings, range(16)))
+    assert len({id(context) for context in contexts}) == 1
 
 
 # --- output modes -------------------------------------------------------------------------------------
