@@ -15,6 +15,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from redis.client import Pipeline
+
 from shared.adapters import deadline
 from shared.adapters.images import image_url_for_model
 from shared.adapters.jobs import Jobs
@@ -91,17 +93,28 @@ class Predictor:
         """A prediction for one task, as Label Studio stores it; raises TaskError when it cannot be made."""
         data = task.get("data") or {}
         messages, output = self.request_for(ctx, data)
-        answer = self.llm.complete(ctx.config.llm, messages, interactive=ctx.interactive, output=output)
-        if not answer.cached:
-            self.record_usage(ctx, TokenUsage(answer.prompt_tokens, answer.completion_tokens, answer.cached_tokens))
+        with self.store.one_round_trip() as writes:  # the answer for the cache and the usage counts
+            answer = self.llm.complete(ctx.config.llm, messages, ctx.interactive, output=output, writes=writes)
+            if not answer.cached:
+                usage = TokenUsage(answer.prompt_tokens, answer.completion_tokens, answer.cached_tokens)
+                self.record_usage(ctx, usage, writes=writes)
         return self.prediction(ctx, data, answer, task.get("id"))
 
-    def record_usage(self, ctx: PredictionContext, usage: TokenUsage, calls: int = 1, via_batch: bool = False) -> None:
-        """Count the tokens of calls that reached the provider, for the project and the job."""
-        if ctx.project:
-            self.store.add_usage(ctx.project, ctx.config.llm.model, usage, calls)
-        if ctx.job_id:
-            self.jobs.add_usage(ctx.job_id, usage, via_batch)
+    def record_usage(
+        self,
+        ctx: PredictionContext,
+        usage: TokenUsage,
+        calls: int = 1,
+        via_batch: bool = False,
+        writes: Pipeline | None = None,
+    ) -> None:
+        """Count the tokens of calls that reached the provider, for the project and the job (in one round trip,
+        or in the caller's ``Store.one_round_trip``)."""
+        with self.store.one_round_trip(writes) as pipe:
+            if ctx.project:
+                self.store.add_usage(ctx.project, ctx.config.llm.model, usage, calls, pipe)
+            if ctx.job_id:
+                self.jobs.add_usage(ctx.job_id, usage, via_batch, pipe)
 
     def prediction(
         self, ctx: PredictionContext, data: dict[str, Any], answer: LLMAnswer, task_id: object = None

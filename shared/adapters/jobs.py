@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.client import Pipeline
+
 from shared.adapters.replies import text, text_dict, text_list, text_set
 from shared.adapters.store import Store
 from shared.domain.pricing import Price, TokenUsage, usage_cost
@@ -422,14 +424,15 @@ class Jobs:
     def members(self, job_id: str, name: str, task_ids: list[Any]) -> list[bool]:
         return _members(self.redis, self._job(job_id, name), task_ids)
 
-    def add_usage(self, job_id: str, usage: TokenUsage, via_batch: bool = False) -> None:
+    def add_usage(
+        self, job_id: str, usage: TokenUsage, via_batch: bool = False, writes: Pipeline | None = None
+    ) -> None:
         """Count tokens the provider reported; those of Batch API requests also apart, priced at its discount."""
-        pipe = self.redis.pipeline(transaction=False)
-        for prefix in ("", "batch_") if via_batch else ("",):
-            pipe.hincrby(self._job(job_id), f"{prefix}tokens_in", usage.tokens_in)
-            pipe.hincrby(self._job(job_id), f"{prefix}tokens_out", usage.tokens_out)
-            pipe.hincrby(self._job(job_id), f"{prefix}tokens_cached", usage.cached)
-        pipe.execute()
+        with self.store.one_round_trip(writes) as pipe:
+            for prefix in ("", "batch_") if via_batch else ("",):
+                pipe.hincrby(self._job(job_id), f"{prefix}tokens_in", usage.tokens_in)
+                pipe.hincrby(self._job(job_id), f"{prefix}tokens_out", usage.tokens_out)
+                pipe.hincrby(self._job(job_id), f"{prefix}tokens_cached", usage.cached)
 
     # --- the provider's Batch API -----------------------------------------------------------------
     # A job sent through it has a ``batch_phase``: "submitting" (its files going up), "polling" (its batches

@@ -30,6 +30,7 @@ from typing import TypedDict
 import httpcore2
 import httpx2
 import openai
+from redis.client import Pipeline
 
 from shared.adapters import deadline
 from shared.adapters.metrics import Metrics
@@ -298,12 +299,13 @@ class LLM:
         interactive: bool = False,
         *,
         output: OutputRequest | None = None,
+        writes: Pipeline | None = None,
     ) -> LLMAnswer:
         """The model's answers (``num_responses`` of them), from the cache when we asked this before.
 
         With a shared rate limit, waits for its turn first; ``interactive`` calls may use the reserve.
         ``output`` asks for the answer in an output mode (see the module's docstring); without it, a plain
-        chat call.
+        chat call. ``writes``: the caller's ``Store.one_round_trip``, which the answer for the cache joins.
         """
         mode, logprobs = self._plan(options, output)
         hit = self._cached(options, messages, self._extra(output, mode, logprobs))
@@ -325,7 +327,7 @@ class LLM:
         if self._limiter is not None:
             self._limiter.settle(options, estimated, answer.prompt_tokens + answer.completion_tokens)
         if self._store is not None:
-            self._store.cache_answer(cache_key(options, messages, extra), asdict(answer), self._cache_ttl)
+            self._store.cache_answer(cache_key(options, messages, extra), asdict(answer), self._cache_ttl, writes)
         return answer
 
     def batch_body(

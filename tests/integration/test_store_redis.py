@@ -1,8 +1,11 @@
 """The store and cache on the real Redis, as several processes share them."""
 
+import pytest
+
 from shared.adapters.llm import LLM, cache_key
 from shared.adapters.store import ProjectSetup, Store
 from shared.domain.config import Settings
+from shared.domain.pricing import TokenUsage
 from tests.conftest import real_redis_url
 
 
@@ -48,3 +51,20 @@ def test_llm_cache_is_shared_between_processes(real_store, redis_prefix, fake_ll
     assert again.cached and again.texts == first.texts
     assert len(fake_llm.chat_requests) == 1
     assert real_store.cached_answer(cache_key(settings.defaults.llm, messages))["texts"] == first.texts
+
+
+def test_writes_in_one_round_trip_land_together_at_the_end_and_not_at_all_after_an_error(real_store):
+    usage = TokenUsage(10, 2, 0)
+    with real_store.one_round_trip() as writes:
+        real_store.cache_answer("k1", {"texts": ["x"]}, 60, writes)
+        with real_store.one_round_trip(writes) as joined:  # a method given the caller's pipeline queues on it
+            assert joined is writes
+            real_store.add_usage("7", "m", usage, writes=joined)
+        assert real_store.cached_answer("k1") is None and real_store.calls("7") == {}  # not sent yet
+    assert real_store.cached_answer("k1") == {"texts": ["x"]}
+    assert real_store.calls("7") == {"m": 1} and real_store.usage("7") == {"m": {"in": 10, "out": 2, "cached": 0}}
+
+    with pytest.raises(RuntimeError), real_store.one_round_trip() as writes:
+        real_store.add_usage("7", "m", usage, writes=writes)
+        raise RuntimeError("the LLM call failed after all")
+    assert real_store.calls("7") == {"m": 1}
