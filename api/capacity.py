@@ -28,7 +28,8 @@ class LLMSlots:
         if not self._free.acquire(blocking=False):
             raise Unavailable(
                 f"all {self.size} request threads of this process that may wait for the LLM are busy (the "
-                "provider is slow or not answering); try again in a moment"
+                "provider is slow or not answering, or more annotators ask at once than the API's --threads "
+                "and --workers allow); try again in a moment"
             )
         try:
             yield
