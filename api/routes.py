@@ -26,7 +26,7 @@ from shared.adapters.store import ProjectSetup, project_id_of
 from shared.dispatch import cancel_job, start_job
 from shared.domain.config import decode_extra_params
 from shared.domain.errors import InvalidRequest, NotFound, TaskError
-from shared.domain.types import Prediction, Task
+from shared.domain.types import Prediction, Task, task_ids
 from shared.projects import PredictionContext
 from shared.redaction import redact
 from shared.services import Services
@@ -152,7 +152,7 @@ def predict_batch(ctx: PredictionContext, tasks: list[Task]):
     if blocker:
         current_app.logger.warning("%d tasks predicted in the request, not as a job: %s", len(tasks), blocker)
         return answer(ctx, results_of(ctx, predict_now(ctx, tasks)))
-    return answer(ctx, [], job=start_job(backend(), ctx, tasks))
+    return answer(ctx, [], job=start_job(backend(), ctx, task_ids(tasks)))
 
 
 @bp.post("/webhook")
@@ -183,7 +183,7 @@ def predict_new_tasks(project: str, label_config: str | None, event_tasks: objec
     if reason:
         current_app.logger.warning("project %s: %d new tasks not predicted: %s", project, len(tasks), reason)
         return {"status": "skipped", "detail": reason}
-    return {"status": "ok", "job": start_job(backend(), ctx, tasks), "model_version": ctx.model_version}
+    return {"status": "ok", "job": start_job(backend(), ctx, task_ids(tasks)), "model_version": ctx.model_version}
 
 
 @bp.get("/versions")

@@ -58,7 +58,7 @@ def batch_run(
     label_studio = stack.label_studio()
     api.setup_project(project, label_studio)
     workers = stack.workers(prefix, worker_processes, concurrency=1, LLM_CONCURRENCY=llm_concurrency, CACHE_TTL=0)
-    body = batch_body(project, tasks)
+    body = batch_body(project, tasks, held_by=label_studio)
     stack.fake.reset()
     cpu_before = sum(tree_cpu(w.process.pid) for w in workers)
     started = time.monotonic()

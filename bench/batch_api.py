@@ -82,6 +82,7 @@ def run_job(api: Api, project: int, tasks: int, label_studio, timeout: float, on
         "tasks": [{"id": i, "data": {"text": task_text(i, f"{project} ")}} for i in range(tasks)],
         "project": f"{project}.{PROJECT_TS}",
     }
+    label_studio.hold_tasks(project, body["tasks"])
     started = time.monotonic()
     payload, _ = api.call("POST", "/predict", body)
     job_id = payload["job"]

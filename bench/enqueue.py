@@ -101,9 +101,8 @@ def worker_rss(stack: Stack, tasks: int, batches: int, timeout: float) -> dict:
     after, peak = [], before["total_mib"]
     for batch in range(batches):
         started = time.monotonic()
-        payload, _ = api.call(
-            "POST", "/predict", batch_body(RSS_PROJECT, tasks, salt=f"rss{batch} ", start=batch * tasks)
-        )
+        body = batch_body(RSS_PROJECT, tasks, salt=f"rss{batch} ", start=batch * tasks, held_by=label_studio)
+        payload, _ = api.call("POST", "/predict", body)
         job_id = payload["job"]
         state, next_poll = "running", 0.0
         while label_studio.count() < (batch + 1) * tasks and time.monotonic() - started < timeout:

@@ -371,8 +371,14 @@ def task_text(i: int, salt: str = "") -> str:
     return f"{salt}task {i}: {' '.join(words)} {'even' if i % 2 == 0 else 'odd'}"
 
 
-def batch_body(project: int, count: int, salt: str = "", start: int = 0) -> bytes:
+def batch_body(
+    project: int, count: int, salt: str = "", start: int = 0, held_by: FakeLabelStudio | None = None
+) -> bytes:
+    """A Retrieve Predictions of ``count`` tasks; ``held_by`` the Label Studio stand-in that holds them (the
+    workers predict the data Label Studio holds, read per chunk)."""
     tasks = [{"id": start + i, "data": {"text": task_text(start + i, salt)}} for i in range(count)]
+    if held_by is not None:
+        held_by.hold_tasks(project, tasks)
     body = {"tasks": tasks, "project": f"{project}.{PROJECT_TS}", "label_config": CONFIG_XML}
     return json.dumps(body).encode()
 

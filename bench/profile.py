@@ -123,13 +123,13 @@ def profile_worker(stack: Stack, seconds: float, out: Path) -> None:
     api.setup_project(500, label_studio)
     [worker] = stack.workers(prefix, 1, concurrency=1, LLM_CONCURRENCY=100)
     # Warm up: the first chunk imports label_studio_sdk (a one-time second or two of CPU).
-    api.call("POST", "/predict", batch_body(500, 200, salt="warm ", start=100_000))
+    api.call("POST", "/predict", batch_body(500, 200, salt="warm ", start=100_000, held_by=label_studio))
     deadline = time.monotonic() + 60
     while label_studio.count() < 200 and time.monotonic() < deadline:
         time.sleep(0.1)
     spy = record(worker.process.pid, seconds, out)
     time.sleep(1.0)
-    api.call("POST", "/predict", batch_body(500, 10_000, salt="profile "))
+    api.call("POST", "/predict", batch_body(500, 10_000, salt="profile ", held_by=label_studio))
     _, err = spy.communicate(timeout=seconds + 60)
     log(f"profile worker: {label_studio.count() - 200} predictions landed while sampling; {err.strip()[-200:]}")
     stack.stop(worker)

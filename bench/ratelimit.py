@@ -34,7 +34,7 @@ def limited_run(
     label_studio = stack.label_studio()
     api.setup_project(project, label_studio)
     procs = stack.workers(prefix, workers, concurrency=1, CACHE_TTL=0, **env)
-    body = batch_body(project, tasks, salt=f"rate{project} ")
+    body = batch_body(project, tasks, salt=f"rate{project} ", held_by=label_studio)
     time.sleep(1.5)  # let the fake's bucket fill up again after the set-up
     stack.fake.reset()
     submitted_wall, started = time.time(), time.monotonic()

@@ -10,6 +10,7 @@ from shared.dispatch import cancel_job, start_job
 from shared.domain.config import Settings
 from shared.domain.errors import BackendError
 from shared.domain.estimate_report import ProjectEstimate, confirmation_reason, render_estimate
+from shared.domain.types import task_ids
 from shared.estimation import Estimator
 from shared.project_tasks import open_project, require_prompt, tasks_to_predict
 from shared.services import Services
@@ -38,7 +39,7 @@ def run_batch(settings: Settings, project: int, only_unlabeled: bool, wait: bool
         print(render_estimate(estimate), flush=True)
         if not confirmed(estimate, settings.batch_confirm_usd, assume_yes):
             return 1
-        job_id = start_job(backend, ctx, selection.tasks)
+        job_id = start_job(backend, ctx, task_ids(selection.tasks))
     except BackendError as exc:
         return fail(str(exc))
     print(

@@ -41,6 +41,7 @@ from shared.domain.batch_requests import (
 from shared.domain.config import Settings
 from shared.domain.errors import LLMError
 from shared.domain.pricing import TokenUsage
+from shared.domain.types import Task, data_digest
 from shared.predictor import Predictor
 from shared.projects import PredictionContext, Projects
 
@@ -139,11 +140,15 @@ class BatchJobs:
         ledger = self.jobs.ledger(ctx.project, ctx.model_version)
         url = ENDPOINTS[ctx.config.llm.provider]
         for index in range(self.jobs.chunk_count(job_id)):
-            tasks = [task for task in self.jobs.chunk_tasks(job_id, index) or [] if task.get("id") is not None]
-            ids = [task["id"] for task in tasks]
-            pushed, failed, waiting = ledger.pushed(ids), self.jobs.members(job_id, "failed", ids), ledger.results(ids)
-            for task, in_label_studio, has_failed in zip(tasks, pushed, failed, strict=True):
-                if in_label_studio or has_failed or str(task["id"]) in waiting:
+            ids = self.jobs.chunk_task_ids(job_id, index) or []
+            pushed, failed = ledger.pushed(ids), self.jobs.members(job_id, "failed", ids)
+            open_ids = [
+                task_id for task_id, in_ls, failed_ in zip(ids, pushed, failed, strict=True) if not (in_ls or failed_)
+            ]
+            tasks = self._held_by_label_studio(ctx, open_ids)
+            waiting = ledger.results({task["id"]: data_digest(task["data"]) for task in tasks})
+            for task in tasks:
+                if str(task["id"]) in waiting:
                     continue
                 try:
                     messages, output = self.predictor.request_for(ctx, task["data"])
@@ -194,7 +199,7 @@ class BatchJobs:
         options = ctx.config.llm
         [mode] = self.jobs.batch_fields(job_id, "batch_output_mode")
         ledger = self.jobs.ledger(ctx.project, ctx.model_version)
-        data = self._task_data(job_id)
+        data = self._task_data(ctx, job_id)
         usage, answered, line_errors = TokenUsage(), 0, 0
         for file_id in (batch.output_file_id, batch.error_file_id):
             if not file_id:
@@ -241,14 +246,23 @@ class BatchJobs:
             self.jobs.add(job_id, "failed", [task_id])
             self.jobs.record_error(job_id, int(task_id), f"unexpected error: {type(exc).__name__}: {exc}"[:500])
             return
-        ledger.keep_result(task_id, prediction)
+        ledger.keep_result(task_id, prediction, data_digest(data))
 
-    def _task_data(self, job_id: str) -> dict[str, dict]:
+    def _task_data(self, ctx: PredictionContext, job_id: str) -> dict[str, dict]:
         return {
             str(task["id"]): task["data"]
             for index in range(self.jobs.chunk_count(job_id))
-            for task in self.jobs.chunk_tasks(job_id, index) or []
+            for task in self._held_by_label_studio(ctx, self.jobs.chunk_task_ids(job_id, index) or [])
         }
+
+    def _held_by_label_studio(self, ctx: PredictionContext, task_ids: list[int]) -> list[Task]:
+        """These tasks with the data Label Studio holds for them (the request's data is never used); one the
+        project does not hold is left out, for its chunk to fail with the reason."""
+        gateway = self.predictor.gateway(ctx)
+        if gateway is None or ctx.project is None or not task_ids:
+            return []
+        held = gateway.task_data(int(ctx.project), task_ids)
+        return [{"id": task_id, "data": held[task_id]} for task_id in task_ids if task_id in held]
 
     # --- 3. cancelling ----------------------------------------------------------------------------
     def cancel_batches(self, job_id: str, ctx: PredictionContext | None = None) -> None:

@@ -9,23 +9,24 @@ from kombu.exceptions import OperationalError
 from shared.adapters.jobs import JobState, JobStatus
 from shared.adapters.queue import DISPATCH_JOB, chunk_task_id
 from shared.domain.errors import Unavailable
-from shared.domain.types import Task
 from shared.projects import PredictionContext
 from shared.services import Services
 
 log = logging.getLogger(__name__)
 
 
-def start_job(services: Services, ctx: PredictionContext, tasks: list[Task]) -> str:
-    """Store a job and queue it; raises Unavailable (the job marked failed) when the broker does not take it."""
-    job_id = services.jobs.create(services.projects.snapshot(ctx), tasks, services.settings.batch_chunk_size)
+def start_job(services: Services, ctx: PredictionContext, task_ids: list[int]) -> str:
+    """Store a job and queue it; raises Unavailable (the job marked failed) when the broker does not take it.
+
+    The job keeps the task ids only: the workers predict the data Label Studio holds for them."""
+    job_id = services.jobs.create(services.projects.snapshot(ctx), task_ids, services.settings.batch_chunk_size)
     try:
         services.celery.send_task(DISPATCH_JOB, args=[job_id])
     except OperationalError as exc:
         services.jobs.abort(job_id, f"could not queue the job: {exc}")
         raise Unavailable(f"the job queue is unavailable: {exc}") from None
     log.info(
-        "project %s: job %s queued, %d tasks, model version %s", ctx.project, job_id, len(tasks), ctx.model_version
+        "project %s: job %s queued, %d tasks, model version %s", ctx.project, job_id, len(task_ids), ctx.model_version
     )
     return job_id
 

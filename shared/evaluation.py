@@ -106,7 +106,7 @@ class Evaluations:
         if request.predict:
             missing = [r for r in records if r.truth is not None and ctx.model_version not in r.predictions]
             if missing:
-                run.job_id = start_job(self.services, ctx, [{"id": r.id, "data": r.data} for r in missing])
+                run.job_id = start_job(self.services, ctx, [r.id for r in missing])
                 run.predicted_version = ctx.model_version
                 self.runs.save(run)
                 return run

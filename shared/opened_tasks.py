@@ -11,6 +11,12 @@ LLM call and leave two predictions.  So the answer goes through the job's ledger
 - nobody: predict it here and record it as handed to Label Studio, so a job that reaches the task
   later neither calls the LLM nor pushes (it checks Label Studio for it after ``HANDOVER_GRACE``).
 
+Every prediction in the ledger carries the digest of the data it was made from, and is handed over only
+to a request that sent the same data: a caller that names a task id with other data gets a prediction of
+its own data, recorded nowhere, and learns nothing of the task's.  What it records for a task id with
+its own data is never pushed: a job predicts the data Label Studio holds and drops what the ledger made
+from other data (``worker/chunks.py``).
+
 "No prediction" is an error entry: Label Studio 1.23 stores nothing for it, shows the annotator nothing
 and logs the message.  What remains: Label Studio stores the answer after the backend replied; if it
 dropped the answer (its own timeout), a job that reaches the task after the grace finds it missing and
@@ -25,7 +31,7 @@ from typing import cast
 
 from shared.adapters.jobs import ClaimKeeper, Jobs, Ledger
 from shared.domain.errors import TaskError
-from shared.domain.types import Prediction, Task
+from shared.domain.types import Prediction, Task, data_digest
 from shared.predictor import Predictor
 from shared.projects import PredictionContext
 
@@ -47,22 +53,23 @@ class OpenedTasks:
         task_id = task.get("id")
         if ctx.project is None or not isinstance(task_id, int):  # no job can hold it: nothing to share
             return self.predictor.outcome(ctx, task)
+        digest = data_digest(task.get("data") or {})
         ledger = self.jobs.ledger(ctx.project, ctx.model_version)
         owner = f"opened-{uuid.uuid4().hex}"
         deadline = time.monotonic() + self.wait_seconds
         wanted = False
         while True:
-            taken = self._take(ledger, task_id, ctx.model_version)
+            taken = self._from_ledger(ctx, ledger, task, digest)
             if taken is not None:
                 return taken
             claimed, _ = ledger.claim([task_id], owner, self.claim_seconds)
             if claimed:
                 with ClaimKeeper(ledger, claimed, owner, self.claim_seconds):
-                    taken = self._take(ledger, task_id, ctx.model_version)  # a worker may have just finished
+                    taken = self._from_ledger(ctx, ledger, task, digest)  # a worker may have just finished
                     if taken is not None:
                         return taken
                     outcome = self.predictor.outcome(ctx, task)
-                    return outcome if isinstance(outcome, TaskError) else self.offer(ctx, task_id, outcome)
+                    return outcome if isinstance(outcome, TaskError) else self.offer(ctx, task, outcome)
             if time.monotonic() >= deadline:
                 return TaskError(f"task {task_id}: a batch job is predicting it and will push the prediction")
             if not wanted:  # a worker predicts it: its pusher leaves the prediction for this request to take
@@ -75,29 +82,38 @@ class OpenedTasks:
     ) -> list[Prediction | TaskError]:
         """``offer`` for each task that a job could also hold (the others' predictions go as they are)."""
         return [
-            self.offer(ctx, task_id, prediction)
-            if ctx.project is not None and isinstance(task_id := task.get("id"), int)
+            self.offer(ctx, task, prediction)
+            if ctx.project is not None and isinstance(task.get("id"), int)
             else prediction
             for task, prediction in zip(tasks, predictions, strict=True)
         ]
 
-    def offer(self, ctx: PredictionContext, task_id: int, prediction: Prediction) -> Prediction | TaskError:
-        """Give Label Studio a prediction made here (or found in the cache), unless a job has put one there."""
-        if self.jobs.ledger(ctx.project, ctx.model_version).hand_over_new(task_id, dict(prediction)):
-            return prediction
-        return self._already_there(task_id, ctx.model_version)
+    def offer(self, ctx: PredictionContext, task: Task, prediction: Prediction) -> Prediction | TaskError:
+        """Give Label Studio a prediction made here (or found in the cache) from the task data it sent, unless a
+        job has put one of the same data there.  A job's prediction of other data stays the job's: this one
+        is answered unrecorded (the job checks Label Studio before it pushes its own)."""
+        task_id = task.get("id")
+        ledger = self.jobs.ledger(ctx.project, ctx.model_version)
+        recorded = ledger.hand_over_new(task_id, dict(prediction), data_digest(task.get("data") or {}))
+        if recorded == "there":
+            return self._already_there(task_id, ctx.model_version)
+        return prediction
 
-    @staticmethod
-    def _take(ledger: Ledger, task_id: int, version: str) -> Prediction | TaskError | None:
-        """The worker's waiting prediction, handed to Label Studio; an error entry when one is there already;
-        None when there is nothing yet."""
-        state, prediction = ledger.hand_over(task_id)
+    def _from_ledger(
+        self, ctx: PredictionContext, ledger: Ledger, task: Task, digest: str
+    ) -> Prediction | TaskError | None:
+        """The answer the ledger decides: a worker's waiting prediction of this data, handed to Label Studio; an
+        error entry when one is there already; when the ledger's was made from other data, a prediction of the
+        caller's data made here and recorded nowhere; None when there is nothing yet."""
+        state, prediction = ledger.hand_over(task.get("id"), digest)
         if state == "taken":
             return cast(Prediction, prediction)
+        if state == "other":
+            return self.predictor.outcome(ctx, task)
         if state in ("pushed", "pushing"):
-            return OpenedTasks._already_there(task_id, version)
+            return self._already_there(task.get("id"), ctx.model_version)
         return None
 
     @staticmethod
-    def _already_there(task_id: int, version: str) -> TaskError:
+    def _already_there(task_id: object, version: str) -> TaskError:
         return TaskError(f"task {task_id}: a batch job has put its prediction of {version} there")

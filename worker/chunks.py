@@ -6,8 +6,11 @@ makes the effect exactly once per (project, task, model version):
 1. tasks the ledger says are in Label Studio already are done;
 2. the others are claimed (a short-lived Redis lock, kept alive while we work), so a second delivery
    of the same chunk running at the same time leaves them alone and comes back later;
-3. a prediction made earlier but not pushed is reused, so the LLM is asked once per task;
-4. predictions go to the ledger's outbox, which the project's pusher (``worker/pusher.py``) flushes in
+3. their data is read from Label Studio (the job keeps ids only): what is predicted and pushed is what Label
+   Studio holds, never what a caller of ``/predict`` sent;
+4. a prediction made earlier from that same data and not pushed yet is reused, so the LLM is asked once per
+   task; one made from other data is dropped, never pushed;
+5. predictions go to the ledger's outbox, which the project's pusher (``worker/pusher.py``) flushes in
    few large calls, bracketed by ``take_for_push``/``end_push``: a task left "pushing" — by a crashed worker,
    or handed to Label Studio as the answer to a task opened in the labeling screen — is checked against
    Label Studio (once ``HANDOVER_GRACE`` seconds have passed) before being pushed again.
@@ -34,7 +37,7 @@ from shared.batch_jobs import WAITING_FOR_BATCHES
 from shared.domain.backoff import backoff
 from shared.domain.config import Settings
 from shared.domain.errors import LabelStudioError, LLMError, TaskError
-from shared.domain.types import Task
+from shared.domain.types import Task, data_digest
 from shared.predictor import Predictor
 from shared.projects import PredictionContext, Projects
 from worker.pusher import Pusher
@@ -110,8 +113,8 @@ class ChunkRunner:
     def start(self, job_id: str, index: int, attempt: int, owner: str) -> PendingChunk | None:
         """Claim the chunk's open tasks and hand them to the window; None when there is nothing to do."""
         snapshot = self.jobs.snapshot(job_id)
-        tasks = self.jobs.chunk_tasks(job_id, index) if snapshot else None
-        if snapshot is None or tasks is None:  # the job expired, or this is a late redelivery of a finished chunk
+        ids = self.jobs.chunk_task_ids(job_id, index) if snapshot else None
+        if snapshot is None or ids is None:  # the job expired, or this is a late redelivery of a finished chunk
             log.info("job %s chunk %s: nothing left to do", job_id, index)
             return None
         if self.jobs.state(job_id) == JobState.CANCELLED:
@@ -126,7 +129,6 @@ class ChunkRunner:
         ledger = self.jobs.ledger(ctx.project, ctx.model_version)
         last_attempt = attempt + 1 >= self.settings.batch_max_attempts
 
-        ids = [task["id"] for task in tasks]
         in_label_studio = [task_id for task_id, pushed in zip(ids, ledger.pushed(ids), strict=True) if pushed]
         self.jobs.add(job_id, "done", in_label_studio)
         self.jobs.add(job_id, "pushed", in_label_studio)
@@ -148,19 +150,86 @@ class ChunkRunner:
                 for task_id in claimed:
                     self._fail(job_id, task_id, f"no Label Studio to push to: {unreachable}", pending.outcome)
                 return pending
+            held = self._held_by_label_studio(pending, claimed)
             self.pusher.watch(ctx, ledger)
-            ready = ledger.results(claimed)
+            digests = {task_id: data_digest(data) for task_id, data in held.items()}
+            self._drop_predictions_of_other_data(pending, digests)
+            ready = ledger.results(digests)
             self.jobs.add(job_id, "done", list(ready))
             self._queue(pending, list(ready))
-            by_id = {task["id"]: task for task in tasks}
-            to_predict = [by_id[task_id] for task_id in claimed if str(task_id) not in ready]
+            to_predict = [task_id for task_id in digests if str(task_id) not in ready]
             if to_predict:
                 self._wait_while_backlog_is_full(ledger)
-            pending.calls = [self.window.submit(self._predictor_of(pending, task)) for task in to_predict]
+            pending.calls = [
+                self.window.submit(
+                    self._predictor_of(pending, {"id": task_id, "data": held[task_id]}, digests[task_id])
+                )
+                for task_id in to_predict
+            ]
         except BaseException:
             pending.keeper.__exit__()
             raise
         return pending
+
+    def _held_by_label_studio(self, pending: PendingChunk, task_ids: list[Any]) -> dict[int, dict[str, Any]]:
+        """The claimed tasks' data as Label Studio holds it, by task id: what is predicted and pushed, whatever
+        the request that started the job carried.  A task the project does not hold fails; when Label Studio
+        cannot be read, every task waits for the chunk's next run."""
+        if not task_ids:
+            return {}
+        gateway = self.predictor.gateway(pending.ctx)
+        assert gateway is not None and pending.ctx.project is not None
+        try:
+            held = gateway.task_data(int(pending.ctx.project), [int(task_id) for task_id in task_ids])
+        except LabelStudioError as exc:
+            log.warning(
+                "job %s chunk %s: cannot read its tasks from Label Studio: %s", pending.job_id, pending.index, exc
+            )
+            if not exc.retryable or pending.last_attempt:
+                for task_id in task_ids:
+                    self._fail(
+                        pending.job_id, task_id, f"cannot read the task from Label Studio: {exc}", pending.outcome
+                    )
+            else:
+                with pending.outcome.lock:
+                    pending.outcome.waiting.extend(task_ids)
+            return {}
+        for task_id in task_ids:
+            if int(task_id) not in held:
+                message = f"task {task_id} is not a task of project {pending.ctx.project} in Label Studio"
+                self._fail(pending.job_id, task_id, message, pending.outcome)
+        return held
+
+    def _drop_predictions_of_other_data(self, pending: PendingChunk, digests: dict[int, str]) -> None:
+        """Predictions in the ledger made from data other than Label Studio's (a caller's own data for a task
+        id, or the task's data before it changed) are never pushed.  One that was handed over as an opened
+        task's answer may be in Label Studio already: it is checked there first."""
+        ledger = pending.ledger
+        foreign = ledger.made_from_other_data(digests)
+        if not foreign:
+            return
+        log.warning(
+            "job %s: %d kept predictions were made from other data; predicted again", pending.job_id, len(foreign)
+        )
+        recent, overdue = ledger.on_their_way(foreign)
+        handed = set(recent) | set(overdue)
+        gateway = self.predictor.gateway(pending.ctx)
+        assert gateway is not None
+        for task_id in foreign:
+            try:
+                there = task_id in handed and gateway.has_prediction(int(task_id), pending.ctx.model_version)
+            except LabelStudioError as exc:
+                log.warning("job %s task %s: cannot check Label Studio: %s", pending.job_id, task_id, exc)
+                self._wait_for(pending, int(task_id))
+                del digests[int(task_id)]
+                continue
+            if there:
+                ledger.end_push([task_id])
+                self.jobs.add(pending.job_id, "done", [task_id])
+                self._pushed(pending, [task_id])
+                del digests[int(task_id)]
+            else:
+                ledger.forget([task_id])
 
     def _why_no_label_studio(self, ctx: PredictionContext) -> str | None:
         if self.predictor.gateway(ctx) is not None and ctx.project is not None:
@@ -174,7 +243,7 @@ class ChunkRunner:
         while self.pusher.backlog_full(ledger):
             time.sleep(0.5)
 
-    def _predictor_of(self, pending: PendingChunk, task: Task) -> Callable[[], None]:
+    def _predictor_of(self, pending: PendingChunk, task: Task, digest: str) -> Callable[[], None]:
         def predict() -> None:
             result = self.predictor.outcome(pending.ctx, task)
             try:
@@ -186,7 +255,7 @@ class ChunkRunner:
                     return
                 # Straight to the outbox: should Label Studio have been handed this task meanwhile (an opened
                 # task), the pusher's take_for_push leaves it out, and settle finds it on its way.
-                pending.ledger.keep_for_push(task["id"], result)
+                pending.ledger.keep_for_push(task["id"], result, digest)
                 with pending.outcome.lock:
                     pending.outcome.predicted += 1
                     pending.queued.append(str(task["id"]))
@@ -285,8 +354,7 @@ class ChunkRunner:
 
     def abandon(self, job_id: str, index: int, message: str) -> None:
         """Give up on a chunk that keeps crashing: its open tasks fail with ``message``, the job goes on."""
-        tasks = self.jobs.chunk_tasks(job_id, index) or []
-        ids = [task["id"] for task in tasks]
+        ids = self.jobs.chunk_task_ids(job_id, index) or []
         done = self.jobs.members(job_id, "done", ids)
         failed = self.jobs.members(job_id, "failed", ids)
         for task_id, is_done, is_failed in zip(ids, done, failed, strict=True):

@@ -137,7 +137,7 @@ class Pusher:
         """One ``import/predictions`` call with what waits (up to MAX_BATCH); returns how many landed."""
         ledger, ctx = box.ledger, box.ctx
         marked = ledger.take_for_push(MAX_BATCH)
-        results = ledger.results(marked)
+        results = ledger.to_push(marked)
         lost = [task_id for task_id in marked if task_id not in results]
         if lost:  # refused and forgotten meanwhile: nothing to send
             ledger.unmark_push(lost)

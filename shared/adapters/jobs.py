@@ -1,10 +1,11 @@
 """Batch jobs and the exactly-once ledger, in Redis: the only module that touches ``job:*`` and ``ledger:*`` keys.
 
-A job is what one Retrieve Predictions asked for: its tasks (stored in chunks, so Celery messages
-carry only ``(job id, chunk index)``), a snapshot of the request, and per-job sets of the tasks done,
-failed and pushed.  Counts are the sizes of those sets, so a redelivered chunk cannot count twice.
-Every change of a job's state is one atomic step (a Lua script) from the states allowed to the new
-one, so a ``cancel`` racing a worker's ``mark_running`` or last ``finish_chunk`` always wins.
+A job is what one Retrieve Predictions asked for: its task ids (stored in chunks, so Celery messages carry
+only ``(job id, chunk index)``; the data is read from Label Studio when a chunk runs), a snapshot of the
+request, and per-job sets of the tasks done, failed and pushed.  Counts are the sizes of those sets, so a
+redelivered chunk cannot count twice.  Every change of a job's state is one atomic step (a Lua script) from
+the states allowed to the new one, so a ``cancel`` racing a worker's ``mark_running`` or last ``finish_chunk``
+always wins.
 
 The ledger is keyed by (project, model version), not by job, and both ways a prediction reaches
 Label Studio use it: a worker's bulk push, and the answer to a one-task ``/predict`` that Label
@@ -12,8 +13,10 @@ Studio stores itself (a task opened in the labeling screen).  It remembers which
 prediction in Label Studio (``pushed``), which have one waiting to be pushed (``results``), and
 which are on their way right now (``pushing``: a worker pushing, or Label Studio storing an answer
 it was just given; checked against Label Studio once ``HANDOVER_GRACE`` seconds have passed, for
-recovery after a crash).  A task is claimed while someone predicts it, so two deliveries of the same chunk,
-or a worker and an opened task, never both call the LLM for it.
+recovery after a crash).  Each waiting or handed-over prediction carries the digest of the task data it was
+made from (``digests``): it is handed over only to a request with the same data, and a job that holds other
+data for the task (Label Studio's) never pushes it.  A task is claimed while someone predicts it, so two
+deliveries of the same chunk, or a worker and an opened task, never both call the LLM for it.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from redis.client import Pipeline
 from shared.adapters.replies import text, text_dict, text_list, text_set
 from shared.adapters.store import Store
 from shared.domain.pricing import Price, TokenUsage, usage_cost
-from shared.domain.types import JobSnapshot, Prediction, Task
+from shared.domain.types import JobSnapshot, Prediction
 from shared.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -189,11 +192,13 @@ class Jobs:
         return Ledger(self.store, project, model_version, self.ttl, self.handover_grace)
 
     # --- creating -------------------------------------------------------------------------------
-    def create(self, snapshot: JobSnapshot, tasks: list[Task], chunk_size: int) -> str:
-        """Store a job and its tasks in one round trip; returns its id."""
+    def create(self, snapshot: JobSnapshot, task_ids: list[int], chunk_size: int) -> str:
+        """Store a job and its task ids in one round trip; returns its id.
+
+        Only ids: what the job predicts is the data Label Studio holds for them, read when a chunk runs."""
         job_id = uuid.uuid4().hex
         now = time.time()
-        chunks = list(chunked([{"id": task.get("id"), "data": task["data"]} for task in tasks], chunk_size))
+        chunks = list(chunked(list(task_ids), chunk_size))
         project = snapshot.project or ""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(
@@ -204,7 +209,7 @@ class Jobs:
                 "model_version": snapshot.model_version,
                 "model": snapshot.model,
                 "state": JobState.QUEUED.value,
-                "total": len(tasks),
+                "total": len(task_ids),
                 "chunks": len(chunks),
                 "dispatched": 0,
                 "created_at": now,
@@ -228,7 +233,7 @@ class Jobs:
     def chunk_count(self, job_id: str) -> int:
         return int(self.redis.hget(self._job(job_id), "chunks") or 0)
 
-    def chunk_tasks(self, job_id: str, index: int) -> list[Task] | None:
+    def chunk_task_ids(self, job_id: str, index: int) -> list[int] | None:
         raw = self.redis.get(self._job(job_id, "chunk", str(index)))
         return json.loads(raw) if raw else None
 
@@ -510,24 +515,37 @@ class Jobs:
         pipe.execute()
 
 
-# KEYS: results hash, pushing hash, pushed set.  ARGV: task id, now.  Hands a task's waiting prediction to
-# Label Studio (which stores what /predict answers): {'taken', prediction}, or why not.
+# KEYS: results hash, pushing hash, pushed set, digests hash.  ARGV: task id, now, the digest of the caller's data.
+# Hands a task's waiting prediction to Label Studio (which stores what /predict answers): {'taken', prediction},
+# or why not: 'pushed', 'pushing', 'none', or 'other' when what the ledger holds was made from other data.
 _HAND_OVER = """
 if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return {'pushed'} end
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return {'pushing'} end
+local digest = redis.call('HGET', KEYS[4], ARGV[1])
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
+  if digest and digest ~= ARGV[3] then return {'other'} end
+  return {'pushing'}
+end
 local prediction = redis.call('HGET', KEYS[1], ARGV[1])
 if not prediction then return {'none'} end
+if digest ~= ARGV[3] then return {'other'} end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return {'taken', prediction}
 """
 
-# KEYS: results hash, pushing hash, pushed set.  ARGV: task id, prediction, now.  Records a prediction just
-# given to Label Studio, unless the task's prediction is there or on its way already (then returns 0).
+# KEYS: results hash, pushing hash, pushed set, digests hash.  ARGV: task id, prediction, now, digest.  Records a
+# prediction just given to Label Studio: 'recorded'; 'there' when the task's prediction is there, on its way or
+# waiting for the pusher already; 'other' when what is on its way was made from other data.
 _HAND_OVER_NEW = """
-if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 or redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
+if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return 'there' end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 or redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  local digest = redis.call('HGET', KEYS[4], ARGV[1])
+  if digest and digest ~= ARGV[4] then return 'other' end
+  return 'there'
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[4])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-return 1
+return 'recorded'
 """
 
 
@@ -641,21 +659,67 @@ class Ledger:
         if mine:
             self.redis.delete(*mine)
 
-    def results(self, task_ids: list[Any]) -> dict[str, Prediction]:
-        """Predictions made earlier and not pushed yet."""
+    def results(self, digests: Mapping[Any, str]) -> dict[str, Prediction]:
+        """Predictions made earlier and not pushed yet, of these tasks (id → digest of the data they hold now):
+        only those made from that same data."""
+        if not digests:
+            return {}
+        ids = [str(task_id) for task_id in digests]
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(self._key("results"), ids)
+        pipe.hmget(self._key("digests"), ids)
+        raw, kept_digests = pipe.execute()
+        return {
+            task_id: json.loads(value)
+            for task_id, value, digest, wanted in zip(ids, raw, kept_digests, digests.values(), strict=True)
+            if value and digest == wanted
+        }
+
+    def to_push(self, task_ids: list[Any]) -> dict[str, Prediction]:
+        """The kept predictions of tasks taken from the outbox: only a worker's own, made from the data Label
+        Studio holds, or one checked against it (``results``), ever enter the outbox."""
         if not task_ids:
             return {}
         raw = self.redis.hmget(self._key("results"), [str(t) for t in task_ids])
         return {str(task_id): json.loads(value) for task_id, value in zip(task_ids, raw, strict=True) if value}
 
-    def keep_result(self, task_id: Any, prediction: Prediction) -> None:
+    def made_from_other_data(self, digests: Mapping[Any, str]) -> list[str]:
+        """Of these tasks (id → digest of the data Label Studio holds), those whose waiting or handed-over
+        prediction was made from other data: a caller's own data for that task id, or the task's data before
+        it changed.  Such a prediction is never pushed; ``drop`` it (after checking Label Studio for a handed
+        over one) and predict the task again."""
+        if not digests:
+            return []
+        ids = [str(task_id) for task_id in digests]
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(self._key("results"), str(task_id), json.dumps(prediction))
-        pipe.expire(self._key("results"), self.ttl)
+        pipe.hmget(self._key("results"), ids)
+        pipe.hmget(self._key("pushing"), ids)
+        pipe.hmget(self._key("digests"), ids)
+        results, pushing, kept_digests = pipe.execute()
+        return [
+            task_id
+            for task_id, result, mark, digest, wanted in zip(
+                ids, results, pushing, kept_digests, digests.values(), strict=True
+            )
+            if (result or mark) and digest != wanted
+        ]
+
+    def keep_result(self, task_id: Any, prediction: Prediction, digest: str) -> None:
+        """A prediction made from data with this digest, kept until it is pushed."""
+        pipe = self.redis.pipeline(transaction=False)
+        self._keep(pipe, task_id, prediction, digest)
         pipe.execute()
+
+    def _keep(self, pipe: Pipeline, task_id: Any, prediction: Mapping[str, Any], digest: str) -> None:
+        for name, value in (("results", json.dumps(prediction)), ("digests", digest)):
+            pipe.hset(self._key(name), str(task_id), value)
+            pipe.expire(self._key(name), self.ttl)
 
     def _trio(self) -> list[str]:
         return [self._key("results"), self._key("pushing"), self._key("pushed")]
+
+    def _with_digests(self) -> list[str]:
+        return [*self._trio(), self._key("digests")]
 
     def on_their_way(self, task_ids: list[Any]) -> tuple[list[str], list[str]]:
         """Of these tasks, those on their way to Label Studio: (still within the handover grace, overdue).
@@ -673,27 +737,32 @@ class Ledger:
                 (recent if time.time() - float(at) < self.handover_grace else overdue).append(str(task_id))
         return recent, overdue
 
-    def hand_over(self, task_id: Any) -> tuple[str, dict | None]:
-        """Give a task's waiting prediction to Label Studio, which stores what ``/predict`` answers.
+    def hand_over(self, task_id: Any, digest: str) -> tuple[str, dict | None]:
+        """Give a task's waiting prediction to Label Studio, which stores what ``/predict`` answers, when it was
+        made from the data the caller sent (``digest``).
 
         Returns ``("taken", prediction)``, or why not: ``"pushed"`` (Label Studio has one), ``"pushing"``
-        (one is on its way) or ``"none"`` (no prediction yet).  Atomic with ``take_for_push``, so a worker
-        never pushes what Label Studio was handed.
+        (one is on its way), ``"none"`` (no prediction yet) or ``"other"`` (the ledger's was made from other
+        data: the caller gets none of it).  Atomic with ``take_for_push``, so a worker never pushes what Label
+        Studio was handed.
         """
-        answer = self._hand_over(keys=self._trio(), args=[str(task_id), time.time()])
+        answer = self._hand_over(keys=self._with_digests(), args=[str(task_id), time.time(), digest])
         state = answer[0]
         return state, (json.loads(answer[1]) if state == "taken" else None)
 
-    def hand_over_new(self, task_id: Any, prediction: dict) -> bool:
-        """Record a prediction about to be given to Label Studio, unless the task has one there or on its way
-        (then False: give it none).  A job that meets the task later checks Label Studio for it (after
-        ``HANDOVER_GRACE``) instead of asking the LLM again."""
-        recorded = self._hand_over_new(keys=self._trio(), args=[str(task_id), json.dumps(prediction), time.time()])
+    def hand_over_new(self, task_id: Any, prediction: dict, digest: str) -> str:
+        """Record a prediction, made from data with ``digest``, about to be given to Label Studio: ``"recorded"``;
+        ``"there"`` when the task has one there, on its way or waiting (then give it none); ``"other"`` when
+        the ledger's was made from other data (then the caller's prediction goes unrecorded).  A job that
+        meets a recorded task later checks Label Studio for it (after ``HANDOVER_GRACE``) instead of asking
+        the LLM again."""
+        args: list[str | float] = [str(task_id), json.dumps(prediction), time.time(), digest]
+        recorded = text(self._hand_over_new(keys=self._with_digests(), args=args))
         pipe = self.redis.pipeline(transaction=False)
-        pipe.expire(self._key("results"), self.ttl)
-        pipe.expire(self._key("pushing"), self.ttl)
+        for name in ("results", "pushing", "digests"):
+            pipe.expire(self._key(name), self.ttl)
         pipe.execute()
-        return bool(recorded)
+        return recorded or "there"
 
     def holder(self, task_id: Any) -> str | None:
         """Who claims the task now (None when nobody does)."""
@@ -705,12 +774,12 @@ class Ledger:
             self.redis.hdel(self._key("pushing"), *[str(t) for t in task_ids])
 
     def forget(self, task_ids: list[Any]) -> None:
-        """Drop predictions Label Studio refused: resending them cannot help."""
+        """Drop predictions that must not be pushed: Label Studio refused them, or they were made from other data."""
         ids = [str(t) for t in task_ids]
         if ids:
             pipe = self.redis.pipeline(transaction=True)
-            pipe.hdel(self._key("results"), *ids)
-            pipe.hdel(self._key("pushing"), *ids)
+            for name in ("results", "pushing", "digests"):
+                pipe.hdel(self._key(name), *ids)
             pipe.execute()
 
     def end_push(self, task_ids: list[Any]) -> None:
@@ -721,16 +790,15 @@ class Ledger:
         pipe = self.redis.pipeline(transaction=True)
         pipe.sadd(self._key("pushed"), *ids)
         pipe.expire(self._key("pushed"), self.ttl)
-        pipe.hdel(self._key("results"), *ids)
-        pipe.hdel(self._key("pushing"), *ids)
+        for name in ("results", "pushing", "digests"):
+            pipe.hdel(self._key(name), *ids)
         pipe.execute()
 
     # --- the outbox: predictions waiting for the project's pusher (worker/pusher.py) ---------------
-    def keep_for_push(self, task_id: Any, prediction: Mapping[str, Any]) -> None:
+    def keep_for_push(self, task_id: Any, prediction: Mapping[str, Any], digest: str) -> None:
         """``keep_result`` and ``queue_push`` in one round trip: a prediction just made, for the next flush."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(self._key("results"), str(task_id), json.dumps(prediction))
-        pipe.expire(self._key("results"), self.ttl)
+        self._keep(pipe, task_id, prediction, digest)
         pipe.sadd(self._key("outbox"), str(task_id))
         pipe.expire(self._key("outbox"), self.ttl)
         pipe.execute()

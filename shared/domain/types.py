@@ -3,6 +3,9 @@ it, and the snapshot a batch job keeps of its request."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from typing import Any, NotRequired, TypedDict
 
 from pydantic import BaseModel, ConfigDict
@@ -15,6 +18,20 @@ class Task(TypedDict):
     id: NotRequired[int | None]
     data: dict[str, Any]
     project: NotRequired[int | None]
+
+
+def task_ids(tasks: list[Task]) -> list[int]:
+    """What a batch job keeps of its tasks: their integer ids.  Their data stays behind: the workers predict
+    what Label Studio holds for those ids."""
+    return [task_id for task in tasks if isinstance(task_id := task.get("id"), int)]
+
+
+def data_digest(data: Mapping[str, Any]) -> str:
+    """What a prediction was computed from, in 32 hex characters: a prediction kept for a task is handed over,
+    reused or pushed only for data with the same digest, so a caller cannot get a task's prediction without
+    already holding its data, nor have its own data's prediction pushed for a task of Label Studio's."""
+    canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 class Prediction(TypedDict):

@@ -5,7 +5,8 @@ It serves uploaded files, takes predictions the way Label Studio 1.23 does (bulk
 (``GET /api/predictions/?task=`` or ``?project=``), and can be told to be down (503) or to refuse some
 tasks (400), as a task deleted while a job runs would be.  Projects added with ``add_project`` are served
 too (``GET /api/projects/<id>/``, and ``GET /api/tasks/?project=`` in pages, with their annotations and
-predictions under ``fields=all``).
+predictions under ``fields=all``, or only those a ``query`` names in ``selectedItems.included``, as Label
+Studio's Data Manager does).
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ class FakeLabelStudio(BackgroundServer):
         self.predictions: list[dict] = []
         self.import_calls = 0
         self.available = True
+        self.taking_imports = True  # False: only import/predictions answers 503 (reads still work)
         self.refused_tasks: set[int] = set()
         self.projects: dict[int, dict] = {}
         self.tasks: dict[int, list[dict]] = {}  # per project: {"id", "data", "annotations"}
+        self.task_reads = 0  # pages of GET /api/tasks/ served
         self._lock = threading.Lock()
         fake = self
 
@@ -91,6 +94,9 @@ class FakeLabelStudio(BackgroundServer):
                     return
                 path = urlsplit(self.path).path
                 if path.startswith("/api/projects/") and path.endswith("/import/predictions"):
+                    if not fake.taking_imports:
+                        self._reply(503, {"detail": "imports paused"})
+                        return
                     project = int(path.split("/")[3])
                     refused = [item["task"] for item in body if item["task"] in fake.refused_tasks]
                     if refused:
@@ -131,12 +137,25 @@ class FakeLabelStudio(BackgroundServer):
         self.projects[project] = {"id": project, "title": title or f"project {project}", "label_config": label_config}
         self.tasks[project] = [{"annotations": [], **task} for task in tasks]
 
+    def hold_tasks(self, project: int, tasks: list[dict]) -> None:
+        """Tasks this Label Studio holds in ``project`` (``{"id", "data"}``; a known id gets the new data): what
+        a job predicts from."""
+        self.projects.setdefault(project, {"id": project, "title": f"project {project}", "label_config": ""})
+        new = {task["id"]: {"annotations": [], "id": task["id"], "data": task["data"]} for task in tasks}
+        kept = [task for task in self.tasks.get(project, []) if task["id"] not in new]
+        self.tasks[project] = kept + list(new.values())
+
     def add_prediction(self, project: int, task: int, model_version: str, result: list[dict]) -> None:
         with self._lock:
             self._store(project, {"task": task, "result": result, "score": 0.5, "model_version": model_version})
 
     def _task_page(self, query: dict[str, str]) -> dict:
         tasks = self.tasks.get(int(query["project"]), [])
+        selected = json.loads(query.get("query", "{}")).get("selectedItems", {"all": True})
+        if not selected.get("all", True):
+            included = set(selected.get("included", []))
+            tasks = [task for task in tasks if task["id"] in included]
+        self.task_reads += 1
         size, page = int(query.get("page_size", 100)), int(query.get("page", 1))
         with_results = query.get("fields") == "all"
         by_task = self.predictions_by_task()

@@ -111,6 +111,7 @@ def job_on_own_redis(
             config = labeling_config("sarcasm")
             prepare_project_over_http(api, project, label_studio.url, TOKEN, config)
             tasks = [{"id": i, "data": {"text": f"t{i}"}} for i in range(200)]
+            label_studio.hold_tasks(project, tasks)
             body = {"tasks": tasks, "project": f"{project}.1", "label_config": config}
             job_id = httpx.post(f"{api}/predict", json=body, timeout=30).json()["job"]
             yield RunningJob(up, api, label_studio, job_id)

@@ -47,8 +47,9 @@ def make_batch(make_settings, store, fake_label_studio, fake_llm):
 
             def start(self, task_ids):
                 ctx = self.services.projects.context(PROJECT, None, None)
-                tasks = [{"id": i, "data": {"text": f"text {i}"}} for i in task_ids]
-                return self.jobs.create(self.services.projects.snapshot(ctx), tasks, settings.batch_chunk_size), ctx
+                fake_label_studio.hold_tasks(int(PROJECT), [{"id": i, "data": {"text": f"text {i}"}} for i in task_ids])
+                snapshot = self.services.projects.snapshot(ctx)
+                return self.jobs.create(snapshot, list(task_ids), settings.batch_chunk_size), ctx
 
             def run_chunks(self, job_id):
                 return [self.runner.run(job_id, i, 0, "worker-a") for i in range(self.jobs.chunk_count(job_id))]

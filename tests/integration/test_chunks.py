@@ -8,6 +8,7 @@ import pytest
 
 from shared.adapters.jobs import chunked
 from shared.adapters.store import ProjectSetup
+from shared.domain.types import data_digest
 from shared.services import Services
 from tests.conftest import LS_TOKEN, labeling_config
 from worker.chunks import ChunkRunner
@@ -36,14 +37,19 @@ def batch(make_settings, store, fake_label_studio, fake_llm):
         runner = ChunkRunner(settings, projects, services.predictor, jobs)
 
         def start(self, task_ids):
+            """A job on tasks that Label Studio holds (``text i``), as Retrieve Predictions starts one."""
             ctx = self.projects.context(PROJECT, None, None)
-            tasks = [{"id": i, "data": {"text": f"text {i}"}} for i in task_ids]
-            return self.jobs.create(self.projects.snapshot(ctx), tasks, settings.batch_chunk_size), ctx
+            fake_label_studio.hold_tasks(int(PROJECT), [{"id": i, "data": data_of(i)} for i in task_ids])
+            return self.jobs.create(self.projects.snapshot(ctx), list(task_ids), settings.batch_chunk_size), ctx
 
         def run_all(self, job_id, attempt=0, owner="worker-a"):
             return [self.runner.run(job_id, i, attempt, owner) for i in range(self.jobs.chunk_count(job_id))]
 
     return Batch()
+
+
+def data_of(task_id: int) -> dict:
+    return {"text": f"text {task_id}"}
 
 
 def test_chunked_splits_in_order():
@@ -54,7 +60,7 @@ def test_chunked_splits_in_order():
 def test_job_is_stored_in_chunks_with_a_snapshot(batch, store):
     job_id, ctx = batch.start(range(12))
     assert batch.jobs.chunk_count(job_id) == 3
-    assert [task["id"] for task in batch.jobs.chunk_tasks(job_id, 2)] == [10, 11]
+    assert batch.jobs.chunk_task_ids(job_id, 2) == [10, 11]
     status = batch.jobs.status(job_id)
     assert (status.state, status.total, status.done, status.pushed, status.project) == ("queued", 12, 0, 0, PROJECT)
     assert status.model_version == ctx.model_version
@@ -104,7 +110,7 @@ def test_a_second_job_for_the_same_version_skips_what_is_in_label_studio(batch, 
 def test_prediction_made_before_a_crash_is_pushed_without_a_new_call(batch, fake_label_studio, fake_llm):
     job_id, ctx = batch.start(range(5))
     ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
-    ledger.keep_result(0, {"result": [], "score": 0.5, "model_version": ctx.model_version})
+    ledger.keep_result(0, {"result": [], "score": 0.5, "model_version": ctx.model_version}, data_digest(data_of(0)))
     batch.run_all(job_id)
     assert len(fake_llm.chat_requests) == 4
     assert [p["score"] for p in fake_label_studio.predictions_by_task()[0]] == [0.5]
@@ -114,7 +120,7 @@ def test_crash_after_push_before_bookkeeping_does_not_push_twice(batch, fake_lab
     job_id, ctx = batch.start(range(5))
     ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
     prediction = {"result": [], "score": 0.5, "model_version": ctx.model_version}
-    ledger.keep_for_push(3, prediction)
+    ledger.keep_for_push(3, prediction, data_digest(data_of(3)))
     assert ledger.take_for_push(10) == ["3"]  # as the pusher does before its call
     fake_label_studio._store(int(PROJECT), {"task": 3, **prediction})  # the push landed, then the worker died
     batch.run_all(job_id)
@@ -127,7 +133,7 @@ def test_a_prediction_handed_over_moments_ago_is_left_to_land(batch, fake_label_
     """With the default grace, a task just handed to Label Studio (an opened task) is neither pushed nor re-asked."""
     job_id, ctx = batch.start(range(5))
     ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
-    ledger.hand_over_new(2, {"result": [], "score": 0.5, "model_version": ctx.model_version})
+    ledger.hand_over_new(2, {"result": [], "score": 0.5, "model_version": ctx.model_version}, data_digest(data_of(2)))
     services = Services.build(make_settings(batch_chunk_size=5, cache_ttl=0), batch.jobs.store)
     runner = ChunkRunner(services.settings, services.projects, services.predictor, services.jobs)
     outcome = runner.run(job_id, 0, attempt=0, owner="worker-a")
@@ -191,14 +197,29 @@ def test_rate_limit_on_the_last_attempt_fails_the_task(batch, fake_llm):
 
 def test_label_studio_down_keeps_predictions_until_it_is_back(batch, fake_label_studio, fake_llm):
     job_id, _ = batch.start(range(5))
-    fake_label_studio.available = False
+    fake_label_studio.taking_imports = False
     [outcome] = batch.run_all(job_id)
     assert outcome.predicted == 5 and outcome.pushed == 0 and outcome.retry_in is not None
     assert batch.jobs.status(job_id).pushed == 0
-    fake_label_studio.available = True
+    fake_label_studio.taking_imports = True
     [outcome] = batch.run_all(job_id, attempt=1)
     assert outcome.pushed == 5 and outcome.retry_in is None
     assert len(fake_llm.chat_requests) == 5, "no new LLM calls for predictions waiting to be pushed"
+    assert sorted(fake_label_studio.predictions_by_task()) == [0, 1, 2, 3, 4]
+
+
+def test_tasks_wait_without_an_llm_call_while_label_studio_cannot_say_what_they_hold(
+    batch, fake_label_studio, fake_llm
+):
+    job_id, _ = batch.start(range(5))
+    fake_label_studio.available = False
+    [outcome] = batch.run_all(job_id)
+    assert sorted(outcome.waiting) == [0, 1, 2, 3, 4] and outcome.retry_in is not None
+    assert fake_llm.chat_requests == [], "nothing is predicted from data Label Studio has not given"
+    fake_label_studio.available = True
+    [outcome] = batch.run_all(job_id, attempt=1)
+    assert outcome.pushed == 5 and outcome.retry_in is None
+    assert len(fake_llm.chat_requests) == 5
     assert sorted(fake_label_studio.predictions_by_task()) == [0, 1, 2, 3, 4]
 
 

@@ -126,16 +126,22 @@ def runner(make_settings, store, fake_llm, fake_label_studio):
     store.save_setup("3", ProjectSetup(labeling_config("chat"), fake_label_studio.url, LS_TOKEN))
     store.save_prompt("3", "Answer")
     services = Services.build(settings, store)
-    yield services.projects, services.jobs, ChunkRunner(settings, services.projects, services.predictor, services.jobs)
+    yield (
+        services.projects,
+        services.jobs,
+        ChunkRunner(settings, services.projects, services.predictor, services.jobs),
+        fake_label_studio,
+    )
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.lists(task_data, min_size=1, max_size=6))
 def test_a_chunk_with_any_task_data_settles_every_task(runner, data):
-    projects, jobs, chunk_runner = runner
+    projects, jobs, chunk_runner, fake_label_studio = runner
     ctx = projects.context("3", None, None)
     tasks = [{"id": index, "data": item} for index, item in enumerate(data)]
-    job_id = jobs.create(projects.snapshot(ctx), tasks, 10)
+    fake_label_studio.hold_tasks(3, tasks)
+    job_id = jobs.create(projects.snapshot(ctx), [task["id"] for task in tasks], 10)
     outcome = chunk_runner.run(job_id, 0, attempt=0, owner="fuzz")
     status = jobs.status(job_id)
     assert outcome.retry_in is None

@@ -32,7 +32,7 @@ def test_cancel_racing_mark_running_and_finish_chunk_always_wins(real_store):
     jobs = Jobs(real_store, ttl=600)
     outcomes: dict[str, int] = {}
     for _ in range(ITERATIONS):
-        job_id = jobs.create(SNAPSHOT, [{"id": 1, "data": {}}, {"id": 2, "data": {}}], chunk_size=1)
+        job_id = jobs.create(SNAPSHOT, [1, 2], chunk_size=1)
         cancelled: list[JobState] = []
 
         def worker(job_id: str = job_id) -> None:
@@ -58,7 +58,7 @@ def test_cancel_racing_mark_running_and_finish_chunk_always_wins(real_store):
 
 def test_only_allowed_transitions_happen(real_store):
     jobs = Jobs(real_store, ttl=600)
-    job_id = jobs.create(SNAPSHOT, [{"id": 1, "data": {}}], chunk_size=1)
+    job_id = jobs.create(SNAPSHOT, [1], chunk_size=1)
     assert jobs.mark_running(job_id) == JobState.RUNNING
     jobs.add(job_id, "failed", [1])
     assert jobs.finish_chunk(job_id, 0) == JobState.FAILED

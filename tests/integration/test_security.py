@@ -158,7 +158,7 @@ def test_a_private_label_studio_named_by_setup_gets_no_push(make_settings, store
     store.save_prompt("41", "Sarcastic?")
     services = Services.build(settings, store)
     ctx = services.projects.context("41", None, None)
-    job_id = services.jobs.create(services.projects.snapshot(ctx), [{"id": 1, "data": {"text": "hi"}}], 10)
+    job_id = services.jobs.create(services.projects.snapshot(ctx), [1], 10)
     ChunkRunner(settings, services.projects, services.predictor, services.jobs).run(job_id, 0, 0, "test")
     status = services.jobs.status(job_id)
     assert (status.failed, status.pushed) == (1, 0)

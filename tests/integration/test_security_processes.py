@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import psutil
@@ -143,11 +144,19 @@ REFUSED_TASK = 2
 BAD_TEXT_TASK = 4
 
 
+def batch_text(task_id: int) -> str:
+    return "lone \ud800 surrogate" if task_id == BAD_TEXT_TASK else f"text {task_id}"
+
+
 def echoing_label_studio(request: Recorded, handler) -> None:
-    """Takes predictions, but refuses task 2 with an error body that echoes the request's Authorization header."""
+    """Serves tasks 1–5 and takes predictions, but refuses task 2 with an error body that echoes the request's
+    Authorization header."""
     echo = {"detail": f"task {REFUSED_TASK} is not yours; you sent {request.headers.get('authorization')}"}
     payload = request.json() if request.method == "POST" else None
-    if request.method == "GET":
+    if request.method == "GET" and request.path.startswith("/api/tasks/"):
+        wanted = json.loads(parse_qs(urlsplit(request.path).query)["query"][0])["selectedItems"]["included"]
+        send(handler, 200, {"tasks": [{"id": i, "data": {"text": batch_text(i)}} for i in wanted if 1 <= i <= 5]})
+    elif request.method == "GET":
         send(handler, 200, [])
     elif isinstance(payload, list) and any(item["task"] == REFUSED_TASK for item in payload):
         send(handler, 400, echo)
@@ -177,10 +186,7 @@ def test_a_batch_reaches_label_studio_only_with_the_setup_token_and_bad_tasks_fa
                 "annotation": {"result": [{"from_name": "prompt", "value": {"text": ["Sarcastic?"]}}]},
             }
             assert httpx.post(f"{base}/webhook", json=event).status_code == 200
-            tasks = [
-                {"id": i, "data": {"text": "lone \ud800 surrogate" if i == BAD_TEXT_TASK else f"text {i}"}}
-                for i in range(1, 6)
-            ]
+            tasks = [{"id": i, "data": {"text": batch_text(i)}} for i in range(1, 6)]
             body = {"tasks": tasks, "project": "52.1", "label_config": SARCASM, "params": {"context": None}}
             response = httpx.post(
                 f"{base}/predict", content=json.dumps(body), headers={"Content-Type": "application/json"}

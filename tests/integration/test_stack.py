@@ -74,6 +74,7 @@ def test_up_runs_the_whole_stack_without_a_configured_redis(stack_up, fake_llm, 
         config = labeling_config("sarcasm")
         prepare_project_over_http(api, 41, label_studio.url, LS_TOKEN, config)
         tasks = [{"id": i, "data": {"text": f"t{i}"}} for i in range(30)]
+        label_studio.hold_tasks(41, tasks)
         job = httpx.post(
             f"{api}/predict", json={"tasks": tasks, "project": "41.1", "label_config": config}, timeout=10
         ).json()["job"]

@@ -20,9 +20,9 @@ def test_a_stalled_job_gets_its_unfinished_chunks_again_once(make_settings, real
     settings = make_settings(redis_key_prefix=redis_prefix)
     celery = make_celery(settings)
     jobs = Jobs(real_store, settings.job_ttl)
-    stalled = jobs.create(SNAPSHOT, [{"id": i, "data": {}} for i in range(25)], 10)
-    fresh = jobs.create(SNAPSHOT, [{"id": i, "data": {}} for i in range(5)], 10)
-    finished = jobs.create(SNAPSHOT, [{"id": 1, "data": {}}], 10)
+    stalled = jobs.create(SNAPSHOT, list(range(25)), 10)
+    fresh = jobs.create(SNAPSHOT, list(range(5)), 10)
+    finished = jobs.create(SNAPSHOT, [1], 10)
     jobs.finish_chunk(stalled, 1)
     jobs.finish_chunk(finished, 0)
     for job_id in (stalled, finished):
@@ -49,7 +49,7 @@ def test_chunks_held_by_a_worker_that_stopped_beating_are_sent_again_once(make_s
             prompt="p",
             prompt_error=None,
         ),
-        [{"id": i, "data": {}} for i in range(30)],
+        list(range(30)),
         10,
     )
     jobs.beat("alive@host", 30)
@@ -70,7 +70,7 @@ def test_an_overdue_batch_api_poll_is_sent_again_once_and_only_the_current_poll_
     settings = make_settings(redis_key_prefix=redis_prefix)
     celery = make_celery(settings)
     jobs = Jobs(real_store, settings.job_ttl)
-    overdue, waiting = (jobs.create(SNAPSHOT, [{"id": 1, "data": {}}], 10) for _ in range(2))
+    overdue, waiting = (jobs.create(SNAPSHOT, [1], 10) for _ in range(2))
     jobs.set_batch_phase(overdue, "polling", poll_due=time.time() - 60)  # its countdown message died with a worker
     jobs.set_batch_phase(waiting, "polling", poll_due=time.time() + 60)
     real_store.redis.hset(real_store.key("job", overdue), "progress_at", 0)

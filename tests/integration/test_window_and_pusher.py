@@ -43,8 +43,8 @@ def batch(make_settings, store, fake_label_studio, fake_llm):
 
         def start(self, count: int, chunk_size: int = CHUNK) -> str:
             ctx = self.projects.context(PROJECT, None, None)
-            tasks = [{"id": i, "data": {"text": f"text {i}"}} for i in range(count)]
-            return self.jobs.create(self.projects.snapshot(ctx), tasks, chunk_size)
+            fake_label_studio.hold_tasks(int(PROJECT), [{"id": i, "data": {"text": f"text {i}"}} for i in range(count)])
+            return self.jobs.create(self.projects.snapshot(ctx), list(range(count)), chunk_size)
 
         def feed(self, job_id: str) -> list:
             """What the Celery tasks do: hand each chunk to the window, take the next once all are in flight."""

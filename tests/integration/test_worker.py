@@ -72,6 +72,7 @@ def stack(make_client, make_settings, real_store, redis_prefix, llm_server, fake
         def submit(self, count: int) -> str:
             self.started = time.monotonic()
             tasks = [{"id": i, "data": {"text": f"text {i} {'even' if i % 2 == 0 else 'odd'}"}} for i in range(count)]
+            fake_label_studio.hold_tasks(31, tasks)
             body = {"tasks": tasks, "project": PROJECT, "label_config": config, "params": {"context": None}}
             response = client.post("/predict", json=body)
             assert response.status_code == 200 and response.json["results"] == []
@@ -193,14 +194,14 @@ def test_invalid_api_key_fails_the_job_fast_with_one_call_per_task(stack, fake_l
     assert fake_label_studio.predictions == []
 
 
-def test_label_studio_down_for_30_seconds_loses_nothing(stack, fake_label_studio, fake_llm):
-    fake_label_studio.available = False
+def test_label_studio_refusing_pushes_for_30_seconds_loses_nothing(stack, fake_label_studio, fake_llm):
+    fake_label_studio.taking_imports = False
     stack.worker(BATCH_RETRY_MAX_DELAY="5")
     job_id = stack.submit(60)
     stack.wait(job_id, until=lambda status: status["done"] == 60)
     assert stack.status(job_id)["pushed"] == 0
     time.sleep(max(0.0, 30 - (time.monotonic() - stack.started)))
-    fake_label_studio.available = True
+    fake_label_studio.taking_imports = True
     status = stack.wait(job_id, timeout=90)
     assert (status["state"], status["pushed"]) == ("done", 60)
     assert_once_each(fake_label_studio, 60, stack.version, stack.config)
