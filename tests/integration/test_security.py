@@ -61,24 +61,34 @@ def provider():
         yield server
 
 
-# --- keys go only to the endpoint the operator configured ------------------------------------------------------
+# --- the LLM's endpoint, model and key are the operator's -------------------------------------------------------
+
+UNRESOLVABLE = "https://llm.collector.invalid/v1"  # names that do not resolve are refused too
 
 
-def test_an_endpoint_named_by_setup_without_its_own_key_is_refused_and_never_called(make_client, provider):
-    client = make_client()
-    response = setup(client, {"base_url": f"{provider.url}/v1"})
-    assert response.status_code == 400
-    assert "not one this backend's operator configured" in response.json["error"]
-    assert "ALLOWED_LLM_ENDPOINTS" in response.json["error"] and "api_key" in response.json["error"]
+@pytest.mark.parametrize("own_key", [{}, {"api_key": PROJECT_KEY}], ids=["no key", "its own key"])
+def test_re_registering_a_project_cannot_send_its_data_to_another_endpoint(make_client, fake_llm, provider, own_key):
+    client = make_client()  # the tests allow loopback hosts (ALLOWED_PRIVATE_HOSTS=127.0.0.1)
+    assert setup(client).status_code == 200
+    for endpoint in (f"{provider.url}/v1", UNRESOLVABLE):
+        response = setup(client, {"base_url": endpoint} | own_key)
+        assert response.status_code == 400
+        error = response.json["error"]
+        assert error.startswith(f"extra_params.base_url: the endpoint {endpoint} is not used")
+        assert "ALLOWED_LLM_ENDPOINTS" in error
     assert interactive(client, {"text": "hi"}).status_code == 200  # the project keeps the operator's endpoint
+    assert [r.headers["authorization"] for r in fake_llm.chat_requests] == [f"Bearer {TEST_API_KEY}"]
     assert provider.requests == []
 
 
-def test_a_setup_stored_before_the_rule_still_cannot_send_the_key_elsewhere(make_client, store, provider):
-    store.save_setup("41", ProjectSetup(SARCASM, extra_params={"base_url": f"{provider.url}/v1"}))
+@pytest.mark.parametrize("own_key", [{}, {"api_key": PROJECT_KEY}], ids=["no key", "its own key"])
+def test_a_setup_stored_before_the_rule_still_cannot_send_the_key_elsewhere(
+    make_client, store, fake_llm, provider, own_key
+):
+    store.save_setup("41", ProjectSetup(SARCASM, extra_params={"base_url": f"{provider.url}/v1"} | own_key))
     response = interactive(make_client(), {"text": "hi"})
     assert response.status_code == 400 and "ALLOWED_LLM_ENDPOINTS" in response.json["error"]
-    assert provider.requests == []
+    assert provider.requests == [] and fake_llm.chat_requests == []
 
 
 @pytest.mark.parametrize(
@@ -95,8 +105,22 @@ def test_every_provider_keeps_the_operator_key_at_home(make_client, make_setting
     assert provider.requests == []
 
 
-def test_a_project_endpoint_gets_the_projects_own_key_and_never_the_operators(make_client, provider):
-    client = make_client()  # the tests allow loopback hosts (ALLOWED_PRIVATE_HOSTS=127.0.0.1)
+def test_a_provider_the_operator_did_not_configure_gets_nothing(make_client, fake_llm, default_ollama_port):
+    """OPENAI_PROVIDER=openai, no OLLAMA_ENDPOINT: a project switching to Ollama would reach localhost:11434."""
+    client = make_client()
+    response = setup(client, {"provider": "ollama"})
+    assert response.status_code == 400
+    assert response.json["error"].startswith("extra_params.provider='ollama' is not used")
+    assert "OLLAMA_ENDPOINT" in response.json["error"]
+    assert interactive(client, {"text": "hi"}).status_code == 200
+    assert len(fake_llm.chat_requests) == 1
+    assert default_ollama_port.requests == []
+
+
+def test_an_endpoint_on_the_allowlist_gets_the_projects_own_key_and_never_the_operators(
+    make_client, make_settings, provider
+):
+    client = make_client(make_settings(allowed_llm_endpoints=[provider.url]))
     assert setup(client, {"base_url": f"{provider.url}/v1", "api_key": PROJECT_KEY}).status_code == 200
     assert interactive(client, {"text": "hi"}).status_code == 200
     [request] = provider.requests
@@ -115,8 +139,34 @@ def test_a_project_endpoint_on_a_private_address_is_refused_even_with_its_own_ke
     client = make_client(make_settings(allowed_private_hosts=[]))  # the default: no private hosts
     response = setup(client, {"base_url": f"{provider.url}/v1", "api_key": PROJECT_KEY})
     assert response.status_code == 400
-    assert "loopback, private or link-local" in response.json["error"]
+    assert "is not used" in response.json["error"] and "ALLOWED_LLM_ENDPOINTS" in response.json["error"]
     assert provider.requests == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "setting"),
+    [
+        ({"model": "gpt-4o", "num_responses": 20}, "ALLOWED_MODELS"),
+        ({"num_responses": 20}, "MAX_NUM_RESPONSES"),
+        ({"OPENAI_MODEL": "gpt-4o", "api_key": PROJECT_KEY}, "ALLOWED_MODELS"),
+    ],
+)
+def test_a_model_or_answers_the_operator_did_not_allow_are_refused(make_client, store, fake_llm, extra, setting):
+    client = make_client()
+    response = setup(client, extra)
+    assert response.status_code == 400 and setting in response.json["error"]
+    store.save_setup("41", ProjectSetup(SARCASM, extra_params=extra))  # stored before the rule
+    response = interactive(client, {"text": "hi"})
+    assert response.status_code == 400 and setting in response.json["error"]
+    assert fake_llm.chat_requests == []
+
+
+def test_the_operator_may_allow_models_and_more_answers(make_client, make_settings, fake_llm):
+    client = make_client(make_settings(allowed_models=["gpt-4o"], max_num_responses=3))
+    assert setup(client, {"model": "gpt-4o", "num_responses": 3}).status_code == 200
+    assert interactive(client, {"text": "hi"}).status_code == 200
+    [request] = fake_llm.chat_requests
+    assert (request.body["model"], request.body["n"]) == ("gpt-4o", 3)
 
 
 # --- Label Studio: its key only to LABEL_STUDIO_URL, /setup's host only with /setup's token ----------------------
