@@ -256,7 +256,8 @@ class Settings(BaseSettings):
     allowed_private_hosts: CommaSeparated = Field(
         [],
         description="comma-separated host names or addresses that requests may name although they are on a "
-        "loopback or private network (a Label Studio that `/setup` names, image URLs), e.g. `localhost` for a Label Studio on this machine without `LABEL_STUDIO_URL`",
+        "loopback or private network (a Label Studio that `/setup` names, image URLs), e.g. `localhost` for a "
+        "Label Studio on this machine without `LABEL_STUDIO_URL`",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         "INFO", description="`DEBUG`, `INFO`, `WARNING`, `ERROR`", json_schema_extra=section("Running")

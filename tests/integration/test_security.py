@@ -13,6 +13,7 @@ import json
 import pytest
 
 from shared.adapters.store import ProjectSetup
+from shared.domain.types import JobSnapshot
 from shared.services import Services
 from tests.conftest import LS_TOKEN, TEST_API_KEY, labeling_config
 from tests.fakes.recorder import Recorded, RecordingServer, chat_completion, send
@@ -159,6 +160,30 @@ def test_a_model_or_answers_the_operator_did_not_allow_are_refused(make_client, 
     response = interactive(client, {"text": "hi"})
     assert response.status_code == 400 and setting in response.json["error"]
     assert fake_llm.chat_requests == []
+
+
+def test_a_job_queued_before_the_rule_fails_its_tasks_naming_the_setting(make_settings, store, fake_llm, provider):
+    """A batch job whose snapshot (taken at /predict, before the rule) names another endpoint and the project's key:
+    the worker fails its tasks at once, saying why, rather than retry a chunk that no retry can fix."""
+    settings = make_settings(cache_ttl=0)
+    extra = {"base_url": f"{provider.url}/v1", "api_key": PROJECT_KEY}
+    snapshot = JobSnapshot(
+        project="41",
+        label_config=SARCASM,
+        extra_params=extra,
+        model_version="v0",
+        model="m",
+        prompt="p",
+        prompt_error=None,
+    )
+    services = Services.build(settings, store)
+    job_id = services.jobs.create(snapshot, [{"id": i, "data": {"text": f"text {i}"}} for i in (1, 2)], 10)
+    assert services.batch_jobs.begin(job_id) is False  # not through the Batch API: the chunks say why
+    ChunkRunner(settings, services.projects, services.predictor, services.jobs).run(job_id, 0, 0, "test")
+    status = services.jobs.status(job_id)
+    assert status.failed == 2 and status.state == "failed", status
+    assert all("ALLOWED_LLM_ENDPOINTS" in error["error"] for error in status.errors)
+    assert provider.requests == [] and fake_llm.chat_requests == []
 
 
 def test_the_operator_may_allow_models_and_more_answers(make_client, make_settings, fake_llm):
