@@ -459,7 +459,7 @@ class Settings(BaseSettings):
         return DEFAULT_PRICES | self.llm_prices
 
     @cached_property
-    def llm_key_origins(self) -> frozenset[str]:
+    def operator_llm_origins(self) -> frozenset[str]:
         """The operator's LLM endpoints, the only ones projects may use and ``OPENAI_API_KEY`` may go to: those it
         configured, and ALLOWED_LLM_ENDPOINTS.  Of the default addresses only api.openai.com counts, and only for
         OPENAI_PROVIDER=openai; Ollama's default port is whatever happens to listen there."""
@@ -519,7 +519,7 @@ class Settings(BaseSettings):
         the project names, or the one a provider it switches to would use, must be one of the operator's."""
         for key in ("base_url", "azure_endpoint", "ollama_endpoint"):
             endpoint = getattr(extra, key)
-            if endpoint and origin(endpoint) not in self.llm_key_origins:
+            if endpoint and origin(endpoint) not in self.operator_llm_origins:
                 raise ConfigError(
                     f"extra_params.{key}: the endpoint {endpoint} is not used: projects' data goes only to the LLM "
                     "endpoints this backend's operator configured, with or without a project's own api_key; the "
@@ -527,7 +527,7 @@ class Settings(BaseSettings):
                 )
         if extra.provider and extra.provider != self.openai_provider:
             endpoint = _reached(llm)
-            if origin(endpoint) not in self.llm_key_origins:
+            if origin(endpoint) not in self.operator_llm_origins:
                 raise ConfigError(
                     f"extra_params.provider={extra.provider!r} is not used: the operator has not configured that "
                     f"provider's endpoint ({endpoint or 'none'}); the operator may set "
@@ -556,7 +556,7 @@ class Settings(BaseSettings):
         """OPENAI_API_KEY for the operator's endpoints (``_check_endpoints`` allows no other); none for its own
         provider at a default address it did not configure (Ollama's, which needs no key)."""
         endpoint = _reached(llm)
-        return self.openai_api_key if endpoint is None or origin(endpoint) in self.llm_key_origins else None
+        return self.openai_api_key if endpoint is None or origin(endpoint) in self.operator_llm_origins else None
 
 
 def _reached(llm: LLMOptions) -> str | None:
