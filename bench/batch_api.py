@@ -191,6 +191,7 @@ def run(stack: Stack, quick: bool) -> dict:
         prefix = stack.prefix("batch_api")
         env = {
             "OPENAI_BASE_URL": f"{server.url}/v1",
+            "ALLOWED_MODELS": MODEL,  # the projects' model of their own
             "CACHE_TTL": 0,
             "BATCH_CHUNK_SIZE": 100,
             "BATCH_API_POLL_FIRST": 2,

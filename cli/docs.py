@@ -36,6 +36,12 @@ In the model's settings in Label Studio, *Extra params* (a JSON object) override
 that project: {keys}. The environment variable names (`OPENAI_MODEL`, …) and the reference backend's
 keys (`resource_endpoint`, `deployment_name`, `api_version`) are accepted too; an unknown key makes
 `/setup` answer 400 with the accepted keys.
+
+They choose only among what the operator allows: an endpoint (`base_url`, `azure_endpoint`,
+`ollama_endpoint`) that the operator configured or listed in `ALLOWED_LLM_ENDPOINTS`, with or without an
+`api_key` of the project's own; a `provider` whose endpoint the operator configured; a `model` (or Azure
+deployment) that is `OPENAI_MODEL` or in `ALLOWED_MODELS`; `num_responses` up to `MAX_NUM_RESPONSES`. Otherwise
+`/setup` answers 400 naming the setting, and `/predict` likewise for a project registered earlier.
 """
 
 

@@ -39,7 +39,7 @@ from shared.domain.batch_requests import (
     request_line,
 )
 from shared.domain.config import Settings
-from shared.domain.errors import LLMError
+from shared.domain.errors import InvalidInput, LLMError
 from shared.domain.pricing import TokenUsage
 from shared.domain.types import Task, data_digest
 from shared.predictor import Predictor
@@ -81,7 +81,10 @@ class BatchJobs:
         snapshot = self.jobs.snapshot(job_id)
         if snapshot is None:
             return False
-        ctx = self.projects.from_snapshot(snapshot, job_id)
+        try:
+            ctx = self.projects.from_snapshot(snapshot, job_id)
+        except InvalidInput:  # settings refused since the job was queued: its chunks fail its tasks, saying why
+            return False
         mode = ctx.config.batch_api
         if mode == "off" or ctx.config.llm.provider not in ENDPOINTS:
             return False

@@ -21,7 +21,7 @@ from shared.adapters.netguard import AddressPolicy
 from shared.adapters.store import ProjectSetup, Store
 from shared.domain.config import ExtraParams, ProjectConfig, Settings, decode_extra_params
 from shared.domain.endpoints import host_port
-from shared.domain.errors import ConfigError, TaskError
+from shared.domain.errors import TaskError
 from shared.domain.labeling import LabelingSpec, Unfilled, parse_labeling_config, require_label_config
 from shared.domain.prompts import choose_prompt, prompt_from_regions
 from shared.domain.types import JobSnapshot
@@ -137,8 +137,7 @@ class Projects:
         Raises ConfigError or LabelingConfigError (nothing is kept then).  Controls left unfilled are
         logged once per project and config, however often Label Studio calls ``/setup``.
         """
-        config = self.config(setup)
-        self._check_llm_endpoint(config)
+        config = self.config(setup)  # within what the operator allows (Settings.for_project), or ConfigError
         label_config = require_label_config(setup.label_config)
         spec = self.spec(config, label_config)
         self.store.save_setup(project, setup)
@@ -155,17 +154,6 @@ class Projects:
                     left,
                 )
         return Registration(model_version=version, unfilled=spec.unfilled)
-
-    def _check_llm_endpoint(self, config: ProjectConfig) -> None:
-        """A project's own endpoint (with its own key) is still called from this server: not on a private address."""
-        endpoint = config.llm.endpoint
-        where = host_port(endpoint)
-        reason = self.policy.refusal(*where, unresolved_ok=True) if where else None
-        if reason:
-            raise ConfigError(
-                f"extra_params: the LLM endpoint {endpoint} is not used: {reason}; the operator may add it to "
-                "ALLOWED_LLM_ENDPOINTS, or its host to ALLOWED_PRIVATE_HOSTS"
-            )
 
     def context(self, project: str | None, label_config: str | None, context: Any) -> PredictionContext:
         """Resolve a request; raises ConfigError or LabelingConfigError when the request cannot work."""

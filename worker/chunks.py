@@ -36,7 +36,7 @@ from shared.adapters.jobs import ClaimKeeper, Jobs, JobState, Ledger
 from shared.batch_jobs import WAITING_FOR_BATCHES
 from shared.domain.backoff import backoff
 from shared.domain.config import Settings
-from shared.domain.errors import LabelStudioError, LLMError, TaskError
+from shared.domain.errors import InvalidInput, LabelStudioError, LLMError, TaskError
 from shared.domain.types import Task, data_digest
 from shared.predictor import Predictor
 from shared.projects import PredictionContext, Projects
@@ -125,7 +125,12 @@ class ChunkRunner:
             log.info("job %s chunk %s: waits for the job's Batch API answers", job_id, index)
             return None
         self.jobs.mark_running(job_id)
-        ctx = self.projects.from_snapshot(snapshot, job_id)
+        try:
+            ctx = self.projects.from_snapshot(snapshot, job_id)
+        except InvalidInput as exc:  # settings refused since the job was queued (the operator's rules): no retry helps
+            log.warning("job %s chunk %s: its tasks fail: %s", job_id, index, exc)
+            self.abandon(job_id, index, str(exc))
+            return None
         ledger = self.jobs.ledger(ctx.project, ctx.model_version)
         last_attempt = attempt + 1 >= self.settings.batch_max_attempts
 

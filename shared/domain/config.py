@@ -205,7 +205,8 @@ class Settings(BaseSettings):
     azure_api_version: str = Field("2023-05-15", description="Azure API version")
     ollama_endpoint: str = Field(
         "http://localhost:11434/v1",
-        description="Ollama's OpenAI-compatible endpoint (from a container: `http://host.docker.internal:11434/v1`)",
+        description="Ollama's OpenAI-compatible endpoint (from a container: `http://host.docker.internal:11434/v1`); "
+        "when unset, no project may switch to Ollama and `OPENAI_API_KEY` is not sent to the default address",
     )
     prompt_prefix: str = Field(
         "prompt",
@@ -239,14 +240,24 @@ class Settings(BaseSettings):
     allowed_llm_endpoints: CommaSeparated = Field(
         [],
         description="comma-separated LLM endpoints (beside `OPENAI_BASE_URL`, `AZURE_RESOURCE_ENDPOINT`, "
-        "`OLLAMA_ENDPOINT`) that a project's extra params may name without an `api_key` of their own, and so "
-        "receive `OPENAI_API_KEY`; any other endpoint a project names needs its own `api_key`",
+        "`OLLAMA_ENDPOINT`) that a project's extra params may name; they receive `OPENAI_API_KEY` unless the "
+        "project gives its own `api_key`. No other endpoint is used, with or without a key of its own",
+    )
+    allowed_models: CommaSeparated = Field(
+        [],
+        description="comma-separated models (and Azure deployments) that a project's extra params may choose "
+        "beside `OPENAI_MODEL` (and `AZURE_DEPLOYMENT_NAME`); `*`: any",
+    )
+    max_num_responses: NumResponses | None = Field(
+        None,
+        description="the most answers per task a project's extra params may ask for (`num_responses`); default: "
+        "`NUM_RESPONSES`",
     )
     allowed_private_hosts: CommaSeparated = Field(
         [],
         description="comma-separated host names or addresses that requests may name although they are on a "
-        "loopback or private network (a Label Studio that `/setup` names, a project's LLM endpoint, image "
-        "URLs), e.g. `localhost` for a Label Studio on this machine without `LABEL_STUDIO_URL`",
+        "loopback or private network (a Label Studio that `/setup` names, image URLs), e.g. `localhost` for a "
+        "Label Studio on this machine without `LABEL_STUDIO_URL`",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         "INFO", description="`DEBUG`, `INFO`, `WARNING`, `ERROR`", json_schema_extra=section("Running")
@@ -415,7 +426,7 @@ class Settings(BaseSettings):
         "takes up to about 50 times its text in memory); `0` parses every time",
     )
 
-    @field_validator("allowed_llm_endpoints", "allowed_private_hosts", mode="before")
+    @field_validator("allowed_llm_endpoints", "allowed_models", "allowed_private_hosts", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -423,7 +434,7 @@ class Settings(BaseSettings):
             return json.loads(value) if value.startswith("[") else [part.strip() for part in value.split(",")]
         return value
 
-    @field_validator("allowed_llm_endpoints", "allowed_private_hosts")
+    @field_validator("allowed_llm_endpoints", "allowed_models", "allowed_private_hosts")
     @classmethod
     def _drop_blanks(cls, value: list[str]) -> list[str]:
         return [item for item in value if item]
@@ -448,12 +459,14 @@ class Settings(BaseSettings):
         return DEFAULT_PRICES | self.llm_prices
 
     @cached_property
-    def llm_key_origins(self) -> frozenset[str]:
-        """Where ``OPENAI_API_KEY`` may go: the endpoints the operator configured, and ALLOWED_LLM_ENDPOINTS."""
+    def operator_llm_origins(self) -> frozenset[str]:
+        """The operator's LLM endpoints, the only ones projects may use and ``OPENAI_API_KEY`` may go to: those it
+        configured, and ALLOWED_LLM_ENDPOINTS.  Of the default addresses only api.openai.com counts, and only for
+        OPENAI_PROVIDER=openai; Ollama's default port is whatever happens to listen there."""
         configured = [
-            self.openai_base_url or DEFAULT_OPENAI_ENDPOINT,
+            self.openai_base_url or (DEFAULT_OPENAI_ENDPOINT if self.openai_provider == "openai" else None),
             self.azure_resource_endpoint,
-            self.ollama_endpoint,
+            self.ollama_endpoint if "ollama_endpoint" in self.model_fields_set else None,
             *self.allowed_llm_endpoints,
         ]
         return frozenset(filter(None, map(origin, configured)))
@@ -463,7 +476,8 @@ class Settings(BaseSettings):
         return self.for_project(ExtraParams())
 
     def for_project(self, extra: ExtraParams) -> ProjectConfig:
-        """Merge a project's extra params over the environment's defaults."""
+        """Merge a project's extra params over the environment's defaults; ConfigError when they ask for more than
+        the operator allows."""
         llm = LLMOptions(
             provider=extra.provider or self.openai_provider,
             model=extra.model or self.openai_model,
@@ -478,6 +492,8 @@ class Settings(BaseSettings):
             timeout=self.llm_timeout,
             max_retries=self.llm_max_retries,
         )
+        self._check_endpoints(extra, llm)
+        self._check_model_and_answers(extra)
         if extra.api_key is None:
             llm = llm.model_copy(update={"api_key": self._operator_key_for(llm)})
         use_internal = (
@@ -498,19 +514,57 @@ class Settings(BaseSettings):
             batch_api=extra.batch_api or self.batch_api,
         )
 
+    def _check_endpoints(self, extra: ExtraParams, llm: LLMOptions) -> None:
+        """Where a project's prompts and task texts go is the operator's decision, whoever's key pays: an endpoint
+        the project names, or the one a provider it switches to would use, must be one of the operator's."""
+        for key in ("base_url", "azure_endpoint", "ollama_endpoint"):
+            endpoint = getattr(extra, key)
+            if endpoint and origin(endpoint) not in self.operator_llm_origins:
+                raise ConfigError(
+                    f"extra_params.{key}: the endpoint {endpoint} is not used: projects' data goes only to the LLM "
+                    "endpoints this backend's operator configured, with or without a project's own api_key; the "
+                    "operator may add it to ALLOWED_LLM_ENDPOINTS"
+                )
+        if extra.provider and extra.provider != self.openai_provider:
+            endpoint = _reached(llm)
+            if origin(endpoint) not in self.operator_llm_origins:
+                raise ConfigError(
+                    f"extra_params.provider={extra.provider!r} is not used: the operator has not configured that "
+                    f"provider's endpoint ({endpoint or 'none'}); the operator may set "
+                    f"{_ENDPOINT_SETTING[extra.provider]} (or add an endpoint to ALLOWED_LLM_ENDPOINTS)"
+                )
+
+    def _check_model_and_answers(self, extra: ExtraParams) -> None:
+        """Which model answers and how many answers a call asks for set the bill: the operator bounds both."""
+        defaults = {"model": self.openai_model, "azure_deployment": self.azure_deployment_name or self.openai_model}
+        for key, default in defaults.items():
+            chosen = getattr(extra, key)
+            if chosen and chosen != default and chosen not in self.allowed_models and "*" not in self.allowed_models:
+                allowed = ", ".join(dict.fromkeys([default, *self.allowed_models]))
+                raise ConfigError(
+                    f"extra_params.{key}={chosen!r} is not allowed: this backend's operator allows {allowed}; the "
+                    "operator may add it to ALLOWED_MODELS"
+                )
+        cap = self.max_num_responses or self.num_responses
+        if extra.num_responses and extra.num_responses > cap:
+            raise ConfigError(
+                f"extra_params.num_responses={extra.num_responses} is over this backend's cap of {cap} answers per "
+                "task; the operator may raise MAX_NUM_RESPONSES (default: NUM_RESPONSES)"
+            )
+
     def _operator_key_for(self, llm: LLMOptions) -> SecretStr | None:
-        """OPENAI_API_KEY for an endpoint the operator configured; any other endpoint is refused here, since
-        calling it would hand the operator's key (or this server's network position) to whoever named it."""
-        endpoint = llm.endpoint or (DEFAULT_OPENAI_ENDPOINT if llm.provider == "openai" else None)
-        if endpoint is None or origin(endpoint) in self.llm_key_origins:
-            return self.openai_api_key
-        raise ConfigError(
-            f"extra_params: the {llm.provider} endpoint {endpoint} is not one this backend's operator configured: "
-            'give the project its own api_key in its extra params (for Ollama any value, e.g. "ollama"), or '
-            "ask the operator to add the endpoint to ALLOWED_LLM_ENDPOINTS"
-        )
+        """OPENAI_API_KEY for the operator's endpoints (``_check_endpoints`` allows no other); none for its own
+        provider at a default address it did not configure (Ollama's, which needs no key)."""
+        endpoint = _reached(llm)
+        return self.openai_api_key if endpoint is None or origin(endpoint) in self.operator_llm_origins else None
 
 
+def _reached(llm: LLMOptions) -> str | None:
+    """The endpoint the calls reach: the openai client's default without a base_url."""
+    return llm.endpoint or (DEFAULT_OPENAI_ENDPOINT if llm.provider == "openai" else None)
+
+
+_ENDPOINT_SETTING = {"openai": "OPENAI_BASE_URL", "azure": "AZURE_RESOURCE_ENDPOINT", "ollama": "OLLAMA_ENDPOINT"}
 _SECRET_FIELDS = {"openai_api_key", "basic_auth_pass", "label_studio_api_key", "api_key"}
 
 

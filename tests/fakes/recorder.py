@@ -57,7 +57,7 @@ def chat_completion(text: str) -> dict:
 
 
 class RecordingServer(BackgroundServer):
-    def __init__(self, respond: Respond | None = None) -> None:
+    def __init__(self, respond: Respond | None = None, port: int = 0) -> None:
         self.requests: list[Recorded] = []
         self.closing = threading.Event()  # set on exit: answers that hang or trickle stop then
         self._lock = threading.Lock()
@@ -79,7 +79,7 @@ class RecordingServer(BackgroundServer):
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 
-        super().__init__(Handler)
+        super().__init__(Handler, port)
 
     def __exit__(self, *exc) -> None:
         self.closing.set()

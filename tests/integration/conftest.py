@@ -2,6 +2,9 @@
 
 import pytest
 
+from shared.domain.config import Settings
+from shared.domain.endpoints import host_port
+from tests.fakes.recorder import RecordingServer, chat_completion, send
 from tests.integration.own_redis import OwnRedis
 
 
@@ -12,3 +15,17 @@ def own_redis(tmp_path):
     server.start()
     yield server
     server.kill()
+
+
+@pytest.fixture
+def default_ollama_port():
+    """A recording listener where OLLAMA_ENDPOINT's default points (localhost:11434): on an operator's machine,
+    whatever process happens to listen there."""
+    where = host_port(Settings.model_fields["ollama_endpoint"].default)
+    assert where is not None and where[0] == "localhost"
+    try:
+        server = RecordingServer(lambda request, handler: send(handler, 200, chat_completion("Sarcastic")), where[1])
+    except OSError as exc:
+        pytest.fail(f"cannot listen on Ollama's default port {where[1]} to record what reaches it: {exc}")
+    with server:
+        yield server

@@ -303,7 +303,8 @@ def test_setup_returns_a_stable_version_and_remembers_the_project(client, store)
     assert client.get("/versions?project=7").json == {"versions": [first.json["model_version"]]}
 
 
-def test_setup_extra_params_override_the_model_per_project(client, fake_llm):
+def test_setup_extra_params_override_the_model_per_project(make_client, make_settings, fake_llm):
+    client = make_client(make_settings(allowed_models=["gpt-4o"]))
     config = labeling_config("evaluation")
     default = post_setup(client, config).json["model_version"]
     response = post_setup(client, config, extra_params=json.dumps({"model": "gpt-4o", "temperature": 0}))

@@ -43,7 +43,9 @@ def test_azure_provider_uses_deployment_and_api_version(fake_llm, llm_server, ma
 
 
 def test_ollama_provider_uses_its_endpoint_without_a_key(fake_llm, llm_server, make_settings, store):
-    settings = make_settings(openai_provider="ollama", openai_api_key=None, ollama_endpoint=llm_server.url + "/v1")
+    settings = make_settings(
+        openai_provider="ollama", openai_api_key=None, ollama_endpoint=llm_server.url + "/v1", allowed_models=["llama3"]
+    )
     answer = LLM(store, 0).complete(options_for(settings, model="llama3"), MESSAGES)
     assert answer.texts == ["ANSWER to: Say hi"]
     [request] = fake_llm.chat_requests
@@ -119,7 +121,8 @@ def test_cache_ttl_zero_disables_the_cache(fake_llm, settings, store):
     assert list(store.redis.scan_iter("*")) == []
 
 
-def test_one_client_per_configuration_and_thread(settings, store):
+def test_one_client_per_configuration_and_thread(make_settings, store):
+    settings = make_settings(allowed_models=["other"])
     llm = LLM(store, 0)
     assert llm.client(settings.defaults.llm) is llm.client(settings.defaults.llm)
     assert llm.client(options_for(settings, model="other")) is not llm.client(settings.defaults.llm)

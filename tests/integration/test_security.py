@@ -13,6 +13,7 @@ import json
 import pytest
 
 from shared.adapters.store import ProjectSetup
+from shared.domain.types import JobSnapshot
 from shared.services import Services
 from tests.conftest import LS_TOKEN, TEST_API_KEY, labeling_config
 from tests.fakes.recorder import Recorded, RecordingServer, chat_completion, send
@@ -61,24 +62,34 @@ def provider():
         yield server
 
 
-# --- keys go only to the endpoint the operator configured ------------------------------------------------------
+# --- the LLM's endpoint, model and key are the operator's -------------------------------------------------------
+
+UNRESOLVABLE = "https://llm.collector.invalid/v1"  # names that do not resolve are refused too
 
 
-def test_an_endpoint_named_by_setup_without_its_own_key_is_refused_and_never_called(make_client, provider):
-    client = make_client()
-    response = setup(client, {"base_url": f"{provider.url}/v1"})
-    assert response.status_code == 400
-    assert "not one this backend's operator configured" in response.json["error"]
-    assert "ALLOWED_LLM_ENDPOINTS" in response.json["error"] and "api_key" in response.json["error"]
+@pytest.mark.parametrize("own_key", [{}, {"api_key": PROJECT_KEY}], ids=["no key", "its own key"])
+def test_re_registering_a_project_cannot_send_its_data_to_another_endpoint(make_client, fake_llm, provider, own_key):
+    client = make_client()  # the tests allow loopback hosts (ALLOWED_PRIVATE_HOSTS=127.0.0.1)
+    assert setup(client).status_code == 200
+    for endpoint in (f"{provider.url}/v1", UNRESOLVABLE):
+        response = setup(client, {"base_url": endpoint} | own_key)
+        assert response.status_code == 400
+        error = response.json["error"]
+        assert error.startswith(f"extra_params.base_url: the endpoint {endpoint} is not used")
+        assert "ALLOWED_LLM_ENDPOINTS" in error
     assert interactive(client, {"text": "hi"}).status_code == 200  # the project keeps the operator's endpoint
+    assert [r.headers["authorization"] for r in fake_llm.chat_requests] == [f"Bearer {TEST_API_KEY}"]
     assert provider.requests == []
 
 
-def test_a_setup_stored_before_the_rule_still_cannot_send_the_key_elsewhere(make_client, store, provider):
-    store.save_setup("41", ProjectSetup(SARCASM, extra_params={"base_url": f"{provider.url}/v1"}))
+@pytest.mark.parametrize("own_key", [{}, {"api_key": PROJECT_KEY}], ids=["no key", "its own key"])
+def test_a_setup_stored_before_the_rule_still_cannot_send_the_key_elsewhere(
+    make_client, store, fake_llm, provider, own_key
+):
+    store.save_setup("41", ProjectSetup(SARCASM, extra_params={"base_url": f"{provider.url}/v1"} | own_key))
     response = interactive(make_client(), {"text": "hi"})
     assert response.status_code == 400 and "ALLOWED_LLM_ENDPOINTS" in response.json["error"]
-    assert provider.requests == []
+    assert provider.requests == [] and fake_llm.chat_requests == []
 
 
 @pytest.mark.parametrize(
@@ -95,8 +106,22 @@ def test_every_provider_keeps_the_operator_key_at_home(make_client, make_setting
     assert provider.requests == []
 
 
-def test_a_project_endpoint_gets_the_projects_own_key_and_never_the_operators(make_client, provider):
-    client = make_client()  # the tests allow loopback hosts (ALLOWED_PRIVATE_HOSTS=127.0.0.1)
+def test_a_provider_the_operator_did_not_configure_gets_nothing(make_client, fake_llm, default_ollama_port):
+    """OPENAI_PROVIDER=openai, no OLLAMA_ENDPOINT: a project switching to Ollama would reach localhost:11434."""
+    client = make_client()
+    response = setup(client, {"provider": "ollama"})
+    assert response.status_code == 400
+    assert response.json["error"].startswith("extra_params.provider='ollama' is not used")
+    assert "OLLAMA_ENDPOINT" in response.json["error"]
+    assert interactive(client, {"text": "hi"}).status_code == 200
+    assert len(fake_llm.chat_requests) == 1
+    assert default_ollama_port.requests == []
+
+
+def test_an_endpoint_on_the_allowlist_gets_the_projects_own_key_and_never_the_operators(
+    make_client, make_settings, provider
+):
+    client = make_client(make_settings(allowed_llm_endpoints=[provider.url]))
     assert setup(client, {"base_url": f"{provider.url}/v1", "api_key": PROJECT_KEY}).status_code == 200
     assert interactive(client, {"text": "hi"}).status_code == 200
     [request] = provider.requests
@@ -115,8 +140,58 @@ def test_a_project_endpoint_on_a_private_address_is_refused_even_with_its_own_ke
     client = make_client(make_settings(allowed_private_hosts=[]))  # the default: no private hosts
     response = setup(client, {"base_url": f"{provider.url}/v1", "api_key": PROJECT_KEY})
     assert response.status_code == 400
-    assert "loopback, private or link-local" in response.json["error"]
+    assert "is not used" in response.json["error"] and "ALLOWED_LLM_ENDPOINTS" in response.json["error"]
     assert provider.requests == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "setting"),
+    [
+        ({"model": "gpt-4o", "num_responses": 20}, "ALLOWED_MODELS"),
+        ({"num_responses": 20}, "MAX_NUM_RESPONSES"),
+        ({"OPENAI_MODEL": "gpt-4o", "api_key": PROJECT_KEY}, "ALLOWED_MODELS"),
+    ],
+)
+def test_a_model_or_answers_the_operator_did_not_allow_are_refused(make_client, store, fake_llm, extra, setting):
+    client = make_client()
+    response = setup(client, extra)
+    assert response.status_code == 400 and setting in response.json["error"]
+    store.save_setup("41", ProjectSetup(SARCASM, extra_params=extra))  # stored before the rule
+    response = interactive(client, {"text": "hi"})
+    assert response.status_code == 400 and setting in response.json["error"]
+    assert fake_llm.chat_requests == []
+
+
+def test_a_job_queued_before_the_rule_fails_its_tasks_naming_the_setting(make_settings, store, fake_llm, provider):
+    """A batch job whose snapshot (taken at /predict, before the rule) names another endpoint and the project's key:
+    the worker fails its tasks at once, saying why, rather than retry a chunk that no retry can fix."""
+    settings = make_settings(cache_ttl=0)
+    extra = {"base_url": f"{provider.url}/v1", "api_key": PROJECT_KEY}
+    snapshot = JobSnapshot(
+        project="41",
+        label_config=SARCASM,
+        extra_params=extra,
+        model_version="v0",
+        model="m",
+        prompt="p",
+        prompt_error=None,
+    )
+    services = Services.build(settings, store)
+    job_id = services.jobs.create(snapshot, [{"id": i, "data": {"text": f"text {i}"}} for i in (1, 2)], 10)
+    assert services.batch_jobs.begin(job_id) is False  # not through the Batch API: the chunks say why
+    ChunkRunner(settings, services.projects, services.predictor, services.jobs).run(job_id, 0, 0, "test")
+    status = services.jobs.status(job_id)
+    assert status.failed == 2 and status.state == "failed", status
+    assert all("ALLOWED_LLM_ENDPOINTS" in error["error"] for error in status.errors)
+    assert provider.requests == [] and fake_llm.chat_requests == []
+
+
+def test_the_operator_may_allow_models_and_more_answers(make_client, make_settings, fake_llm):
+    client = make_client(make_settings(allowed_models=["gpt-4o"], max_num_responses=3))
+    assert setup(client, {"model": "gpt-4o", "num_responses": 3}).status_code == 200
+    assert interactive(client, {"text": "hi"}).status_code == 200
+    [request] = fake_llm.chat_requests
+    assert (request.body["model"], request.body["n"]) == ("gpt-4o", 3)
 
 
 # --- Label Studio: its key only to LABEL_STUDIO_URL, /setup's host only with /setup's token ----------------------

@@ -100,8 +100,10 @@ def test_empty_variables_mean_unset(monkeypatch):
 
 
 def test_extra_params_override_per_project():
-    # The project names an Ollama of its own without a key: allowed only since the operator lists it.
-    settings = load_settings(openai_api_key="sk-env", allowed_llm_endpoints="http://o:11434")
+    # The project names an Ollama, a model and two answers: allowed only since the operator allows each.
+    settings = load_settings(
+        openai_api_key="sk-env", allowed_llm_endpoints="http://o:11434", allowed_models="llama3", max_num_responses=2
+    )
     extra = ExtraParams.parse(
         '{"provider": "ollama", "MODEL": "llama3", "temperature": 0, "num_responses": 2,'
         ' "ollama_endpoint": "http://o:11434/v1", "prompt_template": "T {text} {prompt}",'
@@ -126,7 +128,8 @@ def test_extra_params_accept_environment_names_and_reference_keys():
             "api_version": "2024-02-01",
         }
     )
-    config = load_settings().for_project(extra)
+    operator = load_settings(allowed_llm_endpoints="https://r.openai.azure.com", allowed_models="d1")
+    config = operator.for_project(extra)
     assert config.llm.provider == "azure"
     assert config.llm.api_key.get_secret_value() == "sk-project"
     assert (config.llm.azure_endpoint, config.llm.azure_deployment) == ("https://r.openai.azure.com", "d1")
