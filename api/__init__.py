@@ -6,6 +6,7 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 from api.auth import install_basic_auth
+from api.callers import install_caller_checks
 from api.capacity import LLMSlots
 from api.errors import register_error_handlers
 from api.evaluations import bp as evaluations_bp
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None, llm
     app.extensions["llm_backend"] = services
     app.extensions["llm_slots"] = LLMSlots(llm_slots) if llm_slots else None
     install_request_metrics(app, services.metrics)
+    install_caller_checks(app, settings)
     install_basic_auth(app, settings)
     register_error_handlers(app)
     app.register_blueprint(bp)

@@ -16,12 +16,14 @@ from werkzeug.exceptions import HTTPException
 from shared.domain.errors import (
     BackendError,
     DeadlineExceeded,
+    Forbidden,
     InvalidInput,
     LabelStudioError,
     LLMError,
     NotFound,
     TaskError,
     Unavailable,
+    UnsupportedMediaType,
 )
 from shared.redaction import redact
 
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 # The most specific class of an error decides: LLMError is a TaskError, but answers 502.
 STATUS_BY_ERROR: dict[type[BackendError], int] = {
     InvalidInput: 400,
+    UnsupportedMediaType: 415,
+    Forbidden: 403,
     NotFound: 404,
     TaskError: 422,  # an annotator's only task: its prompt or data do not work
     LLMError: 502,

@@ -12,7 +12,7 @@ from typing import Any, TypeGuard
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from shared.domain.errors import InvalidRequest
+from shared.domain.errors import InvalidRequest, UnsupportedMediaType
 from shared.domain.types import Task
 from shared.domain.untrusted import (
     TooDeep,
@@ -39,7 +39,16 @@ def body_bytes() -> bytes:
 
 def json_object(checked_per_task: tuple[str, ...] = ()) -> dict[str, Any]:
     """The body as a JSON object. ``checked_per_task``: top-level keys whose text is checked task by task later
-    (a task with invalid text fails alone rather than the whole request)."""
+    (a task with invalid text fails alone rather than the whole request).
+
+    The body must be declared ``application/json``: a browser page of any site may send ``text/plain`` or a
+    form to this backend without asking first, but a JSON body only to a server that allows it (CORS), and
+    this one allows none."""
+    if request.mimetype != "application/json":
+        declared = request.content_type or "no Content-Type"
+        raise UnsupportedMediaType(
+            f"request body must be JSON sent with Content-Type: application/json, not {declared}"
+        )
     raw = body_bytes()
     try:
         body = loads(raw) if raw else None

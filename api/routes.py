@@ -19,7 +19,7 @@ from api.observe import mark_interactive
 from api.requests import is_task, json_object, optional_object, tasks_of
 from shared.adapters.deadline import deadline_after
 from shared.adapters.evaluations import EvaluationScores, EvaluationStore
-from shared.adapters.jobs import JobStatus
+from shared.adapters.jobs import JobStatus, is_job_id
 from shared.adapters.metrics import RedisCollector
 from shared.adapters.queue import queue_key
 from shared.adapters.store import ProjectSetup, project_id_of
@@ -192,23 +192,40 @@ def versions():
     return {"versions": backend().store.versions(project) if project else []}
 
 
+def project_param() -> str | None:
+    """``?project=<Label Studio project id>``, None when absent; 400 when it names no project."""
+    value = request.args.get("project")
+    if value is None:
+        return None
+    project = project_id_of(value)
+    if project is None:
+        raise InvalidRequest(f"project must be a Label Studio project id, got {value!r}")
+    return project
+
+
 @bp.get("/jobs")
 def jobs():
-    project = request.args.get("project")
     try:
         limit = min(max(int(request.args.get("limit", 50)), 1), 1000)
     except ValueError:
         raise InvalidRequest("limit must be a whole number") from None
-    return {"jobs": [status.as_dict() for status in backend().jobs.recent(project_id_of(project), limit)]}
+    return {"jobs": [status.as_dict() for status in backend().jobs.recent(project_param(), limit)]}
 
 
 @bp.get("/jobs/<job_id>")
 def job(job_id: str):
-    return found(backend().jobs.status(job_id), job_id).as_dict()
+    return found(backend().jobs.status(job_id) if is_job_id(job_id) else None, job_id).as_dict()
 
 
 @bp.post("/jobs/<job_id>/cancel")
 def cancel(job_id: str):
+    """Only with the job's project named, so a wrong or copied id cannot cancel another project's job."""
+    project = project_param()
+    if project is None:
+        raise InvalidRequest("project is required: POST /jobs/<id>/cancel?project=<the job's Label Studio project id>")
+    status = backend().jobs.status(job_id) if is_job_id(job_id) else None
+    if status is None or status.project != project:
+        raise NotFound(f"no job {job_id} in project {project} (jobs are kept {backend().settings.job_ttl} s)")
     return found(cancel_job(backend(), job_id), job_id).as_dict()
 
 

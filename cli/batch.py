@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from shared.adapters.jobs import Jobs, JobState, JobStatus
+from shared.adapters.jobs import Jobs, JobState, JobStatus, is_job_id
 from shared.dispatch import cancel_job, start_job
 from shared.domain.config import Settings
 from shared.domain.errors import BackendError
@@ -126,7 +126,7 @@ def list_jobs(settings: Settings, project: int | None) -> int:
 
 
 def show_job(settings: Settings, job_id: str) -> int:
-    status = Services.build(settings).jobs.status(job_id)
+    status = Services.build(settings).jobs.status(job_id) if is_job_id(job_id) else None
     if status is None:
         return fail(f"no job {job_id}")
     print(summary(status))
@@ -134,7 +134,7 @@ def show_job(settings: Settings, job_id: str) -> int:
 
 
 def cancel(settings: Settings, job_id: str) -> int:
-    status = cancel_job(Services.build(settings), job_id)
+    status = cancel_job(Services.build(settings), job_id) if is_job_id(job_id) else None
     if status is None:
         return fail(f"no job {job_id}")
     print(f"job {job_id}: {status.state}")

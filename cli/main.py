@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from shared.domain.callers import unprotected_listening
 from shared.domain.config import Settings, load_settings
 from shared.domain.errors import ConfigError
 from shared.logs import configure_logging
@@ -21,9 +22,17 @@ API_WORKERS = 2
 API_THREADS = 32
 
 
+def _refusal(settings: Settings, host: str) -> str | None:
+    has_basic_auth = bool(settings.basic_auth_user and settings.basic_auth_pass)
+    return unprotected_listening(host, has_basic_auth, settings.allow_unauthenticated)
+
+
 def _serve_api(settings: Settings, args: argparse.Namespace) -> int:
     from cli.gunicorn import serve
 
+    if refusal := _refusal(settings, args.host):
+        print(f"llm-backend: {refusal}", file=sys.stderr)
+        return 2
     serve(settings, host=args.host, port=args.port, workers=args.workers, threads=args.threads)
     return 0
 
@@ -51,6 +60,9 @@ def _run_flower(settings: Settings, args: argparse.Namespace) -> int:
 def _run_stack(settings: Settings, args: argparse.Namespace) -> int:
     from cli.stack import run_stack
 
+    if refusal := _refusal(settings, args.host):  # said once, rather than by an API process restarted in a loop
+        print(f"llm-backend: {refusal}", file=sys.stderr)
+        return 2
     return run_stack(settings, args.host, args.port, args.flower_port, args.workers, Path(args.data_dir))
 
 
@@ -111,7 +123,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     api = commands.add_parser("api", help="serve the Label Studio ML backend API (gunicorn, threads)")
-    api.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    api.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1); any other needs BASIC_AUTH_USER/BASIC_AUTH_PASS "
+        "or ALLOW_UNAUTHENTICATED=true",
+    )
     api.add_argument("--port", type=int, default=9090, help="port to listen on (default 9090)")
     api.add_argument(
         "--workers", type=int, default=API_WORKERS, help=f"gunicorn worker processes (default {API_WORKERS})"

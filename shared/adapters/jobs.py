@@ -150,6 +150,12 @@ class JobStatus:
         }
 
 
+def is_job_id(text: str) -> bool:
+    """What ``Jobs.create`` makes (32 lower-case hex digits): anything else names no job, and may name another
+    of its keys (``<id>:done``)."""
+    return len(text) == 32 and all(char in "0123456789abcdef" for char in text)
+
+
 def _usage(record: dict[str, str], prefix: str) -> TokenUsage:
     return TokenUsage(*(int(record.get(f"{prefix}tokens_{name}", 0)) for name in ("in", "out", "cached")))
 

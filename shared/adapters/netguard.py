@@ -23,11 +23,10 @@ from types import ModuleType
 from typing import Any
 
 from shared.adapters import deadline
+from shared.domain.callers import LOOPBACK_NAMES as _LOOPBACK_NAMES
 from shared.domain.config import Settings
 from shared.domain.endpoints import DEFAULT_OPENAI_ENDPOINT, host_port
 
-# Names that mean this machine wherever they are looked up (RFC 6761, and Debian's /etc/hosts aliases).
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 RESOLVED_FOR = 30.0  # seconds a lookup is reused: a check per request must not cost a DNS query each time
 _resolved: dict[tuple[str, int | None], tuple[float, list[str]]] = {}

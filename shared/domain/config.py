@@ -237,6 +237,23 @@ class Settings(BaseSettings):
     flower_basic_auth: SecretStr | None = Field(
         None, description="`user:password` for Flower; required to start it (Flower shows every task)"
     )
+    allow_unauthenticated: bool = Field(
+        False,
+        description="`true`: `llm-backend api` may listen on an address other than loopback without "
+        "`BASIC_AUTH_USER`/`BASIC_AUTH_PASS` (whoever reaches it can then use it: see docs/security.md)",
+    )
+    allowed_hosts: CommaSeparated = Field(
+        [],
+        description="comma-separated names the `Host` header may carry, beside loopback names (`localhost`) and IP "
+        "addresses, which are always accepted: the name Label Studio is given for this backend, e.g. "
+        "`llm-backend.example` for `http://llm-backend.example:9090` (compose sets `api,host.docker.internal`); "
+        "`*` accepts any name (no protection against DNS rebinding)",
+    )
+    allowed_origins: CommaSeparated = Field(
+        [],
+        description="comma-separated origins (`https://app.example`) whose browser pages may call the API; a "
+        "request with any other `Origin` header is refused (Label Studio's own calls carry none)",
+    )
     allowed_llm_endpoints: CommaSeparated = Field(
         [],
         description="comma-separated LLM endpoints (beside `OPENAI_BASE_URL`, `AZURE_RESOURCE_ENDPOINT`, "
@@ -426,7 +443,14 @@ class Settings(BaseSettings):
         "takes up to about 50 times its text in memory); `0` parses every time",
     )
 
-    @field_validator("allowed_llm_endpoints", "allowed_models", "allowed_private_hosts", mode="before")
+    @field_validator(
+        "allowed_llm_endpoints",
+        "allowed_models",
+        "allowed_private_hosts",
+        "allowed_hosts",
+        "allowed_origins",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -434,7 +458,9 @@ class Settings(BaseSettings):
             return json.loads(value) if value.startswith("[") else [part.strip() for part in value.split(",")]
         return value
 
-    @field_validator("allowed_llm_endpoints", "allowed_models", "allowed_private_hosts")
+    @field_validator(
+        "allowed_llm_endpoints", "allowed_models", "allowed_private_hosts", "allowed_hosts", "allowed_origins"
+    )
     @classmethod
     def _drop_blanks(cls, value: list[str]) -> list[str]:
         return [item for item in value if item]

@@ -7,8 +7,10 @@ Code raises these without translating them: the API maps each class to an HTTP s
     BackendError
     ├── InvalidInput            the caller sent something unusable                  → 400
     │   ├── InvalidRequest      a request body or parameter
+    │   │   └── UnsupportedMediaType  a body not declared as JSON                   → 415
     │   ├── ConfigError         a setting or a project's extra params
     │   └── LabelingConfigError a labeling config this backend cannot work with
+    ├── Forbidden               a browser page of a site not allowed                → 403
     ├── NotFound                the thing asked for does not exist (or expired)     → 404
     ├── TaskError               one task cannot be predicted; the others go on      → 422
     │   ├── LLMError            the provider refused or could not answer (.retryable) → 502
@@ -38,6 +40,15 @@ class ConfigError(InvalidInput):
 
 class LabelingConfigError(InvalidInput):
     """The labeling config cannot be used with this backend; the message says what is missing."""
+
+
+class UnsupportedMediaType(InvalidRequest):
+    """A JSON route got a body not declared ``Content-Type: application/json``: a browser sends other types
+    across sites without asking first, so such a body may come from another site's page."""
+
+
+class Forbidden(BackendError):
+    """The request comes from a caller this backend does not serve: a browser page of an origin not allowed."""
 
 
 class NotFound(BackendError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -54,7 +55,8 @@ def ls(label_studio) -> LabelStudio:
 
 @pytest.fixture(scope="session")
 def backend(label_studio, llm_server, e2e_dir):
-    """Our API (plain and with basic auth) and a worker, all on one Redis prefix of their own."""
+    """Our API behind basic auth, as an operator should run it (Label Studio connects with the credentials), and
+    a worker, both on one Redis prefix of their own."""
     prefix = f"llm-backend-e2e-{uuid.uuid4().hex[:8]}"
     env = llm_backend_env(
         llm_server.url,
@@ -65,13 +67,12 @@ def backend(label_studio, llm_server, e2e_dir):
         AUTO_PREDICT_ON_IMPORT="1",
         OUTPUT_MODE="text",  # the fake model answers in prose, as the reference's did; test_structured.py asks for auto
     )
-    plain_port, guarded_port = free_port(), free_port()
+    port = free_port()
     processes = [
-        BackendProcess(["api", "--host", "127.0.0.1", "--port", str(plain_port)], env, e2e_dir / "api.log"),
         BackendProcess(
-            ["api", "--host", "127.0.0.1", "--port", str(guarded_port)],
+            ["api", "--host", "127.0.0.1", "--port", str(port)],
             env | {"BASIC_AUTH_USER": BASIC_AUTH[0], "BASIC_AUTH_PASS": BASIC_AUTH[1]},
-            e2e_dir / "api-auth.log",
+            e2e_dir / "api.log",
         ),
         BackendProcess(
             ["worker", "--concurrency", "2", "-n", f"e2e-{uuid.uuid4().hex[:6]}@%h"], env, e2e_dir / "worker.log"
@@ -81,14 +82,8 @@ def backend(label_studio, llm_server, e2e_dir):
         for process in processes:
             process.start()
         processes[0].wait_for_log("Booting worker")
-        processes[1].wait_for_log("Booting worker")
-        processes[2].wait_for_log(" ready.")
-        yield {
-            "url": f"http://127.0.0.1:{plain_port}",
-            "auth_url": f"http://127.0.0.1:{guarded_port}",
-            "worker": processes[2],
-            "env": env,
-        }
+        processes[1].wait_for_log(" ready.")
+        yield {"url": f"http://127.0.0.1:{port}", "auth": BASIC_AUTH, "worker": processes[1], "env": env}
     finally:
         for process in processes:
             process.stop()
@@ -96,6 +91,26 @@ def backend(label_studio, llm_server, e2e_dir):
         keys = list(client.scan_iter(f"{prefix}:*"))
         if keys:
             client.delete(*keys)
+
+
+def connect(ls: LabelStudio, project, backend: dict, **options):
+    """Connect ``backend`` to ``project`` as an operator does in the UI: basic auth in the model settings, and the
+    same credentials as a header of the webhook to ``/webhook`` that Label Studio creates without them."""
+    user, password = backend["auth"]
+    created = ls.ml.create(
+        url=backend["url"],
+        project=project.id,
+        is_interactive=True,
+        title="llm-backend",
+        auth_method="BASIC_AUTH",
+        basic_auth_user=user,
+        basic_auth_pass=password,
+        **options,
+    )
+    credentials = base64.b64encode(f"{user}:{password}".encode("latin-1")).decode()
+    [webhook] = [hook for hook in ls.webhooks.list(project=str(project.id)) if hook.url == f"{backend['url']}/webhook"]
+    ls.webhooks.update(id=webhook.id, url=webhook.url, headers={"Authorization": f"Basic {credentials}"})
+    return ls.ml.get(id=created.id)
 
 
 @pytest.fixture(scope="session")

@@ -91,11 +91,12 @@ def retrieve_predictions_for_all(page: Page, base_url: str, project_id: int, cou
     assert retrieved.value.ok, retrieved.value.text()
 
 
-def finished_job(backend_url: str, project_id: int, timeout: float = 120) -> dict:
+def finished_job(backend: dict, project_id: int, timeout: float = 120) -> dict:
     """The project's one batch job once it has finished, from our backend's /jobs."""
     deadline = time.monotonic() + timeout
     while True:
-        jobs = httpx.get(f"{backend_url}/jobs", params={"project": project_id}, timeout=10).json()["jobs"]
+        response = httpx.get(f"{backend['url']}/jobs", params={"project": project_id}, auth=backend["auth"], timeout=10)
+        jobs = response.json()["jobs"]
         if jobs and all(JobState(job["state"]).finished for job in jobs):
             assert len(jobs) == 1, jobs
             return jobs[0]
@@ -111,7 +112,7 @@ def prompted_task(page, ls, label_studio, backend, fake_llm) -> tuple:
     """A sarcasm project of 3 tasks; the annotator opens the first, asks the LLM, and sees its answer."""
     fake_llm.reply = lambda messages, index: ANSWER
     project, marker = new_project(ls, "sarcasm", 3)
-    connected = connect(ls, project, backend["url"])
+    connected = connect(ls, project, backend)
     first = task_ids(ls, project)[0]
 
     log_in(page, label_studio.url)
@@ -145,7 +146,7 @@ def test_annotator_asks_the_llm_submits_and_retrieves_predictions(page, ls, labe
     assert [p["model_version"] for p in reloaded["predictions"]] == [version]
 
     retrieve_predictions_for_all(page, label_studio.url, project.id, 3)
-    job = finished_job(backend["url"], project.id)
+    job = finished_job(backend, project.id)
 
     assert (job["state"], job["total"], job["pushed"]) == ("done", 2, 2), "the first task had its prediction already"
     assert job["model_version"] == version
@@ -181,7 +182,7 @@ def test_a_task_opened_while_its_job_runs_gets_one_prediction_and_one_llm_call(
     fake_llm.delay = 4.0
     project, marker = new_project(ls, "sarcasm", 4)
     extra = {"default_prompt": "Is this sarcastic? {text} Labels: {labels}", "use_internal_prompt_template": False}
-    version = connect(ls, project, backend["url"], extra_params=extra).model_version
+    version = connect(ls, project, backend, extra_params=extra).model_version
     log_in(page, label_studio.url)
     page.goto(f"{label_studio.url}/projects/{project.id}/data")
     expect(page.get_by_test_id("table-row")).to_have_count(4)
@@ -194,7 +195,7 @@ def test_a_task_opened_while_its_job_runs_gets_one_prediction_and_one_llm_call(
     shown = loaded.value.json()["predictions"]
     assert [p["model_version"] for p in shown] == [version], "the opened task shows the job's answer at once"
 
-    job = finished_job(backend["url"], project.id)
+    job = finished_job(backend, project.id)
     assert (job["state"], job["done"], job["pushed"]) == ("done", 4, 4)
     found = predictions(ls, project)
     assert sorted(p["task"] for p in found) == task_ids(ls, project), "exactly one prediction per task"

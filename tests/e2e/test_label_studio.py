@@ -8,11 +8,12 @@ import uuid
 
 import httpx
 import pytest
+from label_studio_sdk.core.api_error import ApiError
 from label_studio_sdk.label_interface import LabelInterface
 
 from shared.domain.pricing import DEFAULT_PRICES, TokenUsage, usage_cost
 from tests.conftest import labeling_config
-from tests.e2e.conftest import BASIC_AUTH
+from tests.e2e.conftest import BASIC_AUTH, connect
 from tests.e2e.label_studio_server import TOKEN
 from tests.integration.processes import LLM_BACKEND
 
@@ -43,11 +44,6 @@ def new_project(ls, config: str, count: int, marker: str | None = None):
     return project, marker
 
 
-def connect(ls, project, url, **options):
-    backend = ls.ml.create(url=url, project=project.id, is_interactive=True, title="llm-backend", **options)
-    return ls.ml.get(id=backend.id)
-
-
 def retrieve_predictions(ls, project) -> None:
     ls.actions.create(id="retrieve_tasks_predictions", project=project.id, selected_items={"all": True, "excluded": []})
 
@@ -70,7 +66,8 @@ def wait_for_predictions(ls, project, count: int, backend: dict, timeout: float 
 
 
 def jobs_of(backend: dict, project) -> list[dict]:
-    return httpx.get(f"{backend['url']}/jobs", params={"project": project.id}, timeout=10).json()["jobs"]
+    response = httpx.get(f"{backend['url']}/jobs", params={"project": project.id}, auth=backend["auth"], timeout=10)
+    return response.json()["jobs"]
 
 
 def task_ids(ls, project) -> list[int]:
@@ -88,7 +85,7 @@ def annotate_with_prompt(ls, task_id: int, prompt: str, to_name: str = "text"):
 
 def test_backend_connects(ls, backend):
     project, _ = new_project(ls, "sarcasm", 1)
-    connected = connect(ls, project, backend["url"])
+    connected = connect(ls, project, backend)
     assert connected.state == "CO", connected
     assert connected.model_version.startswith("gpt-3.5-turbo-")
 
@@ -106,7 +103,7 @@ def test_retrieve_predictions_for_each_reference_config(ls, backend, fake_llm, c
     fake_llm.reply = lambda messages, index: ANSWER
     project, marker = new_project(ls, config, 10)
     extra = {"default_prompt": TEMPLATES[config], "use_internal_prompt_template": False}
-    version = connect(ls, project, backend["url"], extra_params=extra).model_version
+    version = connect(ls, project, backend, extra_params=extra).model_version
 
     retrieve_predictions(ls, project)
 
@@ -131,7 +128,7 @@ def big_batch(ls, backend, llm_server):
     llm_server.fake.reply = lambda messages, index: ANSWER
     project, marker = new_project(ls, "sarcasm", 300)
     extra = {"default_prompt": TEMPLATES["sarcasm"], "use_internal_prompt_template": False}
-    version = connect(ls, project, backend["url"], extra_params=extra).model_version
+    version = connect(ls, project, backend, extra_params=extra).model_version
     started = time.monotonic()
     retrieve_predictions(ls, project)
     answered_in = time.monotonic() - started
@@ -161,7 +158,7 @@ def test_second_retrieve_predictions_costs_nothing(ls, backend, big_batch, llm_s
 def test_interactive_preannotation_returns_the_answer(ls, backend, label_studio, fake_llm):
     fake_llm.reply = lambda messages, index: "It is sarcastic, clearly."
     project, marker = new_project(ls, "sarcasm", 1)
-    backend_id = connect(ls, project, backend["url"]).id
+    backend_id = connect(ls, project, backend).id
     [task_id] = task_ids(ls, project)
     context = {
         "result": [
@@ -191,7 +188,7 @@ def test_interactive_preannotation_returns_the_answer(ls, backend, label_studio,
 def test_a_new_prompt_changes_the_next_batch_and_its_model_version(ls, backend, fake_llm):
     fake_llm.reply = lambda messages, index: ANSWER
     project, marker = new_project(ls, "sarcasm", 20)
-    first_version = connect(ls, project, backend["url"]).model_version
+    first_version = connect(ls, project, backend).model_version
     ids = task_ids(ls, project)
 
     annotate_with_prompt(ls, ids[0], "First prompt")  # Label Studio sends ANNOTATION_CREATED to /webhook
@@ -217,20 +214,17 @@ def test_a_new_prompt_changes_the_next_batch_and_its_model_version(ls, backend, 
 
 
 def test_basic_auth_backend_works_end_to_end(ls, backend, fake_llm):
+    """Every test here connects with basic auth; without the credentials Label Studio cannot connect at all."""
     fake_llm.reply = lambda messages, index: ANSWER
-    assert httpx.get(f"{backend['auth_url']}/health", timeout=5).status_code == 401
+    assert httpx.get(f"{backend['url']}/health", timeout=5).status_code == 401
     project, marker = new_project(ls, "sarcasm", 10)
+    with pytest.raises(ApiError) as refused:
+        ls.ml.create(url=backend["url"], project=project.id, is_interactive=True, title="without credentials")
+    assert refused.value.status_code == 400 and "authentication parameters" in str(refused.value.body)
     extra = {"default_prompt": TEMPLATES["sarcasm"], "use_internal_prompt_template": False}
-    connected = connect(
-        ls,
-        project,
-        backend["auth_url"],
-        extra_params=extra,
-        auth_method="BASIC_AUTH",
-        basic_auth_user=BASIC_AUTH[0],
-        basic_auth_pass=BASIC_AUTH[1],
-    )
+    connected = connect(ls, project, backend, extra_params=extra)
     assert connected.state == "CO", connected
+    assert (connected.auth_method, connected.basic_auth_user) == ("BASIC_AUTH", BASIC_AUTH[0])
     retrieve_predictions(ls, project)
     found = wait_for_predictions(ls, project, 10, backend)
     assert sorted(p["task"] for p in found) == task_ids(ls, project)
@@ -241,7 +235,7 @@ def test_cli_batch_predicts_a_project_and_sums_up(ls, backend, label_studio, fak
     fake_llm.reply = lambda messages, index: ANSWER
     project, marker = new_project(ls, "sarcasm", 30)
     extra = {"default_prompt": TEMPLATES["sarcasm"], "use_internal_prompt_template": False}
-    version = connect(ls, project, backend["url"], extra_params=extra).model_version
+    version = connect(ls, project, backend, extra_params=extra).model_version
     labelled = [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["Sarcastic"]}}]
     ls.annotations.create(id=task_ids(ls, project)[0], result=labelled)  # --filter unlabeled skips this task
     env = backend["env"] | {"LABEL_STUDIO_URL": label_studio.url, "LABEL_STUDIO_API_KEY": TOKEN}
@@ -268,7 +262,7 @@ def test_tasks_imported_later_are_predicted_on_arrival(ls, backend, fake_llm):
     fake_llm.reply = lambda messages, index: ANSWER
     project, marker = new_project(ls, "sarcasm", 0)
     extra = {"default_prompt": TEMPLATES["sarcasm"], "use_internal_prompt_template": False}
-    version = connect(ls, project, backend["url"], extra_params=extra).model_version
+    version = connect(ls, project, backend, extra_params=extra).model_version
 
     ls.projects.import_tasks(id=project.id, request=[task_data("sarcasm", marker, i) for i in range(20)])
 
@@ -283,7 +277,7 @@ def test_retrieve_predictions_through_the_batch_api(ls, backend, fake_llm):
     fake_llm.reply = lambda messages, index: ANSWER
     project, marker = new_project(ls, "sarcasm", 500)
     extra = {"default_prompt": TEMPLATES["sarcasm"], "use_internal_prompt_template": False, "batch_api": "on"}
-    version = connect(ls, project, backend["url"], extra_params=extra).model_version
+    version = connect(ls, project, backend, extra_params=extra).model_version
 
     retrieve_predictions(ls, project)
 

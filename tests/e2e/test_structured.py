@@ -32,7 +32,7 @@ def structured_project(ls, backend, config: str, texts: list[str], prompt: str):
     project = ls.projects.create(title=f"structured {uuid.uuid4().hex[:8]}", label_config=config)
     ls.projects.import_tasks(id=project.id, request=[{"text": text} for text in texts])
     extra = {"default_prompt": prompt, "use_internal_prompt_template": False, "output_mode": "auto"}
-    version = connect(ls, project, backend["url"], extra_params=extra).model_version
+    version = connect(ls, project, backend, extra_params=extra).model_version
     return project, version
 
 

@@ -41,4 +41,8 @@ def test_jobs_list_show_and_cancel(make_client, make_settings, real_store, redis
 
     missing = run(env, "jobs", "show", "nope")
     assert missing.returncode == 2 and "no job nope" in missing.stderr
+    client.application.extensions["llm_backend"].jobs.add(job_id, "done", [0])  # <id>:done is now a set
+    for action in ("show", "cancel"):  # which once ended in Redis's WRONGTYPE and a traceback
+        other_key = run(env, "jobs", action, f"{job_id}:done")
+        assert (other_key.returncode, other_key.stderr.strip()) == (2, f"llm-backend: no job {job_id}:done"), action
     assert run(env, "jobs", "cancel").returncode == 2

@@ -15,6 +15,7 @@ import yaml
 
 from cli.docs import env_example, markdown
 from cli.main import _parser
+from shared.domain.callers import unprotected_listening
 from shared.domain.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,13 +57,58 @@ def test_compose_file_is_valid_for_docker_compose(tmp_path):
     def config(**extra: str) -> subprocess.CompletedProcess:
         return subprocess.run([docker_compose, "config"], cwd=tmp_path, env=env | extra, capture_output=True, text=True)
 
-    valid = config(FLOWER_BASIC_AUTH="admin:secret")
+    api_auth = {"BASIC_AUTH_USER": "ls", "BASIC_AUTH_PASS": "api-secret"}
+    valid = config(FLOWER_BASIC_AUTH="admin:secret", **api_auth)
     assert valid.returncode == 0, valid.stderr
     rendered = yaml.safe_load(valid.stdout)["services"]
     assert rendered["worker"]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
     assert rendered["flower"]["environment"]["FLOWER_BASIC_AUTH"] == "admin:secret"
-    missing = config()
+    missing = config(**api_auth)
     assert missing.returncode != 0 and "set FLOWER_BASIC_AUTH=user:password" in missing.stderr
+
+
+def test_compose_starts_the_api_only_with_basic_auth(tmp_path):
+    """The API container listens on every address, so compose requires BASIC_AUTH_USER/BASIC_AUTH_PASS (from .env)
+    and hands them to it; with them the API's own start-up rule lets it listen, and its healthcheck uses them."""
+    docker_compose = shutil.which("docker-compose")
+    assert docker_compose, "Debian's docker-compose is needed (make test installs it)"
+    shutil.copy(ROOT / "docker-compose.yml", tmp_path)
+    env_file = (ROOT / ".env.example").read_text()
+    env = {key: value for key, value in os.environ.items() if key.upper() not in _variables()}
+
+    def config(**values: str) -> subprocess.CompletedProcess:
+        lines = [f"{name}={values[name]}" if name in values else line for name, line in _env_lines(env_file)]
+        (tmp_path / ".env").write_text("\n".join(lines) + "\n")
+        return subprocess.run([docker_compose, "config"], cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    for given, said in (
+        ({}, "set BASIC_AUTH_USER and BASIC_AUTH_PASS in .env"),
+        ({"BASIC_AUTH_PASS": "api-secret"}, "set BASIC_AUTH_USER and BASIC_AUTH_PASS in .env"),
+        ({"BASIC_AUTH_USER": "ls"}, "set BASIC_AUTH_PASS in .env"),
+    ):
+        refused = config(FLOWER_BASIC_AUTH="admin:secret", **given)
+        assert refused.returncode != 0 and said in refused.stderr, (given, refused.stderr)
+    valid = config(FLOWER_BASIC_AUTH="admin:secret", BASIC_AUTH_USER="ls", BASIC_AUTH_PASS="api-secret")
+    assert valid.returncode == 0, valid.stderr
+    api = yaml.safe_load(valid.stdout)["services"]["api"]
+    environment = api["environment"]
+    assert (environment["BASIC_AUTH_USER"], environment["BASIC_AUTH_PASS"]) == ("ls", "api-secret")
+    assert environment["ALLOWED_HOSTS"] == "api,host.docker.internal", "Label Studio may call it by these names"
+    args, _ = _parser().parse_known_args(api["command"][1:])
+    assert args.host == "0.0.0.0"
+    assert unprotected_listening(args.host, has_basic_auth=True, allow_unauthenticated=False) is None
+    assert unprotected_listening(args.host, has_basic_auth=False, allow_unauthenticated=False) is not None
+    mine = config(
+        FLOWER_BASIC_AUTH="admin:secret", BASIC_AUTH_USER="ls", BASIC_AUTH_PASS="pw-1234", ALLOWED_HOSTS="llm.example"
+    )
+    assert yaml.safe_load(mine.stdout)["services"]["api"]["environment"]["ALLOWED_HOSTS"] == "llm.example"
+
+
+def _env_lines(text: str) -> list[tuple[str, str]]:
+    """``.env.example`` line by line, each with the setting it assigns ("" for comments and blanks)."""
+    return [
+        (line.split("=", 1)[0] if "=" in line and not line.startswith("#") else "", line) for line in text.splitlines()
+    ]
 
 
 def test_compose_services_commands_and_healthchecks(compose):

@@ -125,6 +125,22 @@ def test_evaluation_scores_a_stored_version_against_the_ground_truth(project, fa
     assert "<svg" in html and f'href="{fake_label_studio.url}/projects/41/data?task=2"' in html
 
 
+def test_the_html_report_runs_no_script_and_loads_nothing(project):
+    """Text from Label Studio is escaped in the report; the browser is also told to run no script in it, load
+    nothing from elsewhere and take it as HTML only."""
+    run = project.post("/evaluations", json={"project": PROJECT, "version": "v1"}).json
+    page = project.get(f"/evaluations/{run['id']}?format=html")
+
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    policy = dict(part.strip().split(" ", 1) for part in page.headers["Content-Security-Policy"].split(";"))
+    assert policy["default-src"] == "'none'" and "script-src" not in policy
+    assert policy["style-src"] == "'unsafe-inline'" and "img-src" not in policy
+    assert policy["frame-ancestors"] == "'none'" and policy["form-action"] == "'none'"
+    html = page.get_data(as_text=True)
+    assert "<style>" in html and "<svg" in html and "<img" not in html, "inline style and SVG: what the policy allows"
+
+
 def test_comparison_scores_both_versions_on_the_same_tasks(project):
     run = project.post("/evaluations", json={"project": PROJECT, "compare": ["v1", "v2"]}).json
 
