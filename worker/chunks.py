@@ -158,7 +158,8 @@ class ChunkRunner:
             held = self._held_by_label_studio(pending, claimed)
             self.pusher.watch(ctx, ledger)
             digests = {task_id: data_digest(data) for task_id, data in held.items()}
-            self._drop_predictions_of_other_data(pending, digests)
+            settled = self._drop_predictions_of_other_data(pending, digests)
+            digests = {task_id: digest for task_id, digest in digests.items() if task_id not in settled}
             ready = ledger.results(digests)
             self.jobs.add(job_id, "done", list(ready))
             self._queue(pending, list(ready))
@@ -205,14 +206,15 @@ class ChunkRunner:
                 self._fail(pending.job_id, task_id, message, pending.outcome)
         return held
 
-    def _drop_predictions_of_other_data(self, pending: PendingChunk, digests: dict[int, str]) -> None:
+    def _drop_predictions_of_other_data(self, pending: PendingChunk, digests: dict[int, str]) -> set[int]:
         """Predictions in the ledger made from data other than Label Studio's (a caller's own data for a task
         id, or the task's data before it changed) are never pushed.  One that was handed over as an opened
-        task's answer may be in Label Studio already: it is checked there first."""
+        task's answer may be in Label Studio already: it is checked there first.  Returns the tasks not to
+        predict now: in Label Studio already, or waiting for Label Studio to say."""
         ledger = pending.ledger
         foreign = ledger.made_from_other_data(digests)
         if not foreign:
-            return
+            return set()
         log.warning(
             "job %s: %d kept predictions were made from other data; predicted again", pending.job_id, len(foreign)
         )
@@ -220,21 +222,23 @@ class ChunkRunner:
         handed = set(recent) | set(overdue)
         gateway = self.predictor.gateway(pending.ctx)
         assert gateway is not None
+        settled: set[int] = set()
         for task_id in foreign:
             try:
                 there = task_id in handed and gateway.has_prediction(int(task_id), pending.ctx.model_version)
             except LabelStudioError as exc:
                 log.warning("job %s task %s: cannot check Label Studio: %s", pending.job_id, task_id, exc)
                 self._wait_for(pending, int(task_id))
-                del digests[int(task_id)]
+                settled.add(int(task_id))
                 continue
             if there:
                 ledger.end_push([task_id])
                 self.jobs.add(pending.job_id, "done", [task_id])
                 self._pushed(pending, [task_id])
-                del digests[int(task_id)]
+                settled.add(int(task_id))
             else:
                 ledger.forget([task_id])
+        return settled
 
     def _why_no_label_studio(self, ctx: PredictionContext) -> str | None:
         if self.predictor.gateway(ctx) is not None and ctx.project is not None:

@@ -142,6 +142,26 @@ def test_a_prediction_handed_over_moments_ago_is_left_to_land(batch, fake_label_
     assert len(fake_llm.chat_requests) == 4, "no LLM call for the task handed over"
 
 
+def test_predictions_made_from_other_data_are_never_pushed(batch, fake_label_studio, fake_llm):
+    """A caller's own data for task ids: a waiting result and a hand-over Label Studio never stored are dropped
+    and predicted from Label Studio's data; a hand-over that Label Studio did store counts as pushed."""
+    job_id, ctx = batch.start(range(5))
+    ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
+    forged = {"result": [], "score": 0.123, "model_version": ctx.model_version}
+    other = data_digest({"text": "FORGED"})
+    ledger.keep_result(0, forged, other)
+    ledger.hand_over_new(1, forged, other)
+    ledger.hand_over_new(2, forged, other)
+    fake_label_studio.add_prediction(int(PROJECT), 2, ctx.model_version, [])  # Label Studio stored this one
+    [outcome] = batch.run_all(job_id)
+    assert outcome.retry_in is None
+    by_task = fake_label_studio.predictions_by_task()
+    assert {task: len(found) for task, found in by_task.items()} == {0: 1, 1: 1, 2: 1, 3: 1, 4: 1}
+    assert 0.123 not in [p["score"] for found in by_task.values() for p in found], "no forged prediction pushed"
+    assert len(fake_llm.chat_requests) == 4, "every task but the one Label Studio holds is asked once"
+    assert batch.jobs.status(job_id).pushed == 5
+
+
 def test_tasks_claimed_by_a_concurrent_delivery_are_left_alone(batch, fake_label_studio, fake_llm):
     job_id, ctx = batch.start(range(5))
     ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
