@@ -82,6 +82,7 @@ def test_extra_params_cannot_choose_the_endpoint_the_provider_the_model_or_the_a
             prompt["annotation"] = {"result": [{"from_name": "prompt", "value": {"text": ["Sarcastic?"]}}]}
             assert client.post("/webhook", json=prompt).status_code == 200
             assert client.post("/predict", json=prompt_body("54.1", "an annotator's text")).status_code == 200
+            fake_label_studio.hold_tasks(54, batch_body("54.1")["tasks"])
             job = client.post("/predict", json=batch_body("54.1")).json()["job"]
             status = wait_for_job(client, job, worker)
 
