@@ -62,7 +62,9 @@ def evaluation_request(body: dict[str, Any]) -> EvaluationRequest:
 
 @bp.post("/evaluations")
 def create_evaluation():
-    run = Evaluations(_services()).start(evaluation_request(json_object()))
+    wanted = evaluation_request(json_object())
+    with current_app.extensions["evaluation_slots"].hold():  # EVALUATION_CONCURRENCY: 429 when all are taken
+        run = Evaluations(_services()).start(wanted)
     return run.as_dict(), 202 if run.state == RunState.PREDICTING else 200
 
 
