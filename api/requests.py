@@ -78,7 +78,7 @@ def tasks_of(body: dict[str, Any]) -> list[Task]:
 
 def at_most(tasks: list[Task], limit: int) -> list[Task]:
     """The tasks, unless there are more than the operator allows in one request (checked before anything is
-    stored: a 50,000-task request otherwise became a job at once, and its LLM calls)."""
+    stored or asked of the LLM)."""
     if len(tasks) > limit:
         raise TooManyTasks(
             f"{len(tasks)} tasks in one request, over MAX_TASKS_PER_REQUEST={limit}: select fewer tasks, or ask "

@@ -115,11 +115,11 @@ class Evaluations:
         return self._score(run, project, records, failed=set())
 
     def get(self, run_id: str) -> EvaluationRun:
-        """A run, scored first if it was waiting for a job that has finished since."""
+        """A run as stored (``finish`` scores one that waits for its job)."""
         run = self.runs.get(run_id)
         if run is None:
             raise NotFound(f"no evaluation {run_id}")
-        return self.finish(run)
+        return run
 
     def finish(self, run: EvaluationRun) -> EvaluationRun:
         """Score a waiting run whose job has finished (failed tasks count as such); other runs stay as they are."""
