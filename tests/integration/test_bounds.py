@@ -2,7 +2,7 @@
 
 Each test is one finding: tasks per request, active jobs per project, task data of stopped jobs, metric series
 from request input, the daily spend of a project.  Evaluations: test_evaluations.py; the spend stopping a job
-in a real worker process: test_bounds_worker.py.
+in a real worker process: test_worker.py.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.adapters.jobs import JobState
 from shared.domain.config import Settings
+from shared.domain.errors import LimitReached
+from shared.domain.pricing import TokenUsage
+from shared.spend import DailySpend
 from tests.conftest import labeling_config
 from tests.integration.test_api import post_predict, post_setup, prompt_context
 
@@ -188,3 +191,22 @@ def test_a_project_over_project_daily_usd_gets_429_naming_the_setting_and_when_i
     assert len(fake_llm.chat_requests) == 1 and keys(real_store, "job:*") == []
     [day] = keys(real_store, "project:7:spend:*")
     assert float(real_store.redis.get(day)) > 1e-9 and 0 < real_store.redis.ttl(day) <= 2 * 24 * 3600
+
+
+def test_the_days_spend_counts_priced_tokens_batch_api_ones_at_the_discount_and_not_unpriced_models(
+    make_settings, real_store
+):
+    spend = DailySpend(make_settings(project_daily_usd=0.3), real_store)
+    million_in = TokenUsage(tokens_in=1_000_000)
+
+    spend.record("7", "gpt-4o-mini", million_in)  # 0.15 USD per million input tokens
+    spend.record("7", "gpt-4o-mini", million_in, via_batch=True)  # at LLM_BATCH_DISCOUNT (0.5)
+    spend.record("7", "a-model-without-a-price", million_in)
+    spend.check("7")  # 0.225 of 0.3: still allowed
+    spend.record("7", "gpt-4o-mini", million_in)
+
+    [day] = keys(real_store, "project:7:spend:*")
+    assert float(real_store.redis.get(day)) == pytest.approx(0.375)
+    with pytest.raises(LimitReached, match=r"project 7 reached PROJECT_DAILY_USD=0.3 \(spent 0.3750 USD today"):
+        spend.check("7")
+    spend.check("8")  # another project's day is its own
