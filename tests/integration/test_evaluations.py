@@ -27,8 +27,9 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.adapters.evaluations import RUNS_KEPT
+from shared.adapters.evaluations import RUNS_KEPT, EvaluationStore
 from shared.domain.config import Settings
+from shared.domain.evaluation_run import EvaluationRun, RunState
 from shared.domain.tokens import count_request_tokens
 from shared.evaluation import Evaluations
 from shared.project_tasks import open_project
@@ -194,6 +195,24 @@ def test_evaluations_past_evaluation_concurrency_get_429_at_once(project):
     assert limit == 2 and refused.status_code == 429
     assert "2 evaluations are running in this API process, EVALUATION_CONCURRENCY=2" in refused.json["error"]
     assert project.post("/evaluations", json={"project": PROJECT, "version": "v1"}).status_code == 200
+
+
+def test_a_run_scored_when_its_job_has_finished_waits_for_a_slot_too(project):
+    """``GET /evaluations/<id>`` reads the project again to score a run whose job has finished: bounded alike."""
+    services = project.application.extensions["llm_backend"]
+    job_id = services.jobs.create(services.projects.snapshot(services.projects.context("41", CONFIG, None)), [], 10)
+    services.jobs.cancel(job_id)
+    run = EvaluationRun(id="waiting", project="41", created_at=time.time(), versions=["v1"], state=RunState.PREDICTING)
+    run.job_id, run.predicted_version = job_id, "v1"
+    EvaluationStore(services.store).save(run)
+    slots = project.application.extensions["evaluation_slots"]
+
+    with slots.hold(), slots.hold():
+        refused = project.get("/evaluations/waiting")
+    scored = project.get("/evaluations/waiting")
+
+    assert refused.status_code == 429 and "EVALUATION_CONCURRENCY=2" in refused.json["error"]
+    assert scored.status_code == 200 and scored.json["state"] == "done"
 
 
 def test_a_run_keeps_of_each_task_only_what_scoring_needs(project):
