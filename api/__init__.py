@@ -7,7 +7,7 @@ from flask.json.provider import DefaultJSONProvider
 
 from api.auth import install_basic_auth
 from api.callers import install_caller_checks
-from api.capacity import LLMSlots
+from api.capacity import EvaluationSlots, LLMSlots
 from api.errors import register_error_handlers
 from api.evaluations import bp as evaluations_bp
 from api.observe import install_request_metrics
@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None, llm
     services = Services.build(settings, store)
     app.extensions["llm_backend"] = services
     app.extensions["llm_slots"] = LLMSlots(llm_slots) if llm_slots else None
+    app.extensions["evaluation_slots"] = EvaluationSlots(settings.evaluation_concurrency)
     install_request_metrics(app, services.metrics)
     install_caller_checks(app, settings)
     install_basic_auth(app, settings)

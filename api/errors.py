@@ -19,9 +19,11 @@ from shared.domain.errors import (
     Forbidden,
     InvalidInput,
     LabelStudioError,
+    LimitReached,
     LLMError,
     NotFound,
     TaskError,
+    TooManyTasks,
     Unavailable,
     UnsupportedMediaType,
 )
@@ -34,12 +36,14 @@ STATUS_BY_ERROR: dict[type[BackendError], int] = {
     InvalidInput: 400,
     UnsupportedMediaType: 415,
     Forbidden: 403,
+    TooManyTasks: 413,
     NotFound: 404,
     TaskError: 422,  # an annotator's only task: its prompt or data do not work
     LLMError: 502,
     LabelStudioError: 502,
     Unavailable: 503,
     DeadlineExceeded: 504,  # the annotator's request ran out of INTERACTIVE_DEADLINE
+    LimitReached: 429,  # an operator's bound: MAX_ACTIVE_JOBS_PER_PROJECT, PROJECT_DAILY_USD, EVALUATION_CONCURRENCY
 }
 
 

@@ -7,10 +7,12 @@ its batch job, and ``GET /evaluations/<id>`` scores it once the job has finished
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
+from api.capacity import EvaluationSlots
 from api.requests import json_object
 from shared.domain.errors import InvalidRequest
 from shared.domain.evaluation_html import render_html
@@ -31,6 +33,13 @@ REPORT_POLICY = (
 
 def _services() -> Services:
     return current_app.extensions["llm_backend"]
+
+
+def scoring() -> AbstractContextManager[None]:
+    """A slot of this process's EVALUATION_CONCURRENCY, held while a run reads and scores a project (its memory
+    grows with the project's size): 429 at once when all are taken."""
+    slots: EvaluationSlots = current_app.extensions["evaluation_slots"]
+    return slots.hold()
 
 
 def _whole_number(value: Any, name: str, minimum: int = 1) -> int:
@@ -69,7 +78,9 @@ def evaluation_request(body: dict[str, Any]) -> EvaluationRequest:
 
 @bp.post("/evaluations")
 def create_evaluation():
-    run = Evaluations(_services()).start(evaluation_request(json_object()))
+    wanted = evaluation_request(json_object())
+    with scoring():
+        run = Evaluations(_services()).start(wanted)
     return run.as_dict(), 202 if run.state == RunState.PREDICTING else 200
 
 
@@ -84,7 +95,11 @@ def list_evaluations():
 
 @bp.get("/evaluations/<run_id>")
 def get_evaluation(run_id: str):
-    run = Evaluations(_services()).get(run_id)
+    evaluations = Evaluations(_services())
+    run = evaluations.get(run_id)
+    if run.state == RunState.PREDICTING:  # scored here once its job has finished: the project is read again
+        with scoring():
+            run = evaluations.finish(run)
     if request.args.get("format") == "html":
         return Response(render_html(run), mimetype="text/html", headers={"Content-Security-Policy": REPORT_POLICY})
     return run.as_dict()

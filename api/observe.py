@@ -6,7 +6,7 @@ import time
 
 from flask import Flask, Response, g, request
 
-from shared.adapters.metrics import Metrics
+from shared.adapters.metrics import HTTP_METHODS, Metrics, bounded
 
 
 def mark_interactive() -> None:
@@ -22,7 +22,8 @@ def install_request_metrics(app: Flask, metrics: Metrics) -> None:
     @app.after_request
     def _count(response: Response) -> Response:
         route = request.url_rule.rule if request.url_rule else "unmatched"  # raw paths would explode cardinality
-        metrics.count("http_requests", route=route, method=request.method, status=str(response.status_code))
+        method = bounded(request.method, HTTP_METHODS)  # any word is a method to werkzeug: a series each
+        metrics.count("http_requests", route=route, method=method, status=str(response.status_code))
         if g.get("interactive"):
             metrics.observe("interactive_seconds", time.perf_counter() - g.started)
         return response

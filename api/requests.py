@@ -12,7 +12,7 @@ from typing import Any, TypeGuard
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from shared.domain.errors import InvalidRequest, UnsupportedMediaType
+from shared.domain.errors import InvalidRequest, TooManyTasks, UnsupportedMediaType
 from shared.domain.types import Task
 from shared.domain.untrusted import (
     TooDeep,
@@ -82,6 +82,17 @@ def tasks_of(body: dict[str, Any]) -> list[Task]:
             raise InvalidRequest(f"tasks[{index}] must be an object")
         if not isinstance(task.get("data"), dict):
             raise InvalidRequest(f"tasks[{index}] has no data object")
+    return tasks
+
+
+def at_most(tasks: list[Task], limit: int) -> list[Task]:
+    """The tasks, unless there are more than the operator allows in one request (checked before anything is
+    stored or asked of the LLM)."""
+    if len(tasks) > limit:
+        raise TooManyTasks(
+            f"{len(tasks)} tasks in one request, over MAX_TASKS_PER_REQUEST={limit}: select fewer tasks, or ask "
+            "the operator to raise MAX_TASKS_PER_REQUEST"
+        )
     return tasks
 
 

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from api.batch import batch_blocker
 from api.observe import mark_interactive
-from api.requests import is_task, json_object, optional_object, tasks_of
+from api.requests import at_most, is_task, json_object, optional_object, tasks_of
 from shared.adapters.deadline import deadline_after
 from shared.adapters.evaluations import EvaluationScores, EvaluationStore
 from shared.adapters.jobs import JobStatus, is_job_id
@@ -115,7 +115,7 @@ def setup():
 @bp.post("/predict")
 def predict():
     body = json_object(checked_per_task=("tasks",))
-    tasks = tasks_of(body)
+    tasks = at_most(tasks_of(body), backend().settings.max_tasks_per_request)
     params = optional_object(body, "params")
     project = project_id_of(body.get("project")) or project_id_of(tasks[0].get("project"))
     ctx = backend().projects.context(project, body.get("label_config"), params.get("context"))
@@ -123,6 +123,7 @@ def predict():
     if ctx.interactive and not ctx.context_prompt:
         # An annotator touched a smart tag, not the prompt: suggest nothing rather than overwrite their work.
         return answer(ctx, [predictor.empty(ctx) for _ in tasks])
+    predictor.spend.check(ctx.project)  # PROJECT_DAILY_USD reached: one 429 rather than an error per task
     if ctx.interactive and len(tasks) == 1:
         mark_interactive()
         # A failure propagates as its status with a JSON error (Label Studio 1.23 logs it; its labeling screen
@@ -178,6 +179,7 @@ def predict_new_tasks(project: str, label_config: str | None, event_tasks: objec
     tasks: list[Task] = [task for task in event_tasks if is_task(task)] if isinstance(event_tasks, list) else []
     if not tasks:
         return {"status": "ok", "detail": "no tasks with data in the event"}
+    at_most(tasks, backend().settings.max_tasks_per_request)
     ctx = backend().projects.context(project, label_config, None)
     reason = "no prompt for this project yet" if ctx.prompt is None else batch_blocker(ctx, tasks)
     if reason:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from shared.adapters.metrics import mean_seconds
+from shared.adapters.metrics import bounded, known_models, mean_seconds
 from shared.adapters.queue import live_worker_slots
 from shared.domain.errors import TaskError
 from shared.domain.estimate import estimate_run
@@ -80,7 +80,9 @@ class Estimator:
         output, output_source = self._output_tokens(ctx, sampled, sample)
         scale = len(selection.tasks) / len(sampled) if sampled else 0.0
         hits, failing = round(sample.hits * scale), round(sample.unusable * scale)
-        latency = mean_seconds(self.services.store, "llm_seconds", provider=llm.provider, model=llm.model)
+        latency = mean_seconds(
+            self.services.store, "llm_seconds", provider=llm.provider, model=bounded(llm.model, known_models(settings))
+        )
         slots, workers_source = self._workers(workers)
         concurrency = min(settings.llm_concurrency, settings.batch_chunk_size)
         price = settings.prices.get(llm.model)

@@ -99,7 +99,9 @@ class Evaluations:
             label_studio_url=project.label_studio.access.url,
             controls=list(request.controls) if request.controls is not None else None,
         )
-        records = self._records(project, run.versions + [ctx.model_version])
+        records = self._records(
+            project, run.versions + [ctx.model_version], ctx.model_version if request.predict else None
+        )
         if request.limit is not None:
             records = [record for record in records if record.truth is not None][: request.limit]
             run.task_ids = [record.id for record in records]
@@ -113,11 +115,11 @@ class Evaluations:
         return self._score(run, project, records, failed=set())
 
     def get(self, run_id: str) -> EvaluationRun:
-        """A run, scored first if it was waiting for a job that has finished since."""
+        """A run as stored (``finish`` scores one that waits for its job)."""
         run = self.runs.get(run_id)
         if run is None:
             raise NotFound(f"no evaluation {run_id}")
-        return self.finish(run)
+        return run
 
     def finish(self, run: EvaluationRun) -> EvaluationRun:
         """Score a waiting run whose job has finished (failed tasks count as such); other runs stay as they are."""
@@ -143,17 +145,18 @@ class Evaluations:
     def recent(self, project: int, limit: int = 20) -> list[EvaluationRun]:
         return self.runs.recent(str(project), limit)
 
-    def _records(self, project: OpenProject, versions: list[str]) -> list[_TaskRecord]:
+    def _records(self, project: OpenProject, versions: list[str], predicting: str | None = None) -> list[_TaskRecord]:
+        """The project's tasks as Label Studio pages them, each reduced to what scoring needs as it arrives:
+        a task's data only when it is to be predicted (it has a ground truth and no prediction of the version
+        ``predicting``), its predictions only when it has a ground truth.  A run holds no more of the project
+        than that, however large its tasks."""
         wanted = set(versions)
-        records = [
-            _TaskRecord(
-                id=task["id"],
-                data=task.get("data") or {},
-                truth=ground_truth_result(task.get("annotations") or []),
-                predictions=_latest_by_version(task.get("predictions") or [], wanted),
-            )
-            for task in project.label_studio.tasks(project.id, page_size=PAGE_SIZE, with_results=True)
-        ]
+        records = []
+        for task in project.label_studio.tasks(project.id, page_size=PAGE_SIZE, with_results=True):
+            truth = ground_truth_result(task.get("annotations") or [])
+            predictions = _latest_by_version(task.get("predictions") or [], wanted) if truth is not None else {}
+            to_predict = predicting is not None and truth is not None and predicting not in predictions
+            records.append(_TaskRecord(task["id"], (task.get("data") or {}) if to_predict else {}, truth, predictions))
         return sorted(records, key=lambda record: record.id)
 
     def _controls(

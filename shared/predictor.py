@@ -34,6 +34,7 @@ from shared.domain.types import Prediction, Task
 from shared.domain.untrusted import lone_surrogate_message, lone_surrogate_path
 from shared.logs import log_context
 from shared.projects import PredictionContext
+from shared.spend import DailySpend
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,6 +51,7 @@ class Predictor:
         self.llm = llm
         self.label_studio = label_studio
         self.policy = AddressPolicy.from_settings(settings)
+        self.spend = DailySpend(settings, store)
         self._pool = ThreadPoolExecutor(max_workers=settings.llm_concurrency, thread_name_prefix="llm")
 
     def close(self) -> None:
@@ -94,7 +96,14 @@ class Predictor:
         data = task.get("data") or {}
         messages, output = self.request_for(ctx, data)
         with self.store.one_round_trip() as writes:  # the answer for the cache and the usage counts
-            answer = self.llm.complete(ctx.config.llm, messages, ctx.interactive, output=output, writes=writes)
+            answer = self.llm.complete(
+                ctx.config.llm,
+                messages,
+                ctx.interactive,
+                output=output,
+                writes=writes,
+                before_call=lambda: self.spend.check(ctx.project),  # PROJECT_DAILY_USD; cached answers are free
+            )
             if not answer.cached:
                 usage = TokenUsage(answer.prompt_tokens, answer.completion_tokens, answer.cached_tokens)
                 self.record_usage(ctx, usage, writes=writes)
@@ -108,11 +117,12 @@ class Predictor:
         via_batch: bool = False,
         writes: Pipeline | None = None,
     ) -> None:
-        """Count the tokens of calls that reached the provider, for the project and the job (in one round trip,
-        or in the caller's ``Store.one_round_trip``)."""
+        """Count the tokens of calls that reached the provider, for the project (and its day's spend) and the job
+        (in one round trip, or in the caller's ``Store.one_round_trip``)."""
         with self.store.one_round_trip(writes) as pipe:
             if ctx.project:
                 self.store.add_usage(ctx.project, ctx.config.llm.model, usage, calls, pipe)
+                self.spend.record(ctx.project, ctx.config.llm.model, usage, via_batch, pipe)
             if ctx.job_id:
                 self.jobs.add_usage(ctx.job_id, usage, via_batch, pipe)
 

@@ -3,7 +3,8 @@
 A run is one JSON record (``eval:<id>``), listed per project newest first; a project keeps its latest
 ``RUNS_KEPT`` runs.  When a run is done, each version it scored becomes that (project, version)'s latest
 scores (``project:<id>:eval-scores``), which ``/metrics`` exports as ``llm_backend_eval_score``: a
-dashboard then follows a project's prompt versions without rerunning anything.
+dashboard then follows a project's prompt versions without rerunning anything.  Scores leave with the run that
+made them, so the series stay within two versions per kept run.
 """
 
 from __future__ import annotations
@@ -51,12 +52,23 @@ class EvaluationStore:
         self._trim(run.project)
 
     def _trim(self, project: str) -> None:
+        """Drop the runs beyond the newest ``RUNS_KEPT``, and with them the scores they exported (a version
+        named only by a dropped run leaves ``/metrics``), so a project's series stay bounded."""
         old = text_list(self.redis.zrange(self._runs(project), 0, -RUNS_KEPT - 1))
-        if old:
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.delete(*(self._run(run_id) for run_id in old))
-            pipe.zrem(self._runs(project), *old)
-            pipe.execute()
+        if not old:
+            return
+        dropped = set(old)
+        scored_by = {
+            version: json.loads(raw)["run"]
+            for version, raw in text_dict(self.redis.hgetall(self._scores(project))).items()
+        }
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(*(self._run(run_id) for run_id in old))
+        pipe.zrem(self._runs(project), *old)
+        versions = [version for version, run_id in scored_by.items() if run_id in dropped]
+        if versions:
+            pipe.hdel(self._scores(project), *versions)
+        pipe.execute()
 
     def get(self, run_id: str) -> EvaluationRun | None:
         raw = self.redis.get(self._run(run_id))

@@ -225,9 +225,9 @@ class Jobs:
         pipe.expire(self._job(job_id), self.ttl)
         for index, chunk in enumerate(chunks):
             pipe.set(self._job(job_id, "chunk", str(index)), json.dumps(chunk), ex=self.ttl)
-        pipe.zadd(self.store.key("jobs"), {job_id: now})
-        if project:
-            pipe.zadd(self.store.key("project", project, "jobs"), {job_id: now})
+        for index_key in (self.store.key("jobs"), *([self.store.key("project", project, "jobs")] if project else [])):
+            pipe.zadd(index_key, {job_id: now})
+            pipe.zremrangebyscore(index_key, 0, now - self.ttl)  # jobs expired by now: the index stays bounded
         pipe.execute()
         return job_id
 
@@ -319,6 +319,10 @@ class Jobs:
             for state, progress, created in (pipe.execute() if job_ids else [])
         ]
 
+    def active_count(self, project: str, limit: int = 1000) -> int:
+        """How many of the project's latest ``limit`` jobs are queued or running (MAX_ACTIVE_JOBS_PER_PROJECT)."""
+        return sum(state in ACTIVE_STATES for state, _ in self._activities(self.recent_ids(project, limit)))
+
     def unfinished_chunks(self, job_id: str) -> list[int]:
         finished = {int(index) for index in self.redis.smembers(self._job(job_id, "chunks_done"))}
         return [index for index in range(self.chunk_count(job_id)) if index not in finished]
@@ -337,14 +341,24 @@ class Jobs:
         return self._move(job_id, JobState.RUNNING, [JobState.QUEUED, JobState.RUNNING])
 
     def cancel(self, job_id: str) -> JobStatus | None:
-        """Stop a job: chunks not started yet do nothing when they come; running ones finish."""
-        self._move(job_id, JobState.CANCELLED, ACTIVE_STATES)
+        """Stop a job: chunks not started yet do nothing when they come (their task data is deleted now);
+        running ones finish."""
+        if self._move(job_id, JobState.CANCELLED, ACTIVE_STATES) == JobState.CANCELLED:
+            self.drop_task_data(job_id)
         return self.status(job_id)
 
     def abort(self, job_id: str, message: str) -> None:
-        """A job that cannot run at all: failed, with the reason as its error."""
+        """A job that cannot run at all: failed, with the reason as its error, and its task data deleted."""
         self._move(job_id, JobState.FAILED, ACTIVE_STATES)
         self.record_error(job_id, None, message)
+        self.drop_task_data(job_id)
+
+    def drop_task_data(self, job_id: str) -> None:
+        """Delete the tasks of every chunk of a job that will run no more chunks: a finished chunk's go as it
+        finishes, but a cancelled or failed job's unstarted chunks kept theirs for JOB_TTL."""
+        keys = [self._job(job_id, "chunk", str(index)) for index in range(self.chunk_count(job_id))]
+        for some in chunked(keys, 1000):
+            self.redis.delete(*some)
 
     def finish_chunk(self, job_id: str, index: int) -> JobState | None:
         """Mark a chunk finished (its data is no longer needed); the last one settles the job's state."""

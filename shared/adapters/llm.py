@@ -24,6 +24,7 @@ import logging
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import TypedDict
 
@@ -33,7 +34,7 @@ import openai
 from redis.client import Pipeline
 
 from shared.adapters import deadline
-from shared.adapters.metrics import Metrics
+from shared.adapters.metrics import Metrics, bounded, known_models
 from shared.adapters.netguard import AddressPolicy, guarded_transport
 from shared.adapters.ratelimit import RateLimiter
 from shared.adapters.store import Store
@@ -251,8 +252,10 @@ class LLM:
         limiter: RateLimiter | None = None,
         metrics: Metrics | None = None,
         policy: AddressPolicy | None = None,
+        models: frozenset[str] = frozenset(),
     ) -> None:
         self._store = store if cache_ttl > 0 else None
+        self._models = models  # labelled by name in the metrics; any other model as ``other``
         self._memory = store  # what endpoints refused, remembered even when answers are not cached
         self._policy = policy
         self._cache_ttl = cache_ttl
@@ -266,7 +269,8 @@ class LLM:
         limiter = RateLimiter(
             store, settings.llm_rpm, settings.llm_tpm, settings.llm_interactive_share, settings.llm_rate_wait
         )
-        return cls(store, settings.cache_ttl, limiter, metrics, AddressPolicy.from_settings(settings))
+        policy = AddressPolicy.from_settings(settings)
+        return cls(store, settings.cache_ttl, limiter, metrics, policy, known_models(settings))
 
     def client(self, options: LLMOptions) -> openai.OpenAI:
         """This thread's client for ``options``. One per thread, not one per process: a hundred threads sharing
@@ -300,12 +304,14 @@ class LLM:
         *,
         output: OutputRequest | None = None,
         writes: Pipeline | None = None,
+        before_call: Callable[[], None] | None = None,
     ) -> LLMAnswer:
         """The model's answers (``num_responses`` of them), from the cache when we asked this before.
 
         With a shared rate limit, waits for its turn first; ``interactive`` calls may use the reserve.
         ``output`` asks for the answer in an output mode (see the module's docstring); without it, a plain
         chat call. ``writes``: the caller's ``Store.one_round_trip``, which the answer for the cache joins.
+        ``before_call`` runs on a cache miss, before the provider is asked: it may refuse the call by raising.
         """
         mode, logprobs = self._plan(options, output)
         hit = self._cached(options, messages, self._extra(output, mode, logprobs))
@@ -313,6 +319,8 @@ class LLM:
             self._metrics.count("llm_cache", result="hit" if hit else "miss")
         if hit is not None:
             return hit
+        if before_call is not None:
+            before_call()
         started = time.perf_counter()
         try:
             answer, estimated, extra = self._call_with_fallback(options, messages, output, mode, logprobs, interactive)
@@ -444,9 +452,8 @@ class LLM:
                 deadline.sleep(min(delay, MAX_RETRY_DELAY))
         raise AssertionError("unreachable")
 
-    @staticmethod
-    def _labels(options: LLMOptions) -> dict[str, str]:
-        return {"provider": options.provider, "model": options.model}
+    def _labels(self, options: LLMOptions) -> dict[str, str]:
+        return {"provider": options.provider, "model": bounded(options.model, self._models)}
 
     def _call(self, options: LLMOptions, messages: list[dict], extra: dict) -> LLMAnswer:
         try:

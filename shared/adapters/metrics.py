@@ -5,6 +5,9 @@ histograms in Redis, so one scrape of ``/metrics`` on any API process shows ever
 process served what.  ``prometheus_client`` does the exposition through a custom collector.
 Updates are buffered in the process and written once a second; a metric that cannot be written
 (Redis down) is dropped: metrics never fail a request nor slow it down.
+
+Series are kept forever, so no label comes from request input as it is: an HTTP method is one of
+``HTTP_METHODS`` and a model one the operator configured (``known_models``), else ``other``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from prometheus_client.registry import Collector
 from shared.adapters.jobs import Jobs
 from shared.adapters.replies import text_dict
 from shared.adapters.store import Store
+from shared.domain.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,21 @@ HISTOGRAMS = {
     "interactive_seconds": ("Time to answer an annotator's interactive request", ()),
     "llm_seconds": ("Time of one LLM call, retries included", ("provider", "model")),
 }
+
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER = "other"
+
+
+def known_models(settings: Settings) -> frozenset[str]:
+    """The models that get a label of their own: the operator's `OPENAI_MODEL` and those priced in `LLM_PRICES`
+    (or the built-in table); a model a project names in `/setup` outside these counts as ``other``."""
+    return frozenset({settings.openai_model, *settings.prices})
+
+
+def bounded(value: str, known: frozenset[str]) -> str:
+    """``value`` as a label when it is one of ``known``, else ``other``."""
+    return value if value in known else OTHER
 
 
 def _field(labels: dict[str, str]) -> str:

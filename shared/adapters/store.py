@@ -1,8 +1,8 @@
 """Everything this backend keeps, in Redis, so every API and worker process sees the same state.
 
 Per project: what ``/setup`` received (labeling config, Label Studio host and token, extra params),
-the annotators' latest prompt, the model versions handed out and the tokens used.  Shared: the LLM response cache,
-and what each LLM endpoint refused (so no process asks it again).
+the annotators' latest prompt, the model versions handed out, the tokens used and the day's spend.  Shared: the
+LLM response cache, and what each LLM endpoint refused (so no process asks it again).
 All keys live under one prefix (``REDIS_KEY_PREFIX``), so deployments and test runs can share a server.
 """
 
@@ -135,6 +135,19 @@ class Store:
             model, direction = field.rsplit("|", 1)
             usage.setdefault(model, {"in": 0, "out": 0, "cached": 0})[direction] = int(value)
         return usage
+
+    # --- spend per UTC day (PROJECT_DAILY_USD) ----------------------------------------------------------
+    def _spend(self, project: str, day: str) -> str:
+        return self.key("project", project, "spend", day)
+
+    def add_spend(self, project: str, day: str, usd: float, writes: Pipeline | None = None) -> None:
+        """Add to the project's spend of ``day``; the counter lives two days, so no day's outlives it for long."""
+        with self.one_round_trip(writes) as pipe:
+            pipe.incrbyfloat(self._spend(project, day), usd)
+            pipe.expire(self._spend(project, day), 2 * 24 * 3600)
+
+    def spend(self, project: str, day: str) -> float:
+        return float(self.redis.get(self._spend(project, day)) or 0.0)
 
     # --- LLM response cache ----------------------------------------------------------------------
     def cached_answer(self, key: str) -> dict[str, Any] | None:

@@ -431,6 +431,25 @@ class Settings(BaseSettings):
         description="larger request bodies are refused with 413",
         json_schema_extra=section("Limits"),
     )
+    max_tasks_per_request: Annotated[int, Field(ge=1)] = Field(
+        100_000,
+        description="a `/predict` or import webhook with more tasks is refused with 413 and nothing is stored (Label "
+        "Studio sends every selected task of Retrieve Predictions in one request: select at most this many)",
+    )
+    max_active_jobs_per_project: Annotated[int, Field(ge=1)] = Field(
+        5,
+        description="queued or running batch jobs a project may have at once; one more is refused with 429 until "
+        "one finishes or is cancelled (`POST /jobs/<id>/cancel`)",
+    )
+    project_daily_usd: Annotated[float, Field(gt=0)] | None = Field(
+        None,
+        description="what one project may spend on the LLM per UTC day, at `LLM_PRICES`; once reached, "
+        "interactive requests and new jobs get 429 and a running job's remaining tasks fail, until 00:00 UTC "
+        "(calls to a model without a price are not counted); unset: no limit",
+    )
+    evaluation_concurrency: Annotated[int, Field(ge=1)] = Field(
+        2, description="`POST /evaluations` running at once per API process; one more is refused with 429"
+    )
     max_image_bytes: Annotated[int, Field(ge=1024)] = Field(
         20 * 1024 * 1024, description="larger images are refused for that task"
     )

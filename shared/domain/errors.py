@@ -7,14 +7,16 @@ Code raises these without translating them: the API maps each class to an HTTP s
     BackendError
     ├── InvalidInput            the caller sent something unusable                  → 400
     │   ├── InvalidRequest      a request body or parameter
-    │   │   └── UnsupportedMediaType  a body not declared as JSON                   → 415
+    │   │   ├── UnsupportedMediaType  a body not declared as JSON                   → 415
+    │   │   └── TooManyTasks    more tasks in one request than MAX_TASKS_PER_REQUEST → 413
     │   ├── ConfigError         a setting or a project's extra params
     │   └── LabelingConfigError a labeling config this backend cannot work with
     ├── Forbidden               a browser page of a site not allowed                → 403
     ├── NotFound                the thing asked for does not exist (or expired)     → 404
     ├── TaskError               one task cannot be predicted; the others go on      → 422
     │   ├── LLMError            the provider refused or could not answer (.retryable) → 502
-    │   └── DeadlineExceeded    an interactive request ran out of INTERACTIVE_DEADLINE → 504
+    │   ├── DeadlineExceeded    an interactive request ran out of INTERACTIVE_DEADLINE → 504
+    │   └── LimitReached        an operator's bound (jobs, daily spend, evaluations) → 429
     ├── LabelStudioError        Label Studio refused or could not be reached (.retryable)
     └── Unavailable             a service we need (the job queue) is down           → 503
 """
@@ -32,6 +34,10 @@ class InvalidInput(BackendError):
 
 class InvalidRequest(InvalidInput):
     """A request body or parameter is malformed; the message names the field."""
+
+
+class TooManyTasks(InvalidRequest):
+    """A request carries more tasks than the operator allows in one (``MAX_TASKS_PER_REQUEST``)."""
 
 
 class ConfigError(InvalidInput):
@@ -74,6 +80,12 @@ class LLMError(TaskError):
 class DeadlineExceeded(TaskError):
     """The request's overall deadline passed (connect, reads, retries and rate-limit waits together):
     an annotator is waiting, and Label Studio stops waiting at 100 s."""
+
+
+class LimitReached(TaskError):
+    """An operator's bound is reached (``MAX_ACTIVE_JOBS_PER_PROJECT``, ``PROJECT_DAILY_USD``,
+    ``EVALUATION_CONCURRENCY``): the message names the setting and when the bound lifts.  A TaskError, so a
+    job's tasks that meet it fail with that message, without an LLM call, while a request stops with it."""
 
 
 class LabelStudioError(BackendError):

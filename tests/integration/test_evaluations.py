@@ -27,7 +27,12 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from shared.adapters.evaluations import RUNS_KEPT, EvaluationStore
+from shared.domain.config import Settings
+from shared.domain.evaluation_run import EvaluationRun, RunState
 from shared.domain.tokens import count_request_tokens
+from shared.evaluation import Evaluations
+from shared.project_tasks import open_project
 from tests.conftest import LS_TOKEN
 from tests.fakes.openai_server.tokens import prompt_tokens
 from tests.integration.processes import LLM_BACKEND, BackendProcess, llm_backend_env
@@ -174,6 +179,71 @@ def test_metrics_export_the_latest_scores_per_project_and_version(project):
     assert found["v2", "sentiment", "accuracy"] == pytest.approx(0.8)
     assert found["v1", "sentiment", "f1:Positive"] == pytest.approx(2 / 3)
     assert found["v1", "(coverage)", "scored"] == 5
+
+
+def eval_series(client) -> set[str]:
+    return {
+        sample.labels["version"]
+        for family in text_string_to_metric_families(client.get("/metrics").get_data(as_text=True))
+        for sample in family.samples
+        if sample.name == "llm_backend_eval_score"
+    }
+
+
+def test_versions_named_only_by_runs_dropped_leave_metrics_with_them(project):
+    """Issue #23: every name given to ``compare`` became a series kept forever."""
+    for n in range(RUNS_KEPT + 5):
+        assert (
+            project.post("/evaluations", json={"project": PROJECT, "compare": [f"made-up-{n}", "v1"]}).status_code
+            == 200
+        )
+
+    assert eval_series(project) == {f"made-up-{n}" for n in range(5, RUNS_KEPT + 5)} | {"v1"}
+
+
+def test_evaluations_past_evaluation_concurrency_get_429_at_once(project):
+    """Issue #23: twelve at once took an API process from 131 to 510 MB; now one more than the bound is refused."""
+    limit = Settings.model_fields["evaluation_concurrency"].default
+    slots = project.application.extensions["evaluation_slots"]
+    with slots.hold(), slots.hold():  # two evaluations running in this process
+        refused = project.post("/evaluations", json={"project": PROJECT, "version": "v1"})
+
+    assert limit == 2 and refused.status_code == 429
+    assert "2 evaluations are running in this API process, EVALUATION_CONCURRENCY=2" in refused.json["error"]
+    assert project.post("/evaluations", json={"project": PROJECT, "version": "v1"}).status_code == 200
+
+
+def test_a_run_scored_when_its_job_has_finished_waits_for_a_slot_too(project):
+    """``GET /evaluations/<id>`` reads the project again to score a run whose job has finished: bounded alike."""
+    services = project.application.extensions["llm_backend"]
+    job_id = services.jobs.create(services.projects.snapshot(services.projects.context("41", CONFIG, None)), [], 10)
+    services.jobs.cancel(job_id)
+    run = EvaluationRun(id="waiting", project="41", created_at=time.time(), versions=["v1"], state=RunState.PREDICTING)
+    run.job_id, run.predicted_version = job_id, "v1"
+    EvaluationStore(services.store).save(run)
+    slots = project.application.extensions["evaluation_slots"]
+
+    with slots.hold(), slots.hold():
+        refused = project.get("/evaluations/waiting")
+    scored = project.get("/evaluations/waiting")
+
+    assert refused.status_code == 429 and "EVALUATION_CONCURRENCY=2" in refused.json["error"]
+    assert scored.status_code == 200 and scored.json["state"] == "done"
+
+
+def test_a_run_keeps_of_each_task_only_what_scoring_needs(project):
+    """Task data only for the tasks a run predicts (a ground truth, no prediction of the current version), and
+    predictions only of the versions scored, for the tasks with a ground truth."""
+    services = project.application.extensions["llm_backend"]
+    opened = open_project(services, PROJECT)
+
+    scoring = Evaluations(services)._records(opened, ["v1"])
+    predicting = Evaluations(services)._records(opened, ["v1", "v3"], predicting="v3")
+
+    assert [record.id for record in scoring] == list(range(1, 9))
+    assert all(record.data == {} for record in scoring)
+    assert {record.id for record in predicting if record.data} == set(TRUTH)
+    assert {record.id for record in scoring if record.predictions} == set(TRUTH) - {8}  # task 8 has no v1
 
 
 @pytest.mark.parametrize(

@@ -177,7 +177,7 @@ def test_a_job_queued_before_the_rule_fails_its_tasks_naming_the_setting(make_se
         prompt_error=None,
     )
     services = Services.build(settings, store)
-    job_id = services.jobs.create(snapshot, [{"id": i, "data": {"text": f"text {i}"}} for i in (1, 2)], 10)
+    job_id = services.jobs.create(snapshot, [1, 2], 10)
     assert services.batch_jobs.begin(job_id) is False  # not through the Batch API: the chunks say why
     ChunkRunner(settings, services.projects, services.predictor, services.jobs).run(job_id, 0, 0, "test")
     status = services.jobs.status(job_id)

@@ -143,7 +143,7 @@ def _job(client, project: str) -> str:
         prompt="p",
         prompt_error=None,
     )
-    return jobs.create(snapshot, [{"id": 1, "data": {"text": "a"}}], chunk_size=1)
+    return jobs.create(snapshot, [1], chunk_size=1)
 
 
 def test_a_job_id_that_no_job_could_have_is_a_404_not_a_500(client):

@@ -206,3 +206,16 @@ def test_label_studio_refusing_pushes_for_30_seconds_loses_nothing(stack, fake_l
     assert (status["state"], status["pushed"]) == ("done", 60)
     assert_once_each(fake_label_studio, 60, stack.version, stack.config)
     assert len(fake_llm.chat_requests) == 60, "predictions waited in Redis: no new LLM calls"
+
+
+def test_a_job_stops_calling_the_llm_once_its_project_spent_project_daily_usd(stack, fake_label_studio, fake_llm):
+    """Issue #23: nothing bounded what a job could spend. The first calls in flight finish (their cost is known
+    only when they answer); every task after them fails with the reason, without an LLM call."""
+    stack.worker(PROJECT_DAILY_USD="0.000000001")
+    job_id = stack.submit(200)
+    status = stack.wait(job_id)
+    assert status["state"] == "partial" and status["done"] + status["failed"] == 200
+    assert status["failed"] > 100, "only the calls in flight when the first answer came went on"
+    assert len(fake_llm.chat_requests) == status["done"] == status["pushed"]
+    assert all("reached PROJECT_DAILY_USD=1e-09" in error["error"] for error in status["errors"])
+    assert "resets at" in status["errors"][0]["error"]
