@@ -45,7 +45,7 @@ def within_bounds(services: Services, project: str | None) -> None:
     if active >= limit:
         raise LimitReached(
             f"project {project} has {active} queued or running jobs, MAX_ACTIVE_JOBS_PER_PROJECT={limit}: wait for "
-            "one to finish, or cancel one (POST /jobs/<id>/cancel; GET /jobs?project=<id> lists them)"
+            "one to finish, or cancel one (POST /jobs/<id>/cancel?project=<id>; GET /jobs?project=<id> lists them)"
         )
 
 

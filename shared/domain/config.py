@@ -439,7 +439,7 @@ class Settings(BaseSettings):
     max_active_jobs_per_project: Annotated[int, Field(ge=1)] = Field(
         5,
         description="queued or running batch jobs a project may have at once; one more is refused with 429 until "
-        "one finishes or is cancelled (`POST /jobs/<id>/cancel`)",
+        "one finishes or is cancelled (`POST /jobs/<id>/cancel?project=<id>`)",
     )
     project_daily_usd: Annotated[float, Field(gt=0)] | None = Field(
         None,
