@@ -9,12 +9,16 @@ where they are read, and removed wherever text leaves, rather than trusting each
 An echo is not always the key as written: a provider may show it base64-encoded (an ``Authorization: Basic``
 header), URL-encoded (a query string), or cut short (``sk-proj-abcdefgh…``).  So each secret is masked in
 these forms too (``encoded_forms``: base64 and base64url with and without padding, also where it was encoded
-inside a longer value, and percent-encoding), and of every form of ``MIN_FRAGMENT_SECRET`` characters or more,
-any ``MIN_FRAGMENT`` characters or more are masked wherever they stand.  Such runs are found by looking up, at
-every ``FRAGMENT_STRIDE``-th character of the text, the ``_SEED`` characters there in an index of every piece
-of that length of those forms, and extending a hit both ways: a run of ``MIN_FRAGMENT`` characters always
-holds a looked-up piece, so a text costs one dictionary look-up per ``FRAGMENT_STRIDE`` characters whatever the
-number of secrets.  Shorter forms are masked whole, by one regular expression.
+inside a longer value, and percent-encoding), and any ``MIN_FRAGMENT`` characters or more of a secret of
+``MIN_FRAGMENT_SECRET`` or more are masked wherever they stand.
+
+Hundreds of projects' keys are remembered, so the text is not matched against each of them (one regular
+expression of every form cost 0.2 s a megabyte with 100 keys).  Instead the ``_SEED`` characters at every
+``STRIDE``-th position of the text are looked up in indexes: a form of ``MIN_FRAGMENT`` characters or more is
+indexed by the pieces at the ``STRIDE`` positions that end its last ``MIN_FRAGMENT`` characters (one of them
+falls on a looked-up position wherever the form stands), and a piece of a secret leads to the
+``MIN_FRAGMENT``-character slices around it, indexed too.  A text costs about one look-up per ``STRIDE``
+characters whatever the number of secrets; shorter forms are masked whole, by one regular expression.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ MIN_SECRET_LENGTH = 6  # shorter values (a test password "pw") would mask ordina
 MIN_FRAGMENT_SECRET = 16  # secrets this long are also masked when cut short …
 MIN_FRAGMENT = 12  # … down to this many characters: no ordinary word shares 12 characters with a random key
 _SEED = 6
-FRAGMENT_STRIDE = MIN_FRAGMENT - _SEED + 1  # every run of MIN_FRAGMENT characters holds a piece starting here
+STRIDE = MIN_FRAGMENT - _SEED + 1  # every run of MIN_FRAGMENT characters holds a piece starting at a multiple
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-F]{2}")
 
 
@@ -63,11 +67,11 @@ def encoded_forms(secret: str) -> set[str]:
 class SecretRegistry:
     def __init__(self) -> None:
         self._values: set[str] = set()
-        self._short_forms: set[str] = set()  # the forms shorter than MIN_FRAGMENT_SECRET, masked whole …
+        self._short_forms: set[str] = set()  # forms shorter than MIN_FRAGMENT, masked whole …
         self._short: re.Pattern[str] | None = None  # … by this pattern
-        self._pieces: dict[
-            str, list[tuple[str, int]]
-        ] = {}  # each _SEED-character piece of a longer form → (form, where)
+        self._forms: dict[str, list[tuple[str, int]]] = {}  # piece → (longer form, where the piece is in it)
+        self._pieces: set[str] = set()  # every piece of the secrets masked when cut short …
+        self._slices: dict[str, list[tuple[str, int]]] = {}  # … and their MIN_FRAGMENT slices → (secret, where)
         self._lock = threading.Lock()
 
     def remember(self, *values: str | SecretStr | None) -> None:
@@ -79,38 +83,45 @@ class SecretRegistry:
         if not fresh:
             return
         forms = {form for value in fresh for form in encoded_forms(value)}
-        with self._lock:
+        short = {form for form in forms if len(form) < MIN_FRAGMENT}
+        with self._lock:  # the indexes grow in place: a reader sees a secret either not yet or wholly masked
             self._values |= fresh
-            short = {form for form in forms if len(form) < MIN_FRAGMENT_SECRET}
             if not short <= self._short_forms:
                 self._short_forms |= short
                 # Longest first, so a secret that contains another is masked whole.
                 alternatives = sorted(self._short_forms, key=len, reverse=True)
                 self._short = re.compile("|".join(re.escape(form) for form in alternatives))
-            for form in forms - short:  # added in place: a reader sees a piece's forms before or after, both masked
-                for at in range(len(form) - _SEED + 1):
-                    self._pieces.setdefault(form[at : at + _SEED], []).append((form, at))
+            for form in forms - short:
+                for where in range(len(form) - MIN_FRAGMENT, len(form) - _SEED + 1):
+                    self._forms.setdefault(form[where : where + _SEED], []).append((form, where))
+            for secret in (value for value in fresh if len(value) >= MIN_FRAGMENT_SECRET):
+                self._pieces.update(secret[where : where + _SEED] for where in range(len(secret) - _SEED + 1))
+                for where in range(len(secret) - MIN_FRAGMENT + 1):
+                    self._slices.setdefault(secret[where : where + MIN_FRAGMENT], []).append((secret, where))
 
-    def _fragments(self, text: str) -> list[tuple[int, int]]:
-        """Where runs of MIN_FRAGMENT or more characters of a long form stand in ``text``, as (start, end)."""
-        pieces = self._pieces
+    def _found(self, text: str) -> list[tuple[int, int]]:
+        """Where forms and runs of MIN_FRAGMENT or more characters of a secret stand in ``text``: (start, end)."""
         found: list[tuple[int, int]] = []
-        for at in range(0, len(text) - _SEED + 1, FRAGMENT_STRIDE):
-            for form, where in pieces.get(text[at : at + _SEED], ()):
-                back = 0
-                while back < min(at, where) and text[at - back - 1] == form[where - back - 1]:
-                    back += 1
-                ahead = _SEED
-                while at + ahead < len(text) and where + ahead < len(form) and text[at + ahead] == form[where + ahead]:
-                    ahead += 1
-                if back + ahead >= MIN_FRAGMENT:
-                    found.append((at - back, at + ahead))
+        fragments_until = 0  # a fragment found reaches here: the pieces before it need no second look
+        for at in range(0, len(text) - _SEED + 1, STRIDE):
+            piece = text[at : at + _SEED]
+            for form, where in self._forms.get(piece, ()):
+                if at >= where and text.startswith(form, at - where):
+                    found.append((at - where, at - where + len(form)))
+            if at < fragments_until or piece not in self._pieces:
+                continue
+            for start in range(max(0, at + _SEED - MIN_FRAGMENT), at + 1):  # the slices holding the piece
+                slices = self._slices.get(text[start : start + MIN_FRAGMENT], ())
+                if slices:
+                    fragments_until = max(_run_end(text, start, secret, where) for secret, where in slices)
+                    found.append((start, fragments_until))
+                    break
         return found
 
     def redact(self, text: str) -> str:
         if not text:
             return text
-        runs = self._fragments(text) if self._pieces else []
+        runs = self._found(text) if self._forms else []
         if runs:
             kept, done = [], 0
             for start, end in sorted(runs):  # overlapping runs are masked as one
@@ -120,6 +131,16 @@ class SecretRegistry:
             text = "".join(kept) + text[done:]
         short = self._short
         return short.sub(MASK, text) if short is not None else text
+
+
+def _run_end(text: str, start: int, secret: str, where: int) -> int:
+    """Where the run of ``secret[where:]`` that starts at ``text[start]`` (MIN_FRAGMENT characters at least) ends."""
+    length = MIN_FRAGMENT
+    while (
+        start + length < len(text) and where + length < len(secret) and text[start + length] == secret[where + length]
+    ):
+        length += 1
+    return start + length
 
 
 _registry = SecretRegistry()

@@ -61,7 +61,7 @@ def _decode_at(decoder: json.JSONDecoder, text: str, start: int) -> tuple[Any, i
         except json.JSONDecodeError as exc:
             unterminated = exc.msg.startswith(_UNTERMINATED)
             if start + size < len(text) and (unterminated or exc.pos >= len(window) - _CUT_MARGIN):
-                size *= 2
+                size = min(2 * size, len(text) - start)
                 continue
             return None, len(window) if unterminated else exc.pos + 1
         return value, end
