@@ -145,7 +145,7 @@ class _Loose:
             left = _walk(after - 1 if after > 0 else None, self._previous, self._is_taken, self.backward)
             right = _walk(self._at(after), self._next, self._is_taken, self.forward)
             by_start = {self.starts[index]: index for index in (left, right) if index is not None}
-            nearest = _nearest(*(self.starts[index] if index is not None else None for index in (left, right)), hint)
+            nearest = _nearest(min(by_start, default=None), max(by_start, default=None), hint)
             index = None if nearest is None else by_start[nearest]
         return None if index is None else self.found[index]
 
