@@ -22,7 +22,7 @@ from typing import Any
 
 from shared.domain.answers import read_labels, read_rating
 from shared.domain.output_modes import json_object_in
-from shared.domain.spans import locate
+from shared.domain.spans import UtteranceSpans, locate
 from shared.redaction import SecretRegistry
 
 LINEAR_BOUND = 5.0  # t(4N)/t(N): 4 for linear work, with room for noise and caches; quadratic work gives 16
@@ -44,6 +44,17 @@ def _spans(size: int, hint: int | None) -> Callable[[], Any]:
     text = ("ab " * size)[:size]
     quotes = [("a", hint)] * (size // 200) + [("B", hint)] * (size // 200)  # 1,000 quotes in 100 KB
     return lambda: locate(text, quotes)
+
+
+def _dialogue(size: int) -> Callable[[], Any]:
+    texts = ["ab " * 33] * (size // 100)  # 1,000 utterances of 99 characters in 100 KB
+    quotes = ["a", "b"] * (size // 100) + ["z"] * (size // 100)  # "z" is in none: looked for in every utterance
+
+    def place_all() -> list[Any]:
+        dialogue = UtteranceSpans(texts)
+        return [dialogue.place(quote) for quote in quotes]
+
+    return place_all
 
 
 def _redaction(size: int) -> Callable[[], Any]:
@@ -69,6 +80,7 @@ CASES = [
     Case("```` ```json\\n{ ```` n/9 times", 90_000, lambda n: lambda: json_object_in("```json\n{" * (n // 9))),
     Case("quotes `a`/`B` 1 per 100 characters (`locate`)", 100_000, lambda n: _spans(n, None)),
     Case("the same with a start hint mid-text", 100_000, lambda n: _spans(n, n // 2)),
+    Case("quotes in a dialogue of n/100 utterances (ParagraphLabels)", 100_000, _dialogue),
     Case("redaction, 300 secrets remembered", 1_000_000, _redaction),
 ]  # fmt: skip
 

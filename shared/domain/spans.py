@@ -158,24 +158,62 @@ class TextSpans:
         self.taken = set() if taken is None else taken
         self._exact: dict[str, _Exact] = {}
         self._loose: dict[tuple[str, ...], _Loose] = {}
+        self._absent: set[str] = set()  # quotes the text holds nowhere, even loosely: no finder kept for them
 
     def place(self, quote: str, hint: int | None = None) -> Span | None:
         """The quote's free occurrence (the first, or the nearest to ``hint``), now taken; None if none is free."""
-        if not quote or not quote.strip():
+        if not quote or not quote.strip() or quote in self._absent:
             return None
-        if quote not in self._exact:
-            self._exact[quote] = _Exact(self.text, quote, self.taken)
-        occurrence, confidence = self._exact[quote].free(hint), 1.0
+        exact = self._exact.get(quote) or _Exact(self.text, quote, self.taken)
+        occurrence, confidence = exact.free(hint), 1.0
         if occurrence is None:
             words = tuple(quote.split())
-            if words not in self._loose:
-                self._loose[words] = _Loose(self.text, words, self.taken)
-            occurrence, confidence = self._loose[words].free(hint), LOOSE_MATCH_CONFIDENCE
+            loose = self._loose.get(words) or _Loose(self.text, words, self.taken)
+            occurrence, confidence = loose.free(hint), LOOSE_MATCH_CONFIDENCE
+            if exact.first is None and not loose.found:
+                self._absent.add(quote)
+                return None
+            self._loose[words] = loose
+        self._exact[quote] = exact
         if occurrence is None:
             return None
         self.taken.add(occurrence)
         start, end = occurrence
         return Span(start, end, self.text[start:end], confidence)
+
+
+class UtteranceSpans:
+    """Quotes placed in a dialogue (ParagraphLabels): in the utterance the model named, else in the first
+    utterance that still has a free occurrence of the quote.
+
+    Utterances found to hold no free occurrence of a quote never hold one again (taken occurrences stay
+    taken), so each quote keeps where its search goes on: a thousand quotes in a thousand utterances cost a
+    thousand searches, not a million."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.texts = texts
+        self.utterances: dict[int, TextSpans] = {}  # made when a quote is first looked for there
+        self._first_holder: dict[str, int] = {}  # quote → the first utterance that may still hold it free
+
+    def _in(self, index: int) -> TextSpans:
+        if index not in self.utterances:
+            self.utterances[index] = TextSpans(self.texts[index])
+        return self.utterances[index]
+
+    def place(self, quote: str, said: int | None = None) -> tuple[int, Span] | None:
+        """``(utterance index, span)`` for the quote, now taken; None when no utterance holds it free."""
+        named = said if said is not None and 0 <= said < len(self.texts) else None
+        if named is not None and (span := self._in(named).place(quote)) is not None:
+            return named, span
+        index = self._first_holder.get(quote, 0)
+        while index < len(self.texts):
+            span = None if index == named else self._in(index).place(quote)
+            if span is not None:
+                self._first_holder[quote] = index
+                return index, span
+            index += 1
+        self._first_holder[quote] = index
+        return None
 
 
 def locate(

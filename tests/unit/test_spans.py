@@ -1,6 +1,6 @@
 import random
 
-from shared.domain.spans import LOOSE_MATCH_CONFIDENCE, TextSpans, locate
+from shared.domain.spans import LOOSE_MATCH_CONFIDENCE, TextSpans, UtteranceSpans, locate
 from tests.unit.steps import LINEAR_BOUND, growth
 
 TEXT = "Anna met Bob in Paris. Later, Anna and Bob left Paris for Rome."
@@ -142,3 +142,57 @@ def test_paragraph_quotes_repeated_across_utterances_take_successive_occurrences
         (4, 5),
     ]
     assert spans.place("a") is None and spans.taken == {(0, 1), (2, 3), (4, 5)}
+
+
+def place_in_dialogue_by_definition(texts, items):
+    """The named utterance first, then every other in order; the first that places the quote takes it."""
+    taken = [set() for _ in texts]
+    placed = []
+    for quote, said in items:
+        order = list(range(len(texts)))
+        if said is not None and 0 <= said < len(texts):
+            order.remove(said)
+            order.insert(0, said)
+        placed.append(
+            next(
+                (
+                    (index, span)
+                    for index in order
+                    if (span := locate_by_definition(texts[index], [(quote, None)], taken[index])[0])
+                ),
+                None,
+            )
+        )
+    return placed
+
+
+def test_quotes_in_a_dialogue_go_where_the_definition_puts_them():
+    rng = random.Random(17)
+    placed = 0
+    for _ in range(1500):
+        texts = ["".join(rng.choice("aAb ") for _ in range(rng.randint(0, 8))) for _ in range(rng.randint(1, 5))]
+        items = [
+            (rng.choice(["a", "A", "b", "a b", "ab", "x"]), rng.choice([None, rng.randint(-1, 5)])) for _ in range(8)
+        ]
+        dialogue = UtteranceSpans(texts)
+        found = [dialogue.place(quote, said) for quote, said in items]
+        expected = place_in_dialogue_by_definition(texts, items)
+        assert [None if f is None else (f[0], *as_tuples([f[1]])[0]) for f in found] == [
+            None if e is None else (e[0], *e[1]) for e in expected
+        ], (texts, items)
+        placed += sum(e is not None for e in expected)
+    assert placed > 4000
+
+
+def test_many_quotes_in_many_utterances_grow_linearly():
+    def placing(n):
+        texts = ["b a"] * n  # one "a" per utterance: the k-th quote of "a" goes to the k-th utterance
+        quotes = ["a"] * n + ["z"] * n  # "z" is in none
+
+        def place_all():
+            dialogue = UtteranceSpans(texts)
+            return [dialogue.place(quote) for quote in quotes]
+
+        return place_all
+
+    assert growth(placing, 200) <= LINEAR_BOUND  # each quote tried in every utterance before it: 16 times
