@@ -2,10 +2,10 @@
 
 Each case is one pathological input from issue #23's findings or from the search for more (runs of spaces,
 a label named thousands of times, runs of digits, deep brackets, a Markdown fence left open, many one-letter
-quotes in a long text, redaction of a long text with many secrets).  The CPU time of one call (the best of a few
-runs, ``time.process_time``) is taken at each size; a linear reader takes about 4 times as long at 4N as at N,
-a quadratic one 16 times: ``t(4N)/t(N) ≤ LINEAR_BOUND`` says the cost is linear.  Pure CPU in this process:
-no server, no Redis.
+quotes in a long text or a dialogue, thousands of nested spans to score, a long text to redact with many
+secrets).  The CPU time of one call (the best of a few runs, ``time.process_time``) is taken at each size; a
+linear reader takes about 4 times as long at 4N as at N, a quadratic one 16 times: ``t(4N)/t(N) ≤
+LINEAR_BOUND`` says the cost is linear.  Pure CPU in this process: no server, no Redis.
 
 ``python -m bench.readers`` runs it alone; ``python -m bench.run --only readers`` within the suite.
 """
@@ -22,6 +22,7 @@ from typing import Any
 
 from shared.domain.answers import read_labels, read_rating
 from shared.domain.output_modes import json_object_in
+from shared.domain.scorers import Span, _overlap_matches
 from shared.domain.spans import UtteranceSpans, locate
 from shared.redaction import SecretRegistry
 
@@ -32,7 +33,7 @@ LABELS = ["Positive", "Negative", "Neutral"]
 @dataclass(frozen=True)
 class Case:
     name: str
-    size: int  # N, in characters of the answer (or of the text, for span search and redaction)
+    size: int  # N, in characters of the answer (of the text, for span search and redaction; spans, for scoring)
     make: Callable[[int], Callable[[], Any]]  # size → the call to time
 
 
@@ -55,6 +56,12 @@ def _dialogue(size: int) -> Callable[[], Any]:
         return [dialogue.place(quote) for quote in quotes]
 
     return place_all
+
+
+def _nested_spans(count: int) -> Callable[[], Any]:
+    truth = [Span((float(i),), (float(2 * count - i),), "X") for i in range(count)]  # each inside the last
+    predicted = [Span((float(count - 1),), (float(count + 1),), "X")] * count  # inside every true span
+    return lambda: _overlap_matches(truth, predicted)
 
 
 def _redaction(size: int) -> Callable[[], Any]:
@@ -81,6 +88,7 @@ CASES = [
     Case("quotes `a`/`B` 1 per 100 characters (`locate`)", 100_000, lambda n: _spans(n, None)),
     Case("the same with a start hint mid-text", 100_000, lambda n: _spans(n, n // 2)),
     Case("quotes in a dialogue of n/100 utterances (ParagraphLabels)", 100_000, _dialogue),
+    Case("N nested true and predicted spans scored for overlap", 20_000, _nested_spans),
     Case("redaction, 300 secrets remembered", 1_000_000, _redaction),
 ]  # fmt: skip
 

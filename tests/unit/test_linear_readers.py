@@ -19,6 +19,8 @@ from shared.domain.json_in_text import JSON_SCAN_FLOOR, JSON_SCAN_PASSES, json_v
 from shared.domain.labeling import parse_labeling_config
 from shared.domain.output_modes import AnswerFormatError, json_object_in
 from shared.domain.reading import read_prediction
+from shared.domain.scorers import Span as ScoredSpan
+from shared.domain.scorers import _overlap_matches
 from shared.domain.untrusted import MAX_JSON_DEPTH
 from tests.unit.steps import LINEAR_BOUND, growth
 
@@ -191,3 +193,58 @@ def test_a_deeply_nested_answer_is_held_by_a_text_area_or_fails_the_task_plainly
     without = parse_labeling_config(CONFIG.format(extra=""), "prompt")
     with pytest.raises(AnswerFormatError, match=r"nothing in the model's answer fits this labeling config: '\[\[\["):
         read_prediction(without, {"t": "x"}, None, [{"content": answer}], "text", 0.8)
+
+
+# --- scoring predicted spans -----------------------------------------------------------------------------------
+
+
+def overlap_matches_by_augmenting_paths(truth, predicted) -> int:
+    """Maximum bipartite matching the textbook way (Kuhn's augmenting paths), for small inputs."""
+    owner: dict[int, int] = {}
+
+    def claim(candidate: int, visited: set[int]) -> bool:
+        for index, span in enumerate(truth):
+            if index in visited or not (
+                span.begin < predicted[candidate].end and predicted[candidate].begin < span.end
+            ):
+                continue
+            visited.add(index)
+            if index not in owner or claim(owner[index], visited):
+                owner[index] = candidate
+                return True
+        return False
+
+    return sum(claim(candidate, set()) for candidate in range(len(predicted)))
+
+
+def random_spans(rng: random.Random, count: int, paragraphs: bool) -> list[ScoredSpan]:
+    spans = []
+    for _ in range(count):
+        begin, length = rng.randint(0, 30), rng.randint(0, 8)
+        if paragraphs:
+            where = rng.randint(0, 2)
+            spans.append(ScoredSpan((where, begin), (where + rng.randint(0, 1), begin + length), "X"))
+        else:
+            spans.append(ScoredSpan((float(begin),), (float(begin + length),), "X"))
+    return spans
+
+
+def test_overlap_matching_is_maximum_as_augmenting_paths_find_it():
+    rng = random.Random(29)
+    for _ in range(3000):
+        paragraphs = rng.random() < 0.3
+        truth, predicted = (random_spans(rng, rng.randint(0, 9), paragraphs) for _ in range(2))
+        assert _overlap_matches(truth, predicted) == overlap_matches_by_augmenting_paths(truth, predicted), (
+            truth,
+            predicted,
+        )
+
+
+def test_thousands_of_nested_spans_are_matched_in_n_log_n_without_recursion():
+    def nested(n):
+        truth = [ScoredSpan((float(i),), (float(2 * n - i),), "X") for i in range(n)]  # each inside the last
+        predicted = [ScoredSpan((float(n - 1),), (float(n + 1),), "X")] * n  # all inside every true span
+        return lambda: _overlap_matches(truth, predicted)
+
+    assert nested(5_000)() == 5_000  # augmenting paths: RecursionError, and 800 spans took 20 s
+    assert growth(nested, 500) <= LINEAR_BOUND
