@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from bench.readers import table as readers_table
+
 
 def fmt(value: Any, digits: int = 1) -> str:
     if value is None:
@@ -339,6 +341,7 @@ TABLES = {
     "enqueue": enqueue_table,
     "ratelimit": ratelimit_table,
     "batch_api": batch_api_table,
+    "readers": readers_table,
 }
 
 
@@ -459,6 +462,16 @@ def targets(results: dict[str, dict]) -> list[dict]:
                 and big["worker_cpu_while_waiting_s"] < 0.05 * big["waiting_window_s"],
             }
         )
+    readers = results.get("readers")
+    if readers and "cases" in readers:
+        worst = max(readers["cases"], key=lambda item: item["ratio_4n"] or math.inf)
+        out.append(
+            {
+                "target": f"readers of hostile model output linear: t(4N)/t(N) ≤ {readers['linear_bound']:g}",
+                "measured": f"at most {worst['ratio_4n']:.1f} ({worst['case']}), {len(readers['cases'])} cases",
+                "holds": all(item["linear"] for item in readers["cases"]),
+            }
+        )
     return out
 
 
@@ -477,6 +490,7 @@ TITLES = {
     "enqueue": "3. Enqueue and memory",
     "ratelimit": "4. Rate limit",
     "batch_api": "5. Cost per path and the Batch API",
+    "readers": "6. Readers of model output on hostile answers",
 }
 
 

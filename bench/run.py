@@ -23,7 +23,7 @@ from pathlib import Path
 
 import redis
 
-from bench import batch, batch_api, enqueue, interactive, ratelimit, real_ls, report
+from bench import batch, batch_api, enqueue, interactive, ratelimit, readers, real_ls, report
 from bench.harness import ROOT, Stack, log
 from cli.stack import start_embedded_redis
 
@@ -34,6 +34,7 @@ SCENARIOS = {
     "enqueue": enqueue.run,
     "ratelimit": ratelimit.run,
     "batch_api": batch_api.run,
+    "readers": readers.run,
 }
 
 

@@ -36,7 +36,7 @@ from shared.domain.labeling import (
 )
 from shared.domain.schema import choice_list, taxonomy_paths
 from shared.domain.score import prediction_score
-from shared.domain.spans import locate
+from shared.domain.spans import UtteranceSpans, locate
 
 LABEL_KINDS = (CHOICES, SPANS, PARAGRAPH_SPANS, TAXONOMY, PAIRWISE)
 
@@ -189,7 +189,7 @@ class _Builder:
             return
         text_key = output.target.tag.attr.get("textKey", "text")
         texts = [str(item.get(text_key, "")) if isinstance(item, Mapping) else "" for item in utterances]
-        taken: list[set[tuple[int, int]]] = [set() for _ in texts]
+        dialogue = UtteranceSpans(texts)
         mapping = _label_map(output.options_for(self.data))
         for item in _as_list(value):
             try:
@@ -200,14 +200,7 @@ class _Builder:
                 self.drop(output, str(exc))
                 continue
             quote, said = str(item.get("text") or ""), item.get("paragraph")
-            order = list(range(len(texts)))
-            if type(said) is int and 0 <= said < len(texts):  # the named utterance first, then the others
-                order.remove(said)
-                order.insert(0, said)
-            found = next(
-                ((index, span) for index in order if (span := locate(texts[index], [(quote, None)], taken[index])[0])),
-                None,
-            )
+            found = dialogue.place(quote, said if type(said) is int else None)  # the named utterance first
             if found is None:
                 self.drop(output, f"{quote!r} is in no utterance of {output.target.name} (or not that often)")
                 continue

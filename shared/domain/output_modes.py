@@ -13,20 +13,20 @@ Three ways, one per ``OUTPUT_MODE``:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from shared.domain.config import OutputMode
 from shared.domain.errors import TaskError
+from shared.domain.json_in_text import json_values
 
 ANSWER_NAME = "annotation"  # the response format's and the tool's name: [a-zA-Z0-9_-]{1,64}
 
 # Azure OpenAI took json_schema response formats from 2024-08-01-preview, tools from 2023-12-01-preview.
 _AZURE_JSON_SCHEMA_SINCE = "2024-08-01"
 _AZURE_TOOLS_SINCE = "2023-12-01"
-_FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
+_FENCE = re.compile(r"```(?:json|JSON)?\s*+(.*?)```", re.DOTALL)  # `\s*+`: spaces read once, not once per retry
 
 
 class AnswerFormatError(TaskError):
@@ -78,15 +78,10 @@ def json_object_in(text: str | None) -> dict[str, Any] | None:
     if not text:
         return None
     candidates = [match.group(1) for match in _FENCE.finditer(text)] + [text]
-    decoder = json.JSONDecoder()
     for candidate in candidates:
-        for start in (index for index, char in enumerate(candidate) if char == "{"):
-            try:
-                found, _end = decoder.raw_decode(candidate, start)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(found, dict):
-                return found
+        found = next(json_values(candidate, "{"), None)
+        if isinstance(found, dict):
+            return found
     return None
 
 

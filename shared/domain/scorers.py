@@ -15,6 +15,7 @@ on either side.  Macro F1 averages the labels that occur on either side (as scik
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from abc import ABC, abstractmethod
@@ -279,23 +280,66 @@ def _overlaps(first: Span, second: Span) -> bool:
     return first.begin < second.end and second.begin < first.end
 
 
+class _FreeSpans:
+    """The true spans free to match, by their rank in end order: a Fenwick tree of counts, so adding one,
+    taking one and finding the first free at or after a rank each cost log n."""
+
+    def __init__(self, size: int) -> None:
+        self.counts = [0] * (size + 1)
+        self.top = 1 << size.bit_length()
+
+    def add(self, rank: int, change: int) -> None:
+        position = rank + 1
+        while position < len(self.counts):
+            self.counts[position] += change
+            position += position & -position
+
+    def _before(self, rank: int) -> int:
+        total, position = 0, rank
+        while position > 0:
+            total += self.counts[position]
+            position -= position & -position
+        return total
+
+    def first_from(self, rank: int) -> int | None:
+        """The lowest free rank at or after ``rank``, or None."""
+        wanted = self._before(rank) + 1  # the free ones before it, and then this one
+        position, step = 0, self.top
+        while step:
+            if position + step < len(self.counts) and self.counts[position + step] < wanted:
+                position += step
+                wanted -= self.counts[position]
+            step >>= 1
+        return position if position < len(self.counts) - 1 else None
+
+
 def _overlap_matches(truth: list[Span], predicted: list[Span]) -> int:
     """The most predicted spans that can each take a different overlapping true span (a maximum bipartite
-    matching, found by augmenting paths): a true span is matched at most once, and a greedy pass could
-    give a wide prediction the one true span a narrower prediction needed."""
-    owner: dict[int, int] = {}  # true span index -> predicted span index
+    matching): a true span is matched at most once, and a wide prediction must not take the one true span a
+    narrower prediction needed.
 
-    def claim(candidate: int, visited: set[int]) -> bool:
-        for index, span in enumerate(truth):
-            if index in visited or not _overlaps(span, predicted[candidate]):
-                continue
-            visited.add(index)
-            if index not in owner or claim(owner[index], visited):
-                owner[index] = candidate
-                return True
-        return False
-
-    return sum(claim(candidate, set()) for candidate in range(len(predicted)))
+    Predicted spans are taken by increasing end, each matched to the free overlapping true span that ends
+    first.  That is a maximum matching: if a best matching gives this prediction p another span t' and gives
+    the chosen t to a later prediction p', swapping keeps its size, since p' also overlaps t' (t' begins before
+    p ends, so before p' ends; p' begins before t ends, so before t' ends).  With the true spans ranked by end,
+    each step costs log n (thousands of nested spans took minutes, and recursed past Python's limit, by
+    augmenting paths)."""
+    by_end = sorted(range(len(truth)), key=lambda index: truth[index].end)
+    ends = [truth[index].end for index in by_end]
+    rank_of = {index: rank for rank, index in enumerate(by_end)}
+    by_begin = sorted(range(len(truth)), key=lambda index: truth[index].begin)
+    free = _FreeSpans(len(truth))
+    begun = 0  # the true spans in by_begin[:begun] begin before the current prediction ends
+    matched = 0
+    for span in sorted(predicted, key=lambda span: span.end):
+        while begun < len(by_begin) and truth[by_begin[begun]].begin < span.end:
+            free.add(rank_of[by_begin[begun]], 1)
+            begun += 1
+        rank = free.first_from(bisect.bisect_right(ends, span.begin))  # the first free one ending after it begins
+        if rank is not None:
+            free.add(rank, -1)
+            matched += 1
+    return matched
 
 
 class SpanScorer(Scorer):
