@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from shared.domain.calibration import DEFAULT_PRECISIONS
 from shared.domain.config import Settings, load_settings
 from shared.domain.errors import ConfigError
 from shared.logs import configure_logging
@@ -183,6 +184,14 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--limit", type=int, help="only the first N tasks (by id) that have a ground truth")
     evaluate.add_argument(
         "--controls", nargs="+", metavar="NAME", help="controls to score (default: all the ground truth answers)"
+    )
+    evaluate.add_argument(
+        "--precisions",
+        nargs="+",
+        type=float,
+        default=list(DEFAULT_PRECISIONS),
+        metavar="P",
+        help="target precisions to find a review threshold for, per control (default 0.9 0.95 0.99)",
     )
     evaluate.add_argument("--json", action="store_true", help="print the evaluation as JSON")
     evaluate.add_argument("--html", metavar="FILE", help="also write an HTML report (confusion matrices as pictures)")

@@ -22,9 +22,12 @@ from typing import Any
 
 from shared.adapters.evaluations import EvaluationStore
 from shared.dispatch import start_job
+from shared.domain.calibration import DEFAULT_PRECISIONS
 from shared.domain.errors import InvalidRequest, NotFound
-from shared.domain.evaluation_run import EvaluationRun, RunState, VersionScore
+from shared.domain.evaluation_run import EvaluationRun, RunState
+from shared.domain.excerpts import task_excerpt
 from shared.domain.ground_truth import ground_truth_result
+from shared.domain.labeling import LabelingSpec
 from shared.domain.scorers import SCORERS
 from shared.domain.scoring import TaskToScore, score
 from shared.project_tasks import PAGE_SIZE, OpenProject, open_project, require_prompt
@@ -34,7 +37,8 @@ from shared.services import Services
 @dataclass(frozen=True)
 class EvaluationRequest:
     """``compare`` names two versions (before, after), or one to compare with the current version;
-    ``limit`` keeps the first tasks (by id) that have a ground truth."""
+    ``limit`` keeps the first tasks (by id) that have a ground truth; ``precisions`` are the target precisions
+    the calibration finds a review threshold for."""
 
     project: int
     version: str | None = None
@@ -42,6 +46,7 @@ class EvaluationRequest:
     predict: bool = False
     limit: int | None = None
     controls: tuple[str, ...] | None = None
+    precisions: tuple[float, ...] = DEFAULT_PRECISIONS
 
     def __post_init__(self) -> None:
         if self.version and self.compare:
@@ -52,6 +57,9 @@ class EvaluationRequest:
             raise InvalidRequest("limit must be at least 1")
         if self.predict and self.version:
             raise InvalidRequest("predict scores the current version: leave out the version")
+        for target in self.precisions:
+            if isinstance(target, bool) or not isinstance(target, int | float) or not 0 < target <= 1:
+                raise InvalidRequest(f"a target precision is a number above 0 and at most 1 (0.95), got {target!r}")
 
     def versions(self, current: str) -> list[str]:
         if self.compare:
@@ -67,15 +75,35 @@ class _TaskRecord:
     data: dict[str, Any]
     truth: list[dict[str, Any]] | None
     predictions: dict[str, list[dict[str, Any]]]
+    scores: dict[str, float | None]
+    excerpt: str
 
 
-def _latest_by_version(predictions: list[dict[str, Any]], versions: set[str]) -> dict[str, list[dict[str, Any]]]:
+def _latest_by_version(predictions: list[dict[str, Any]], versions: set[str]) -> dict[str, dict[str, Any]]:
     latest: dict[str, dict] = {}
     for prediction in predictions or []:
         version = prediction.get("model_version")
         if version in versions and (version not in latest or prediction.get("id", 0) > latest[version].get("id", 0)):
             latest[version] = prediction
-    return {version: list(prediction.get("result") or []) for version, prediction in latest.items()}
+    return latest
+
+
+def _score_of(prediction: dict[str, Any]) -> float | None:
+    value = prediction.get("score")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _record(task: dict[str, Any], versions: set[str], spec: LabelingSpec) -> _TaskRecord:
+    latest = _latest_by_version(task.get("predictions") or [], versions)
+    data = task.get("data") or {}
+    return _TaskRecord(
+        id=task["id"],
+        data=data,
+        truth=ground_truth_result(task.get("annotations") or []),
+        predictions={version: list(prediction.get("result") or []) for version, prediction in latest.items()},
+        scores={version: _score_of(prediction) for version, prediction in latest.items()},
+        excerpt=task_excerpt(spec, data),
+    )
 
 
 class Evaluations:
@@ -98,6 +126,7 @@ class Evaluations:
             title=project.label_studio.title(project.id),
             label_studio_url=project.label_studio.access.url,
             controls=list(request.controls) if request.controls is not None else None,
+            precisions=[float(target) for target in request.precisions],
         )
         records = self._records(project, run.versions + [ctx.model_version])
         if request.limit is not None:
@@ -146,12 +175,7 @@ class Evaluations:
     def _records(self, project: OpenProject, versions: list[str]) -> list[_TaskRecord]:
         wanted = set(versions)
         records = [
-            _TaskRecord(
-                id=task["id"],
-                data=task.get("data") or {},
-                truth=ground_truth_result(task.get("annotations") or []),
-                predictions=_latest_by_version(task.get("predictions") or [], wanted),
-            )
+            _record(task, wanted, project.ctx.spec)
             for task in project.label_studio.tasks(project.id, page_size=PAGE_SIZE, with_results=True)
         ]
         return sorted(records, key=lambda record: record.id)
@@ -182,7 +206,7 @@ class Evaluations:
     ) -> EvaluationRun:
         controls, run.skipped_controls = self._controls(project, records, run.controls)
         comparing = len(run.versions) > 1
-        run.scores = []
+        scored = []
         for version in run.versions:
             tasks = [
                 TaskToScore(
@@ -192,14 +216,16 @@ class Evaluations:
                     if comparing and not all(v in record.predictions for v in run.versions)
                     else record.predictions.get(version),
                     failed=version == run.predicted_version and record.id in failed,
+                    score=record.scores.get(version),
                 )
                 for record in records
             ]
             try:
-                evaluation = score(project.ctx.spec.interface, tasks, controls)
+                evaluation = score(project.ctx.spec.interface, tasks, controls, tuple(run.precisions))
             except ValueError as exc:  # a requested control that is not in the config, or not scored
                 raise InvalidRequest(str(exc)) from None
-            run.scores.append(VersionScore.of(version, evaluation))
+            scored.append((version, evaluation))
+        run.keep_scores(scored, {record.id: record.excerpt for record in records})
         run.state, run.finished_at = RunState.DONE, time.time()
         self.runs.save(run)
         return run
