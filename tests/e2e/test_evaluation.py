@@ -145,6 +145,15 @@ def test_eval_scores_a_version_against_ground_truth_marks_and_skips(loop):
     per_label = sentiment["per_label"]["match"]
     assert [per_label[label]["f1"] for label in ("Positive", "Negative", "Neutral")] == [0.5, 0.5, 1.0]
     assert sentiment["disagreements"] == [ids[2], ids[4]]
+    # the predictions were made without a score: each disagreement keeps both answers, nothing is calibrated
+    assert sentiment["disagreement_details"][0] == {
+        "task_id": ids[2],
+        "expected": "Negative",
+        "predicted": "Positive",
+        "score": None,
+    }
+    assert (sentiment["calibration"]["items"], sentiment["calibration"]["unscored"]) == (0, 6)
+    assert run["excerpts"][str(ids[4])].startswith(f"{loop['marker']} review 4: a positive review, with words")
     assert run["skipped_controls"] == {"prompt": "it holds the prompt", "response": "no ground truth answers it"}
     assert run["title"] == loop["project"].title
 
@@ -179,9 +188,17 @@ def test_eval_predict_runs_the_prompt_on_the_annotated_tasks_then_scores_it(loop
     assert f"disagreements: 1 task; first 1:\n      task {ids[5]}" in result.stdout
     calls = [call for call in fake_llm.live_completions if marker in str(call.body["messages"])]
     assert sorted(position_in(call.body["messages"], marker) for call in calls) == [1, 2, 3, 4, 5, 7, 8]
-    assert html.read_text().count("<svg") == 1
+    page = html.read_text()
+    assert page.count("<svg") == 2  # the confusion matrix and the reliability chart of the predicted version
+    link = task_url(loop["ls"].url, loop["project"].id, ids[5])
+    assert re.search(rf'<a href="{re.escape(link)}">task {ids[5]}</a></td><td>{marker} review 5: a negative', page)
+    assert re.search(r"</td><td>Negative</td><td>Neutral</td><td>[01]\.\d{3}</td></tr>", page)
     again = evaluate(loop, "--predict")  # everything is predicted now: scored at once, no call
     assert again["scores"][0]["controls"]["sentiment"]["metrics"]["accuracy"] == pytest.approx(6 / 7)
+    calibration = again["scores"][0]["controls"]["sentiment"]["calibration"]
+    assert (calibration["items"], calibration["unscored"]) == (7, 0)  # the backend scores every prediction
+    [detail] = again["scores"][0]["controls"]["sentiment"]["disagreement_details"]
+    assert (detail["expected"], detail["predicted"]) == ("Negative", "Neutral") and 0 <= detail["score"] <= 1
     assert len([call for call in fake_llm.live_completions if marker in str(call.body["messages"])]) == 7
 
 
