@@ -194,9 +194,18 @@ def _parser() -> argparse.ArgumentParser:
         help="target precisions to find a review threshold for, per control (default 0.9 0.95 0.99)",
     )
     evaluate.add_argument("--json", action="store_true", help="print the evaluation as JSON")
-    evaluate.add_argument("--html", metavar="FILE", help="also write an HTML report (confusion matrices as pictures)")
     evaluate.add_argument(
-        "--disagreements", type=int, default=5, metavar="N", help="task ids (and links) listed per control (default 5)"
+        "--html",
+        metavar="FILE",
+        help="also write an HTML report: one offline file, confusion matrices and reliability charts as pictures",
+    )
+    evaluate.add_argument(
+        "--disagreements",
+        type=int,
+        default=5,
+        metavar="N",
+        help="disagreeing tasks (with --compare also changed tasks) listed per control, with answers and links "
+        "(default 5)",
     )
     evaluate.set_defaults(run=_run_eval)
 
