@@ -220,8 +220,8 @@ def _comparison(before: str, after: str, comparison: Comparison) -> str:
     same = "the same tasks" if comparison.same_tasks else "<strong>different tasks</strong>"
     return (
         f"<h2>Comparison</h2><p><code>{escape(before)}</code> (before) → <code>{escape(after)}</code> (after), "
-        f"on {same}. Green is better: for <code>mae</code>, <code>ece</code> and a <code>threshold</code> that is "
-        "lower (the same precision from a lower score covers more tasks).</p>"
+        f"on {same}. Green marks an improvement, red a regression; lower is better for <code>mae</code>, "
+        "<code>ece</code> and the thresholds (the same precision from a lower score covers more tasks).</p>"
         + _table(["control", "metric", "before", "after", "change"], rows, css="comparison")
     )
 
