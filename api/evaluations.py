@@ -14,6 +14,7 @@ from flask import Blueprint, Response, current_app, request
 
 from api.capacity import EvaluationSlots
 from api.requests import json_object
+from shared.domain.calibration import DEFAULT_PRECISIONS
 from shared.domain.errors import InvalidRequest
 from shared.domain.evaluation_html import render_html
 from shared.domain.evaluation_run import RunState
@@ -60,6 +61,14 @@ def _strings(value: Any, name: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _precisions(value: Any) -> tuple[float, ...]:
+    if value is None:
+        return DEFAULT_PRECISIONS
+    if not isinstance(value, list) or not value:
+        raise InvalidRequest("precisions must be a list of target precisions, e.g. [0.9, 0.95, 0.99]")
+    return tuple(value)
+
+
 def evaluation_request(body: dict[str, Any]) -> EvaluationRequest:
     if "project" not in body:
         raise InvalidRequest("project is required: the Label Studio project id")
@@ -73,6 +82,7 @@ def evaluation_request(body: dict[str, Any]) -> EvaluationRequest:
         predict=bool(body.get("predict", False)),
         limit=_whole_number(body["limit"], "limit") if body.get("limit") is not None else None,
         controls=_strings(body["controls"], "controls") if body.get("controls") is not None else None,
+        precisions=_precisions(body.get("precisions")),
     )
 
 

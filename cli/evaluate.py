@@ -29,6 +29,7 @@ def run_eval(settings: Settings, args: argparse.Namespace) -> int:
             predict=args.predict,
             limit=args.limit,
             controls=tuple(args.controls) if args.controls else None,
+            precisions=tuple(args.precisions),
         )
         run = evaluations.start(request)
         if run.state == RunState.PREDICTING and run.job_id:

@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from shared.domain.calibration import DEFAULT_PRECISIONS
 from shared.domain.callers import unprotected_listening
 from shared.domain.config import Settings, load_settings
 from shared.domain.errors import ConfigError
@@ -201,10 +202,27 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--controls", nargs="+", metavar="NAME", help="controls to score (default: all the ground truth answers)"
     )
-    evaluate.add_argument("--json", action="store_true", help="print the evaluation as JSON")
-    evaluate.add_argument("--html", metavar="FILE", help="also write an HTML report (confusion matrices as pictures)")
     evaluate.add_argument(
-        "--disagreements", type=int, default=5, metavar="N", help="task ids (and links) listed per control (default 5)"
+        "--precisions",
+        nargs="+",
+        type=float,
+        default=list(DEFAULT_PRECISIONS),
+        metavar="P",
+        help="target precisions to find a review threshold for, per control (default 0.9 0.95 0.99)",
+    )
+    evaluate.add_argument("--json", action="store_true", help="print the evaluation as JSON")
+    evaluate.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write an HTML report: one offline file, confusion matrices and reliability charts as pictures",
+    )
+    evaluate.add_argument(
+        "--disagreements",
+        type=int,
+        default=5,
+        metavar="N",
+        help="disagreeing tasks (with --compare also changed tasks) listed per control, with answers and links "
+        "(default 5)",
     )
     evaluate.set_defaults(run=_run_eval)
 

@@ -22,9 +22,12 @@ from typing import Any
 
 from shared.adapters.evaluations import EvaluationStore
 from shared.dispatch import start_job
+from shared.domain.calibration import DEFAULT_PRECISIONS
 from shared.domain.errors import InvalidRequest, NotFound
-from shared.domain.evaluation_run import EvaluationRun, RunState, VersionScore
+from shared.domain.evaluation_run import EvaluationRun, RunState
+from shared.domain.excerpts import task_excerpt
 from shared.domain.ground_truth import ground_truth_result
+from shared.domain.labeling import LabelingSpec
 from shared.domain.scorers import SCORERS
 from shared.domain.scoring import TaskToScore, score
 from shared.project_tasks import PAGE_SIZE, OpenProject, open_project, require_prompt
@@ -34,7 +37,8 @@ from shared.services import Services
 @dataclass(frozen=True)
 class EvaluationRequest:
     """``compare`` names two versions (before, after), or one to compare with the current version;
-    ``limit`` keeps the first tasks (by id) that have a ground truth."""
+    ``limit`` keeps the first tasks (by id) that have a ground truth; ``precisions`` are the target precisions
+    the calibration finds a review threshold for."""
 
     project: int
     version: str | None = None
@@ -42,6 +46,7 @@ class EvaluationRequest:
     predict: bool = False
     limit: int | None = None
     controls: tuple[str, ...] | None = None
+    precisions: tuple[float, ...] = DEFAULT_PRECISIONS
 
     def __post_init__(self) -> None:
         if self.version and self.compare:
@@ -52,6 +57,9 @@ class EvaluationRequest:
             raise InvalidRequest("limit must be at least 1")
         if self.predict and self.version:
             raise InvalidRequest("predict scores the current version: leave out the version")
+        for target in self.precisions:
+            if isinstance(target, bool) or not isinstance(target, int | float) or not 0 < target <= 1:
+                raise InvalidRequest(f"a target precision is a number above 0 and at most 1 (0.95), got {target!r}")
 
     def versions(self, current: str) -> list[str]:
         if self.compare:
@@ -64,18 +72,41 @@ class _TaskRecord:
     """What a run needs of one task: its ground truth and its latest prediction of each version."""
 
     id: int
-    data: dict[str, Any]
     truth: list[dict[str, Any]] | None
     predictions: dict[str, list[dict[str, Any]]]
+    scores: dict[str, float | None]
+    excerpt: str
 
 
-def _latest_by_version(predictions: list[dict[str, Any]], versions: set[str]) -> dict[str, list[dict[str, Any]]]:
+def _latest_by_version(predictions: list[dict[str, Any]], versions: set[str]) -> dict[str, dict[str, Any]]:
     latest: dict[str, dict] = {}
     for prediction in predictions or []:
         version = prediction.get("model_version")
         if version in versions and (version not in latest or prediction.get("id", 0) > latest[version].get("id", 0)):
             latest[version] = prediction
-    return {version: list(prediction.get("result") or []) for version, prediction in latest.items()}
+    return latest
+
+
+def _score_of(prediction: dict[str, Any]) -> float | None:
+    value = prediction.get("score")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _record(task: dict[str, Any], versions: set[str], spec: LabelingSpec) -> _TaskRecord:
+    """What scoring needs of a task: for one with a ground truth, its predictions of the versions scored, their
+    scores and an excerpt of its text; of the others, the id only.  Never the task's data: a job started to
+    predict the missing ones reads it from Label Studio itself."""
+    truth = ground_truth_result(task.get("annotations") or [])
+    if truth is None:
+        return _TaskRecord(id=task["id"], truth=None, predictions={}, scores={}, excerpt="")
+    latest = _latest_by_version(task.get("predictions") or [], versions)
+    return _TaskRecord(
+        id=task["id"],
+        truth=truth,
+        predictions={version: list(prediction.get("result") or []) for version, prediction in latest.items()},
+        scores={version: _score_of(prediction) for version, prediction in latest.items()},
+        excerpt=task_excerpt(spec, task.get("data") or {}),
+    )
 
 
 class Evaluations:
@@ -98,10 +129,9 @@ class Evaluations:
             title=project.label_studio.title(project.id),
             label_studio_url=project.label_studio.access.url,
             controls=list(request.controls) if request.controls is not None else None,
+            precisions=[float(target) for target in request.precisions],
         )
-        records = self._records(
-            project, run.versions + [ctx.model_version], ctx.model_version if request.predict else None
-        )
+        records = self._records(project, run.versions + [ctx.model_version])
         if request.limit is not None:
             records = [record for record in records if record.truth is not None][: request.limit]
             run.task_ids = [record.id for record in records]
@@ -145,18 +175,14 @@ class Evaluations:
     def recent(self, project: int, limit: int = 20) -> list[EvaluationRun]:
         return self.runs.recent(str(project), limit)
 
-    def _records(self, project: OpenProject, versions: list[str], predicting: str | None = None) -> list[_TaskRecord]:
-        """The project's tasks as Label Studio pages them, each reduced to what scoring needs as it arrives:
-        a task's data only when it is to be predicted (it has a ground truth and no prediction of the version
-        ``predicting``), its predictions only when it has a ground truth.  A run holds no more of the project
-        than that, however large its tasks."""
+    def _records(self, project: OpenProject, versions: list[str]) -> list[_TaskRecord]:
+        """The project's tasks as Label Studio pages them, each reduced to what scoring needs as it arrives (see
+        ``_record``).  A run holds no more of the project than that, however large its tasks."""
         wanted = set(versions)
-        records = []
-        for task in project.label_studio.tasks(project.id, page_size=PAGE_SIZE, with_results=True):
-            truth = ground_truth_result(task.get("annotations") or [])
-            predictions = _latest_by_version(task.get("predictions") or [], wanted) if truth is not None else {}
-            to_predict = predicting is not None and truth is not None and predicting not in predictions
-            records.append(_TaskRecord(task["id"], (task.get("data") or {}) if to_predict else {}, truth, predictions))
+        records = [
+            _record(task, wanted, project.ctx.spec)
+            for task in project.label_studio.tasks(project.id, page_size=PAGE_SIZE, with_results=True)
+        ]
         return sorted(records, key=lambda record: record.id)
 
     def _controls(
@@ -185,7 +211,7 @@ class Evaluations:
     ) -> EvaluationRun:
         controls, run.skipped_controls = self._controls(project, records, run.controls)
         comparing = len(run.versions) > 1
-        run.scores = []
+        scored = []
         for version in run.versions:
             tasks = [
                 TaskToScore(
@@ -195,14 +221,16 @@ class Evaluations:
                     if comparing and not all(v in record.predictions for v in run.versions)
                     else record.predictions.get(version),
                     failed=version == run.predicted_version and record.id in failed,
+                    score=record.scores.get(version),
                 )
                 for record in records
             ]
             try:
-                evaluation = score(project.ctx.spec.interface, tasks, controls)
+                evaluation = score(project.ctx.spec.interface, tasks, controls, tuple(run.precisions))
             except ValueError as exc:  # a requested control that is not in the config, or not scored
                 raise InvalidRequest(str(exc)) from None
-            run.scores.append(VersionScore.of(version, evaluation))
+            scored.append((version, evaluation))
+        run.keep_scores(scored, {record.id: record.excerpt for record in records})
         run.state, run.finished_at = RunState.DONE, time.time()
         self.runs.save(run)
         return run

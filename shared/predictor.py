@@ -130,7 +130,8 @@ class Predictor:
         self, ctx: PredictionContext, data: dict[str, Any], answer: LLMAnswer, task_id: object = None
     ) -> Prediction:
         """The answer's regions (what Label Studio would refuse is dropped and logged), scored by the
-        answer's logprobs when the provider sent them, else by how well the labels matched."""
+        answer's logprobs when the provider sent them, else by how well the labels matched; where several
+        controls chose labels, each region also carries its control's score."""
         reading = read_prediction(
             ctx.spec, data, ctx.prompt, answer.messages(), answer.mode or "text", self.settings.choice_match_threshold
         )
@@ -139,7 +140,8 @@ class Predictor:
         for reason in reading.filled.dropped:
             log.warning("task %s: dropped %s", task_id, reason)
         score = reading.filled.score(answer.logprobs)
-        return {"result": reading.filled.regions, "score": score, "model_version": ctx.model_version}
+        regions = reading.filled.scored_regions(answer.logprobs)
+        return {"result": regions, "score": score, "model_version": ctx.model_version}
 
     def empty(self, ctx: PredictionContext) -> Prediction:
         return {"result": [], "score": 0.0, "model_version": ctx.model_version}

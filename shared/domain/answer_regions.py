@@ -49,11 +49,32 @@ class Filled:
     dropped: list[str] = field(default_factory=list)
     confidences: list[float] = field(default_factory=list)  # one per chosen label: how well it matched
     labels: list[str] = field(default_factory=list)  # the chosen labels as the model wrote them
+    label_controls: list[str] = field(default_factory=list)  # one per chosen label: the control that chose it
     asks_for_labels: bool = False
 
     def score(self, tokens: Sequence[Any] | None = None) -> float:
         """The prediction's score, from the answer's token log-probabilities when given (see score.py)."""
         return prediction_score(self.confidences, self.asks_for_labels, tokens, self.labels)
+
+    def scored_regions(self, tokens: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """The regions, each with its own control's ``score`` when labels were chosen by several controls.
+
+        A control's score follows the prediction's rules on that control's labels alone, so an evaluation
+        calibrates each control by how sure the model was of it, not of the whole answer.  With one such
+        control the prediction's score says it all and the regions are left as they are.
+        """
+        controls = list(dict.fromkeys(self.label_controls))
+        if len(controls) < 2:
+            return self.regions
+        scores = {}
+        for name in controls:
+            mine = [index for index, owner in enumerate(self.label_controls) if owner == name]
+            labels, confidences = [self.labels[i] for i in mine], [self.confidences[i] for i in mine]
+            scores[name] = prediction_score(confidences, True, tokens, labels)
+        return [
+            {**region, "score": scores[region["from_name"]]} if region.get("from_name") in scores else region
+            for region in self.regions
+        ]
 
 
 class _Refused(ValueError):
@@ -122,6 +143,7 @@ class _Builder:
             return
         self.filled.regions.append(region)
         self.filled.labels.extend(labels)
+        self.filled.label_controls.extend(output.name for _ in labels)
         read = self.confidences.get(output.name, {})
         self.filled.confidences.extend(read.get(label, 1.0) if confidence is None else confidence for label in labels)
 

@@ -1,19 +1,24 @@
-"""An evaluation run as one self-contained HTML page: tables, confusion matrices as inline SVG, and links
-that open the disagreeing tasks in Label Studio.  Everything shown is escaped: labels and titles come from
-the project's users."""
+"""An evaluation run as one self-contained HTML page that opens offline: tables, confusion matrices and
+reliability charts as inline SVG, each disagreement with its text, both answers, its score and a link that
+opens it in Label Studio; a comparison shows the two versions side by side and the tasks that changed.
+Everything shown is escaped: task texts, labels, titles and versions come from the project's users."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
+from typing import Any
 
+from shared.domain.calibration import Calibration
 from shared.domain.confusion_svg import confusion_svg
 from shared.domain.data_manager import project_url, task_url
 from shared.domain.evaluation_run import EvaluationRun, VersionScore
-from shared.domain.evaluation_text import coverage_line, number, signed
+from shared.domain.evaluation_text import MISSING, coverage_line, number, percent, signed
+from shared.domain.reliability_svg import reliability_svg
 from shared.domain.scorers import ControlScore
-from shared.domain.scoring import COVERAGE, Comparison
+from shared.domain.scoring import COVERAGE, Comparison, lower_is_better
+from shared.domain.task_changes import BROKEN, CHANGED, FIXED, ControlChanges
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #111; padding: 0 1em; }
@@ -25,17 +30,38 @@ th { background: #f3f3f3; }
 .better { color: #16803d; } .worse { color: #c82828; }
 .meta { color: #555; } code { font-size: 0.95em; }
 section.control { border-left: 3px solid #ddd; padding-left: 1em; margin: 1.5em 0; }
+table.tasks { width: 100%; } table.tasks td, table.tasks th { vertical-align: top; text-align: left; }
+table.tasks td:nth-child(2) { font-size: 0.9em; color: #333; max-width: 32em; }
+tr.broken td:first-child { border-left: 4px solid #c82828; } tr.fixed td:first-child { border-left: 4px solid #16803d; }
+.caption { color: #555; font-size: 0.85em; max-width: 26em; }
+.pictures { display: flex; flex-wrap: wrap; gap: 2em; align-items: flex-start; }
+.versions { display: grid; grid-template-columns: repeat(auto-fit, minmax(30em, 1fr)); gap: 2em; }
+.versions > div { min-width: 0; overflow-x: auto; }
 """
+
+CHART_CAPTION = (
+    "Bars: the accuracy of each score range; black ticks: its mean score; dashed: perfect calibration. "
+    "A bar below its tick is overconfident."
+)
+
+THRESHOLD_CAPTION = (
+    "Accept the predictions scored at or above the threshold of the precision you need; review the rest "
+    "(the Data Manager sorts tasks by prediction score)."
+)
 
 
 def _when(timestamp: float | None) -> str:
     return "-" if timestamp is None else datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], css: str = "") -> str:
-    """A table of already-escaped cells."""
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], css: str = "", row_css: Sequence[str] = ()) -> str:
+    """A table of already-escaped cells; ``row_css`` gives rows a class (a task that a comparison fixed …)."""
     head = "".join(f"<th>{cell}</th>" for cell in header)
-    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    classes = [f' class="{name}"' if name else "" for name in row_css] or [""] * len(rows)
+    body = "".join(
+        f"<tr{row_class}>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>"
+        for row_class, row in zip(classes, rows, strict=True)
+    )
     attribute = f' class="{css}"' if css else ""
     return f"<table{attribute}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -53,17 +79,67 @@ def _per_label(score: ControlScore) -> str:
     return "".join(parts)
 
 
+def _task_link(run: EvaluationRun, task_id: Any) -> str:
+    label = f"task {escape(str(task_id))}"
+    if run.label_studio_url:
+        label = f'<a href="{escape(task_url(run.label_studio_url, run.project, task_id))}">{label}</a>'
+    return label
+
+
+def _answer(text: str | None) -> str:
+    return escape(MISSING if text is None else text)
+
+
+def _score(value: float | None) -> str:
+    return MISSING if value is None else f"{value:.3f}"
+
+
 def _disagreements(run: EvaluationRun, score: ControlScore, total: int, shown: int) -> str:
     if not total:
         return "<p>No disagreements.</p>"
-    items = []
-    for task_id in score.disagreements[:shown]:
-        label = f"task {escape(str(task_id))}"
-        if run.label_studio_url:
-            label = f'<a href="{escape(task_url(run.label_studio_url, run.project, task_id))}">{label}</a>'
-        items.append(f"<li>{label}</li>")
-    listed = min(total, shown, len(score.disagreements))
-    return f"<p>Disagreements: {total} (first {listed}):</p><ul>{''.join(items)}</ul>"
+    first = score.details[:shown]
+    rows = [
+        [
+            _task_link(run, detail.task_id),
+            escape(run.excerpt(detail.task_id)),
+            _answer(detail.expected),
+            _answer(detail.predicted),
+            _score(detail.score),
+        ]
+        for detail in first
+    ]
+    table = _table(["task", "text", "expected", "predicted", "score"], rows, css="tasks")
+    return f"<p>Disagreements: {total} (first {len(first)}):</p>{table}"
+
+
+def _calibration(calibration: Calibration | None, title: str) -> str:
+    if calibration is None or not calibration.items:
+        return ""
+    unscored = f"; {calibration.unscored} without a score" if calibration.unscored else ""
+    buckets = [
+        [f"{b.low:.1f}-{b.high:.1f}", str(b.items), number(b.mean_score), number(b.accuracy)]
+        for b in calibration.buckets
+        if b.items
+    ]
+    thresholds = [
+        [
+            f"{t.target:g}",
+            "none reaches it" if t.score is None else f"≥ {t.score:.3f}",
+            percent(t.precision),
+            str(t.items),
+            percent(t.share),
+        ]
+        for t in calibration.thresholds
+    ]
+    return (
+        f"<h4>Calibration of the score</h4><p>ECE {number(calibration.ece)} over {calibration.items} items "
+        f"with a score{unscored}.</p>"
+        f'<div class="pictures"><div>{reliability_svg(calibration, title)}'
+        f'<p class="caption">{CHART_CAPTION}</p></div><div>'
+        + _table(["score", "items", "mean score", "accuracy"], buckets)
+        + _table(["target precision", "score", "precision", "items", "share"], thresholds)
+        + f'<p class="caption">{THRESHOLD_CAPTION}</p></div></div>'
+    )
 
 
 def _control(run: EvaluationRun, version: VersionScore, name: str, score: ControlScore, shown: int) -> str:
@@ -71,9 +147,10 @@ def _control(run: EvaluationRun, version: VersionScore, name: str, score: Contro
     picture = ""
     if score.confusion is not None and score.items:
         picture = "<p>Confusion matrix</p>" + confusion_svg(score.confusion, f"{name}, version {version.version}")
+    calibration = _calibration(score.calibration, f"{name}, version {version.version}")
     return (
         f'<section class="control"><h3>{escape(name)} <small>({escape(score.kind)}, {score.items} items)</small></h3>'
-        f"{metrics}{_per_label(score)}{picture}"
+        f"{metrics}{_per_label(score)}{picture}{calibration}"
         f"{_disagreements(run, score, version.disagreements.get(name, 0), shown)}</section>"
     )
 
@@ -86,13 +163,51 @@ def _version(run: EvaluationRun, version: VersionScore, shown: int) -> str:
     return f"<h2>Version <code>{escape(version.version)}</code></h2><p>{coverage}</p>{controls}"
 
 
+KIND_HEADINGS = {
+    BROKEN: "Broken: right before, wrong after",
+    FIXED: "Fixed: wrong before, right after",
+    CHANGED: "Answered differently, wrong both times",
+}
+
+
+def _changes(run: EvaluationRun, name: str, changes: ControlChanges, shown: int) -> str:
+    counts = f"{changes.broken} broken, {changes.fixed} fixed, {changes.changed} answered differently"
+    parts = [f"<h3>{escape(name)}</h3><p>{counts}.</p>"]
+    totals = {BROKEN: changes.broken, FIXED: changes.fixed, CHANGED: changes.changed}
+    for kind, heading in KIND_HEADINGS.items():
+        first = [change for change in changes.tasks if change.kind == kind][:shown]
+        if not first:
+            continue
+        rows = []
+        for change in first:
+            before, after = _answer(change.before), _answer(change.after)
+            if change.before_score is not None:
+                before += f" <small>({_score(change.before_score)})</small>"
+            if change.after_score is not None:
+                after += f" <small>({_score(change.after_score)})</small>"
+            link, text = _task_link(run, change.task_id), escape(run.excerpt(change.task_id))
+            rows.append([link, text, _answer(change.expected), before, after])
+        header = ["task", "text", "expected", "before (score)", "after (score)"]
+        parts.append(f"<h4>{heading}: {totals[kind]} (first {len(first)})</h4>")
+        parts.append(_table(header, rows, css="tasks", row_css=[kind] * len(rows)))
+    return "".join(parts)
+
+
+def _changed_tasks(run: EvaluationRun, shown: int) -> str:
+    if not run.changes:
+        return ""
+    sections = "".join(_changes(run, name, changes, shown) for name, changes in run.changes.items())
+    return f"<h2>Tasks that changed</h2>{sections}"
+
+
 def _comparison(before: str, after: str, comparison: Comparison) -> str:
     rows = []
     for delta in comparison.deltas:
         if delta.control == COVERAGE and delta.metric != "scored":
             continue
         change = delta.delta
-        css = "" if not change else ' class="better"' if change > 0 else ' class="worse"'
+        improved = change is not None and (change < 0 if lower_is_better(delta.metric) else change > 0)
+        css = "" if not change else ' class="better"' if improved else ' class="worse"'
         rows.append(
             [
                 escape(delta.control),
@@ -105,7 +220,8 @@ def _comparison(before: str, after: str, comparison: Comparison) -> str:
     same = "the same tasks" if comparison.same_tasks else "<strong>different tasks</strong>"
     return (
         f"<h2>Comparison</h2><p><code>{escape(before)}</code> (before) → <code>{escape(after)}</code> (after), "
-        f"on {same}. For <code>mae</code> lower is better.</p>"
+        f"on {same}. Green marks an improvement, red a regression; lower is better for <code>mae</code>, "
+        "<code>ece</code> and the thresholds (the same precision from a lower score covers more tasks).</p>"
         + _table(["control", "metric", "before", "after", "change"], rows, css="comparison")
     )
 
@@ -122,7 +238,11 @@ def render_html(run: EvaluationRun, disagreements: int = 20) -> str:
     comparison = run.comparison
     if comparison is not None:
         body.append(_comparison(run.scores[0].version, run.scores[1].version, comparison))
-    body += [_version(run, version, disagreements) for version in run.scores]
+        body.append(_changed_tasks(run, disagreements))
+        versions = "".join(f"<div>{_version(run, version, disagreements)}</div>" for version in run.scores)
+        body.append(f'<div class="versions">{versions}</div>')
+    else:
+        body += [_version(run, version, disagreements) for version in run.scores]
     if run.skipped_controls:
         items = "".join(f"<li>{escape(name)}: {escape(why)}</li>" for name, why in run.skipped_controls.items())
         body.append(f"<h2>Not scored</h2><ul>{items}</ul>")

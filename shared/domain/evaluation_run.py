@@ -3,17 +3,21 @@
 A run scores one version (``llm-backend eval``) or two on the same tasks (``--compare``, the first being
 "before").  A run that first predicts (``--predict``) waits in ``predicting`` for its batch job, remembering
 which tasks it predicts, and is scored once the job has finished.  Disagreements are kept up to
-``DISAGREEMENTS_KEPT`` task ids per control, with their full count, so a 100,000-task project stays a small
-record.
+``DISAGREEMENTS_KEPT`` per control (each with both answers and the prediction's score), with their full
+count, and so are the tasks a comparison changed; the run keeps a text excerpt of each task it lists, so a
+100,000-task project stays a small record.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from shared.domain.calibration import DEFAULT_PRECISIONS
 from shared.domain.scoring import Comparison, Evaluation, compare
+from shared.domain.task_changes import ControlChanges, task_changes
 
 DISAGREEMENTS_KEPT = 100
 
@@ -36,10 +40,7 @@ class VersionScore:
     @classmethod
     def of(cls, version: str, evaluation: Evaluation, keep: int = DISAGREEMENTS_KEPT) -> VersionScore:
         counts = {name: len(score.disagreements) for name, score in evaluation.controls.items()}
-        controls = {
-            name: replace(score, disagreements=score.disagreements[:keep])
-            for name, score in evaluation.controls.items()
-        }
+        controls = {name: replace(score, details=score.details[:keep]) for name, score in evaluation.controls.items()}
         return cls(version, replace(evaluation, controls=controls), counts)
 
     def as_dict(self) -> dict[str, Any]:
@@ -57,7 +58,9 @@ class VersionScore:
 @dataclass
 class EvaluationRun:
     """``versions`` lists what is scored (before, after when comparing); ``task_ids`` the tasks of the run
-    (None: every task of the project); ``predicted_version`` the version its job predicts."""
+    (None: every task of the project); ``predicted_version`` the version its job predicts; ``precisions`` the
+    target precisions the calibration finds thresholds for.  Once scored, ``changes`` holds the tasks a
+    comparison changed, per control, and ``excerpts`` the text of every task the run lists (by task id)."""
 
     id: str
     project: str
@@ -74,6 +77,27 @@ class EvaluationRun:
     skipped_controls: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     finished_at: float | None = None
+    precisions: list[float] = field(default_factory=lambda: list(DEFAULT_PRECISIONS))
+    changes: dict[str, ControlChanges] = field(default_factory=dict)
+    excerpts: dict[str, str] = field(default_factory=dict)
+
+    def keep_scores(
+        self, scored: Sequence[tuple[str, Evaluation]], excerpts: Mapping[Any, str], keep: int = DISAGREEMENTS_KEPT
+    ) -> None:
+        """Keep each version's figures, the tasks two versions changed, and the excerpts of the tasks listed."""
+        self.scores = [VersionScore.of(version, evaluation, keep) for version, evaluation in scored]
+        self.changes = task_changes(scored[0][1], scored[1][1], keep) if len(scored) == 2 else {}
+        listed = [
+            detail.task_id
+            for version in self.scores
+            for score in version.evaluation.controls.values()
+            for detail in score.details
+        ]
+        listed += [change.task_id for changes in self.changes.values() for change in changes.tasks]
+        self.excerpts = {str(task_id): excerpts[task_id] for task_id in listed if excerpts.get(task_id)}
+
+    def excerpt(self, task_id: Any) -> str:
+        return self.excerpts.get(str(task_id), "")
 
     @property
     def comparison(self) -> Comparison | None:
@@ -100,6 +124,9 @@ class EvaluationRun:
             "skipped_controls": dict(self.skipped_controls),
             "scores": [score.as_dict() for score in self.scores],
             "comparison": comparison.as_dict() if comparison else None,
+            "precisions": list(self.precisions),
+            "changes": {name: changes.as_dict() for name, changes in self.changes.items()},
+            "excerpts": dict(self.excerpts),
         }
 
     @classmethod
@@ -121,6 +148,9 @@ class EvaluationRun:
             skipped_controls=dict(data.get("skipped_controls") or {}),
             error=data.get("error"),
             finished_at=data.get("finished_at"),
+            precisions=list(data.get("precisions") or DEFAULT_PRECISIONS),
+            changes={name: ControlChanges.from_dict(changes) for name, changes in (data.get("changes") or {}).items()},
+            excerpts=dict(data.get("excerpts") or {}),
         )
 
     def summary(self) -> dict[str, Any]:

@@ -1,26 +1,35 @@
 """An evaluation run as plain-text tables, for the terminal.
 
 Per version: coverage, then per control its headline metrics, per-label precision/recall/F1, the confusion
-matrix (single choices) and the first disagreeing tasks with a Data Manager link each; then, when two
-versions were compared, every figure side by side with its change.
+matrix (single choices), the calibration of the score (reliability table, ECE, review thresholds) and the
+first disagreeing tasks, each with a Data Manager link, both answers, the score and the start of its text;
+then, when two versions were compared, every figure side by side with its change and the tasks that changed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from shared.domain.calibration import Calibration
 from shared.domain.data_manager import project_url, task_url
 from shared.domain.evaluation_run import EvaluationRun, VersionScore
-from shared.domain.scorers import ControlScore
+from shared.domain.scorers import ControlScore, shorten
 from shared.domain.scoring import COVERAGE, Comparison, Coverage
+from shared.domain.task_changes import ControlChanges
 
 MISSING = "-"  # an undefined ratio (nothing to divide by)
+TEXT_EXCERPT_CHARS = 70  # a task's text on a disagreement's line
 
 
 def number(value: float | None) -> str:
     if value is None:
         return MISSING
     return str(value) if isinstance(value, int) else f"{value:.3f}"
+
+
+def percent(share: float | None) -> str:
+    return MISSING if share is None else f"{share:.1%}"
 
 
 def signed(value: float | None) -> str:
@@ -73,14 +82,54 @@ def _confusion(score: ControlScore) -> list[str]:
     return ["    confusion matrix (rows: ground truth, columns: prediction)", *table(rows, indent=6)]
 
 
+def _calibration(calibration: Calibration | None) -> list[str]:
+    if calibration is None or not calibration.items:
+        return []
+    unscored = f", {calibration.unscored} without" if calibration.unscored else ""
+    counted = f"{calibration.items} items with a score{unscored}"
+    lines = [f"    calibration of the score: ECE {number(calibration.ece)} ({counted})"]
+    rows = [["score", "items", "mean score", "accuracy"]]
+    rows += [
+        [f"{b.low:.1f}-{b.high:.1f}", str(b.items), number(b.mean_score), number(b.accuracy)]
+        for b in calibration.buckets
+        if b.items
+    ]
+    lines += table(rows, indent=6)
+    for threshold in calibration.thresholds:
+        target = f"      precision {threshold.target:g}: "
+        if threshold.score is None or threshold.share is None:
+            lines.append(target + "no score reaches it")
+        else:
+            lines.append(
+                f"{target}score >= {threshold.score:.3f} ({percent(threshold.precision)} right), "
+                f"covers {percent(threshold.share)} ({threshold.items} of {calibration.items} items)"
+            )
+    return lines
+
+
+def _link(run: EvaluationRun, task_id: Any) -> str:
+    return f"  {task_url(run.label_studio_url, run.project, task_id)}" if run.label_studio_url else ""
+
+
+def _excerpt(run: EvaluationRun, task_id: Any) -> str:
+    text = run.excerpt(task_id)
+    return f"  {shorten(text, TEXT_EXCERPT_CHARS)!r}" if text else ""
+
+
+def _score(value: float | None) -> str:
+    return "" if value is None else f" (score {value:.3f})"
+
+
 def _disagreements(run: EvaluationRun, score: ControlScore, total: int, shown: int) -> list[str]:
     if not total:
         return ["    disagreements: none"]
-    first = score.disagreements[:shown]
+    first = score.details[:shown]
     lines = [f"    disagreements: {total} task{'s' if total != 1 else ''}; first {len(first)}:"]
-    for task_id in first:
-        link = f"  {task_url(run.label_studio_url, run.project, task_id)}" if run.label_studio_url else ""
-        lines.append(f"      task {task_id}{link}")
+    for detail in first:
+        lines.append(f"      task {detail.task_id}{_link(run, detail.task_id)}")
+        if detail.expected is not None:
+            answers = f"expected {detail.expected}, predicted {detail.predicted}{_score(detail.score)}"
+            lines.append(f"        {answers}{_excerpt(run, detail.task_id)}")
     return lines
 
 
@@ -97,6 +146,7 @@ def version_lines(run: EvaluationRun, version: VersionScore, shown: int) -> list
         lines.append(f"    {metrics}")
         lines += _per_label(score)
         lines += _confusion(score)
+        lines += _calibration(score.calibration)
         lines += _disagreements(run, score, version.disagreements.get(name, 0), shown)
     return lines
 
@@ -110,6 +160,20 @@ def comparison_lines(before: str, after: str, comparison: Comparison) -> list[st
         if delta.control != COVERAGE or delta.metric == "scored"
     ]
     return [f"comparison: {before} (before) -> {after} (after), on {same}", *table(rows, indent=2, text_columns=2)]
+
+
+def changes_lines(run: EvaluationRun, name: str, changes: ControlChanges, shown: int) -> list[str]:
+    lines = [
+        f"  {name}: {changes.fixed} fixed, {changes.broken} broken, {changes.changed} answered differently"
+        + (f"; first {min(shown, len(changes.tasks))}:" if changes.tasks else "")
+    ]
+    for change in changes.tasks[:shown]:
+        lines.append(f"    {change.kind} task {change.task_id}{_link(run, change.task_id)}")
+        lines.append(
+            f"      expected {change.expected}: before {change.before}{_score(change.before_score)}, "
+            f"after {change.after}{_score(change.after_score)}"
+        )
+    return lines
 
 
 def render_text(run: EvaluationRun, disagreements: int = 5) -> str:
@@ -130,4 +194,8 @@ def render_text(run: EvaluationRun, disagreements: int = 5) -> str:
     comparison = run.comparison
     if comparison is not None:
         lines += ["", *comparison_lines(run.scores[0].version, run.scores[1].version, comparison)]
+        if run.changes:
+            lines += ["", "tasks that changed (fixed: wrong before, right after; broken: right before, wrong after):"]
+            for name, changes in run.changes.items():
+                lines += changes_lines(run, name, changes, disagreements)
     return "\n".join(lines) + "\n"

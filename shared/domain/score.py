@@ -8,8 +8,8 @@ whatever the config:
    of the tokens that spell the chosen labels in the answer: in a JSON answer each label's quoted
    value (``"Sarcastic"``), in prose its plain occurrences.  Tokens of free text, keys and
    punctuation do not count: they say nothing about the labels.
-2. Otherwise (tool calls carry no log-probabilities, many providers send none, cached answers lose
-   them) the score is the mean of the per-label match confidences the caller supplies: 1.0 for a
+2. Otherwise (tool calls carry no log-probabilities, many providers send none; cached answers keep
+   theirs) the score is the mean of the per-label match confidences the caller supplies: 1.0 for a
    label named exactly, less for a fuzzy or loosely quoted one.
 3. A prediction with no label to be sure of scores 1.0 when the config asks for no labels (text
    answers only) and 0.0 when it asked for labels and got none.

@@ -8,6 +8,9 @@ A task where neither side answers the control is no item for it: a conditional o
 blank on both sides agrees by saying nothing, and counting it would inflate accuracy.  A task where one
 side is blank is an item, with the blank side as ``(none)``.
 
+Each disagreement keeps both answers as short text (``show``) and the prediction's score, for the reports;
+each item's outcome is returned to the caller, which tallies it by score (``calibration``).
+
 Ratios whose denominator is zero are ``None`` (undefined), never 0 or 1: precision with no predicted
 label, recall with no true label.  F1 is ``2·tp / (2·tp + fp + fn)``, defined whenever the label occurs
 on either side.  Macro F1 averages the labels that occur on either side (as scikit-learn does).
@@ -20,13 +23,16 @@ import re
 import unicodedata
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
+from shared.domain.calibration import Calibration
 from shared.domain.sdk_tags import SdkControl
 
 NONE = "(none)"
+SHOWN_CHARS = 120  # an answer as a report shows it: a long text or many spans are cut
+SHOWN_PARTS = 5  # spans, paths or labels listed before "… (N in all)"
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
@@ -86,10 +92,37 @@ class Confusion:
         return cls(labels=list(data["labels"]), rows=[list(row) for row in data["rows"]])
 
 
+def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def listed(parts: list[str]) -> str:
+    """Parts joined with ``; ``, the first ``SHOWN_PARTS`` of them when there are more; ``(none)`` for none."""
+    if not parts:
+        return NONE
+    more = f"; … ({len(parts)} in all)" if len(parts) > SHOWN_PARTS else ""
+    return shorten("; ".join(parts[:SHOWN_PARTS]) + more)
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """One task where the prediction differs: both answers as a report shows them, and the score that went with
+    the prediction (None: it had none).  A run stored before answers were kept has only the task id."""
+
+    task_id: Any
+    expected: str | None = None
+    predicted: str | None = None
+    score: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class ControlScore:
     """Every figure for one control.  ``per_label`` maps a matching rule (``match`` for choices, ``exact``
-    and ``overlap`` for spans) to each label's counts; ``disagreements`` lists task ids in task order."""
+    and ``overlap`` for spans) to each label's counts; ``details`` lists the disagreements in task order and
+    ``calibration`` how far the scores of this control's items can be trusted."""
 
     control: str
     kind: str
@@ -97,7 +130,13 @@ class ControlScore:
     metrics: dict[str, float | None]
     per_label: dict[str, dict[str, Counts]] = field(default_factory=dict)
     confusion: Confusion | None = None
-    disagreements: list[Any] = field(default_factory=list)
+    details: list[Disagreement] = field(default_factory=list)
+    calibration: Calibration | None = None
+
+    @property
+    def disagreements(self) -> list[Any]:
+        """The disagreeing task ids, in task order."""
+        return [detail.task_id for detail in self.details]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -110,7 +149,9 @@ class ControlScore:
                 for rule, labels in self.per_label.items()
             },
             "confusion": self.confusion.as_dict() if self.confusion else None,
-            "disagreements": list(self.disagreements),
+            "disagreements": self.disagreements,
+            "disagreement_details": [detail.as_dict() for detail in self.details],
+            "calibration": self.calibration.as_dict() if self.calibration else None,
         }
 
     @classmethod
@@ -125,28 +166,38 @@ class ControlScore:
                 for rule, labels in data["per_label"].items()
             },
             confusion=Confusion.from_dict(data["confusion"]) if data.get("confusion") else None,
-            disagreements=list(data["disagreements"]),
+            details=[Disagreement(**detail) for detail in data["disagreement_details"]]
+            if "disagreement_details" in data
+            else [Disagreement(task_id) for task_id in data["disagreements"]],
+            calibration=Calibration.from_dict(data["calibration"]) if data.get("calibration") else None,
         )
 
 
 class Scorer(ABC):
-    """Counts items and disagreements; subclasses read their values and compare one task."""
+    """Counts items and disagreements; subclasses read their values, compare one task and show an answer."""
 
     kind: ClassVar[str]
 
     def __init__(self, control: SdkControl) -> None:
         self.control = control
         self.items = 0
-        self.disagreements: list[Any] = []
+        self.details: list[Disagreement] = []
 
-    def add(self, task_id: Any, truth: list[dict[str, Any]], predicted: list[dict[str, Any]]) -> None:
-        """One task: the ``value`` dicts of this control's regions in the ground truth and the prediction."""
+    def add(
+        self, task_id: Any, truth: list[dict[str, Any]], predicted: list[dict[str, Any]], score: float | None = None
+    ) -> bool | None:
+        """One task: the ``value`` dicts of this control's regions in the ground truth and the prediction, and
+        the prediction's score.  True when they agree, False when not, None when the task is no item."""
         truth_answer, predicted_answer = self.read(truth), self.read(predicted)
         if truth_answer is None and predicted_answer is None:
-            return
+            return None
         self.items += 1
-        if not self.compare(truth_answer, predicted_answer):
-            self.disagreements.append(task_id)
+        if self.compare(truth_answer, predicted_answer):
+            return True
+        expected = NONE if truth_answer is None else self.show(truth_answer)
+        guessed = NONE if predicted_answer is None else self.show(predicted_answer)
+        self.details.append(Disagreement(task_id, expected, guessed, score))
+        return False
 
     @abstractmethod
     def read(self, values: list[dict[str, Any]]) -> Any:
@@ -160,14 +211,21 @@ class Scorer(ABC):
     def metrics(self) -> dict[str, float | None]:
         """The headline figures, by metric name."""
 
-    def result(self) -> ControlScore:
-        return ControlScore(self.control.name, self.kind, self.items, self.metrics(), disagreements=self.disagreements)
+    @abstractmethod
+    def show(self, answer: Any) -> str:
+        """An answer ``read`` returned, as a short text for a report."""
 
-    def in_config_order(self, per_label: dict[str, Counts]) -> dict[str, Counts]:
+    def result(self) -> ControlScore:
+        return ControlScore(self.control.name, self.kind, self.items, self.metrics(), details=self.details)
+
+    def ordered(self, labels: Iterable[str]) -> list[str]:
         """Labels as the config lists them, then any it does not (first seen first)."""
         known = {label: index for index, label in enumerate(self.control.labels or [])}
-        order = sorted(enumerate(per_label), key=lambda item: (known.get(item[1], len(known)), item[0]))
-        return {label: per_label[label] for _, label in order}
+        order = sorted(enumerate(labels), key=lambda item: (known.get(item[1], len(known)), item[0]))
+        return [label for _, label in order]
+
+    def in_config_order(self, per_label: dict[str, Counts]) -> dict[str, Counts]:
+        return {label: per_label[label] for label in self.ordered(per_label)}
 
 
 def _f1_summary(per_label: dict[str, Counts]) -> tuple[float | None, float | None]:
@@ -181,6 +239,14 @@ def _f1_summary(per_label: dict[str, Counts]) -> tuple[float | None, float | Non
 
 def _labels_of(values: list[dict[str, Any]], key: str) -> list[str]:
     return [label for value in values for label in value.get(key) or []]
+
+
+def _confusion(config_labels: list[str], pairs: Counter[tuple[str, str]]) -> Confusion:
+    """The matrix of (truth, prediction) pairs: the config's labels, then any other seen, then ``(none)``."""
+    seen = [label for pair in pairs for label in pair]
+    labels = list(dict.fromkeys([*config_labels, *seen]))
+    labels = [label for label in labels if label != NONE] + [NONE]
+    return Confusion(labels, [[pairs[truth, predicted] for predicted in labels] for truth in labels])
 
 
 class SingleChoiceScorer(Scorer):
@@ -218,21 +284,20 @@ class SingleChoiceScorer(Scorer):
         macro, micro = _f1_summary(self.per_label)
         return {"accuracy": ratio(self.correct, self.items), "macro_f1": macro, "micro_f1": micro}
 
-    def confusion(self) -> Confusion:
-        seen = [label for pair in self.pairs for label in pair]
-        labels = list(dict.fromkeys([*self.control.labels, *seen]))
-        labels = [label for label in labels if label != NONE] + [NONE]
-        return Confusion(labels, [[self.pairs[truth, predicted] for predicted in labels] for truth in labels])
+    def show(self, answer: str) -> str:
+        return shorten(answer)
 
     def result(self) -> ControlScore:
         score = super().result()
         score.per_label = {"match": self.in_config_order(self.per_label)}
-        score.confusion = self.confusion()
+        score.confusion = _confusion(self.control.labels or [], self.pairs)
         return score
 
 
 class MultiChoiceScorer(Scorer):
-    """Choices with ``choice="multiple"``: exact-set accuracy and per-label precision/recall/F1."""
+    """Choices with ``choice="multiple"``: exact-set accuracy and per-label precision/recall/F1; and the
+    confusion matrix when every answer on both sides held at most one label (a config that allows several
+    where the team picks one)."""
 
     kind = "multichoice"
 
@@ -240,12 +305,18 @@ class MultiChoiceScorer(Scorer):
         super().__init__(control)
         self.exact = 0
         self.per_label: dict[str, Counts] = {}
+        self.pairs: Counter[tuple[str, str]] = Counter()
+        self.single = True
 
     def read(self, values: list[dict[str, Any]]) -> frozenset[str] | None:
         return frozenset(_labels_of(values, "choices")) or None
 
     def compare(self, truth: frozenset[str] | None, predicted: frozenset[str] | None) -> bool:
         truth, predicted = truth or frozenset(), predicted or frozenset()
+        if len(truth) <= 1 and len(predicted) <= 1:
+            self.pairs[min(truth, default=NONE), min(predicted, default=NONE)] += 1
+        else:
+            self.single = False
         for label in truth | predicted:
             counts = self.per_label.setdefault(label, Counts())
             if label in truth and label in predicted:
@@ -261,9 +332,14 @@ class MultiChoiceScorer(Scorer):
         macro, micro = _f1_summary(self.per_label)
         return {"exact_set_accuracy": ratio(self.exact, self.items), "macro_f1": macro, "micro_f1": micro}
 
+    def show(self, answer: frozenset[str]) -> str:
+        return listed(self.ordered(sorted(answer)))
+
     def result(self) -> ControlScore:
         score = super().result()
         score.per_label = {"match": self.in_config_order(self.per_label)}
+        if self.single and self.items:
+            score.confusion = _confusion(self.control.labels or [], self.pairs)
         return score
 
 
@@ -385,6 +461,14 @@ class SpanScorer(Scorer):
             self._count("overlap", label, overlap, len(true_spans), len(predicted_spans))
         return truth_counts == predicted_counts
 
+    @staticmethod
+    def _at(position: tuple[float, ...]) -> str:
+        return ":".join(f"{number:g}" for number in position)
+
+    def show(self, answer: list[Span]) -> str:
+        spans = sorted(answer)
+        return listed([f"{span.label} {self._at(span.begin)}-{self._at(span.end)}" for span in spans])
+
     def metrics(self) -> dict[str, float | None]:
         figures: dict[str, float | None] = {}
         for rule in self.RULES:
@@ -432,6 +516,9 @@ class TaxonomyScorer(Scorer):
         self.exact += truth == predicted
         return truth == predicted
 
+    def show(self, answer: frozenset[tuple[str, ...]]) -> str:
+        return listed([" / ".join(path) for path in sorted(answer)])
+
     def metrics(self) -> dict[str, float | None]:
         figures = {"path_accuracy": ratio(self.exact, self.items)}
         for level in sorted(self.level_items):
@@ -463,6 +550,9 @@ class NumericScorer(Scorer):
             self.absolute_error += abs(truth - predicted)
         self.exact += truth == predicted
         return truth == predicted
+
+    def show(self, answer: float) -> str:
+        return f"{answer:g}"
 
     def metrics(self) -> dict[str, float | None]:
         return {"accuracy": ratio(self.exact, self.items), "mae": ratio(self.absolute_error, self.compared)}
@@ -508,6 +598,9 @@ class TextScorer(Scorer):
         self.f1_total += token_f1(truth or "", predicted or "")
         self.exact += truth == predicted
         return truth == predicted
+
+    def show(self, answer: str) -> str:
+        return shorten(answer)
 
     def metrics(self) -> dict[str, float | None]:
         return {"exact_match": ratio(self.exact, self.items), "token_f1": ratio(self.f1_total, self.items)}

@@ -6,7 +6,11 @@ predicted regions of one model version, in task order; the labeling config, pars
 
 Metrics measure the predictions that exist: a task without ground truth, whose prediction failed or that
 has no prediction is counted in ``coverage`` and not scored, while a scored prediction that leaves a
-control blank counts as ``(none)`` for it.  The figures come out as plain dataclasses whose ``as_dict()``
+control blank counts as ``(none)`` for it.
+
+Each item is also tallied by its score for the calibration (``calibration``): the mean ``score`` of the
+prediction's regions of that control when they carry one (as Label Studio allows per region), else the
+prediction's ``score``.  The figures come out as plain dataclasses whose ``as_dict()``
 is JSON (for Redis) and whose ``flat()`` maps ``(control, metric)`` to a number (for Prometheus and for
 comparing two versions).
 """
@@ -18,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from shared.domain.calibration import DEFAULT_PRECISIONS, Calibration, ScoreTally
 from shared.domain.scorers import SCORERS, ControlScore, Scorer, scorer_for
 from shared.domain.sdk_tags import SdkInterface
 
@@ -27,12 +32,13 @@ COVERAGE = "(coverage)"  # the control name coverage figures carry in the flat v
 @dataclass(frozen=True)
 class TaskToScore:
     """One task: its ground-truth regions (None: nothing to score against), its predicted regions (None: no
-    prediction of this version) and whether predicting it failed."""
+    prediction of this version), whether predicting it failed, and the prediction's score (None: it has none)."""
 
     task_id: Any
     ground_truth: list[dict[str, Any]] | None
     prediction: list[dict[str, Any]] | None
     failed: bool = False
+    score: float | None = None
 
 
 @dataclass
@@ -57,12 +63,15 @@ class Evaluation:
 
     def flat(self) -> dict[tuple[str, str], float]:
         """``(control, metric) -> value`` for every defined figure: the headline metrics, ``items``, each
-        label's F1 (``f1:<label>``, or ``exact_f1:<label>`` / ``overlap_f1:<label>`` for spans) and the
-        coverage counts under the control ``(coverage)``."""
+        label's F1 (``f1:<label>``, or ``exact_f1:<label>`` / ``overlap_f1:<label>`` for spans), the
+        calibration (``ece``; per target precision the lowest score reaching it, ``threshold:<target>``, and
+        the share of items at or above it, ``share:<target>``) and the coverage counts under the control
+        ``(coverage)``."""
         view: dict[tuple[str, str], float] = {(COVERAGE, name): count for name, count in asdict(self.coverage).items()}
         for name, score in self.controls.items():
             view[name, "items"] = score.items
             view.update(((name, metric), value) for metric, value in score.metrics.items() if value is not None)
+            view.update(_calibration_figures(name, score.calibration))
             for rule, labels in score.per_label.items():
                 prefix = "" if rule == "match" else f"{rule}_"
                 view.update(
@@ -93,6 +102,17 @@ class Evaluation:
         )
 
 
+def _calibration_figures(name: str, calibration: Calibration | None) -> dict[tuple[str, str], float]:
+    if calibration is None or calibration.ece is None:
+        return {}
+    figures = {(name, "ece"): calibration.ece}
+    for threshold in calibration.thresholds:
+        if threshold.score is not None and threshold.share is not None:
+            figures[name, f"threshold:{threshold.target:g}"] = threshold.score
+            figures[name, f"share:{threshold.target:g}"] = threshold.share
+    return figures
+
+
 def _scorers(interface: SdkInterface, controls: Iterable[str] | None) -> dict[str, Scorer]:
     if controls is None:
         found = (scorer_for(control) for control in interface.controls)
@@ -120,17 +140,34 @@ def _values_by_control(regions: list[dict[str, Any]]) -> dict[str, list[dict[str
     return grouped
 
 
+def _region_scores(regions: list[dict[str, Any]]) -> dict[str, float]:
+    """The mean ``score`` of each control's regions, for the controls whose regions carry one."""
+    found: dict[str, list[float]] = {}
+    for region in regions:
+        value = region.get("score")
+        if region.get("from_name") and isinstance(value, int | float) and not isinstance(value, bool):
+            found.setdefault(region["from_name"], []).append(float(value))
+    return {name: sum(values) / len(values) for name, values in found.items()}
+
+
 def _digest(task_ids: list[Any]) -> str:
     return hashlib.sha256("\n".join(sorted(map(str, task_ids))).encode()).hexdigest()[:16]
 
 
-def score(interface: SdkInterface, tasks: Iterable[TaskToScore], controls: Iterable[str] | None = None) -> Evaluation:
+def score(
+    interface: SdkInterface,
+    tasks: Iterable[TaskToScore],
+    controls: Iterable[str] | None = None,
+    precisions: tuple[float, ...] = DEFAULT_PRECISIONS,
+) -> Evaluation:
     """Score every task, per control.
 
     ``interface`` is a ``label_studio_sdk.label_interface.LabelInterface``; ``controls`` names the controls
-    to score (default: every control of a scored type, so leave out the TextArea that holds the prompt).
+    to score (default: every control of a scored type, so leave out the TextArea that holds the prompt);
+    ``precisions`` are the target precisions the calibration finds a score threshold for.
     """
     scorers = _scorers(interface, controls)
+    tallies = {name: ScoreTally() for name in scorers}
     coverage = Coverage()
     scored: list[Any] = []
     for task in tasks:
@@ -145,9 +182,16 @@ def score(interface: SdkInterface, tasks: Iterable[TaskToScore], controls: Itera
             coverage.scored += 1
             scored.append(task.task_id)
             truth, predicted = _values_by_control(task.ground_truth), _values_by_control(task.prediction)
+            region_scores = _region_scores(task.prediction)
             for name, scorer in scorers.items():
-                scorer.add(task.task_id, truth.get(name, []), predicted.get(name, []))
-    return Evaluation(coverage, {name: scorer.result() for name, scorer in scorers.items()}, _digest(scored))
+                item_score = region_scores.get(name, task.score)
+                agreed = scorer.add(task.task_id, truth.get(name, []), predicted.get(name, []), item_score)
+                if agreed is not None:
+                    tallies[name].add(item_score, agreed)
+    results = {name: scorer.result() for name, scorer in scorers.items()}
+    for name, result in results.items():
+        result.calibration = tallies[name].calibration(precisions)
+    return Evaluation(coverage, results, _digest(scored))
 
 
 @dataclass(frozen=True)
@@ -177,6 +221,12 @@ class Comparison:
 
     def as_dict(self) -> dict[str, Any]:
         return {"same_tasks": self.same_tasks, "deltas": [delta.as_dict() for delta in self.deltas]}
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a figure improves as it falls: an error (``mae``, ``ece``), or a ``threshold:<target>`` (the
+    same precision reached from a lower score covers more tasks)."""
+    return metric in ("mae", "ece") or metric.startswith("threshold:")
 
 
 def compare(before: Evaluation, after: Evaluation) -> Comparison:

@@ -145,6 +145,15 @@ def test_eval_scores_a_version_against_ground_truth_marks_and_skips(loop):
     per_label = sentiment["per_label"]["match"]
     assert [per_label[label]["f1"] for label in ("Positive", "Negative", "Neutral")] == [0.5, 0.5, 1.0]
     assert sentiment["disagreements"] == [ids[2], ids[4]]
+    # the predictions were made without a score: each disagreement keeps both answers, nothing is calibrated
+    assert sentiment["disagreement_details"][0] == {
+        "task_id": ids[2],
+        "expected": "Negative",
+        "predicted": "Positive",
+        "score": None,
+    }
+    assert (sentiment["calibration"]["items"], sentiment["calibration"]["unscored"]) == (0, 6)
+    assert run["excerpts"][str(ids[4])].startswith(f"{loop['marker']} review 4: a positive review, with words")
     assert run["skipped_controls"] == {"prompt": "it holds the prompt", "response": "no ground truth answers it"}
     assert run["title"] == loop["project"].title
 
@@ -179,9 +188,17 @@ def test_eval_predict_runs_the_prompt_on_the_annotated_tasks_then_scores_it(loop
     assert f"disagreements: 1 task; first 1:\n      task {ids[5]}" in result.stdout
     calls = [call for call in fake_llm.live_completions if marker in str(call.body["messages"])]
     assert sorted(position_in(call.body["messages"], marker) for call in calls) == [1, 2, 3, 4, 5, 7, 8]
-    assert html.read_text().count("<svg") == 1
+    page = html.read_text()
+    assert page.count("<svg") == 2  # the confusion matrix and the reliability chart of the predicted version
+    link = task_url(loop["ls"].url, loop["project"].id, ids[5])
+    assert re.search(rf'<a href="{re.escape(link)}">task {ids[5]}</a></td><td>{marker} review 5: a negative', page)
+    assert re.search(r"</td><td>Negative</td><td>Neutral</td><td>[01]\.\d{3}</td></tr>", page)
     again = evaluate(loop, "--predict")  # everything is predicted now: scored at once, no call
     assert again["scores"][0]["controls"]["sentiment"]["metrics"]["accuracy"] == pytest.approx(6 / 7)
+    calibration = again["scores"][0]["controls"]["sentiment"]["calibration"]
+    assert (calibration["items"], calibration["unscored"]) == (7, 0)  # the backend scores every prediction
+    [detail] = again["scores"][0]["controls"]["sentiment"]["disagreement_details"]
+    assert (detail["expected"], detail["predicted"]) == ("Negative", "Neutral") and 0 <= detail["score"] <= 1
     assert len([call for call in fake_llm.live_completions if marker in str(call.body["messages"])]) == 7
 
 
@@ -233,3 +250,65 @@ def answer(messages: list[dict], marker: str, wrong: dict[int, str]) -> str:
     if position in wrong:
         return wrong[position]
     return re.search(r"review \d+: a (\w+) review", str(messages)).group(1).capitalize()
+
+
+TWO_CONTROLS = """
+<View>
+  <Text name="text" value="$text"/>
+  <TextArea name="prompt" toName="text" editable="true" rows="2"/>
+  <Choices name="sentiment" toName="text"><Choice value="Positive"/><Choice value="Negative"/></Choices>
+  <Choices name="topic" toName="text"><Choice value="Sports"/><Choice value="Politics"/></Choices>
+</View>
+"""
+
+
+def test_each_control_is_calibrated_by_its_own_region_scores(loop, ls, fake_llm):
+    """Two controls choose labels, so Label Studio stores each region with its own control's score and ``eval``
+    calibrates each control by it.  The model sends no logprobs here: a label written exactly scores 1.0, "pol"
+    (a prefix of Politics) 0.7, and the prediction the mean, 0.85.
+
+        task  ground truth          the model's answer   sentiment  topic
+        1     Positive, Sports      Positive / Sports    right 1.0  right 1.0
+        2     Negative, Politics    Negative / pol       right 1.0  right 0.7
+        3     Negative, Sports      Positive / Sports    wrong 1.0  right 1.0
+    """
+    marker = uuid.uuid4().hex[:10]
+    truth = {1: ("Positive", "Sports"), 2: ("Negative", "Politics"), 3: ("Negative", "Sports")}
+    said = {1: "Positive\nSports", 2: "Negative\npol", 3: "Positive\nSports"}
+    project = ls.projects.create(title=f"two controls {marker}", label_config=TWO_CONTROLS)
+    ls.projects.import_tasks(id=project.id, request=[{"text": f"{marker} news {i}: words"} for i in truth])
+    ids = {
+        position: task_id for position, task_id in enumerate(sorted(t.id for t in ls.tasks.list(project=project.id)), 1)
+    }
+    for position, (mood, topic) in truth.items():
+        regions = choice(mood) + [{**choice(topic)[0], "from_name": "topic"}]
+        ls.annotations.create(id=ids[position], result=regions)
+    fake_llm.refuse = {"logprobs"}
+    fake_llm.reply = lambda messages, index: said[int(re.search(rf"{marker} news (\d+):", str(messages)).group(1))]
+
+    result = llm_backend(loop, "eval", "--project", str(project.id), "--predict", "--json")
+
+    assert result.returncode == 0, result.stderr
+    controls = json.loads(result.stdout)["scores"][0]["controls"]
+    filled = {
+        name: [
+            (bucket["low"], bucket["items"], bucket["accuracy"])
+            for bucket in score["calibration"]["buckets"]
+            if bucket["items"]
+        ]
+        for name, score in controls.items()
+    }
+    assert filled == {"sentiment": [(0.9, 3, pytest.approx(2 / 3))], "topic": [(0.7, 1, 1.0), (0.9, 2, 1.0)]}
+    assert controls["sentiment"]["disagreement_details"][0] | {"task_id": None} == {
+        "task_id": None,
+        "expected": "Negative",
+        "predicted": "Positive",
+        "score": 1.0,
+    }
+    [stored] = [p.dict() for p in ls.predictions.list(project=project.id) if p.task == ids[2]]
+    assert stored["score"] == 0.85
+    assert {region["from_name"]: region.get("score") for region in stored["result"]} == {
+        "sentiment": 1.0,
+        "topic": 0.7,
+        "prompt": None,
+    }

@@ -146,6 +146,29 @@ def test_the_html_report_runs_no_script_and_loads_nothing(project):
     assert "<style>" in html and "<svg" in html and "<img" not in html, "inline style and SVG: what the policy allows"
 
 
+def test_evaluation_keeps_each_disagreements_answers_score_and_text_and_calibrates_the_score(project):
+    """Every prediction of the stand-in scores 0.5: one bucket, accuracy 3/5, ECE 0.1; 0.9 is out of reach,
+    0.6 is reached from 0.5 up (every item)."""
+    run = project.post("/evaluations", json={"project": PROJECT, "version": "v1", "precisions": [0.9, 0.6]}).json
+
+    sentiment = run["scores"][0]["controls"]["sentiment"]
+    assert sentiment["disagreement_details"] == [
+        {"task_id": 2, "expected": "Negative", "predicted": "Positive", "score": 0.5},
+        {"task_id": 5, "expected": "Negative", "predicted": "Positive", "score": 0.5},
+    ]
+    assert run["excerpts"] == {"2": "review number 2", "5": "review number 5"}
+    calibration = sentiment["calibration"]
+    assert (calibration["items"], calibration["unscored"]) == (5, 0)
+    assert [(b["low"], b["items"], b["accuracy"]) for b in calibration["buckets"] if b["items"]] == [(0.5, 5, 0.6)]
+    assert calibration["ece"] == pytest.approx(0.1)
+    out_of_reach, reached = calibration["thresholds"]
+    assert out_of_reach == {"target": 0.9, "score": None, "precision": None, "items": 0, "share": None}
+    assert reached == {"target": 0.6, "score": 0.5, "precision": pytest.approx(0.6), "items": 5, "share": 1.0}
+    html = project.get(f"/evaluations/{run['id']}?format=html").get_data(as_text=True)
+    assert "<td>review number 2</td><td>Negative</td><td>Positive</td><td>0.500</td>" in html
+    assert "ECE 0.100 over 5 items with a score" in html and html.count("<svg") == 2
+
+
 def test_comparison_scores_both_versions_on_the_same_tasks(project):
     run = project.post("/evaluations", json={"project": PROJECT, "compare": ["v1", "v2"]}).json
 
@@ -159,6 +182,14 @@ def test_comparison_scores_both_versions_on_the_same_tasks(project):
     assert deltas["sentiment", "accuracy"]["before"] == pytest.approx(0.6)
     assert deltas["sentiment", "accuracy"]["after"] == pytest.approx(0.8)
     assert deltas["sentiment", "accuracy"]["delta"] == pytest.approx(0.2)
+    changes = run["changes"]["sentiment"]
+    assert (changes["fixed"], changes["broken"], changes["changed"]) == (2, 1, 0)
+    assert [(task["task_id"], task["kind"], task["before"], task["after"]) for task in changes["tasks"]] == [
+        (4, "broken", "Positive", "Neutral"),
+        (2, "fixed", "Positive", "Negative"),
+        (5, "fixed", "Positive", "Negative"),
+    ]
+    assert set(run["excerpts"]) == {"2", "4", "5"}
 
     alone = project.post("/evaluations", json={"project": PROJECT, "version": "v2"}).json
     assert alone["scores"][0]["controls"]["sentiment"]["metrics"]["accuracy"] == pytest.approx(5 / 6)
@@ -232,18 +263,16 @@ def test_a_run_scored_when_its_job_has_finished_waits_for_a_slot_too(project):
 
 
 def test_a_run_keeps_of_each_task_only_what_scoring_needs(project):
-    """Task data only for the tasks a run predicts (a ground truth, no prediction of the current version), and
-    predictions only of the versions scored, for the tasks with a ground truth."""
+    """Predictions only of the versions scored, and an excerpt, for the tasks with a ground truth; no task data."""
     services = project.application.extensions["llm_backend"]
     opened = open_project(services, PROJECT)
 
     scoring = Evaluations(services)._records(opened, ["v1"])
-    predicting = Evaluations(services)._records(opened, ["v1", "v3"], predicting="v3")
 
     assert [record.id for record in scoring] == list(range(1, 9))
-    assert all(record.data == {} for record in scoring)
-    assert {record.id for record in predicting if record.data} == set(TRUTH)
+    assert not any(hasattr(record, "data") for record in scoring)
     assert {record.id for record in scoring if record.predictions} == set(TRUTH) - {8}  # task 8 has no v1
+    assert {record.id for record in scoring if record.excerpt} == set(TRUTH)
 
 
 @pytest.mark.parametrize(
@@ -255,6 +284,9 @@ def test_a_run_keeps_of_each_task_only_what_scoring_needs(project):
         ({"project": PROJECT, "controls": ["nope"]}, 400, "control 'nope' is not in the labeling config"),
         ({"project": PROJECT, "limit": 0}, 400, "limit must be at least 1"),
         ({"project": PROJECT, "controls": "sentiment"}, 400, "controls must be a list of names"),
+        ({"project": PROJECT, "precisions": 0.9}, 400, "precisions must be a list of target precisions"),
+        ({"project": PROJECT, "precisions": [0.9, 1.5]}, 400, "a target precision is a number above 0 and at most 1"),
+        ({"project": PROJECT, "precisions": ["high"]}, 400, "a target precision is a number above 0 and at most 1"),
         ({"project": 99}, 400, "no Label Studio to read project 99 from"),
     ],
 )
@@ -383,7 +415,13 @@ def test_eval_command_prints_the_report_and_writes_html(project, llm_server, red
     assert re.search(r"sentiment +accuracy +0\.600 +0\.800 +\+0\.200", result.stdout)
     assert "/projects/41/data?task=2" in result.stdout
     assert f"HTML report: {report}" in result.stderr
-    assert report.read_text().count("<svg") == 2
+    assert report.read_text().count("<svg") == 4  # per version, the confusion matrix and the reliability chart
+    assert "<h2>Tasks that changed</h2>" in report.read_text()
+    assert "calibration of the score: ECE 0.100 (5 items with a score)" in result.stdout
+    assert "expected Negative, predicted Positive (score 0.500)  'review number 2'" in result.stdout
+    assert "  sentiment: 2 fixed, 1 broken, 0 answered differently; first 3:" in result.stdout
+    targeted = subprocess.run([*command[:-2], "--precisions", "0.55"], env=env, capture_output=True, text=True)
+    assert "precision 0.55: score >= 0.500 (60.0% right), covers 100.0% (5 of 5 items)" in targeted.stdout
     as_json = subprocess.run([*command[:-2], "--json"], env=env, capture_output=True, text=True, timeout=120)
     assert '"same_tasks": true' in as_json.stdout
     missing = subprocess.run([LLM_BACKEND, "eval", "--project", "99"], env=env, capture_output=True, text=True)

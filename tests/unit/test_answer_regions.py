@@ -1,3 +1,4 @@
+import math
 from dataclasses import replace
 
 import pytest
@@ -157,6 +158,25 @@ def test_loose_matches_lower_the_confidence(spec):
     [span] = by_name(filled.regions)["ner"]
     assert span["value"]["text"] == "Anna flew"
     assert filled.confidences == [1.0, 0.9] and filled.score() == 0.95
+
+
+def test_each_control_that_chose_labels_scores_its_own_regions_when_there_are_several(spec):
+    answer = {"single": "neg", "ner": [{"text": "ANNA flew", "label": "PER", "start": None}], "stars": 7}
+    filled = regions_from_answers(spec, [answer], DATA, None)
+
+    scored = by_name(filled.scored_regions())
+    assert scored["single"][0]["score"] == 1.0 and scored["ner"][0]["score"] == 0.9  # the loose quote
+    assert "score" not in scored["stars"][0]  # a rating chooses no label: the prediction's score covers it
+    assert all("score" not in region for region in filled.regions)  # the regions themselves are untouched
+    # with logprobs, each control's labels' own tokens: "neg" is 50 % sure, "PER" 100 %
+    tokens = [{"token": '{"single": "', "logprob": 0.0}, {"token": "neg", "logprob": math.log(0.5)}]
+    tokens += [{"token": '", "ner": [{"label": "', "logprob": 0.0}, {"token": "PER", "logprob": 0.0}]
+    tokens += [{"token": '"}]}', "logprob": -3.0}]
+    scored = by_name(filled.scored_regions(tokens))
+    assert (scored["single"][0]["score"], scored["ner"][0]["score"]) == (0.5, 1.0)
+    assert filled.score(tokens) == 0.75
+    one_control = regions_from_answers(spec, [{"single": "Positive", "stars": 7}], DATA, None)
+    assert one_control.scored_regions() == one_control.regions
 
 
 def test_a_wrong_label_among_right_ones_drops_only_itself(spec):

@@ -20,6 +20,8 @@ from shared.domain.data_manager import project_url, task_url
 from shared.domain.evaluation_html import render_html
 from shared.domain.evaluation_run import EvaluationRun, RunState, VersionScore
 from shared.domain.evaluation_text import render_text, table
+from shared.domain.excerpts import EXCERPT_CHARS, task_excerpt
+from shared.domain.labeling import parse_labeling_config
 from shared.domain.scorers import Confusion
 from shared.domain.scoring import TaskToScore, score
 
@@ -184,3 +186,165 @@ def test_confusion_svg_draws_one_cell_per_pair_shaded_by_its_share_of_the_row() 
     assert fills[4] == "#16803d"  # B row: all correct, full green
     assert fills[2] == "#ffffff" and fills[8] == "#ffffff"  # empty cells stay white
     assert "A&lt;&amp;&gt;" in svg
+
+
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+HOSTILE_CONFIG = """
+<View>
+  <Text name="text" value="$text"/>
+  <Choices name="sentiment" toName="text"><Choice value="Positive"/>
+    <Choice value="&lt;img src=x onerror=alert(2)&gt;"/></Choices>
+</View>
+"""
+HOSTILE_LABEL = "<img src=x onerror=alert(2)>"
+SAFE_TAGS = {
+    "html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "h4", "p", "a", "code", "small", "strong",
+    "em", "span", "div", "section", "table", "thead", "tbody", "tr", "th", "td", "ul", "li", "svg", "g", "rect", "text",
+    "line",
+}  # fmt: skip
+
+
+def scored_run(versions: dict[str, dict[int, tuple[str, float]]], interface=INTERFACE, **overrides) -> EvaluationRun:
+    """A run over tasks 1-4 (ground truth as in the module's example, or as ``truth`` says), each version's answers
+    and scores given per task, with the excerpts its tasks would have."""
+    truth = overrides.pop("truth", {1: "Positive", 2: "Positive", 3: "Negative", 4: "Neutral"})
+    scored = [
+        (
+            name,
+            score(interface, [TaskToScore(i, choice(truth[i]), choice(a), score=s) for i, (a, s) in answers.items()]),
+        )
+        for name, answers in versions.items()
+    ]
+    fields = {"id": "run2", "project": "12", "created_at": 1_700_000_000.0, "versions": list(versions)}
+    built = EvaluationRun(**(fields | {"state": RunState.DONE, "label_studio_url": LS} | overrides))
+    built.keep_scores(scored, overrides.pop("excerpts", {i: f"the text of task {i} " * 20 for i in truth}))
+    return built
+
+
+SCORED = {1: ("Positive", 0.9), 2: ("Negative", 0.8), 3: ("Negative", 0.95), 4: ("Positive", 0.4)}
+
+
+def test_text_report_lists_each_disagreement_with_both_answers_its_score_and_text() -> None:
+    text = render_text(scored_run({"v1": SCORED}))
+
+    assert "task 2  http://ls.example:8080/projects/12/data?task=2\n" in text
+    assert "        expected Positive, predicted Negative (score 0.800)  'the text of task 2 the text of task 2" in text
+    assert "expected Neutral, predicted Positive (score 0.400)" in text
+    excerpt = re.search(r"\(score 0\.400\)  '([^']*)'", text).group(1)
+    assert len(excerpt) == 70 and excerpt.endswith("…")
+
+
+def test_text_report_shows_the_reliability_table_ece_and_review_thresholds() -> None:
+    text = render_text(scored_run({"v1": SCORED}))
+
+    # buckets: 0.4 wrong; 0.8 wrong; 0.9 and 0.95 right -> ECE (0.4 + 0.8 + 0.1 + 0.05) / 4
+    assert "calibration of the score: ECE 0.338 (4 items with a score)" in text
+    assert re.search(r"0\.4-0\.5\s+1\s+0\.400\s+0\.000", text)
+    assert re.search(r"0\.9-1\.0\s+2\s+0\.925\s+1\.000", text)
+    assert "precision 0.9: score >= 0.900 (100.0% right), covers 50.0% (2 of 4 items)" in text
+
+
+def test_html_report_lists_disagreements_with_text_answers_score_and_link_and_draws_the_reliability() -> None:
+    page = render_html(scored_run({"v1": SCORED}))
+    parsed = _Collector()
+    parsed.feed(page)
+
+    rows = re.findall(r"<tr><td><a href=\"([^\"]+)\">task (\d+)</a></td><td>([^<]*)</td><td>(\w+)</td><td>(\w+)</td>"
+                      r"<td>([\d.]+)</td></tr>", page)  # fmt: skip
+    assert [row[1:2] + row[3:] for row in rows] == [
+        ("2", "Positive", "Negative", "0.800"),
+        ("4", "Neutral", "Positive", "0.400"),
+    ]
+    assert rows[0][0] == "http://ls.example:8080/projects/12/data?task=2"
+    assert rows[0][2] == "the text of task 2 " * 20
+    assert parsed.svgs == 2  # the confusion matrix and the reliability chart
+    assert "ECE 0.338 over 4 items with a score" in page
+    assert "<td>≥ 0.900</td><td>100.0%</td><td>2</td><td>50.0%</td>" in page
+
+
+def test_reliability_chart_draws_a_bar_per_filled_bucket_as_high_as_its_accuracy() -> None:
+    from shared.domain.reliability_svg import PLOT, reliability_svg
+
+    calibration = scored_run({"v1": SCORED}).scores[0].evaluation.controls["sentiment"].calibration
+    root = SafeXML.fromstring(reliability_svg(calibration, "sentiment <v1>"))
+
+    namespace = "{http://www.w3.org/2000/svg}"
+    bars = root.findall(f"{namespace}g")
+    assert [bar.find(f"{namespace}title").text for bar in bars] == [
+        "scores 0.4-0.5: 1 item, mean score 0.400, accuracy 0.000",
+        "scores 0.8-0.9: 1 item, mean score 0.800, accuracy 0.000",
+        "scores 0.9-1.0: 2 items, mean score 0.925, accuracy 1.000",
+    ]
+    assert float(bars[2].find(f"{namespace}rect").get("height")) == PLOT  # accuracy 1: the full height
+    assert float(bars[0].find(f"{namespace}rect").get("height")) == 0
+    assert root.get("aria-label") == "sentiment <v1>"
+
+
+def test_html_comparison_shows_both_versions_side_by_side_and_the_tasks_that_changed() -> None:
+    after = SCORED | {1: ("Negative", 0.7), 2: ("Positive", 0.85)}
+    page = render_html(scored_run({"v1": SCORED, "v2": after}))
+
+    assert page.count('<div class="versions"><div><h2>Version <code>v1</code>') == 1
+    assert "<h2>Tasks that changed</h2>" in page
+    assert "<p>1 broken, 1 fixed, 0 answered differently.</p>" in page
+    broken = re.search(r'<tr class="broken">(.*?)</tr>', page).group(1)
+    assert 'href="http://ls.example:8080/projects/12/data?task=1"' in broken
+    assert "<td>Positive</td><td>Positive</td><td>Negative <small>(0.700)</small></td>" in broken
+    fixed = re.search(r'<tr class="fixed">(.*?)</tr>', page).group(1)
+    assert "task 2" in fixed and "<td>Positive</td><td>Negative <small>(0.800)</small></td><td>Positive</td>" in fixed
+    text = render_text(scored_run({"v1": SCORED, "v2": after}))
+    assert "  sentiment: 1 fixed, 1 broken, 0 answered differently; first 2:" in text
+    assert "    broken task 1  http://ls.example:8080/projects/12/data?task=1" in text
+    assert "      expected Positive: before Positive, after Negative (score 0.700)" in text
+
+
+def test_html_report_escapes_hostile_task_text_labels_versions_and_titles() -> None:
+    interface = LabelInterface(HOSTILE_CONFIG)
+    truth = {1: HOSTILE_LABEL, 2: "Positive"}
+    versions = {
+        f"v1{HOSTILE}": {1: ("Positive", 0.9), 2: (HOSTILE_LABEL, 0.3)},
+        f"v2{HOSTILE}": {1: (HOSTILE_LABEL, 0.6), 2: (HOSTILE_LABEL, 0.7)},
+    }
+    run_ = scored_run(
+        versions,
+        interface,
+        truth=truth,
+        excerpts={1: HOSTILE, 2: f"{HOSTILE} and more"},
+        title=HOSTILE,
+        skipped_controls={f"c{HOSTILE}": HOSTILE},
+        error=HOSTILE,
+    )
+    page = render_html(run_)
+
+    class Tags(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: set[str] = set()
+            self.attributes: set[str] = set()
+            self.text = ""
+
+        def handle_starttag(self, tag, attrs) -> None:
+            self.tags.add(tag)
+            self.attributes.update(name for name, _ in attrs)
+
+        def handle_data(self, data) -> None:
+            self.text += data
+
+    parsed = Tags()
+    parsed.feed(page)
+    assert parsed.tags <= SAFE_TAGS, parsed.tags - SAFE_TAGS
+    assert not any(name.startswith("on") for name in parsed.attributes)
+    assert "src" not in parsed.attributes  # nothing to load: the page opens offline
+    assert HOSTILE in parsed.text and HOSTILE_LABEL in parsed.text  # shown as text, escaped
+    assert page.count("<script") == 0 and page.count("<img") == 0
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "<link" not in page and "url(" not in page and "@import" not in page
+
+
+def test_a_task_excerpt_is_the_text_the_model_reads_on_one_line_and_bounded() -> None:
+    spec = parse_labeling_config(CONFIG, "prompt")
+
+    assert task_excerpt(spec, {"text": "A  short\n\nreview."}) == "A short review."
+    long = task_excerpt(spec, {"text": "word " * 100})
+    assert len(long) == EXCERPT_CHARS and long.endswith("…")
+    assert task_excerpt(spec, {"other": "no text field"}) == ""
