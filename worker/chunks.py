@@ -34,7 +34,7 @@ from shared.batch_jobs import WAITING_FOR_BATCHES
 from shared.domain.backoff import backoff
 from shared.domain.config import Settings
 from shared.domain.errors import LabelStudioError, LLMError, TaskError
-from shared.domain.types import Task
+from shared.domain.types import Prediction, Task
 from shared.predictor import Predictor
 from shared.projects import PredictionContext, Projects
 from worker.pusher import Pusher
@@ -73,6 +73,7 @@ class PendingChunk:
     queued: list[str] = field(default_factory=list)  # tasks in the outbox, or on their way from it
     predicted_at: float | None = None
     claims_released: bool = False
+    unrecorded: dict[str, Prediction] = field(default_factory=dict)  # answers Redis did not take yet: kept, retried
 
     def predictions_done(self) -> bool:
         return all(call.done() for call in self.calls)
@@ -184,17 +185,34 @@ class ChunkRunner:
                     else:
                         self._fail(pending.job_id, task["id"], str(result), pending.outcome)
                     return
-                # Straight to the outbox: should Label Studio have been handed this task meanwhile (an opened
-                # task), the pusher's take_for_push leaves it out, and settle finds it on its way.
-                pending.ledger.keep_for_push(task["id"], result)
                 with pending.outcome.lock:
                     pending.outcome.predicted += 1
-                    pending.queued.append(str(task["id"]))
-            except Exception:  # Redis away: the task stays open, and the chunk runs again for it
+                self._keep(pending, task["id"], result)
+            except Exception:  # Redis away: the answer stays in memory, and settle records it (no new LLM call)
                 log.warning("job %s task %s: could not record the outcome", pending.job_id, task["id"], exc_info=True)
-                self._wait_for(pending, task["id"])
+                if not isinstance(result, TaskError):
+                    with pending.outcome.lock:
+                        pending.unrecorded[str(task["id"])] = result
+                else:
+                    self._wait_for(pending, task["id"])
 
         return predict
+
+    def _keep(self, pending: PendingChunk, task_id: Any, prediction: Prediction) -> None:
+        """Straight to the outbox: should Label Studio have been handed this task meanwhile (an opened task), the
+        pusher's take_for_push leaves it out, and settle finds it on its way."""
+        pending.ledger.keep_for_push(task_id, prediction)
+        with pending.outcome.lock:
+            pending.queued.append(str(task_id))
+
+    def _record_unrecorded(self, pending: PendingChunk) -> None:
+        """Record the answers that Redis could not take when they came (the LLM is not asked again)."""
+        with pending.outcome.lock:
+            unrecorded = dict(pending.unrecorded)
+        for task_id, prediction in unrecorded.items():
+            self._keep(pending, task_id, prediction)  # Redis still away: raises, and the tracker tries again
+            with pending.outcome.lock:
+                pending.unrecorded.pop(task_id, None)
 
     def _wait_for(self, pending: PendingChunk, task_id: Any) -> None:
         with pending.outcome.lock:
@@ -206,6 +224,8 @@ class ChunkRunner:
             return
         ledger, outcome = pending.ledger, pending.outcome
         being_stored, overdue = ledger.on_their_way(task_ids)
+        if being_stored and self.pusher.reconcile_due(pending.ctx, ledger):  # a push with an unknown outcome
+            being_stored, overdue = ledger.on_their_way(task_ids)
         on_their_way = set(being_stored) | set(overdue)
         with pending.outcome.lock:  # a worker or Label Studio is storing it right now: look again later
             outcome.waiting.extend(int(task_id) for task_id in being_stored)
@@ -219,17 +239,20 @@ class ChunkRunner:
     def _check_overdue(self, pending: PendingChunk, overdue: list[str]) -> None:
         """Pushes marked long ago (a crash, or a hand-over): in Label Studio, or pushed again (no new LLM call)."""
         label_studio = self.predictor.gateway(pending.ctx)
-        assert label_studio is not None
+        assert label_studio is not None and pending.ctx.project is not None
         try:
-            for task_id in overdue:
-                if label_studio.has_prediction(int(task_id), pending.ctx.model_version):
-                    pending.ledger.end_push([task_id])
-                    self._pushed(pending, [task_id])
-                else:  # it never landed: push it again, without asking the LLM again
-                    pending.ledger.unmark_push([task_id])
-                    pending.ledger.queue_push([task_id])
-                    with pending.outcome.lock:
-                        pending.queued.append(task_id)
+            found = label_studio.predicted_among(
+                int(pending.ctx.project), [int(task_id) for task_id in overdue], pending.ctx.model_version
+            )
+            landed = [task_id for task_id in overdue if int(task_id) in found]
+            missing = [task_id for task_id in overdue if int(task_id) not in found]
+            pending.ledger.end_push(landed)
+            self._pushed(pending, landed)
+            # it never landed: push it again, without asking the LLM again
+            pending.ledger.unmark_push(missing)
+            pending.ledger.queue_push(missing)
+            with pending.outcome.lock:
+                pending.queued.extend(missing)
         except LabelStudioError as exc:
             log.warning("job %s: cannot check Label Studio for earlier pushes: %s", pending.job_id, exc)
             with pending.outcome.lock:
@@ -243,6 +266,7 @@ class ChunkRunner:
         """
         if not pending.predictions_done():
             return None
+        self._record_unrecorded(pending)
         if not pending.claims_released:  # every prediction is kept: the claims can go
             pending.keeper.__exit__()
             pending.claims_released = True

@@ -12,6 +12,7 @@ access tokens itself), which tests replace to point the backend at a stand-in.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -24,7 +25,7 @@ import httpcore
 import httpx
 
 from shared.adapters.netguard import AddressPolicy, guarded_transport
-from shared.domain.errors import LabelStudioError, TaskError
+from shared.domain.errors import LabelStudioError, PushOutcomeUnknown, TaskError
 from shared.redaction import redact
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 ACCESS_TOKEN_MARGIN = 30.0  # refresh a personal access token's short-lived access token this long before it expires
 SDK_TIMEOUT = 60.0  # the SDK's own default, kept when we hand it our HTTP client
+CONNECT_TIMEOUT = 10.0
+ID_PAGE_URL_BYTES = 6000  # a read narrowed to task ids carries them in its URL; proxies refuse long ones (nginx: 8 KB)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,30 @@ def _translated_errors() -> Iterator[None]:
         ) from None
 
 
+def _id_pages(task_ids: list[int]) -> Iterator[list[int]]:
+    """Task ids in pages whose URL-encoded JSON stays under ``ID_PAGE_URL_BYTES``."""
+    page: list[int] = []
+    size = 0
+    for task_id in task_ids:
+        cost = len(str(int(task_id))) + 3  # the digits and an encoded comma
+        if page and size + cost > ID_PAGE_URL_BYTES:
+            yield page
+            page, size = [], 0
+        page.append(int(task_id))
+        size += cost
+    if page:
+        yield page
+
+
+def _versions_of(task: dict[str, Any]) -> set[str]:
+    """The model versions of a task's predictions, as the data manager lists them (a string joined by commas on
+    SQLite, a list on PostgreSQL)."""
+    versions = task.get("predictions_model_versions") or ""
+    if isinstance(versions, str):
+        return {version.strip() for version in versions.split(",")}
+    return {str(version) for version in versions}
+
+
 def _is_personal_access_token(key: str) -> bool:
     """Label Studio's personal access tokens are JWT refresh tokens; legacy tokens are 40 hex characters."""
     import jwt
@@ -101,12 +128,14 @@ class LabelStudioGateway:
         return f"LabelStudioGateway({self.access!r})"
 
     # --- predictions ---------------------------------------------------------------------------
-    def push_predictions(self, project: int, predictions: list[dict[str, Any]]) -> None:
-        """Create predictions in bulk: one ``import/predictions`` call for many tasks.
+    def push_predictions(self, project: int, predictions: list[dict[str, Any]], timeout: float = SDK_TIMEOUT) -> None:
+        """Create predictions in bulk: one ``import/predictions`` call for many tasks, waiting ``timeout`` seconds
+        for Label Studio's answer.
 
         Posted as plain JSON on the gateway's HTTP client: the SDK's request models and encoder cost more CPU
-        than the call itself at thousands of predictions per call.  Label Studio's answer statuses are
-        translated as the SDK's errors are (``_translated_errors``)."""
+        than the call itself at thousands of predictions per call.  A call that cannot have reached Label Studio
+        (no connection) raises a retryable ``LabelStudioError``; one that may have been stored (a timeout, a
+        connection lost after sending, a 5xx) raises ``PushOutcomeUnknown``; a 4xx a ``LabelStudioError``."""
         body = [
             {
                 "task": prediction["task"],
@@ -118,23 +147,78 @@ class LabelStudioGateway:
         ]
         url = self.access.absolute(f"/api/projects/{int(project)}/import/predictions")
         try:
-            response = self._http.post(url, json=body, headers=self._authorization())
-        except httpx.HTTPError as exc:
+            response = self._http.post(
+                url,
+                json=body,
+                headers=self._authorization(),
+                timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise LabelStudioError(
                 f"cannot reach Label Studio: {type(exc).__name__}: {redact(str(exc))}", retryable=True
             ) from None
+        except httpx.HTTPError as exc:
+            raise PushOutcomeUnknown(
+                f"no answer from Label Studio: {type(exc).__name__}: {redact(str(exc))}", answered=False
+            ) from None
         if response.status_code >= 300:
             status = response.status_code
-            retryable = status in (408, 409, 429) or status >= 500
-            raise LabelStudioError(
-                f"Label Studio answered {status}: {redact(response.text)[:500]}", retryable=retryable
-            )
+            message = f"Label Studio answered {status}: {redact(response.text)[:500]}"
+            if status >= 500:  # a proxy's 504 may come while Label Studio still works on the call
+                raise PushOutcomeUnknown(message, answered=status != 504)
+            raise LabelStudioError(message, retryable=status in (408, 409, 429))
 
     def has_prediction(self, task: int, model_version: str) -> bool:
         """Whether Label Studio already holds a prediction of this version for the task."""
         with _translated_errors():
             existing = self.client.predictions.list(task=task)
         return any(prediction.model_version == model_version for prediction in existing)
+
+    def predicted_among(self, project: int, task_ids: list[int], model_version: str) -> set[int]:
+        """Which of these tasks hold a prediction of this version: the data manager's task list, narrowed to the
+        tasks (``selectedItems``) and to those with a prediction whose version contains ``model_version``, a
+        page of ids per read (the ids travel in the URL: kept under 6 KB, which proxies pass).  Each task found
+        is checked for the exact version in its ``predictions_model_versions``."""
+        found: set[int] = set()
+        url = self.access.absolute("/api/tasks/")
+        for page in _id_pages(task_ids):
+            query = {
+                "selectedItems": {"all": False, "included": page},
+                "filters": {
+                    "conjunction": "and",
+                    "items": [
+                        {
+                            "filter": "filter:tasks:predictions_model_versions",
+                            "operator": "contains",
+                            "type": "String",
+                            "value": [model_version],
+                        }
+                    ],
+                },
+            }
+            params: dict[str, str | int] = {
+                "project": int(project),
+                "page_size": len(page),
+                "query": json.dumps(query, separators=(",", ":")),
+            }
+            try:
+                response = self._http.get(url, params=params, headers=self._authorization())
+            except httpx.HTTPError as exc:
+                raise LabelStudioError(
+                    f"cannot reach Label Studio: {type(exc).__name__}: {redact(str(exc))}", retryable=True
+                ) from None
+            if response.status_code == 404:  # a page past the end: nothing of this page matched
+                continue
+            if response.status_code >= 300:
+                status = response.status_code
+                raise LabelStudioError(
+                    f"Label Studio answered {status}: {redact(response.text)[:500]}",
+                    retryable=status in (408, 409, 429) or status >= 500,
+                )
+            for task in response.json().get("tasks", []):
+                if model_version in _versions_of(task):
+                    found.add(int(task["id"]))
+        return found
 
     def predicted_tasks(self, project: int, model_version: str) -> set[int]:
         """The tasks of a project that hold a prediction of this version."""

@@ -22,6 +22,9 @@ from shared.adapters.replies import text, text_dict, text_list, text_set
 from shared.domain.pricing import TokenUsage
 from shared.redaction import remember, remember_extra_params
 
+SPARE_CONNECTIONS = 64
+POOL_WAIT_SECONDS = 30.0
+
 
 @dataclass(frozen=True)
 class ProjectSetup:
@@ -59,8 +62,19 @@ class Store:
         self.prefix = prefix
 
     @classmethod
-    def from_url(cls, url: str, prefix: str) -> Store:
-        return cls(redis.Redis.from_url(url, decode_responses=True, health_check_interval=30), prefix)
+    def from_url(cls, url: str, prefix: str, threads: int = 0) -> Store:
+        """A store whose connection pool serves ``threads`` threads making calls at once (a worker's LLM window,
+        an API process's request threads) plus ``SPARE_CONNECTIONS`` for the rest (pusher, tracker, watchdog,
+        claim keepers, metrics).  A thread finding every connection taken waits for one (up to
+        ``POOL_WAIT_SECONDS``) instead of failing with ``MaxConnectionsError``."""
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=threads + SPARE_CONNECTIONS,
+            timeout=POOL_WAIT_SECONDS,
+            decode_responses=True,
+            health_check_interval=30,
+        )
+        return cls(redis.Redis(connection_pool=pool), prefix)
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))

@@ -5,12 +5,20 @@ It serves uploaded files, takes predictions the way Label Studio 1.23 does (bulk
 (``GET /api/predictions/?task=`` or ``?project=``), and can be told to be down (503) or to refuse some
 tasks (400), as a task deleted while a job runs would be.  Projects added with ``add_project`` are served
 too (``GET /api/projects/<id>/``, and ``GET /api/tasks/?project=`` in pages, with their annotations and
-predictions under ``fields=all``).
+predictions under ``fields=all``; narrowed by the data manager's ``query`` to ``selectedItems`` and to tasks whose
+``predictions_model_versions`` contain a version, as ``predicted_among`` reads them back).
+
+Fault modes for a push whose outcome the client cannot know (``import_fault``, applied to the next
+``faults_left`` import calls): each stores the predictions first, then ``"late"`` answers only after
+``late_seconds`` (past the client's read timeout), ``"error"`` answers 500, ``"drop"`` closes the connection
+without an answer, and ``"hold"`` keeps the call open until ``release`` is set (``import_held`` is set meanwhile,
+``import_clients`` names the caller's port).
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -30,6 +38,13 @@ class FakeLabelStudio(BackgroundServer):
         self.refused_tasks: set[int] = set()
         self.projects: dict[int, dict] = {}
         self.tasks: dict[int, list[dict]] = {}  # per project: {"id", "data", "annotations"}
+        self.import_fault: str | None = None  # "late", "error", "drop" or "hold": see the module's docstring
+        self.faults_left = 1
+        self.late_seconds = 3.0
+        self.release = threading.Event()
+        self.import_held = threading.Event()
+        self.import_clients: list[int] = []
+        self.read_backs = 0  # task lists narrowed by a query: the backend reading a push back
         self._lock = threading.Lock()
         fake = self
 
@@ -98,8 +113,23 @@ class FakeLabelStudio(BackgroundServer):
                         return
                     with fake._lock:
                         fake.import_calls += 1
+                        fake.import_clients.append(self.client_address[1])
                         for item in body:
                             fake._store(project, item)
+                        fault = fake.import_fault if fake.faults_left > 0 else None
+                        fake.faults_left -= 1 if fault else 0
+                    if fault == "late":
+                        time.sleep(fake.late_seconds)
+                    elif fault == "error":
+                        self._reply(500, {"detail": "database is locked"})
+                        return
+                    elif fault == "drop":
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                    elif fault == "hold":
+                        fake.import_held.set()
+                        fake.release.wait()
                     self._reply(201, {"created": len(body)})
                 elif path == "/api/predictions/":
                     if body["task"] in fake.refused_tasks:
@@ -137,6 +167,8 @@ class FakeLabelStudio(BackgroundServer):
 
     def _task_page(self, query: dict[str, str]) -> dict:
         tasks = self.tasks.get(int(query["project"]), [])
+        if "query" in query:
+            return self._narrowed(tasks, json.loads(query["query"]))
         size, page = int(query.get("page_size", 100)), int(query.get("page", 1))
         with_results = query.get("fields") == "all"
         by_task = self.predictions_by_task()
@@ -148,6 +180,28 @@ class FakeLabelStudio(BackgroundServer):
                 item |= {"annotations": task["annotations"], "predictions": by_task.get(task["id"], [])}
             listed.append(item)
         return {"tasks": listed, "total": len(tasks), "total_annotations": 0, "total_predictions": 0}
+
+    def _narrowed(self, tasks: list[dict], query: dict) -> dict:
+        """The data manager's answer to a ``query``: the selected tasks (every id counts as a task of the project
+        when none were added), with a ``predictions_model_versions`` filter ("contains" any of the values)."""
+        self.read_backs += 1
+        included = query["selectedItems"]["included"]
+        known = {task["id"]: task for task in tasks}
+        by_task = self.predictions_by_task()
+        wanted = [
+            value
+            for item in query.get("filters", {}).get("items", [])
+            if item["filter"] == "filter:tasks:predictions_model_versions"
+            for value in item["value"]
+        ]
+        listed = []
+        for task_id in included:
+            versions = [prediction["model_version"] for prediction in by_task.get(task_id, [])]
+            if wanted and not any(value in version for value in wanted for version in versions):
+                continue
+            data = known.get(task_id, {}).get("data", {})
+            listed.append({"id": task_id, "data": data, "predictions_model_versions": ",".join(versions)})
+        return {"tasks": listed, "total": len(listed), "total_annotations": 0, "total_predictions": 0}
 
     def predictions_by_task(self) -> dict[int, list[dict]]:
         with self._lock:
