@@ -9,10 +9,10 @@ predictions under ``fields=all``; narrowed by the data manager's ``query`` to ``
 ``predictions_model_versions`` contain a version, as ``predicted_among`` reads them back).
 
 Fault modes for a push whose outcome the client cannot know (``import_fault``, applied to the next
-``faults_left`` import calls): each stores the predictions first, then ``"late"`` answers only after
-``late_seconds`` (past the client's read timeout), ``"error"`` answers 500, ``"drop"`` closes the connection
-without an answer, and ``"hold"`` keeps the call open until ``release`` is set (``import_held`` is set meanwhile,
-``import_clients`` names the caller's port).
+``faults_left`` import calls): each stores the predictions first (or their first ``stored_share``), then
+``"late"`` answers only after ``late_seconds`` (past the client's read timeout), ``"error"`` answers 500,
+``"drop"`` closes the connection without an answer, and ``"hold"`` keeps the call open until ``release`` is set
+(``import_held`` is set meanwhile, ``import_clients`` names the caller's port).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class FakeLabelStudio(BackgroundServer):
         self.import_fault: str | None = None  # "late", "error", "drop" or "hold": see the module's docstring
         self.faults_left = 1
         self.late_seconds = 3.0
+        self.stored_share = 1.0  # of a faulty call's predictions, the share stored before the fault
         self.release = threading.Event()
         self.import_held = threading.Event()
         self.import_clients: list[int] = []
@@ -114,10 +115,10 @@ class FakeLabelStudio(BackgroundServer):
                     with fake._lock:
                         fake.import_calls += 1
                         fake.import_clients.append(self.client_address[1])
-                        for item in body:
-                            fake._store(project, item)
                         fault = fake.import_fault if fake.faults_left > 0 else None
                         fake.faults_left -= 1 if fault else 0
+                        for item in body[: round(len(body) * fake.stored_share)] if fault else body:
+                            fake._store(project, item)
                     if fault == "late":
                         time.sleep(fake.late_seconds)
                     elif fault == "error":
