@@ -106,9 +106,7 @@ def test_the_happy_path_reads_nothing_back(batch, fake_label_studio, fake_llm):
         "drop",  # stored, then the connection closed without an answer
     ],
 )
-def test_a_push_stored_without_a_known_outcome_is_read_back_not_sent_again(
-    batch, fake_label_studio, fake_llm, fault
-):
+def test_a_push_stored_without_a_known_outcome_is_read_back_not_sent_again(batch, fake_label_studio, fake_llm, fault):
     fake_label_studio.import_fault = fault
     job_id = batch.start()
     outcomes = batch.drain(batch.feed(job_id))
