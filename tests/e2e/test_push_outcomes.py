@@ -9,10 +9,14 @@ from __future__ import annotations
 import collections
 import uuid
 
+import httpx
 import pytest
 import redis
 
+from shared.adapters.label_studio import LabelStudioAccess, LabelStudioGateway
+from shared.adapters.netguard import AddressPolicy
 from tests.conftest import real_redis_url
+from tests.e2e.label_studio_server import TOKEN
 from tests.e2e.test_label_studio import calls_for, connect, new_project, retrieve_predictions, task_ids
 from tests.e2e.test_label_studio import wait_for_predictions as wait_for
 from tests.integration.processes import BackendProcess, free_port, llm_backend_env
@@ -73,3 +77,31 @@ def test_a_push_that_outlives_its_read_timeout_lands_once(ls, impatient_backend,
     log = impatient_backend["worker"].log
     assert "outcome unknown" in log and "ReadTimeout" in log, "the pushes did outlive their read timeout"
     assert "read back the push" in log
+
+
+def test_the_read_back_tells_the_tasks_holding_the_version_from_the_others(ls, label_studio):
+    """What a push's read-back relies on, asked of the real Label Studio: tasks with a prediction of the version
+    count, tasks with none or with another version's only do not."""
+    project, _ = new_project(ls, "sarcasm", 12)
+    ids = task_ids(ls, project)
+    region = {"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["Sarcastic"]}}
+
+    def push(tasks: list[int], version: str) -> None:
+        body = [{"task": task, "result": [region], "score": 0.5, "model_version": version} for task in tasks]
+        httpx.post(
+            f"{label_studio.url}/api/projects/{project.id}/import/predictions",
+            json=body,
+            headers={"Authorization": f"Token {TOKEN}"},
+            timeout=60,
+        ).raise_for_status()
+
+    push(ids[:4], "gpt-4o-0123456789")
+    push(ids[4:6], "gpt-4o-abcdefabcd")  # another version
+    push(ids[6:8], "gpt-4o-0123456789")
+    push(ids[6:8], "gpt-4o-abcdefabcd")  # both
+    gateway = LabelStudioGateway(
+        LabelStudioAccess(label_studio.url, TOKEN), policy=AddressPolicy(private_hosts=frozenset({"127.0.0.1"}))
+    )
+    assert gateway.predicted_among(project.id, ids, "gpt-4o-0123456789") == set(ids[:4]) | set(ids[6:8])
+    assert gateway.predicted_among(project.id, ids, "gpt-4o-abcdefabcd") == set(ids[4:8])
+    assert gateway.predicted_among(project.id, ids, "gpt-4o-fedcbafedc") == set()

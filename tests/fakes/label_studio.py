@@ -6,7 +6,7 @@ It serves uploaded files, takes predictions the way Label Studio 1.23 does (bulk
 tasks (400), as a task deleted while a job runs would be.  Projects added with ``add_project`` are served
 too (``GET /api/projects/<id>/``, and ``GET /api/tasks/?project=`` in pages, with their annotations and
 predictions under ``fields=all``; narrowed by the data manager's ``query`` to ``selectedItems`` and to tasks whose
-``predictions_model_versions`` contain a version, as ``predicted_among`` reads them back).
+``predictions_model_versions`` contain, or lack, a version, as ``predicted_among`` reads them back).
 
 Fault modes for a push whose outcome the client cannot know (``import_fault``, applied to the next
 ``faults_left`` import calls): each stores the predictions first (or their first ``stored_share``), then
@@ -46,6 +46,7 @@ class FakeLabelStudio(BackgroundServer):
         self.import_held = threading.Event()
         self.import_clients: list[int] = []
         self.read_backs = 0  # task lists narrowed by a query: the backend reading a push back
+        self.longest_read_back = 0  # bytes of the longest such request's path and query
         self._lock = threading.Lock()
         fake = self
 
@@ -93,6 +94,8 @@ class FakeLabelStudio(BackgroundServer):
                     else:
                         self._reply(404, {"detail": "Not found."})
                 elif url.path == "/api/tasks/":
+                    if "query" in query:
+                        fake.longest_read_back = max(fake.longest_read_back, len(self.path))
                     self._reply(200, fake._task_page(query))
                 elif self.path in fake.files:
                     body, content_type = fake.files[self.path]
@@ -184,24 +187,27 @@ class FakeLabelStudio(BackgroundServer):
 
     def _narrowed(self, tasks: list[dict], query: dict) -> dict:
         """The data manager's answer to a ``query``: the selected tasks (every id counts as a task of the project
-        when none were added), with a ``predictions_model_versions`` filter ("contains" any of the values)."""
+        when none were added), filtered on ``predictions_model_versions`` ("contains" / "not_contains" any of the
+        values, as substrings, as Label Studio does)."""
         self.read_backs += 1
         included = query["selectedItems"]["included"]
         known = {task["id"]: task for task in tasks}
         by_task = self.predictions_by_task()
-        wanted = [
-            value
+        filters = [
+            item
             for item in query.get("filters", {}).get("items", [])
             if item["filter"] == "filter:tasks:predictions_model_versions"
-            for value in item["value"]
         ]
         listed = []
         for task_id in included:
             versions = [prediction["model_version"] for prediction in by_task.get(task_id, [])]
-            if wanted and not any(value in version for value in wanted for version in versions):
-                continue
-            data = known.get(task_id, {}).get("data", {})
-            listed.append({"id": task_id, "data": data, "predictions_model_versions": ",".join(versions)})
+            keep = True
+            for item in filters:
+                holds = any(value in version for value in item["value"] for version in versions)
+                keep = keep and (holds if item["operator"] == "contains" else not holds)
+            if keep:
+                data = known.get(task_id, {}).get("data", {})
+                listed.append({"id": task_id, "data": data, "predictions_model_versions": ",".join(versions)})
         return {"tasks": listed, "total": len(listed), "total_annotations": 0, "total_predictions": 0}
 
     def predictions_by_task(self) -> dict[int, list[dict]]:

@@ -18,6 +18,7 @@ import psutil
 import pytest
 import redis
 
+from shared.adapters.label_studio import LabelStudioAccess
 from shared.adapters.store import Store
 from shared.services import Services
 from tests.conftest import real_redis_url
@@ -129,6 +130,17 @@ def test_only_what_did_not_land_is_sent_again(batch, fake_label_studio, fake_llm
     assert_one_llm_call_per_task(fake_llm, TASKS)
     assert fake_label_studio.import_calls == 2
     assert len(fake_label_studio.predictions) == TASKS
+
+
+def test_a_read_back_of_5000_tasks_takes_a_few_reads_of_short_urls(batch, fake_label_studio):
+    """The ids travel in the URL: pages of them, each request under what proxies pass (nginx: 8 KB)."""
+    ids = list(range(100_000, 105_000))
+    for task_id in ids[::3]:
+        fake_label_studio.add_prediction(int(PROJECT), task_id, "gpt-4o-0123456789", [])
+    gateway = batch.services.predictor.label_studio(LabelStudioAccess(fake_label_studio.url, TOKEN))
+    assert gateway.predicted_among(int(PROJECT), ids, "gpt-4o-0123456789") == set(ids[::3])
+    assert fake_label_studio.read_backs <= 8
+    assert fake_label_studio.longest_read_back < 7000
 
 
 def test_an_answer_redis_could_not_take_is_kept_and_recorded_later(batch, redis_server, fake_label_studio, fake_llm):
