@@ -305,9 +305,10 @@ class Pusher:
             self.metrics.count("label_studio_push_reconciled", len(landed), result="landed")
             self.metrics.count("label_studio_push_reconciled", len(again), result="sent_again")
         log.warning(
-            "read back the push of %d predictions to project %s in %.2f s: %d landed, %d to send again",
+            "read back the push of %d predictions to project %s%s in %.2f s: %d landed, %d to send again",
             len(tasks),
             ctx.project,
+            "" if in_flight.owner == self.owner else " (sent by a pusher that stopped)",
             time.monotonic() - started,
             len(landed),
             len(again),
