@@ -19,6 +19,7 @@ import psutil
 import pytest
 import redis
 
+from shared.adapters.jobs import Jobs
 from shared.adapters.label_studio import LabelStudioAccess
 from shared.adapters.store import Store
 from shared.services import Services
@@ -26,6 +27,7 @@ from tests.conftest import real_redis_url
 from tests.integration.test_window_and_pusher import PROJECT, ProjectSetup, assert_every_task_once
 from tests.integration.test_worker import TOKEN, assert_once_each, labeling_config, stack  # noqa: F401
 from worker.chunks import ChunkRunner
+from worker.pusher import Pusher
 
 pytestmark = pytest.mark.prose_answers
 
@@ -121,6 +123,24 @@ def test_a_push_stored_without_a_known_outcome_is_read_back_not_sent_again(batch
     assert (status.state, status.done, status.pushed) == ("done", TASKS, TASKS)
 
 
+def test_no_other_pusher_sends_for_the_project_while_an_outcome_is_unknown(batch, fake_label_studio, fake_llm):
+    """One import per project in flight, fleet-wide: the lock stays with the pusher whose call timed out until it
+    has read the call back, even though its tasks' chunks would have the rest pushed."""
+    fake_label_studio.import_fault = "late"
+    job_id = batch.start()
+    first, *rest = batch.feed(job_id)
+    ctx, ledger = first.ctx, first.ledger
+    batch.runner.pusher.flush(ctx, ledger)
+    assert ledger.push_in_flight() is not None, "the call timed out: its outcome is unknown"
+    batch.jobs.ledger(PROJECT, ctx.model_version).queue_push(list(range(TASKS)))  # as the chunks would
+    other = Pusher(batch.services.predictor)
+    assert other.flush(ctx, ledger) == 0
+    assert fake_label_studio.import_calls == 1, "another pusher sent nothing meanwhile"
+    batch.drain([first, *rest])
+    assert_every_task_once(fake_label_studio, TASKS)
+    assert fake_label_studio.import_calls == 1
+
+
 def test_only_what_did_not_land_is_sent_again(batch, fake_label_studio, fake_llm):
     """Label Studio with its memory-efficient import commits 500 predictions at a time: a call cut short may
     leave some stored and some not."""
@@ -131,6 +151,19 @@ def test_only_what_did_not_land_is_sent_again(batch, fake_label_studio, fake_llm
     assert_one_llm_call_per_task(fake_llm, TASKS)
     assert fake_label_studio.import_calls == 2
     assert len(fake_label_studio.predictions) == TASKS
+
+
+def test_the_push_lock_is_released_only_by_its_holder(real_store):
+    """Compare and delete in one step: a pusher whose lock lapsed and was taken over cannot release the new
+    holder's lock (a read then a delete could, between the two)."""
+    ledger = Jobs(real_store, ttl=60).ledger(PROJECT, "v1")
+    assert ledger.hold_push_lock("first", 0.05)
+    time.sleep(0.1)  # it lapses
+    assert ledger.hold_push_lock("second", 30)
+    ledger.release_push_lock("first")
+    assert not ledger.hold_push_lock("first", 30), "the second pusher still holds it"
+    ledger.release_push_lock("second")
+    assert ledger.hold_push_lock("first", 30)
 
 
 def test_a_read_back_of_5000_tasks_takes_a_few_reads_of_short_urls(batch, fake_label_studio):
