@@ -107,6 +107,7 @@ class Pusher:
         self.owner = uuid.uuid4().hex
         self._outboxes: dict[tuple[str | None, str], _Outbox] = {}
         self._lock = threading.Lock()
+        self._busy = threading.Lock()  # one call or read-back at a time in this process (they share the owner)
         self._thread: threading.Thread | None = None
 
     def _new_outbox(self, ctx: PredictionContext, ledger: Ledger) -> _Outbox:
@@ -138,7 +139,8 @@ class Pusher:
                 boxes = list(self._outboxes.values())
             for box in boxes:
                 try:
-                    self._tend(box)
+                    with self._busy:
+                        self._tend(box)
                 except Exception:  # Redis or Label Studio away: the next tick tries again
                     log.warning("push loop for project %s failed", box.ledger.project, exc_info=True)
 
@@ -180,16 +182,17 @@ class Pusher:
 
         A call whose outcome stays unknown ends the flush with the lock kept (it lapses after ``LOCK_SECONDS``
         unless renewed): the outcome is read back before the project gets anything else."""
-        if not ledger.hold_push_lock(self.owner, LOCK_SECONDS):
-            return 0
-        box = self._new_outbox(ctx, ledger)
-        pushed = 0
-        self._reconcile(box)  # a call left unknown earlier, once its time has come
-        while ledger.push_in_flight() is None and ledger.outbox_size():
-            pushed += self._flush(box)
-        if ledger.push_in_flight() is None:
-            ledger.release_push_lock(self.owner)
-        return pushed
+        with self._busy:
+            if not ledger.hold_push_lock(self.owner, LOCK_SECONDS):
+                return 0
+            box = self._new_outbox(ctx, ledger)
+            pushed = 0
+            self._reconcile(box)  # a call left unknown earlier, once its time has come
+            while ledger.push_in_flight() is None and ledger.outbox_size():
+                pushed += self._flush(box)
+            if ledger.push_in_flight() is None:
+                ledger.release_push_lock(self.owner)
+            return pushed
 
     def _flush(self, box: _Outbox) -> int:
         """One ``import/predictions`` call with what waits (up to a call's worth); returns how many landed."""
@@ -273,10 +276,16 @@ class Pusher:
 
     def reconcile_due(self, ctx: PredictionContext, ledger: Ledger) -> bool:
         """Read back a call whose outcome is unknown, if its time has come and no other process holds the push
-        lock; True when one was read back (a chunk finding its tasks in it asks, so as not to wait a tick)."""
-        if ledger.push_in_flight() is None or not ledger.hold_push_lock(self.owner, LOCK_SECONDS):
+        lock; True when one was read back (a chunk finding its tasks in it asks, so as not to wait a tick).  Left
+        to the loop while this process is pushing."""
+        if not self._busy.acquire(blocking=False):
             return False
-        return self._reconcile(self._new_outbox(ctx, ledger))
+        try:
+            if ledger.push_in_flight() is None or not ledger.hold_push_lock(self.owner, LOCK_SECONDS):
+                return False
+            return self._reconcile(self._new_outbox(ctx, ledger))
+        finally:
+            self._busy.release()
 
     def _reconcile(self, box: _Outbox) -> bool:
         """Read back the outcome of the call in flight, once its time has come: the tasks holding the prediction
