@@ -8,9 +8,10 @@ makes the effect exactly once per (project, task, model version):
    of the same chunk running at the same time leaves them alone and comes back later;
 3. a prediction made earlier but not pushed is reused, so the LLM is asked once per task;
 4. predictions go to the ledger's outbox, which the project's pusher (``worker/pusher.py``) flushes in
-   few large calls, bracketed by ``take_for_push``/``end_push``: a task left "pushing" — by a crashed worker,
-   or handed to Label Studio as the answer to a task opened in the labeling screen — is checked against
-   Label Studio (once ``HANDOVER_GRACE`` seconds have passed) before being pushed again.
+   few large calls; a call whose outcome is unknown (a timeout, a crash mid-call) is read back by the pusher
+   before anything is sent again, and its tasks count as on their way meanwhile.  A task left "pushing"
+   otherwise — handed to Label Studio as the answer to a task opened in the labeling screen — is checked
+   against Label Studio (once ``HANDOVER_GRACE`` seconds have passed) before being pushed again.
 
 ``start`` hands the chunk's tasks to the window and returns a ``PendingChunk``; the Celery task returns
 once they are all in flight, so the next chunk's tasks queue behind them (``worker/window.py``).  A

@@ -12,8 +12,10 @@ Studio stores itself (a task opened in the labeling screen).  It remembers which
 prediction in Label Studio (``pushed``), which have one waiting to be pushed (``results``), and
 which are on their way right now (``pushing``: a worker pushing, or Label Studio storing an answer
 it was just given; checked against Label Studio once ``HANDOVER_GRACE`` seconds have passed, for
-recovery after a crash).  A task is claimed while someone predicts it, so two deliveries of the same chunk,
-or a worker and an opened task, never both call the LLM for it.
+recovery after a crash), and which import call is in flight (``in-flight``: recorded before it is
+sent, so a call whose outcome is unknown is read back from Label Studio before anything is sent
+again).  A task is claimed while someone predicts it, so two deliveries of the same chunk, or a
+worker and an opened task, never both call the LLM for it.
 """
 
 from __future__ import annotations
