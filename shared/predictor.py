@@ -95,7 +95,9 @@ class Predictor:
         """A prediction for one task, as Label Studio stores it; raises TaskError when it cannot be made."""
         data = task.get("data") or {}
         messages, output = self.request_for(ctx, data)
-        with self.store.one_round_trip() as writes:  # the answer for the cache and the usage counts
+        # The answer for the cache and the usage counts: should Redis fail them, they are lost, not the answer
+        # paid for (the caller keeps it, and a chunk records it once Redis is back: no second LLM call).
+        with self.store.one_round_trip(best_effort=True) as writes:
             answer = self.llm.complete(
                 ctx.config.llm,
                 messages,

@@ -46,7 +46,7 @@ class Services:
     ) -> Services:
         remember_settings(settings)
         configure_spec_cache(settings.label_config_cache_bytes)
-        store = store or Store.from_url(settings.redis_url, settings.redis_key_prefix)
+        store = store or Store.from_url(settings.redis_url, settings.redis_key_prefix, settings.llm_concurrency)
         label_studio = label_studio or LabelStudioGateways(policy=AddressPolicy.from_settings(settings))
         metrics = Metrics(store)
         jobs = Jobs(store, settings.job_ttl, settings.prices, settings.handover_grace, settings.llm_batch_discount)

@@ -11,9 +11,10 @@ makes the effect exactly once per (project, task, model version):
 4. a prediction made earlier from that same data and not pushed yet is reused, so the LLM is asked once per
    task; one made from other data is dropped, never pushed;
 5. predictions go to the ledger's outbox, which the project's pusher (``worker/pusher.py``) flushes in
-   few large calls, bracketed by ``take_for_push``/``end_push``: a task left "pushing" — by a crashed worker,
-   or handed to Label Studio as the answer to a task opened in the labeling screen — is checked against
-   Label Studio (once ``HANDOVER_GRACE`` seconds have passed) before being pushed again.
+   few large calls; a call whose outcome is unknown (a timeout, a crash mid-call) is read back by the pusher
+   before anything is sent again, and its tasks count as on their way meanwhile.  A task left "pushing"
+   otherwise — handed to Label Studio as the answer to a task opened in the labeling screen — is checked
+   against Label Studio (once ``HANDOVER_GRACE`` seconds have passed) before being pushed again.
 
 ``start`` hands the chunk's tasks to the window and returns a ``PendingChunk``; the Celery task returns
 once they are all in flight, so the next chunk's tasks queue behind them (``worker/window.py``).  A
@@ -37,7 +38,7 @@ from shared.batch_jobs import WAITING_FOR_BATCHES
 from shared.domain.backoff import backoff
 from shared.domain.config import Settings
 from shared.domain.errors import InvalidInput, LabelStudioError, LLMError, TaskError
-from shared.domain.types import Task, data_digest
+from shared.domain.types import Prediction, Task, data_digest
 from shared.predictor import Predictor
 from shared.projects import PredictionContext, Projects
 from worker.pusher import Pusher
@@ -76,6 +77,8 @@ class PendingChunk:
     queued: list[str] = field(default_factory=list)  # tasks in the outbox, or on their way from it
     predicted_at: float | None = None
     claims_released: bool = False
+    # answers Redis did not take yet, with the digest of their data: kept, retried
+    unrecorded: dict[str, tuple[Prediction, str]] = field(default_factory=dict)
 
     def predictions_done(self) -> bool:
         return all(call.done() for call in self.calls)
@@ -219,26 +222,27 @@ class ChunkRunner:
             "job %s: %d kept predictions were made from other data; predicted again", pending.job_id, len(foreign)
         )
         recent, overdue = ledger.on_their_way(foreign)
-        handed = set(recent) | set(overdue)
+        handed = [int(task_id) for task_id in (*recent, *overdue)]
         gateway = self.predictor.gateway(pending.ctx)
-        assert gateway is not None
-        settled: set[int] = set()
-        for task_id in foreign:
-            try:
-                there = task_id in handed and gateway.has_prediction(int(task_id), pending.ctx.model_version)
-            except LabelStudioError as exc:
-                log.warning("job %s task %s: cannot check Label Studio: %s", pending.job_id, task_id, exc)
-                self._wait_for(pending, int(task_id))
-                settled.add(int(task_id))
-                continue
-            if there:
-                ledger.end_push([task_id])
-                self.jobs.add(pending.job_id, "done", [task_id])
-                self._pushed(pending, [task_id])
-                settled.add(int(task_id))
-            else:
-                ledger.forget([task_id])
-        return settled
+        assert gateway is not None and pending.ctx.project is not None
+        try:
+            there = (
+                gateway.predicted_among(int(pending.ctx.project), handed, pending.ctx.model_version)
+                if handed
+                else set()
+            )
+        except LabelStudioError as exc:  # which were stored is unknown: they wait, the others go
+            log.warning("job %s: cannot check Label Studio for handed-over tasks: %s", pending.job_id, exc)
+            for task_id in handed:
+                self._wait_for(pending, task_id)
+            ledger.forget([task_id for task_id in foreign if int(task_id) not in handed])
+            return set(handed)
+        if there:
+            ledger.end_push(list(there))
+            self.jobs.add(pending.job_id, "done", list(there))
+            self._pushed(pending, list(there))
+        ledger.forget([task_id for task_id in foreign if int(task_id) not in there])
+        return there
 
     def _why_no_label_studio(self, ctx: PredictionContext) -> str | None:
         if self.predictor.gateway(ctx) is not None and ctx.project is not None:
@@ -262,17 +266,34 @@ class ChunkRunner:
                     else:
                         self._fail(pending.job_id, task["id"], str(result), pending.outcome)
                     return
-                # Straight to the outbox: should Label Studio have been handed this task meanwhile (an opened
-                # task), the pusher's take_for_push leaves it out, and settle finds it on its way.
-                pending.ledger.keep_for_push(task["id"], result, digest)
                 with pending.outcome.lock:
                     pending.outcome.predicted += 1
-                    pending.queued.append(str(task["id"]))
-            except Exception:  # Redis away: the task stays open, and the chunk runs again for it
+                self._keep(pending, task["id"], result, digest)
+            except Exception:  # Redis away: the answer stays in memory, and settle records it (no new LLM call)
                 log.warning("job %s task %s: could not record the outcome", pending.job_id, task["id"], exc_info=True)
-                self._wait_for(pending, task["id"])
+                if not isinstance(result, TaskError):
+                    with pending.outcome.lock:
+                        pending.unrecorded[str(task["id"])] = (result, digest)
+                else:
+                    self._wait_for(pending, task["id"])
 
         return predict
+
+    def _keep(self, pending: PendingChunk, task_id: Any, prediction: Prediction, digest: str) -> None:
+        """Straight to the outbox: should Label Studio have been handed this task meanwhile (an opened task), the
+        pusher's take_for_push leaves it out, and settle finds it on its way."""
+        pending.ledger.keep_for_push(task_id, prediction, digest)
+        with pending.outcome.lock:
+            pending.queued.append(str(task_id))
+
+    def _record_unrecorded(self, pending: PendingChunk) -> None:
+        """Record the answers that Redis could not take when they came (the LLM is not asked again)."""
+        with pending.outcome.lock:
+            unrecorded = dict(pending.unrecorded)
+        for task_id, (prediction, digest) in unrecorded.items():
+            self._keep(pending, task_id, prediction, digest)  # Redis still away: raises, and the tracker tries again
+            with pending.outcome.lock:
+                pending.unrecorded.pop(task_id, None)
 
     def _wait_for(self, pending: PendingChunk, task_id: Any) -> None:
         with pending.outcome.lock:
@@ -284,6 +305,8 @@ class ChunkRunner:
             return
         ledger, outcome = pending.ledger, pending.outcome
         being_stored, overdue = ledger.on_their_way(task_ids)
+        if being_stored and self.pusher.reconcile_due(pending.ctx, ledger):  # a push with an unknown outcome
+            being_stored, overdue = ledger.on_their_way(task_ids)
         on_their_way = set(being_stored) | set(overdue)
         with pending.outcome.lock:  # a worker or Label Studio is storing it right now: look again later
             outcome.waiting.extend(int(task_id) for task_id in being_stored)
@@ -297,17 +320,20 @@ class ChunkRunner:
     def _check_overdue(self, pending: PendingChunk, overdue: list[str]) -> None:
         """Pushes marked long ago (a crash, or a hand-over): in Label Studio, or pushed again (no new LLM call)."""
         label_studio = self.predictor.gateway(pending.ctx)
-        assert label_studio is not None
+        assert label_studio is not None and pending.ctx.project is not None
         try:
-            for task_id in overdue:
-                if label_studio.has_prediction(int(task_id), pending.ctx.model_version):
-                    pending.ledger.end_push([task_id])
-                    self._pushed(pending, [task_id])
-                else:  # it never landed: push it again, without asking the LLM again
-                    pending.ledger.unmark_push([task_id])
-                    pending.ledger.queue_push([task_id])
-                    with pending.outcome.lock:
-                        pending.queued.append(task_id)
+            found = label_studio.predicted_among(
+                int(pending.ctx.project), [int(task_id) for task_id in overdue], pending.ctx.model_version
+            )
+            landed = [task_id for task_id in overdue if int(task_id) in found]
+            missing = [task_id for task_id in overdue if int(task_id) not in found]
+            pending.ledger.end_push(landed)
+            self._pushed(pending, landed)
+            # it never landed: push it again, without asking the LLM again
+            pending.ledger.unmark_push(missing)
+            pending.ledger.queue_push(missing)
+            with pending.outcome.lock:
+                pending.queued.extend(missing)
         except LabelStudioError as exc:
             log.warning("job %s: cannot check Label Studio for earlier pushes: %s", pending.job_id, exc)
             with pending.outcome.lock:
@@ -321,6 +347,7 @@ class ChunkRunner:
         """
         if not pending.predictions_done():
             return None
+        self._record_unrecorded(pending)
         if not pending.claims_released:  # every prediction is kept: the claims can go
             pending.keeper.__exit__()
             pending.claims_released = True

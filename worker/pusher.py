@@ -1,4 +1,4 @@
-"""The project's pusher: predictions go to Label Studio in few, large ``import/predictions`` calls.
+"""The project's pusher: predictions go to Label Studio in few, large ``import/predictions`` calls, each once.
 
 Label Studio does work proportional to the project on every import call (about 0.3 s on an empty project,
 5 s once it holds 10,000 predictions, whatever the batch size), so the number of calls, not the number of
@@ -7,14 +7,20 @@ the ledger and put the task in the ledger's outbox (Redis).  Every worker proces
 (project, model version) one of them holds the push lock and flushes the outbox — everything waiting, from
 every process, in one call — when predictions have waited ``CALL_SHARE`` times the last call's duration
 (between ``MIN_INTERVAL`` and ``MAX_INTERVAL``), when no new ones came for ``SETTLE_SECONDS`` (the end of a
-job), or when ``MAX_BATCH`` are waiting.  The LLM window runs meanwhile; chunks wait for their tasks to be
+job), or when a call's worth are waiting.  The LLM window runs meanwhile; chunks wait for their tasks to be
 pushed before they finish (``worker/chunks.py``), so recovery is unchanged.
 
-Exactly-once bookkeeping is the ledger's: ``take_for_push`` marks what a flush sends (a task handed to Label
-Studio as the answer to an opened task is left out), ``end_push`` records what landed; a push lost with a
-crashed pusher is checked against Label Studio by the task's chunk after ``HANDOVER_GRACE``.  A batch that
-Label Studio refuses is bisected until the refused predictions are found; each is dropped with the reason,
-which its chunk reports as the task's failure.
+A call's size and read timeout come from what the project's last calls cost (``shared.domain.push_cost``), so
+calls do not time out as the project grows.  An import is not idempotent (Label Studio takes no client-supplied
+id): a call that times out, loses its connection or gets a 5xx may have been stored, and sending it again would
+store it twice.  So each call is recorded in the ledger before it is sent (``begin_push``); while its outcome is
+unknown the push lock stays held (renewed while the call runs and while it waits) and nothing else is sent for
+the project; then which of its tasks hold the prediction is read back from Label Studio (``reconcile``) and only
+the others go back to the outbox.  A pusher killed mid-call leaves the record: whoever takes the lock after it
+lapses reads it back first.  On the happy path this costs no read.
+
+A batch that Label Studio refuses (4xx) is bisected until the refused predictions are found; each is dropped with
+the reason, which its chunk reports as the task's failure.
 """
 
 from __future__ import annotations
@@ -27,13 +33,16 @@ from dataclasses import dataclass, field
 
 from shared.adapters.jobs import Ledger
 from shared.adapters.label_studio import LabelStudioGateway
-from shared.domain.errors import LabelStudioError
+from shared.adapters.metrics import Metrics
+from shared.domain.errors import LabelStudioError, PushOutcomeUnknown
+from shared.domain.push_cost import PushCost
 from shared.predictor import Predictor
 from shared.projects import PredictionContext
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 5000  # predictions per call: about 1.5 MB of JSON; Label Studio takes 250 MB (DATA_UPLOAD_MAX_MEMORY_SIZE)
+MIN_BATCH = 100
 BACKLOG_LIMIT = 10000  # chunks stop feeding the LLM window while more than this many wait to be pushed
 # Wait as long as the last call took: batches grow with the call time, Label Studio idles half the time.
 CALL_SHARE = 1.0
@@ -42,6 +51,8 @@ MAX_INTERVAL = 8.0  # predictions keep appearing for annotators at least this of
 SETTLE_SECONDS = 0.5  # no new prediction for this long: the job is ending, push what is there
 LOCK_SECONDS = 30.0  # a pusher that died leaves its projects to another after this long
 IDLE_FORGET = 60.0  # a project with nothing waiting for this long is dropped from the loop (and its lock released)
+UNKNOWN_SETTLE = 5.0  # after a call with no answer, Label Studio gets at least this long to finish it before the read
+RECONCILE_RETRY = 10.0  # a read-back that failed (Label Studio away) is tried again this much later
 TICK = 0.2
 
 
@@ -51,21 +62,60 @@ class _Outbox:
 
     ctx: PredictionContext
     ledger: Ledger
-    last_call: float = 0.0
+    cost: PushCost
     waiting_since: float | None = None
     last_size: int = 0
     grew_at: float = field(default_factory=time.monotonic)
     active_at: float = field(default_factory=time.monotonic)
 
 
+class _LockKeeper:
+    """Renews the push lock while a call runs, so the lock outlives any call, however long Label Studio takes."""
+
+    def __init__(self, ledger: Ledger, owner: str) -> None:
+        self._ledger, self._owner = ledger, owner
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="push-lock")
+
+    def _beat(self) -> None:
+        while not self._stop.wait(LOCK_SECONDS / 3):
+            try:
+                self._ledger.hold_push_lock(self._owner, LOCK_SECONDS)
+            except Exception:  # a Redis blip: the next beat tries again
+                log.warning("could not renew the push lock of project %s", self._ledger.project, exc_info=True)
+
+    def __enter__(self) -> _LockKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class _Unknown(Exception):
+    """A call's outcome is unknown: it is recorded in the ledger, to be read back."""
+
+
 class Pusher:
-    def __init__(self, predictor: Predictor, backlog_limit: int = BACKLOG_LIMIT) -> None:
+    def __init__(
+        self, predictor: Predictor, backlog_limit: int = BACKLOG_LIMIT, metrics: Metrics | None = None
+    ) -> None:
         self.predictor = predictor
         self.backlog_limit = backlog_limit
+        self.metrics = metrics
         self.owner = uuid.uuid4().hex
         self._outboxes: dict[tuple[str | None, str], _Outbox] = {}
         self._lock = threading.Lock()
+        self._busy = threading.Lock()  # one call or read-back at a time in this process (they share the owner)
         self._thread: threading.Thread | None = None
+
+    def _new_outbox(self, ctx: PredictionContext, ledger: Ledger) -> _Outbox:
+        settings = self.predictor.settings
+        cost = PushCost(
+            settings.push_target_seconds, MIN_BATCH, MAX_BATCH, settings.push_timeout_min, settings.push_timeout_max
+        )
+        return _Outbox(ctx, ledger, cost)
 
     # --- the loop --------------------------------------------------------------------------------
     def watch(self, ctx: PredictionContext, ledger: Ledger) -> None:
@@ -73,7 +123,7 @@ class Pusher:
         with self._lock:
             box = self._outboxes.get((ledger.project, ledger.version))
             if box is None:
-                self._outboxes[(ledger.project, ledger.version)] = _Outbox(ctx, ledger)
+                self._outboxes[(ledger.project, ledger.version)] = self._new_outbox(ctx, ledger)
             else:
                 box.ctx, box.active_at = ctx, time.monotonic()
 
@@ -89,12 +139,18 @@ class Pusher:
                 boxes = list(self._outboxes.values())
             for box in boxes:
                 try:
-                    self._tend(box)
+                    with self._busy:
+                        self._tend(box)
                 except Exception:  # Redis or Label Studio away: the next tick tries again
                     log.warning("push loop for project %s failed", box.ledger.project, exc_info=True)
 
     def _tend(self, box: _Outbox) -> None:
         now = time.monotonic()
+        if box.ledger.push_in_flight() is not None:  # an outcome to read back before anything is sent
+            box.active_at = now
+            if box.ledger.hold_push_lock(self.owner, LOCK_SECONDS):
+                self._reconcile(box)
+            return
         size = box.ledger.outbox_size()
         if size == 0:
             box.waiting_since = None
@@ -111,8 +167,9 @@ class Pusher:
             return
         if box.waiting_since is None:
             box.waiting_since = now
-        interval = min(MAX_INTERVAL, max(MIN_INTERVAL, CALL_SHARE * box.last_call))
-        if now - box.waiting_since >= interval or now - box.grew_at >= SETTLE_SECONDS or size >= MAX_BATCH:
+        interval = min(MAX_INTERVAL, max(MIN_INTERVAL, CALL_SHARE * box.cost.last_seconds))
+        full = size >= box.cost.batch_size()
+        if now - box.waiting_since >= interval or now - box.grew_at >= SETTLE_SECONDS or full:
             self._flush(box)
             box.waiting_since = None
             # What came during the call came after ``now`` at the latest: if nothing more comes by the next tick,
@@ -121,22 +178,26 @@ class Pusher:
 
     # --- one flush -------------------------------------------------------------------------------
     def flush(self, ctx: PredictionContext, ledger: Ledger) -> int:
-        """Push everything in the outbox now, if no other process holds the push lock; returns how many landed."""
-        if not ledger.hold_push_lock(self.owner, LOCK_SECONDS):
-            return 0
-        try:
-            box = _Outbox(ctx, ledger)
+        """Push everything in the outbox now, if no other process holds the push lock; returns how many landed.
+
+        A call whose outcome stays unknown ends the flush with the lock kept (it lapses after ``LOCK_SECONDS``
+        unless renewed): the outcome is read back before the project gets anything else."""
+        with self._busy:
+            if not ledger.hold_push_lock(self.owner, LOCK_SECONDS):
+                return 0
+            box = self._new_outbox(ctx, ledger)
             pushed = 0
-            while ledger.outbox_size():
+            self._reconcile(box)  # a call left unknown earlier, once its time has come
+            while ledger.push_in_flight() is None and ledger.outbox_size():
                 pushed += self._flush(box)
+            if ledger.push_in_flight() is None:
+                ledger.release_push_lock(self.owner)
             return pushed
-        finally:
-            ledger.release_push_lock(self.owner)
 
     def _flush(self, box: _Outbox) -> int:
-        """One ``import/predictions`` call with what waits (up to MAX_BATCH); returns how many landed."""
+        """One ``import/predictions`` call with what waits (up to a call's worth); returns how many landed."""
         ledger, ctx = box.ledger, box.ctx
-        marked = ledger.take_for_push(MAX_BATCH)
+        marked = ledger.take_for_push(box.cost.batch_size())
         results = ledger.to_push(marked)
         lost = [task_id for task_id in marked if task_id not in results]
         if lost:  # refused and forgotten meanwhile: nothing to send
@@ -148,22 +209,48 @@ class Pusher:
             ledger.unmark_push(list(results))
             return 0
         predictions = [{"task": int(task_id), **prediction} for task_id, prediction in results.items()]
+        tasks = [prediction["task"] for prediction in predictions]
+        try:
+            return self._send(box, gateway, int(ctx.project), predictions)
+        except _Unknown:  # the call's tasks wait for the read-back; those of a bisection not sent yet go back
+            in_flight = set(ledger.in_flight_tasks())
+            unsent = [task for task in tasks if str(task) not in in_flight]
+            ledger.unmark_push(unsent)
+            ledger.queue_push(unsent)
+            return 0
+        except LabelStudioError as exc:  # nothing was stored (no connection, 408/409/429): the chunks push again
+            log.warning("push of %d predictions to project %s failed: %s", len(predictions), ctx.project, exc)
+            ledger.unmark_push(tasks)
+            ledger.queue_push(tasks)
+            return 0
+
+    def _send(self, box: _Outbox, gateway: LabelStudioGateway, project: int, predictions: list[dict]) -> int:
+        """Push a batch; one Label Studio refuses is split in halves until the refused predictions are found."""
+        ledger, tasks = box.ledger, [prediction["task"] for prediction in predictions]
+        timeout = box.cost.read_timeout(len(predictions))
+        reconcile_at = time.time() + timeout + max(UNKNOWN_SETTLE, timeout)  # should this pusher die mid-call
+        ledger.begin_push(self.owner, tasks, reconcile_at)
         started = time.monotonic()
         try:
-            landed = self._send(gateway, int(ctx.project), ledger, predictions)
+            with _LockKeeper(ledger, self.owner):
+                gateway.push_predictions(project, predictions, timeout=timeout)
+        except PushOutcomeUnknown as exc:
+            seconds = time.monotonic() - started
+            self._observe("unknown", seconds)
+            settle = 0.0 if exc.answered else max(UNKNOWN_SETTLE, timeout)
+            ledger.reconcile_later(time.time() + settle)
+            log.warning(
+                "push of %d predictions to project %s: outcome unknown after %.1f s (%s); reading it back in %.0f s",
+                len(predictions),
+                project,
+                seconds,
+                exc,
+                settle,
+            )
+            raise _Unknown() from None
         except LabelStudioError as exc:
-            # The marks stay: the tasks' chunks check Label Studio after HANDOVER_GRACE before pushing again.
-            log.warning("push of %d predictions to project %s failed: %s", len(predictions), ctx.project, exc)
-            return 0
-        box.last_call = time.monotonic() - started
-        log.info("pushed %d predictions to project %s in %.2f s", landed, ctx.project, box.last_call)
-        return landed
-
-    def _send(self, gateway: LabelStudioGateway, project: int, ledger: Ledger, predictions: list[dict]) -> int:
-        """Push a batch; one Label Studio refuses is split in halves until the refused predictions are found."""
-        try:
-            gateway.push_predictions(project, predictions)
-        except LabelStudioError as exc:
+            ledger.settle_push([], [])  # refused or never sent: nothing of it is in Label Studio
+            self._observe("refused" if not exc.retryable else "unreached", time.monotonic() - started)
             if exc.retryable:
                 raise
             if len(predictions) == 1:
@@ -171,11 +258,75 @@ class Pusher:
                 ledger.refuse(predictions[0]["task"], f"Label Studio refused the prediction: {exc}")
                 return 0
             half = len(predictions) // 2
-            return self._send(gateway, project, ledger, predictions[:half]) + self._send(
-                gateway, project, ledger, predictions[half:]
-            )
-        ledger.end_push([prediction["task"] for prediction in predictions])
+            landed = self._send(box, gateway, project, predictions[:half])
+            return landed + self._send(box, gateway, project, predictions[half:])
+        seconds = time.monotonic() - started
+        ledger.settle_push(tasks, [])
+        box.cost.observe(len(predictions), seconds)
+        self._observe("ok", seconds)
+        log.info(
+            "pushed %d predictions to project %s in %.2f s (read timeout %.0f s; next call up to %d)",
+            len(predictions),
+            project,
+            seconds,
+            timeout,
+            box.cost.batch_size(),
+        )
         return len(predictions)
+
+    def reconcile_due(self, ctx: PredictionContext, ledger: Ledger) -> bool:
+        """Read back a call whose outcome is unknown, if its time has come and no other process holds the push
+        lock; True when one was read back (a chunk finding its tasks in it asks, so as not to wait a tick).  Left
+        to the loop while this process is pushing."""
+        if not self._busy.acquire(blocking=False):
+            return False
+        try:
+            if ledger.push_in_flight() is None or not ledger.hold_push_lock(self.owner, LOCK_SECONDS):
+                return False
+            return self._reconcile(self._new_outbox(ctx, ledger))
+        finally:
+            self._busy.release()
+
+    def _reconcile(self, box: _Outbox) -> bool:
+        """Read back the outcome of the call in flight, once its time has come: the tasks holding the prediction
+        are pushed, the others go back to the outbox (a few paged reads; only after an unknown outcome).  The
+        caller holds the push lock.  True when the outcome is known now."""
+        ledger, ctx = box.ledger, box.ctx
+        in_flight = ledger.push_in_flight()
+        if in_flight is None or time.time() < in_flight.reconcile_at:
+            return False
+        gateway = self.predictor.gateway(ctx)
+        if gateway is None or ctx.project is None:
+            ledger.reconcile_later(time.time() + RECONCILE_RETRY)
+            return False
+        tasks = ledger.in_flight_tasks()
+        started = time.monotonic()
+        try:
+            found = gateway.predicted_among(int(ctx.project), [int(task) for task in tasks], ctx.model_version)
+        except LabelStudioError as exc:
+            log.warning("cannot read back the last push to project %s yet: %s", ctx.project, exc)
+            ledger.reconcile_later(time.time() + RECONCILE_RETRY)
+            return False
+        landed = [task for task in tasks if int(task) in found]
+        again = [task for task in tasks if int(task) not in found]
+        ledger.settle_push(landed, again)
+        if self.metrics is not None:
+            self.metrics.count("label_studio_push_reconciled", len(landed), result="landed")
+            self.metrics.count("label_studio_push_reconciled", len(again), result="sent_again")
+        log.warning(
+            "read back the push of %d predictions to project %s%s in %.2f s: %d landed, %d to send again",
+            len(tasks),
+            ctx.project,
+            "" if in_flight.owner == self.owner else " (sent by a pusher that stopped)",
+            time.monotonic() - started,
+            len(landed),
+            len(again),
+        )
+        return True
+
+    def _observe(self, outcome: str, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe("label_studio_push_seconds", seconds, outcome=outcome)
 
     def backlog_full(self, ledger: Ledger) -> bool:
         """Whether so many predictions wait for Label Studio that the window should pause."""

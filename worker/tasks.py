@@ -35,7 +35,7 @@ class PerProcess:
     def _build(self) -> None:
         services = Services.build(self.settings)
         self._jobs = services.jobs
-        pusher = Pusher(services.predictor)
+        pusher = Pusher(services.predictor, metrics=services.metrics)
         pusher.start()
         window = LLMWindow(self.settings.llm_concurrency)
         self._runner = ChunkRunner(self.settings, services.projects, services.predictor, services.jobs, window, pusher)

@@ -13,10 +13,12 @@ Studio stores itself (a task opened in the labeling screen).  It remembers which
 prediction in Label Studio (``pushed``), which have one waiting to be pushed (``results``), and
 which are on their way right now (``pushing``: a worker pushing, or Label Studio storing an answer
 it was just given; checked against Label Studio once ``HANDOVER_GRACE`` seconds have passed, for
-recovery after a crash).  Each waiting or handed-over prediction carries the digest of the task data it was
-made from (``digests``): it is handed over only to a request with the same data, and a job that holds other
-data for the task (Label Studio's) never pushes it.  A task is claimed while someone predicts it, so two
-deliveries of the same chunk, or a worker and an opened task, never both call the LLM for it.
+recovery after a crash), and which import call is in flight (``in-flight``: recorded before it is
+sent, so a call whose outcome is unknown is read back from Label Studio before anything is sent
+again).  Each waiting or handed-over prediction carries the digest of the task data it was made from
+(``digests``): it is handed over only to a request with the same data, and a job that holds other data for
+the task (Label Studio's) never pushes it.  A task is claimed while someone predicts it, so two deliveries
+of the same chunk, or a worker and an opened task, never both call the LLM for it.
 """
 
 from __future__ import annotations
@@ -599,6 +601,24 @@ return 1
 """
 
 
+# KEYS: the push lock.  ARGV: owner.  Drops the lock only when the owner holds it (a lock that lapsed and was
+# taken by another pusher stays theirs).
+_RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class PushInFlight:
+    """An ``import/predictions`` call whose outcome is not known yet: sent by ``owner``, to be read back from Label
+    Studio (which of its tasks hold the prediction, ``Ledger.in_flight_tasks``) from ``reconcile_at`` (epoch
+    seconds) on."""
+
+    owner: str
+    reconcile_at: float
+
+
 class ClaimKeeper:
     """Keeps claims alive while their owner works, so they lapse soon after it dies; releases them at the end."""
 
@@ -639,6 +659,7 @@ class Ledger:
         self._hand_over = self.redis.register_script(_HAND_OVER)
         self._hand_over_new = self.redis.register_script(_HAND_OVER_NEW)
         self._hold_lock = self.redis.register_script(_HOLD_LOCK)
+        self._release_lock = self.redis.register_script(_RELEASE_LOCK)
         self._take_for_push = self.redis.register_script(_TAKE_FOR_PUSH)
 
     def _key(self, *parts: str) -> str:
@@ -750,11 +771,13 @@ class Ledger:
         if not task_ids:
             return [], []
         marks = self.redis.hmget(self._key("pushing"), [str(t) for t in task_ids])
+        flying = _members(self.redis, self._key("in-flight"), task_ids)  # the pusher reads them back itself
         recent: list[str] = []
         overdue: list[str] = []
-        for task_id, at in zip(task_ids, marks, strict=True):
+        for task_id, at, in_flight in zip(task_ids, marks, flying, strict=True):
             if at:
-                (recent if time.time() - float(at) < self.handover_grace else overdue).append(str(task_id))
+                fresh = in_flight or time.time() - float(at) < self.handover_grace
+                (recent if fresh else overdue).append(str(task_id))
         return recent, overdue
 
     def hand_over(self, task_id: Any, digest: str) -> tuple[str, dict | None]:
@@ -881,5 +904,52 @@ class Ledger:
         return bool(self._hold_lock(keys=[self._key("push-lock")], args=[owner, int(seconds * 1000)]))
 
     def release_push_lock(self, owner: str) -> None:
-        if self.redis.get(self._key("push-lock")) == owner:
-            self.redis.delete(self._key("push-lock"))
+        """Drop the push lock if ``owner`` holds it, in one step (compare and delete)."""
+        self._release_lock(keys=[self._key("push-lock")], args=[owner])
+
+    # --- a push whose outcome is unknown until read back (worker/pusher.py) ------------------------
+    def begin_push(self, owner: str, task_ids: list[Any], reconcile_at: float) -> None:
+        """Record a call about to be sent: should its outcome stay unknown (a timeout, a lost connection, a 5xx,
+        its pusher killed), whoever holds the push lock next reads back which of these tasks landed, from
+        ``reconcile_at`` on, before anything is sent again."""
+        ids = [str(t) for t in task_ids]
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self._key("in-flight"))
+        pipe.sadd(self._key("in-flight"), *ids)
+        pipe.hset(self._key("in-flight-call"), mapping={"owner": owner, "reconcile_at": reconcile_at})
+        pipe.expire(self._key("in-flight"), self.ttl)
+        pipe.expire(self._key("in-flight-call"), self.ttl)
+        pipe.execute()
+
+    def push_in_flight(self) -> PushInFlight | None:
+        """The call recorded by ``begin_push`` and not settled yet, if any (one read: the loop asks every tick)."""
+        call = self.redis.hgetall(self._key("in-flight-call"))
+        if not call:
+            return None
+        return PushInFlight(text(call["owner"]) or "", float(call["reconcile_at"]))
+
+    def in_flight_tasks(self) -> list[str]:
+        """The tasks of the call in flight."""
+        return sorted(text_set(self.redis.smembers(self._key("in-flight"))), key=int)
+
+    def reconcile_later(self, reconcile_at: float) -> None:
+        """The outcome is still unknown: read it back from ``reconcile_at`` on."""
+        self.redis.hset(self._key("in-flight-call"), "reconcile_at", reconcile_at)
+
+    def settle_push(self, landed: list[Any], not_landed: list[Any]) -> None:
+        """The outcome of the call in flight is known: ``landed`` are pushed, ``not_landed`` go back to the outbox
+        (their predictions kept: no new LLM call), in one step."""
+        pipe = self.redis.pipeline(transaction=True)
+        if landed:
+            ids = [str(t) for t in landed]
+            pipe.sadd(self._key("pushed"), *ids)
+            pipe.expire(self._key("pushed"), self.ttl)
+            pipe.hdel(self._key("results"), *ids)
+            pipe.hdel(self._key("pushing"), *ids)
+        if not_landed:
+            ids = [str(t) for t in not_landed]
+            pipe.hdel(self._key("pushing"), *ids)
+            pipe.sadd(self._key("outbox"), *ids)
+            pipe.expire(self._key("outbox"), self.ttl)
+        pipe.delete(self._key("in-flight"), self._key("in-flight-call"))
+        pipe.execute()

@@ -30,7 +30,7 @@ from shared.domain.config import Settings
 log = logging.getLogger(__name__)
 
 PREFIX = "llm_backend"
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
 
 COUNTERS = {
     "http_requests": ("HTTP requests by route, method and status", ("route", "method", "status")),
@@ -41,10 +41,19 @@ COUNTERS = {
         ("provider", "model", "direction"),
     ),
     "llm_cache": ("LLM response cache lookups by result", ("result",)),
+    "label_studio_push_reconciled": (
+        "Predictions of pushes whose outcome was unknown, read back from Label Studio: landed, or sent again",
+        ("result",),
+    ),
 }
 HISTOGRAMS = {
     "interactive_seconds": ("Time to answer an annotator's interactive request", ()),
     "llm_seconds": ("Time of one LLM call, retries included", ("provider", "model")),
+    "label_studio_push_seconds": (
+        "Time of one import/predictions call to Label Studio, by outcome (ok, refused, unknown: a timeout, a lost "
+        "connection or a 5xx, read back before anything is sent again)",
+        ("outcome",),
+    ),
 }
 
 

@@ -396,6 +396,21 @@ class Settings(BaseSettings):
         description="seconds Label Studio (or a worker) may take to store a prediction it was handed before the "
         "backend checks whether it did (recovery after a crash mid-push; the answer to a task opened meanwhile)",
     )
+    push_target_seconds: Annotated[float, Field(gt=0)] = Field(
+        10.0,
+        description="seconds one `import/predictions` call to Label Studio should take: the pusher sizes its calls "
+        "(up to 5,000 predictions) from what the project's last calls cost",
+    )
+    push_timeout_min: Annotated[float, Field(gt=0)] = Field(
+        60.0,
+        description="the shortest read timeout of a push to Label Studio; each call gets four times what the "
+        "project's last calls predict it costs, between this and `PUSH_TIMEOUT_MAX`",
+    )
+    push_timeout_max: Annotated[float, Field(gt=0)] = Field(
+        900.0,
+        description="the longest read timeout of a push; a push that times out is not sent again before the "
+        "backend has read back from Label Studio which of its predictions landed",
+    )
     opened_task_wait: Annotated[float, Field(gt=0, le=60)] = Field(
         15.0,
         description="a task opened in the labeling screen while a batch job predicts it waits this long for the "

@@ -96,5 +96,16 @@ class LabelStudioError(BackendError):
         self.retryable = retryable
 
 
+class PushOutcomeUnknown(LabelStudioError):
+    """A push that Label Studio may have stored, or not: the call timed out, lost its connection after the request
+    was sent, or got a 5xx.  Label Studio takes no client-supplied id, so sending it again may store it twice:
+    which of its tasks hold the prediction has to be read back first.  ``answered`` when Label Studio answered
+    (its work on the call is over), False when the client gave up (Label Studio may still be storing it)."""
+
+    def __init__(self, message: str, *, answered: bool) -> None:
+        super().__init__(message, retryable=True)
+        self.answered = answered
+
+
 class Unavailable(BackendError):
     """A service this backend needs (the job queue) does not answer; trying later may help."""

@@ -5,13 +5,21 @@ It serves uploaded files, takes predictions the way Label Studio 1.23 does (bulk
 (``GET /api/predictions/?task=`` or ``?project=``), and can be told to be down (503) or to refuse some
 tasks (400), as a task deleted while a job runs would be.  Projects added with ``add_project`` are served
 too (``GET /api/projects/<id>/``, and ``GET /api/tasks/?project=`` in pages, with their annotations and
-predictions under ``fields=all``, or only those a ``query`` names in ``selectedItems.included``, as Label
-Studio's Data Manager does).
+predictions under ``fields=all``; narrowed by the data manager's ``query`` to the ``selectedItems`` it holds in
+the project (``hold_tasks``: what a job reads its tasks' data from) and to tasks whose
+``predictions_model_versions`` contain, or lack, a version, as ``predicted_among`` reads them back).
+
+Fault modes for a push whose outcome the client cannot know (``import_fault``, applied to the next
+``faults_left`` import calls): each stores the predictions first (or their first ``stored_share``), then
+``"late"`` answers only after ``late_seconds`` (past the client's read timeout), ``"error"`` answers 500,
+``"drop"`` closes the connection without an answer, and ``"hold"`` keeps the call open until ``release`` is set
+(``import_held`` is set meanwhile, ``import_clients`` names the caller's port).
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -32,7 +40,16 @@ class FakeLabelStudio(BackgroundServer):
         self.refused_tasks: set[int] = set()
         self.projects: dict[int, dict] = {}
         self.tasks: dict[int, list[dict]] = {}  # per project: {"id", "data", "annotations"}
-        self.task_reads = 0  # pages of GET /api/tasks/ served
+        self.task_reads = 0  # task lists narrowed to ids without a filter: a job reading its tasks' data
+        self.import_fault: str | None = None  # "late", "error", "drop" or "hold": see the module's docstring
+        self.faults_left = 1
+        self.late_seconds = 3.0
+        self.stored_share = 1.0  # of a faulty call's predictions, the share stored before the fault
+        self.release = threading.Event()
+        self.import_held = threading.Event()
+        self.import_clients: list[int] = []
+        self.read_backs = 0  # task lists narrowed by a query: the backend reading a push back
+        self.longest_read_back = 0  # bytes of the longest such request's path and query
         self._lock = threading.Lock()
         fake = self
 
@@ -80,6 +97,8 @@ class FakeLabelStudio(BackgroundServer):
                     else:
                         self._reply(404, {"detail": "Not found."})
                 elif url.path == "/api/tasks/":
+                    if "query" in query:
+                        fake.longest_read_back = max(fake.longest_read_back, len(self.path))
                     self._reply(200, fake._task_page(query))
                 elif self.path in fake.files:
                     body, content_type = fake.files[self.path]
@@ -104,8 +123,23 @@ class FakeLabelStudio(BackgroundServer):
                         return
                     with fake._lock:
                         fake.import_calls += 1
-                        for item in body:
+                        fake.import_clients.append(self.client_address[1])
+                        fault = fake.import_fault if fake.faults_left > 0 else None
+                        fake.faults_left -= 1 if fault else 0
+                        for item in body[: round(len(body) * fake.stored_share)] if fault else body:
                             fake._store(project, item)
+                    if fault == "late":
+                        time.sleep(fake.late_seconds)
+                    elif fault == "error":
+                        self._reply(500, {"detail": "database is locked"})
+                        return
+                    elif fault == "drop":
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                    elif fault == "hold":
+                        fake.import_held.set()
+                        fake.release.wait()
                     self._reply(201, {"created": len(body)})
                 elif path == "/api/predictions/":
                     if body["task"] in fake.refused_tasks:
@@ -151,11 +185,8 @@ class FakeLabelStudio(BackgroundServer):
 
     def _task_page(self, query: dict[str, str]) -> dict:
         tasks = self.tasks.get(int(query["project"]), [])
-        selected = json.loads(query.get("query", "{}")).get("selectedItems", {"all": True})
-        if not selected.get("all", True):
-            included = set(selected.get("included", []))
-            tasks = [task for task in tasks if task["id"] in included]
-        self.task_reads += 1
+        if "query" in query:
+            return self._narrowed(tasks, json.loads(query["query"]))
         size, page = int(query.get("page_size", 100)), int(query.get("page", 1))
         with_results = query.get("fields") == "all"
         by_task = self.predictions_by_task()
@@ -167,6 +198,37 @@ class FakeLabelStudio(BackgroundServer):
                 item |= {"annotations": task["annotations"], "predictions": by_task.get(task["id"], [])}
             listed.append(item)
         return {"tasks": listed, "total": len(tasks), "total_annotations": 0, "total_predictions": 0}
+
+    def _narrowed(self, tasks: list[dict], query: dict) -> dict:
+        """The data manager's answer to a ``query``: the selected tasks the project holds, filtered on
+        ``predictions_model_versions`` ("contains" / "not_contains" any of the values, as substrings, as Label
+        Studio does)."""
+        included = query["selectedItems"]["included"]
+        known = {task["id"]: task for task in tasks}
+        by_task = self.predictions_by_task()
+        filters = [
+            item
+            for item in query.get("filters", {}).get("items", [])
+            if item["filter"] == "filter:tasks:predictions_model_versions"
+        ]
+        if filters:
+            self.read_backs += 1
+        else:
+            self.task_reads += 1
+        listed = []
+        for task_id in included:
+            if task_id not in known:
+                continue
+            versions = [prediction["model_version"] for prediction in by_task.get(task_id, [])]
+            keep = True
+            for item in filters:
+                holds = any(value in version for value in item["value"] for version in versions)
+                keep = keep and (holds if item["operator"] == "contains" else not holds)
+            if keep:
+                listed.append(
+                    {"id": task_id, "data": known[task_id]["data"], "predictions_model_versions": ",".join(versions)}
+                )
+        return {"tasks": listed, "total": len(listed), "total_annotations": 0, "total_predictions": 0}
 
     def predictions_by_task(self) -> dict[int, list[dict]]:
         with self._lock:
