@@ -59,8 +59,9 @@ class Store:
         self.prefix = prefix
 
     @classmethod
-    def from_url(cls, url: str, prefix: str) -> Store:
-        return cls(redis.Redis.from_url(url, decode_responses=True, health_check_interval=30), prefix)
+    def from_url(cls, url: str, prefix: str, **tls: Any) -> Store:
+        """``tls``: the ``ssl_*`` options of a ``rediss://`` URL (``shared.adapters.redis_connection``)."""
+        return cls(redis.Redis.from_url(url, decode_responses=True, health_check_interval=30, **tls), prefix)
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
