@@ -240,7 +240,7 @@ def test_the_trigger_reads_the_queue_the_backend_fills_and_follows_the_maths(ren
     assert trigger["listName"] == queue_key(Settings(redis_key_prefix=settings["REDIS_KEY_PREFIX"]))
     worker = one(objects, "Deployment", "llm-backend-worker")["spec"]["template"]["spec"]
     children = int(worker["containers"][0]["command"][worker["containers"][0]["command"].index("--concurrency") + 1])
-    held = children * int(settings["LLM_CONCURRENCY"]) // int(settings["BATCH_CHUNK_SIZE"]) + children
+    held = children * math.ceil(int(settings["LLM_CONCURRENCY"]) / int(settings["BATCH_CHUNK_SIZE"])) + children
     assert int(trigger["listLength"]) == held  # the comment's maths: messages one busy pod takes off the list
     assert worker["terminationGracePeriodSeconds"] > 60  # above compose's stop_grace_period
     assert 1 <= scaled["minReplicaCount"] < scaled["maxReplicaCount"]
