@@ -70,13 +70,6 @@ def check_redis(settings: Settings) -> None:
             f"Redis refused the user name or password in REDIS_URL ({exc}); with an ACL user write "
             "rediss://user:password@host:port/db, with only a password rediss://:password@host:port/db"
         ) from None
-    except redis.ResponseError as exc:
-        if "NOAUTH" in str(exc) or "NOPERM" in str(exc):
-            raise ConfigError(
-                f"Redis wants other credentials than REDIS_URL gives ({exc}); put its ACL user and password "
-                "in REDIS_URL (rediss://user:password@host:port/db), with access to every key and command"
-            ) from None
-        raise
     except redis.ConnectionError as exc:
         reason = _tls_failure(exc)
         if reason is not None:
