@@ -153,6 +153,13 @@ def test_overlays_differ_only_in_how_redis_is_reached(rendered):
                 "volumeMounts"
             ]
     settings = one(objects, "ConfigMap", "llm-backend-settings")["data"]
+    trigger = one(objects, "ScaledObject", "llm-backend-worker")["spec"]["triggers"][0]["metadata"]
+    if overlay == "in-cluster-redis":  # KEDA's operator, in namespace keda, needs the Service's full name
+        service = one(objects, "Service", "llm-backend-redis")
+        full_name = f"llm-backend-redis.{service['metadata']['namespace']}.svc.cluster.local"
+        assert trigger["address"] == f"{full_name}:{service['spec']['ports'][0]['port']}"
+    else:
+        assert trigger["enableTLS"] == "true" and "address" not in trigger  # from the Secret, through the auth
     if overlay == "managed-redis":
         assert settings["REDIS_TLS_CA_FILE"] == "/etc/llm-backend/redis-tls/ca.crt"
 
