@@ -20,7 +20,7 @@ from tests.integration.processes import (
     prepare_project_over_http,
 )
 from tests.integration.test_security_processes import start_api
-from tests.integration.tls_redis import TlsRedis
+from tests.integration.tls_redis import ACL_PASSWORD, TlsRedis
 
 FLOWER_AUTH = ("admin", "flower-tls")
 PROJECT = 71
@@ -105,6 +105,7 @@ def test_api_worker_and_flower_work_over_tls_with_an_acl_user(
     assert any(name.startswith("tls-") for name in workers)
     assert queues.status_code == 200 and {"name": "batch", "messages": 0} in queues.json()["active_queues"]
     assert f"{prefix}:project:{PROJECT}:setup" in stored_keys  # the store wrote to the TLS Redis, not elsewhere
+    assert ACL_PASSWORD not in api.log + worker.log + flower.log
 
 
 def refused_start(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
