@@ -267,7 +267,9 @@ def queue_depth_metric(api: str) -> int:
 def test_the_trigger_asks_for_more_workers_on_a_6000_task_backlog_and_the_minimum_without(
     llm_server, fake_llm, fake_label_studio, redis_prefix, real_store, tmp_path
 ):
-    scaled, trigger, settings = scaling(render("in-cluster-redis"))
+    objects = render("in-cluster-redis")
+    scaled, trigger, settings = scaling(objects)
+    worker_container = one(objects, "Deployment", "llm-backend-worker")["spec"]["template"]["spec"]["containers"][0]
     list_name = trigger["listName"].replace(settings["REDIS_KEY_PREFIX"], redis_prefix, 1)
     env = llm_backend_env(
         llm_server.url, redis_prefix, OUTPUT_MODE="text", BATCH_CHUNK_SIZE=settings["BATCH_CHUNK_SIZE"]
@@ -276,8 +278,9 @@ def test_the_trigger_asks_for_more_workers_on_a_6000_task_backlog_and_the_minimu
     fake_llm.reply = lambda messages, index: "Sarcastic"
     fake_llm.delay = 30.0  # one busy worker: its calls wait while the rest of the job queues
     api, base = start_api(env, tmp_path / "api.log", "--workers", "1")
+    # The manifests' worker command, as one busy pod runs it.
     worker = BackendProcess(
-        ["worker", "--concurrency", "2", "-n", f"keda-{uuid.uuid4().hex[:6]}@%h"], env, tmp_path / "w.log"
+        [*worker_container["command"][1:], "-n", f"keda-{uuid.uuid4().hex[:6]}@%h"], env, tmp_path / "w.log"
     )
     worker.start()
     client = httpx.Client(base_url=base, timeout=60)
