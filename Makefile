@@ -15,9 +15,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Tools some tests need that PyPI does not carry: Debian's docker-compose validates docker-compose.yml, and
-# Debian's chromium is the browser Playwright drives in tests/e2e/test_browser.py (never `playwright install`).
+# Tools some tests need that PyPI does not carry: Debian's docker-compose validates docker-compose.yml,
+# Debian's chromium is the browser Playwright drives in tests/e2e/test_browser.py (never `playwright install`),
+# Debian's kubectl renders deploy/kubernetes (`kubectl kustomize`, no cluster needed) and its redis-server (built
+# with TLS) is the managed-Redis stand-in of tests/integration/test_redis_tls.py.
 tools:
+	@command -v kubectl >/dev/null || { apt-get update -qq && apt-get install -y -qq kubectl >/dev/null; }
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
 	@command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 

@@ -28,11 +28,25 @@ def _refusal(settings: Settings, host: str) -> str | None:
     return unprotected_listening(host, has_basic_auth, settings.allow_unauthenticated)
 
 
+def _redis_refuses(settings: Settings) -> bool:
+    """Credentials or a certificate Redis and we cannot agree on: said once, before any process starts."""
+    from shared.adapters.redis_connection import check_redis
+
+    try:
+        check_redis(settings)
+    except ConfigError as exc:
+        print(f"llm-backend: {exc}", file=sys.stderr)
+        return True
+    return False
+
+
 def _serve_api(settings: Settings, args: argparse.Namespace) -> int:
     from cli.gunicorn import serve
 
     if refusal := _refusal(settings, args.host):
         print(f"llm-backend: {refusal}", file=sys.stderr)
+        return 2
+    if _redis_refuses(settings):
         return 2
     serve(settings, host=args.host, port=args.port, workers=args.workers, threads=args.threads)
     return 0
@@ -41,6 +55,8 @@ def _serve_api(settings: Settings, args: argparse.Namespace) -> int:
 def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
     from worker.app import create_worker_app
 
+    if _redis_refuses(settings):
+        return 2
     app = create_worker_app(settings)
     app.worker_main(["worker", "--events", f"--loglevel={settings.log_level}", *args.celery_options])
     return 0
@@ -53,6 +69,8 @@ def _run_flower(settings: Settings, args: argparse.Namespace) -> int:
     from cli.flower import protect_metrics
     from shared.adapters.queue import make_celery
 
+    if _redis_refuses(settings):
+        return 2
     protect_metrics()
     make_celery(settings).start(["flower", f"--address={args.host}", f"--port={args.port}", *args.celery_options])
     return 0

@@ -16,17 +16,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
+from shared.adapters.redis_connection import tls_options
 from shared.domain.config import Settings
 
 MAX_RESTARTS_PER_MINUTE = 5
 
 
-def _answers(url: str) -> bool:
+def _answers(url: str, **tls: Any) -> bool:
     try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping())
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1, **tls).ping())
     except redis.RedisError:
         return False
 
@@ -90,7 +92,7 @@ class Stack:
 
     def start_redis(self) -> str:
         """The configured Redis if it answers, else an embedded one; returns the URL everything uses."""
-        if _answers(self.settings.redis_url):
+        if _answers(self.settings.redis_url, **tls_options(self.settings)):
             return self.settings.redis_url
         self.redis, url = start_embedded_redis(self.data_dir / "redis", appendonly=True)
         return url

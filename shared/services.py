@@ -17,6 +17,7 @@ from shared.adapters.llm import LLM
 from shared.adapters.metrics import Metrics
 from shared.adapters.netguard import AddressPolicy
 from shared.adapters.queue import make_celery
+from shared.adapters.redis_connection import tls_options
 from shared.adapters.store import Store
 from shared.batch_jobs import BatchJobs
 from shared.domain.config import Settings
@@ -46,7 +47,9 @@ class Services:
     ) -> Services:
         remember_settings(settings)
         configure_spec_cache(settings.label_config_cache_bytes)
-        store = store or Store.from_url(settings.redis_url, settings.redis_key_prefix, settings.llm_concurrency)
+        store = store or Store.from_url(
+            settings.redis_url, settings.redis_key_prefix, settings.llm_concurrency, **tls_options(settings)
+        )
         label_studio = label_studio or LabelStudioGateways(policy=AddressPolicy.from_settings(settings))
         metrics = Metrics(store)
         jobs = Jobs(store, settings.job_ttl, settings.prices, settings.handover_grace, settings.llm_batch_discount)

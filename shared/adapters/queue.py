@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from shared.adapters.redis_connection import tls_options
 from shared.domain.config import Settings
 
 DISPATCH_JOB = "llm_backend.dispatch_job"
@@ -74,6 +75,8 @@ def make_celery(settings: Settings) -> Celery:
         },
         result_backend_transport_options={"global_keyprefix": prefix},
     )
+    if tls := tls_options(settings):  # a rediss:// URL: the broker, the result backend and Flower use TLS alike
+        app.conf.update(broker_use_ssl=tls, redis_backend_use_ssl=tls)
     return app
 
 

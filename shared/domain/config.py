@@ -287,7 +287,26 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         "redis://localhost:6379/0",
         description="Redis for state, queue and cache (`redis://:password@host:6379/0` with a password; "
-        "compose sets `redis://redis:6379/0`)",
+        "`rediss://user:password@host:6380/0` for TLS and an ACL user; compose sets `redis://redis:6379/0`)",
+    )
+    redis_tls_ca_file: str | None = Field(
+        None,
+        description="with a `rediss://` `REDIS_URL`: the CA certificates (PEM file) that the Redis server's "
+        "certificate must chain to; unset: the system's trusted CAs",
+    )
+    redis_tls_cert_file: str | None = Field(
+        None,
+        description="with a `rediss://` `REDIS_URL`: this backend's client certificate (PEM file), for a Redis that "
+        "asks clients for one (`tls-auth-clients yes`)",
+    )
+    redis_tls_key_file: str | None = Field(
+        None, description="the private key (PEM file) of `REDIS_TLS_CERT_FILE`, when that file does not hold it"
+    )
+    redis_tls_cert_reqs: Literal["required", "optional", "none"] = Field(
+        "required",
+        description="with a `rediss://` `REDIS_URL`: `required` (the server's certificate must be valid and name its "
+        "host), `optional` (checked only if the server sends one), or `none` (not checked: anyone between "
+        "here and Redis can read and change everything)",
     )
     redis_key_prefix: str = Field(
         "llm-backend", description="prefix of every key, so several deployments can share one Redis"

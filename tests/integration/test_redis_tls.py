@@ -1,0 +1,147 @@
+"""Production Redis (issue #26, item 3): the whole stack over TLS with an ACL user, as a managed Redis asks, and
+one clear line at start-up when the password or a certificate is wrong."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+
+import httpx
+import pytest
+
+from shared.adapters.jobs import JobState
+from tests.conftest import LS_TOKEN, labeling_config
+from tests.integration.processes import (
+    LLM_BACKEND,
+    BackendProcess,
+    free_port,
+    llm_backend_env,
+    prepare_project_over_http,
+)
+from tests.integration.test_security_processes import start_api
+from tests.integration.tls_redis import ACL_PASSWORD, TlsRedis
+
+FLOWER_AUTH = ("admin", "flower-tls")
+PROJECT = 71
+
+
+@pytest.fixture
+def tls_redis(tmp_path):
+    server = TlsRedis(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+def wait_until(check, timeout: float, what: str, *processes: BackendProcess):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if result := check():
+                return result
+        except (httpx.TransportError, ValueError):
+            pass
+        for process in processes:
+            assert process.process.poll() is None, process.log[-5000:]
+        assert time.monotonic() < deadline, f"{what} not within {timeout} s\n" + "\n".join(
+            p.log[-3000:] for p in processes
+        )
+        time.sleep(0.3)
+
+
+def test_api_worker_and_flower_work_over_tls_with_an_acl_user(
+    tls_redis, llm_server, fake_llm, fake_label_studio, tmp_path
+):
+    prefix = f"tls-{uuid.uuid4().hex[:8]}"
+    env = llm_backend_env(
+        llm_server.url,
+        prefix,
+        **tls_redis.settings_env(),
+        FLOWER_BASIC_AUTH=":".join(FLOWER_AUTH),
+        BATCH_CHUNK_SIZE="10",
+        OUTPUT_MODE="text",
+    )
+    fake_llm.reply = lambda messages, index: "Sarcastic"
+    api, base = start_api(env, tmp_path / "api.log", "--workers", "1")
+    worker = BackendProcess(
+        ["worker", "--concurrency", "2", "-n", f"tls-{uuid.uuid4().hex[:8]}@%h"], env, tmp_path / "worker.log"
+    ).start()
+    flower_port = free_port()
+    flower = BackendProcess(["flower", "--host", "127.0.0.1", "--port", str(flower_port)], env, tmp_path / "f.log")
+    flower.start()
+    flower_url = f"http://127.0.0.1:{flower_port}"
+    client = httpx.Client(base_url=base, timeout=30)
+    try:
+        worker.wait_for_log(" ready.")
+        config = labeling_config("sarcasm")
+        prepare_project_over_http(base, PROJECT, fake_label_studio.url, LS_TOKEN, config)
+        tasks = [{"id": i, "data": {"text": f"t{i}"}} for i in range(1, 31)]
+        fake_label_studio.hold_tasks(PROJECT, tasks)
+        body = {"tasks": tasks, "project": f"{PROJECT}.1", "label_config": config}
+        job = client.post("/predict", json=body).json()["job"]
+        status = wait_until(
+            lambda: JobState((s := client.get(f"/jobs/{job}").json())["state"]).finished and s,
+            120,
+            "the batch job",
+            api,
+            worker,
+        )
+        workers = wait_until(
+            lambda: httpx.get(f"{flower_url}/api/workers?refresh=1", auth=FLOWER_AUTH, timeout=10).json(),
+            60,
+            "Flower's workers",
+            flower,
+        )
+        # Flower's own Redis connection (the broker's queue lengths) goes over TLS too.
+        queues = httpx.get(f"{flower_url}/api/queues/length", auth=FLOWER_AUTH, timeout=10)
+        stored_keys = tls_redis.client().keys(f"{prefix}:*")
+    finally:
+        client.close()
+        for process in (flower, worker, api):
+            process.stop()
+
+    assert (status["state"], status["pushed"], status["failed"]) == ("done", 30, 0), status
+    assert sorted(fake_label_studio.predictions_by_task()) == list(range(1, 31))
+    assert any(name.startswith("tls-") for name in workers)
+    assert queues.status_code == 200 and {"name": "batch", "messages": 0} in queues.json()["active_queues"]
+    assert f"{prefix}:project:{PROJECT}:setup" in stored_keys  # the store wrote to the TLS Redis, not elsewhere
+    assert ACL_PASSWORD not in api.log + worker.log + flower.log
+
+
+def refused_start(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([LLM_BACKEND, *command], env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("command", [["api", "--port", "0"], ["worker"], ["flower", "--port", "0"]], ids=str)
+def test_a_wrong_password_stops_every_process_at_start_naming_redis_url(tls_redis, llm_server, command):
+    env = llm_backend_env(llm_server.url, "tls-refused", **tls_redis.settings_env(), FLOWER_BASIC_AUTH="a:b")
+    result = refused_start(command, env | {"REDIS_URL": tls_redis.url("wrong-password")})
+    assert result.returncode == 2, result.stderr
+    assert "Redis refused the user name or password in REDIS_URL" in result.stderr
+    assert "wrong-password" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("command", [["api", "--port", "0"], ["worker"], ["flower", "--port", "0"]], ids=str)
+def test_an_untrusted_server_certificate_stops_every_process_at_start_naming_the_ca_setting(
+    tls_redis, llm_server, command
+):
+    env = llm_backend_env(llm_server.url, "tls-refused", **tls_redis.settings_env(), FLOWER_BASIC_AUTH="a:b")
+    result = refused_start(command, env | {"REDIS_TLS_CA_FILE": str(tls_redis.certificates.other_ca)})
+    assert result.returncode == 2, result.stderr
+    assert "the Redis server's certificate is not trusted" in result.stderr
+    assert "set REDIS_TLS_CA_FILE" in result.stderr
+
+
+def test_without_the_client_certificate_a_worker_stops_naming_the_certificate_settings(tls_redis, llm_server):
+    env = llm_backend_env(llm_server.url, "tls-refused", **tls_redis.settings_env())
+    del env["REDIS_TLS_CERT_FILE"], env["REDIS_TLS_KEY_FILE"]
+    result = refused_start(["worker"], env)
+    assert result.returncode == 2, result.stderr
+    assert "check REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE" in result.stderr
+
+
+def test_tls_files_with_a_plain_redis_url_are_refused(llm_server):
+    env = llm_backend_env(llm_server.url, "tls-refused", REDIS_TLS_CA_FILE="/etc/ssl/certs/ca-certificates.crt")
+    result = refused_start(["worker"], env)
+    assert result.returncode == 2, result.stderr
+    assert "REDIS_TLS_CA_FILE is set but REDIS_URL is not rediss://" in result.stderr
