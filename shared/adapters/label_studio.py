@@ -54,6 +54,15 @@ class LabelStudioAccess:
         return (mine.scheme, mine.netloc) == (theirs.scheme, theirs.netloc)
 
 
+def _retryable(status: int) -> bool:
+    """Whether a Label Studio answer with this status may succeed if asked again (0: no status at all)."""
+    return status in (0, 408, 409, 429) or status >= 500
+
+
+def _unreachable(exc: httpx.HTTPError) -> LabelStudioError:
+    return LabelStudioError(f"cannot reach Label Studio: {type(exc).__name__}: {redact(str(exc))}", retryable=True)
+
+
 @contextmanager
 def _translated_errors() -> Iterator[None]:
     """The SDK raises its own ApiError for HTTP statuses and httpx's errors for transport failures."""
@@ -63,13 +72,10 @@ def _translated_errors() -> Iterator[None]:
         yield
     except ApiError as exc:
         status = exc.status_code or 0
-        retryable = status in (0, 408, 409, 429) or status >= 500
         body = redact(str(exc.body))[:500]
-        raise LabelStudioError(f"Label Studio answered {status}: {body}", retryable=retryable) from None
+        raise LabelStudioError(f"Label Studio answered {status}: {body}", retryable=_retryable(status)) from None
     except httpx.HTTPError as exc:
-        raise LabelStudioError(
-            f"cannot reach Label Studio: {type(exc).__name__}: {redact(str(exc))}", retryable=True
-        ) from None
+        raise _unreachable(exc) from None
 
 
 def _id_pages(task_ids: list[int]) -> Iterator[list[int]]:
@@ -145,9 +151,7 @@ class LabelStudioGateway:
                 timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise LabelStudioError(
-                f"cannot reach Label Studio: {type(exc).__name__}: {redact(str(exc))}", retryable=True
-            ) from None
+            raise _unreachable(exc) from None
         except httpx.HTTPError as exc:
             raise PushOutcomeUnknown(
                 f"no answer from Label Studio: {type(exc).__name__}: {redact(str(exc))}", answered=False
@@ -157,7 +161,7 @@ class LabelStudioGateway:
             message = f"Label Studio answered {status}: {redact(response.text)[:500]}"
             if status >= 500:  # a proxy's 504 may come while Label Studio still works on the call
                 raise PushOutcomeUnknown(message, answered=status != 504)
-            raise LabelStudioError(message, retryable=status in (408, 409, 429))
+            raise LabelStudioError(message, retryable=_retryable(status))
 
     def predicted_among(self, project: int, task_ids: list[int], model_version: str) -> set[int]:
         """Which of these tasks hold a prediction of this version (a few reads per 5,000 tasks).
@@ -216,14 +220,12 @@ class LabelStudioGateway:
         try:
             response = self._http.get(self.access.absolute("/api/tasks/"), params=params, headers=self._authorization())
         except httpx.HTTPError as exc:
-            raise LabelStudioError(
-                f"cannot reach Label Studio: {type(exc).__name__}: {redact(str(exc))}", retryable=True
-            ) from None
+            raise _unreachable(exc) from None
         if response.status_code >= 300:
             status = response.status_code
             raise LabelStudioError(
                 f"Label Studio answered {status} for tasks of project {project}: {redact(response.text)[:500]}",
-                retryable=status in (408, 409, 429) or status >= 500,
+                retryable=_retryable(status),
             )
         try:
             listed = [task for task in response.json()["tasks"] if isinstance(task, dict)]

@@ -16,6 +16,7 @@ import redis
 from shared.adapters.label_studio import LabelStudioAccess, LabelStudioGateway
 from shared.adapters.netguard import AddressPolicy
 from tests.conftest import real_redis_url
+from tests.e2e.conftest import BASIC_AUTH
 from tests.e2e.label_studio_server import TOKEN
 from tests.e2e.test_label_studio import calls_for, connect, new_project, retrieve_predictions, task_ids
 from tests.e2e.test_label_studio import wait_for_predictions as wait_for
@@ -42,7 +43,11 @@ def impatient_backend(label_studio, llm_server, e2e_dir):
         PUSH_TIMEOUT_MAX="0.05",
     )
     port = free_port()
-    api = BackendProcess(["api", "--host", "127.0.0.1", "--port", str(port)], env, e2e_dir / "impatient-api.log")
+    api = BackendProcess(
+        ["api", "--host", "127.0.0.1", "--port", str(port)],
+        env | {"BASIC_AUTH_USER": BASIC_AUTH[0], "BASIC_AUTH_PASS": BASIC_AUTH[1]},
+        e2e_dir / "impatient-api.log",
+    )
     worker = BackendProcess(
         ["worker", "--concurrency", "2", "-n", f"e2e-impatient-{uuid.uuid4().hex[:6]}@%h"],
         env,
@@ -51,7 +56,7 @@ def impatient_backend(label_studio, llm_server, e2e_dir):
     try:
         api.start().wait_for_log("Booting worker")
         worker.start().wait_for_log(" ready.")
-        yield {"url": f"http://127.0.0.1:{port}", "worker": worker}
+        yield {"url": f"http://127.0.0.1:{port}", "auth": BASIC_AUTH, "worker": worker}
     finally:
         worker.stop()
         api.stop()
@@ -65,7 +70,7 @@ def test_a_push_that_outlives_its_read_timeout_lands_once(ls, impatient_backend,
     fake_llm.reply = lambda messages, index: "Sarcastic"
     project, marker = new_project(ls, "sarcasm", TASKS)
     extra = {"default_prompt": "Is this sarcastic? {text} Labels: {labels}", "use_internal_prompt_template": False}
-    version = connect(ls, project, impatient_backend["url"], extra_params=extra).model_version
+    version = connect(ls, project, impatient_backend, extra_params=extra).model_version
 
     retrieve_predictions(ls, project)
 
