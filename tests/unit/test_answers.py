@@ -125,7 +125,7 @@ CORPUS = [
     (RECEIPTS, "It's a veterinary clinic invoice, so Pet Care.", ["Pet Care"]),
     (RECEIPTS, "Utilities", ["Utilities/Bills"]),
     (RECEIPTS, "Other", ["Other"]),
-    (RECEIPTS, "This receipt does not fit any of the categories.", []),
+    (RECEIPTS, "This receipt does not fit any of the categories.", ["Other"]),  # [] before issue #28
     (RECEIPTS, "Clothing & Apparel", ["Clothing/Apparel"]),
     (RECEIPTS, "Home furnishings / décor", ["Home Furnishings/Decor"]),
     (RECEIPTS, "The purchase was a monthly gym membership.", ["Membership/Subscriptions"]),
@@ -246,19 +246,71 @@ HELD_OUT_AFTER_FIXES = [
     (INTENTS, "The user is complaining about a late delivery.", ["complaint"]),
     (INTENTS, "Cancel booking", ["cancel_booking"]),
 ]
-CORPUS += HELD_OUT + HELD_OUT_AFTER_FIXES
+# Issue #28: answers that decline, and labels named by a synonym (a <Choice>'s alias or hint, an abbreviation
+# across "/", "&" or "and"); written before the reader learnt them and added without running them first.
+# A declining answer reads as the config's none/other choice when it offers one, else as nothing.
+AG_NEWS = ("topic", ["World", "Sports", "Business", "Sci/Tech"], False)
+DEPARTMENTS = ("department", ["R&D", "Sales", "Human Resources", "Legal"], False)
+AREAS = ("area", ["Research and Development", "Marketing", "Operations"], False)
+SENTIMENT_OR_NONE = ("sentiment", ["Positive", "Negative", "Neutral", "None"], False)
+TOPICS_OR_OTHER = ("topic", ["sports", "politics", "technology", "other"], True)
+YES_NO_NONE = ("answer", ["Yes", "No", "None of the above"], False)
+# label set with synonyms: the alias and hint of each <Choice> (labels as the model reads them → other names)
+AG_NEWS_HINTED = (
+    "topic",
+    ["World", "Sports", "Business", "Sci/Tech"],
+    False,
+    {"Sci/Tech": ["sci_tech", "Science and Technology news"], "Business": ["biz", "Economy, markets and companies"]},
+)
+INTENTS_ALIASED = ("intent", ["Book a flight", "Cancel a booking"], False, {"Book a flight": ["BF-01"]})
+ABSTENTIONS_AND_SYNONYMS = [
+    (SENTIMENT, "I cannot determine the sentiment of this text.", []),
+    (AG_NEWS, "None of these categories fit.", []),
+    (SARCASM, "I'm unable to tell whether this is sarcastic.", []),
+    (RECEIPTS, "None of these categories fit.", ["Other"]),
+    (RECEIPTS, "I cannot determine the category from this receipt.", ["Other"]),
+    (SENTIMENT_OR_NONE, "None of these categories fit.", ["None"]),
+    (SENTIMENT_OR_NONE, "None", ["None"]),
+    (SENTIMENT_OR_NONE, "not negative", []),
+    (SENTIMENT_OR_NONE, "Negative.", ["Negative"]),
+    (TOPICS_OR_OTHER, "None of these topics apply.", ["other"]),
+    (TOPICS_OR_OTHER, "The text is about cooking, which is none of the listed topics.", ["other"]),
+    (TOPICS_OR_OTHER, "Sports, and nothing else.", ["sports"]),
+    (YES_NO_NONE, "None of the above.", ["None of the above"]),
+    (YES_NO_NONE, "None of the above — the text doesn't say.", ["None of the above"]),
+    (YES_NO_NONE, "No.", ["No"]),
+    (SARCASM, "Not sarcastic.", ["Not Sarcastic"]),
+    (AG_NEWS, "Science and Technology", ["Sci/Tech"]),
+    (AG_NEWS, "Category: Science & Technology", ["Sci/Tech"]),
+    (AG_NEWS, "The article is about science and technology.", ["Sci/Tech"]),
+    (AG_NEWS, "It isn't Sci/Tech, it's World.", ["World"]),
+    (AG_NEWS, "World news", ["World"]),
+    (DEPARTMENTS, "Research and Development", ["R&D"]),
+    (DEPARTMENTS, "Research & development (the memo is about a prototype).", ["R&D"]),
+    (DEPARTMENTS, "Sales and marketing", ["Sales"]),
+    (AREAS, "R&D", ["Research and Development"]),
+    (AREAS, "Area: R & D", ["Research and Development"]),
+    (AG_NEWS_HINTED, "sci_tech", ["Sci/Tech"]),
+    (AG_NEWS_HINTED, "Science and Technology news", ["Sci/Tech"]),
+    (AG_NEWS_HINTED, "biz", ["Business"]),
+    (AG_NEWS_HINTED, "This is about the economy and markets.", ["Business"]),
+    (INTENTS_ALIASED, "BF-01", ["Book a flight"]),
+    (INTENTS_ALIASED, "The user wants to cancel a booking.", ["Cancel a booking"]),
+]
+CORPUS += HELD_OUT + HELD_OUT_AFTER_FIXES + ABSTENTIONS_AND_SYNONYMS
 
 # Answers the reader gets wrong, with what it reads instead: kept honest here rather than tuned away.
 KNOWN_MISSES: dict[str, list[str]] = {}
 
 
 def read(label_set, answer: str) -> list[str]:
-    name, labels, multiple = label_set
-    return [match.label for match in read_labels(answer, labels, multiple=multiple, threshold=0.8, name=name)]
+    name, labels, multiple, *synonyms = label_set
+    found = read_labels(answer, labels, multiple=multiple, threshold=0.8, name=name, synonyms=next(iter(synonyms), {}))
+    return [match.label for match in found]
 
 
 def case_id(case) -> str:
-    (name, labels, multiple), answer, _ = case
+    (name, labels, multiple, *_synonyms), answer, _ = case
     return f"{labels[0]}{'+' if multiple else ''}: {answer[:60]}"
 
 
