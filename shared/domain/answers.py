@@ -304,7 +304,8 @@ def _compound(text: str, labels: list[_Label]) -> LabelMatch | None:
             ):
                 confidence = NAMED if named == written else ABBREVIATION
                 found[label.name] = max(found.get(label.name, 0.0), confidence)
-    return LabelMatch(*next(iter(found.items()))) if len(found) == 1 else None
+    best = max(found.values(), default=0.0)  # the pieces as written beat abbreviations of them
+    return _only([name for name, confidence in found.items() if confidence == best], best)
 
 
 def _match_candidate(text: str, labels: list[_Label], threshold: float) -> LabelMatch | None:
@@ -848,6 +849,22 @@ def read_rating(answer: str, max_rating: int = 5) -> int | None:
     return rating if 1 <= rating <= max_rating else None
 
 
+def _node_matches(answer: str, paths: Sequence[Sequence[str]], threshold: float) -> list[LabelMatch]:
+    """The Taxonomy nodes an answer names, by name."""
+    names = list(dict.fromkeys(name for path in paths for name in path))
+    # Path separators become list separators, so the line reader sees "Animals, Birds, Eagle"; a separator that
+    # occurs inside a node's name ("Dining/Restaurants") stays as it is.
+    separators = [sep for sep in (">", "→", "»", "::", ":", "/", "\\") if not any(sep in name for name in names)]
+    text = re.sub("|".join(re.escape(sep) for sep in separators), ", ", answer) if separators else answer
+    return read_labels(text, names, multiple=True, threshold=threshold)
+
+
+def taxonomy_declines(answer: str, paths: Sequence[Sequence[str]], *, threshold: float) -> bool:
+    """Whether ``read_taxonomy`` reads the Taxonomy's none/other node because the answer declines (``read_labels``)."""
+    matches = _node_matches(answer, paths, threshold)
+    return bool(matches) and all(match.declined for match in matches)
+
+
 def read_taxonomy(
     answer: str, paths: Sequence[Sequence[str]], *, multiple: bool = True, threshold: float
 ) -> list[list[str]]:
@@ -858,12 +875,7 @@ def read_taxonomy(
     the branch whose ancestors the answer names, else to the first in config order.  A path that is the ancestor
     of another one read is dropped.
     """
-    names = list(dict.fromkeys(name for path in paths for name in path))
-    # Path separators become list separators, so the line reader sees "Animals, Birds, Eagle"; a separator that
-    # occurs inside a node's name ("Dining/Restaurants") stays as it is.
-    separators = [sep for sep in (">", "→", "»", "::", ":", "/", "\\") if not any(sep in name for name in names)]
-    text = re.sub("|".join(re.escape(sep) for sep in separators), ", ", answer) if separators else answer
-    named = [match.label for match in read_labels(text, names, multiple=True, threshold=threshold)]
+    named = [match.label for match in _node_matches(answer, paths, threshold)]
     chosen: list[list[str]] = []
     for node in named:
         ending_here = [list(path) for path in paths if path and path[-1] == node]

@@ -28,7 +28,14 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from shared.domain.answer_regions import Filled, prose_answers, regions_from_answers
-from shared.domain.answers import declining_phrase, read_labels, read_number, read_rating, read_taxonomy
+from shared.domain.answers import (
+    declining_phrase,
+    read_labels,
+    read_number,
+    read_rating,
+    read_taxonomy,
+    taxonomy_declines,
+)
 from shared.domain.labeling import (
     CHOICES,
     NUMBER,
@@ -115,6 +122,8 @@ def read_prose(
             shown = [path for path, _stored in taxonomy_nodes(output, options)]
             paths = read_taxonomy(text, shown, multiple=output.multiple, threshold=threshold)
             value = [path_separator(output).join(path) for path in paths] or None
+            if value and taxonomy_declines(text, shown, threshold=threshold):
+                reading.none_chosen.add(output.name)
         elif output.kind == RATING:
             value = read_rating(text, int(output.control.attr.get("maxRating", 5)))
         elif output.kind == NUMBER:
@@ -244,14 +253,18 @@ def read_prediction(
     first = objects[0] if objects else None
     if first is None:
         reading = read_prose(spec, texts[0] if texts else "", data, threshold)
-        abstention = _abstention(spec, reading, declining_phrase(texts[0]) if texts else None, structured=False)
+        refused = messages[0].get("refusal") if messages and mode != "text" else None  # a structured mode's refusal
+        reason = (declining_phrase(texts[0]) if texts else None) or (
+            f"refused: {str(refused)[:200]}" if refused else None
+        )
+        abstention = _abstention(spec, reading, reason, structured=False)
         if not reading.values and not spec.text_outputs and abstention is None:
             shown = repr(texts[0][:200]) if texts else "no answer"
             raise AnswerFormatError(f"nothing in the model's answer fits this labeling config: {shown}")
         answers = prose_answers(spec, texts, reading.values)
     else:
-        reading, declined = _checked(spec, first, data, threshold, notes)
-        abstention = _abstention(spec, reading, next(iter(declined), None), structured=True)
+        reading, declines = _checked(spec, first, data, threshold, notes)
+        abstention = _abstention(spec, reading, next(iter(declines), None), structured=True)
         prose_of = [{tag.name: text for tag in spec.text_outputs} for text in texts]
         others = [found if found is not None else prose for found, prose in zip(objects[1:], prose_of[1:], strict=True)]
         answers = [reading.values, *others]

@@ -14,7 +14,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.domain.answers import read_labels, read_number, read_rating, read_taxonomy
+from shared.domain.answers import (
+    ABBREVIATION,
+    DECLINED,
+    EXACT,
+    NAMED,
+    LabelMatch,
+    declining_phrase,
+    read_labels,
+    read_number,
+    read_rating,
+    read_taxonomy,
+)
 from shared.domain.labeling import parse_labeling_config
 from tests.conftest import labeling_config
 
@@ -516,3 +527,122 @@ def test_a_long_answer_reads_quickly():
         "Negative"
     ]
     assert time.perf_counter() - started < 2.0
+
+
+# --- answers that decline, none/other choices, synonyms (issue #28) ------------------------------------------
+
+
+def labels_of(answer: str, labels, multiple: bool = False, **kwargs) -> list[str]:
+    return [match.label for match in read_labels(answer, labels, multiple=multiple, threshold=0.8, **kwargs)]
+
+
+@pytest.mark.parametrize(
+    ("answer", "phrase"),
+    [
+        ("I cannot determine the sentiment of this text.", "cannot determine"),
+        ("None of these categories fit.", "none of these"),
+        ("I can't tell from this text.", "ca not tell"),
+        ("As an AI, I have no opinion.", "as an ai"),
+        ("There is not enough information to decide.", "not enough information"),
+        ("None.", "none"),
+        ("N/A", "n a"),
+        ("Unknown", "unknown"),
+    ],
+)
+def test_an_answer_that_declines_is_recognised_with_its_words(answer, phrase):
+    assert declining_phrase(answer) == phrase
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["not sarcastic", "Not negative.", "There is no clear sentiment.", "Nothing about sports.",
+     "It's unknown territory", "Negative", "No."],
+)  # fmt: skip
+def test_an_answer_is_no_refusal_to_answer(answer):
+    assert declining_phrase(answer) is None
+
+
+def test_a_declining_answer_reads_nothing_without_a_none_choice():
+    assert labels_of("I cannot determine the sentiment of this text.", SENTIMENT[1]) == []
+    assert labels_of("None of these categories fit.", ["World", "Sports"], multiple=True) == []
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        (["Positive", "Negative", "Other"], "Other"),
+        (["Positive", "Negative", "None"], "None"),
+        (["Yes", "No", "N/A"], "N/A"),
+        (["Cats", "Dogs", "Unknown"], "Unknown"),
+        (["Cats", "Dogs", "Other (please specify)"], "Other (please specify)"),
+        (["Cats", "None of the above", "Other"], "None of the above"),  # the first in config order
+    ],
+)
+def test_a_declining_answer_reads_as_the_configs_none_or_other_choice(labels, expected):
+    for multiple in (False, True):
+        [match] = read_labels("I cannot determine this.", labels, multiple=multiple, threshold=0.8)
+        assert match == LabelMatch(expected, DECLINED, declined=True)
+
+
+def test_a_none_choice_is_taken_only_when_the_answer_declines():
+    labels = ["Positive", "Negative", "Other"]
+    assert labels_of("not negative", labels) == []  # an answer, though not one of the labels: no abstention
+    assert labels_of("Negative, though I cannot determine how strongly.", labels) == ["Negative"]
+    assert labels_of("Dining/Other", ["Dining/Other", "Groceries"]) == ["Dining/Other"]
+    assert labels_of("I cannot determine it.", ["Dining/Other", "Groceries"]) == []  # a part is no none choice
+
+
+def test_a_label_that_is_a_refusal_is_read_as_written():
+    """ "None" or "None of the above" as a choice of the config wins over reading the answer as a refusal."""
+    labels = ["Yes", "No", "None of the above"]
+    assert read_labels("None of the above.", labels, multiple=False, threshold=0.8) == [
+        LabelMatch("None of the above", 1.0)
+    ]
+    assert read_labels("- None", ["Sports", "None"], multiple=True, threshold=0.8) == [LabelMatch("None", 1.0)]
+    assert read_labels("Cannot determine", ["Yes", "No", "Cannot determine"], multiple=False, threshold=0.8) == [
+        LabelMatch("Cannot determine", 1.0)
+    ]
+
+
+def test_an_alias_or_a_hint_names_its_label():
+    labels = ["World", "Sports", "Business", "Sci/Tech"]
+    synonyms = {"Sci/Tech": ["sci_tech", "Science and Technology news"], "World": ["3"]}
+    assert read_labels("sci_tech", labels, multiple=False, threshold=0.8, synonyms=synonyms) == [
+        LabelMatch("Sci/Tech", 1.0)
+    ]
+    assert labels_of("Label: Science and Technology news", labels, synonyms=synonyms) == ["Sci/Tech"]
+    assert labels_of("The text is science and technology news.", labels, synonyms=synonyms) == ["Sci/Tech"]
+    assert labels_of("sci_tech", labels) == ["Sci/Tech"]  # its words are the label's: no synonym needed
+    assert labels_of("3", labels, synonyms=synonyms) == []  # a bare code is no name: "3 goals" names nothing
+    assert labels_of("Science news", ["World", "Sports"], synonyms={"World": ["Global affairs"]}) == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "labels", "expected", "confidence"),
+    [
+        ("Science and Technology", ["World", "Sci/Tech"], "Sci/Tech", ABBREVIATION),
+        ("Science & Technology", ["World", "Sci/Tech"], "Sci/Tech", ABBREVIATION),
+        ("Sci/Tech", ["World", "Science and Technology"], "Science and Technology", ABBREVIATION),
+        ("R&D", ["Sales", "Research and Development"], "Research and Development", ABBREVIATION),
+        ("R & D", ["Sales", "Research & Development"], "Research & Development", ABBREVIATION),
+        ("Research and Development", ["Sales", "R&D"], "R&D", ABBREVIATION),
+        ("research & development", ["Sales", "R&D"], "R&D", ABBREVIATION),
+        ("Clothing & Apparel", ["Groceries", "Clothing/Apparel"], "Clothing/Apparel", EXACT),  # the same words
+        ("Arts and Entertainment", ["Sports", "Arts & Entertainment"], "Arts & Entertainment", NAMED),
+        ("Science and Technology", ["Sci/Tech", "Science/Technology"], "Science/Technology", NAMED),
+        ("The memo is about science and technology.", ["World", "Sci/Tech"], "Sci/Tech", ABBREVIATION),
+    ],
+)
+def test_a_compound_name_is_read_across_joints_and_abbreviations(answer, labels, expected, confidence):
+    assert read_labels(answer, labels, multiple=False, threshold=0.8) == [LabelMatch(expected, confidence)]
+
+
+@pytest.mark.parametrize(
+    ("answer", "labels"),
+    [
+        ("The report covers results and data.", ["Sales", "R&D"]),  # one letter is no abbreviation in prose
+        ("It isn't science and technology.", ["World", "Sci/Tech"]),  # negated
+    ],
+)
+def test_a_compound_name_is_not_read_where_a_person_would_not(answer, labels):
+    assert labels_of(answer, labels) == []
