@@ -152,12 +152,12 @@ def _as_text(value: Any) -> str:
 
 def _checked(
     spec: LabelingSpec, answer: Mapping[str, Any], data: Mapping[str, Any], threshold: float, notes: list[str]
-) -> tuple[ProseReading, list[str]]:
+) -> tuple[ProseReading, dict[str, str]]:
     """The answer's fields that fit the schema, the others read again as prose (see the module's docstring),
-    and the words with which such fields declined ("None of these")."""
+    and the words with which such fields declined ("None of these"), by control name."""
     properties = answer_schema(spec, data)["properties"]
     checked = ProseReading()
-    declined: list[str] = []
+    declined: dict[str, str] = {}
     for output in spec.outputs:
         if output.name not in answer:
             continue
@@ -177,8 +177,9 @@ def _checked(
                 checked.values[output.name] = found
                 checked.confidences.update(reread.confidences)
                 checked.none_chosen.update(reread.none_chosen)
-            if found is None or reread.none_chosen:
-                declined.extend(filter(None, [declining_phrase(_as_text(value))]))
+            phrase = declining_phrase(_as_text(value)) if found is None or reread.none_chosen else None
+            if phrase:
+                declined[output.name] = phrase
     return checked, declined
 
 
@@ -186,30 +187,43 @@ STRUCTURED_DECLINE = "null for every control"  # how a structured answer decline
 _UNSPOKEN: tuple[Any, ...] = (None, [])  # a control's value that holds no answer: null, or an empty list
 
 
-def _abstention(spec: LabelingSpec, read: ProseReading, reason: str | None, structured: bool) -> Abstention | None:
-    """The abstention of an answer that holds nothing but its declines, or None when it answered something.
-
-    In prose the reason is the answer's declining phrase.  A structured answer declines with a value that declines
-    when read as prose, or with null (an empty list) for every control that picks something; an empty list of
-    spans is an answer there (no entity in the text), not a decline."""
+def _abstention(spec: LabelingSpec, read: ProseReading, reason: str | None) -> Abstention | None:
+    """The abstention of a prose answer that declines (``reason``, its declining phrase) and holds nothing else,
+    or None."""
     asked = [output for output in spec.outputs if output.kind != TEXT]
-    if structured:
-        picking = [output for output in asked if output.kind not in (SPANS, PARAGRAPH_SPANS)]
-        if reason is None and picking and all(read.values.get(output.name) in _UNSPOKEN for output in picking):
-            reason = STRUCTURED_DECLINE
-        asked = picking
-    answered = [
-        output
-        for output in asked
-        if read.values.get(output.name) not in _UNSPOKEN and output.name not in read.none_chosen
-    ]
-    if reason is None or not asked or answered:
+    if reason is None or any(
+        read.values.get(output.name) not in _UNSPOKEN and output.name not in read.none_chosen for output in asked
+    ):
         return None
+    return _declined(reason, asked, read)
+
+
+def _structured_abstention(
+    spec: LabelingSpec, answer: Mapping[str, Any], read: ProseReading, declines: Mapping[str, str]
+) -> Abstention | None:
+    """The abstention of a structured answer that holds nothing but declines, or None.
+
+    It declines with null (an empty list) for every control that picks something, the schema's own empty answer,
+    or with a value that declines when read as prose ("None of these"); an empty list of spans is an answer (no
+    entity in the text), and a value that neither fits nor declines (a rating of 9 out of 5) is no decline."""
+    asked = [output for output in spec.outputs if output.kind != TEXT]
+    picking = [output for output in asked if output.kind not in (SPANS, PARAGRAPH_SPANS)]
+    if not picking or any(
+        read.values.get(output.name) not in _UNSPOKEN and output.name not in read.none_chosen for output in asked
+    ):
+        return None
+    if not all(answer.get(output.name) in _UNSPOKEN or output.name in declines for output in picking):
+        return None
+    return _declined(next(iter(declines.values()), STRUCTURED_DECLINE), picking, read)
+
+
+def _declined(reason: str, outputs: Sequence[Output], read: ProseReading) -> Abstention:
+    """The abstention of these controls: each left empty, or given its none/other choice."""
     return Abstention(
         reason,
         {
             output.name: (output.control.tag, NONE_CHOICE if output.name in read.none_chosen else EMPTY)
-            for output in asked
+            for output in outputs
         },
     )
 
@@ -257,14 +271,14 @@ def read_prediction(
         reason = (declining_phrase(texts[0]) if texts else None) or (
             f"refused: {str(refused)[:200]}" if refused else None
         )
-        abstention = _abstention(spec, reading, reason, structured=False)
+        abstention = _abstention(spec, reading, reason)
         if not reading.values and not spec.text_outputs and abstention is None:
             shown = repr(texts[0][:200]) if texts else "no answer"
             raise AnswerFormatError(f"nothing in the model's answer fits this labeling config: {shown}")
         answers = prose_answers(spec, texts, reading.values)
     else:
         reading, declines = _checked(spec, first, data, threshold, notes)
-        abstention = _abstention(spec, reading, next(iter(declines), None), structured=True)
+        abstention = _structured_abstention(spec, first, reading, declines)
         prose_of = [{tag.name: text for tag in spec.text_outputs} for text in texts]
         others = [found if found is not None else prose for found, prose in zip(objects[1:], prose_of[1:], strict=True)]
         answers = [reading.values, *others]

@@ -227,6 +227,8 @@ def test_a_structured_answer_declines_with_null_for_every_control_or_with_words(
     assert reading.abstention == Abstention("none of these", {"c": ("Choices", NONE_CHOICE), "r": ("Rating", EMPTY)})
 
     assert predicted(spec, json.dumps({"c": "Positive", "r": None}), mode="json_schema").abstention is None
+    reading = predicted(spec, json.dumps({"c": None, "r": 9}), mode="json_schema")  # out of range: not a decline
+    assert reading.filled.regions == [] and reading.abstention is None
 
 
 def test_no_entity_in_the_text_is_an_answer_not_a_decline():
@@ -267,3 +269,13 @@ def test_a_taxonomy_gives_its_none_or_other_node_to_an_answer_that_declines():
     assert by_name(reading) == {"x": {"taxonomy": [["Other"]]}}
     assert reading.abstention == Abstention("cannot determine", {"x": ("Taxonomy", NONE_CHOICE)})
     assert predicted(spec, "Other").abstention is None  # named, not declined
+
+
+def test_a_structured_answer_with_entities_and_a_null_choice_answered_something():
+    spec = spec_of(more='<Labels name="ner" toName="t"><Label value="PER"/></Labels>')
+    answer = {"c": None, "ner": [{"text": "x", "label": "PER", "start": 0}]}
+    reading = predicted(spec, json.dumps(answer), mode="json_schema")
+    assert by_name(reading) == {"ner": {"start": 0, "end": 1, "text": "x", "labels": ["PER"]}}
+    assert reading.abstention is None
+    reading = predicted(spec, json.dumps({"c": None, "ner": []}), mode="json_schema")
+    assert reading.abstention == Abstention(STRUCTURED_DECLINE, {"c": ("Choices", EMPTY)})
