@@ -1,11 +1,12 @@
 """Scenario 6: readers of model output and span search on hostile answers, timed at sizes N, 2N and 4N.
 
 Each case is one pathological input from issue #23's findings or from the search for more (runs of spaces,
-a label named thousands of times, runs of digits, deep brackets, a Markdown fence left open, many one-letter
-quotes in a long text or a dialogue, thousands of nested spans to score, a long text to redact with many
-secrets).  The CPU time of one call (the best of a few runs, ``time.process_time``) is taken at each size; a
-linear reader takes about 4 times as long at 4N as at N, a quadratic one 16 times: ``t(4N)/t(N) ≤
-LINEAR_BOUND`` says the cost is linear.  Pure CPU in this process: no server, no Redis.
+a label named thousands of times, a compound label named piece by piece or a refusal repeated (issue #28), runs
+of digits, deep brackets, a Markdown fence left open, many one-letter quotes in a long text or a dialogue,
+thousands of nested spans to score, a long text to redact with many secrets).  The CPU time of one call (the
+best of a few runs, ``time.process_time``) is taken at each size; a linear reader takes about 4 times as long at
+4N as at N, a quadratic one 16 times: ``t(4N)/t(N) ≤ LINEAR_BOUND`` says the cost is linear.  Pure CPU in this
+process: no server, no Redis.
 
 ``python -m bench.readers`` runs it alone; ``python -m bench.run --only readers`` within the suite.
 """
@@ -28,6 +29,7 @@ from shared.redaction import SecretRegistry
 
 LINEAR_BOUND = 5.0  # t(4N)/t(N): 4 for linear work, with room for noise and caches; quadratic work gives 16
 LABELS = ["Positive", "Negative", "Neutral"]
+COMPOUND_LABELS = ["World", "Sci/Tech", "Research and Development", "Other"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,10 @@ CASES = [
          lambda n: _labels("Positive" + " " * n + ", Negative", multiple=True)),
     Case("one label named n/9 times", 90_000, lambda n: _labels("positive " * (n // 9))),
     Case("two labels joined by 'or' n/22 times", 88_000, lambda n: _labels("positive or negative, " * (n // 22))),
+    Case("a compound label named piece by piece n/23 times", 92_000, lambda n: lambda: read_labels(
+        "science and technology " * (n // 23), COMPOUND_LABELS, multiple=True, threshold=0.8)),
+    Case("a refusal n/12 times, read as the none/other choice", 96_000, lambda n: lambda: read_labels(
+        "none of the " * (n // 12), COMPOUND_LABELS, multiple=False, threshold=0.8)),
     Case("digits (`read_rating`)", 100_000, lambda n: lambda: read_rating("9" * n)),
     Case("`[` n times (RecursionError before)", 100_000, lambda n: _labels("[" * n)),
     Case("`[` 500 times, then a long unclosed list", 100_000, lambda n: _labels("[" * 500 + "1," * (n // 2))),

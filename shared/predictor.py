@@ -22,13 +22,14 @@ from shared.adapters.images import image_url_for_model
 from shared.adapters.jobs import Jobs
 from shared.adapters.label_studio import LabelStudioGateway, LabelStudioGateways
 from shared.adapters.llm import LLM, LLMAnswer, OutputRequest
+from shared.adapters.metrics import CONTROL_TYPES, Metrics, bounded
 from shared.adapters.netguard import AddressPolicy
 from shared.adapters.store import Store
 from shared.domain.config import Settings
 from shared.domain.errors import TaskError
 from shared.domain.pricing import TokenUsage
 from shared.domain.prompts import compose_messages, task_images
-from shared.domain.reading import read_prediction
+from shared.domain.reading import Abstention, read_prediction
 from shared.domain.schema import answer_instructions, answer_schema, task_instructions
 from shared.domain.types import Prediction, Task
 from shared.domain.untrusted import lone_surrogate_message, lone_surrogate_path
@@ -43,13 +44,20 @@ R = TypeVar("R")
 
 class Predictor:
     def __init__(
-        self, settings: Settings, store: Store, jobs: Jobs, llm: LLM, label_studio: LabelStudioGateways
+        self,
+        settings: Settings,
+        store: Store,
+        jobs: Jobs,
+        llm: LLM,
+        label_studio: LabelStudioGateways,
+        metrics: Metrics,
     ) -> None:
         self.settings = settings
         self.store = store
         self.jobs = jobs
         self.llm = llm
         self.label_studio = label_studio
+        self.metrics = metrics
         self.policy = AddressPolicy.from_settings(settings)
         self.spend = DailySpend(settings, store)
         self._pool = ThreadPoolExecutor(max_workers=settings.llm_concurrency, thread_name_prefix="llm")
@@ -141,9 +149,18 @@ class Predictor:
             log.info("task %s: %s", task_id, note)
         for reason in reading.filled.dropped:
             log.warning("task %s: dropped %s", task_id, reason)
+        if reading.abstention:
+            self.record_abstention(task_id, reading.abstention)
         score = reading.filled.score(answer.logprobs)
         regions = reading.filled.scored_regions(answer.logprobs)
         return {"result": regions, "score": score, "model_version": ctx.model_version}
+
+    def record_abstention(self, task_id: object, abstention: Abstention) -> None:
+        """A model that declined gives a prediction, not an error: say why in the log, count it in /metrics."""
+        outcomes = ", ".join(f"{name}: {outcome}" for name, (_tag, outcome) in abstention.controls.items())
+        log.info("task %s: the model declined (%r): %s", task_id, abstention.reason, outcomes)
+        for tag, outcome in abstention.controls.values():
+            self.metrics.count("abstentions", control_type=bounded(tag, CONTROL_TYPES), outcome=outcome)
 
     def empty(self, ctx: PredictionContext) -> Prediction:
         return {"result": [], "score": 0.0, "model_version": ctx.model_version}

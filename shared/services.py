@@ -54,7 +54,7 @@ class Services:
         metrics = Metrics(store)
         jobs = Jobs(store, settings.job_ttl, settings.prices, settings.handover_grace, settings.llm_batch_discount)
         llm = LLM.from_settings(settings, store, metrics)
-        predictor = Predictor(settings, store, jobs, llm, label_studio)
+        predictor = Predictor(settings, store, jobs, llm, label_studio, metrics)
         projects = Projects(settings, store)
         return cls(
             settings=settings,

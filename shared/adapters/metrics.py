@@ -7,7 +7,8 @@ Updates are buffered in the process and written once a second; a metric that can
 (Redis down) is dropped: metrics never fail a request nor slow it down.
 
 Series are kept forever, so no label comes from request input as it is: an HTTP method is one of
-``HTTP_METHODS`` and a model one the operator configured (``known_models``), else ``other``.
+``HTTP_METHODS``, a model one the operator configured (``known_models``) and a control's tag one of
+``CONTROL_TYPES``, else ``other``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ COUNTERS = {
         ("provider", "model", "direction"),
     ),
     "llm_cache": ("LLM response cache lookups by result", ("result",)),
+    "abstentions": (
+        "Controls of predictions whose model declined to answer ('I cannot determine…', 'None of these fit', null "
+        "for every control), by control tag and outcome: empty (no region) or none_choice (the config's own "
+        "none/other choice)",
+        ("control_type", "outcome"),
+    ),
     "label_studio_push_reconciled": (
         "Predictions of pushes whose outcome was unknown, read back from Label Studio: landed, or sent again",
         ("result",),
@@ -58,6 +65,8 @@ HISTOGRAMS = {
 
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# The control tags the backend fills: a control's tag as a label (the tag of any other counts as ``other``).
+CONTROL_TYPES = frozenset({"Choices", "Taxonomy", "Rating", "Number", "Pairwise", "Labels", "ParagraphLabels"})
 OTHER = "other"
 
 

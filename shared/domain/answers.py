@@ -10,25 +10,36 @@ that fail validation: it reads an answer the way a careful annotator would, not 
 2. Answer lines: a line, or an item of a comma/semicolon list on it, that *is* a label once list markers, markdown,
    quotes, ``Label:``-style prefixes and the reasons after the label are set aside.
 3. Sentences: labels named in the prose, by their words or word stems (``a restaurant bill`` names
-   ``Dining/Restaurants``) or by an abbreviation (``tech``).  A label negated there (``not negative``,
-   ``sarcastic? definitely not``) is not read, or reads as its ``Not …`` twin when the control has one.  A
-   single-choice control reads nothing from labels offered as alternatives (``positive or neutral``) and, of
-   several labels named, takes the one named in a verdict (``overall``, ``so``, ``the answer is``), else the first.
+   ``Dining/Restaurants``), by an abbreviation (``tech``) or piece by piece (``science and technology`` names
+   ``Sci/Tech``).  A label negated there (``not negative``, ``sarcastic? definitely not``) is not read, or reads
+   as its ``Not …`` twin when the control has one.  A single-choice control reads nothing from labels offered as
+   alternatives (``positive or neutral``) and, of several labels named, takes the one named in a verdict
+   (``overall``, ``so``, ``the answer is``), else the first.
 4. Word overlap: the one label whose distinctive words the answer uses (``book a flight`` → ``book_flight``).
 
-Refusals (``I cannot determine…``, ``As an AI…``, ``None of the above``) are set aside before steps 2 to 4.
+A label is named by its own name or by a synonym the config gives it (a ``<Choice>``'s ``alias`` and ``hint``),
+and a compound name by its pieces written with other joints or abbreviated (``Science & Technology`` or
+``Science and Technology`` for ``Sci/Tech``, ``R&D`` for ``Research and Development`` and back).
+
+Refusals (``I cannot determine…``, ``As an AI…``, ``None of the above``) are set aside before steps 2 to 4, unless
+a line is a label as written (a config's ``None of the above``).  An answer that names no label and declines
+(``declining_phrase``) reads as the config's own none/other choice (``None``, ``Other``, ``N/A``, ``Unknown``…)
+when it has one, else as nothing: the caller makes that an empty prediction, not an error.
 
 Confidence scale, the prediction score when no logprobs are available:
 
 ====================  ===================================================================================
-1.0                   a line, list item or JSON value is the label (case, accents, punctuation, markdown aside)
+1.0                   a line, list item or JSON value is the label or one of its synonyms (case, accents,
+                      punctuation, markdown aside)
 0.95                  a line is the negated form of a ``Not X`` label (``Non-sarcastic``)
 0.9                   a line is one part of a compound label (``Utilities`` → ``Utilities/Bills``);
-                      a sentence names the label as written
+                      a sentence names the label as written; a compound label written with other joints
+                      (``Clothing & Apparel``)
 threshold … 0.95      a line is a near spelling of the label (difflib ratio, at least the threshold)
 0.8                   a sentence names the label by word stems (``restaurant``), or negates X for a
                       ``Not X`` label (``not at all sarcastic`` → ``Not Sarcastic``)
-0.7                   an abbreviation or prefix (``tech`` → ``technology``, ``neg`` → ``Negative``)
+0.7                   an abbreviation or prefix (``tech`` → ``technology``, ``neg`` → ``Negative``,
+                      ``Science and Technology`` → ``Sci/Tech``); the none/other choice of an answer that declines
 0.6                   word overlap (step 4)
 ====================  ===================================================================================
 
@@ -45,7 +56,7 @@ import math
 import re
 import threading
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
@@ -62,6 +73,7 @@ NEAR_SPELLING_CAP = 0.95
 STEM_NAMED = 0.8
 NEGATED_TWIN = 0.8
 ABBREVIATION = 0.7
+DECLINED = 0.7
 OVERLAP = 0.6
 HEDGED = 0.85
 PICKED_AMONG_SEVERAL = 0.85
@@ -88,6 +100,17 @@ REFUSALS = (
     "not enough context", "i do not know", "not sure whether", "not sure if", "unsure whether",
     "unclear whether", "hard to say whether",
 )  # fmt: skip
+# An answer that is only one of these declines too: "None.", "N/A", "Unknown".
+DECLINING_ANSWERS = frozenset(
+    {("none",), ("n", "a"), ("unknown",), ("unclear",), ("undetermined",), ("nothing",), ("no", "label")}
+)
+# The names a config gives its choice for "nothing fits", with any name that starts with one of NONE_WORDS
+# ("Other (please specify)", "None of these"): a declining answer reads as that choice.
+NONE_CHOICES = DECLINING_ANSWERS | {
+    ("not", "applicable"), ("misc",), ("miscellaneous",), ("neither",), ("uncertain",), ("cannot", "determine"),
+    ("ca", "not", "tell"), ("cannot", "tell"), ("undecided",), ("no", "answer"),
+}  # fmt: skip
+NONE_WORDS = frozenset({"none", "other", "others"})
 # Single-word labels that are also everyday words: prose names them only when written as in the config.
 COMMON_WORDS = frozenset({"other", "others", "none", "yes", "no", "all", "any", "both", "unknown", "mixed", "ok"})
 STOPWORDS = frozenset(
@@ -108,6 +131,7 @@ class LabelMatch:
 
     label: str
     confidence: float
+    declined: bool = False  # the answer declined to pick, and this is the config's own none/other choice
 
 
 # --- words -------------------------------------------------------------------------------------------------------
@@ -162,41 +186,63 @@ def _denies(words: Sequence[str]) -> bool:
 # --- labels ------------------------------------------------------------------------------------------------------
 
 _PART_SEPARATOR = re.compile(r"\s*[/|]\s*")
+# Where a compound name divides into the names it joins: "Sci/Tech", "R&D", "Research and Development".
+_JOINT = re.compile(r"[/|&+]|\band\b", re.IGNORECASE)
+
+
+def _pieces(name: str) -> tuple[tuple[str, ...], ...]:
+    """The words of each name a compound name joins (("sci",), ("tech",)); () when it joins fewer than two."""
+    pieces = tuple(words for piece in _JOINT.split(name) if (words := _words(piece)))
+    return pieces if len(pieces) > 1 else ()
+
+
+def _synonym(name: str) -> bool:
+    """An alias or hint that names its label: words with a letter ("sci_tech", "BF-01"), not a bare code ("3")."""
+    return any(not word.isdigit() for word in _words(name))
 
 
 @dataclass(frozen=True)
 class _Label:
-    """A label as the reader compares it: its words, its compound parts and the label it negates, if any."""
+    """A label as the reader compares it: the words of its names (its own, then its synonyms'), their compound
+    parts and pieces, and the label it negates, if any."""
 
     name: str
     words: tuple[str, ...]
+    names: tuple[tuple[str, ...], ...]  # its words, then each synonym's ("sci_tech" → ("sci", "tech"))
     parts: tuple[tuple[str, ...], ...]  # "Dining/Restaurants" → (("dining",), ("restaurants",)); () when simple
+    pieces: tuple[tuple[tuple[str, ...], ...], ...]  # per compound name, the names it joins ("R&D" → r, d)
     negates: tuple[str, ...] | None  # "Not Sarcastic" → ("sarcastic",)
     common: bool  # an everyday word such as "Other": prose must write it as the config does
 
     @classmethod
-    def of(cls, name: str) -> _Label:
+    def of(cls, name: str, synonyms: Sequence[str] = ()) -> _Label:
         words = _words(name)
-        pieces = [_words(piece) for piece in _PART_SEPARATOR.split(name)]
-        parts = tuple(piece for piece in pieces if piece) if len(pieces) > 1 else ()
+        spellings = [name, *(synonym for synonym in synonyms if _synonym(synonym))]
+        names = tuple(dict.fromkeys(_words(spelling) for spelling in spellings))
+        parts: list[tuple[str, ...]] = []
+        for spelling in spellings:
+            split = [_words(piece) for piece in _PART_SEPARATOR.split(spelling)]
+            parts.extend(piece for piece in split if piece and len(split) > 1)
+        pieces = tuple(dict.fromkeys(found for spelling in spellings if (found := _pieces(spelling))))
         negates = words[1:] if len(words) > 1 and words[0] in {"not", "no", "non"} else None
-        return cls(name, words, parts, negates, len(words) == 1 and words[0] in COMMON_WORDS)
+        common = len(words) == 1 and words[0] in COMMON_WORDS
+        return cls(name, words, names, tuple(dict.fromkeys(parts)), pieces, negates, common)
 
     @property
     def forms(self) -> tuple[tuple[str, ...], ...]:
-        """The word sequences that name this label: all of it, or one part of a compound label."""
-        return (self.words, *self.parts)
+        """The word sequences that name this label: one of its names, or one part of a compound name."""
+        return (*self.names, *self.parts)
 
 
-def _labels_of(labels: Sequence[str]) -> list[_Label]:
-    return [_Label.of(name) for name in dict.fromkeys(labels) if _words(name)]
+def _labels_of(labels: Sequence[str], synonyms: Mapping[str, Sequence[str]] | None = None) -> list[_Label]:
+    return [_Label.of(name, (synonyms or {}).get(name, ())) for name in dict.fromkeys(labels) if _words(name)]
 
 
 # --- 2. a candidate that is a label ------------------------------------------------------------------------------
 
 
 def _exact(words: tuple[str, ...], labels: list[_Label]) -> LabelMatch | None:
-    return next((LabelMatch(label.name, EXACT) for label in labels if label.words == words), None)
+    return next((LabelMatch(label.name, EXACT) for label in labels if words in label.names), None)
 
 
 def _negated_twin(words: tuple[str, ...], labels: list[_Label]) -> LabelMatch | None:
@@ -239,6 +285,29 @@ def _abbreviation(words: tuple[str, ...], labels: list[_Label]) -> LabelMatch | 
     return _only([label.name for label in labels for form in label.forms if _abbreviates(words, form)], ABBREVIATION)
 
 
+def _abbreviates_piece(short: tuple[str, ...], long: tuple[str, ...]) -> bool:
+    """('sci',) → ('science',), ('r',) → ('research',): each word starts its counterpart."""
+    return len(short) <= len(long) and all(f.startswith(w) for w, f in zip(short, long, strict=False))
+
+
+def _compound(text: str, labels: list[_Label]) -> LabelMatch | None:
+    """A compound name written with other joints or abbreviated piece by piece: 'Science and Technology' or
+    'Science & Technology' for 'Sci/Tech', 'R&D' for 'Research and Development', 'Clothing & Apparel'."""
+    written = _pieces(text)
+    if not written:
+        return None
+    found: dict[str, float] = {}
+    for label in labels:
+        for named in label.pieces:
+            if len(named) == len(written) and all(
+                _abbreviates_piece(a, b) or _abbreviates_piece(b, a) for a, b in zip(written, named, strict=True)
+            ):
+                confidence = NAMED if named == written else ABBREVIATION
+                found[label.name] = max(found.get(label.name, 0.0), confidence)
+    best = max(found.values(), default=0.0)  # the pieces as written beat abbreviations of them
+    return _only([name for name, confidence in found.items() if confidence == best], best)
+
+
 def _match_candidate(text: str, labels: list[_Label], threshold: float) -> LabelMatch | None:
     """The label a short piece of answer is, tried from the surest reading to the loosest."""
     words = _words(text)
@@ -249,6 +318,7 @@ def _match_candidate(text: str, labels: list[_Label], threshold: float) -> Label
         or _negated_twin(words, labels)
         or _part(words, labels)
         or _near_spelling(words, labels, threshold)
+        or _compound(text, labels)
         or _abbreviation(words, labels)
     )
 
@@ -320,7 +390,11 @@ def _read_lines(text: str, labels: list[_Label], threshold: float) -> list[Label
     found: list[LabelMatch] = []
     for line in text.splitlines():
         words = _words(line)
-        if not words or _refuses(words):
+        if words and _refuses(words):  # a refusal, unless the config has a label for it ("None of the above")
+            head = _head_and_reasons(_without_prefix(_LIST_MARKER.sub("", line)))[0]
+            found.extend(match for match in (_exact(words, labels), _exact(_words(head), labels)) if match)
+            continue
+        if not words:
             continue
         factor = HEDGED if _hedged(words) else 1.0
         found.extend(LabelMatch(m.label, round(m.confidence * factor, 4)) for m in _read_line(line, labels, threshold))
@@ -427,6 +501,50 @@ def _abbreviation_mentions(tokens: list[_Token], labels: list[_Label]) -> Iterat
             yield _Mention(label, index, index + 1, ABBREVIATION)
 
 
+def _same_word(written: str, named: str) -> bool:
+    """In prose a word names a compound's word as written or abbreviated to three letters or more ('science' and
+    'sci'); a single letter only as itself, so 'results and data' is no 'R&D'."""
+    shorter = min(len(written), len(named))
+    return written == named or (shorter >= 3 and (written.startswith(named) or named.startswith(written)))
+
+
+def _pieces_end(tokens: list[_Token], start: int, pieces: tuple[tuple[str, ...], ...]) -> int | None:
+    """Where the pieces of a compound name, named one after the other from ``start`` ('and' allowed between
+    them) end, within one clause; None when they are not named there."""
+    at = start
+    for index, piece in enumerate(pieces):
+        if index and at < len(tokens) and tokens[at].word == "and":
+            at += 1
+        window = tokens[at : at + len(piece)]
+        if len(window) < len(piece) or not all(_same_word(t.word, w) for t, w in zip(window, piece, strict=True)):
+            return None
+        at += len(piece)
+    return at if tokens[start].clause == tokens[at - 1].clause else None
+
+
+def _compound_mentions(tokens: list[_Token], labels: list[_Label]) -> Iterator[_Mention]:
+    """Where the prose names a compound label piece by piece: 'science and technology' for 'Sci/Tech'.
+
+    Each distinct word is compared once with each compound's first word; only where one matches are the next
+    words read, so the work grows with the answer's length, not with its length times the labels'."""
+    compounds = [(label, pieces) for label in labels for pieces in label.pieces]
+    if not compounds:
+        return
+    at: dict[str, list[int]] = {}
+    for index, token in enumerate(tokens):
+        at.setdefault(token.word, []).append(index)
+    for label, pieces in compounds:
+        named = tuple(word for piece in pieces for word in piece)
+        for word, starts in at.items():
+            if not _same_word(word, pieces[0][0]):
+                continue
+            for start in starts:
+                end = _pieces_end(tokens, start, pieces)
+                if end is not None:
+                    written = tuple(token.word for token in tokens[start:end] if token.word != "and")
+                    yield _Mention(label, start, end, NAMED if written == named else ABBREVIATION)
+
+
 def _longest_first(mentions: list[_Mention]) -> list[_Mention]:
     """Overlapping mentions keep the longest: 'not sarcastic' is one mention of Not Sarcastic, not of Sarcastic."""
     kept: list[_Mention] = []
@@ -453,6 +571,7 @@ def _mentions(tokens: list[_Token], labels: list[_Label]) -> list[_Mention]:
         at.setdefault(token.stem, []).append(index)
     found = [mention for label in labels for mention in _form_mentions(tokens, label, at)]
     found += _abbreviation_mentions(tokens, labels)
+    found += _compound_mentions(tokens, labels)
     read = (_unnegated(mention, tokens, labels) for mention in _longest_first(found))
     return [mention for mention in read if mention]
 
@@ -460,7 +579,9 @@ def _mentions(tokens: list[_Token], labels: list[_Label]) -> list[_Mention]:
 def _overlap(tokens: list[_Token], labels: list[_Label]) -> LabelMatch | None:
     """The one label whose distinctive words the answer uses: each word counts 1/(number of labels that have it)."""
     used = {token.stem for token in tokens if not token.negated and token.word not in STOPWORDS}
-    stems_of = {label.name: {_stem(word) for word in label.words if word not in STOPWORDS} for label in labels}
+    stems_of = {
+        label.name: {_stem(word) for name in label.names for word in name if word not in STOPWORDS} for label in labels
+    }
     sharing: dict[str, int] = {}
     for stems in stems_of.values():
         for stem in stems:
@@ -587,16 +708,46 @@ def _best(matches: list[LabelMatch]) -> list[LabelMatch]:
     return [max(matches, key=lambda match: match.confidence)] if matches else []
 
 
+def declining_phrase(answer: str) -> str | None:
+    """The words with which an answer declines to pick a label ("cannot determine", "none of these"), or None.
+
+    Conservative: only the phrases of ``REFUSALS``, or an answer that is nothing but "None", "N/A",
+    "Unknown"…; "not sarcastic" or "there is no clear sentiment" are answers, not refusals to answer."""
+    words = _words(answer)
+    if words in DECLINING_ANSWERS:
+        return " ".join(words)
+    joined = f" {' '.join(words)} "
+    return next((phrase for phrase in REFUSALS if f" {phrase} " in joined), None)
+
+
+def _none_choice(labels: list[_Label]) -> _Label | None:
+    """The config's own label for "nothing fits" ("None", "Other", "N/A", "Unknown"…), the first in config order."""
+    return next(
+        (label for label in labels if any(name in NONE_CHOICES or name[0] in NONE_WORDS for name in label.names)),
+        None,
+    )
+
+
 def read_labels(
-    answer: str, labels: Sequence[str], *, multiple: bool, threshold: float, name: str | None = None
+    answer: str,
+    labels: Sequence[str],
+    *,
+    multiple: bool,
+    threshold: float,
+    name: str | None = None,
+    synonyms: Mapping[str, Sequence[str]] | None = None,
 ) -> list[LabelMatch]:
     """The labels of a Choices control that an answer names, in the order it names them.
 
     ``multiple`` is the control's ``choice="multiple"``: only then may several labels be read, else the one best.
     ``threshold`` is CHOICE_MATCH_THRESHOLD, the least difflib ratio a near spelling needs; ``name`` is the
-    control's name, the JSON key preferred when a JSON answer has several.  Confidences follow the module's scale.
+    control's name, the JSON key preferred when a JSON answer has several; ``synonyms`` are other names of a
+    label (its ``<Choice>``'s alias and hint), read as the label.  Confidences follow the module's scale.
+
+    An answer that names no label and declines (``declining_phrase``) reads as the config's none/other choice
+    when it has one (``LabelMatch.declined``), else as nothing.
     """
-    known = _labels_of(labels)
+    known = _labels_of(labels, synonyms)
     if not known or not answer.strip():
         return []
     strategies: tuple[Callable[[], list[LabelMatch]], ...] = (
@@ -608,7 +759,8 @@ def read_labels(
         found = _distinct(strategy())
         if found:
             return found if multiple else _best(found)
-    return []
+    fallback = _none_choice(known) if declining_phrase(answer) else None
+    return [LabelMatch(fallback.name, DECLINED, declined=True)] if fallback else []
 
 
 def _distinct(matches: list[LabelMatch]) -> list[LabelMatch]:
@@ -697,6 +849,22 @@ def read_rating(answer: str, max_rating: int = 5) -> int | None:
     return rating if 1 <= rating <= max_rating else None
 
 
+def _node_matches(answer: str, paths: Sequence[Sequence[str]], threshold: float) -> list[LabelMatch]:
+    """The Taxonomy nodes an answer names, by name."""
+    names = list(dict.fromkeys(name for path in paths for name in path))
+    # Path separators become list separators, so the line reader sees "Animals, Birds, Eagle"; a separator that
+    # occurs inside a node's name ("Dining/Restaurants") stays as it is.
+    separators = [sep for sep in (">", "→", "»", "::", ":", "/", "\\") if not any(sep in name for name in names)]
+    text = re.sub("|".join(re.escape(sep) for sep in separators), ", ", answer) if separators else answer
+    return read_labels(text, names, multiple=True, threshold=threshold)
+
+
+def taxonomy_declines(answer: str, paths: Sequence[Sequence[str]], *, threshold: float) -> bool:
+    """Whether ``read_taxonomy`` reads the Taxonomy's none/other node because the answer declines (``read_labels``)."""
+    matches = _node_matches(answer, paths, threshold)
+    return bool(matches) and all(match.declined for match in matches)
+
+
 def read_taxonomy(
     answer: str, paths: Sequence[Sequence[str]], *, multiple: bool = True, threshold: float
 ) -> list[list[str]]:
@@ -707,12 +875,7 @@ def read_taxonomy(
     the branch whose ancestors the answer names, else to the first in config order.  A path that is the ancestor
     of another one read is dropped.
     """
-    names = list(dict.fromkeys(name for path in paths for name in path))
-    # Path separators become list separators, so the line reader sees "Animals, Birds, Eagle"; a separator that
-    # occurs inside a node's name ("Dining/Restaurants") stays as it is.
-    separators = [sep for sep in (">", "→", "»", "::", ":", "/", "\\") if not any(sep in name for name in names)]
-    text = re.sub("|".join(re.escape(sep) for sep in separators), ", ", answer) if separators else answer
-    named = [match.label for match in read_labels(text, names, multiple=True, threshold=threshold)]
+    named = [match.label for match in _node_matches(answer, paths, threshold)]
     chosen: list[list[str]] = []
     for node in named:
         ending_here = [list(path) for path in paths if path and path[-1] == node]

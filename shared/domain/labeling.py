@@ -74,11 +74,19 @@ HYPERTEXT_SPANS_REASON = (
 @dataclass(frozen=True)
 class Option:
     """One label a control offers: ``label`` is what Label Studio stores (the alias, if any), ``shown`` what
-    the annotator (and the model) reads; Taxonomy options nest."""
+    the annotator (and the model) reads, ``hint`` what the annotator reads on hovering it; Taxonomy options nest.
+
+    The alias and the hint are the config's own other names for the label: a free-text answer may use them."""
 
     label: str
     shown: str
     children: tuple[Option, ...] = ()
+    hint: str = ""
+
+    @property
+    def synonyms(self) -> tuple[str, ...]:
+        """The label's other names: its alias and its hint, where given."""
+        return tuple(name for name in dict.fromkeys((self.label, self.hint)) if name and name != self.shown)
 
 
 @dataclass(frozen=True)
@@ -213,9 +221,10 @@ def options_from_data(raw: Any) -> tuple[Option, ...]:
         if isinstance(item, str) and item:
             options.append(Option(item, item))
         elif isinstance(item, Mapping) and isinstance(item.get("value"), str) and item["value"]:
-            alias = item.get("alias")
+            alias, hint = item.get("alias"), item.get("hint")
             label = alias if isinstance(alias, str) and alias else item["value"]
-            options.append(Option(label, item["value"], options_from_data(item.get("children"))))
+            children = options_from_data(item.get("children"))
+            options.append(Option(label, item["value"], children, hint if isinstance(hint, str) else ""))
     return tuple(options)
 
 
@@ -226,7 +235,8 @@ def _options_in(element: Element) -> tuple[Option, ...]:
         if child.tag in _OPTION_TAGS:
             value = child.attrib.get("value")
             if value:
-                options.append(Option(child.attrib.get("alias") or value, value, _options_in(child)))
+                alias, hint = child.attrib.get("alias") or value, child.attrib.get("hint", "")
+                options.append(Option(alias, value, _options_in(child), hint))
         else:
             options.extend(_options_in(child))
     return tuple(options)

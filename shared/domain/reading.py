@@ -11,7 +11,10 @@
 4. ``answer_regions.regions_from_answers`` makes the regions and drops, with the reason, what Label
    Studio would refuse.
 
-Only when nothing at all can be read and no output TextArea can hold the text does the task fail.
+A model that declines ("I cannot determine the sentiment", "None of these categories fit") gives a prediction,
+not a failure: its controls stay empty, or hold the config's own none/other choice (``answers.read_labels``),
+and ``Reading.abstention`` says so for the log and the metrics.  Only when nothing at all can be read, the answer
+does not decline and no output TextArea can hold the text does the task fail.
 """
 
 from __future__ import annotations
@@ -25,7 +28,14 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from shared.domain.answer_regions import Filled, prose_answers, regions_from_answers
-from shared.domain.answers import read_labels, read_number, read_rating, read_taxonomy
+from shared.domain.answers import (
+    declining_phrase,
+    read_labels,
+    read_number,
+    read_rating,
+    read_taxonomy,
+    taxonomy_declines,
+)
 from shared.domain.labeling import (
     CHOICES,
     NUMBER,
@@ -51,14 +61,30 @@ class ProseReading:
 
     values: dict[str, Any] = field(default_factory=dict)
     confidences: dict[str, dict[str, float]] = field(default_factory=dict)
+    none_chosen: set[str] = field(default_factory=set)  # controls given their none/other choice: the answer declined
+
+
+EMPTY = "empty"  # an abstention's outcome for a control: left without a region
+NONE_CHOICE = "none_choice"  # or given the config's own none/other choice
+
+
+@dataclass(frozen=True)
+class Abstention:
+    """The model declined to answer: the words it declined with, and per control (name → (tag, outcome)) what
+    the prediction holds instead: nothing (``EMPTY``) or the config's none/other choice (``NONE_CHOICE``)."""
+
+    reason: str
+    controls: dict[str, tuple[str, str]]
 
 
 @dataclass(frozen=True)
 class Reading:
-    """One prediction's regions, and how its answer was read where it was not as asked (for the log)."""
+    """One prediction's regions, how its answer was read where it was not as asked (for the log), and whether
+    the model declined."""
 
     filled: Filled
     notes: list[str]
+    abstention: Abstention | None = None
 
 
 def _float(value: str | None) -> float | None:
@@ -83,14 +109,21 @@ def read_prose(
         value: Any = None
         if output.kind == CHOICES:
             labels = choice_list(output, options)
-            matches = read_labels(text, labels, multiple=output.multiple, threshold=threshold, name=output.name)
+            synonyms = {option.shown: option.synonyms for option in options if option.synonyms}
+            matches = read_labels(
+                text, labels, multiple=output.multiple, threshold=threshold, name=output.name, synonyms=synonyms
+            )
             if matches:
                 value = [match.label for match in matches]
                 reading.confidences[output.name] = {match.label: match.confidence for match in matches}
+                if all(match.declined for match in matches):
+                    reading.none_chosen.add(output.name)
         elif output.kind == TAXONOMY:
             shown = [path for path, _stored in taxonomy_nodes(output, options)]
             paths = read_taxonomy(text, shown, multiple=output.multiple, threshold=threshold)
             value = [path_separator(output).join(path) for path in paths] or None
+            if value and taxonomy_declines(text, shown, threshold=threshold):
+                reading.none_chosen.add(output.name)
         elif output.kind == RATING:
             value = read_rating(text, int(output.control.attr.get("maxRating", 5)))
         elif output.kind == NUMBER:
@@ -119,11 +152,12 @@ def _as_text(value: Any) -> str:
 
 def _checked(
     spec: LabelingSpec, answer: Mapping[str, Any], data: Mapping[str, Any], threshold: float, notes: list[str]
-) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
-    """The answer's fields that fit the schema, the others read again as prose (see the module's docstring)."""
+) -> tuple[ProseReading, dict[str, str]]:
+    """The answer's fields that fit the schema, the others read again as prose (see the module's docstring),
+    and the words with which such fields declined ("None of these"), by control name."""
     properties = answer_schema(spec, data)["properties"]
-    kept: dict[str, Any] = {}
-    confidences: dict[str, dict[str, float]] = {}
+    checked = ProseReading()
+    declined: dict[str, str] = {}
     for output in spec.outputs:
         if output.name not in answer:
             continue
@@ -131,18 +165,67 @@ def _checked(
         node = properties.get(output.name)  # none for dynamic options the task lacks: answer_regions says so
         error = _schema_error(node, value) if node is not None else None
         if error is None or output.kind in (SPANS, PARAGRAPH_SPANS):
-            kept[output.name] = value
+            checked.values[output.name] = value
         elif output.kind == TEXT:
-            kept[output.name] = _as_text(value)
+            checked.values[output.name] = _as_text(value)
             notes.append(f"{output.name}: {error}; kept as text")
         else:
             reread = read_prose(spec, _as_text(value), data, threshold, [output])
             found = reread.values.get(output.name)
             notes.append(f"{output.name}: {error}; read as prose: {found!r}")
             if found is not None:
-                kept[output.name] = found
-                confidences.update(reread.confidences)
-    return kept, confidences
+                checked.values[output.name] = found
+                checked.confidences.update(reread.confidences)
+                checked.none_chosen.update(reread.none_chosen)
+            phrase = declining_phrase(_as_text(value)) if found is None or reread.none_chosen else None
+            if phrase:
+                declined[output.name] = phrase
+    return checked, declined
+
+
+STRUCTURED_DECLINE = "null for every control"  # how a structured answer declines: the schema's own empty answer
+_UNSPOKEN: tuple[Any, ...] = (None, [])  # a control's value that holds no answer: null, or an empty list
+
+
+def _abstention(spec: LabelingSpec, read: ProseReading, reason: str | None) -> Abstention | None:
+    """The abstention of a prose answer that declines (``reason``, its declining phrase) and holds nothing else,
+    or None."""
+    asked = [output for output in spec.outputs if output.kind != TEXT]
+    if reason is None or any(
+        read.values.get(output.name) not in _UNSPOKEN and output.name not in read.none_chosen for output in asked
+    ):
+        return None
+    return _declined(reason, asked, read)
+
+
+def _structured_abstention(
+    spec: LabelingSpec, answer: Mapping[str, Any], read: ProseReading, declines: Mapping[str, str]
+) -> Abstention | None:
+    """The abstention of a structured answer that holds nothing but declines, or None.
+
+    It declines with null (an empty list) for every control that picks something, the schema's own empty answer,
+    or with a value that declines when read as prose ("None of these"); an empty list of spans is an answer (no
+    entity in the text), and a value that neither fits nor declines (a rating of 9 out of 5) is no decline."""
+    asked = [output for output in spec.outputs if output.kind != TEXT]
+    picking = [output for output in asked if output.kind not in (SPANS, PARAGRAPH_SPANS)]
+    if not picking or any(
+        read.values.get(output.name) not in _UNSPOKEN and output.name not in read.none_chosen for output in asked
+    ):
+        return None
+    if not all(answer.get(output.name) in _UNSPOKEN or output.name in declines for output in picking):
+        return None
+    return _declined(next(iter(declines.values()), STRUCTURED_DECLINE), picking, read)
+
+
+def _declined(reason: str, outputs: Sequence[Output], read: ProseReading) -> Abstention:
+    """The abstention of these controls: each left empty, or given its none/other choice."""
+    return Abstention(
+        reason,
+        {
+            output.name: (output.control.tag, NONE_CHOICE if output.name in read.none_chosen else EMPTY)
+            for output in outputs
+        },
+    )
 
 
 def _answer_object(
@@ -173,7 +256,8 @@ def read_prediction(
 ) -> Reading:
     """The regions of one prediction from the model's messages (one per choice) in a resolved output mode.
 
-    Raises AnswerFormatError when nothing can be read and no output TextArea can hold the text.
+    Raises AnswerFormatError when nothing can be read, the answer does not decline and no output TextArea can
+    hold the text.
     """
     notes: list[str] = []
     texts = [str(message.get("content") or "") for message in messages]
@@ -183,15 +267,20 @@ def read_prediction(
     first = objects[0] if objects else None
     if first is None:
         reading = read_prose(spec, texts[0] if texts else "", data, threshold)
-        if not reading.values and not spec.text_outputs:
+        refused = messages[0].get("refusal") if messages and mode != "text" else None  # a structured mode's refusal
+        reason = (declining_phrase(texts[0]) if texts else None) or (
+            f"refused: {str(refused)[:200]}" if refused else None
+        )
+        abstention = _abstention(spec, reading, reason)
+        if not reading.values and not spec.text_outputs and abstention is None:
             shown = repr(texts[0][:200]) if texts else "no answer"
             raise AnswerFormatError(f"nothing in the model's answer fits this labeling config: {shown}")
         answers = prose_answers(spec, texts, reading.values)
-        confidences = reading.confidences
     else:
-        kept, confidences = _checked(spec, first, data, threshold, notes)
+        reading, declines = _checked(spec, first, data, threshold, notes)
+        abstention = _structured_abstention(spec, first, reading, declines)
         prose_of = [{tag.name: text for tag in spec.text_outputs} for text in texts]
         others = [found if found is not None else prose for found, prose in zip(objects[1:], prose_of[1:], strict=True)]
-        answers = [kept, *others]
-    filled = regions_from_answers(spec, answers, data, prompt, confidences)
-    return Reading(filled, notes)
+        answers = [reading.values, *others]
+    filled = regions_from_answers(spec, answers, data, prompt, reading.confidences)
+    return Reading(filled, notes, abstention)

@@ -14,7 +14,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.domain.answers import read_labels, read_number, read_rating, read_taxonomy
+from shared.domain.answers import (
+    ABBREVIATION,
+    DECLINED,
+    EXACT,
+    NAMED,
+    LabelMatch,
+    declining_phrase,
+    read_labels,
+    read_number,
+    read_rating,
+    read_taxonomy,
+)
 from shared.domain.labeling import parse_labeling_config
 from tests.conftest import labeling_config
 
@@ -125,7 +136,7 @@ CORPUS = [
     (RECEIPTS, "It's a veterinary clinic invoice, so Pet Care.", ["Pet Care"]),
     (RECEIPTS, "Utilities", ["Utilities/Bills"]),
     (RECEIPTS, "Other", ["Other"]),
-    (RECEIPTS, "This receipt does not fit any of the categories.", []),
+    (RECEIPTS, "This receipt does not fit any of the categories.", ["Other"]),  # [] before issue #28
     (RECEIPTS, "Clothing & Apparel", ["Clothing/Apparel"]),
     (RECEIPTS, "Home furnishings / décor", ["Home Furnishings/Decor"]),
     (RECEIPTS, "The purchase was a monthly gym membership.", ["Membership/Subscriptions"]),
@@ -246,19 +257,71 @@ HELD_OUT_AFTER_FIXES = [
     (INTENTS, "The user is complaining about a late delivery.", ["complaint"]),
     (INTENTS, "Cancel booking", ["cancel_booking"]),
 ]
-CORPUS += HELD_OUT + HELD_OUT_AFTER_FIXES
+# Issue #28: answers that decline, and labels named by a synonym (a <Choice>'s alias or hint, an abbreviation
+# across "/", "&" or "and"); written before the reader learnt them and added without running them first.
+# A declining answer reads as the config's none/other choice when it offers one, else as nothing.
+AG_NEWS = ("topic", ["World", "Sports", "Business", "Sci/Tech"], False)
+DEPARTMENTS = ("department", ["R&D", "Sales", "Human Resources", "Legal"], False)
+AREAS = ("area", ["Research and Development", "Marketing", "Operations"], False)
+SENTIMENT_OR_NONE = ("sentiment", ["Positive", "Negative", "Neutral", "None"], False)
+TOPICS_OR_OTHER = ("topic", ["sports", "politics", "technology", "other"], True)
+YES_NO_NONE = ("answer", ["Yes", "No", "None of the above"], False)
+# label set with synonyms: the alias and hint of each <Choice> (labels as the model reads them → other names)
+AG_NEWS_HINTED = (
+    "topic",
+    ["World", "Sports", "Business", "Sci/Tech"],
+    False,
+    {"Sci/Tech": ["sci_tech", "Science and Technology news"], "Business": ["biz", "Economy, markets and companies"]},
+)
+INTENTS_ALIASED = ("intent", ["Book a flight", "Cancel a booking"], False, {"Book a flight": ["BF-01"]})
+ABSTENTIONS_AND_SYNONYMS = [
+    (SENTIMENT, "I cannot determine the sentiment of this text.", []),
+    (AG_NEWS, "None of these categories fit.", []),
+    (SARCASM, "I'm unable to tell whether this is sarcastic.", []),
+    (RECEIPTS, "None of these categories fit.", ["Other"]),
+    (RECEIPTS, "I cannot determine the category from this receipt.", ["Other"]),
+    (SENTIMENT_OR_NONE, "None of these categories fit.", ["None"]),
+    (SENTIMENT_OR_NONE, "None", ["None"]),
+    (SENTIMENT_OR_NONE, "not negative", []),
+    (SENTIMENT_OR_NONE, "Negative.", ["Negative"]),
+    (TOPICS_OR_OTHER, "None of these topics apply.", ["other"]),
+    (TOPICS_OR_OTHER, "The text is about cooking, which is none of the listed topics.", ["other"]),
+    (TOPICS_OR_OTHER, "Sports, and nothing else.", ["sports"]),
+    (YES_NO_NONE, "None of the above.", ["None of the above"]),
+    (YES_NO_NONE, "None of the above — the text doesn't say.", ["None of the above"]),
+    (YES_NO_NONE, "No.", ["No"]),
+    (SARCASM, "Not sarcastic.", ["Not Sarcastic"]),
+    (AG_NEWS, "Science and Technology", ["Sci/Tech"]),
+    (AG_NEWS, "Category: Science & Technology", ["Sci/Tech"]),
+    (AG_NEWS, "The article is about science and technology.", ["Sci/Tech"]),
+    (AG_NEWS, "It isn't Sci/Tech, it's World.", ["World"]),
+    (AG_NEWS, "World news", ["World"]),
+    (DEPARTMENTS, "Research and Development", ["R&D"]),
+    (DEPARTMENTS, "Research & development (the memo is about a prototype).", ["R&D"]),
+    (DEPARTMENTS, "Sales and marketing", ["Sales"]),
+    (AREAS, "R&D", ["Research and Development"]),
+    (AREAS, "Area: R & D", ["Research and Development"]),
+    (AG_NEWS_HINTED, "sci_tech", ["Sci/Tech"]),
+    (AG_NEWS_HINTED, "Science and Technology news", ["Sci/Tech"]),
+    (AG_NEWS_HINTED, "biz", ["Business"]),
+    (AG_NEWS_HINTED, "This is about the economy and markets.", ["Business"]),
+    (INTENTS_ALIASED, "BF-01", ["Book a flight"]),
+    (INTENTS_ALIASED, "The user wants to cancel a booking.", ["Cancel a booking"]),
+]
+CORPUS += HELD_OUT + HELD_OUT_AFTER_FIXES + ABSTENTIONS_AND_SYNONYMS
 
 # Answers the reader gets wrong, with what it reads instead: kept honest here rather than tuned away.
 KNOWN_MISSES: dict[str, list[str]] = {}
 
 
 def read(label_set, answer: str) -> list[str]:
-    name, labels, multiple = label_set
-    return [match.label for match in read_labels(answer, labels, multiple=multiple, threshold=0.8, name=name)]
+    name, labels, multiple, *synonyms = label_set
+    found = read_labels(answer, labels, multiple=multiple, threshold=0.8, name=name, synonyms=next(iter(synonyms), {}))
+    return [match.label for match in found]
 
 
 def case_id(case) -> str:
-    (name, labels, multiple), answer, _ = case
+    (name, labels, multiple, *_synonyms), answer, _ = case
     return f"{labels[0]}{'+' if multiple else ''}: {answer[:60]}"
 
 
@@ -464,3 +527,122 @@ def test_a_long_answer_reads_quickly():
         "Negative"
     ]
     assert time.perf_counter() - started < 2.0
+
+
+# --- answers that decline, none/other choices, synonyms (issue #28) ------------------------------------------
+
+
+def labels_of(answer: str, labels, multiple: bool = False, **kwargs) -> list[str]:
+    return [match.label for match in read_labels(answer, labels, multiple=multiple, threshold=0.8, **kwargs)]
+
+
+@pytest.mark.parametrize(
+    ("answer", "phrase"),
+    [
+        ("I cannot determine the sentiment of this text.", "cannot determine"),
+        ("None of these categories fit.", "none of these"),
+        ("I can't tell from this text.", "ca not tell"),
+        ("As an AI, I have no opinion.", "as an ai"),
+        ("There is not enough information to decide.", "not enough information"),
+        ("None.", "none"),
+        ("N/A", "n a"),
+        ("Unknown", "unknown"),
+    ],
+)
+def test_an_answer_that_declines_is_recognised_with_its_words(answer, phrase):
+    assert declining_phrase(answer) == phrase
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["not sarcastic", "Not negative.", "There is no clear sentiment.", "Nothing about sports.",
+     "It's unknown territory", "Negative", "No."],
+)  # fmt: skip
+def test_an_answer_is_no_refusal_to_answer(answer):
+    assert declining_phrase(answer) is None
+
+
+def test_a_declining_answer_reads_nothing_without_a_none_choice():
+    assert labels_of("I cannot determine the sentiment of this text.", SENTIMENT[1]) == []
+    assert labels_of("None of these categories fit.", ["World", "Sports"], multiple=True) == []
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        (["Positive", "Negative", "Other"], "Other"),
+        (["Positive", "Negative", "None"], "None"),
+        (["Yes", "No", "N/A"], "N/A"),
+        (["Cats", "Dogs", "Unknown"], "Unknown"),
+        (["Cats", "Dogs", "Other (please specify)"], "Other (please specify)"),
+        (["Cats", "None of the above", "Other"], "None of the above"),  # the first in config order
+    ],
+)
+def test_a_declining_answer_reads_as_the_configs_none_or_other_choice(labels, expected):
+    for multiple in (False, True):
+        [match] = read_labels("I cannot determine this.", labels, multiple=multiple, threshold=0.8)
+        assert match == LabelMatch(expected, DECLINED, declined=True)
+
+
+def test_a_none_choice_is_taken_only_when_the_answer_declines():
+    labels = ["Positive", "Negative", "Other"]
+    assert labels_of("not negative", labels) == []  # an answer, though not one of the labels: no abstention
+    assert labels_of("Negative, though I cannot determine how strongly.", labels) == ["Negative"]
+    assert labels_of("Dining/Other", ["Dining/Other", "Groceries"]) == ["Dining/Other"]
+    assert labels_of("I cannot determine it.", ["Dining/Other", "Groceries"]) == []  # a part is no none choice
+
+
+def test_a_label_that_is_a_refusal_is_read_as_written():
+    """ "None" or "None of the above" as a choice of the config wins over reading the answer as a refusal."""
+    labels = ["Yes", "No", "None of the above"]
+    assert read_labels("None of the above.", labels, multiple=False, threshold=0.8) == [
+        LabelMatch("None of the above", 1.0)
+    ]
+    assert read_labels("- None", ["Sports", "None"], multiple=True, threshold=0.8) == [LabelMatch("None", 1.0)]
+    assert read_labels("Cannot determine", ["Yes", "No", "Cannot determine"], multiple=False, threshold=0.8) == [
+        LabelMatch("Cannot determine", 1.0)
+    ]
+
+
+def test_an_alias_or_a_hint_names_its_label():
+    labels = ["World", "Sports", "Business", "Sci/Tech"]
+    synonyms = {"Sci/Tech": ["sci_tech", "Science and Technology news"], "World": ["3"]}
+    assert read_labels("sci_tech", labels, multiple=False, threshold=0.8, synonyms=synonyms) == [
+        LabelMatch("Sci/Tech", 1.0)
+    ]
+    assert labels_of("Label: Science and Technology news", labels, synonyms=synonyms) == ["Sci/Tech"]
+    assert labels_of("The text is science and technology news.", labels, synonyms=synonyms) == ["Sci/Tech"]
+    assert labels_of("sci_tech", labels) == ["Sci/Tech"]  # its words are the label's: no synonym needed
+    assert labels_of("3", labels, synonyms=synonyms) == []  # a bare code is no name: "3 goals" names nothing
+    assert labels_of("Science news", ["World", "Sports"], synonyms={"World": ["Global affairs"]}) == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "labels", "expected", "confidence"),
+    [
+        ("Science and Technology", ["World", "Sci/Tech"], "Sci/Tech", ABBREVIATION),
+        ("Science & Technology", ["World", "Sci/Tech"], "Sci/Tech", ABBREVIATION),
+        ("Sci/Tech", ["World", "Science and Technology"], "Science and Technology", ABBREVIATION),
+        ("R&D", ["Sales", "Research and Development"], "Research and Development", ABBREVIATION),
+        ("R & D", ["Sales", "Research & Development"], "Research & Development", ABBREVIATION),
+        ("Research and Development", ["Sales", "R&D"], "R&D", ABBREVIATION),
+        ("research & development", ["Sales", "R&D"], "R&D", ABBREVIATION),
+        ("Clothing & Apparel", ["Groceries", "Clothing/Apparel"], "Clothing/Apparel", EXACT),  # the same words
+        ("Arts and Entertainment", ["Sports", "Arts & Entertainment"], "Arts & Entertainment", NAMED),
+        ("Science and Technology", ["Sci/Tech", "Science/Technology"], "Science/Technology", NAMED),
+        ("The memo is about science and technology.", ["World", "Sci/Tech"], "Sci/Tech", ABBREVIATION),
+    ],
+)
+def test_a_compound_name_is_read_across_joints_and_abbreviations(answer, labels, expected, confidence):
+    assert read_labels(answer, labels, multiple=False, threshold=0.8) == [LabelMatch(expected, confidence)]
+
+
+@pytest.mark.parametrize(
+    ("answer", "labels"),
+    [
+        ("The report covers results and data.", ["Sales", "R&D"]),  # one letter is no abbreviation in prose
+        ("It isn't science and technology.", ["World", "Sci/Tech"]),  # negated
+    ],
+)
+def test_a_compound_name_is_not_read_where_a_person_would_not(answer, labels):
+    assert labels_of(answer, labels) == []

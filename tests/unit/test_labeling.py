@@ -171,6 +171,22 @@ def test_dynamic_options_come_from_the_task():
     assert output.options_for({"options": "not a list"}) == ()
 
 
+def test_a_choices_alias_and_hint_are_its_synonyms_as_the_sdk_reads_them():
+    """The SDK keeps them in ``labels_attrs[alias or value].attr``; the backend reads the same attributes from the
+    config (nested Taxonomy choices too) and from dynamic options, whose fields Label Studio passes to <Choice>."""
+    config = """<View><Text name="t" value="$t"/><TextArea name="prompt" toName="t"/>
+      <Choices name="c" toName="t"><Choice value="Sci/Tech" alias="sci_tech" hint="Science and Technology"/>
+        <Choice value="World" hint="World"/><Choice value="Sports"/></Choices>
+      <Choices name="d" toName="t" value="$options"/></View>"""
+    spec = parse_labeling_config(config, "prompt")
+    sci_tech, world, sports = spec.output("c").options
+    assert spec.output("c").control.labels_attrs["sci_tech"].attr["hint"] == sci_tech.hint == "Science and Technology"
+    assert sci_tech.synonyms == ("sci_tech", "Science and Technology")
+    assert world.synonyms == sports.synonyms == ()  # a hint that repeats the value names nothing new
+    data = {"options": [{"value": "Maybe", "alias": "M", "hint": "Not sure yet"}, {"value": "No", "hint": 3}]}
+    assert [o.synonyms for o in spec.output("d").options_for(data)] == [("M", "Not sure yet"), ()]
+
+
 @pytest.mark.parametrize(
     ("control", "reason"),
     [

@@ -76,6 +76,30 @@ def test_a_label_named_ten_thousand_times_is_read_in_linear_work():
     assert growth(lambda n: lambda: labels_read("positive or negative, " * n, multiple=False), 200) <= LINEAR_BOUND
 
 
+COMPOUNDS = ["World", "Sci/Tech", "Research and Development", "Arts & Entertainment"]
+
+
+@pytest.mark.parametrize(
+    "repeated",
+    ["science and technology ", "science science science and ", "research & development, ", "R&D or arts "],
+)
+def test_compound_names_read_piece_by_piece_in_linear_work(repeated):
+    """Every word that could start a compound is followed up: a compound named thousands of times, or almost
+    named, costs work in proportion to the answer."""
+    assert growth(lambda n: lambda: read_labels(repeated * n, COMPOUNDS, multiple=True, threshold=0.8), 200) <= (
+        LINEAR_BOUND
+    )
+
+
+def test_an_answer_that_declines_is_recognised_in_linear_work():
+    labels = ["Positive", "Negative", "Other"]
+    assert read_labels("none of the " * 10_000, labels, multiple=False, threshold=0.8)[0].declined
+    for repeated in ("none of the ", "I cannot ", "not sure "):
+        assert growth(lambda n, r=repeated: lambda: read_labels(r * n, labels, multiple=False, threshold=0.8), 200) <= (
+            LINEAR_BOUND
+        )
+
+
 def offered_by_definition(mentions, tokens) -> set[int]:
     """The rule as it reads: another label in the same clause, with an 'or' between the two (every pair)."""
     return {

@@ -2,9 +2,17 @@ import json
 
 import pytest
 
+from shared.domain.answers import DECLINED
 from shared.domain.labeling import parse_labeling_config
 from shared.domain.output_modes import AnswerFormatError
-from shared.domain.reading import read_prediction, read_prose
+from shared.domain.reading import (
+    EMPTY,
+    NONE_CHOICE,
+    STRUCTURED_DECLINE,
+    Abstention,
+    read_prediction,
+    read_prose,
+)
 
 CONFIG = """<View>
   <Text name="text" value="$text"/><Text name="other" value="$other"/>
@@ -149,3 +157,125 @@ def test_nothing_readable_without_a_text_area_fails_the_task():
     assert (
         read_prediction(spec, {"t": "x"}, None, [{"content": '{"c": null}'}], "json_schema", 0.8).filled.regions == []
     )
+
+
+# --- answers that decline (issue #28) -------------------------------------------------------------------------
+
+SENTIMENT = """<View><Text name="t" value="$t"/><TextArea name="prompt" toName="t"/>
+  <Choices name="c" toName="t">{choices}</Choices>{more}</View>"""
+
+
+def spec_of(choices=("Positive", "Negative"), more=""):
+    listed = "".join(f'<Choice value="{choice}"/>' for choice in choices)
+    return parse_labeling_config(SENTIMENT.format(choices=listed, more=more), "prompt")
+
+
+def predicted(spec, content, mode="text", prompt=None, refusal=None):
+    return read_prediction(spec, {"t": "x"}, prompt, [{"content": content, "refusal": refusal}], mode, 0.8)
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ("I cannot determine the sentiment of this text.", "cannot determine"),
+        ("None of these categories fit.", "none of these"),
+        ("N/A", "n a"),
+    ],
+)
+def test_an_answer_that_declines_is_an_empty_prediction_not_a_failure(answer, reason):
+    reading = predicted(spec_of(), answer)
+    assert reading.filled.regions == []
+    assert reading.abstention == Abstention(reason, {"c": ("Choices", EMPTY)})
+    # the prompt's echo stays, as in every prediction: no region of any control the model was asked to fill
+    assert [region["from_name"] for region in predicted(spec_of(), answer, prompt="p").filled.regions] == ["prompt"]
+
+
+def test_an_answer_that_declines_takes_the_configs_none_or_other_choice():
+    reading = predicted(spec_of(("Positive", "Negative", "Other")), "None of these categories fit.")
+    assert by_name(reading) == {"c": {"choices": ["Other"]}}
+    assert reading.abstention == Abstention("none of these", {"c": ("Choices", NONE_CHOICE)})
+    assert reading.filled.score() == DECLINED  # how surely it was read: a decline, not a verdict
+
+
+def test_a_none_choice_named_by_the_model_is_an_answer_not_an_abstention():
+    reading = predicted(spec_of(("Positive", "Negative", "None")), "None")
+    assert by_name(reading) == {"c": {"choices": ["None"]}}
+    assert reading.abstention is None
+
+
+@pytest.mark.parametrize("answer", ["not positive", "Hmm.", "There is no clear sentiment."])
+def test_an_answer_that_does_not_decline_still_fails_when_nothing_fits(answer):
+    with pytest.raises(AnswerFormatError, match="nothing in the model's answer fits"):
+        predicted(spec_of(), answer)
+
+
+def test_an_answer_that_answers_one_control_and_declines_another_is_no_abstention():
+    spec = spec_of(more='<Rating name="r" toName="t"/>')
+    reading = predicted(spec, "Positive. I cannot determine a rating.")
+    assert by_name(reading) == {"c": {"choices": ["Positive"]}}
+    assert reading.abstention is None
+
+
+def test_a_structured_answer_declines_with_null_for_every_control_or_with_words():
+    spec = spec_of(("Positive", "Negative", "Other"), more='<Rating name="r" toName="t"/>')
+    reading = predicted(spec, json.dumps({"c": None, "r": None}), mode="json_schema")
+    assert reading.filled.regions == []
+    assert reading.abstention == Abstention(STRUCTURED_DECLINE, {"c": ("Choices", EMPTY), "r": ("Rating", EMPTY)})
+
+    reading = predicted(spec, json.dumps({"c": "None of these fit", "r": None}), mode="json_schema")
+    assert by_name(reading) == {"c": {"choices": ["Other"]}}
+    assert reading.abstention == Abstention("none of these", {"c": ("Choices", NONE_CHOICE), "r": ("Rating", EMPTY)})
+
+    assert predicted(spec, json.dumps({"c": "Positive", "r": None}), mode="json_schema").abstention is None
+    reading = predicted(spec, json.dumps({"c": None, "r": 9}), mode="json_schema")  # out of range: not a decline
+    assert reading.filled.regions == [] and reading.abstention is None
+
+
+def test_no_entity_in_the_text_is_an_answer_not_a_decline():
+    spec = parse_labeling_config(
+        '<View><Text name="t" value="$t"/><TextArea name="prompt" toName="t"/>'
+        '<Labels name="ner" toName="t"><Label value="PER"/></Labels></View>',
+        "prompt",
+    )
+    reading = predicted(spec, json.dumps({"ner": []}), mode="json_schema")
+    assert reading.filled.regions == [] and reading.abstention is None
+
+
+def test_a_providers_refusal_is_an_abstention_with_its_words():
+    reading = predicted(spec_of(), None, mode="json_schema", refusal="I can't help with that.")
+    assert reading.filled.regions == []
+    assert reading.abstention == Abstention("refused: I can't help with that.", {"c": ("Choices", EMPTY)})
+
+
+def test_a_choices_alias_and_hint_name_it_in_prose_and_the_alias_is_stored():
+    spec = parse_labeling_config(
+        '<View><Text name="t" value="$t"/><TextArea name="prompt" toName="t"/><Choices name="c" toName="t">'
+        '<Choice value="World"/><Choice value="Sci/Tech" alias="sci_tech" hint="Science and Technology news"/>'
+        "</Choices></View>",
+        "prompt",
+    )
+    for answer in ("sci_tech", "Science and Technology news", "The article is science and technology news.",
+                   "Science and Technology", "Topic: science & tech"):  # fmt: skip
+        assert by_name(predicted(spec, answer)) == {"c": {"choices": ["sci_tech"]}}, answer
+
+
+def test_a_taxonomy_gives_its_none_or_other_node_to_an_answer_that_declines():
+    spec = parse_labeling_config(
+        '<View><Text name="t" value="$t"/><TextArea name="prompt" toName="t"/><Taxonomy name="x" toName="t">'
+        '<Choice value="Animals"><Choice value="Birds"/></Choice><Choice value="Other"/></Taxonomy></View>',
+        "prompt",
+    )
+    reading = predicted(spec, "I cannot determine what the text is about.")
+    assert by_name(reading) == {"x": {"taxonomy": [["Other"]]}}
+    assert reading.abstention == Abstention("cannot determine", {"x": ("Taxonomy", NONE_CHOICE)})
+    assert predicted(spec, "Other").abstention is None  # named, not declined
+
+
+def test_a_structured_answer_with_entities_and_a_null_choice_answered_something():
+    spec = spec_of(more='<Labels name="ner" toName="t"><Label value="PER"/></Labels>')
+    answer = {"c": None, "ner": [{"text": "x", "label": "PER", "start": 0}]}
+    reading = predicted(spec, json.dumps(answer), mode="json_schema")
+    assert by_name(reading) == {"ner": {"start": 0, "end": 1, "text": "x", "labels": ["PER"]}}
+    assert reading.abstention is None
+    reading = predicted(spec, json.dumps({"c": None, "ner": []}), mode="json_schema")
+    assert reading.abstention == Abstention(STRUCTURED_DECLINE, {"c": ("Choices", EMPTY)})
