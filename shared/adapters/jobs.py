@@ -807,10 +807,6 @@ class Ledger:
         pipe.execute()
         return recorded or "there"
 
-    def holder(self, task_id: Any) -> str | None:
-        """Who claims the task now (None when nobody does)."""
-        return text(self.redis.get(self._key("claim", str(task_id))))
-
     def unmark_push(self, task_ids: list[Any]) -> None:
         """A push found not to have landed: it may be made again."""
         if task_ids:

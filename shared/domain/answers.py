@@ -404,7 +404,6 @@ def _read_lines(text: str, labels: list[_Label], threshold: float) -> list[Label
 # --- 3. and 4. prose ---------------------------------------------------------------------------------------------
 
 _TOKEN = re.compile(r"[^\W_]+|[^\w\s]|_")
-_SENTENCE_STOPS = frozenset(".!?…。！？")
 _WORD_INTERNAL = frozenset("-/'’&_@#%$€£+*")  # punctuation that does not end a clause: "non-sarcastic", "it's"
 
 
