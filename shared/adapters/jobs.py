@@ -98,6 +98,13 @@ return state
 """
 
 
+# KEYS[1] a job's holders hash; ARGV[1] a chunk index, ARGV[2] its holder.  Forgets the holder only while it is
+# still that one (a worker that took the chunk again meanwhile stays).
+_DROP_HOLDER = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0
+"""
+
 # KEYS[1] the job hash; ARGV[1] the poll's sequence number, ARGV[2] when the next is due.  1 when it was current.
 _TAKE_POLL = """
 if tonumber(redis.call('HGET', KEYS[1], 'poll_seq') or '0') ~= tonumber(ARGV[1]) then return 0 end
@@ -192,6 +199,7 @@ class Jobs:
         self._transition = self.redis.register_script(_TRANSITION)
         self._finish_chunk = self.redis.register_script(_FINISH_CHUNK)
         self._take_poll = self.redis.register_script(_TAKE_POLL)
+        self._drop_holder = self.redis.register_script(_DROP_HOLDER)
 
     def _job(self, job_id: str, *parts: str) -> str:
         return self.store.key("job", job_id, *parts)
@@ -431,8 +439,7 @@ class Jobs:
         """Take over an orphaned chunk (one rescuer per chunk and period); False when someone else did."""
         if not self.redis.set(self._job(job_id, "rescue", str(index)), node, nx=True, ex=max(1, int(seconds))):
             return False
-        if self.redis.hget(self._job(job_id, "holders"), str(index)) == node:
-            self.redis.hdel(self._job(job_id, "holders"), str(index))
+        self._drop_holder(keys=[self._job(job_id, "holders")], args=[str(index), node])
         return True
 
     def claim_rescue(self, job_id: str, seconds: float) -> bool:
@@ -608,6 +615,17 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# KEYS: task claims.  ARGV: owner, seconds (0: release).  Extends (or drops) each claim the owner still holds, in
+# one step with reading its holder: a claim that lapsed and was taken over meanwhile stays its new owner's.
+_KEEP_CLAIMS = """
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    if ARGV[2] == '0' then redis.call('DEL', key) else redis.call('EXPIRE', key, tonumber(ARGV[2])) end
+  end
+end
+return 0
+"""
+
 
 @dataclass(frozen=True)
 class PushInFlight:
@@ -661,6 +679,7 @@ class Ledger:
         self._hold_lock = self.redis.register_script(_HOLD_LOCK)
         self._release_lock = self.redis.register_script(_RELEASE_LOCK)
         self._take_for_push = self.redis.register_script(_TAKE_FOR_PUSH)
+        self._keep_claims = self.redis.register_script(_KEEP_CLAIMS)
 
     def _key(self, *parts: str) -> str:
         return self.store.key("ledger", self.project, self.version, *parts)
@@ -680,25 +699,13 @@ class Ledger:
 
     def extend(self, task_ids: list[Any], owner: str, seconds: int) -> None:
         """Keep our claims alive (a claim that lapsed and was taken over is left alone)."""
-        if not task_ids:
-            return
-        keys = [self._key("claim", str(task_id)) for task_id in task_ids]
-        mine = [key for key, holder in zip(keys, self.redis.mget(keys), strict=True) if holder == owner]
-        if mine:
-            pipe = self.redis.pipeline(transaction=False)
-            for key in mine:
-                pipe.expire(key, seconds)
-            pipe.execute()
+        if task_ids:
+            self._keep_claims(keys=[self._key("claim", str(t)) for t in task_ids], args=[owner, max(1, seconds)])
 
     def release(self, task_ids: list[Any], owner: str) -> None:
         """Drop our claims (only ours: a claim that expired and was taken over stays)."""
-        if not task_ids:
-            return
-        keys = [self._key("claim", str(task_id)) for task_id in task_ids]
-        owners = self.redis.mget(keys)
-        mine = [key for key, holder in zip(keys, owners, strict=True) if holder == owner]
-        if mine:
-            self.redis.delete(*mine)
+        if task_ids:
+            self._keep_claims(keys=[self._key("claim", str(t)) for t in task_ids], args=[owner, 0])
 
     def results(self, digests: Mapping[Any, str]) -> dict[str, Prediction]:
         """Predictions made earlier and not pushed yet, of these tasks (id → digest of the data they hold now):

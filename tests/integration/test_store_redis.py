@@ -68,3 +68,24 @@ def test_writes_in_one_round_trip_land_together_at_the_end_and_not_at_all_after_
         real_store.add_usage("7", "m", usage, writes=writes)
         raise RuntimeError("the LLM call failed after all")
     assert real_store.calls("7") == {"m": 1}
+
+
+def test_claims_and_chunk_holders_are_released_and_extended_only_by_their_owner(real_store):
+    """Each release, extension and hand-back compares the holder in the same Lua step as it acts, so a claim that
+    lapsed and was taken over is never touched by its former owner."""
+    from shared.adapters.jobs import Jobs
+
+    jobs = Jobs(real_store, ttl=3600)
+    ledger = jobs.ledger("9", "v1")
+    assert ledger.claim([1, 2], "worker-a", 30) == ([1, 2], [])
+    real_store.redis.set(real_store.key("ledger", "9", "v1", "claim", "2"), "worker-b", ex=5)  # a take-over
+
+    ledger.extend([1, 2], "worker-a", 300)
+    ttls = [real_store.redis.ttl(real_store.key("ledger", "9", "v1", "claim", str(t))) for t in (1, 2)]
+    assert ttls[0] > 30 and ttls[1] <= 5, ttls
+    ledger.release([1, 2], "worker-a")
+    assert ledger.claim([1, 2], "worker-c", 30) == ([1], [2]), "worker-b keeps task 2"
+
+    jobs.hold_chunk("job1", 0, "node-b")  # taken again by node-b since node-a was found gone
+    assert jobs.release_orphan("job1", 0, "node-a", 30) is True
+    assert real_store.redis.hget(real_store.key("job", "job1", "holders"), "0") == "node-b"
