@@ -98,11 +98,15 @@ class BatchJobs:
         if first is None:
             return False
         output_mode, _line = first
-        self.jobs.mark_running(job_id)
-        self.jobs.set_batch_phase(job_id, SUBMITTING, batch_output_mode=output_mode or "")
+        if self.jobs.mark_running(job_id) != JobState.RUNNING or not self.jobs.set_batch_phase(
+            job_id, SUBMITTING, batch_output_mode=output_mode or ""
+        ):
+            return False  # cancelled before it started: nothing is submitted (its chunks finish it)
         lines = (line for _mode, line in itertools.chain([first], requests))
         self._submit(ctx, job_id, lines, resuming=phase == SUBMITTING)
-        self.jobs.set_batch_phase(job_id, POLLING, poll_due=time.time() + self.settings.batch_api_poll_first)
+        if not self.jobs.set_batch_phase(job_id, POLLING, poll_due=time.time() + self.settings.batch_api_poll_first):
+            self.cancel_batches(job_id, ctx)  # cancelled while its files went up: what did start is cancelled too
+            return False
         return True
 
     def give_up_submitting(self, job_id: str, reason: str) -> bool:
@@ -121,6 +125,8 @@ class BatchJobs:
         started = {str(record.get("part")) for record in self.jobs.batches(job_id).values()}
         files = group_lines(lines, self.settings.batch_api_max_requests)
         for part, content in enumerate(files):
+            if self.jobs.state(job_id) not in ACTIVE_STATES:
+                return  # cancelled meanwhile: no more files go up
             metadata = {"llm_backend_job": job_id, "part": str(part)}
             if str(part) in started:
                 continue

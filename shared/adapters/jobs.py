@@ -105,6 +105,15 @@ if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[
 return 0
 """
 
+# KEYS[1] the job hash; ARGV field, value, ...  Sets the fields of a job's Batch API phase while the job is active;
+# 1 when it did.
+_SET_PHASE = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'queued' and state ~= 'running' then return 0 end
+for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+
 # KEYS[1] the job hash; ARGV[1] the poll's sequence number, ARGV[2] when the next is due.  1 when it was current.
 _TAKE_POLL = """
 if tonumber(redis.call('HGET', KEYS[1], 'poll_seq') or '0') ~= tonumber(ARGV[1]) then return 0 end
@@ -200,6 +209,7 @@ class Jobs:
         self._finish_chunk = self.redis.register_script(_FINISH_CHUNK)
         self._take_poll = self.redis.register_script(_TAKE_POLL)
         self._drop_holder = self.redis.register_script(_DROP_HOLDER)
+        self._set_phase = self.redis.register_script(_SET_PHASE)
 
     def _job(self, job_id: str, *parts: str) -> str:
         return self.store.key("job", job_id, *parts)
@@ -477,9 +487,12 @@ class Jobs:
     def batch_phase(self, job_id: str) -> str | None:
         return text(self.redis.hget(self._job(job_id), "batch_phase"))
 
-    def set_batch_phase(self, job_id: str, phase: str, **fields: str | float) -> None:
+    def set_batch_phase(self, job_id: str, phase: str, **fields: str | float) -> bool:
+        """Move an active job to ``phase``, in one step with checking that it is active; False (nothing changed)
+        for a job cancelled or finished meanwhile."""
         mapping: dict[str, str | float] = {"batch_phase": phase, "progress_at": time.time(), **fields}
-        self.redis.hset(self._job(job_id), mapping=mapping)  # type: ignore[arg-type]  # redis-py's Mapping is invariant
+        pairs = [str(item) for field_value in mapping.items() for item in field_value]
+        return bool(self._set_phase(keys=[self._job(job_id)], args=pairs))
 
     def batch_fields(self, job_id: str, *names: str) -> list[str | None]:
         return [text(value) for value in self.redis.hmget(self._job(job_id), list(names))]

@@ -245,3 +245,13 @@ def test_a_submission_that_keeps_failing_leaves_the_job_to_the_live_path(make_ba
     assert len(fake_llm.live_completions) == 6 and fake_llm.uploads == []
     [error] = batch.jobs.status(job_id).errors
     assert "submission gave up (ConnectionError: the provider is away)" in error["error"]
+
+
+def test_a_job_cancelled_before_it_starts_submits_nothing_to_the_batch_api(make_batch, fake_llm):
+    """``begin`` reads what ``mark_running`` and the phase change say, atomically with the job's state: a job
+    cancelled just before its dispatch runs uploads no file and starts no batch (no money spent)."""
+    batch = make_batch()
+    job_id, _ = batch.start(range(10))
+    batch.jobs.cancel(job_id)
+    assert batch.steps.begin(job_id) is False
+    assert fake_llm.batches == {} and batch.jobs.batch_phase(job_id) is None
