@@ -38,7 +38,7 @@ def create_worker_app(settings: Settings) -> Celery:
                 start_watchdog(
                     lambda: services.jobs,
                     app,
-                    sender.hostname,
+                    services.identity(sender.hostname),
                     settings.batch_claim_seconds,
                     settings.job_stall_seconds,
                 )
@@ -49,6 +49,6 @@ def create_worker_app(settings: Settings) -> Celery:
         """This worker took a chunk's message: if it dies holding it, the watchdogs send the chunk again."""
         if request is not None and request.name == PREDICT_CHUNK:
             job_id, index = chunk_of(request.id)
-            services.jobs.hold_chunk(job_id, index, sender.hostname)
+            services.jobs.hold_chunk(job_id, index, services.identity(sender.hostname))
 
     return app

@@ -10,7 +10,14 @@ from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from shared.adapters.jobs import Jobs
-from shared.adapters.queue import DISPATCH_JOB, POLL_BATCHES, PREDICT_CHUNK, chunk_task_id, holder_name
+from shared.adapters.queue import (
+    DISPATCH_JOB,
+    POLL_BATCHES,
+    PREDICT_CHUNK,
+    chunk_task_id,
+    holder_name,
+    worker_identity,
+)
 from shared.batch_jobs import BatchJobs
 from shared.domain.backoff import backoff
 from shared.domain.config import Settings
@@ -31,6 +38,11 @@ class PerProcess:
         self.settings = settings
         self.app = app
         self._pid: int | None = None
+        self.nonce = uuid.uuid4().hex[:12]  # made in the main process: its prefork children share it
+
+    def identity(self, node: str) -> str:
+        """This worker's name in the records recovery reads (``worker_identity``)."""
+        return worker_identity(node, self.nonce)
 
     def _build(self) -> None:
         services = Services.build(self.settings)
@@ -138,7 +150,9 @@ def register_tasks(app: Celery, services: PerProcess) -> None:
                     return {"started": 0}
                 services.tracker.add(pending)
                 # This process holds the chunk until its tasks are pushed: if it dies, the watchdogs send it again.
-                services.jobs.hold_chunk(job_id, index, holder_name(str(self.request.hostname), os.getpid()))
+                services.jobs.hold_chunk(
+                    job_id, index, holder_name(services.identity(str(self.request.hostname)), os.getpid())
+                )
                 services.runner.window.wait_for_room()  # every task in flight: the next chunk's may queue
         except SoftTimeLimitExceeded:
             log.warning("job %s chunk %s ran out of time; trying again", job_id, index)

@@ -29,6 +29,12 @@ def chunk_of(task_id: str) -> tuple[str, int]:
     return job_id, int(index)
 
 
+def worker_identity(node: str, nonce: str) -> str:
+    """Who a worker is for recovery: its Celery node name and a nonce of its start, so two workers given the same
+    name (one host, no ``-n``) are told apart, and one killed is found gone while its namesake beats on."""
+    return f"{node}~{nonce}"
+
+
 def holder_name(node: str, pid: int) -> str:
     """Who holds a chunk whose message was taken: a worker node's process (``node#pid``)."""
     return f"{node}#{pid}"

@@ -32,9 +32,9 @@ def busy_child(worker) -> psutil.Process:
     return max(children, key=lambda child: child.cpu_times().user)
 
 
-def run_and_kill(stack, fake_label_studio, fake_llm, kill) -> float:  # noqa: F811
+def run_and_kill(stack, fake_label_studio, fake_llm, kill, name: str | None = None) -> float:  # noqa: F811
     fake_llm.delay = 0.2
-    worker = stack.worker(**DEFAULTS)
+    worker = stack.worker(name, **DEFAULTS)
     job_id = stack.submit(TASKS)
     stack.wait(job_id, until=lambda status: status["pushed"] >= 60)
     kill(worker)
@@ -73,6 +73,18 @@ def test_a_whole_worker_node_lost_mid_batch(stack, fake_label_studio, fake_llm):
         stack.worker(**DEFAULTS)
 
     run_and_kill(stack, fake_label_studio, fake_llm, kill_group_then_start_another)
+
+
+def test_a_whole_worker_killed_while_another_shares_its_node_name(stack, fake_label_studio, fake_llm):  # noqa: F811
+    """Two workers started without telling them apart (one host, the same -n): recovery keys on each worker's own
+    identity, not on the name the survivor keeps beating."""
+    shared_name = "shared@%h"
+
+    def kill_one_of_two_namesakes(worker) -> None:
+        stack.worker(name=shared_name, **DEFAULTS)
+        worker.kill()
+
+    run_and_kill(stack, fake_label_studio, fake_llm, kill_one_of_two_namesakes, name=shared_name)
 
 
 def test_tasks_opened_while_their_job_runs_get_one_prediction_and_one_llm_call(

@@ -55,13 +55,14 @@ def stack(make_client, make_settings, real_store, redis_prefix, llm_server, fake
         def __init__(self) -> None:
             self.client, self.config, self.version = client, config, version
 
-        def worker(self, **overrides: str) -> BackendProcess:
+        def worker(self, name: str | None = None, **overrides: str) -> BackendProcess:
+            """A worker process; ``name`` its Celery node name (by default one of its own)."""
             env = llm_backend_env(
                 llm_server.url,
                 redis_prefix,
                 **({"LOG_LEVEL": "INFO"} | WORKER_SETTINGS | overrides),
             )
-            name = f"test-{uuid.uuid4().hex[:8]}@%h"
+            name = name or f"test-{uuid.uuid4().hex[:8]}@%h"
             process = BackendProcess(
                 ["worker", "--concurrency", "2", "-n", name], env, tmp_path / f"worker-{len(workers)}.log"
             )
