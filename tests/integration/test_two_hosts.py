@@ -154,15 +154,17 @@ def start_both(stack: TwoHosts) -> dict[str, BackendProcess]:
 
 def test_each_host_has_its_own_name_tmp_and_loopback(network):
     """The fixture's promise: what a worker on a host sees of the machine."""
-    (a, b) = network.hosts
-    for host in (a, b):
-        seen = host.run(["sh", "-c", "hostname; ls -A /tmp | wc -l; ip -4 -o addr show"])
-        name, files_in_tmp, listing = seen.split("\n", 2)
-        assert (name, files_in_tmp.strip()) == (host.name, "0")
-        addresses = {line.split()[3].split("/")[0] for line in listing.splitlines()}
-        assert addresses == {"127.0.0.1", host.address}, "its own loopback and address, not the gateway's"
-    a.run(["sh", "-c", "echo a > /tmp/mark && test -f /tmp/mark"])
-    assert b.run(["sh", "-c", "ls -A /tmp"]) == "", "one host's /tmp is not another's"
+    root_mark = Path("/tmp") / f"two-hosts-{uuid.uuid4().hex}"
+    root_mark.write_text("the test machine's own /tmp")
+    try:
+        for host in network.hosts:
+            seen = host.run(["sh", "-c", "hostname; ls -A /tmp | wc -l; ip -4 -o addr show"])
+            name, files_in_tmp, listing = seen.split("\n", 2)
+            assert (name, files_in_tmp.strip()) == (host.name, "0"), "its own host name and an empty /tmp"
+            addresses = {line.split()[3].split("/")[0] for line in listing.splitlines()}
+            assert addresses == {"127.0.0.1", host.address}, "its own loopback and address, not the gateway's"
+    finally:
+        root_mark.unlink()
 
 
 def test_a_job_shared_by_two_hosts_lands_once(two_hosts):
