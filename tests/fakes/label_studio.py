@@ -29,7 +29,7 @@ from tests.fakes.server import BackgroundServer
 
 
 class FakeLabelStudio(BackgroundServer):
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, host: str = "127.0.0.1") -> None:
         self.token = token
         self.files: dict[str, tuple[bytes, str]] = {}
         self.seen_authorization: list[str | None] = []
@@ -151,7 +151,7 @@ class FakeLabelStudio(BackgroundServer):
                 else:
                     self._reply(404, {"detail": "Not found."})
 
-        super().__init__(Handler)
+        super().__init__(Handler, host=host)
 
     def _store(self, project: int | None, item: dict) -> dict:
         stored = {

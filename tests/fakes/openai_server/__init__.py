@@ -19,8 +19,8 @@ __all__ = ["Answer", "Completion", "FakeOpenAI", "FakeOpenAIServer", "RecordedRe
 
 
 class FakeOpenAIServer(BackgroundServer):
-    """Runs a FakeOpenAI on a free loopback port (or ``port``) in a background thread."""
+    """Runs a FakeOpenAI on a free port (or ``port``) of ``host`` (loopback unless told) in a background thread."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
         self.fake = FakeOpenAI()
-        super().__init__(make_handler(self.fake), port)
+        super().__init__(make_handler(self.fake), port, host)

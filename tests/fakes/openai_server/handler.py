@@ -126,7 +126,9 @@ def make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 return
             request = _Request(self.path, self.headers.get("Content-Type", ""), raw)
             headers = {key.lower(): value for key, value in self.headers.items()}
-            record = RecordedRequest(self.path, headers, _json_or_empty(raw), time.time())
+            record = RecordedRequest(
+                self.path, headers, _json_or_empty(raw), time.time(), client=self.client_address[0]
+            )
             fake._record(record)
             status, answer, extra = 200, None, {}
             try:

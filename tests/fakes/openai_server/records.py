@@ -13,6 +13,7 @@ class RecordedRequest:
     at: float
     status: int | None = None  # what the fake answered, once it has
     error: str | None = None  # the error message it answered with, if any
+    client: str | None = None  # the caller's address: which host sent it, where tests run hosts of their own
 
 
 @dataclass(frozen=True)
