@@ -15,6 +15,7 @@ import pytest
 from shared.adapters.jobs import Jobs, JobState
 from shared.domain.types import JobSnapshot
 from tests.integration.processes import LLM_BACKEND, llm_backend_env
+from tests.integration.test_batch_api_workers import BATCH_API, assert_asked_once_each
 from tests.integration.test_push_outcomes import assert_one_llm_call_per_task
 from tests.integration.test_worker import WORKER_SETTINGS, assert_once_each, stack  # noqa: F401
 
@@ -32,8 +33,7 @@ def test_predictions_land_while_the_pages_are_read_each_task_once(
     llm_server,
     redis_prefix,
 ):
-    tasks = [{"id": i, "data": {"text": f"text {i} {'even' if i % 2 == 0 else 'odd'}"}} for i in range(TASKS)]
-    fake_label_studio.add_project(31, stack.config, tasks)
+    fake_label_studio.add_project(31, stack.config, project_tasks())
     sarcastic = [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["Sarcastic"]}}]
     for task in HOLDING_THE_VERSION:
         fake_label_studio.add_prediction(31, task, stack.version, sarcastic)
@@ -71,6 +71,37 @@ def test_predictions_land_while_the_pages_are_read_each_task_once(
     )
     assert_once_each(fake_label_studio, TASKS, stack.version, stack.config)
     assert_one_llm_call_per_task(fake_llm, expected)
+
+
+@pytest.mark.timeout(400)
+def test_a_job_that_may_go_through_the_batch_api_is_queued_once_every_page_is_in(
+    stack,  # noqa: F811
+    fake_label_studio,
+    fake_llm,
+    llm_server,
+    redis_prefix,
+):
+    """The Batch API takes a job whole: one file of every task, no live call."""
+    fake_label_studio.add_project(31, stack.config, project_tasks())
+    worker = stack.worker(**BATCH_API)
+
+    run = batch_command(llm_backend_env(llm_server.url, redis_prefix, **WORKER_SETTINGS, **BATCH_API))
+
+    assert run.returncode == 0, f"{run.stdout}\n{run.stderr}\n{worker.log}"
+    assert f"tasks {TASKS}: done {TASKS}, failed 0, pushed {TASKS}" in run.stdout and "mode batch_api" in run.stdout
+    assert [len(upload.lines()) for upload in fake_llm.uploads] == [TASKS]
+    assert fake_llm.live_completions == [] and fake_llm.chat_requests == []
+    assert_asked_once_each(fake_llm, TASKS)
+    assert_once_each(fake_label_studio, TASKS, stack.version, stack.config)
+
+
+def project_tasks() -> list[dict]:
+    return [{"id": i, "data": {"text": f"text {i} {'even' if i % 2 == 0 else 'odd'}"}} for i in range(TASKS)]
+
+
+def batch_command(env: dict[str, str]) -> subprocess.CompletedProcess:
+    command = [LLM_BACKEND, "batch", "--project", "31", "--wait", "--yes"]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=360)
 
 
 SNAPSHOT = JobSnapshot(
