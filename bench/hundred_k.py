@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import subprocess
 import threading
 import time
 from datetime import datetime
@@ -94,7 +95,7 @@ def push_calls(worker_log: str, started: float) -> list[tuple[float, int, float]
     return calls
 
 
-def variant(stack: Stack, with_flag: bool, tasks: int) -> dict[str, Any]:
+def variant(stack: Stack, with_flag: bool, tasks: int, limit_s: float) -> dict[str, Any]:
     name = "flag-on" if with_flag else "flag-off"
     if with_flag:
         os.environ[FLAG] = "true"  # the Label Studio started now inherits it (tests/e2e/label_studio_server.py)
@@ -114,12 +115,17 @@ def variant(stack: Stack, with_flag: bool, tasks: int) -> dict[str, Any]:
         command = BackendProcess(
             ["batch", "--project", str(project), "--wait", "--yes"],
             stack.env(prefix, CACHE_TTL=0, LOG_LEVEL="INFO"),
-            stack.workdir / f"batch-{name}.log",
+            stack.workdir / f"batch-{name}-{stack.run_id}.log",
         )
         started = time.time()
         stack._started(command.start())
         follower = Follower(stack, api, command, started)
-        exit_code = command.process.wait(timeout=max(1800, tasks / 20))
+        try:
+            exit_code: int | None = command.process.wait(timeout=limit_s)
+        except subprocess.TimeoutExpired:  # what was reached by then is the finding
+            log(f"hundred_k {name}: not finished after {limit_s:.0f} s; stopping it")
+            command.stop()
+            exit_code = None
         finished = time.time() - started
         follower.stop()
         llm = stack.fake.stats()
@@ -133,6 +139,8 @@ def variant(stack: Stack, with_flag: bool, tasks: int) -> dict[str, Any]:
             "label_studio_flag": with_flag,
             "tasks": tasks,
             "exit_code": exit_code,
+            "limit_s": limit_s,
+            "finished": exit_code is not None,
             "estimate_line": estimate,
             "first_llm_call_s": llm["first_request_at"] - started if llm.get("first_request_at") else None,
             "first_prediction_s": follower.first(3, 1),
@@ -156,12 +164,14 @@ def variant(stack: Stack, with_flag: bool, tasks: int) -> dict[str, Any]:
         ls.close()
 
 
-def run(stack: Stack, quick: bool, tasks: int = TASKS, flags: tuple[bool, ...] = (True, False)) -> dict:
+def run(
+    stack: Stack, quick: bool, tasks: int = TASKS, flags: tuple[bool, ...] = (True, False), limit_s: float = 3600
+) -> dict:
     stack.fake.configure(delay=LLM_DELAY, jitter=LLM_JITTER, rpm=0, tpm=0)
     runs = []
     for with_flag in flags:
         log(f"hundred_k: {tasks} tasks, Label Studio {'with' if with_flag else 'without'} {FLAG}")
-        result = variant(stack, with_flag, tasks)
+        result = variant(stack, with_flag, tasks, limit_s)
         log(
             f"hundred_k:   first LLM call {result['first_llm_call_s']} s, first prediction "
             f"{result['first_prediction_s']} s, last {result['last_prediction_s']} s; "
@@ -191,6 +201,9 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=TASKS)
     parser.add_argument("--flag", choices=("on", "off", "both"), default="both")
     parser.add_argument("--results", default=str(ROOT / "bench" / "results"))
+    parser.add_argument(
+        "--limit", type=float, default=3600, help="seconds a variant's command may run; then stopped, figures kept"
+    )
     args = parser.parse_args()
     results = Path(args.results)
     flags = {"on": (True,), "off": (False,), "both": (True, False)}[args.flag]
@@ -198,7 +211,7 @@ def main() -> int:
     stack = Stack(results / "logs", redis_url)
     try:
         stack.start_fake_llm()
-        result = run(stack, quick=False, tasks=args.tasks, flags=flags)
+        result = run(stack, quick=False, tasks=args.tasks, flags=flags, limit_s=args.limit)
     finally:
         stack.close()
         if embedded is not None:

@@ -132,7 +132,7 @@ def plot_hundred_k(result: dict, path: Path) -> Path | None:
         total = run.get("total_samples") or []
         bottom.plot([at for at, _ in total], [count for _, count in total], linestyle=":", label=f"{label}: in the job")
     top.set_ylabel("import/predictions call (s)")
-    top.set_title("llm-backend batch, 100,000 tasks, real Label Studio 1.23.2: the cost of each import call")
+    top.set_title("llm-backend batch against a real Label Studio 1.23.2: the cost of each import call")
     top.grid(True, alpha=0.3)
     top.legend(fontsize=8)
     bottom.set_xlabel("seconds since llm-backend batch started")

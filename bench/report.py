@@ -346,7 +346,7 @@ def hundred_k_table(result: dict) -> str:
                 _seconds(run["first_llm_call_s"]),
                 _seconds(run["first_prediction_s"]),
                 _seconds(run["last_prediction_s"]),
-                _seconds(run["command_s"]),
+                _seconds(run["command_s"]) + ("" if run.get("finished", True) else " (stopped)"),
                 f"{run['predictions_in_label_studio']:,}",
                 f"{run['llm_calls']:,}",
                 f"{job.get('state')} {job.get('pushed')}/{job.get('total')}",
