@@ -5,7 +5,8 @@ only ``(job id, chunk index)``; the data is read from Label Studio when a chunk 
 request, and per-job sets of the tasks done, failed and pushed.  Counts are the sizes of those sets, so a
 redelivered chunk cannot count twice.  Every change of a job's state is one atomic step (a Lua script) from
 the states allowed to the new one, so a ``cancel`` racing a worker's ``mark_running`` or last ``finish_chunk``
-always wins.
+always wins.  A job may be opened before its tasks are all known (``llm-backend batch`` reads a large project
+page by page): it takes chunks (``extend``) until it is sealed, and its last chunk settles it only once sealed.
 
 The ledger is keyed by (project, model version), not by job, and both ways a prediction reaches
 Label Studio use it: a worker's bulk push, and the answer to a one-task ``/predict`` that Label
