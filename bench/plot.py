@@ -1,6 +1,7 @@
 """``bench/results/bench.png``: batch throughput against worker processes and LLM_CONCURRENCY, and the
 CDF of interactive overhead per number of clients (with cache-hit latency); ``bench/results/real-ls.png``:
-the LLM window and the predictions landing over time in the runs against a real Label Studio.
+the LLM window and the predictions landing over time in the runs against a real Label Studio;
+``bench/results/hundred-k.png``: the import calls' cost and the predictions landing in the 100,000-task runs.
 
 ``python -m bench.plot`` redraws it from the JSON files in ``bench/results/``.
 """
@@ -116,6 +117,34 @@ def plot_real_ls(result: dict, path: Path) -> Path | None:
     return path
 
 
+def plot_hundred_k(result: dict, path: Path) -> Path | None:
+    """Per variant: each import call's duration when it ended, and the predictions landed, over time."""
+    runs = result.get("runs") or []
+    if not runs:
+        return None
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 8), sharex=True)
+    for run in runs:
+        label = f"{run['tasks']:,} tasks, Label Studio flag {'on' if run['label_studio_flag'] else 'off'}"
+        calls = run.get("push_call_samples") or []
+        top.scatter([at for at, _, _ in calls], [seconds for _, _, seconds in calls], s=6, label=label)
+        pushed = run.get("pushed_samples") or []
+        bottom.step([at for at, _ in pushed], [count for _, count in pushed], where="post", label=f"{label}: pushed")
+        total = run.get("total_samples") or []
+        bottom.plot([at for at, _ in total], [count for _, count in total], linestyle=":", label=f"{label}: in the job")
+    top.set_ylabel("import/predictions call (s)")
+    top.set_title("llm-backend batch against a real Label Studio 1.23.2: the cost of each import call")
+    top.grid(True, alpha=0.3)
+    top.legend(fontsize=8)
+    bottom.set_xlabel("seconds since llm-backend batch started")
+    bottom.set_ylabel("tasks")
+    bottom.grid(True, alpha=0.3)
+    bottom.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def main() -> int:
     results_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "results"
     results = {}
@@ -128,6 +157,9 @@ def main() -> int:
     real_ls = results_dir / "real_ls.json"
     if real_ls.exists():
         print(plot_real_ls(json.loads(real_ls.read_text()), results_dir / "real-ls.png"))
+    hundred_k = results_dir / "hundred_k.json"
+    if hundred_k.exists():
+        print(plot_hundred_k(json.loads(hundred_k.read_text()), results_dir / "hundred-k.png"))
     return 0
 
 

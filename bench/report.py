@@ -334,6 +334,46 @@ def real_ls_table(result: dict) -> str:
     )
 
 
+def hundred_k_table(result: dict) -> str:
+    rows = []
+    for run in result["runs"]:
+        job = run["job"]
+        first_last = run["import_seconds_first_last"] or [float("nan")] * 2
+        rows.append(
+            [
+                "on" if run["label_studio_flag"] else "off",
+                f"{run['tasks']:,}",
+                _seconds(run["first_llm_call_s"]),
+                _seconds(run["first_prediction_s"]),
+                _seconds(run["last_prediction_s"]),
+                _seconds(run["command_s"]) + ("" if run.get("finished", True) else " (stopped)"),
+                f"{run['predictions_in_label_studio']:,}",
+                f"{run['llm_calls']:,}",
+                f"{job.get('state')} {job.get('pushed')}/{job.get('total')}",
+                f"{run['import_calls']}: {first_last[0]:.2f} → {first_last[1]:.2f} s (max {run['import_seconds_max']})",
+            ]
+        )
+    return table(
+        [
+            "LS flag",
+            "tasks",
+            "first LLM call",
+            "first prediction",
+            "last prediction",
+            "command",
+            "predictions in LS",
+            "LLM calls",
+            "job",
+            "import calls: first → last",
+        ],
+        rows,
+    )
+
+
+def _seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f} s"
+
+
 TABLES = {
     "batch": batch_table,
     "real_ls": real_ls_table,
@@ -342,6 +382,7 @@ TABLES = {
     "ratelimit": ratelimit_table,
     "batch_api": batch_api_table,
     "readers": readers_table,
+    "hundred_k": hundred_k_table,
 }
 
 
@@ -491,6 +532,7 @@ TITLES = {
     "ratelimit": "4. Rate limit",
     "batch_api": "5. Cost per path and the Batch API",
     "readers": "6. Readers of model output on hostile answers",
+    "hundred_k": "7. 100,000 tasks against a real Label Studio, through llm-backend batch",
 }
 
 

@@ -52,6 +52,11 @@ WAITING_FOR_BATCHES = frozenset({SUBMITTING, POLLING})  # the job's chunks must 
 COLLECT_LOCK_SECONDS = 600
 
 
+def live_only(ctx: PredictionContext) -> bool:
+    """Whether this context's jobs never go through the Batch API (so their chunks may run as they are added)."""
+    return ctx.config.batch_api == "off" or ctx.config.llm.provider not in ENDPOINTS
+
+
 @dataclass(frozen=True)
 class PollOutcome:
     """What a poll leads to: the next poll in ``next_in`` seconds, the chunks (``dispatch``), or nothing."""
@@ -85,9 +90,9 @@ class BatchJobs:
             ctx = self.projects.from_snapshot(snapshot, job_id)
         except InvalidInput:  # settings refused since the job was queued: its chunks fail its tasks, saying why
             return False
-        mode = ctx.config.batch_api
-        if mode == "off" or ctx.config.llm.provider not in ENDPOINTS:
+        if live_only(ctx):
             return False
+        mode = ctx.config.batch_api
         requests = self._lines(ctx, job_id)
         if mode == "auto" and phase is None:
             head = list(itertools.islice(requests, self.settings.batch_api_min_tasks))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from kombu.exceptions import OperationalError
 
 from shared.adapters.jobs import JobState, JobStatus
 from shared.adapters.queue import DISPATCH_JOB, chunk_task_id
+from shared.batch_jobs import live_only
 from shared.domain.errors import LimitReached, Unavailable
 from shared.projects import PredictionContext
 from shared.services import Services
@@ -23,15 +25,60 @@ def start_job(services: Services, ctx: PredictionContext, task_ids: list[int]) -
     The job keeps the task ids only: the workers predict the data Label Studio holds for them."""
     within_bounds(services, ctx.project)
     job_id = services.jobs.create(services.projects.snapshot(ctx), task_ids, services.settings.batch_chunk_size)
+    queue_job(services, job_id)
+    log.info(
+        "project %s: job %s queued, %d tasks, model version %s", ctx.project, job_id, len(task_ids), ctx.model_version
+    )
+    return job_id
+
+
+def open_job(services: Services, ctx: PredictionContext) -> str:
+    """Store a job with no task yet, to be given its tasks page by page (``feed_job``); raises LimitReached as
+    ``start_job`` does.  It counts as active from now on (MAX_ACTIVE_JOBS_PER_PROJECT)."""
+    within_bounds(services, ctx.project)
+    job_id = services.jobs.create(services.projects.snapshot(ctx), [], services.settings.batch_chunk_size, sealed=False)
+    log.info("project %s: job %s opened, model version %s; its tasks follow", ctx.project, job_id, ctx.model_version)
+    return job_id
+
+
+def feed_job(services: Services, ctx: PredictionContext, job_id: str, pages: Iterable[list[int]]) -> int:
+    """Add each page of task ids to an open job as it is read, then seal it; returns how many were added.
+
+    A project whose jobs run live has its job queued at the first page, so the first predictions come while
+    the other pages are read; one whose job may go through the provider's Batch API is queued once every task
+    is in (the Batch API takes a job whole).  Stops early when the job was cancelled meanwhile.  When reading
+    a page fails, the job fails with the reason (the chunks already queued still run) and the error is raised."""
+    live, queued, added = live_only(ctx), False, 0
+    chunk_size = services.settings.batch_chunk_size
+    try:
+        for ids in pages:
+            if not ids:
+                continue
+            if not services.jobs.extend(job_id, ids, chunk_size):
+                log.info("job %s takes no more tasks (cancelled?) after %d", job_id, added)
+                return added
+            added += len(ids)
+            if live and not queued:
+                queue_job(services, job_id)
+                queued = True
+    except BaseException as exc:
+        services.jobs.abort(job_id, f"reading the project's tasks stopped after {added}: {type(exc).__name__}: {exc}")
+        raise
+    services.jobs.seal(job_id)
+    if not queued:
+        queue_job(services, job_id)
+    log.info("project %s: job %s sealed with %d tasks", ctx.project, job_id, added)
+    return added
+
+
+def queue_job(services: Services, job_id: str) -> None:
+    """Send the job's dispatch message; raises Unavailable (the job marked failed) when the broker does not take
+    it."""
     try:
         services.celery.send_task(DISPATCH_JOB, args=[job_id])
     except OperationalError as exc:
         services.jobs.abort(job_id, f"could not queue the job: {exc}")
         raise Unavailable(f"the job queue is unavailable: {exc}") from None
-    log.info(
-        "project %s: job %s queued, %d tasks, model version %s", ctx.project, job_id, len(task_ids), ctx.model_version
-    )
-    return job_id
 
 
 def within_bounds(services: Services, project: str | None) -> None:

@@ -61,9 +61,17 @@ class Estimator:
         self.services = services
 
     def estimate(
-        self, project: OpenProject, selection: TaskSelection, workers: int | None = None, sample_size: int = SAMPLE
+        self,
+        project: OpenProject,
+        selection: TaskSelection,
+        workers: int | None = None,
+        sample_size: int = SAMPLE,
+        project_total: int | None = None,
     ) -> ProjectEstimate:
-        """Raises ConfigError when the project has no prompt (nothing could be predicted)."""
+        """Raises ConfigError when the project has no prompt (nothing could be predicted).
+
+        ``project_total``: the selection is a sample of the project's first pages, and the project holds that
+        many tasks; the tasks to predict are scaled up from the sample's share."""
         ctx = project.ctx
         require_prompt(ctx)
         settings = self.services.settings
@@ -78,7 +86,11 @@ class Estimator:
         factor = calibration_factor(sample.reported_in, sample.estimated_in)
         inputs = [calibrated(tokens, factor) for tokens in sample.counted]
         output, output_source = self._output_tokens(ctx, sampled, sample)
-        scale = len(selection.tasks) / len(sampled) if sampled else 0.0
+        sampled_from, seen, to_predict = None, selection.seen, len(selection.tasks)
+        if project_total is not None and project_total > selection.seen > 0:
+            sampled_from, seen = selection.seen, project_total
+            to_predict = round(len(selection.tasks) * project_total / selection.seen)
+        scale = to_predict / len(sampled) if sampled else 0.0
         hits, failing = round(sample.hits * scale), round(sample.unusable * scale)
         latency = mean_seconds(
             self.services.store, "llm_seconds", provider=llm.provider, model=bounded(llm.model, known_models(settings))
@@ -87,7 +99,7 @@ class Estimator:
         concurrency = min(settings.llm_concurrency, settings.batch_chunk_size)
         price = settings.prices.get(llm.model)
         run = estimate_run(
-            tasks=len(selection.tasks) - failing,
+            tasks=to_predict - failing,
             input_tokens=inputs or [0],  # no request counted: every sampled task is cached or would fail
             output_tokens=output,
             price=price,
@@ -103,8 +115,9 @@ class Estimator:
             project=project.id,
             model=llm.model,
             model_version=ctx.model_version,
-            tasks_seen=selection.seen,
-            tasks=len(selection.tasks),
+            tasks_seen=seen,
+            tasks=to_predict,
+            sampled_from=sampled_from,
             failing=failing,
             run=run,
             sampled=len(sampled),

@@ -2,12 +2,14 @@
 that reaches it, and which of its tasks a batch would predict.
 
 ``llm-backend batch`` and ``llm-backend estimate`` (and ``GET /estimate``) select tasks with the same
-``tasks_to_predict``, so an estimate counts exactly the tasks the following batch sends.
+``pages_to_predict``, so an estimate counts the tasks the following batch sends (``llm-backend batch`` from a
+sample of the first pages, scaled to the project's size; the job's status then has the exact count).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from shared.adapters.label_studio import LabelStudioGateway
@@ -48,6 +50,20 @@ def require_prompt(ctx: PredictionContext) -> str:
 
 
 @dataclass
+class PageSelection:
+    """Of one page of the project's tasks: ``tasks`` a batch would predict, ``skipped`` the others (labeled, or
+    holding a prediction of the current version); ``total`` is the project's task count when it was read."""
+
+    tasks: list[Task]
+    skipped: list[Task]
+    total: int
+
+    @property
+    def seen(self) -> int:
+        return len(self.tasks) + len(self.skipped)
+
+
+@dataclass
 class TaskSelection:
     """``tasks`` a batch would predict, of ``seen``; ``skipped`` is a uniform sample (at most
     ``SKIPPED_SAMPLE``) of the others: labeled, or holding a prediction of the current version."""
@@ -55,25 +71,42 @@ class TaskSelection:
     tasks: list[Task]
     seen: int
     skipped: list[Task] = field(default_factory=list)
+    _skipped_seen: int = 0
+    _sampler: random.Random = field(default_factory=lambda: random.Random(0))  # a reproducible reservoir sample
+
+    def add(self, page: PageSelection) -> None:
+        self.seen += page.seen
+        self.tasks.extend(page.tasks)
+        for task in page.skipped:
+            self._skipped_seen += 1
+            if len(self.skipped) < SKIPPED_SAMPLE:
+                self.skipped.append(task)
+            elif (slot := self._sampler.randrange(self._skipped_seen)) < SKIPPED_SAMPLE:
+                self.skipped[slot] = task
+
+
+def pages_to_predict(project: OpenProject, only_unlabeled: bool, page_size: int = PAGE_SIZE) -> Iterator[PageSelection]:
+    """The project's tasks page by page, in Label Studio's order, split into those without a prediction of the
+    current model version (and, with ``only_unlabeled``, without annotations) and the others.
+
+    Which tasks of a page hold a prediction of the version is asked of Label Studio for that page's ids (a read
+    or two per page), so the first page is ready without reading the whole project's predictions."""
+    gateway, version = project.label_studio, project.ctx.model_version
+    for page in gateway.task_pages(project.id, page_size=page_size):
+        ids = [int(fields["id"]) for fields in page.tasks]
+        predicted = gateway.predicted_among(project.id, ids, version) if ids else set()
+        selected = PageSelection([], [], page.total)
+        for fields in page.tasks:
+            task: Task = {"id": fields["id"], "data": fields.get("data") or {}}
+            labeled = fields.get("is_labeled") or fields.get("total_annotations")
+            skip = (only_unlabeled and labeled) or int(fields["id"]) in predicted
+            (selected.skipped if skip else selected.tasks).append(task)
+        yield selected
 
 
 def tasks_to_predict(project: OpenProject, only_unlabeled: bool) -> TaskSelection:
-    """The tasks without a prediction of the current model version (and, with ``only_unlabeled``, without
-    annotations), in Label Studio's order."""
-    predicted = project.label_studio.predicted_tasks(project.id, project.ctx.model_version)
-    selection = TaskSelection([], 0)
-    sampler = random.Random(project.id)  # a reproducible reservoir sample
-    skipped = 0
-    for fields in project.label_studio.tasks(project.id, page_size=PAGE_SIZE):
-        selection.seen += 1
-        task: Task = {"id": fields["id"], "data": fields.get("data") or {}}
-        labeled = fields.get("is_labeled") or fields.get("total_annotations")
-        if (only_unlabeled and labeled) or fields["id"] in predicted:
-            skipped += 1
-            if len(selection.skipped) < SKIPPED_SAMPLE:
-                selection.skipped.append(task)
-            elif (slot := sampler.randrange(skipped)) < SKIPPED_SAMPLE:
-                selection.skipped[slot] = task
-            continue
-        selection.tasks.append(task)
+    """Every task of the project a batch would predict (``pages_to_predict``, all pages)."""
+    selection = TaskSelection([], 0, _sampler=random.Random(project.id))
+    for page in pages_to_predict(project, only_unlabeled):
+        selection.add(page)
     return selection

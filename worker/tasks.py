@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from shared.adapters.jobs import Jobs
+from shared.adapters.jobs import ACTIVE_STATES, Jobs
 from shared.adapters.queue import (
     DISPATCH_JOB,
     POLL_BATCHES,
@@ -29,6 +30,9 @@ from worker.tracker import ChunkTracker
 from worker.window import LLMWindow
 
 log = logging.getLogger(__name__)
+
+STREAM_DISPATCH_EVERY = 1.0  # seconds between dispatches of a job still taking tasks
+STREAM_SILENCE = 900.0  # seconds without a task added after which an unsealed job is failed
 
 
 class PerProcess:
@@ -96,12 +100,16 @@ def register_tasks(app: Celery, services: PerProcess) -> None:
     @app.task(name=DISPATCH_JOB, bind=True, max_retries=None)
     def dispatch_job(self: Task, job_id: str) -> int:
         """Fan a job out into chunk messages, or first send it through the provider's Batch API (its polls
-        dispatch it again once the answers are in); a redelivery resumes where the last one stopped."""
+        dispatch it again once the answers are in); a redelivery resumes where the last one stopped.
+
+        A job still taking tasks (unsealed: ``llm-backend batch`` adds them page by page) runs live: its chunks
+        are sent as they come, by this task sent again every ``STREAM_DISPATCH_EVERY`` s until it is sealed."""
         jobs = services.jobs
         attempt = self.request.retries
+        sealed = jobs.sealed(job_id)  # read before the chunks are counted: none added after it is missed
         try:
             with log_context(job_id=job_id):
-                through_batch_api = services.batch_jobs.begin(job_id)
+                through_batch_api = sealed and services.batch_jobs.begin(job_id)
         except Exception as exc:  # the provider or Redis away: try again, the submission resumes
             log.exception("job %s: sending it to the Batch API failed (attempt %d)", job_id, attempt + 1)
             if attempt + 1 < services.settings.batch_max_attempts:
@@ -121,7 +129,21 @@ def register_tasks(app: Celery, services: PerProcess) -> None:
             if index % 100 == 99:
                 jobs.mark_dispatched(job_id, index + 1)
         jobs.mark_dispatched(job_id, total)
+        if not sealed:
+            follow_stream(job_id)
         return total - start
+
+    def follow_stream(job_id: str) -> None:
+        """Dispatch an unsealed job again soon; fail it when no tasks were added for ``STREAM_SILENCE`` s (the
+        command adding them died)."""
+        if services.jobs.state(job_id) not in ACTIVE_STATES:
+            return
+        silent = time.time() - services.jobs.extended_at(job_id)
+        if silent > STREAM_SILENCE:
+            log.warning("job %s: no tasks added for %.0f s; failing it", job_id, silent)
+            services.jobs.abort(job_id, f"no tasks were added for {silent:.0f} s: the command adding them stopped")
+            return
+        app.send_task(DISPATCH_JOB, args=[job_id], countdown=STREAM_DISPATCH_EVERY)
 
     @app.task(name=POLL_BATCHES, bind=True, max_retries=None)
     def poll_batches(self: Task, job_id: str, seq: int) -> dict:

@@ -5,7 +5,8 @@ only ``(job id, chunk index)``; the data is read from Label Studio when a chunk 
 request, and per-job sets of the tasks done, failed and pushed.  Counts are the sizes of those sets, so a
 redelivered chunk cannot count twice.  Every change of a job's state is one atomic step (a Lua script) from
 the states allowed to the new one, so a ``cancel`` racing a worker's ``mark_running`` or last ``finish_chunk``
-always wins.
+always wins.  A job may be opened before its tasks are all known (``llm-backend batch`` reads a large project
+page by page): it takes chunks (``extend``) until it is sealed, and its last chunk settles it only once sealed.
 
 The ledger is keyed by (project, model version), not by job, and both ways a prediction reaches
 Label Studio use it: a worker's bulk push, and the answer to a one-task ``/predict`` that Label
@@ -76,25 +77,62 @@ end
 return state
 """
 
-# KEYS: job hash, chunks_done set, the chunk's data, done set, failed set, holders hash.  ARGV: chunk index,
-# now, ttl.
-# Marks the chunk finished; when it was the last one and the job is still active, settles the job's
-# final state from its counts, in the same step.  Returns the job's state afterwards.
-_FINISH_CHUNK = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return '' end
-redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
-redis.call('DEL', KEYS[3])
-redis.call('HDEL', KEYS[6], ARGV[1])
-redis.call('HSET', KEYS[1], 'progress_at', ARGV[2])
+# Settles an active job whose every chunk is finished, once it is sealed (no more chunks to come), from its
+# counts: KEYS[1] the job hash, KEYS[2] chunks_done, KEYS[3] done, KEYS[4] failed; ARGV[1] now.  Leaves
+# ``state`` the job's state afterwards.
+_SETTLE = """
 local state = redis.call('HGET', KEYS[1], 'state')
 local chunks = tonumber(redis.call('HGET', KEYS[1], 'chunks') or '0')
-if redis.call('SCARD', KEYS[2]) < chunks or (state ~= 'queued' and state ~= 'running') then return state end
-local failed, done = redis.call('SCARD', KEYS[5]), redis.call('SCARD', KEYS[4])
-if failed == 0 then state = 'done' elseif done == 0 then state = 'failed' else state = 'partial' end
-redis.call('HSET', KEYS[1], 'state', state)
-redis.call('HSETNX', KEYS[1], 'finished_at', ARGV[2])
-return state
+local open = redis.call('HGET', KEYS[1], 'sealed') == '0'
+if not open and redis.call('SCARD', KEYS[2]) >= chunks and (state == 'queued' or state == 'running') then
+  local failed, done = redis.call('SCARD', KEYS[4]), redis.call('SCARD', KEYS[3])
+  if failed == 0 then state = 'done' elseif done == 0 then state = 'failed' else state = 'partial' end
+  redis.call('HSET', KEYS[1], 'state', state)
+  redis.call('HSETNX', KEYS[1], 'finished_at', ARGV[1])
+end
+"""
+
+# KEYS: job hash, chunks_done set, done set, failed set, the chunk's data, holders hash.  ARGV: now, chunk
+# index, ttl.
+# Marks the chunk finished; when it was the last one of a sealed job still active, settles the job's final
+# state from its counts, in the same step.  Returns the job's state afterwards.
+_FINISH_CHUNK = (
+    """
+if redis.call('EXISTS', KEYS[1]) == 0 then return '' end
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
+redis.call('DEL', KEYS[5])
+redis.call('HDEL', KEYS[6], ARGV[2])
+redis.call('HSET', KEYS[1], 'progress_at', ARGV[1])
+"""
+    + _SETTLE
+    + "return state\n"
+)
+
+# KEYS: job hash, chunks_done set, done set, failed set.  ARGV: now.  No chunk is added any more; a job whose
+# chunks are all finished already is settled.  Returns the job's state afterwards ('' when missing).
+_SEAL = (
+    """
+if redis.call('EXISTS', KEYS[1]) == 0 then return '' end
+redis.call('HSET', KEYS[1], 'sealed', '1', 'progress_at', ARGV[1])
+"""
+    + _SETTLE
+    + "return state\n"
+)
+
+# KEYS[1] the job hash.  ARGV: now, ttl, the chunks' key without the index, the tasks added, then each chunk's
+# task ids (JSON).  Appends chunks to an active job that is not sealed; returns the index of the first, or -1.
+_EXTEND = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if (state ~= 'queued' and state ~= 'running') or redis.call('HGET', KEYS[1], 'sealed') ~= '0' then return -1 end
+local first = tonumber(redis.call('HGET', KEYS[1], 'chunks') or '0')
+for i = 5, #ARGV do
+  redis.call('SET', ARGV[3] .. (first + i - 5), ARGV[i], 'EX', tonumber(ARGV[2]))
+end
+redis.call('HINCRBY', KEYS[1], 'chunks', #ARGV - 4)
+redis.call('HINCRBY', KEYS[1], 'total', tonumber(ARGV[4]))
+redis.call('HSET', KEYS[1], 'progress_at', ARGV[1], 'extended_at', ARGV[1])
+return first
 """
 
 
@@ -207,6 +245,8 @@ class Jobs:
         self.batch_discount = batch_discount
         self._transition = self.redis.register_script(_TRANSITION)
         self._finish_chunk = self.redis.register_script(_FINISH_CHUNK)
+        self._seal = self.redis.register_script(_SEAL)
+        self._extend = self.redis.register_script(_EXTEND)
         self._take_poll = self.redis.register_script(_TAKE_POLL)
         self._drop_holder = self.redis.register_script(_DROP_HOLDER)
         self._set_phase = self.redis.register_script(_SET_PHASE)
@@ -218,10 +258,11 @@ class Jobs:
         return Ledger(self.store, project, model_version, self.ttl, self.handover_grace)
 
     # --- creating -------------------------------------------------------------------------------
-    def create(self, snapshot: JobSnapshot, task_ids: list[int], chunk_size: int) -> str:
+    def create(self, snapshot: JobSnapshot, task_ids: list[int], chunk_size: int, sealed: bool = True) -> str:
         """Store a job and its task ids in one round trip; returns its id.
 
-        Only ids: what the job predicts is the data Label Studio holds for them, read when a chunk runs."""
+        Only ids: what the job predicts is the data Label Studio holds for them, read when a chunk runs.  A job
+        created unsealed takes more tasks (``extend``) until it is ``seal``ed: it is never settled before."""
         job_id = uuid.uuid4().hex
         now = time.time()
         chunks = list(chunked(list(task_ids), chunk_size))
@@ -238,7 +279,9 @@ class Jobs:
                 "total": len(task_ids),
                 "chunks": len(chunks),
                 "dispatched": 0,
+                "sealed": int(sealed),
                 "created_at": now,
+                "extended_at": now,
                 "snapshot": snapshot.model_dump_json(),
             },
         )
@@ -250,6 +293,32 @@ class Jobs:
             pipe.zremrangebyscore(index_key, 0, now - self.ttl)  # jobs expired by now: the index stays bounded
         pipe.execute()
         return job_id
+
+    def extend(self, job_id: str, task_ids: list[int], chunk_size: int) -> bool:
+        """Append tasks to an unsealed job, as new chunks (dispatched by the job's next ``dispatch_job``); False
+        when the job takes no more: sealed, cancelled or failed."""
+        chunks = [json.dumps(chunk) for chunk in chunked(list(task_ids), chunk_size)]
+        args: list[str | float] = [time.time(), self.ttl, self._job(job_id, "chunk", ""), len(task_ids), *chunks]
+        return int(self._extend(keys=[self._job(job_id)], args=args)) >= 0
+
+    def seal(self, job_id: str) -> JobState | None:
+        """No more tasks come to this job: it settles once its chunks are finished (now, if they are)."""
+        keys = [
+            self._job(job_id),
+            self._job(job_id, "chunks_done"),
+            self._job(job_id, "done"),
+            self._job(job_id, "failed"),
+        ]
+        state = self._seal(keys=keys, args=[time.time()])
+        return JobState(state) if state else None
+
+    def sealed(self, job_id: str) -> bool:
+        """Whether the job has all its tasks (a job created before unsealed jobs existed has no field: sealed)."""
+        return text(self.redis.hget(self._job(job_id), "sealed")) != "0"
+
+    def extended_at(self, job_id: str) -> float:
+        """When tasks were last added to the job (else when it was created)."""
+        return float(self.redis.hget(self._job(job_id), "extended_at") or 0)
 
     # --- reading --------------------------------------------------------------------------------
     def snapshot(self, job_id: str) -> JobSnapshot | None:
@@ -385,12 +454,12 @@ class Jobs:
         keys = [
             self._job(job_id),
             self._job(job_id, "chunks_done"),
-            self._job(job_id, "chunk", str(index)),
             self._job(job_id, "done"),
             self._job(job_id, "failed"),
+            self._job(job_id, "chunk", str(index)),
             self._job(job_id, "holders"),
         ]
-        state = self._finish_chunk(keys=keys, args=[index, time.time(), self.ttl])
+        state = self._finish_chunk(keys=keys, args=[time.time(), index, self.ttl])
         return JobState(state) if state else None
 
     # --- progress -------------------------------------------------------------------------------

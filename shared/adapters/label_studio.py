@@ -38,6 +38,14 @@ ID_PAGE_URL_BYTES = 6000  # a read narrowed to task ids carries them in its URL;
 
 
 @dataclass(frozen=True)
+class TaskPage:
+    """One page of a project's task list, and how many tasks the project held when it was read."""
+
+    tasks: list[dict[str, Any]]
+    total: int
+
+
+@dataclass(frozen=True)
 class LabelStudioAccess:
     url: str
     api_key: str
@@ -217,6 +225,35 @@ class LabelStudioGateway:
             "include": include,
             "query": json.dumps(query, separators=(",", ":")),
         }
+        listed, _ = self._task_list(project, params)
+        if not {int(task["id"]) for task in listed} <= set(page):  # the query was not understood: better none
+            raise LabelStudioError("Label Studio listed tasks that were not asked for", retryable=True)
+        return listed
+
+    def task_pages(self, project: int, page_size: int = 500) -> Iterator[TaskPage]:
+        """A project's tasks a page at a time (``id``, ``data`` as stored, ``is_labeled``, ``total_annotations``),
+        each with the project's task count as Label Studio gives it then (``total``): a caller can act on the first
+        page while the others are still to be read.  Only those columns: the Data Manager's others (annotators,
+        results, comments…) cost Label Studio four times as much (0.33 s against 0.08 s a page of 500, measured
+        on 1.23.2 with 20,000 tasks)."""
+        seen, number = 0, 1
+        while True:
+            params: dict[str, str | int] = {
+                "project": project,
+                "page": number,
+                "page_size": page_size,
+                "resolve_uri": "false",
+                "include": "id,data,is_labeled,total_annotations",
+            }
+            listed, total = self._task_list(project, params)
+            seen += len(listed)
+            yield TaskPage(listed, total)
+            if len(listed) < page_size or seen >= total:
+                return
+            number += 1
+
+    def _task_list(self, project: int, params: dict[str, str | int]) -> tuple[list[dict[str, Any]], int]:
+        """One page of ``/api/tasks/``: its tasks and the total it counts."""
         try:
             response = self._http.get(self.access.absolute("/api/tasks/"), params=params, headers=self._authorization())
         except httpx.HTTPError as exc:
@@ -228,22 +265,16 @@ class LabelStudioGateway:
                 retryable=_retryable(status),
             )
         try:
-            listed = [task for task in response.json()["tasks"] if isinstance(task, dict)]
-            ids = {int(task["id"]) for task in listed}
+            answer = response.json()
+            listed = [task for task in answer["tasks"] if isinstance(task, dict)]
+            for task in listed:
+                int(task["id"])
+            return listed, int(answer.get("total", len(listed)))
         except (ValueError, KeyError, TypeError) as exc:
             raise LabelStudioError(
                 f"Label Studio's list of tasks of project {project} is not what it answers: {type(exc).__name__}",
                 retryable=False,
             ) from None
-        if not ids <= set(page):  # the query was not understood: better no answer than a wrong one
-            raise LabelStudioError("Label Studio listed tasks that were not asked for", retryable=True)
-        return listed
-
-    def predicted_tasks(self, project: int, model_version: str) -> set[int]:
-        """The tasks of a project that hold a prediction of this version."""
-        with _translated_errors():
-            existing = self.client.predictions.list(project=project)
-        return {prediction.task for prediction in existing if prediction.model_version == model_version}
 
     # --- projects and tasks --------------------------------------------------------------------
     def label_config(self, project: int) -> str | None:

@@ -18,7 +18,8 @@ class ProjectEstimate:
     without a call (their request cannot be built), so ``run`` covers the others.  ``sampled`` tasks had
     their requests built and counted; input tokens are scaled by ``calibration``, the ratio of what the provider
     reported to what we count, over ``calibration_requests`` earlier requests of this prompt; the other
-    ``*_source`` fields name where output tokens, latency and workers came from.
+    ``*_source`` fields name where output tokens, latency and workers came from.  With ``sampled_from``, only
+    that many of the project's ``tasks_seen`` were read, and ``tasks`` is scaled up from them.
     """
 
     project: int
@@ -43,6 +44,7 @@ class ProjectEstimate:
     concurrency: int
     price: Price | None
     batch_price_factor: float | None
+    sampled_from: int | None = None  # the tasks read when ``tasks`` was scaled from the project's first ones
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,9 +108,15 @@ def _pace(estimate: ProjectEstimate) -> str:
 def render_estimate(estimate: ProjectEstimate) -> str:
     run = estimate.run
     skipped = estimate.tasks_seen - estimate.tasks
+    tasks = f"{estimate.tasks} of {estimate.tasks_seen} ({skipped} labeled or holding this version)"
+    if estimate.sampled_from is not None:
+        tasks = (
+            f"about {tasks}, from a sample of the first {estimate.sampled_from} tasks "
+            "(the job's status counts them exactly)"
+        )
     lines = [
         f"estimate for project {estimate.project}: model {estimate.model}, version {estimate.model_version}",
-        f"  tasks to predict: {estimate.tasks} of {estimate.tasks_seen} ({skipped} labeled or holding this version)",
+        f"  tasks to predict: {tasks}",
         f"  expected cache hits: {run.cache_hits}; requests: {run.requests}",
         f"  input tokens: {_input(estimate)}",
         f"  output tokens: {run.output_tokens:,} ({estimate.output_tokens_per_request} a request, "

@@ -14,6 +14,10 @@ Fault modes for a push whose outcome the client cannot know (``import_fault``, a
 ``"late"`` answers only after ``late_seconds`` (past the client's read timeout), ``"error"`` answers 500,
 ``"drop"`` closes the connection without an answer, and ``"hold"`` keeps the call open until ``release`` is set
 (``import_held`` is set meanwhile, ``import_clients`` names the caller's port).
+
+Reading a project's task list page by page can be made slow (``page_seconds`` a page) or gated: pages past
+``pages_before_import`` are answered only once an import has stored predictions (or after ``gate_seconds``);
+``page_log`` records each page answered with the predictions stored by then.
 """
 
 from __future__ import annotations
@@ -50,6 +54,11 @@ class FakeLabelStudio(BackgroundServer):
         self.import_clients: list[int] = []
         self.read_backs = 0  # task lists narrowed by a query: the backend reading a push back
         self.longest_read_back = 0  # bytes of the longest such request's path and query
+        self.page_seconds = 0.0
+        self.pages_before_import: int | None = None
+        self.gate_seconds = 120.0
+        self.imported = threading.Event()  # set once an import stored predictions
+        self.page_log: list[tuple[int, int]] = []  # (page, predictions stored when it was answered)
         self._lock = threading.Lock()
         fake = self
 
@@ -99,6 +108,8 @@ class FakeLabelStudio(BackgroundServer):
                 elif url.path == "/api/tasks/":
                     if "query" in query:
                         fake.longest_read_back = max(fake.longest_read_back, len(self.path))
+                    else:
+                        fake._pace_page(int(query.get("page", 1)))
                     self._reply(200, fake._task_page(query))
                 elif self.path in fake.files:
                     body, content_type = fake.files[self.path]
@@ -128,6 +139,7 @@ class FakeLabelStudio(BackgroundServer):
                         fake.faults_left -= 1 if fault else 0
                         for item in body[: round(len(body) * fake.stored_share)] if fault else body:
                             fake._store(project, item)
+                    fake.imported.set()
                     if fault == "late":
                         time.sleep(fake.late_seconds)
                     elif fault == "error":
@@ -165,6 +177,13 @@ class FakeLabelStudio(BackgroundServer):
         }
         self.predictions.append(stored)
         return stored
+
+    def _pace_page(self, page: int) -> None:
+        time.sleep(self.page_seconds)
+        if self.pages_before_import is not None and page > self.pages_before_import:
+            self.imported.wait(self.gate_seconds)
+        with self._lock:
+            self.page_log.append((page, len(self.predictions)))
 
     def add_project(self, project: int, label_config: str, tasks: list[dict], title: str = "") -> None:
         """A project to serve: ``tasks`` are ``{"id", "data", "annotations"?}`` (ids unique across projects)."""

@@ -66,6 +66,15 @@ def test_text_names_every_figure_and_where_it_came_from() -> None:
     assert "requests a minute: concurrency 600/min, rpm none, tpm none)" in text
 
 
+def test_text_says_when_the_tasks_were_scaled_from_a_sample_of_the_first_pages() -> None:
+    text = render_estimate(estimate(sampled_from=1_000, tasks_seen=100_000, tasks=99_000))
+    assert (
+        "tasks to predict: about 99000 of 100000 (1000 labeled or holding this version), from a sample of the first "
+        "1000 tasks (the job's status counts them exactly)"
+    ) in text
+    assert "about" not in render_estimate(estimate())
+
+
 def test_text_says_when_nothing_calibrates_or_prices_the_run() -> None:
     text = render_estimate(estimate(price=None, calibration=1.0, calibration_requests=0, exact_encoding=False))
 
