@@ -16,8 +16,10 @@ import contextlib
 import ipaddress
 import os
 import random
+import shlex
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +28,13 @@ from pathlib import Path
 from tests.integration.processes import BackendProcess
 
 TEST_RANGE = ipaddress.ip_network("10.231.0.0/16")
+
+
+def kept_under_tmp() -> list[str]:
+    """The checkout and its virtualenv, where they live under ``/tmp`` (a CI clone may): a host's fresh ``/tmp``
+    shows them, as a host's disk holds its own copy of the code it runs, and nothing else."""
+    checkout, venv = Path(__file__).resolve().parents[2], Path(sys.prefix).resolve()
+    return sorted({str(path) for path in (checkout, venv) if Path("/tmp") in path.parents})
 
 
 def ip(*args: str) -> None:
@@ -55,8 +64,17 @@ class Host:
     link: str  # the root end of its veth pair
 
     def launcher(self) -> list[str]:
-        """Runs a command on this host: in its namespace, under its host name, with an empty ``/tmp`` of its own."""
-        script = 'hostname "$0" && mount -t tmpfs tmpfs /tmp && exec "$@"'
+        """Runs a command on this host: in its namespace, under its host name, with an empty ``/tmp`` of its own
+        (but for the checkout it runs from, when that lives under ``/tmp``: see ``kept_under_tmp``)."""
+        steps = ['hostname "$0"']
+        kept = kept_under_tmp()
+        if kept:  # the machine's /tmp stays reachable at /mnt in this host's own mount namespace only
+            steps += ["mkdir -p /mnt", "mount --bind /tmp /mnt"]
+        steps.append("mount -t tmpfs tmpfs /tmp")
+        for path in kept:
+            inside = shlex.quote(path)
+            steps += [f"mkdir -p {inside}", f"mount --bind {shlex.quote('/mnt' + path[len('/tmp') :])} {inside}"]
+        script = " && ".join([*steps, 'exec "$@"'])
         unshare = ["unshare", "--uts", "--mount", "--propagation", "private", "sh", "-c", script, self.name]
         return ["ip", "netns", "exec", self.namespace, *unshare]
 

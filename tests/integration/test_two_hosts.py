@@ -25,7 +25,7 @@ from shared.adapters.store import Store
 from tests.conftest import LS_TOKEN, TEST_API_KEY, labeling_config
 from tests.fakes.label_studio import FakeLabelStudio
 from tests.fakes.openai_server import FakeOpenAI, FakeOpenAIServer
-from tests.integration.hosts import Host, Network, namespaces_unavailable, own_network
+from tests.integration.hosts import Host, Network, kept_under_tmp, namespaces_unavailable, own_network
 from tests.integration.own_redis import OwnRedis
 from tests.integration.processes import BackendProcess, backend_env
 from tests.integration.test_worker import assert_once_each
@@ -158,9 +158,11 @@ def test_each_host_has_its_own_name_tmp_and_loopback(network):
     root_mark.write_text("the test machine's own /tmp")
     try:
         for host in network.hosts:
-            seen = host.run(["sh", "-c", "hostname; ls -A /tmp | wc -l; ip -4 -o addr show"])
+            seen = host.run(["sh", "-c", "hostname; ls -A /tmp | tr '\\n' ' '; echo; ip -4 -o addr show"])
             name, files_in_tmp, listing = seen.split("\n", 2)
-            assert (name, files_in_tmp.strip()) == (host.name, "0"), "its own host name and an empty /tmp"
+            shown = set(files_in_tmp.split())
+            checkout = {Path(path).relative_to("/tmp").parts[0] for path in kept_under_tmp()}
+            assert (name, shown) == (host.name, checkout), "its own host name and /tmp (the checkout's, if there)"
             addresses = {line.split()[3].split("/")[0] for line in listing.splitlines()}
             assert addresses == {"127.0.0.1", host.address}, "its own loopback and address, not the gateway's"
     finally:
