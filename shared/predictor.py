@@ -27,11 +27,12 @@ from shared.adapters.netguard import AddressPolicy
 from shared.adapters.store import Store
 from shared.domain.config import Settings
 from shared.domain.errors import TaskError
+from shared.domain.few_shot import render_examples
 from shared.domain.pricing import TokenUsage
-from shared.domain.prompts import compose_messages, task_images
+from shared.domain.prompts import compose_messages, task_images, task_text
 from shared.domain.reading import Abstention, read_prediction
 from shared.domain.schema import answer_instructions, answer_schema, task_instructions
-from shared.domain.types import Prediction, Task
+from shared.domain.types import Prediction, Task, data_digest
 from shared.domain.untrusted import lone_surrogate_message, lone_surrogate_path
 from shared.logs import log_context
 from shared.projects import PredictionContext
@@ -69,11 +70,15 @@ class Predictor:
     def gateway(self, ctx: PredictionContext) -> LabelStudioGateway | None:
         return self.label_studio(ctx.access) if ctx.access else None
 
-    def request_for(self, ctx: PredictionContext, data: dict[str, Any]) -> tuple[list[dict[str, Any]], OutputRequest]:
+    def request_for(
+        self, ctx: PredictionContext, data: dict[str, Any], task_id: object = None
+    ) -> tuple[list[dict[str, Any]], OutputRequest]:
         """The messages for one task and how its answer is asked for.
 
         Every object of the config goes to the model, each named; images as parts of the message, in the
-        order the text numbers them (a ``valueList`` Image gives one part per picture).
+        order the text numbers them (a ``valueList`` Image gives one part per picture).  With few-shot on, the
+        examples chosen for it (never the task itself, by ``task_id`` or by its data): a ``fixed`` set in the
+        system message, the others at the start of the user message.
         """
         if ctx.prompt is None:
             raise TaskError(ctx.prompt_error or "no prompt")
@@ -88,6 +93,18 @@ class Predictor:
             for _obj, value in images
             for item in (value if isinstance(value, list) else [value])
         ]
+        few_shot = ctx.config.few_shot
+        examples = None
+        if ctx.examples is not None and few_shot.k:
+            chosen = ctx.examples.choose(
+                few_shot.k,
+                few_shot.strategy,
+                task_text(ctx.spec, data),
+                task_id if isinstance(task_id, int) else None,
+                data_digest(data),
+            )
+            examples = render_examples(chosen, structured)
+        static = few_shot.strategy == "fixed"
         messages = compose_messages(
             ctx.spec,
             ctx.config.prompt,
@@ -96,13 +113,15 @@ class Predictor:
             instructions=answer_instructions(ctx.spec) if structured else None,
             task_notes=task_instructions(ctx.spec, data),
             image_urls=image_urls,
+            fixed_examples=examples if static else None,
+            task_examples=None if static else examples,
         )
         return messages, OutputRequest(ctx.config.output_mode, answer_schema(ctx.spec, data) if structured else None)
 
     def predict(self, ctx: PredictionContext, task: Task) -> Prediction:
         """A prediction for one task, as Label Studio stores it; raises TaskError when it cannot be made."""
         data = task.get("data") or {}
-        messages, output = self.request_for(ctx, data)
+        messages, output = self.request_for(ctx, data, task.get("id"))
         # The answer for the cache and the usage counts: should Redis fail them, they are lost, not the answer
         # paid for (the caller keeps it, and a chunk records it once Redis is back: no second LLM call).
         with self.store.one_round_trip(best_effort=True) as writes:
@@ -209,7 +228,7 @@ class Predictor:
             try:
                 if task_images(ctx.spec, data):
                     return None
-                messages, output = self.request_for(ctx, data)
+                messages, output = self.request_for(ctx, data, task.get("id"))
                 answer = self.llm.cached(ctx.config.llm, messages, output)
                 if answer is None:
                     return None
