@@ -230,3 +230,22 @@ def test_few_shot_settings_and_extra_params():
     with pytest.raises(ConfigError, match="few_shot_strategy"):
         ExtraParams.parse({"few_shot_strategy": "random"})
     assert json.dumps(project.few_shot.model_dump()) == '{"k": 0, "strategy": "diverse"}'
+
+
+def test_terms_are_right_from_many_threads_at_once():
+    """A Snowball stemmer keeps state while it stems: shared unguarded by a worker's LLM threads it raised
+    IndexError or gave wrong stems (found by bench/few_shot.py, 16 calls at once)."""
+    import itertools
+    import string
+    from concurrent.futures import ThreadPoolExecutor
+
+    import snowballstemmer
+
+    from shared.domain.retrieval import terms
+
+    codes = ["".join(letters) for letters in itertools.product(string.ascii_lowercase, repeat=3)][:4000]
+    texts = [f"generalis{code}ations relativ{code}ities hope{code}fulness" for code in codes]
+    own = snowballstemmer.stemmer("english")  # words never stemmed before, stemmed here one at a time
+    expected = [[own.stemWord(word) for word in text.split()] for text in texts]
+    with ThreadPoolExecutor(16) as pool:
+        assert list(pool.map(terms, texts)) == expected
