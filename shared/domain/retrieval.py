@@ -3,7 +3,7 @@
 Few-shot examples are chosen by this (``few_shot``): computed here, in a few dozen lines, rather than by an
 embeddings model (a download, a network call per task) or a library (``rank-bm25`` has had no release since
 2022 and does no stemming).  Words are folded to lower case and stemmed with the Snowball English stemmer that
-the answer reader already uses (``answers.stem``, which stems one word at a time: a stemmer keeps state while
+the answer reader already uses (``answers.stem_word``, which stems one word at a time: a stemmer keeps state while
 it works), so "footballer", "football" and "footballs" count as one term.
 """
 
@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from shared.domain.answers import stem
+from shared.domain.answers import stem_word
 
 K1 = 1.5  # BM25's term-frequency saturation, the usual value
 B = 0.75  # BM25's length normalisation, the usual value
@@ -24,7 +24,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 def terms(text: str) -> list[str]:
     """The text's words, lower-cased and stemmed."""
-    return [stem(word) for word in _WORD.findall(text.casefold())]
+    return [stem_word(word) for word in _WORD.findall(text.casefold())]
 
 
 class Bm25Index:
