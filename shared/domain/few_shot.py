@@ -223,26 +223,20 @@ class ExamplePool:
         return [position for position in chosen if position >= 0]
 
     def _diverse(self, candidates: list[int], scores: list[float], k: int) -> list[int]:
+        """Maximal marginal relevance; each candidate's redundancy (its highest with a chosen example) is updated
+        as examples are chosen, so choosing k of n costs k·n similarities, not k²·n."""
         top = max((scores[p] for p in candidates), default=0.0) or 1.0
+        redundancy = dict.fromkeys(candidates, 0.0)
         chosen: list[int] = []
         left = list(candidates)
         while left and len(chosen) < k:
-
-            def gain(position: int) -> float:
-                redundancy = max(
-                    (
-                        1.0
-                        if self.examples[position].label == self.examples[other].label
-                        else self.index.similarity(position, other)
-                        for other in chosen
-                    ),
-                    default=0.0,
-                )
-                return MMR_LAMBDA * scores[position] / top - (1 - MMR_LAMBDA) * redundancy
-
-            best = max(left, key=lambda p: (gain(p), -p))
+            best = max(left, key=lambda p: (MMR_LAMBDA * scores[p] / top - (1 - MMR_LAMBDA) * redundancy[p], -p))
             chosen.append(best)
             left.remove(best)
+            label = self.examples[best].label
+            for position in left:
+                same = self.examples[position].label == label
+                redundancy[position] = max(redundancy[position], 1.0 if same else self.index.similarity(position, best))
         return chosen
 
 
