@@ -14,9 +14,8 @@ import subprocess
 import uuid
 
 import pytest
-import redis
 
-from tests.conftest import real_redis_url
+from tests.conftest import delete_prefix
 from tests.e2e.label_studio_server import TOKEN
 from tests.fakes.topics import CONFIG, PROMPT, answer_from_examples, choice, notes
 from tests.integration.processes import LLM_BACKEND, BackendProcess, llm_backend_env
@@ -54,10 +53,7 @@ def notes_project(ls, label_studio, llm_server, e2e_dir):
         yield {"project": project.id, "ids": ids, "marker": marker, "env": env}
     finally:
         worker.stop()
-        client = redis.Redis.from_url(real_redis_url())
-        keys = list(client.scan_iter(f"{prefix}:*"))
-        if keys:
-            client.delete(*keys)
+        delete_prefix(prefix)
 
 
 def llm_backend(setup: dict, *args: str, **env: str) -> subprocess.CompletedProcess:
