@@ -180,3 +180,27 @@ def test_a_batch_api_job_sends_the_same_messages_with_their_examples(
         assert sent == messages, "the messages the live path sends"
         shown = examples_in(sent[-1]["content"])
         assert len(shown) == 3 and data["text"] not in [given for given, _answer in shown]
+
+
+def test_a_pool_due_for_a_refresh_keeps_serving_while_label_studio_is_down(
+    make_settings, make_client, real_store, redis_prefix, fake_label_studio, fake_llm
+):
+    fake_label_studio.add_project(PROJECT, CONFIG, ls_tasks())
+    client = make_client(make_settings(redis_key_prefix=redis_prefix, few_shot_refresh=0), real_store)
+    version = setup(client, fake_label_studio, few_shot_examples=2)
+    fake_label_studio.available = False
+
+    answered = predict_interactively(client, 17)
+
+    assert answered["model_version"] == version
+    assert len(examples_in(fake_llm.chat_requests[-1].body["messages"][0]["content"])) == 2
+
+
+def test_few_shot_without_a_way_to_read_label_studio_is_refused_with_the_reason(project):
+    body = {"project": f"{PROJECT}.1", "schema": CONFIG, "extra_params": {"few_shot_examples": 2}}
+
+    response = project.post("/setup", json=body)
+
+    assert response.status_code == 400
+    assert response.json["error"].startswith("FEW_SHOT_EXAMPLES needs the project's annotations from Label Studio")
+    assert "LABEL_STUDIO_URL" in response.json["error"]
