@@ -118,6 +118,8 @@ def describe(output: Output, options: Sequence[Option], list_labels: bool = True
     target = f"`{output.target.name}`"
     if not list_labels:
         labels = "the enum's values"
+    elif output.narrowed_from:
+        labels = "the options listed with the task"
     elif options or output.dynamic_field is None:
         labels = str(choice_list(output, options))
     else:
@@ -220,10 +222,10 @@ def answer_instructions(spec: LabelingSpec) -> str:
 
 
 def task_instructions(spec: LabelingSpec, data: Mapping[str, Any]) -> str | None:
-    """The options of this task for dynamic-option controls, to go with the task's data."""
+    """The options of this task for dynamic-option (and narrowed) controls, to go with the task's data."""
     lines = [
         f'Options for "{output.name}": {choice_list(output, output.options_for(data))}'
         for output in spec.outputs
-        if output.dynamic_field is not None and output.options_for(data)
+        if output.per_task and output.options_for(data)
     ]
     return "\n".join(lines) or None
