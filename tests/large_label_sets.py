@@ -13,10 +13,19 @@ _VOWELS = ("a", "e", "i", "o", "u")
 
 
 def made_up_words(count: int) -> list[str]:
-    """``count`` distinct capitalised three-syllable words, always the same ones."""
+    """``count`` distinct capitalised three-syllable words, always the same ones, spread over all such words so
+    that neighbours differ in most letters (a free-text reader would take one for its neighbour otherwise)."""
     syllables = [onset + vowel for onset, vowel in itertools.product(_ONSETS, _VOWELS)]
-    words = ("".join(parts).capitalize() + "n" for parts in itertools.product(syllables, repeat=3))
-    return list(itertools.islice(words, count))
+    size = len(syllables)
+    every = size**3
+    assert count <= every
+    picks = (index * _STRIDE % every for index in range(count))
+    return [
+        (syllables[n // size**2] + syllables[n // size % size] + syllables[n % size]).capitalize() + "n" for n in picks
+    ]
+
+
+_STRIDE = 104_729  # a prime: coprime with the number of words, so the picks never repeat
 
 
 def _view(controls: str) -> str:

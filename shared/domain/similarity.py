@@ -62,6 +62,9 @@ class BM25:
         return totals
 
     def rank(self, query: str) -> list[int]:
-        """The documents' indexes, best first; equal scores (no word in common, say) keep document order."""
+        """The indexes of the documents that share a word with ``query``, best first; equal scores keep document
+        order.  The others are left out: nothing says they are any closer than the rest."""
         totals = self.scores(query)
-        return sorted(range(self.size), key=lambda index: (-totals[index], index))
+        return sorted(
+            (index for index in range(self.size) if totals[index] > 0), key=lambda index: (-totals[index], index)
+        )

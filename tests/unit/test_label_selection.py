@@ -39,7 +39,7 @@ def candidates(spec, text, rule=RULE, name=None):
 
 
 def test_a_small_label_set_is_left_as_it_is():
-    assert narrowed(SPORTS, {"text": "golf"}, LabelSelection(threshold=5, k=2)) is SPORTS
+    assert narrowed(SPORTS, {"text": "tennis or golf"}, LabelSelection(threshold=5, k=2)) is SPORTS
     assert not selects(SPORTS, LabelSelection(threshold=5, k=2))
 
 
@@ -47,21 +47,21 @@ def test_above_the_threshold_the_k_most_similar_labels_remain_in_config_order():
     assert selects(SPORTS, RULE)
     assert candidates(SPORTS, "Rowing and golf at dawn") == ["Golf", "Rowing"]
     # the hint and the alias are the label's words too
-    assert candidates(SPORTS, "A regatta of small boats") == ["Tennis", "Sailing"]  # one match, then config order
+    assert candidates(SPORTS, "A regatta of small boats") == ["Sailing"]  # the only one with a word in common
     assert candidates(SPORTS, "my bike broke, so golf") == ["Golf", "Cycling"]
 
 
 def test_the_narrowed_control_lists_its_candidates_with_the_task_not_in_the_instructions():
-    view = narrowed(SPORTS, {"text": "golf"}, RULE)
+    view = narrowed(SPORTS, {"text": "tennis or golf"}, RULE)
     assert answer_instructions(view) == (
         "Answer with one JSON object that has these fields:\n"
         '- "sport": the label that applies to `text`: one of the options listed with the task, or null if none '
         "applies"
     )
     assert answer_instructions(view) == answer_instructions(narrowed(SPORTS, {"text": "rowing"}, RULE))
-    assert task_instructions(view, {"text": "golf"}) == "Options for \"sport\": ['Tennis', 'Golf']"
-    assert task_labels(view, {"text": "golf"}) == ["Tennis", "Golf"]
-    schema = answer_schema(view, {"text": "golf"})
+    assert task_instructions(view, {"text": "tennis or golf"}) == "Options for \"sport\": ['Tennis', 'Golf']"
+    assert task_labels(view, {"text": "tennis or golf"}) == ["Tennis", "Golf"]
+    schema = answer_schema(view, {"text": "tennis or golf"})
     assert schema["properties"]["sport"]["anyOf"][0]["enum"] == ["Tennis", "Golf"]
     assert answer_schema(SPORTS, {})["properties"]["sport"]["anyOf"][0]["enum"] == [
         "Tennis",
@@ -73,7 +73,7 @@ def test_the_narrowed_control_lists_its_candidates_with_the_task_not_in_the_inst
 
 
 def test_an_answer_outside_the_candidates_is_refused_in_every_mode():
-    data = {"text": "golf"}
+    data = {"text": "tennis or golf"}
     view = narrowed(SPORTS, data, RULE)
     structured = read_prediction(view, data, None, [{"content": '{"sport": "Rowing"}'}], "json_schema", 0.8)
     assert structured.filled.regions == []
@@ -84,6 +84,16 @@ def test_an_answer_outside_the_candidates_is_refused_in_every_mode():
     assert [region["value"] for region in kept.regions] == [{"choices": ["Golf"]}]
 
 
+def test_a_task_that_resembles_no_label_is_offered_none_and_the_control_stays_empty():
+    data = {"text": "Nothing in common here"}
+    view = narrowed(SPORTS, data, RULE)
+    assert "sport" not in answer_schema(view, data)["properties"]
+    assert task_instructions(view, data) is None
+    filled = regions_from_answers(view, [{"sport": "Golf"}], data, None)  # a model that answers anyway
+    assert filled.regions == []
+    assert filled.dropped == ["sport: none of its 5 labels shares a word with the task's text (label selection)"]
+
+
 def test_dynamic_options_are_narrowed_per_task():
     spec = spec_with('<Choices name="pick" toName="text" value="$options"/>')
     options = [{"value": name} for name in ("Apple", "Pear", "Plum", "Fig", "Kiwi")]
@@ -91,7 +101,7 @@ def test_dynamic_options_are_narrowed_per_task():
     assert candidates(spec, "a ripe fig", name="pick") == []  # no options in this task's data
     view = narrowed(spec, {"text": "a ripe fig", "options": options}, RULE)
     output = view.output("pick")
-    assert [option.label for option in output.options] == ["Apple", "Fig"]
+    assert [option.label for option in output.options] == ["Fig"]
     assert output.narrowed_from == 5 and output.dynamic_field is None
 
 
@@ -133,9 +143,14 @@ def test_thousands_of_values_give_a_schema_within_the_strict_limits_with_the_nam
     spec = parse_labeling_config(config, "prompt", max_bytes=len(config))
     output = spec.outputs[0]
     assert len(choice_list(output, output.options)) in (3000, 5000)
+    def own_word(value):  # the first word of a value's own name: no other value has it
+        return (value[-1] if isinstance(value, list) else value).split()[0].lower()
+
     named = values[1234]
     named_path = " / ".join(named) if isinstance(named, list) else named
-    text = f"The report is about {named_path.split()[0].lower()}, nothing else."  # the value's own first word
+    others = ", ".join(own_word(value) for value in values[2000:2300])
+    # a text that names 301 values, one of them three times: k candidates, that one among them
+    text = f"The report is about {own_word(named)} ({own_word(named)}, {own_word(named)}), and also {others}."
 
     view = narrowed(spec, {"text": text}, DEFAULTS)
     schema = answer_schema(view, {"text": text})
