@@ -393,15 +393,17 @@ class Settings(BaseSettings):
         250,
         description="a `Choices` or `Taxonomy` offering more values than this (labels, or a Taxonomy's selectable "
         "paths) is narrowed for each task to the `LABEL_SELECTION_K` values most similar to the task's text (BM25 "
-        "over each value's text, alias and hint, computed locally). The default keeps every request within OpenAI's "
-        "strict-schema limits (Structured Outputs, supported schemas: at most 1,000 enum values in a schema, a "
-        "string enum of more than 250 values at most 15,000 characters in all, 120,000 characters of names and "
-        "values); set it above your largest label set to send every label",
+        "over each value's text, alias and hint, computed locally). 250 is where OpenAI's strict schemas start to "
+        "limit one enum: its guide (developers.openai.com/api/docs/guides/structured-outputs, supported schemas) "
+        "allows at most 1,000 enum values in a schema, 15,000 characters in all for a string enum of more than 250 "
+        "values, and 120,000 characters of names and values (500 enum values in 2024, which older deployments "
+        "may still hold to). Set it above your largest label set to send every label",
     )
     label_selection_k: Annotated[int, Field(ge=1)] = Field(
         50,
-        description="how many values a narrowed `Choices` or `Taxonomy` offers the model for one task (at most "
-        "`LABEL_SELECTION_THRESHOLD`); an answer outside them is refused like any label not in the config",
+        description="how many values a narrowed `Choices` or `Taxonomy` offers the model for one task, at most "
+        "(only values sharing a word with the task; no more than `LABEL_SELECTION_THRESHOLD`); an answer outside "
+        "them is refused like any label not in the config",
     )
     batch_min_tasks: Annotated[int, Field(ge=2)] = Field(
         2,

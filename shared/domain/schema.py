@@ -175,8 +175,9 @@ def _too_big(enum: list[Any]) -> bool:
 def _fit_enum_limits(schema: dict[str, Any]) -> None:
     """Drop the largest enums (the field becomes a plain string) until the schema is within OpenAI's limits.
 
-    The labels stay in the description and the instructions, and an answer naming something else is
-    refused when it becomes regions, so a huge taxonomy still works, only less tightly guided.
+    A safety net: label selection (``label_selection.py``) keeps each large control within them, but several
+    controls below its threshold may still add up to more.  The labels stay in the description and the
+    instructions, and an answer naming something else is refused when it becomes regions.
     """
     nodes = sorted(_enum_nodes(schema), key=lambda node: len(node["enum"]), reverse=True)
     total = sum(len(node["enum"]) for node in nodes)

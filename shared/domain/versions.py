@@ -20,7 +20,8 @@ ANSWER_FORMAT_VERSION = "structured-2"
 
 def answer_format(config: ProjectConfig, label_config: str) -> dict[str, Any] | None:
     """What the model is told about its answer for this config: the schema (without a task's dynamic
-    options), the instructions and, where large label sets are narrowed per task, the rule (threshold, k).  None for a config that cannot be parsed (it predicts nothing)."""
+    options), the instructions and, where large label sets are narrowed per task, the rule (threshold, k).
+    None for a config that cannot be parsed (it predicts nothing)."""
     # The size limit was enforced when the request was accepted; here it must not depend on the cache.
     size = len(label_config.encode("utf-8")) if isinstance(label_config, str) else 0
     try:

@@ -11,8 +11,8 @@ import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
 from shared.domain.strict import MAX_ENUM_VALUES, MAX_TOTAL_STRING, strict_violations
-from tests.integration.test_structured_api import context, values
 from tests.fakes.openai_server import Answer
+from tests.integration.test_structured_api import context, values
 from tests.large_label_sets import large_choices, large_taxonomy
 
 PROJECT = "31.1700000000"
