@@ -28,6 +28,11 @@ def made_up_words(count: int) -> list[str]:
 _STRIDE = 104_729  # a prime: coprime with the number of words, so the picks never repeat
 
 
+def own_word(value: str | list[str]) -> str:
+    """The word that names one value and no other (for a Taxonomy path, its last node's), as a text writes it."""
+    return (value[-1] if isinstance(value, list) else value).split()[0].lower()
+
+
 def _view(controls: str) -> str:
     return f'<View><Text name="text" value="$text"/><TextArea name="prompt" toName="text"/>{controls}</View>'
 

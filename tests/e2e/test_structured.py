@@ -11,7 +11,7 @@ from label_studio_sdk.label_interface import LabelInterface
 
 from shared.domain.strict import strict_violations
 from tests.e2e.test_label_studio import calls_for, connect, retrieve_predictions, task_ids, wait_for_predictions
-from tests.large_label_sets import large_taxonomy
+from tests.large_label_sets import large_taxonomy, own_word
 
 pytestmark = pytest.mark.timeout(900)  # the first test also installs and migrates Label Studio when not cached
 
@@ -103,10 +103,10 @@ def test_a_5000_value_taxonomy_is_predicted_from_each_tasks_candidates(ls, backe
     marker = uuid.uuid4().hex[:10]
     config, leaves = large_taxonomy()
     named = [leaves[index] for index in (5, 1234, 2500, 4949)]
-    others = ", ".join(leaf[1].split()[0].lower() for leaf in leaves[3000:3200])
+    others = ", ".join(own_word(leaf) for leaf in leaves[3000:3200])
 
     def text_naming(leaf):
-        word = leaf[1].split()[0].lower()
+        word = own_word(leaf)
         return f"On {word} ({word}, {word}); not on {others}. [{marker}]"
 
     texts = [text_naming(leaf) for leaf in named]

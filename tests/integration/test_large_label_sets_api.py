@@ -13,7 +13,7 @@ from label_studio_sdk.label_interface import LabelInterface
 from shared.domain.strict import MAX_ENUM_VALUES, MAX_TOTAL_STRING, strict_violations
 from tests.fakes.openai_server import Answer
 from tests.integration.test_structured_api import context, values
-from tests.large_label_sets import large_choices, large_taxonomy
+from tests.large_label_sets import large_choices, large_taxonomy, own_word
 
 PROJECT = "31.1700000000"
 K = 50  # LABEL_SELECTION_K's default: the settings below are the defaults
@@ -24,11 +24,6 @@ def predict(client, config, tasks):
     response = client.post("/predict", json=body)
     assert response.status_code == 200, response.json
     return response.json["results"]
-
-
-def own_word(value):
-    """The first word of a value's name: no other value has it (tests/large_label_sets.py)."""
-    return value.split()[0].lower()
 
 
 def enum_of(schema, name):
@@ -49,9 +44,9 @@ def test_a_5000_value_taxonomy_asks_each_task_about_its_candidates(
     config, leaves = large_taxonomy()
     client = make_client(make_settings(output_mode=mode), real_store)
     # each task names one leaf three times by its own word, and 300 others once; the fake answers that leaf's path
-    others = ", ".join(own_word(leaf[1]) for leaf in leaves[1000:1300])
+    others = ", ".join(own_word(leaf) for leaf in leaves[1000:1300])
     by_text = {
-        f"A note on {own_word(leaf[1])} ({own_word(leaf[1])}, {own_word(leaf[1])}), not {others}.": leaf
+        f"A note on {own_word(leaf)} ({own_word(leaf)}, {own_word(leaf)}), not {others}.": leaf
         for leaf in (leaves[77], leaves[4321])
     }
     tasks = [{"id": i, "data": {"text": text}} for i, text in enumerate(by_text)]

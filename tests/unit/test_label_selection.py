@@ -14,7 +14,7 @@ from shared.domain.reading import read_prediction
 from shared.domain.schema import answer_instructions, answer_schema, choice_list, task_instructions
 from shared.domain.strict import MAX_ENUM_VALUES, strict_violations
 from shared.domain.versions import model_version
-from tests.large_label_sets import large_choices, large_taxonomy
+from tests.large_label_sets import large_choices, large_taxonomy, own_word
 
 RULE = LabelSelection(threshold=4, k=2)
 
@@ -143,9 +143,6 @@ def test_thousands_of_values_give_a_schema_within_the_strict_limits_with_the_nam
     spec = parse_labeling_config(config, "prompt", max_bytes=len(config))
     output = spec.outputs[0]
     assert len(choice_list(output, output.options)) in (3000, 5000)
-    def own_word(value):  # the first word of a value's own name: no other value has it
-        return (value[-1] if isinstance(value, list) else value).split()[0].lower()
-
     named = values[1234]
     named_path = " / ".join(named) if isinstance(named, list) else named
     others = ", ".join(own_word(value) for value in values[2000:2300])
