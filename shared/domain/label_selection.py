@@ -18,7 +18,7 @@ Only values that share a word with the task are candidates: a task that resemble
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ from shared.domain.config import LabelSelection
 from shared.domain.errors import TaskError
 from shared.domain.labeling import CHOICES, TAXONOMY, LabelingSpec, Option, Output
 from shared.domain.prompts import object_texts
-from shared.domain.schema import choice_list
+from shared.domain.schema import choice_list, selectable_paths
 from shared.domain.similarity import BM25
 
 NARROWED_KINDS = (CHOICES, TAXONOMY)
@@ -59,8 +59,8 @@ def narrowed(spec: LabelingSpec, data: Mapping[str, Any], rule: LabelSelection) 
     outputs: list[Output] = []
     query: str | None = None
     for output in spec.outputs:
-        label_index = _label_index(spec, output, data) if output.kind in NARROWED_KINDS else None
-        if label_index is None or label_index.count <= rule.threshold:
+        label_index = _label_index(spec, output, data, rule.threshold) if output.kind in NARROWED_KINDS else None
+        if label_index is None:
             outputs.append(output)
             continue
         if query is None:
@@ -77,7 +77,7 @@ def narrowed(spec: LabelingSpec, data: Mapping[str, Any], rule: LabelSelection) 
 
 def _task_text(spec: LabelingSpec, data: Mapping[str, Any]) -> str:
     """What the candidates are ranked against: the text of every object the model reads.  A task whose text
-    cannot be read ranks against nothing (config order): composing its messages fails it with the reason."""
+    cannot be read ranks against nothing (no candidates): composing its messages fails it with the reason."""
     try:
         return "\n".join(object_texts(spec, data).values())
     except TaskError:
@@ -90,21 +90,7 @@ def _value_count(output: Output, options: Sequence[Option]) -> int:
 
 def _values(output: Output, options: Sequence[Option]) -> list[Path]:
     """The values a control offers, each as its path of options (a Taxonomy's selectable nodes)."""
-    if output.kind == CHOICES:
-        return [(option,) for option in options]
-    leafs_only = output.control.attr.get("leafsOnly") == "true"
-    found: list[Path] = []
-
-    def visit(children: Sequence[Option], above: Path) -> None:
-        for node in children:
-            path = (*above, node)
-            if node.children:
-                visit(node.children, path)
-            if not node.children or not leafs_only:
-                found.append(path)
-
-    visit(options, ())
-    return found
+    return [(option,) for option in options] if output.kind == CHOICES else selectable_paths(output, options)
 
 
 def _words(path: Path) -> str:
@@ -113,21 +99,30 @@ def _words(path: Path) -> str:
     )
 
 
-def _label_index(spec: LabelingSpec, output: Output, data: Mapping[str, Any]) -> _LabelIndex | None:
-    """The control's index, built once per config for options the config lists (every task asks for it twice),
-    per task for dynamic ones; None when there is nothing to choose from."""
-    key = f"label_index:{output.name}"
-    if output.dynamic_field is None and key in spec.derived:
-        cached: _LabelIndex = spec.derived[key]
-        return cached
+def _label_index(spec: LabelingSpec, output: Output, data: Mapping[str, Any], threshold: int) -> _LabelIndex | None:
+    """The control's index when it offers more than ``threshold`` values, else None.  For options the config lists,
+    the count and the index are worked out once per config (every task asks twice); dynamic ones per task."""
     options = output.options_for(data)
-    if not options:
+    count: int = _derived(spec, output, "value_count", lambda: _value_count(output, options))
+    if count <= threshold:
         return None
-    values = _values(output, options)
-    built = _LabelIndex(values, _value_count(output, options), BM25([_words(path) for path in values]))
-    if output.dynamic_field is None:
-        spec.derived[key] = built
+
+    def build() -> _LabelIndex:
+        values = _values(output, options)
+        return _LabelIndex(values, count, BM25([_words(path) for path in values]))
+
+    built: _LabelIndex = _derived(spec, output, "label_index", build)
     return built
+
+
+def _derived(spec: LabelingSpec, output: Output, what: str, work: Callable[[], Any]) -> Any:
+    """``work()``, kept with the config for a control whose options it lists."""
+    if output.dynamic_field is not None:
+        return work()
+    key = f"label_selection:{what}:{output.name}"
+    if key not in spec.derived:
+        spec.derived[key] = work()
+    return spec.derived[key]
 
 
 def _key(path: Path) -> tuple[str, ...]:

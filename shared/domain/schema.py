@@ -43,21 +43,28 @@ def path_separator(output: Output) -> str:
     return output.control.attr.get("pathSeparator") or DEFAULT_PATH_SEPARATOR
 
 
+def selectable_paths(output: Output, options: Sequence[Option]) -> list[tuple[Option, ...]]:
+    """The selectable nodes of a Taxonomy, each as the options on its path (with ``leafsOnly``, leaves only)."""
+    leafs_only = output.control.attr.get("leafsOnly") == "true"
+    paths: list[tuple[Option, ...]] = []
+
+    def visit(children: Sequence[Option], above: tuple[Option, ...]) -> None:
+        for node in children:
+            path = (*above, node)
+            if node.children:
+                visit(node.children, path)
+            if not node.children or not leafs_only:
+                paths.append(path)
+
+    visit(options, ())
+    return paths
+
+
 def taxonomy_nodes(output: Output, options: Sequence[Option]) -> list[tuple[list[str], list[str]]]:
     """The selectable nodes of a Taxonomy, each as (its path as shown, its path as Label Studio stores it)."""
-    leafs_only = output.control.attr.get("leafsOnly") == "true"
-    nodes: list[tuple[list[str], list[str]]] = []
-
-    def visit(children: Sequence[Option], shown: list[str], stored: list[str]) -> None:
-        for node in children:
-            here_shown, here_stored = [*shown, node.shown], [*stored, node.label]
-            if node.children:
-                visit(node.children, here_shown, here_stored)
-            if not node.children or not leafs_only:
-                nodes.append((here_shown, here_stored))
-
-    visit(options, [], [])
-    return nodes
+    return [
+        ([node.shown for node in path], [node.label for node in path]) for path in selectable_paths(output, options)
+    ]
 
 
 def taxonomy_paths(output: Output, options: Sequence[Option]) -> dict[str, list[str]]:
