@@ -27,6 +27,8 @@ from shared.adapters.netguard import AddressPolicy
 from shared.adapters.store import Store
 from shared.domain.config import Settings
 from shared.domain.errors import TaskError
+from shared.domain.label_selection import narrowed
+from shared.domain.labeling import LabelingSpec
 from shared.domain.pricing import TokenUsage
 from shared.domain.prompts import compose_messages, task_images
 from shared.domain.reading import Abstention, read_prediction
@@ -81,7 +83,8 @@ class Predictor:
         if bad_text:
             raise TaskError(f"task {lone_surrogate_message(bad_text)}")
         structured = ctx.config.output_mode != "text"
-        images = task_images(ctx.spec, data)
+        spec = self.task_spec(ctx, data)
+        images = task_images(spec, data)
         gateway = self.gateway(ctx) if images else None
         image_urls = [
             image_url_for_model(item, gateway, self.settings.max_image_bytes, self.policy, ctx.access_problem)
@@ -89,15 +92,21 @@ class Predictor:
             for item in (value if isinstance(value, list) else [value])
         ]
         messages = compose_messages(
-            ctx.spec,
+            spec,
             ctx.config.prompt,
             ctx.prompt,
             data,
-            instructions=answer_instructions(ctx.spec) if structured else None,
-            task_notes=task_instructions(ctx.spec, data),
+            instructions=answer_instructions(spec) if structured else None,
+            task_notes=task_instructions(spec, data),
             image_urls=image_urls,
         )
-        return messages, OutputRequest(ctx.config.output_mode, answer_schema(ctx.spec, data) if structured else None)
+        return messages, OutputRequest(ctx.config.output_mode, answer_schema(spec, data) if structured else None)
+
+    @staticmethod
+    def task_spec(ctx: PredictionContext, data: dict[str, Any]) -> LabelingSpec:
+        """The labeling config as this task sees it: large label sets narrowed to the task's candidates
+        (LABEL_SELECTION_THRESHOLD, LABEL_SELECTION_K), for the request and for reading its answer alike."""
+        return narrowed(ctx.spec, data, ctx.config.label_selection)
 
     def predict(self, ctx: PredictionContext, task: Task) -> Prediction:
         """A prediction for one task, as Label Studio stores it; raises TaskError when it cannot be made."""
@@ -143,7 +152,12 @@ class Predictor:
         answer's logprobs when the provider sent them, else by how well the labels matched; where several
         controls chose labels, each region also carries its control's score."""
         reading = read_prediction(
-            ctx.spec, data, ctx.prompt, answer.messages(), answer.mode or "text", self.settings.choice_match_threshold
+            self.task_spec(ctx, data),
+            data,
+            ctx.prompt,
+            answer.messages(),
+            answer.mode or "text",
+            self.settings.choice_match_threshold,
         )
         for note in reading.notes:
             log.info("task %s: %s", task_id, note)
