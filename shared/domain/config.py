@@ -443,6 +443,12 @@ class Settings(BaseSettings):
         description="`llm-backend batch` asks before starting a job whose estimated cost is above this many USD "
         "(or unknown), and refuses without a terminal unless given `--yes`; unset: never asks",
     )
+    teacher_model: str | None = Field(
+        None,
+        description="the model `llm-backend improve` asks for a revised prompt (through the project's provider and "
+        "endpoint); a model the request names must be this one, the project's or in `ALLOWED_MODELS`; unset: the "
+        "project's model",
+    )
     batch_api: BatchApiMode = Field("off", description=BATCH_API_HELP, json_schema_extra=section("Batch API"))
     batch_api_min_tasks: Annotated[int, Field(ge=1)] = Field(
         1000, description="with `BATCH_API=auto`: the smallest job (tasks to ask the LLM about) sent through it"
