@@ -53,6 +53,7 @@ from shared.domain.improvement import (
 from shared.domain.pricing import TokenUsage, usage_cost
 from shared.domain.scoring import Evaluation, TaskToScore, score
 from shared.domain.tokens import count_request_tokens, expected_output_tokens
+from shared.domain.types import Task
 from shared.domain.versions import model_version
 from shared.evaluation import controls_to_score
 from shared.project_tasks import PAGE_SIZE, OpenProject, open_project, require_prompt
@@ -317,7 +318,7 @@ class Improvements:
 
     def _evaluate(self, ctx: PredictionContext, plan: ImprovementPlan, ids: list[int], tally: UsageTally) -> Evaluation:
         """``ctx``'s prompt predicted on these tasks (in this process, nothing pushed) and scored as ``eval`` does."""
-        tasks = [{"id": task_id, "data": plan.tasks[task_id].data} for task_id in ids]
+        tasks: list[Task] = [{"id": task_id, "data": plan.tasks[task_id].data} for task_id in ids]
         outcomes = self.services.predictor.outcomes(ctx, tasks, tally.add)
         scored = [
             TaskToScore(

@@ -441,7 +441,8 @@ class Settings(BaseSettings):
     batch_confirm_usd: Annotated[float, Field(ge=0)] | None = Field(
         None,
         description="`llm-backend batch` asks before starting a job whose estimated cost is above this many USD "
-        "(or unknown), and refuses without a terminal unless given `--yes`; unset: never asks",
+        "(or unknown), and refuses without a terminal unless given `--yes`; so does `llm-backend improve` for a "
+        "run (`POST /improvements` unless its body says `\"confirm\": true`); unset: never asks",
     )
     teacher_model: str | None = Field(
         None,
