@@ -273,6 +273,7 @@ class Improvements:
                 run.candidates.append(candidate)
                 spent.append(candidate.cost_usd)
                 if candidate.rejected is None and beats(candidate.overall_after, best_overall):
+                    candidate.improved = True
                     run.best, best_prompt, best_overall = number, candidate.prompt, candidate.overall_after
             self._conclude(run, plan)
         except Exception as exc:

@@ -442,7 +442,7 @@ class Settings(BaseSettings):
         None,
         description="`llm-backend batch` asks before starting a job whose estimated cost is above this many USD "
         "(or unknown), and refuses without a terminal unless given `--yes`; so does `llm-backend improve` for a "
-        "run (`POST /improvements` unless its body says `\"confirm\": true`); unset: never asks",
+        'run (`POST /improvements` unless its body says `"confirm": true`); unset: never asks',
     )
     teacher_model: str | None = Field(
         None,

@@ -160,7 +160,8 @@ class ImprovementState(enum.StrEnum):
 class Candidate:
     """One round's revised prompt: its text and the teacher's reasoning, the train score of the prompt it
     revised, its validation score per control (headline metric) and overall, or why it was not scored;
-    ``cost_usd`` is what the round's calls cost (None: a model without a price)."""
+    ``improved`` when it beat the best prompt before it (the next round revises it); ``cost_usd`` is what the
+    round's calls cost (None: a model without a price)."""
 
     round: int
     prompt: str
@@ -170,6 +171,7 @@ class Candidate:
     validation_after: dict[str, float | None] = field(default_factory=dict)
     overall_after: float | None = None
     rejected: str | None = None
+    improved: bool = False
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float | None = None

@@ -38,7 +38,13 @@ def _candidate(candidate: Candidate, before: float | None, best: bool) -> list[s
             if candidate.overall_after is not None and before is not None
             else ""
         )
-        mark = "  (best)" if best else ""
+        mark = (
+            "  (best)"
+            if best
+            else "  (better than the prompt before it)"
+            if candidate.improved
+            else "  (not better than the best before it)"
+        )
         lines.append(
             f"  validation after: {_scores(candidate.validation_after)} "
             f"(overall {_figure(candidate.overall_after)}{delta}){mark}"
