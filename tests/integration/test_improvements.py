@@ -137,6 +137,7 @@ def test_a_better_candidate_is_applied_and_no_validation_task_reaches_the_teache
     [candidate] = run["candidates"]
     assert candidate["prompt"] == BETTER and candidate["reasoning"].startswith("Neutral reviews were called Positive")
     assert candidate["validation_after"] == {"sentiment": 1.0} and candidate["rejected"] is None
+    assert candidate["improved"] is True
     assert candidate["train_disagreements"] == sum(1 for task in run["train"] if task % 3 == 2)
     assert run["best"] == 1 and run["applied_version"]
     assert real_store.prompt(str(PROJECT)) == BETTER
@@ -154,7 +155,7 @@ def test_a_worse_candidate_is_not_applied(make_api, fake_llm, real_store):
     run = api.post("/improvements", json={"project": PROJECT, "apply": True}).json
 
     [candidate] = run["candidates"]
-    assert candidate["overall_after"] < run["overall_before"]
+    assert candidate["overall_after"] < run["overall_before"] and candidate["improved"] is False
     assert run["best"] is None and run["applied_version"] is None
     assert "no candidate beat the current prompt on validation" in run["note"]
     assert real_store.prompt(str(PROJECT)) is None  # the prompt in force is still DEFAULT_PROMPT
