@@ -12,18 +12,14 @@ import subprocess
 import uuid
 
 import pytest
-import redis
 
-from tests.conftest import real_redis_url
+from tests.conftest import delete_prefix
 from tests.e2e.label_studio_server import TOKEN
 from tests.integration.processes import LLM_BACKEND, llm_backend_env
-from tests.integration.test_improvements import BETTER, CONFIG, CURRENT, LABELS, SAYINGS, WORSE, is_teacher, model
+from tests.integration.test_evaluations import CONFIG, choice
+from tests.integration.test_improvements import BETTER, CURRENT, LABELS, SAYINGS, WORSE, is_teacher, model
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def choice(label: str) -> list[dict]:
-    return [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +46,7 @@ def reviews(ls, label_studio, llm_server):
     try:
         yield {"project": project, "ids": ids, "marker": marker, "env": env}
     finally:
-        client = redis.Redis.from_url(real_redis_url())
-        keys = list(client.scan_iter(f"{prefix}:*"))
-        if keys:
-            client.delete(*keys)
+        delete_prefix(prefix)
 
 
 def improve(reviews, *args: str) -> subprocess.CompletedProcess:

@@ -14,19 +14,10 @@ import json
 import pytest
 
 from tests.conftest import LS_TOKEN
+from tests.integration.test_evaluations import CONFIG, choice
 
 pytestmark = pytest.mark.prose_answers
 PROJECT, SMALL = 43, 44
-CONFIG = """
-<View>
-  <Text name="text" value="$text"/>
-  <TextArea name="prompt" toName="text" editable="true" rows="2"/>
-  <TextArea name="response" toName="text"/>
-  <Choices name="sentiment" toName="text" choice="single">
-    <Choice value="Positive"/><Choice value="Negative"/><Choice value="Neutral"/>
-  </Choices>
-</View>
-"""
 CURRENT = "Is this review Positive or Negative? {text}"
 BETTER = "Is this review Positive, Negative or Neutral? Neutral: it only states facts. {text}"
 WORSE = "Always answer Negative. {text}"
@@ -47,18 +38,7 @@ def labeled_tasks(first: int, count: int) -> list[dict]:
             "id": task_id,
             "data": {"text": review(task_id)},
             "annotations": [
-                {
-                    "id": 1000 + task_id,
-                    "result": [
-                        {
-                            "from_name": "sentiment",
-                            "to_name": "text",
-                            "type": "choices",
-                            "value": {"choices": [LABELS[task_id % 3]]},
-                        }
-                    ],
-                    "created_at": "2026-01-01T10:00:00Z",
-                }
+                {"id": 1000 + task_id, "result": choice(LABELS[task_id % 3]), "created_at": "2026-01-01T10:00:00Z"}
             ],
         }
         for task_id in range(first, first + count)
