@@ -305,8 +305,12 @@ class Improvements:
         if not ctx.config.prompt.use_internal_template:  # the prompt is the template: its variables must stay
             candidate.rejected = variable_problem(ctx.prompt or "", revised)
         if candidate.rejected is None:
-            validated = self._evaluate(with_prompt(ctx, revised), plan, plan.split.validation, predictions)
-            candidate.validation_after, candidate.overall_after = headline(validated), overall(validated)
+            try:
+                validated = self._evaluate(with_prompt(ctx, revised), plan, plan.split.validation, predictions)
+            except TaskError as exc:
+                candidate.rejected = f"no validation task could be predicted with it: {exc}"
+            else:
+                candidate.validation_after, candidate.overall_after = headline(validated), overall(validated)
         prices = self.services.settings.prices
         candidate.tokens_in = predictions.usage.tokens_in + teaching.usage.tokens_in
         candidate.tokens_out = predictions.usage.tokens_out + teaching.usage.tokens_out
@@ -318,9 +322,14 @@ class Improvements:
         return candidate
 
     def _evaluate(self, ctx: PredictionContext, plan: ImprovementPlan, ids: list[int], tally: UsageTally) -> Evaluation:
-        """``ctx``'s prompt predicted on these tasks (in this process, nothing pushed) and scored as ``eval`` does."""
+        """``ctx``'s prompt predicted on these tasks (in this process, nothing pushed) and scored as ``eval`` does:
+        a task whose prediction failed counts as failed; when every one failed (the provider refuses, the candidate
+        cannot be filled, ``PROJECT_DAILY_USD`` is spent), the first one's error is raised: nothing is left to score."""
         tasks: list[Task] = [{"id": task_id, "data": plan.tasks[task_id].data} for task_id in ids]
         outcomes = self.services.predictor.outcomes(ctx, tasks, tally.add)
+        errors = [outcome for outcome in outcomes if isinstance(outcome, TaskError)]
+        if errors and len(errors) == len(outcomes):
+            raise errors[0]
         scored = [
             TaskToScore(
                 task_id=task_id,

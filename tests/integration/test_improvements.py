@@ -197,3 +197,15 @@ def test_confirm_runs_what_batch_confirm_usd_holds_back(make_api, fake_llm):
     assert run["state"] == "done" and run["estimated_cost_usd"] > 0.00001
     assert run["cost_usd"] > 0 and run["candidates"][0]["cost_usd"] > 0
     assert run["applied_version"] is None  # not asked to apply
+
+
+def test_a_provider_that_refuses_every_call_fails_the_run_and_says_why(make_api, fake_llm):
+    api = make_api()
+    fake_llm.fail_next(401, times=1000, message="Incorrect API key provided")
+
+    response = api.post("/improvements", json={"project": PROJECT})
+
+    assert response.status_code == 502 and "Incorrect API key provided" in response.json["error"]
+    [listed] = api.get(f"/improvements?project={PROJECT}").json["improvements"]
+    assert listed["state"] == "failed" and "Incorrect API key provided" in listed["error"]
+    assert not teacher_requests(fake_llm)
