@@ -49,9 +49,10 @@ def reviews(ls, label_studio, llm_server):
         delete_prefix(prefix)
 
 
-def improve(reviews, *args: str) -> subprocess.CompletedProcess:
+def improve(reviews, *args: str, **env: str) -> subprocess.CompletedProcess:
     command = [LLM_BACKEND, "improve", "--project", str(reviews["project"].id), *args]
-    return subprocess.run(command, env=reviews["env"], capture_output=True, text=True, timeout=300)
+    environment = reviews["env"] | env
+    return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300, input="")
 
 
 def test_improve_applies_a_better_prompt_only(reviews, fake_llm, ls):
@@ -59,6 +60,11 @@ def test_improve_applies_a_better_prompt_only(reviews, fake_llm, ls):
     position_of = {task_id: position for position, task_id in ids.items()}
 
     fake_llm.reply = model(WORSE)
+    held = improve(reviews, "--apply", BATCH_CONFIRM_USD="0.00001", OPENAI_MODEL="gpt-4o-mini")
+    assert held.returncode == 1 and not fake_llm.chat_requests  # no terminal to ask: not started
+    assert re.search(
+        r"not started: the estimated cost \$0\.\d+ is above BATCH_CONFIRM_USD \$0\.00001; pass --yes", held.stderr
+    )
     # the teacher's answer is cached as any LLM answer: another teacher model, so the next run asks afresh
     worse = improve(reviews, "--apply", "--teacher-model", "gpt-4o")
     assert worse.returncode == 0, worse.stderr
