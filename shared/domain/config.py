@@ -489,7 +489,9 @@ class Settings(BaseSettings):
         "(calls to a model without a price are not counted); unset: no limit",
     )
     evaluation_concurrency: Annotated[int, Field(ge=1)] = Field(
-        2, description="`POST /evaluations` running at once per API process; one more is refused with 429"
+        2,
+        description="`POST /evaluations` (and `POST /improvements`) running at once per API process; one more is "
+        "refused with 429",
     )
     max_image_bytes: Annotated[int, Field(ge=1024)] = Field(
         20 * 1024 * 1024, description="larger images are refused for that task"
