@@ -177,6 +177,7 @@ class Improvements:
         return ImprovementPlan(request, project, tasks, split, controls, teacher, cost, requests)
 
     def _ground_truth_tasks(self, project: OpenProject) -> dict[int, GroundTruthTask]:
+        """The tasks with a ground truth, with their data (they are predicted again, with each prompt tried)."""
         found: dict[int, GroundTruthTask] = {}
         for task in project.label_studio.tasks(project.id, page_size=PAGE_SIZE, with_results=True):
             truth = ground_truth_result(task.get("annotations") or [])
