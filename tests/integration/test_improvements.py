@@ -49,17 +49,20 @@ def is_teacher(messages: list[dict]) -> bool:
     return str(messages[0].get("content", "")).startswith(TEACHER_OPENING)
 
 
-def model(candidate: str):
-    """The fake model, and a teacher that answers ``candidate``."""
+def model(candidate: str, structured: bool = False):
+    """The fake model, answering in prose (or, ``structured``, the answer schema's JSON), and a teacher that
+    answers ``candidate``."""
 
     def reply(messages: list[dict], index: int):
         if is_teacher(messages):
             return {"reasoning": "Neutral reviews were called Positive: define Neutral.", "prompt": candidate}
-        content = messages[-1]["content"]
-        if content.startswith("Always answer Negative"):
-            return "Negative"
+        content = json.dumps(messages)
         label = next(name for name, saying in SAYINGS.items() if saying in content)
-        return "Positive" if label == "Neutral" and "Neutral" not in content else label
+        if "Always answer Negative" in content:
+            label = "Negative"
+        elif label == "Neutral" and "only states facts" not in content:
+            label = "Positive"
+        return {"response": label, "sentiment": label} if structured else label
 
     return reply
 
@@ -209,3 +212,25 @@ def test_a_provider_that_refuses_every_call_fails_the_run_and_says_why(make_api,
     [listed] = api.get(f"/improvements?project={PROJECT}").json["improvements"]
     assert listed["state"] == "failed" and "Incorrect API key provided" in listed["error"]
     assert not teacher_requests(fake_llm)
+
+
+def test_with_the_defaults_a_submitted_prompt_is_improved(make_api, fake_llm, real_store):
+    """The internal template (the annotators' prompt inserted as it is) and structured answers, the defaults."""
+    api = make_api(use_internal_prompt_template=True, default_prompt=None, output_mode="auto")
+    submitted = "Is this review Positive or Negative?"
+    event = {
+        "action": "ANNOTATION_CREATED",
+        "project": {"id": PROJECT, "label_config": CONFIG},
+        "annotation": {"result": [{"from_name": "prompt", "to_name": "text", "value": {"text": [submitted]}}]},
+    }
+    assert api.post("/webhook", json=event).status_code == 200
+    candidate = "Is this review Positive, Negative or Neutral? Neutral: it only states facts."
+    fake_llm.reply = model(candidate, structured=True)
+
+    run = api.post("/improvements", json={"project": PROJECT, "apply": True}).json
+
+    assert run["prompt"] == submitted and run["overall_before"] < 1.0
+    assert run["candidates"][0]["validation_after"] == {"sentiment": 1.0}
+    assert run["applied_version"] and real_store.prompt(str(PROJECT)) == candidate
+    labeling = [r for r in fake_llm.chat_requests if not is_teacher(r.body["messages"])]
+    assert labeling and all(r.body["response_format"]["type"] == "json_schema" for r in labeling)
