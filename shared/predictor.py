@@ -41,6 +41,7 @@ from shared.spend import DailySpend
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+UsageSink = Callable[[TokenUsage], None]
 R = TypeVar("R")
 
 
@@ -108,8 +109,10 @@ class Predictor:
         (LABEL_SELECTION_THRESHOLD, LABEL_SELECTION_K), for the request and for reading its answer alike."""
         return narrowed(ctx.spec, data, ctx.config.label_selection)
 
-    def predict(self, ctx: PredictionContext, task: Task) -> Prediction:
-        """A prediction for one task, as Label Studio stores it; raises TaskError when it cannot be made."""
+    def predict(self, ctx: PredictionContext, task: Task, on_usage: UsageSink | None = None) -> Prediction:
+        """A prediction for one task, as Label Studio stores it; raises TaskError when it cannot be made.
+        ``on_usage`` also gets the tokens of a call that reached the provider (a caller that totals its own
+        calls' cost: ``llm-backend improve``)."""
         data = task.get("data") or {}
         messages, output = self.request_for(ctx, data)
         # The answer for the cache and the usage counts: should Redis fail them, they are lost, not the answer
@@ -126,6 +129,8 @@ class Predictor:
             if not answer.cached:
                 usage = TokenUsage(answer.prompt_tokens, answer.completion_tokens, answer.cached_tokens)
                 self.record_usage(ctx, usage, writes=writes)
+                if on_usage is not None:
+                    on_usage(usage)
         return self.prediction(ctx, data, answer, task.get("id"))
 
     def record_usage(
@@ -179,7 +184,7 @@ class Predictor:
     def empty(self, ctx: PredictionContext) -> Prediction:
         return {"result": [], "score": 0.0, "model_version": ctx.model_version}
 
-    def outcome(self, ctx: PredictionContext, task: Task) -> Prediction | TaskError:
+    def outcome(self, ctx: PredictionContext, task: Task, on_usage: UsageSink | None = None) -> Prediction | TaskError:
         """A prediction, or the TaskError that stopped it: one task's failure never escapes.
 
         Not only our own errors: an exception of any kind (a provider body that breaks a parser, text that
@@ -187,7 +192,7 @@ class Predictor:
         """
         with log_context(job_id=ctx.job_id, task_id=task.get("id")):
             try:
-                return self.predict(ctx, task)
+                return self.predict(ctx, task, on_usage)
             except TaskError as exc:
                 log.warning("task %s: %s", task.get("id"), exc)
                 return deadline.overdue(exc)
@@ -195,9 +200,11 @@ class Predictor:
                 log.exception("task %s: unexpected error", task.get("id"))
                 return deadline.overdue(TaskError(f"unexpected error: {type(exc).__name__}: {exc}"[:500]))
 
-    def outcomes(self, ctx: PredictionContext, tasks: list[Task]) -> list[Prediction | TaskError]:
+    def outcomes(
+        self, ctx: PredictionContext, tasks: list[Task], on_usage: UsageSink | None = None
+    ) -> list[Prediction | TaskError]:
         """``outcome`` for each task, at most LLM_CONCURRENCY at once in this process."""
-        return self.concurrently(lambda task: self.outcome(ctx, task), tasks)
+        return self.concurrently(lambda task: self.outcome(ctx, task, on_usage), tasks)
 
     def concurrently(self, work: Callable[[T], R], items: list[T]) -> list[R]:
         """``work`` on each item in this process's pool of LLM_CONCURRENCY threads, results in order.

@@ -469,7 +469,14 @@ class Settings(BaseSettings):
     batch_confirm_usd: Annotated[float, Field(ge=0)] | None = Field(
         None,
         description="`llm-backend batch` asks before starting a job whose estimated cost is above this many USD "
-        "(or unknown), and refuses without a terminal unless given `--yes`; unset: never asks",
+        "(or unknown), and refuses without a terminal unless given `--yes`; so does `llm-backend improve` for a "
+        'run (`POST /improvements` unless its body says `"confirm": true`); unset: never asks',
+    )
+    teacher_model: str | None = Field(
+        None,
+        description="the model `llm-backend improve` asks for a revised prompt (through the project's provider and "
+        "endpoint); a model the request names must be this one, the project's or in `ALLOWED_MODELS`; unset: the "
+        "project's model",
     )
     batch_api: BatchApiMode = Field("off", description=BATCH_API_HELP, json_schema_extra=section("Batch API"))
     batch_api_min_tasks: Annotated[int, Field(ge=1)] = Field(
@@ -510,7 +517,9 @@ class Settings(BaseSettings):
         "(calls to a model without a price are not counted); unset: no limit",
     )
     evaluation_concurrency: Annotated[int, Field(ge=1)] = Field(
-        2, description="`POST /evaluations` running at once per API process; one more is refused with 429"
+        2,
+        description="`POST /evaluations` (and `POST /improvements`) running at once per API process; one more is "
+        "refused with 429",
     )
     max_image_bytes: Annotated[int, Field(ge=1024)] = Field(
         20 * 1024 * 1024, description="larger images are refused for that task"
