@@ -289,6 +289,19 @@ class Projects:
         _pool, examples = self.examples(project, config, label_config, spec, setup)
         if prompt is None:
             return PromptUpdate(changed=False, model_version=self.version(project, config, label_config, examples))
+        return self.adopt_prompt(project, config, label_config, prompt, examples)
+
+    def adopt_prompt(
+        self,
+        project: str,
+        config: ProjectConfig,
+        label_config: str,
+        prompt: str,
+        examples: ExamplePool | None = None,
+    ) -> PromptUpdate:
+        """Make ``prompt`` the project's prompt, as a submitted one (``remember_prompt``) or an applied
+        refinement (``llm-backend improve --apply``) does: a changed prompt is a new model version (with few-shot
+        on, of the project's ``examples``)."""
         changed = self.store.save_prompt(project, prompt)
         version = self.version(project, config, label_config, examples)
         if changed:

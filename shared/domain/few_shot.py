@@ -9,10 +9,11 @@ answer in, the JSON object of the answer schema (every field, null where the tea
 - ``fixed``: one label-balanced set, the same for every task (round robin over the labels, each label's
   examples in a fixed pseudo-random order), so it goes in the static part of the messages and the provider's
   prefix cache still serves it;
-- ``similar``: the k examples nearest to the task's text by BM25 (``retrieval``), most similar first;
+- ``similar``: the k examples nearest to the task's text by BM25 over stemmed words (``similarity``), most
+  similar first;
 - ``diverse``: maximal marginal relevance over the nearest ones: relevance to the task against redundancy with
   the examples already chosen, where an example of a label already shown counts as a duplicate and others by
-  the words they share, so the set spreads over the labels near the task before it repeats one.
+  their BM25 likeness to it, so the set spreads over the labels near the task before it repeats one.
 
 A task never gets its own annotation as an example: an example of the same task id, or of the same data, is
 never chosen for it (``fixed`` then puts the next spare example of the same label in that slot).
@@ -42,8 +43,8 @@ from shared.domain.labeling import (
     Output,
 )
 from shared.domain.prompts import task_text
-from shared.domain.retrieval import Bm25Index
 from shared.domain.schema import path_separator, taxonomy_nodes
+from shared.domain.similarity import BM25, stems
 from shared.domain.types import data_digest
 
 MMR_LAMBDA = 0.5  # diverse: weight of relevance against redundancy
@@ -174,8 +175,8 @@ class ExamplePool:
         self.digest = examples_digest(self.examples)
 
     @cached_property
-    def index(self) -> Bm25Index:
-        return Bm25Index([example.text for example in self.examples])
+    def index(self) -> BM25:
+        return BM25([example.text for example in self.examples], analyzer=stems)
 
     @cached_property
     def fixed_order(self) -> list[int]:
@@ -224,7 +225,7 @@ class ExamplePool:
 
     def _diverse(self, candidates: list[int], scores: list[float], k: int) -> list[int]:
         """Maximal marginal relevance; each candidate's redundancy (its highest with a chosen example) is updated
-        as examples are chosen, so choosing k of n costs k·n similarities, not k²·n."""
+        as examples are chosen, so choosing k costs k BM25 queries, not k² comparisons a candidate."""
         top = max((scores[p] for p in candidates), default=0.0) or 1.0
         redundancy = dict.fromkeys(candidates, 0.0)
         chosen: list[int] = []
@@ -234,9 +235,11 @@ class ExamplePool:
             chosen.append(best)
             left.remove(best)
             label = self.examples[best].label
+            likeness = self.index.scores(self.examples[best].text)  # BM25 with the chosen one as the query
+            most = max(likeness) or 1.0
             for position in left:
                 same = self.examples[position].label == label
-                redundancy[position] = max(redundancy[position], 1.0 if same else self.index.similarity(position, best))
+                redundancy[position] = max(redundancy[position], 1.0 if same else likeness[position] / most)
         return chosen
 
 
