@@ -29,7 +29,6 @@ from shared.domain.config import LLMOptions, Settings
 from shared.domain.errors import ConfigError, InvalidRequest, NotFound, TaskError
 from shared.domain.estimate_report import cost_confirmation
 from shared.domain.excerpts import task_excerpt
-from shared.domain.ground_truth import ground_truth_result
 from shared.domain.improvement import (
     MIN_TASKS_PER_SIDE,
     TEACHER_DISAGREEMENTS,
@@ -179,8 +178,7 @@ class Improvements:
     def _ground_truth_tasks(self, project: OpenProject) -> dict[int, GroundTruthTask]:
         """The tasks with a ground truth, with their data (they are predicted again, with each prompt tried)."""
         found: dict[int, GroundTruthTask] = {}
-        for task in project.label_studio.tasks(project.id, page_size=PAGE_SIZE, with_results=True):
-            truth = ground_truth_result(task.get("annotations") or [])
+        for task, truth in project.label_studio.annotated_tasks(project.id, page_size=PAGE_SIZE):
             if truth is not None:
                 found[task["id"]] = GroundTruthTask(task["id"], task.get("data") or {}, truth)
         return found
