@@ -26,7 +26,8 @@ from shared.adapters.replies import text_dict
 from shared.adapters.store import Store
 from shared.domain.config import Settings
 from shared.domain.errors import ConfigError, LabelStudioError
-from shared.domain.few_shot import AnnotatedTask, ExamplePool, examples_from
+from shared.domain.few_shot import ExamplePool, examples_from
+from shared.domain.ground_truth import GroundTruthTask
 from shared.domain.labeling import LabelingSpec
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class FewShotPools:
         if raw is None:
             raise ConfigError(f"the few-shot example pool {key} is no longer kept (JOB_TTL): start the job again")
         items: list[dict[str, Any]] = json.loads(raw)
-        tasks = [AnnotatedTask(int(item["id"]), item["data"], item["truth"]) for item in items]
+        tasks = [GroundTruthTask(int(item["id"]), item["data"], item["truth"]) for item in items]
         built = ExamplePool(examples_from(spec, tasks))
         with self._lock:
             self._built[(key, label_config)] = built

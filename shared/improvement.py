@@ -29,6 +29,7 @@ from shared.domain.config import LLMOptions, Settings
 from shared.domain.errors import ConfigError, InvalidRequest, NotFound, TaskError
 from shared.domain.estimate_report import cost_confirmation
 from shared.domain.excerpts import task_excerpt
+from shared.domain.ground_truth import GroundTruthTask
 from shared.domain.improvement import (
     MIN_TASKS_PER_SIDE,
     TEACHER_DISAGREEMENTS,
@@ -79,13 +80,6 @@ class ImprovementRequest:
             raise InvalidRequest(f"rounds must be from 1 to {MAX_ROUNDS}")
         if not 0 < self.train_share < 1:
             raise InvalidRequest("train_share is the share of the annotated tasks to learn from: above 0, below 1")
-
-
-@dataclass(frozen=True)
-class GroundTruthTask:
-    id: int
-    data: dict[str, Any]
-    truth: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)

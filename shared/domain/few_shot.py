@@ -30,6 +30,7 @@ from typing import Any
 
 from shared.domain.config import FewShotStrategy as Strategy
 from shared.domain.errors import TaskError
+from shared.domain.ground_truth import GroundTruthTask
 from shared.domain.labeling import (
     CHOICES,
     NUMBER,
@@ -51,15 +52,6 @@ MMR_LAMBDA = 0.5  # diverse: weight of relevance against redundancy
 MMR_CANDIDATES = 5  # diverse: choose among this many times k nearest examples
 EXAMPLES_HEADING = "Examples of tasks the team has answered, with the answer expected:"
 _LABELLED = (CHOICES, TAXONOMY, RATING, NUMBER, PAIRWISE)  # outputs whose value says which "class" a task is
-
-
-@dataclass(frozen=True)
-class AnnotatedTask:
-    """A task of the pool as read from Label Studio: its id, data and ground-truth regions."""
-
-    id: int
-    data: dict[str, Any]
-    truth: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -137,7 +129,7 @@ def _label(spec: LabelingSpec, answer: Mapping[str, Any]) -> str:
     return json.dumps(labelled, sort_keys=True, ensure_ascii=False)
 
 
-def examples_from(spec: LabelingSpec, tasks: Iterable[AnnotatedTask]) -> list[Example]:
+def examples_from(spec: LabelingSpec, tasks: Iterable[GroundTruthTask]) -> list[Example]:
     """The pool's examples, by task id: tasks whose ground truth answers none of the outputs, or whose data the
     config cannot read, are left out."""
     examples = []

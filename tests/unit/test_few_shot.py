@@ -9,7 +9,6 @@ import pytest
 from shared.domain.config import REFERENCE_PROMPT_TEMPLATE, PromptOptions, load_settings
 from shared.domain.few_shot import (
     EXAMPLES_HEADING,
-    AnnotatedTask,
     ExamplePool,
     answer_text,
     example_answer,
@@ -17,6 +16,7 @@ from shared.domain.few_shot import (
     examples_from,
     render_examples,
 )
+from shared.domain.ground_truth import GroundTruthTask
 from shared.domain.labeling import parse_labeling_config
 from shared.domain.prompts import compose_messages
 from shared.domain.similarity import stems
@@ -49,14 +49,14 @@ def spec():
     return parse_labeling_config(CONFIG, "prompt")
 
 
-def corpus() -> list[AnnotatedTask]:
+def corpus() -> list[GroundTruthTask]:
     """Twelve tasks, four per topic, each about one thing of its topic; ids 1..12."""
     tasks, task_id = [], 0
     for topic, things in TOPIC_WORDS.items():
         stored = "food" if topic == "Cooking" else topic
         for thing in things:
             task_id += 1
-            tasks.append(AnnotatedTask(task_id, {"text": f"A note about the {thing} today."}, choice(stored)))
+            tasks.append(GroundTruthTask(task_id, {"text": f"A note about the {thing} today."}, choice(stored)))
     return tasks
 
 
@@ -101,7 +101,7 @@ def test_the_answer_is_shown_as_json_or_in_text_mode_as_plain_text():
 
 
 def test_tasks_without_an_answer_for_the_outputs_are_not_examples(spec):
-    tasks = [*corpus(), AnnotatedTask(99, {"text": "only a prompt"}, [])]
+    tasks = [*corpus(), GroundTruthTask(99, {"text": "only a prompt"}, [])]
     assert [example.task_id for example in examples_from(spec, tasks)] == list(range(1, 13))
 
 
@@ -192,7 +192,7 @@ def test_the_version_follows_k_the_strategy_and_the_pool(spec):
     pool = ExamplePool(examples_from(spec, corpus()))
     fewer = ExamplePool(examples_from(spec, corpus()[:-1]))
     relabelled = ExamplePool(
-        examples_from(spec, [*corpus()[:-1], AnnotatedTask(12, corpus()[-1].data, choice("Sport"))])
+        examples_from(spec, [*corpus()[:-1], GroundTruthTask(12, corpus()[-1].data, choice("Sport"))])
     )
     versions = {
         model_version(off, CONFIG, "p"),
