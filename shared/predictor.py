@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from redis.client import Pipeline
 
 from shared.adapters import deadline
-from shared.adapters.images import image_url_for_model
+from shared.adapters.images import image_size, image_url_for_model
 from shared.adapters.jobs import Jobs
 from shared.adapters.label_studio import LabelStudioGateway, LabelStudioGateways
 from shared.adapters.llm import LLM, LLMAnswer, OutputRequest
@@ -27,6 +27,8 @@ from shared.adapters.netguard import AddressPolicy
 from shared.adapters.store import Store
 from shared.domain.config import Settings
 from shared.domain.errors import TaskError
+from shared.domain.geometry import ImageSize
+from shared.domain.labeling import SHAPES, TaskObject
 from shared.domain.pricing import TokenUsage
 from shared.domain.prompts import compose_messages, task_images
 from shared.domain.reading import Abstention, read_prediction
@@ -69,40 +71,56 @@ class Predictor:
     def gateway(self, ctx: PredictionContext) -> LabelStudioGateway | None:
         return self.label_studio(ctx.access) if ctx.access else None
 
-    def request_for(self, ctx: PredictionContext, data: dict[str, Any]) -> tuple[list[dict[str, Any]], OutputRequest]:
-        """The messages for one task and how its answer is asked for.
-
-        Every object of the config goes to the model, each named; images as parts of the message, in the
-        order the text numbers them (a ``valueList`` Image gives one part per picture).
-        """
+    @staticmethod
+    def check_task(ctx: PredictionContext, data: dict[str, Any]) -> str:
+        """The prompt, or TaskError for a task that cannot be sent: no prompt, or text that cannot be encoded."""
         if ctx.prompt is None:
             raise TaskError(ctx.prompt_error or "no prompt")
         bad_text = lone_surrogate_path(data, "data")
         if bad_text:
             raise TaskError(f"task {lone_surrogate_message(bad_text)}")
-        structured = ctx.config.output_mode != "text"
+        return ctx.prompt
+
+    def model_images(self, ctx: PredictionContext, data: dict[str, Any]) -> list[tuple[TaskObject, str]]:
+        """Each picture of the task as it goes to the model (files Label Studio serves fetched and inlined), with
+        its Image object, in the order the text numbers them (a ``valueList`` Image gives one per picture)."""
         images = task_images(ctx.spec, data)
         gateway = self.gateway(ctx) if images else None
-        image_urls = [
-            image_url_for_model(item, gateway, self.settings.max_image_bytes, self.policy, ctx.access_problem)
-            for _obj, value in images
+        return [
+            (obj, image_url_for_model(item, gateway, self.settings.max_image_bytes, self.policy, ctx.access_problem))
+            for obj, value in images
             for item in (value if isinstance(value, list) else [value])
         ]
+
+    def request_for(
+        self, ctx: PredictionContext, data: dict[str, Any], images: list[tuple[TaskObject, str]] | None = None
+    ) -> tuple[list[dict[str, Any]], OutputRequest]:
+        """The messages for one task and how its answer is asked for.
+
+        Every object of the config goes to the model, each named; images (``model_images``, fetched here unless
+        given) as parts of the message.
+        """
+        prompt = self.check_task(ctx, data)
+        structured = ctx.config.output_mode != "text"
+        box_format = ctx.config.vision_box_format
         messages = compose_messages(
             ctx.spec,
             ctx.config.prompt,
-            ctx.prompt,
+            prompt,
             data,
-            instructions=answer_instructions(ctx.spec) if structured else None,
+            instructions=answer_instructions(ctx.spec, box_format) if structured else None,
             task_notes=task_instructions(ctx.spec, data),
-            image_urls=image_urls,
+            image_urls=[url for _obj, url in (self.model_images(ctx, data) if images is None else images)],
         )
-        return messages, OutputRequest(ctx.config.output_mode, answer_schema(ctx.spec, data) if structured else None)
+        schema = answer_schema(ctx.spec, data, box_format) if structured else None
+        return messages, OutputRequest(ctx.config.output_mode, schema)
 
     def predict(self, ctx: PredictionContext, task: Task) -> Prediction:
         """A prediction for one task, as Label Studio stores it; raises TaskError when it cannot be made."""
         data = task.get("data") or {}
-        messages, output = self.request_for(ctx, data)
+        self.check_task(ctx, data)
+        images = self.model_images(ctx, data)
+        messages, output = self.request_for(ctx, data, images)
         # The answer for the cache and the usage counts: should Redis fail them, they are lost, not the answer
         # paid for (the caller keeps it, and a chunk records it once Redis is back: no second LLM call).
         with self.store.one_round_trip(best_effort=True) as writes:
@@ -117,7 +135,7 @@ class Predictor:
             if not answer.cached:
                 usage = TokenUsage(answer.prompt_tokens, answer.completion_tokens, answer.cached_tokens)
                 self.record_usage(ctx, usage, writes=writes)
-        return self.prediction(ctx, data, answer, task.get("id"))
+        return self.prediction(ctx, data, answer, task.get("id"), images)
 
     def record_usage(
         self,
@@ -136,14 +154,43 @@ class Predictor:
             if ctx.job_id:
                 self.jobs.add_usage(ctx.job_id, usage, via_batch, pipe)
 
+    def image_sizes(
+        self, ctx: PredictionContext, data: dict[str, Any], images: list[tuple[TaskObject, str]] | None
+    ) -> dict[str, ImageSize]:
+        """The size of each Image object that shapes are predicted on, read from the picture the model was sent
+        (fetched again when not given: a Batch API answer comes back long after); none for a public URL, which
+        the provider fetches itself."""
+        targets = {output.target.name for output in ctx.spec.outputs if output.kind in SHAPES}
+        if not targets:
+            return {}
+        sizes: dict[str, ImageSize] = {}
+        for obj, url in self.model_images(ctx, data) if images is None else images:
+            size = image_size(url) if obj.name in targets and obj.name not in sizes else None
+            if size is not None:
+                sizes[obj.name] = size
+        return sizes
+
     def prediction(
-        self, ctx: PredictionContext, data: dict[str, Any], answer: LLMAnswer, task_id: object = None
+        self,
+        ctx: PredictionContext,
+        data: dict[str, Any],
+        answer: LLMAnswer,
+        task_id: object = None,
+        images: list[tuple[TaskObject, str]] | None = None,
     ) -> Prediction:
         """The answer's regions (what Label Studio would refuse is dropped and logged), scored by the
         answer's logprobs when the provider sent them, else by how well the labels matched; where several
-        controls chose labels, each region also carries its control's score."""
+        controls chose labels, each region also carries its control's score.  ``images``: what the model was
+        sent (``model_images``), for the size of the images it placed shapes on."""
         reading = read_prediction(
-            ctx.spec, data, ctx.prompt, answer.messages(), answer.mode or "text", self.settings.choice_match_threshold
+            ctx.spec,
+            data,
+            ctx.prompt,
+            answer.messages(),
+            answer.mode or "text",
+            self.settings.choice_match_threshold,
+            ctx.config.vision_box_format,
+            self.image_sizes(ctx, data, images),
         )
         for note in reading.notes:
             log.info("task %s: %s", task_id, note)

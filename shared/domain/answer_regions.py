@@ -12,6 +12,10 @@ to the value, as Label Studio's editor stores it), and the SDK builds a Pairwise
 Studio's editor does (``to_name`` is the Pairwise tag itself) but its own ``validate_region`` refuses
 that ``to_name``; so a Pairwise region is checked as if it pointed to its first object and sent as
 the editor writes it.
+
+Shapes on an image arrive in the project's coordinate convention and become Label Studio's percentages
+(``geometry.py``); a region also carries the image's size in pixels (``original_width``/``original_height``,
+as the editor stores them) where the backend read it from the image.
 """
 
 from __future__ import annotations
@@ -21,12 +25,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.domain.geometry import BOX_FORMATS, DEFAULT_BOX_FORMAT, BoxFormat, ImageSize, ShapeError
 from shared.domain.labeling import (
     CHOICES,
+    KEYPOINTS,
     NUMBER,
+    OPTION_KINDS,
     PAIRWISE,
     PARAGRAPH_SPANS,
+    POLYGONS,
     RATING,
+    RECTANGLES,
+    SHAPES,
     SPANS,
     TAXONOMY,
     TEXT,
@@ -38,7 +48,7 @@ from shared.domain.schema import choice_list, taxonomy_paths
 from shared.domain.score import prediction_score
 from shared.domain.spans import UtteranceSpans, locate
 
-LABEL_KINDS = (CHOICES, SPANS, PARAGRAPH_SPANS, TAXONOMY, PAIRWISE)
+LABEL_KINDS = (CHOICES, SPANS, PARAGRAPH_SPANS, TAXONOMY, PAIRWISE, *SHAPES)
 
 
 @dataclass
@@ -118,11 +128,15 @@ class _Builder:
         data: Mapping[str, Any],
         filled: Filled,
         confidences: Mapping[str, Mapping[str, float]],
+        box_format: BoxFormat,
+        image_sizes: Mapping[str, ImageSize],
     ) -> None:
         self.spec = spec
         self.data = data
         self.filled = filled
         self.confidences = confidences
+        self.box_format = box_format
+        self.image_sizes = image_sizes
 
     def drop(self, output: Output, reason: str) -> None:
         self.filled.dropped.append(f"{output.name}: {reason}")
@@ -233,6 +247,31 @@ class _Builder:
             region["value"]["text"] = span.text
             self.keep(output, region, labels=[item["label"]], confidence=span.confidence)
 
+    def shapes(self, output: Output, value: Any) -> None:
+        """Boxes, points or polygons, each with its label, converted from the project's convention."""
+        size = self.image_sizes.get(output.target.name)
+        mapping = _label_map(output.options_for(self.data))
+        fmt = self.box_format
+        for item in _as_list(value):
+            try:
+                if not isinstance(item, Mapping):
+                    raise _Refused(f"expected an object with a label and its coordinates, got {item!r}")
+                label = _match(item.get("label"), mapping)
+                if output.kind == RECTANGLES:
+                    where: dict[str, Any] = fmt.rectangle(item.get(fmt.box_key), size)
+                elif output.kind == KEYPOINTS:
+                    x, y = fmt.point(item.get(fmt.point_key), size)
+                    where = {"x": x, "y": y}
+                else:
+                    where = {"points": fmt.polygon(item.get("points"), size)}
+            except (_Refused, ShapeError) as exc:
+                self.drop(output, str(exc))
+                continue
+            region = _region(output, label=[label], **where)
+            if size is not None:
+                region.update(original_width=size.width, original_height=size.height, image_rotation=0)
+            self.keep(output, region, labels=[item["label"]])
+
     def rating(self, output: Output, value: Any) -> None:
         top = int(output.control.attr.get("maxRating", 5))
         if type(value) is float and value.is_integer():
@@ -288,14 +327,18 @@ def regions_from_answers(
     data: Mapping[str, Any],
     prompt: str | None,
     confidences: Mapping[str, Mapping[str, float]] | None = None,
+    box_format: str = DEFAULT_BOX_FORMAT,
+    image_sizes: Mapping[str, ImageSize] | None = None,
 ) -> Filled:
     """The regions of one prediction from its answers (see the module's docstring).
 
     ``confidences``: for labels read out of prose, how surely each was read (control name → label as it
     stands in the answer → confidence); they score the prediction when there are no logprobs.
+    ``box_format``: the convention shapes on images were asked in; ``image_sizes``: each Image object's size
+    in pixels (by object name) where it is known.
     """
     filled = Filled(asks_for_labels=any(output.kind in LABEL_KINDS for output in spec.outputs))
-    builder = _Builder(spec, data, filled, confidences or {})
+    builder = _Builder(spec, data, filled, confidences or {}, BOX_FORMATS[box_format], image_sizes or {})
     first = answers[0] if answers else {}
     for output in spec.outputs:
         if output.kind == TEXT:
@@ -304,9 +347,7 @@ def regions_from_answers(
         value = first.get(output.name)
         if value is None or value == []:
             continue
-        if output.kind in (CHOICES, TAXONOMY, SPANS, PARAGRAPH_SPANS) and not choice_list(
-            output, output.options_for(data)
-        ):
+        if output.kind in OPTION_KINDS and not choice_list(output, output.options_for(data)):
             builder.drop(output, f"the task has no options in {output.dynamic_field!r}")
             continue
         handler = {
@@ -317,6 +358,9 @@ def regions_from_answers(
             RATING: builder.rating,
             NUMBER: builder.number,
             PAIRWISE: builder.pairwise,
+            RECTANGLES: builder.shapes,
+            KEYPOINTS: builder.shapes,
+            POLYGONS: builder.shapes,
         }[output.kind]
         handler(output, value)
     if prompt:

@@ -44,6 +44,13 @@ NumResponses = Annotated[int, Field(ge=1, le=20)]
 # bills it at a fraction (see shared.domain.prompts); the reference backend's default puts the data first.
 DEFAULT_PROMPT_TEMPLATE = "Task Directive: {prompt}\n\nSource Text: {text}"
 REFERENCE_PROMPT_TEMPLATE = "Source Text: {text}\n\nTask Directive: {prompt}"
+VisionBoxFormat = Literal["gemini", "pixels", "percent"]  # shared.domain.geometry.BOX_FORMATS
+VISION_BOX_FORMAT_HELP = (
+    "the coordinate convention a vision model is asked to give shapes on images in (RectangleLabels, "
+    "KeyPointLabels, PolygonLabels), converted to Label Studio's percentages: `gemini` (`box_2d` [ymin, xmin, "
+    "ymax, xmax] normalized to 0-1000, as Gemini answers), `pixels` (`bbox_2d` [x1, y1, x2, y2] in pixels of the "
+    "image, as Qwen2.5-VL answers) or `percent` (`box` [x1, y1, x2, y2] in percent of the width and height)"
+)
 BatchApiMode = Literal["off", "auto", "on"]
 BATCH_API_HELP = (
     "the provider's Batch API for batch jobs (`openai` and `azure`; half the price, answers within 24 h): "
@@ -97,6 +104,7 @@ class ProjectConfig(BaseModel):
     prompt: PromptOptions
     output_mode: OutputMode = "auto"
     batch_api: BatchApiMode = "off"
+    vision_box_format: VisionBoxFormat = "gemini"
 
 
 class ExtraParams(BaseModel):
@@ -129,6 +137,7 @@ class ExtraParams(BaseModel):
     default_prompt: str | None = None
     output_mode: OutputMode | None = Field(None, description=OUTPUT_MODE_HELP)
     batch_api: BatchApiMode | None = Field(None, description=BATCH_API_HELP)
+    vision_box_format: VisionBoxFormat | None = Field(None, description=VISION_BOX_FORMAT_HELP)
 
     @classmethod
     def parse(cls, raw: Any) -> ExtraParams:
@@ -377,6 +386,7 @@ class Settings(BaseSettings):
         0.8, description="how similar (0–1) a line of the answer must be to a label when it does not match exactly"
     )
     output_mode: OutputMode = Field("auto", description=OUTPUT_MODE_HELP)
+    vision_box_format: VisionBoxFormat = Field("gemini", description=VISION_BOX_FORMAT_HELP)
     batch_min_tasks: Annotated[int, Field(ge=2)] = Field(
         2,
         description="a `/predict` without an annotator's prompt and with at least this many tasks becomes a batch job",
@@ -591,6 +601,7 @@ class Settings(BaseSettings):
             prompt=prompt,
             output_mode=extra.output_mode or self.output_mode,
             batch_api=extra.batch_api or self.batch_api,
+            vision_box_format=extra.vision_box_format or self.vision_box_format,
         )
 
     def _check_endpoints(self, extra: ExtraParams, llm: LLMOptions) -> None:

@@ -36,6 +36,14 @@ RATING = "rating"
 NUMBER = "number"
 TEXT = "text"  # an output TextArea
 PAIRWISE = "pairwise"
+RECTANGLES = "rectangles"  # RectangleLabels on Image: labelled boxes (shared.domain.geometry)
+KEYPOINTS = "keypoints"  # KeyPointLabels on Image: labelled points
+POLYGONS = "polygons"  # PolygonLabels on Image: labelled outlines
+SHAPES = (RECTANGLES, KEYPOINTS, POLYGONS)
+# Kinds whose answer is a list of items, each checked on its own; an empty list says "none in this task".
+ITEM_KINDS = (SPANS, PARAGRAPH_SPANS, *SHAPES)
+# Kinds that pick from labels: the config's, or a task's (``value="$field"``).
+OPTION_KINDS = (CHOICES, TAXONOMY, SPANS, PARAGRAPH_SPANS, *SHAPES)
 
 _KIND_OF_TAG = {
     "Choices": CHOICES,
@@ -45,16 +53,14 @@ _KIND_OF_TAG = {
     "TextArea": TEXT,
     "Pairwise": PAIRWISE,
 }
+_SHAPE_OF_TAG = {"RectangleLabels": RECTANGLES, "KeyPointLabels": KEYPOINTS, "PolygonLabels": POLYGONS}
 _OPTION_TAGS = ("Choice", "Label")
 _GEOMETRY_TAGS = {
     "Rectangle",
-    "RectangleLabels",
     "Polygon",
-    "PolygonLabels",
     "Ellipse",
     "EllipseLabels",
     "KeyPoint",
-    "KeyPointLabels",
     "Brush",
     "BrushLabels",
     "BitMask",
@@ -286,7 +292,10 @@ def _classify(control: SdkControl, elements: Mapping[str, Element]) -> Output | 
     if control.attr.get("perRegion") == "true":
         return unfilled("per-region controls describe one region each; they are not predicted")
     if tag in _GEOMETRY_TAGS:
-        return unfilled("geometry (shapes on an image) is not predicted by a text LLM")
+        return unfilled(
+            "only labelled boxes, points and polygons (RectangleLabels, KeyPointLabels, PolygonLabels) are predicted "
+            "on an image: vision models name those; unlabelled shapes, ellipses, masks and vectors they do not"
+        )
     objects = list(control.objects or [])
     if not objects:
         return unfilled(f'toName="{",".join(control.to_name or [])}" matches no object tag')
@@ -308,6 +317,12 @@ def _classify(control: SdkControl, elements: Mapping[str, Element]) -> Output | 
         if target.kind != "Paragraphs":
             return unfilled(f"<ParagraphLabels> need <Paragraphs>, not <{target.kind}>")
         kind = PARAGRAPH_SPANS
+    elif tag in _SHAPE_OF_TAG:
+        if target.kind != "Image":
+            return unfilled(f"<{tag}> need <Image>, not <{target.kind}>")
+        if target.tag.attr.get("valueList"):
+            return unfilled("shapes on a multi-image <Image valueList> are not predicted, only on a single image")
+        kind = _SHAPE_OF_TAG[tag]
     elif tag in _KIND_OF_TAG:
         kind = _KIND_OF_TAG[tag]
     else:
@@ -315,9 +330,9 @@ def _classify(control: SdkControl, elements: Mapping[str, Element]) -> Output | 
     if control.attr.get("apiUrl"):
         return unfilled("its options are loaded from apiUrl while annotating, so the LLM cannot see them")
     value = control.attr.get("value", "")
-    dynamic_field = value[1:] if kind in (CHOICES, SPANS, PARAGRAPH_SPANS, TAXONOMY) and value.startswith("$") else None
+    dynamic_field = value[1:] if kind in OPTION_KINDS and value.startswith("$") else None
     options = _options_in(elements[control.name]) if control.name in elements else ()
-    if kind in (CHOICES, SPANS, PARAGRAPH_SPANS, TAXONOMY) and not options and dynamic_field is None:
+    if kind in OPTION_KINDS and not options and dynamic_field is None:
         return unfilled(f"<{tag}> lists no options")
     return Output(control=control, kind=kind, target=target, options=options, dynamic_field=dynamic_field)
 

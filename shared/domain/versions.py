@@ -26,7 +26,8 @@ def answer_format(config: ProjectConfig, label_config: str) -> dict[str, Any] | 
         spec = parse_labeling_config(label_config, config.prompt.prompt_prefix, max_bytes=size)
     except LabelingConfigError:
         return None
-    return {"schema": answer_schema(spec, {}), "instructions": answer_instructions(spec)}
+    box_format = config.vision_box_format
+    return {"schema": answer_schema(spec, {}, box_format), "instructions": answer_instructions(spec, box_format)}
 
 
 def model_version(config: ProjectConfig, label_config: str, project_prompt: str | None) -> str:

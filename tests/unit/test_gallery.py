@@ -92,7 +92,9 @@ def sample_value(node: dict, rng: random.Random, quote: Any) -> Any:
             return item
         return {name: sample_value(child, rng, quote) for name, child in properties.items()}
     if kind == "array":
-        return [sample_value(node["items"], rng, quote) for _ in range(rng.randint(1, 2))]
+        low = node.get("minItems", 1)
+        count = rng.randint(low, min(max(low, 2), node.get("maxItems", low + 2)))
+        return [sample_value(node["items"], rng, quote) for _ in range(count)]
     if kind == "integer":
         return rng.randint(node.get("minimum", 0), node.get("maximum", 10))
     if kind == "number":
