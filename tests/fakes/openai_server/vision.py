@@ -1,0 +1,86 @@
+"""A vision model for the fake: it looks at the picture it was sent and answers where the object is.
+
+The test draws dark objects on a light picture; ``seen_objects`` finds each one's bounding box in the picture the
+request carries (a ``data:`` URI, as the backend inlines it), and ``shapes_reply`` answers them as a model of a
+given family would: Gemini's ``box_2d`` ``[ymin, xmin, ymax, xmax]`` normalized to 0-1000 and ``point``
+``[y, x]``; Qwen2.5-VL's ``bbox_2d`` ``[x1, y1, x2, y2]`` and ``point_2d`` ``[x, y]`` in pixels; or percentages.
+The conventions are written out here on their own, from the providers' documentation, not taken from the
+backend, so a conversion the backend gets wrong puts a region in the wrong place and the test sees it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+from PIL import Image, ImageOps
+
+from tests.fakes.openai_server.chat import Reply
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom in pixels (right and bottom exclusive)
+
+
+def first_picture(messages: list[dict]) -> Image.Image:
+    """The first image of the request's messages, decoded (it must be inlined: the fake fetches no URL)."""
+    for message in messages:
+        for part in message["content"] if isinstance(message["content"], list) else []:
+            if part.get("type") == "image_url":
+                url = part["image_url"]["url"]
+                assert url.startswith("data:"), f"the fake model sees only inlined pictures, not {url[:80]}"
+                return Image.open(io.BytesIO(base64.b64decode(url.partition(",")[2])))
+    raise AssertionError("the request carries no picture")
+
+
+def seen_objects(picture: Image.Image) -> list[Box]:
+    """The bounding box of each dark object on the light picture, left to right (objects do not overlap)."""
+    ink = ImageOps.invert(ImageOps.exif_transpose(picture).convert("L")).point(lambda value: 255 if value > 128 else 0)
+    boxes: list[Box] = []
+    columns = [x for x in range(ink.width) if ink.crop((x, 0, x + 1, ink.height)).getbbox()]
+    runs: list[tuple[int, int]] = []
+    for x in columns:
+        if runs and runs[-1][1] == x:
+            runs[-1] = (runs[-1][0], x + 1)
+        else:
+            runs.append((x, x + 1))
+    for left, right in runs:
+        _, top, _, bottom = ink.crop((left, 0, right, ink.height)).getbbox()
+        boxes.append((left, top, right, bottom))
+    return boxes
+
+
+def _box(convention: str, box: Box, width: int, height: int) -> tuple[str, list[float]]:
+    left, top, right, bottom = box
+    if convention == "gemini":
+        return "box_2d", [
+            round(v * 1000 / s) for v, s in ((top, height), (left, width), (bottom, height), (right, width))
+        ]
+    if convention == "pixels":
+        return "bbox_2d", [left, top, right, bottom]
+    return "box", [left * 100 / width, top * 100 / height, right * 100 / width, bottom * 100 / height]
+
+
+def _point(convention: str, box: Box, width: int, height: int) -> tuple[str, list[float]]:
+    x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    if convention == "gemini":
+        return "point", [round(y * 1000 / height), round(x * 1000 / width)]
+    if convention == "pixels":
+        return "point_2d", [x, y]
+    return "point", [x * 100 / width, y * 100 / height]
+
+
+def shapes_reply(convention: str, labels: dict[str, str], answer: dict | None = None) -> Reply:
+    """A reply that names every object of the picture: ``labels`` maps a control to the label its shapes get
+    (a RectangleLabels control gets boxes, a control whose name holds "point" the objects' centres)."""
+
+    def reply(messages: list[dict], index: int) -> dict:
+        picture = first_picture(messages)
+        width, height = ImageOps.exif_transpose(picture).size
+        found = dict(answer or {})
+        for control, label in labels.items():
+            shape = _point if "point" in control else _box
+            found[control] = [
+                dict([("label", label), shape(convention, box, width, height)]) for box in seen_objects(picture)
+            ]
+        return found
+
+    return reply
