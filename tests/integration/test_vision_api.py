@@ -5,15 +5,13 @@ over HTTP through the real openai client, and ``/predict`` returns Label Studio 
 from __future__ import annotations
 
 import base64
-import io
 import logging
 
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
-from PIL import Image, ImageDraw
 
 from tests.fakes.label_studio import FakeLabelStudio
-from tests.fakes.openai_server.vision import shapes_reply
+from tests.fakes.openai_server.vision import picture_with, shapes_reply
 
 PROJECT = "11.1700000000"
 CONFIG = """<View>
@@ -21,6 +19,7 @@ CONFIG = """<View>
   <TextArea name="prompt" toName="img"/>
   <RectangleLabels name="boxes" toName="img"><Label value="Car"/><Label value="Person"/></RectangleLabels>
   <KeyPointLabels name="points" toName="img"><Label value="Centre"/></KeyPointLabels>
+  <PolygonLabels name="outlines" toName="img"><Label value="Car"/></PolygonLabels>
   <Choices name="scene" toName="img"><Choice value="Day"/><Choice value="Night"/></Choices>
 </View>"""
 WIDTH, HEIGHT = 800, 600
@@ -31,18 +30,13 @@ PERCENT = [
     {"x": 81.25, "y": 10.0, "width": 12.5, "height": 10.0},
 ]
 CENTRES = [{"x": 50.0, "y": 50.0}, {"x": 87.5, "y": 15.0}]
+OUTLINES = [[25, 25, 75, 25, 75, 75, 25, 75], [81.25, 10, 93.75, 10, 93.75, 20, 81.25, 20]]  # corners, clockwise
 UPLOAD = "/data/upload/1/street.png"
 PNG_KEYS = {"gemini": "box_2d", "pixels": "bbox_2d", "percent": "box"}
 
 
-def picture(fmt: str = "PNG") -> bytes:
-    image = Image.new("RGB", (WIDTH, HEIGHT), "white")
-    draw = ImageDraw.Draw(image)
-    for left, top, right, bottom in OBJECTS:
-        draw.rectangle((left, top, right - 1, bottom - 1), fill="black")
-    out = io.BytesIO()
-    image.save(out, fmt)
-    return out.getvalue()
+def picture() -> bytes:
+    return picture_with(OBJECTS, WIDTH, HEIGHT)
 
 
 @pytest.fixture
@@ -76,7 +70,9 @@ def test_boxes_in_each_convention_land_where_the_objects_are(
 ):
     settings = make_settings(label_studio_url=label_studio.url, label_studio_api_key="ls-token-vision")
     client = make_client(settings.model_copy(update={"vision_box_format": convention}))
-    fake_llm.reply = shapes_reply(convention, {"boxes": "Car", "points": "Centre"}, {"scene": "Day"})
+    fake_llm.reply = shapes_reply(
+        convention, {"boxes": "Car"}, {"points": "Centre"}, {"outlines": "Car"}, {"scene": "Day"}
+    )
 
     prediction = predict(client, UPLOAD)
 
@@ -89,6 +85,10 @@ def test_boxes_in_each_convention_land_where_the_objects_are(
     assert [placed(point) for point in regions(prediction, "points")] == [
         pytest.approx(where, abs=0.1) for where in CENTRES
     ]
+    outlines = [
+        [value for point in region["value"]["points"] for value in point] for region in regions(prediction, "outlines")
+    ]
+    assert outlines == [pytest.approx(corners, abs=0.1) for corners in OUTLINES]
     [request] = fake_llm.chat_requests
     schema = request.body["response_format"]["json_schema"]["schema"]
     assert schema["properties"]["boxes"]["anyOf"][0]["items"]["required"] == ["label", PNG_KEYS[convention]]
@@ -103,7 +103,9 @@ def test_a_projects_extra_param_chooses_its_convention_and_its_model_version(
     default = client.post("/setup", json=setup).json["model_version"]
     pixels = client.post("/setup", json=setup | {"extra_params": {"vision_box_format": "pixels"}})
     assert pixels.status_code == 200 and pixels.json["model_version"] != default
-    fake_llm.reply = shapes_reply("pixels", {"boxes": "Person", "points": "Centre"}, {"scene": None})
+    fake_llm.reply = shapes_reply(
+        "pixels", {"boxes": "Person"}, {"points": "Centre"}, answer={"scene": None, "outlines": []}
+    )
 
     prediction = predict(client, UPLOAD)
 
@@ -116,14 +118,16 @@ def test_a_projects_extra_param_chooses_its_convention_and_its_model_version(
 def test_an_inline_picture_is_measured_and_a_public_url_is_not(make_client, make_settings, fake_llm, caplog):
     caplog.set_level(logging.WARNING, logger="shared.predictor")
     client = make_client(make_settings().model_copy(update={"vision_box_format": "pixels"}))
-    fake_llm.reply = shapes_reply("pixels", {"boxes": "Car", "points": "Centre"}, {"scene": "Night"})
+    fake_llm.reply = shapes_reply(
+        "pixels", {"boxes": "Car"}, {"points": "Centre"}, answer={"scene": "Night", "outlines": []}
+    )
     inline = "data:image/png;base64," + base64.b64encode(picture()).decode()
 
     assert [placed(box) for box in regions(predict(client, inline), "boxes")] == PERCENT
 
     # A public URL goes to the provider as it is: the backend never holds the picture, so pixels cannot be placed
     box = {"label": "Car", "bbox_2d": [200, 150, 600, 450]}
-    fake_llm.reply = lambda messages, index: {"boxes": [box], "points": [], "scene": "Night"}
+    fake_llm.reply = lambda messages, index: {"boxes": [box], "points": [], "outlines": [], "scene": "Night"}
     prediction = predict(client, "https://example.com/street.png")
     assert regions(prediction, "boxes") == []
     assert "dropped boxes: pixels coordinates need the image's size, which is unknown for this image" in caplog.text

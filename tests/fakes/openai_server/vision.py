@@ -13,11 +13,22 @@ from __future__ import annotations
 import base64
 import io
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 
 from tests.fakes.openai_server.chat import Reply
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom in pixels (right and bottom exclusive)
+
+
+def picture_with(objects: list[Box], width: int, height: int, fmt: str = "PNG") -> bytes:
+    """A light picture with a dark object filling each box: what the tests show the fake model."""
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    for left, top, right, bottom in objects:
+        draw.rectangle((left, top, right - 1, bottom - 1), fill="black")
+    out = io.BytesIO()
+    image.save(out, fmt)
+    return out.getvalue()
 
 
 def first_picture(messages: list[dict]) -> Image.Image:
@@ -68,16 +79,33 @@ def _point(convention: str, box: Box, width: int, height: int) -> tuple[str, lis
     return "point", [x * 100 / width, y * 100 / height]
 
 
-def shapes_reply(convention: str, labels: dict[str, str], answer: dict | None = None) -> Reply:
-    """A reply that names every object of the picture: ``labels`` maps a control to the label its shapes get
-    (a RectangleLabels control gets boxes, a control whose name holds "point" the objects' centres)."""
+def _outline(convention: str, box: Box, width: int, height: int) -> tuple[str, list[list[float]]]:
+    left, top, right, bottom = box
+    corners = [(left, top), (right, top), (right, bottom), (left, bottom)]
+    return "points", [_point(convention, (x, y, x, y), width, height)[1] for x, y in corners]
+
+
+def shapes_reply(
+    convention: str,
+    boxes: dict[str, str] | None = None,
+    points: dict[str, str] | None = None,
+    outlines: dict[str, str] | None = None,
+    answer: dict | None = None,
+) -> Reply:
+    """A reply that names every object of the picture, to each control (name → the label its shapes get) as
+    ``boxes``, as ``points`` (the objects' centres) or as ``outlines`` (polygons through the boxes' corners);
+    ``answer`` holds the other controls' values."""
+    shapes = [
+        (kind, control, label)
+        for kind, given in ((_box, boxes), (_point, points), (_outline, outlines))
+        for control, label in (given or {}).items()
+    ]
 
     def reply(messages: list[dict], index: int) -> dict:
         picture = first_picture(messages)
         width, height = ImageOps.exif_transpose(picture).size
         found = dict(answer or {})
-        for control, label in labels.items():
-            shape = _point if "point" in control else _box
+        for shape, control, label in shapes:
             found[control] = [
                 dict([("label", label), shape(convention, box, width, height)]) for box in seen_objects(picture)
             ]
