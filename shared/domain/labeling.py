@@ -362,8 +362,7 @@ def _build_spec(config: str, root: Element, prompt_prefix: str) -> LabelingSpec:
             f'labeling config has nowhere to put the answer: add a <TextArea> (other than "{prompt.name}"), '
             f"<Choices>, <Labels>, <Taxonomy>, <Rating> or <Number> pointing to one of "
             f"<{'>, <'.join(SUPPORTED_OBJECTS)}> (or <RectangleLabels>, <KeyPointLabels>, <PolygonLabels> on an "
-            "<Image>)"
-            + (f" (not filled: {'; '.join(f'{u.name}: {u.reason}' for u in unfilled)})" if unfilled else "")
+            "<Image>)" + (f" (not filled: {'; '.join(f'{u.name}: {u.reason}' for u in unfilled)})" if unfilled else "")
         )
     objects = tuple(TaskObject(obj) for obj in interface.objects if obj.tag in SUPPORTED_OBJECTS)
     return LabelingSpec(
