@@ -156,18 +156,17 @@ class Predictor:
 
     def image_sizes(
         self, ctx: PredictionContext, data: dict[str, Any], images: list[tuple[TaskObject, str]] | None
-    ) -> dict[str, ImageSize]:
-        """The size of each Image object that shapes are predicted on, read from the picture the model was sent
-        (fetched again when not given: a Batch API answer comes back long after); none for a public URL, which
-        the provider fetches itself."""
+    ) -> dict[str, list[ImageSize | None]]:
+        """The size of each picture of the Image objects that shapes are predicted on (by object name), read from
+        the picture the model was sent (fetched again when not given: a Batch API answer comes back long after);
+        None for a public URL, which the provider fetches itself."""
         targets = {output.target.name for output in ctx.spec.outputs if output.kind in SHAPES}
         if not targets:
             return {}
-        sizes: dict[str, ImageSize] = {}
+        sizes: dict[str, list[ImageSize | None]] = {}
         for obj, url in self.model_images(ctx, data) if images is None else images:
-            size = image_size(url) if obj.name in targets and obj.name not in sizes else None
-            if size is not None:
-                sizes[obj.name] = size
+            if obj.name in targets:
+                sizes.setdefault(obj.name, []).append(image_size(url))
         return sizes
 
     def prediction(

@@ -15,7 +15,8 @@ the editor writes it.
 
 Shapes on an image arrive in the project's coordinate convention and become Label Studio's percentages
 (``geometry.py``); a region also carries the image's size in pixels (``original_width``/``original_height``,
-as the editor stores them) where the backend read it from the image.
+as the editor stores them) where the backend read it from the image, and on an ``<Image valueList>`` the
+picture it is on (``item_index``, from 0, as the editor stores it; the model counts them from 1).
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ class _Builder:
         filled: Filled,
         confidences: Mapping[str, Mapping[str, float]],
         box_format: BoxFormat,
-        image_sizes: Mapping[str, ImageSize],
+        image_sizes: Mapping[str, Sequence[ImageSize | None]],
     ) -> None:
         self.spec = spec
         self.data = data
@@ -247,9 +248,22 @@ class _Builder:
             region["value"]["text"] = span.text
             self.keep(output, region, labels=[item["label"]], confidence=span.confidence)
 
+    def picture(self, output: Output, item: Mapping[str, Any]) -> int | None:
+        """The index (from 0) of the picture of an ``<Image valueList>`` a shape is on; None on a single image."""
+        if not output.target.image_list:
+            return None
+        pictures = self.data.get(output.target.field or "")
+        count = len(pictures) if isinstance(pictures, list) else 0
+        number = item.get("image")
+        if type(number) is not int or not 1 <= number <= count:
+            raise _Refused(
+                f"image must be the number of one of the {count} pictures of {output.target.name}, got {number!r}"
+            )
+        return number - 1
+
     def shapes(self, output: Output, value: Any) -> None:
         """Boxes, points or polygons, each with its label, converted from the project's convention."""
-        size = self.image_sizes.get(output.target.name)
+        sizes = self.image_sizes.get(output.target.name, ())
         mapping = _label_map(output.options_for(self.data))
         fmt = self.box_format
         for item in _as_list(value):
@@ -257,6 +271,8 @@ class _Builder:
                 if not isinstance(item, Mapping):
                     raise _Refused(f"expected an object with a label and its coordinates, got {item!r}")
                 label = _match(item.get("label"), mapping)
+                index = self.picture(output, item)
+                size = sizes[index or 0] if len(sizes) > (index or 0) else None
                 if output.kind == RECTANGLES:
                     where: dict[str, Any] = fmt.rectangle(item.get(fmt.box_key), size)
                 elif output.kind == KEYPOINTS:
@@ -270,6 +286,8 @@ class _Builder:
             region = _region(output, label=[label], **where)
             if size is not None:
                 region.update(original_width=size.width, original_height=size.height, image_rotation=0)
+            if index is not None:
+                region["item_index"] = index
             self.keep(output, region, labels=[item["label"]])
 
     def rating(self, output: Output, value: Any) -> None:
@@ -328,14 +346,14 @@ def regions_from_answers(
     prompt: str | None,
     confidences: Mapping[str, Mapping[str, float]] | None = None,
     box_format: str = DEFAULT_BOX_FORMAT,
-    image_sizes: Mapping[str, ImageSize] | None = None,
+    image_sizes: Mapping[str, Sequence[ImageSize | None]] | None = None,
 ) -> Filled:
     """The regions of one prediction from its answers (see the module's docstring).
 
     ``confidences``: for labels read out of prose, how surely each was read (control name → label as it
     stands in the answer → confidence); they score the prediction when there are no logprobs.
-    ``box_format``: the convention shapes on images were asked in; ``image_sizes``: each Image object's size
-    in pixels (by object name) where it is known.
+    ``box_format``: the convention shapes on images were asked in; ``image_sizes``: the size in pixels of each
+    picture of an Image object (by object name; None where it is unknown).
     """
     filled = Filled(asks_for_labels=any(output.kind in LABEL_KINDS for output in spec.outputs))
     builder = _Builder(spec, data, filled, confidences or {}, BOX_FORMATS[box_format], image_sizes or {})

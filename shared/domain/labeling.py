@@ -113,6 +113,11 @@ class TaskObject:
     def field(self) -> str | None:
         return self.tag.value_name if self.tag.value_is_variable else None
 
+    @property
+    def image_list(self) -> bool:
+        """An ``<Image valueList="$pages">``: several pictures (pages) in one task, regions naming theirs."""
+        return self.kind == "Image" and bool(self.tag.attr.get("valueList"))
+
 
 @dataclass(frozen=True)
 class Output:
@@ -320,8 +325,6 @@ def _classify(control: SdkControl, elements: Mapping[str, Element]) -> Output | 
     elif tag in _SHAPE_OF_TAG:
         if target.kind != "Image":
             return unfilled(f"<{tag}> need <Image>, not <{target.kind}>")
-        if target.tag.attr.get("valueList"):
-            return unfilled("shapes on a multi-image <Image valueList> are not predicted, only on a single image")
         kind = _SHAPE_OF_TAG[tag]
     elif tag in _KIND_OF_TAG:
         kind = _KIND_OF_TAG[tag]

@@ -261,10 +261,11 @@ def read_prediction(
     mode: str,
     threshold: float,
     box_format: str = DEFAULT_BOX_FORMAT,
-    image_sizes: Mapping[str, ImageSize] | None = None,
+    image_sizes: Mapping[str, Sequence[ImageSize | None]] | None = None,
 ) -> Reading:
     """The regions of one prediction from the model's messages (one per choice) in a resolved output mode;
-    shapes on images as asked in ``box_format``, converted with the images' sizes (by object name) where known.
+    shapes on images as asked in ``box_format``, converted with the sizes of each Image object's pictures (by
+    object name) where known.
 
     Raises AnswerFormatError when nothing can be read, the answer does not decline and no output TextArea can
     hold the text.

@@ -114,6 +114,8 @@ def _coordinates(box_format: BoxFormat, count: int) -> dict[str, Any]:
 
 def _shape_item(output: Output, labels: list[str], box_format: BoxFormat) -> dict[str, Any]:
     properties: dict[str, Any] = {"label": {"type": "string", "enum": labels}}
+    if output.target.image_list:
+        properties["image"] = {"type": "integer", "minimum": 1, "description": _picture_number(output)}
     if output.kind == RECTANGLES:
         properties[box_format.box_key] = _coordinates(box_format, 4)
     elif output.kind == KEYPOINTS:
@@ -123,14 +125,23 @@ def _shape_item(output: Output, labels: list[str], box_format: BoxFormat) -> dic
     return {"type": "object", "properties": properties, "required": list(properties)}
 
 
+def _picture_number(output: Output) -> str:
+    return f"which of the pictures of `{output.target.name}` it is on, counted from 1 in the order they are attached"
+
+
 def shape_words(output: Output, box_format: BoxFormat) -> str:
     """How one shape of this output is written, in words (its keys, order and unit)."""
     fmt = box_format
+    picture = ", image" if output.target.image_list else ""
     if output.kind == RECTANGLES:
-        return f"{{label, {fmt.box_key}}}: {fmt.box_key} is {fmt.box_order} {fmt.unit}"
-    if output.kind == KEYPOINTS:
-        return f"{{label, {fmt.point_key}}}: {fmt.point_key} is {fmt.point_order} {fmt.unit}"
-    return f"{{label, points}}: points are the outline's corners in order, each {fmt.point_order} {fmt.unit}"
+        words = f"{{label{picture}, {fmt.box_key}}}: {fmt.box_key} is {fmt.box_order} {fmt.unit}"
+    elif output.kind == KEYPOINTS:
+        words = f"{{label{picture}, {fmt.point_key}}}: {fmt.point_key} is {fmt.point_order} {fmt.unit}"
+    else:
+        words = (
+            f"{{label{picture}, points}}: points are the outline's corners in order, each {fmt.point_order} {fmt.unit}"
+        )
+    return f"{words}; image is {_picture_number(output)}" if picture else words
 
 
 def output_schema(output: Output, options: Sequence[Option], box_format: BoxFormat) -> dict[str, Any]:

@@ -23,13 +23,12 @@ from tests.unit.test_gallery import TEMPLATES, sample_answer, sample_task, with_
 
 PROJECT = "5.1700000000"
 FILL_BAR = 0.9
-# What /setup may still refuse: HTML spans, shapes on a multi-image <Image valueList>, OCR's unlabelled boxes and
-# polygons with their per-region transcriptions, and masks.  Every other template, shapes on images included, is
+# What /setup may still refuse: HTML spans, OCR's unlabelled boxes and polygons with their per-region
+# transcriptions, and masks.  Every other template, shapes on images included, is
 # accepted.
 STILL_REFUSED = {
     "community-contributions__html-ner-tagging-person-and-organization",
     "structured-data-parsing__html-entity-recognition",
-    "computer-vision__multipage-documents",
     "computer-vision__optical-character-recognition",
     "computer-vision__semantic-segmentation-with-masks",
 }
@@ -45,7 +44,7 @@ CENTRES = [{"x": 25.0, "y": 20.0}, {"x": 78.125, "y": 70.0}]
 
 def with_pictures(spec, data: dict) -> dict:
     images = {obj.field for obj in spec.objects if obj.kind == "Image" and obj.field in data}
-    return data | {field: [PICTURE] if isinstance(data[field], list) else PICTURE for field in images}
+    return data | {field: [PICTURE, PICTURE] if isinstance(data[field], list) else PICTURE for field in images}
 
 
 def shapes_of(spec, schema: dict, answer: dict):
@@ -57,7 +56,8 @@ def shapes_of(spec, schema: dict, answer: dict):
             kinds[output.kind][output.name] = labels[-1]
     if not any(kinds.values()):
         return (lambda messages, index: answer), kinds
-    return shapes_reply("gemini", kinds[RECTANGLES], kinds[KEYPOINTS], kinds[POLYGONS], answer), kinds
+    numbered = frozenset(output.name for output in spec.outputs if output.target.image_list)
+    return shapes_reply("gemini", kinds[RECTANGLES], kinds[KEYPOINTS], kinds[POLYGONS], answer, numbered), kinds
 
 
 def assert_where_the_objects_are(prediction: dict, kinds: dict) -> None:
@@ -104,6 +104,9 @@ def predict_template(client, fake_llm, config: str) -> tuple[int, int, str]:
     checked = {**prediction, "result": [region for region in prediction["result"] if region["type"] != "pairwise"]}
     assert LabelInterface(config).validate_prediction(checked, return_errors=True) == []
     assert_where_the_objects_are(prediction, shape_controls)
+    on_pages = {output.name for output in spec.outputs if output.target.image_list}
+    pages = {region["item_index"] for region in prediction["result"] if region["from_name"] in on_pages}
+    assert pages == ({0, 1} if on_pages else set()), "shapes on an <Image valueList> are on the picture seen"
     filled = {region["from_name"] for region in prediction["result"]} - {spec.prompt.name}
     unfilled = ", ".join(f"{item.name}:{item.tag}" for item in spec.unfilled)
     return len(spec.outputs), len(filled), f"unfilled {unfilled}" if unfilled else ""

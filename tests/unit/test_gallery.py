@@ -111,6 +111,9 @@ def sample_answer(spec: LabelingSpec, schema: dict, data: dict, seed: int) -> di
         output = spec.output(name)
         quote = quoter(output, data, rng) if output.kind in (SPANS, PARAGRAPH_SPANS) else None
         answer[name] = sample_value(node, rng, quote)
+        if output.target.image_list and answer[name]:  # shapes on an <Image valueList> name one of its pictures
+            for item in answer[name]:
+                item["image"] = rng.randint(1, len(data[output.target.field]))
     return answer
 
 

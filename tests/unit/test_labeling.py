@@ -215,14 +215,13 @@ def test_a_choices_alias_and_hint_are_its_synonyms_as_the_sdk_reads_them():
         ('<Rectangle name="r" toName="img"/>', "unlabelled shapes, ellipses, masks and vectors"),
         ('<EllipseLabels name="e" toName="img"><Label value="A"/></EllipseLabels>', "only labelled boxes"),
         ('<PolygonLabels name="p" toName="t"><Label value="A"/></PolygonLabels>', "need <Image>, not <Text>"),
-        ('<RectangleLabels name="r" toName="pages"><Label value="A"/></RectangleLabels>', "multi-image"),
         ('<KeyPointLabels name="k" toName="img"/>', "lists no options"),
     ],
 )
 def test_controls_out_of_scope_are_unfilled_with_the_reason(control, reason):
     config = f"""<View><Text name="t" value="$t"/><HyperText name="page" value="$html"/>
       <Image name="img" value="$img"/><Audio name="a" value="$audio"/><Paragraphs name="chat" value="$chat"/>
-      <Image name="pages" valueList="$pages"/>
+
       <TextArea name="prompt" toName="t"/><TextArea name="answer" toName="t"/>{control}</View>"""
     spec = parse_labeling_config(config, "prompt")
     assert kinds(spec) == [("answer", "text")]

@@ -21,7 +21,7 @@ CONFIG = """<View>
   <Choices name="scene" toName="img"><Choice value="Day"/><Choice value="Night"/></Choices>
 </View>"""
 DATA = {"image": "https://example.com/a.png", "objects": [{"value": "Road"}, {"value": "Sky"}]}
-SIZE = {"img": ImageSize(800, 600)}
+SIZE = {"img": [ImageSize(800, 600)]}
 PIXELS_ANSWER = {
     "boxes": [{"label": "Car", "bbox_2d": [200, 150, 600, 450]}, {"label": "Person", "bbox_2d": [0, 0, 80, 600]}],
     "points": [{"label": "Nose", "point_2d": [400, 60]}],
@@ -135,3 +135,46 @@ def test_a_structured_answer_is_read_in_the_projects_convention(spec):
     reading = read_prediction(spec, DATA, None, [{"content": content}], "json_schema", 0.8, "percent")
     [car] = reading.filled.regions
     assert car["value"] == {"x": 10, "y": 20, "width": 20, "height": 20, "rotation": 0, "rectanglelabels": ["Car"]}
+
+
+PAGES = """<View>
+  <Image name="pdf" valueList="$pages"/>
+  <TextArea name="prompt" toName="pdf"/>
+  <RectangleLabels name="fields" toName="pdf"><Label value="Title"/><Label value="Date"/></RectangleLabels>
+</View>"""
+
+
+def test_shapes_on_a_multi_image_name_their_picture_and_are_stored_with_its_index():
+    spec = parse_labeling_config(PAGES, "prompt")
+    data = {"pages": ["https://example.com/1.png", "https://example.com/2.png"]}
+    item = answer_schema(spec, data, "pixels")["properties"]["fields"]["anyOf"][0]["items"]
+    assert item["required"] == ["label", "image", "bbox_2d"] and item["properties"]["image"]["minimum"] == 1
+    assert "image is which of the pictures of `pdf` it is on" in answer_instructions(spec, "pixels")
+    answer = {
+        "fields": [
+            {"label": "Title", "image": 1, "bbox_2d": [100, 50, 500, 100]},
+            {"label": "Date", "image": 2, "bbox_2d": [30, 60, 90, 75]},
+            {"label": "Date", "image": 3, "bbox_2d": [30, 60, 90, 75]},
+            {"label": "Date", "bbox_2d": [30, 60, 90, 75]},
+        ]
+    }
+    sizes = {"pdf": [ImageSize(1000, 500), ImageSize(300, 150)]}  # two pages of different sizes
+    filled = regions_from_answers(spec, [answer], data, None, box_format="pixels", image_sizes=sizes)
+    assert spec.interface.validate_prediction({"result": filled.regions, "score": 1.0}, return_errors=True) == []
+    title, date = filled.regions
+    assert (title["item_index"], title["original_width"], title["value"]["x"], title["value"]["width"]) == (
+        0,
+        1000,
+        10.0,
+        40.0,
+    )
+    assert (date["item_index"], date["original_width"], date["value"]["x"], date["value"]["width"]) == (
+        1,
+        300,
+        10.0,
+        20.0,
+    )
+    assert filled.dropped == [
+        "fields: image must be the number of one of the 2 pictures of pdf, got 3",
+        "fields: image must be the number of one of the 2 pictures of pdf, got None",
+    ]

@@ -31,15 +31,17 @@ def picture_with(objects: list[Box], width: int, height: int, fmt: str = "PNG") 
     return out.getvalue()
 
 
-def first_picture(messages: list[dict]) -> Image.Image:
-    """The first image of the request's messages, decoded (it must be inlined: the fake fetches no URL)."""
+def pictures_of(messages: list[dict]) -> list[Image.Image]:
+    """The images of the request's messages in order, decoded (they must be inlined: the fake fetches no URL)."""
+    found = []
     for message in messages:
         for part in message["content"] if isinstance(message["content"], list) else []:
             if part.get("type") == "image_url":
                 url = part["image_url"]["url"]
                 assert url.startswith("data:"), f"the fake model sees only inlined pictures, not {url[:80]}"
-                return Image.open(io.BytesIO(base64.b64decode(url.partition(",")[2])))
-    raise AssertionError("the request carries no picture")
+                found.append(Image.open(io.BytesIO(base64.b64decode(url.partition(",")[2]))))
+    assert found, "the request carries no picture"
+    return found
 
 
 def seen_objects(picture: Image.Image) -> list[Box]:
@@ -91,10 +93,12 @@ def shapes_reply(
     points: dict[str, str] | None = None,
     outlines: dict[str, str] | None = None,
     answer: dict | None = None,
+    numbered: frozenset[str] = frozenset(),
 ) -> Reply:
-    """A reply that names every object of the picture, to each control (name → the label its shapes get) as
-    ``boxes``, as ``points`` (the objects' centres) or as ``outlines`` (polygons through the boxes' corners);
-    ``answer`` holds the other controls' values."""
+    """A reply that names every object of the first picture, to each control (name → the label its shapes get)
+    as ``boxes``, as ``points`` (the objects' centres) or as ``outlines`` (polygons through the boxes' corners);
+    a control in ``numbered`` (on an ``<Image valueList>``) gets the objects of every picture, each shape with
+    its picture's number (``image``, from 1).  ``answer`` holds the other controls' values."""
     shapes = [
         (kind, control, label)
         for kind, given in ((_box, boxes), (_point, points), (_outline, outlines))
@@ -102,13 +106,15 @@ def shapes_reply(
     ]
 
     def reply(messages: list[dict], index: int) -> dict:
-        picture = first_picture(messages)
-        width, height = ImageOps.exif_transpose(picture).size
+        pictures = list(enumerate(pictures_of(messages), start=1))
         found = dict(answer or {})
         for shape, control, label in shapes:
-            found[control] = [
-                dict([("label", label), shape(convention, box, width, height)]) for box in seen_objects(picture)
-            ]
+            found[control] = []
+            for number, picture in pictures if control in numbered else pictures[:1]:
+                width, height = ImageOps.exif_transpose(picture).size
+                for box in seen_objects(picture):
+                    item = dict([("label", label), shape(convention, box, width, height)])
+                    found[control].append(item | {"image": number} if control in numbered else item)
         return found
 
     return reply
