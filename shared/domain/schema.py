@@ -126,7 +126,7 @@ def _shape_item(output: Output, labels: list[str], box_format: BoxFormat) -> dic
 
 
 def _picture_number(output: Output) -> str:
-    return f"which of the pictures of `{output.target.name}` it is on, counted from 1 in the order they are attached"
+    return f"which of the pictures of `{output.target.name}` it is on, counted from 1 among its own pictures in order"
 
 
 def shape_words(output: Output, box_format: BoxFormat) -> str:
