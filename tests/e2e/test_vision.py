@@ -29,6 +29,7 @@ CONFIG = """<View>
 </View>"""
 WIDTH, HEIGHT = 800, 600
 OBJECT = (200, 150, 600, 450)  # the dark object: left, top, right, bottom in pixels
+MIDDLE = {"x": 25.0, "y": 25.0, "width": 50.0, "height": 50.0, "rotation": 0}  # the box in the middle, in %
 
 
 def upload_picture(label_studio, project) -> None:
@@ -64,14 +65,7 @@ def test_pixel_boxes_are_stored_and_drawn_where_the_object_is(ls, label_studio, 
     assert LabelInterface(CONFIG).validate_prediction(prediction, return_errors=True) == []
     by_name = {region["from_name"]: region for region in prediction["result"]}
     box, centre = by_name["boxes"], by_name["centres"]
-    assert box["value"] == {
-        "x": 25.0,
-        "y": 25.0,
-        "width": 50.0,
-        "height": 50.0,
-        "rotation": 0,
-        "rectanglelabels": ["Car"],
-    }
+    assert box["value"] == MIDDLE | {"rectanglelabels": ["Car"]}
     assert (box["original_width"], box["original_height"], box["image_rotation"]) == (WIDTH, HEIGHT, 0)
     assert centre["value"] == {"x": 50.0, "y": 50.0, "keypointlabels": ["Centre"]}
     [call] = calls_for(fake_llm, marker)

@@ -22,6 +22,7 @@ CONFIG = """<View>
 </View>"""
 DATA = {"image": "https://example.com/a.png", "objects": [{"value": "Road"}, {"value": "Sky"}]}
 SIZE = {"img": [ImageSize(800, 600)]}
+MIDDLE = {"x": 25.0, "y": 25.0, "width": 50.0, "height": 50.0, "rotation": 0}  # the box in the middle, in %
 PIXELS_ANSWER = {
     "boxes": [{"label": "Car", "bbox_2d": [200, 150, 600, 450]}, {"label": "Person", "bbox_2d": [0, 0, 80, 600]}],
     "points": [{"label": "Nose", "point_2d": [400, 60]}],
@@ -49,14 +50,7 @@ def test_pixel_shapes_become_percent_regions_with_the_images_size(spec):
     regions = by_name(filled.regions)
     car, person = regions["boxes"]
     assert car["type"] == "rectanglelabels" and car["to_name"] == "img"
-    assert car["value"] == {
-        "x": 25.0,
-        "y": 25.0,
-        "width": 50.0,
-        "height": 50.0,
-        "rotation": 0,
-        "rectanglelabels": ["Car"],
-    }
+    assert car["value"] == MIDDLE | {"rectanglelabels": ["Car"]}
     assert person["value"]["rectanglelabels"] == ["person"]  # stored as the alias, as Label Studio stores it
     assert (car["original_width"], car["original_height"], car["image_rotation"]) == (800, 600, 0)
     [nose] = regions["points"]
