@@ -72,7 +72,7 @@ class Predictor:
         return self.label_studio(ctx.access) if ctx.access else None
 
     @staticmethod
-    def check_task(ctx: PredictionContext, data: dict[str, Any]) -> str:
+    def _checked_prompt(ctx: PredictionContext, data: dict[str, Any]) -> str:
         """The prompt, or TaskError for a task that cannot be sent: no prompt, or text that cannot be encoded."""
         if ctx.prompt is None:
             raise TaskError(ctx.prompt_error or "no prompt")
@@ -92,17 +92,22 @@ class Predictor:
             for item in (value if isinstance(value, list) else [value])
         ]
 
-    def request_for(
-        self, ctx: PredictionContext, data: dict[str, Any], images: list[tuple[TaskObject, str]] | None = None
-    ) -> tuple[list[dict[str, Any]], OutputRequest]:
-        """The messages for one task and how its answer is asked for.
+    def request_for(self, ctx: PredictionContext, data: dict[str, Any]) -> tuple[list[dict[str, Any]], OutputRequest]:
+        """The messages for one task and how its answer is asked for (``request_with_images``)."""
+        messages, output, _images = self.request_with_images(ctx, data)
+        return messages, output
 
-        Every object of the config goes to the model, each named; images (``model_images``, fetched here unless
-        given) as parts of the message.
+    def request_with_images(
+        self, ctx: PredictionContext, data: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], OutputRequest, list[tuple[TaskObject, str]]]:
+        """The messages for one task, how its answer is asked for, and the pictures sent (``model_images``).
+
+        Every object of the config goes to the model, each named; images as parts of the message.
         """
-        prompt = self.check_task(ctx, data)
+        prompt = self._checked_prompt(ctx, data)
         structured = ctx.config.output_mode != "text"
         box_format = ctx.config.vision_box_format
+        images = self.model_images(ctx, data)
         messages = compose_messages(
             ctx.spec,
             ctx.config.prompt,
@@ -110,17 +115,15 @@ class Predictor:
             data,
             instructions=answer_instructions(ctx.spec, box_format) if structured else None,
             task_notes=task_instructions(ctx.spec, data),
-            image_urls=[url for _obj, url in (self.model_images(ctx, data) if images is None else images)],
+            image_urls=[url for _obj, url in images],
         )
         schema = answer_schema(ctx.spec, data, box_format) if structured else None
-        return messages, OutputRequest(ctx.config.output_mode, schema)
+        return messages, OutputRequest(ctx.config.output_mode, schema), images
 
     def predict(self, ctx: PredictionContext, task: Task) -> Prediction:
         """A prediction for one task, as Label Studio stores it; raises TaskError when it cannot be made."""
         data = task.get("data") or {}
-        self.check_task(ctx, data)
-        images = self.model_images(ctx, data)
-        messages, output = self.request_for(ctx, data, images)
+        messages, output, images = self.request_with_images(ctx, data)
         # The answer for the cache and the usage counts: should Redis fail them, they are lost, not the answer
         # paid for (the caller keeps it, and a chunk records it once Redis is back: no second LLM call).
         with self.store.one_round_trip(best_effort=True) as writes:

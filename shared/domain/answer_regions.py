@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.domain.geometry import BOX_FORMATS, DEFAULT_BOX_FORMAT, BoxFormat, ImageSize, ShapeError
+from shared.domain.geometry import BOX_FORMATS, DEFAULT_BOX_FORMAT, BoxFormat, ImageSize, ShapeError, keypoint_width
 from shared.domain.labeling import (
     CHOICES,
     KEYPOINTS,
@@ -284,6 +284,8 @@ class _Builder:
                 self.drop(output, str(exc))
                 continue
             region = _region(output, label=[label], **where)
+            if output.kind == KEYPOINTS:  # the editor needs the point's size; the SDK's value drops it
+                region["value"]["width"] = keypoint_width(output.control.attr.get("strokeWidth"), size)
             if size is not None:
                 region.update(original_width=size.width, original_height=size.height, image_rotation=0)
             if index is not None:

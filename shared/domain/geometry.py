@@ -97,6 +97,21 @@ class BoxFormat:
         return points
 
 
+KEYPOINT_STROKE = 2.0  # pixels: Label Studio's default strokeWidth of a KeyPoint(Labels) control
+NOMINAL_WIDTH = 1000  # pixels, for a picture whose size is unknown
+
+
+def keypoint_width(stroke_width: Any, size: ImageSize | None) -> float:
+    """A keypoint's ``width``, which Label Studio's editor requires to draw it (a point without one is not
+    shown): the control's ``strokeWidth`` in pixels, in percent of the picture's width (or of a nominal one),
+    as the editor stores a point drawn by hand."""
+    try:
+        stroke = float(stroke_width) if stroke_width is not None else KEYPOINT_STROKE
+    except ValueError:
+        stroke = KEYPOINT_STROKE
+    return stroke * 100.0 / (size.width if size else NOMINAL_WIDTH)
+
+
 BOX_FORMATS = {
     fmt.name: fmt
     for fmt in (

@@ -67,14 +67,16 @@ def test_pixel_boxes_are_stored_and_drawn_where_the_object_is(ls, label_studio, 
     box, centre = by_name["boxes"], by_name["centres"]
     assert box["value"] == MIDDLE | {"rectanglelabels": ["Car"]}
     assert (box["original_width"], box["original_height"], box["image_rotation"]) == (WIDTH, HEIGHT, 0)
-    assert centre["value"] == {"x": 50.0, "y": 50.0, "keypointlabels": ["Centre"]}
+    assert centre["value"] == {"x": 50.0, "y": 50.0, "width": 0.25, "keypointlabels": ["Centre"]}
     [call] = calls_for(fake_llm, marker)
     assert call.body["messages"][-1]["content"][-1]["image_url"]["url"].startswith("data:image/png;base64,")
 
     # The labeling screen draws the predicted rectangle over the object: red where the black object's edge is.
     log_in(page, label_studio.url)
     page.goto(f"{label_studio.url}/projects/{project.id}/data?task={task.id}")
-    page.get_by_text("Car", exact=True).first.wait_for(timeout=60_000)  # the region list names the prediction's box
+    regions = page.locator(".lsf-outliner-item, [class*='outliner-item']")  # the region list, one item a region
+    regions.filter(has_text="Car").first.wait_for(timeout=60_000)
+    regions.filter(has_text="Centre").first.wait_for(timeout=10_000)  # the keypoint is drawn too
     image = page.locator("img[alt='image']")  # the picture the editor draws on (its canvases lie over it)
     shot = tmp_path / "rectangle.png"
     page.screenshot(path=shot, full_page=True)

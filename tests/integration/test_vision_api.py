@@ -82,9 +82,11 @@ def test_boxes_in_each_convention_land_where_the_objects_are(
         (WIDTH, HEIGHT, 0)
     }
     assert [box["value"]["rectanglelabels"] for box in boxes] == [["Car"], ["Car"]]
-    assert [placed(point) for point in regions(prediction, "points")] == [
+    points = regions(prediction, "points")
+    assert [{"x": point["value"]["x"], "y": point["value"]["y"]} for point in points] == [
         pytest.approx(where, abs=0.1) for where in CENTRES
     ]
+    assert {point["value"]["width"] for point in points} == {0.25}  # Label Studio's default 2 px of 800
     outlines = [
         [value for point in region["value"]["points"] for value in point] for region in regions(prediction, "outlines")
     ]

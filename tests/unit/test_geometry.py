@@ -7,7 +7,7 @@ refused with its reason.
 
 import pytest
 
-from shared.domain.geometry import BOX_FORMATS, DEFAULT_BOX_FORMAT, ImageSize, ShapeError
+from shared.domain.geometry import BOX_FORMATS, DEFAULT_BOX_FORMAT, ImageSize, ShapeError, keypoint_width
 
 SIZE = ImageSize(800, 600)
 # A box from (200, 150) to (600, 450) pixels: x 25 %, y 25 %, width 50 %, height 50 %.
@@ -102,3 +102,10 @@ def test_corners_given_the_wrong_way_round_are_put_right():
 def test_what_is_refused_says_why(name, shape, values, reason):
     with pytest.raises(ShapeError, match=reason):
         getattr(BOX_FORMATS[name], shape)(values, SIZE)
+
+
+def test_a_keypoints_size_is_the_controls_stroke_width_in_percent_of_the_picture():
+    assert keypoint_width(None, SIZE) == 0.25  # Label Studio's default strokeWidth, 2 px of 800
+    assert keypoint_width("4", SIZE) == 0.5
+    assert keypoint_width("4", None) == 0.4  # of a nominal 1,000-pixel picture
+    assert keypoint_width("thick", SIZE) == 0.25

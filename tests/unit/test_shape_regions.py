@@ -54,7 +54,7 @@ def test_pixel_shapes_become_percent_regions_with_the_images_size(spec):
     assert person["value"]["rectanglelabels"] == ["person"]  # stored as the alias, as Label Studio stores it
     assert (car["original_width"], car["original_height"], car["image_rotation"]) == (800, 600, 0)
     [nose] = regions["points"]
-    assert nose["value"] == {"x": 50.0, "y": 10.0, "keypointlabels": ["Nose"]}
+    assert nose["value"] == {"x": 50.0, "y": 10.0, "width": 0.25, "keypointlabels": ["Nose"]}  # 2 px of 800
     [sky] = regions["outlines"]
     assert sky["value"] == {"points": [[0.0, 0.0], [100.0, 0.0], [50.0, 50.0]], "polygonlabels": ["Sky"]}
     assert filled.labels == ["Car", "Person", "Nose", "Sky", "Day"]
