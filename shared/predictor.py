@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from redis.client import Pipeline
 
 from shared.adapters import deadline
-from shared.adapters.images import image_url_for_model
+from shared.adapters.images import image_size, image_url_for_model
 from shared.adapters.jobs import Jobs
 from shared.adapters.label_studio import LabelStudioGateway, LabelStudioGateways
 from shared.adapters.llm import LLM, LLMAnswer, OutputRequest
@@ -27,8 +27,9 @@ from shared.adapters.netguard import AddressPolicy
 from shared.adapters.store import Store
 from shared.domain.config import Settings
 from shared.domain.errors import TaskError
+from shared.domain.geometry import ImageSize
 from shared.domain.label_selection import narrowed
-from shared.domain.labeling import LabelingSpec
+from shared.domain.labeling import SHAPES, LabelingSpec, TaskObject
 from shared.domain.pricing import TokenUsage
 from shared.domain.prompts import compose_messages, task_images
 from shared.domain.reading import Abstention, read_prediction
@@ -72,36 +73,55 @@ class Predictor:
     def gateway(self, ctx: PredictionContext) -> LabelStudioGateway | None:
         return self.label_studio(ctx.access) if ctx.access else None
 
-    def request_for(self, ctx: PredictionContext, data: dict[str, Any]) -> tuple[list[dict[str, Any]], OutputRequest]:
-        """The messages for one task and how its answer is asked for.
-
-        Every object of the config goes to the model, each named; images as parts of the message, in the
-        order the text numbers them (a ``valueList`` Image gives one part per picture).
-        """
+    @staticmethod
+    def _checked_prompt(ctx: PredictionContext, data: dict[str, Any]) -> str:
+        """The prompt, or TaskError for a task that cannot be sent: no prompt, or text that cannot be encoded."""
         if ctx.prompt is None:
             raise TaskError(ctx.prompt_error or "no prompt")
         bad_text = lone_surrogate_path(data, "data")
         if bad_text:
             raise TaskError(f"task {lone_surrogate_message(bad_text)}")
-        structured = ctx.config.output_mode != "text"
-        spec = self.task_spec(ctx, data)
-        images = task_images(spec, data)
+        return ctx.prompt
+
+    def model_images(self, ctx: PredictionContext, data: dict[str, Any]) -> list[tuple[TaskObject, str]]:
+        """Each picture of the task as it goes to the model (files Label Studio serves fetched and inlined), with
+        its Image object, in the order the text numbers them (a ``valueList`` Image gives one per picture)."""
+        images = task_images(ctx.spec, data)
         gateway = self.gateway(ctx) if images else None
-        image_urls = [
-            image_url_for_model(item, gateway, self.settings.max_image_bytes, self.policy, ctx.access_problem)
-            for _obj, value in images
+        return [
+            (obj, image_url_for_model(item, gateway, self.settings.max_image_bytes, self.policy, ctx.access_problem))
+            for obj, value in images
             for item in (value if isinstance(value, list) else [value])
         ]
+
+    def request_for(self, ctx: PredictionContext, data: dict[str, Any]) -> tuple[list[dict[str, Any]], OutputRequest]:
+        """The messages for one task and how its answer is asked for (``request_with_images``)."""
+        messages, output, _images = self.request_with_images(ctx, data)
+        return messages, output
+
+    def request_with_images(
+        self, ctx: PredictionContext, data: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], OutputRequest, list[tuple[TaskObject, str]]]:
+        """The messages for one task, how its answer is asked for, and the pictures sent (``model_images``).
+
+        Every object of the config goes to the model, each named; images as parts of the message.
+        """
+        prompt = self._checked_prompt(ctx, data)
+        structured = ctx.config.output_mode != "text"
+        box_format = ctx.config.vision_box_format
+        spec = self.task_spec(ctx, data)
+        images = self.model_images(ctx, data)
         messages = compose_messages(
             spec,
             ctx.config.prompt,
-            ctx.prompt,
+            prompt,
             data,
-            instructions=answer_instructions(spec) if structured else None,
+            instructions=answer_instructions(spec, box_format) if structured else None,
             task_notes=task_instructions(spec, data),
-            image_urls=image_urls,
+            image_urls=[url for _obj, url in images],
         )
-        return messages, OutputRequest(ctx.config.output_mode, answer_schema(spec, data) if structured else None)
+        schema = answer_schema(spec, data, box_format) if structured else None
+        return messages, OutputRequest(ctx.config.output_mode, schema), images
 
     @staticmethod
     def task_spec(ctx: PredictionContext, data: dict[str, Any]) -> LabelingSpec:
@@ -114,7 +134,7 @@ class Predictor:
         ``on_usage`` also gets the tokens of a call that reached the provider (a caller that totals its own
         calls' cost: ``llm-backend improve``)."""
         data = task.get("data") or {}
-        messages, output = self.request_for(ctx, data)
+        messages, output, images = self.request_with_images(ctx, data)
         # The answer for the cache and the usage counts: should Redis fail them, they are lost, not the answer
         # paid for (the caller keeps it, and a chunk records it once Redis is back: no second LLM call).
         with self.store.one_round_trip(best_effort=True) as writes:
@@ -131,7 +151,7 @@ class Predictor:
                 self.record_usage(ctx, usage, writes=writes)
                 if on_usage is not None:
                     on_usage(usage)
-        return self.prediction(ctx, data, answer, task.get("id"))
+        return self.prediction(ctx, data, answer, task.get("id"), images)
 
     def record_usage(
         self,
@@ -150,12 +170,33 @@ class Predictor:
             if ctx.job_id:
                 self.jobs.add_usage(ctx.job_id, usage, via_batch, pipe)
 
+    def image_sizes(
+        self, ctx: PredictionContext, data: dict[str, Any], images: list[tuple[TaskObject, str]] | None
+    ) -> dict[str, list[ImageSize | None]]:
+        """The size of each picture of the Image objects that shapes are predicted on (by object name), read from
+        the picture the model was sent (fetched again when not given: a Batch API answer comes back long after);
+        None for a public URL, which the provider fetches itself."""
+        targets = {output.target.name for output in ctx.spec.outputs if output.kind in SHAPES}
+        if not targets:
+            return {}
+        sizes: dict[str, list[ImageSize | None]] = {}
+        for obj, url in self.model_images(ctx, data) if images is None else images:
+            if obj.name in targets:
+                sizes.setdefault(obj.name, []).append(image_size(url))
+        return sizes
+
     def prediction(
-        self, ctx: PredictionContext, data: dict[str, Any], answer: LLMAnswer, task_id: object = None
+        self,
+        ctx: PredictionContext,
+        data: dict[str, Any],
+        answer: LLMAnswer,
+        task_id: object = None,
+        images: list[tuple[TaskObject, str]] | None = None,
     ) -> Prediction:
         """The answer's regions (what Label Studio would refuse is dropped and logged), scored by the
         answer's logprobs when the provider sent them, else by how well the labels matched; where several
-        controls chose labels, each region also carries its control's score."""
+        controls chose labels, each region also carries its control's score.  ``images``: what the model was
+        sent (``model_images``), for the size of the images it placed shapes on."""
         reading = read_prediction(
             self.task_spec(ctx, data),
             data,
@@ -163,6 +204,8 @@ class Predictor:
             answer.messages(),
             answer.mode or "text",
             self.settings.choice_match_threshold,
+            ctx.config.vision_box_format,
+            self.image_sizes(ctx, data, images),
         )
         for note in reading.notes:
             log.info("task %s: %s", task_id, note)
