@@ -171,7 +171,7 @@ class Estimator:
         schema = None
         if sampled and mode != "text":  # the schema the first sampled task is asked with (its candidates, if any)
             data = sampled[0]["data"]
-            schema = answer_schema(self.services.predictor.task_spec(ctx, data), data)
+            schema = answer_schema(self.services.predictor.task_spec(ctx, data), data, ctx.config.vision_box_format)
         source = "the answer schema (no history yet)" if schema else "a default (no history, no schema)"
         return expected_output_tokens(None, schema), source
 

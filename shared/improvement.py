@@ -191,7 +191,7 @@ class Improvements:
         uncached, schema = 0, None
         for task_id in split.train + split.validation:
             try:
-                messages, output = predictor.request_for(ctx, tasks[task_id].data)
+                messages, output = predictor.request_for(ctx, tasks[task_id].data, task_id)
             except TaskError as exc:
                 raise InvalidRequest(
                     f"the project's prompt cannot be used on task {task_id}: {exc}; submit a prompt that only uses "

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from redis.client import Pipeline
 
 from shared.adapters import deadline
-from shared.adapters.images import image_url_for_model
+from shared.adapters.images import image_size, image_url_for_model
 from shared.adapters.jobs import Jobs
 from shared.adapters.label_studio import LabelStudioGateway, LabelStudioGateways
 from shared.adapters.llm import LLM, LLMAnswer, OutputRequest
@@ -28,8 +28,9 @@ from shared.adapters.store import Store
 from shared.domain.config import Settings
 from shared.domain.errors import TaskError
 from shared.domain.few_shot import render_examples
+from shared.domain.geometry import ImageSize
 from shared.domain.label_selection import narrowed
-from shared.domain.labeling import LabelingSpec
+from shared.domain.labeling import SHAPES, LabelingSpec, TaskObject
 from shared.domain.pricing import TokenUsage
 from shared.domain.prompts import compose_messages, task_images, task_text
 from shared.domain.reading import Abstention, read_prediction
@@ -73,54 +74,78 @@ class Predictor:
     def gateway(self, ctx: PredictionContext) -> LabelStudioGateway | None:
         return self.label_studio(ctx.access) if ctx.access else None
 
-    def request_for(
-        self, ctx: PredictionContext, data: dict[str, Any], task_id: object = None
-    ) -> tuple[list[dict[str, Any]], OutputRequest]:
-        """The messages for one task and how its answer is asked for.
-
-        Every object of the config goes to the model, each named; images as parts of the message, in the
-        order the text numbers them (a ``valueList`` Image gives one part per picture).  With few-shot on, the
-        examples chosen for it (never the task itself, by ``task_id`` or by its data): a ``fixed`` set in the
-        system message, the others at the start of the user message.
-        """
+    @staticmethod
+    def _checked_prompt(ctx: PredictionContext, data: dict[str, Any]) -> str:
+        """The prompt, or TaskError for a task that cannot be sent: no prompt, or text that cannot be encoded."""
         if ctx.prompt is None:
             raise TaskError(ctx.prompt_error or "no prompt")
         bad_text = lone_surrogate_path(data, "data")
         if bad_text:
             raise TaskError(f"task {lone_surrogate_message(bad_text)}")
-        structured = ctx.config.output_mode != "text"
-        spec = self.task_spec(ctx, data)
-        images = task_images(spec, data)
+        return ctx.prompt
+
+    def model_images(self, ctx: PredictionContext, data: dict[str, Any]) -> list[tuple[TaskObject, str]]:
+        """Each picture of the task as it goes to the model (files Label Studio serves fetched and inlined), with
+        its Image object, in the order the text numbers them (a ``valueList`` Image gives one per picture)."""
+        images = task_images(ctx.spec, data)
         gateway = self.gateway(ctx) if images else None
-        image_urls = [
-            image_url_for_model(item, gateway, self.settings.max_image_bytes, self.policy, ctx.access_problem)
-            for _obj, value in images
+        return [
+            (obj, image_url_for_model(item, gateway, self.settings.max_image_bytes, self.policy, ctx.access_problem))
+            for obj, value in images
             for item in (value if isinstance(value, list) else [value])
         ]
-        few_shot = ctx.config.few_shot
-        examples = None
-        if ctx.examples is not None and few_shot.k:
-            chosen = ctx.examples.choose(
-                few_shot.k,
-                few_shot.strategy,
-                task_text(ctx.spec, data),
-                task_id if isinstance(task_id, int) else None,
-                data_digest(data),
-            )
-            examples = render_examples(chosen, structured)
-        static = few_shot.strategy == "fixed"
+
+    def request_for(
+        self, ctx: PredictionContext, data: dict[str, Any], task_id: object = None
+    ) -> tuple[list[dict[str, Any]], OutputRequest]:
+        """The messages for one task and how its answer is asked for (``request_with_images``)."""
+        messages, output, _images = self.request_with_images(ctx, data, task_id)
+        return messages, output
+
+    def request_with_images(
+        self, ctx: PredictionContext, data: dict[str, Any], task_id: object = None
+    ) -> tuple[list[dict[str, Any]], OutputRequest, list[tuple[TaskObject, str]]]:
+        """The messages for one task, how its answer is asked for, and the pictures sent (``model_images``).
+
+        Every object of the config goes to the model, each named; images as parts of the message.  With few-shot
+        on, the examples chosen for it (never the task itself, by ``task_id`` or by its data): a ``fixed`` set in
+        the system message, the others at the start of the user message.
+        """
+        prompt = self._checked_prompt(ctx, data)
+        structured = ctx.config.output_mode != "text"
+        box_format = ctx.config.vision_box_format
+        spec = self.task_spec(ctx, data)
+        images = self.model_images(ctx, data)
+        examples = self.examples_for(ctx, data, task_id, structured)
+        static = ctx.config.few_shot.strategy == "fixed"
         messages = compose_messages(
             spec,
             ctx.config.prompt,
-            ctx.prompt,
+            prompt,
             data,
-            instructions=answer_instructions(spec) if structured else None,
+            instructions=answer_instructions(spec, box_format) if structured else None,
             task_notes=task_instructions(spec, data),
-            image_urls=image_urls,
+            image_urls=[url for _obj, url in images],
             fixed_examples=examples if static else None,
             task_examples=None if static else examples,
         )
-        return messages, OutputRequest(ctx.config.output_mode, answer_schema(spec, data) if structured else None)
+        schema = answer_schema(spec, data, box_format) if structured else None
+        return messages, OutputRequest(ctx.config.output_mode, schema), images
+
+    @staticmethod
+    def examples_for(ctx: PredictionContext, data: dict[str, Any], task_id: object, structured: bool) -> str | None:
+        """The few-shot examples chosen for this task, as the text the messages carry; None when few-shot is off."""
+        few_shot = ctx.config.few_shot
+        if ctx.examples is None or not few_shot.k:
+            return None
+        chosen = ctx.examples.choose(
+            few_shot.k,
+            few_shot.strategy,
+            task_text(ctx.spec, data),
+            task_id if isinstance(task_id, int) else None,
+            data_digest(data),
+        )
+        return render_examples(chosen, structured)
 
     @staticmethod
     def task_spec(ctx: PredictionContext, data: dict[str, Any]) -> LabelingSpec:
@@ -133,7 +158,7 @@ class Predictor:
         ``on_usage`` also gets the tokens of a call that reached the provider (a caller that totals its own
         calls' cost: ``llm-backend improve``)."""
         data = task.get("data") or {}
-        messages, output = self.request_for(ctx, data, task.get("id"))
+        messages, output, images = self.request_with_images(ctx, data, task.get("id"))
         # The answer for the cache and the usage counts: should Redis fail them, they are lost, not the answer
         # paid for (the caller keeps it, and a chunk records it once Redis is back: no second LLM call).
         with self.store.one_round_trip(best_effort=True) as writes:
@@ -150,7 +175,7 @@ class Predictor:
                 self.record_usage(ctx, usage, writes=writes)
                 if on_usage is not None:
                     on_usage(usage)
-        return self.prediction(ctx, data, answer, task.get("id"))
+        return self.prediction(ctx, data, answer, task.get("id"), images)
 
     def record_usage(
         self,
@@ -169,12 +194,33 @@ class Predictor:
             if ctx.job_id:
                 self.jobs.add_usage(ctx.job_id, usage, via_batch, pipe)
 
+    def image_sizes(
+        self, ctx: PredictionContext, data: dict[str, Any], images: list[tuple[TaskObject, str]] | None
+    ) -> dict[str, list[ImageSize | None]]:
+        """The size of each picture of the Image objects that shapes are predicted on (by object name), read from
+        the picture the model was sent (fetched again when not given: a Batch API answer comes back long after);
+        None for a public URL, which the provider fetches itself."""
+        targets = {output.target.name for output in ctx.spec.outputs if output.kind in SHAPES}
+        if not targets:
+            return {}
+        sizes: dict[str, list[ImageSize | None]] = {}
+        for obj, url in self.model_images(ctx, data) if images is None else images:
+            if obj.name in targets:
+                sizes.setdefault(obj.name, []).append(image_size(url))
+        return sizes
+
     def prediction(
-        self, ctx: PredictionContext, data: dict[str, Any], answer: LLMAnswer, task_id: object = None
+        self,
+        ctx: PredictionContext,
+        data: dict[str, Any],
+        answer: LLMAnswer,
+        task_id: object = None,
+        images: list[tuple[TaskObject, str]] | None = None,
     ) -> Prediction:
         """The answer's regions (what Label Studio would refuse is dropped and logged), scored by the
         answer's logprobs when the provider sent them, else by how well the labels matched; where several
-        controls chose labels, each region also carries its control's score."""
+        controls chose labels, each region also carries its control's score.  ``images``: what the model was
+        sent (``model_images``), for the size of the images it placed shapes on."""
         reading = read_prediction(
             self.task_spec(ctx, data),
             data,
@@ -182,6 +228,8 @@ class Predictor:
             answer.messages(),
             answer.mode or "text",
             self.settings.choice_match_threshold,
+            ctx.config.vision_box_format,
+            self.image_sizes(ctx, data, images),
         )
         for note in reading.notes:
             log.info("task %s: %s", task_id, note)

@@ -12,6 +12,11 @@ to the value, as Label Studio's editor stores it), and the SDK builds a Pairwise
 Studio's editor does (``to_name`` is the Pairwise tag itself) but its own ``validate_region`` refuses
 that ``to_name``; so a Pairwise region is checked as if it pointed to its first object and sent as
 the editor writes it.
+
+Shapes on an image arrive in the project's coordinate convention and become Label Studio's percentages
+(``geometry.py``); a region also carries the image's size in pixels (``original_width``/``original_height``,
+as the editor stores them) where the backend read it from the image, and on an ``<Image valueList>`` the
+picture it is on (``item_index``, from 0, as the editor stores it; the model counts them from 1).
 """
 
 from __future__ import annotations
@@ -21,12 +26,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.domain.geometry import BOX_FORMATS, DEFAULT_BOX_FORMAT, BoxFormat, ImageSize, ShapeError, keypoint_width
 from shared.domain.labeling import (
     CHOICES,
+    KEYPOINTS,
     NUMBER,
+    OPTION_KINDS,
     PAIRWISE,
     PARAGRAPH_SPANS,
+    POLYGONS,
     RATING,
+    RECTANGLES,
+    SHAPES,
     SPANS,
     TAXONOMY,
     TEXT,
@@ -38,7 +49,7 @@ from shared.domain.schema import choice_list, taxonomy_paths
 from shared.domain.score import prediction_score
 from shared.domain.spans import UtteranceSpans, locate
 
-LABEL_KINDS = (CHOICES, SPANS, PARAGRAPH_SPANS, TAXONOMY, PAIRWISE)
+LABEL_KINDS = (CHOICES, SPANS, PARAGRAPH_SPANS, TAXONOMY, PAIRWISE, *SHAPES)
 
 
 @dataclass
@@ -118,11 +129,15 @@ class _Builder:
         data: Mapping[str, Any],
         filled: Filled,
         confidences: Mapping[str, Mapping[str, float]],
+        box_format: BoxFormat,
+        image_sizes: Mapping[str, Sequence[ImageSize | None]],
     ) -> None:
         self.spec = spec
         self.data = data
         self.filled = filled
         self.confidences = confidences
+        self.box_format = box_format
+        self.image_sizes = image_sizes
 
     def drop(self, output: Output, reason: str) -> None:
         self.filled.dropped.append(f"{output.name}: {reason}")
@@ -233,6 +248,50 @@ class _Builder:
             region["value"]["text"] = span.text
             self.keep(output, region, labels=[item["label"]], confidence=span.confidence)
 
+    def picture(self, output: Output, item: Mapping[str, Any]) -> int | None:
+        """The index (from 0) of the picture of an ``<Image valueList>`` a shape is on; None on a single image."""
+        if not output.target.image_list:
+            return None
+        pictures = self.data.get(output.target.field or "")
+        count = len(pictures) if isinstance(pictures, list) else 0
+        number = item.get("image")
+        if type(number) is not int or not 1 <= number <= count:
+            raise _Refused(
+                f"image must be the number of one of the {count} pictures of {output.target.name}, got {number!r}"
+            )
+        return number - 1
+
+    def shapes(self, output: Output, value: Any) -> None:
+        """Boxes, points or polygons, each with its label, converted from the project's convention."""
+        sizes = self.image_sizes.get(output.target.name, ())
+        mapping = _label_map(output.options_for(self.data))
+        fmt = self.box_format
+        for item in _as_list(value):
+            try:
+                if not isinstance(item, Mapping):
+                    raise _Refused(f"expected an object with a label and its coordinates, got {item!r}")
+                label = _match(item.get("label"), mapping)
+                index = self.picture(output, item)
+                size = sizes[index or 0] if len(sizes) > (index or 0) else None
+                if output.kind == RECTANGLES:
+                    where: dict[str, Any] = fmt.rectangle(item.get(fmt.box_key), size)
+                elif output.kind == KEYPOINTS:
+                    x, y = fmt.point(item.get(fmt.point_key), size)
+                    where = {"x": x, "y": y}
+                else:
+                    where = {"points": fmt.polygon(item.get("points"), size)}
+            except (_Refused, ShapeError) as exc:
+                self.drop(output, str(exc))
+                continue
+            region = _region(output, label=[label], **where)
+            if output.kind == KEYPOINTS:  # the editor needs the point's size; the SDK's value drops it
+                region["value"]["width"] = keypoint_width(output.control.attr.get("strokeWidth"), size)
+            if size is not None:
+                region.update(original_width=size.width, original_height=size.height, image_rotation=0)
+            if index is not None:
+                region["item_index"] = index
+            self.keep(output, region, labels=[item["label"]])
+
     def rating(self, output: Output, value: Any) -> None:
         top = int(output.control.attr.get("maxRating", 5))
         if type(value) is float and value.is_integer():
@@ -294,14 +353,18 @@ def regions_from_answers(
     data: Mapping[str, Any],
     prompt: str | None,
     confidences: Mapping[str, Mapping[str, float]] | None = None,
+    box_format: str = DEFAULT_BOX_FORMAT,
+    image_sizes: Mapping[str, Sequence[ImageSize | None]] | None = None,
 ) -> Filled:
     """The regions of one prediction from its answers (see the module's docstring).
 
     ``confidences``: for labels read out of prose, how surely each was read (control name → label as it
     stands in the answer → confidence); they score the prediction when there are no logprobs.
+    ``box_format``: the convention shapes on images were asked in; ``image_sizes``: the size in pixels of each
+    picture of an Image object (by object name; None where it is unknown).
     """
     filled = Filled(asks_for_labels=any(output.kind in LABEL_KINDS for output in spec.outputs))
-    builder = _Builder(spec, data, filled, confidences or {})
+    builder = _Builder(spec, data, filled, confidences or {}, BOX_FORMATS[box_format], image_sizes or {})
     first = answers[0] if answers else {}
     for output in spec.outputs:
         if output.kind == TEXT:
@@ -310,9 +373,7 @@ def regions_from_answers(
         value = first.get(output.name)
         if value is None or value == []:
             continue
-        if output.kind in (CHOICES, TAXONOMY, SPANS, PARAGRAPH_SPANS) and not choice_list(
-            output, output.options_for(data)
-        ):
+        if output.kind in OPTION_KINDS and not choice_list(output, output.options_for(data)):
             builder.drop(output, _no_options(output))
             continue
         handler = {
@@ -323,6 +384,9 @@ def regions_from_answers(
             RATING: builder.rating,
             NUMBER: builder.number,
             PAIRWISE: builder.pairwise,
+            RECTANGLES: builder.shapes,
+            KEYPOINTS: builder.shapes,
+            POLYGONS: builder.shapes,
         }[output.kind]
         handler(output, value)
     if prompt:

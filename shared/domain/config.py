@@ -45,6 +45,13 @@ NumResponses = Annotated[int, Field(ge=1, le=20)]
 # bills it at a fraction (see shared.domain.prompts); the reference backend's default puts the data first.
 DEFAULT_PROMPT_TEMPLATE = "Task Directive: {prompt}\n\nSource Text: {text}"
 REFERENCE_PROMPT_TEMPLATE = "Source Text: {text}\n\nTask Directive: {prompt}"
+VisionBoxFormat = Literal["gemini", "pixels", "percent"]  # shared.domain.geometry.BOX_FORMATS
+VISION_BOX_FORMAT_HELP = (
+    "the coordinate convention a vision model is asked to give shapes on images in (RectangleLabels, "
+    "KeyPointLabels, PolygonLabels), converted to Label Studio's percentages: `gemini` (`box_2d` [ymin, xmin, "
+    "ymax, xmax] normalized to 0-1000, as Gemini answers), `pixels` (`bbox_2d` [x1, y1, x2, y2] in pixels of the "
+    "image, as Qwen2.5-VL answers) or `percent` (`box` [x1, y1, x2, y2] in percent of the width and height)"
+)
 BatchApiMode = Literal["off", "auto", "on"]
 FewShotStrategy = Literal["fixed", "similar", "diverse"]
 FewShotCount = Annotated[int, Field(ge=0, le=50)]
@@ -130,6 +137,7 @@ class ProjectConfig(BaseModel):
     batch_api: BatchApiMode = "off"
     label_selection: LabelSelection
     few_shot: FewShotOptions = FewShotOptions()
+    vision_box_format: VisionBoxFormat = "gemini"
 
 
 class ExtraParams(BaseModel):
@@ -164,6 +172,7 @@ class ExtraParams(BaseModel):
     batch_api: BatchApiMode | None = Field(None, description=BATCH_API_HELP)
     few_shot_examples: FewShotCount | None = Field(None, description=FEW_SHOT_EXAMPLES_HELP)
     few_shot_strategy: FewShotStrategy | None = Field(None, description=FEW_SHOT_STRATEGY_HELP)
+    vision_box_format: VisionBoxFormat | None = Field(None, description=VISION_BOX_FORMAT_HELP)
 
     @classmethod
     def parse(cls, raw: Any) -> ExtraParams:
@@ -435,6 +444,7 @@ class Settings(BaseSettings):
         "(only values sharing a word with the task; no more than `LABEL_SELECTION_THRESHOLD`); an answer outside "
         "them is refused like any label not in the config",
     )
+    vision_box_format: VisionBoxFormat = Field("gemini", description=VISION_BOX_FORMAT_HELP)
     batch_min_tasks: Annotated[int, Field(ge=2)] = Field(
         2,
         description="a `/predict` without an annotator's prompt and with at least this many tasks becomes a batch job",
@@ -673,6 +683,7 @@ class Settings(BaseSettings):
                 strategy=extra.few_shot_strategy or self.few_shot_strategy,
             ),
             label_selection=LabelSelection(threshold=self.label_selection_threshold, k=self.label_selection_k),
+            vision_box_format=extra.vision_box_format or self.vision_box_format,
         )
 
     def _check_endpoints(self, extra: ExtraParams, llm: LLMOptions) -> None:

@@ -36,6 +36,14 @@ RATING = "rating"
 NUMBER = "number"
 TEXT = "text"  # an output TextArea
 PAIRWISE = "pairwise"
+RECTANGLES = "rectangles"  # RectangleLabels on Image: labelled boxes (shared.domain.geometry)
+KEYPOINTS = "keypoints"  # KeyPointLabels on Image: labelled points
+POLYGONS = "polygons"  # PolygonLabels on Image: labelled outlines
+SHAPES = (RECTANGLES, KEYPOINTS, POLYGONS)
+# Kinds whose answer is a list of items, each checked on its own; an empty list says "none in this task".
+ITEM_KINDS = (SPANS, PARAGRAPH_SPANS, *SHAPES)
+# Kinds that pick from labels: the config's, or a task's (``value="$field"``).
+OPTION_KINDS = (CHOICES, TAXONOMY, SPANS, PARAGRAPH_SPANS, *SHAPES)
 
 _KIND_OF_TAG = {
     "Choices": CHOICES,
@@ -45,16 +53,14 @@ _KIND_OF_TAG = {
     "TextArea": TEXT,
     "Pairwise": PAIRWISE,
 }
+_SHAPE_OF_TAG = {"RectangleLabels": RECTANGLES, "KeyPointLabels": KEYPOINTS, "PolygonLabels": POLYGONS}
 _OPTION_TAGS = ("Choice", "Label")
 _GEOMETRY_TAGS = {
     "Rectangle",
-    "RectangleLabels",
     "Polygon",
-    "PolygonLabels",
     "Ellipse",
     "EllipseLabels",
     "KeyPoint",
-    "KeyPointLabels",
     "Brush",
     "BrushLabels",
     "BitMask",
@@ -106,6 +112,11 @@ class TaskObject:
     @property
     def field(self) -> str | None:
         return self.tag.value_name if self.tag.value_is_variable else None
+
+    @property
+    def image_list(self) -> bool:
+        """An ``<Image valueList="$pages">``: several pictures (pages) in one task, regions naming theirs."""
+        return self.kind == "Image" and bool(self.tag.attr.get("valueList"))
 
 
 @dataclass(frozen=True)
@@ -292,7 +303,10 @@ def _classify(control: SdkControl, elements: Mapping[str, Element]) -> Output | 
     if control.attr.get("perRegion") == "true":
         return unfilled("per-region controls describe one region each; they are not predicted")
     if tag in _GEOMETRY_TAGS:
-        return unfilled("geometry (shapes on an image) is not predicted by a text LLM")
+        return unfilled(
+            "only labelled boxes, points and polygons (RectangleLabels, KeyPointLabels, PolygonLabels) are predicted "
+            "on an image: vision models name those; unlabelled shapes, ellipses, masks and vectors they do not"
+        )
     objects = list(control.objects or [])
     if not objects:
         return unfilled(f'toName="{",".join(control.to_name or [])}" matches no object tag')
@@ -314,6 +328,10 @@ def _classify(control: SdkControl, elements: Mapping[str, Element]) -> Output | 
         if target.kind != "Paragraphs":
             return unfilled(f"<ParagraphLabels> need <Paragraphs>, not <{target.kind}>")
         kind = PARAGRAPH_SPANS
+    elif tag in _SHAPE_OF_TAG:
+        if target.kind != "Image":
+            return unfilled(f"<{tag}> need <Image>, not <{target.kind}>")
+        kind = _SHAPE_OF_TAG[tag]
     elif tag in _KIND_OF_TAG:
         kind = _KIND_OF_TAG[tag]
     else:
@@ -321,9 +339,9 @@ def _classify(control: SdkControl, elements: Mapping[str, Element]) -> Output | 
     if control.attr.get("apiUrl"):
         return unfilled("its options are loaded from apiUrl while annotating, so the LLM cannot see them")
     value = control.attr.get("value", "")
-    dynamic_field = value[1:] if kind in (CHOICES, SPANS, PARAGRAPH_SPANS, TAXONOMY) and value.startswith("$") else None
+    dynamic_field = value[1:] if kind in OPTION_KINDS and value.startswith("$") else None
     options = _options_in(elements[control.name]) if control.name in elements else ()
-    if kind in (CHOICES, SPANS, PARAGRAPH_SPANS, TAXONOMY) and not options and dynamic_field is None:
+    if kind in OPTION_KINDS and not options and dynamic_field is None:
         return unfilled(f"<{tag}> lists no options")
     return Output(control=control, kind=kind, target=target, options=options, dynamic_field=dynamic_field)
 
@@ -352,8 +370,8 @@ def _build_spec(config: str, root: Element, prompt_prefix: str) -> LabelingSpec:
         raise LabelingConfigError(
             f'labeling config has nowhere to put the answer: add a <TextArea> (other than "{prompt.name}"), '
             f"<Choices>, <Labels>, <Taxonomy>, <Rating> or <Number> pointing to one of "
-            f"<{'>, <'.join(SUPPORTED_OBJECTS)}>"
-            + (f" (not filled: {'; '.join(f'{u.name}: {u.reason}' for u in unfilled)})" if unfilled else "")
+            f"<{'>, <'.join(SUPPORTED_OBJECTS)}> (or <RectangleLabels>, <KeyPointLabels>, <PolygonLabels> on an "
+            "<Image>)" + (f" (not filled: {'; '.join(f'{u.name}: {u.reason}' for u in unfilled)})" if unfilled else "")
         )
     objects = tuple(TaskObject(obj) for obj in interface.objects if obj.tag in SUPPORTED_OBJECTS)
     return LabelingSpec(

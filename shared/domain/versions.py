@@ -28,7 +28,11 @@ def answer_format(config: ProjectConfig, label_config: str) -> dict[str, Any] | 
         spec = parse_labeling_config(label_config, config.prompt.prompt_prefix, max_bytes=size)
     except LabelingConfigError:
         return None
-    told: dict[str, Any] = {"schema": answer_schema(spec, {}), "instructions": answer_instructions(spec)}
+    box_format = config.vision_box_format
+    told: dict[str, Any] = {
+        "schema": answer_schema(spec, {}, box_format),
+        "instructions": answer_instructions(spec, box_format),
+    }
     if selects(spec, config.label_selection):  # only where it narrows: other configs keep their versions
         told["label_selection"] = config.label_selection.model_dump()
     return told
