@@ -143,6 +143,7 @@ def predict():
 def predict_batch(ctx: PredictionContext, tasks: list[Task]):
     """Answer from the cache when every task is there; otherwise start a job and answer at once."""
     predictor = backend().predictor
+    ctx = backend().projects.for_job(ctx)
     if ctx.prompt is None:  # every task would fail the same way: say so now, without a job
         return answer(ctx, results_of(ctx, predict_now(ctx, tasks)))
     if predictor.cached_predictions(ctx, tasks[:1]) is not None:
@@ -180,7 +181,7 @@ def predict_new_tasks(project: str, label_config: str | None, event_tasks: objec
     if not tasks:
         return {"status": "ok", "detail": "no tasks with data in the event"}
     at_most(tasks, backend().settings.max_tasks_per_request)
-    ctx = backend().projects.context(project, label_config, None)
+    ctx = backend().projects.context(project, label_config, None, pool_max_age=0)
     reason = "no prompt for this project yet" if ctx.prompt is None else batch_blocker(ctx, tasks)
     if reason:
         current_app.logger.warning("project %s: %d new tasks not predicted: %s", project, len(tasks), reason)

@@ -165,7 +165,7 @@ class BatchJobs:
                 if str(task["id"]) in waiting:
                     continue
                 try:
-                    messages, output = self.predictor.request_for(ctx, task["data"])
+                    messages, output = self.predictor.request_for(ctx, task["data"], task["id"])
                     body, mode, cached = self.predictor.llm.batch_body(ctx.config.llm, messages, output)
                 except Exception as exc:  # the live path meets it again and fails the task with its reason
                     log.info("job %s task %s: no batch line (%s)", job_id, task["id"], exc)

@@ -140,7 +140,7 @@ class Estimator:
     def _measure(self, ctx: PredictionContext, task: Task, sample: _Sample, to_predict: bool) -> None:
         """Build one task's request as the workers would, count it, and look it up in the LLM cache."""
         try:
-            messages, output = self.services.predictor.request_for(ctx, task.get("data") or {})
+            messages, output = self.services.predictor.request_for(ctx, task.get("data") or {}, task.get("id"))
         except TaskError:
             sample.unusable += to_predict
             return

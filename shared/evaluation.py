@@ -27,7 +27,6 @@ from shared.domain.calibration import DEFAULT_PRECISIONS
 from shared.domain.errors import InvalidRequest, NotFound
 from shared.domain.evaluation_run import EvaluationRun, RunState
 from shared.domain.excerpts import task_excerpt
-from shared.domain.ground_truth import ground_truth_result
 from shared.domain.labeling import LabelingSpec
 from shared.domain.scorers import SCORERS
 from shared.domain.scoring import TaskToScore, score
@@ -93,11 +92,12 @@ def _score_of(prediction: dict[str, Any]) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _record(task: dict[str, Any], versions: set[str], spec: LabelingSpec) -> _TaskRecord:
+def _record(
+    task: dict[str, Any], truth: list[dict[str, Any]] | None, versions: set[str], spec: LabelingSpec
+) -> _TaskRecord:
     """What scoring needs of a task: for one with a ground truth, its predictions of the versions scored, their
     scores and an excerpt of its text; of the others, the id only.  Never the task's data: a job started to
     predict the missing ones reads it from Label Studio itself."""
-    truth = ground_truth_result(task.get("annotations") or [])
     if truth is None:
         return _TaskRecord(id=task["id"], truth=None, predictions={}, scores={}, excerpt="")
     latest = _latest_by_version(task.get("predictions") or [], versions)
@@ -203,8 +203,8 @@ class Evaluations:
         ``_record``).  A run holds no more of the project than that, however large its tasks."""
         wanted = set(versions)
         records = [
-            _record(task, wanted, project.ctx.spec)
-            for task in project.label_studio.tasks(project.id, page_size=PAGE_SIZE, with_results=True)
+            _record(task, truth, wanted, project.ctx.spec)
+            for task, truth in project.label_studio.annotated_tasks(project.id, page_size=PAGE_SIZE)
         ]
         return sorted(records, key=lambda record: record.id)
 

@@ -29,7 +29,7 @@ from shared.domain.config import LLMOptions, Settings
 from shared.domain.errors import ConfigError, InvalidRequest, NotFound, TaskError
 from shared.domain.estimate_report import cost_confirmation
 from shared.domain.excerpts import task_excerpt
-from shared.domain.ground_truth import ground_truth_result
+from shared.domain.ground_truth import GroundTruthTask
 from shared.domain.improvement import (
     MIN_TASKS_PER_SIDE,
     TEACHER_DISAGREEMENTS,
@@ -80,13 +80,6 @@ class ImprovementRequest:
             raise InvalidRequest(f"rounds must be from 1 to {MAX_ROUNDS}")
         if not 0 < self.train_share < 1:
             raise InvalidRequest("train_share is the share of the annotated tasks to learn from: above 0, below 1")
-
-
-@dataclass(frozen=True)
-class GroundTruthTask:
-    id: int
-    data: dict[str, Any]
-    truth: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -179,8 +172,7 @@ class Improvements:
     def _ground_truth_tasks(self, project: OpenProject) -> dict[int, GroundTruthTask]:
         """The tasks with a ground truth, with their data (they are predicted again, with each prompt tried)."""
         found: dict[int, GroundTruthTask] = {}
-        for task in project.label_studio.tasks(project.id, page_size=PAGE_SIZE, with_results=True):
-            truth = ground_truth_result(task.get("annotations") or [])
+        for task, truth in project.label_studio.annotated_tasks(project.id, page_size=PAGE_SIZE):
             if truth is not None:
                 found[task["id"]] = GroundTruthTask(task["id"], task.get("data") or {}, truth)
         return found
@@ -199,7 +191,7 @@ class Improvements:
         uncached, schema = 0, None
         for task_id in split.train + split.validation:
             try:
-                messages, output = predictor.request_for(ctx, tasks[task_id].data)
+                messages, output = predictor.request_for(ctx, tasks[task_id].data, task_id)
             except TaskError as exc:
                 raise InvalidRequest(
                     f"the project's prompt cannot be used on task {task_id}: {exc}; submit a prompt that only uses "
@@ -390,5 +382,7 @@ class Improvements:
             return
         ctx = plan.project.ctx
         project = plan.project.id
-        update = self.services.projects.adopt_prompt(str(project), ctx.config, ctx.label_config, best.prompt)
+        update = self.services.projects.adopt_prompt(
+            str(project), ctx.config, ctx.label_config, best.prompt, ctx.examples
+        )
         run.applied_version = update.model_version

@@ -27,14 +27,15 @@ from shared.adapters.netguard import AddressPolicy
 from shared.adapters.store import Store
 from shared.domain.config import Settings
 from shared.domain.errors import TaskError
+from shared.domain.few_shot import render_examples
 from shared.domain.geometry import ImageSize
 from shared.domain.label_selection import narrowed
 from shared.domain.labeling import SHAPES, LabelingSpec, TaskObject
 from shared.domain.pricing import TokenUsage
-from shared.domain.prompts import compose_messages, task_images
+from shared.domain.prompts import compose_messages, task_images, task_text
 from shared.domain.reading import Abstention, read_prediction
 from shared.domain.schema import answer_instructions, answer_schema, task_instructions
-from shared.domain.types import Prediction, Task
+from shared.domain.types import Prediction, Task, data_digest
 from shared.domain.untrusted import lone_surrogate_message, lone_surrogate_path
 from shared.logs import log_context
 from shared.projects import PredictionContext
@@ -94,23 +95,29 @@ class Predictor:
             for item in (value if isinstance(value, list) else [value])
         ]
 
-    def request_for(self, ctx: PredictionContext, data: dict[str, Any]) -> tuple[list[dict[str, Any]], OutputRequest]:
+    def request_for(
+        self, ctx: PredictionContext, data: dict[str, Any], task_id: object = None
+    ) -> tuple[list[dict[str, Any]], OutputRequest]:
         """The messages for one task and how its answer is asked for (``request_with_images``)."""
-        messages, output, _images = self.request_with_images(ctx, data)
+        messages, output, _images = self.request_with_images(ctx, data, task_id)
         return messages, output
 
     def request_with_images(
-        self, ctx: PredictionContext, data: dict[str, Any]
+        self, ctx: PredictionContext, data: dict[str, Any], task_id: object = None
     ) -> tuple[list[dict[str, Any]], OutputRequest, list[tuple[TaskObject, str]]]:
         """The messages for one task, how its answer is asked for, and the pictures sent (``model_images``).
 
-        Every object of the config goes to the model, each named; images as parts of the message.
+        Every object of the config goes to the model, each named; images as parts of the message.  With few-shot
+        on, the examples chosen for it (never the task itself, by ``task_id`` or by its data): a ``fixed`` set in
+        the system message, the others at the start of the user message.
         """
         prompt = self._checked_prompt(ctx, data)
         structured = ctx.config.output_mode != "text"
         box_format = ctx.config.vision_box_format
         spec = self.task_spec(ctx, data)
         images = self.model_images(ctx, data)
+        examples = self.examples_for(ctx, data, task_id, structured)
+        static = ctx.config.few_shot.strategy == "fixed"
         messages = compose_messages(
             spec,
             ctx.config.prompt,
@@ -119,9 +126,26 @@ class Predictor:
             instructions=answer_instructions(spec, box_format) if structured else None,
             task_notes=task_instructions(spec, data),
             image_urls=[url for _obj, url in images],
+            fixed_examples=examples if static else None,
+            task_examples=None if static else examples,
         )
         schema = answer_schema(spec, data, box_format) if structured else None
         return messages, OutputRequest(ctx.config.output_mode, schema), images
+
+    @staticmethod
+    def examples_for(ctx: PredictionContext, data: dict[str, Any], task_id: object, structured: bool) -> str | None:
+        """The few-shot examples chosen for this task, as the text the messages carry; None when few-shot is off."""
+        few_shot = ctx.config.few_shot
+        if ctx.examples is None or not few_shot.k:
+            return None
+        chosen = ctx.examples.choose(
+            few_shot.k,
+            few_shot.strategy,
+            task_text(ctx.spec, data),
+            task_id if isinstance(task_id, int) else None,
+            data_digest(data),
+        )
+        return render_examples(chosen, structured)
 
     @staticmethod
     def task_spec(ctx: PredictionContext, data: dict[str, Any]) -> LabelingSpec:
@@ -134,7 +158,7 @@ class Predictor:
         ``on_usage`` also gets the tokens of a call that reached the provider (a caller that totals its own
         calls' cost: ``llm-backend improve``)."""
         data = task.get("data") or {}
-        messages, output, images = self.request_with_images(ctx, data)
+        messages, output, images = self.request_with_images(ctx, data, task.get("id"))
         # The answer for the cache and the usage counts: should Redis fail them, they are lost, not the answer
         # paid for (the caller keeps it, and a chunk records it once Redis is back: no second LLM call).
         with self.store.one_round_trip(best_effort=True) as writes:
@@ -273,7 +297,7 @@ class Predictor:
             try:
                 if task_images(ctx.spec, data):
                     return None
-                messages, output = self.request_for(ctx, data)
+                messages, output = self.request_for(ctx, data, task.get("id"))
                 answer = self.llm.cached(ctx.config.llm, messages, output)
                 if answer is None:
                     return None

@@ -30,13 +30,14 @@ class OpenProject:
 
 
 def open_project(services: Services, project: int) -> OpenProject:
-    """The project's context with the labeling config Label Studio holds now; raises ConfigError when no
-    Label Studio is known for it."""
+    """The project's context with the labeling config (and few-shot pool) Label Studio holds now; raises
+    ConfigError when no Label Studio is known for it."""
     access, problem = services.projects.label_studio(services.store.load_setup(str(project)))
     if access is None:
         raise ConfigError(f"no Label Studio to read project {project} from: {problem}")
     label_studio = services.label_studio(access)
-    ctx = services.projects.context(str(project), label_studio.label_config(project), None)
+    # its few-shot pool read afresh: what this opens is about to start a job, or to estimate or score one
+    ctx = services.projects.context(str(project), label_studio.label_config(project), None, pool_max_age=0)
     return OpenProject(project, ctx, label_studio)
 
 

@@ -21,11 +21,13 @@ from shared.adapters.netguard import AddressPolicy
 from shared.adapters.store import ProjectSetup, Store
 from shared.domain.config import ExtraParams, ProjectConfig, Settings, decode_extra_params
 from shared.domain.endpoints import host_port
-from shared.domain.errors import TaskError
+from shared.domain.errors import ConfigError, TaskError
+from shared.domain.few_shot import ExamplePool
 from shared.domain.labeling import LabelingSpec, Unfilled, parse_labeling_config, require_label_config
 from shared.domain.prompts import choose_prompt, prompt_from_regions
 from shared.domain.types import JobSnapshot
 from shared.domain.versions import model_version
+from shared.few_shot import FewShotPools
 from shared.redaction import remember_extra_params
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,8 @@ class PredictionContext:
     context_prompt: bool  # that context holds a prompt (a smart tag's context may not)
     job_id: str | None = None  # the batch job this context predicts for, for its token count
     access_problem: str | None = None  # why there is no ``access``, when a reason is known
+    few_shot_pool: str | None = None  # the key of the few-shot example pool (``shared.few_shot``), when on
+    examples: ExamplePool | None = None  # that pool's examples for this config
 
 
 @dataclass(frozen=True)
@@ -69,9 +73,10 @@ class PromptUpdate:
 
 
 class Projects:
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, few_shot: FewShotPools | None = None) -> None:
         self.settings = settings
         self.store = store
+        self.few_shot = few_shot
         self.policy = AddressPolicy.from_settings(settings)
         # Every request of a project resolves the same settings and version: worked out once per process, not
         # per request (the interactive path's overhead).  Keyed by everything they are derived from.
@@ -104,8 +109,31 @@ class Projects:
             return config.prompt.default_prompt
         return None
 
-    def version(self, project: str | None, config: ProjectConfig, label_config: str) -> str:
-        return self._version_of(config, label_config, self.prompt(project, config))
+    def version(
+        self, project: str | None, config: ProjectConfig, label_config: str, examples: ExamplePool | None = None
+    ) -> str:
+        return self._version_of(config, label_config, self.prompt(project, config), examples and examples.digest)
+
+    def examples(
+        self,
+        project: str | None,
+        config: ProjectConfig,
+        label_config: str,
+        spec: LabelingSpec,
+        setup: ProjectSetup | None,
+        max_age: float | None = None,
+    ) -> tuple[str | None, ExamplePool | None]:
+        """The project's few-shot pool (its key and examples), none when FEW_SHOT_EXAMPLES is 0; read again from
+        Label Studio when older than ``max_age`` seconds (FEW_SHOT_REFRESH by default).  ConfigError when it
+        cannot be read."""
+        if not config.few_shot.k:
+            return None, None
+        if project is None or self.few_shot is None:
+            raise ConfigError("FEW_SHOT_EXAMPLES needs a Label Studio project to take its annotations from")
+        access, problem = self.label_studio(setup)
+        age = self.settings.few_shot_refresh if max_age is None else max_age
+        key = self.few_shot.current(project, access, age, problem)
+        return key, self.few_shot.examples(key, label_config, spec)
 
     def label_studio(self, setup: ProjectSetup | None) -> tuple[LabelStudioAccess | None, str | None]:
         """How to reach the project's Label Studio, or None and why not."""
@@ -141,7 +169,8 @@ class Projects:
         label_config = require_label_config(setup.label_config)
         spec = self.spec(config, label_config)
         self.store.save_setup(project, setup)
-        version = self.version(project, config, label_config)
+        _pool, examples = self.examples(project, config, label_config, spec, setup)
+        version = self.version(project, config, label_config, examples)
         self.store.record_version(project, version)
         if spec.unfilled:
             digest = hashlib.sha256(label_config.encode()).hexdigest()[:16]
@@ -155,8 +184,12 @@ class Projects:
                 )
         return Registration(model_version=version, unfilled=spec.unfilled)
 
-    def context(self, project: str | None, label_config: str | None, context: Any) -> PredictionContext:
-        """Resolve a request; raises ConfigError or LabelingConfigError when the request cannot work."""
+    def context(
+        self, project: str | None, label_config: str | None, context: Any, pool_max_age: float | None = None
+    ) -> PredictionContext:
+        """Resolve a request; raises ConfigError or LabelingConfigError when the request cannot work.
+
+        ``pool_max_age``: how old the few-shot pool may be (FEW_SHOT_REFRESH by default; 0 before a job starts)."""
         setup, annotators_prompt = self.store.setup_and_prompt(project) if project else (None, None)
         label_config = label_config or (setup.label_config if setup else None)
         extra_params = decode_extra_params(setup.extra_params if setup else None)
@@ -172,22 +205,34 @@ class Projects:
             prompt = choose_prompt(context_prompt, stored, config.prompt)
         except TaskError as exc:
             prompt_error = str(exc)
+        pool, examples = self.examples(project, config, label_config, spec, setup, pool_max_age)
         return PredictionContext(
             project=project,
             label_config=label_config,
             extra_params=extra_params,
             config=config,
             spec=spec,
-            model_version=self._version_of(config, label_config, stored),
+            model_version=self._version_of(config, label_config, stored, examples and examples.digest),
             prompt=prompt,
             prompt_error=prompt_error,
             access=access,
             interactive=isinstance(context, dict),  # even without regions: a reloaded screen asks this way
             context_prompt=context_prompt is not None,
             access_problem=access_problem,
+            few_shot_pool=pool,
+            examples=examples,
         )
 
+    def for_job(self, ctx: PredictionContext) -> PredictionContext:
+        """The context a job starts with: the few-shot pool read afresh from Label Studio (when few-shot is on),
+        and the model version that goes with it."""
+        if not ctx.config.few_shot.k or ctx.interactive:
+            return ctx
+        return self.context(ctx.project, ctx.label_config, None, pool_max_age=0)
+
     def snapshot(self, ctx: PredictionContext) -> JobSnapshot:
+        if ctx.few_shot_pool and self.few_shot:
+            self.few_shot.keep(ctx.few_shot_pool)
         return JobSnapshot(
             project=ctx.project,
             label_config=ctx.label_config,
@@ -196,6 +241,7 @@ class Projects:
             model=ctx.config.llm.model,
             prompt=ctx.prompt,
             prompt_error=ctx.prompt_error,
+            few_shot_pool=ctx.few_shot_pool,
         )
 
     def from_snapshot(self, snapshot: JobSnapshot, job_id: str | None = None) -> PredictionContext:
@@ -204,12 +250,18 @@ class Projects:
         config = self.config_for(snapshot.extra_params)
         setup = self.store.load_setup(snapshot.project) if snapshot.project else None
         access, access_problem = self.label_studio(setup)
+        spec = self.spec(config, snapshot.label_config)
+        examples = None
+        if snapshot.few_shot_pool and config.few_shot.k:
+            if self.few_shot is None:
+                raise ConfigError("this job has few-shot examples but this process reads no example pools")
+            examples = self.few_shot.examples(snapshot.few_shot_pool, snapshot.label_config, spec)
         return PredictionContext(
             project=snapshot.project,
             label_config=snapshot.label_config,
             extra_params=snapshot.extra_params,
             config=config,
-            spec=self.spec(config, snapshot.label_config),
+            spec=spec,
             model_version=snapshot.model_version,
             prompt=snapshot.prompt,
             prompt_error=snapshot.prompt_error,
@@ -218,6 +270,8 @@ class Projects:
             context_prompt=False,
             job_id=job_id,
             access_problem=access_problem,
+            few_shot_pool=snapshot.few_shot_pool,
+            examples=examples,
         )
 
     def remember_prompt(self, project: str, label_config: str | None, annotation: dict[str, Any]) -> PromptUpdate:
@@ -232,15 +286,24 @@ class Projects:
         label_config = require_label_config(label_config)
         spec = self.spec(config, label_config)
         prompt = prompt_from_regions(annotation.get("result"), spec.prompt.name)
+        _pool, examples = self.examples(project, config, label_config, spec, setup)
         if prompt is None:
-            return PromptUpdate(changed=False, model_version=self.version(project, config, label_config))
-        return self.adopt_prompt(project, config, label_config, prompt)
+            return PromptUpdate(changed=False, model_version=self.version(project, config, label_config, examples))
+        return self.adopt_prompt(project, config, label_config, prompt, examples)
 
-    def adopt_prompt(self, project: str, config: ProjectConfig, label_config: str, prompt: str) -> PromptUpdate:
+    def adopt_prompt(
+        self,
+        project: str,
+        config: ProjectConfig,
+        label_config: str,
+        prompt: str,
+        examples: ExamplePool | None = None,
+    ) -> PromptUpdate:
         """Make ``prompt`` the project's prompt, as a submitted one (``remember_prompt``) or an applied
-        refinement (``llm-backend improve --apply``) does: a changed prompt is a new model version."""
+        refinement (``llm-backend improve --apply``) does: a changed prompt is a new model version (with few-shot
+        on, of the project's ``examples``)."""
         changed = self.store.save_prompt(project, prompt)
-        version = self.version(project, config, label_config)
+        version = self.version(project, config, label_config, examples)
         if changed:
             self.store.record_version(project, version)
             log.info("project %s: new prompt, model version %s", project, version)

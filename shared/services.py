@@ -22,6 +22,7 @@ from shared.adapters.store import Store
 from shared.batch_jobs import BatchJobs
 from shared.domain.config import Settings
 from shared.domain.labeling import configure_spec_cache
+from shared.few_shot import FewShotPools
 from shared.opened_tasks import OpenedTasks
 from shared.predictor import Predictor
 from shared.projects import Projects
@@ -55,7 +56,7 @@ class Services:
         jobs = Jobs(store, settings.job_ttl, settings.prices, settings.handover_grace, settings.llm_batch_discount)
         llm = LLM.from_settings(settings, store, metrics)
         predictor = Predictor(settings, store, jobs, llm, label_studio, metrics)
-        projects = Projects(settings, store)
+        projects = Projects(settings, store, FewShotPools(settings, store, label_studio))
         return cls(
             settings=settings,
             store=store,

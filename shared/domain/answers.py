@@ -161,7 +161,8 @@ def _words(text: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=65536)
-def _stem(word: str) -> str:
+def stem_word(word: str) -> str:
+    """The word's Snowball English stem (one word at a time, whatever the threads; the few-shot index uses it too)."""
     with _STEMMER_LOCK:
         return cast(str, _STEMMER.stemWord(word))  # snowballstemmer has no type hints
 
@@ -449,7 +450,7 @@ def _tokens(text: str) -> list[_Token]:
         for position, (surface, word) in enumerate(zip(clause, words, strict=True)):
             before = words[max(0, position - NEGATION_WINDOW) : position]
             negated = denied or not NEGATORS.isdisjoint(before)
-            tokens.append(_Token(surface, word, _stem(word), index, negated, hedged, cued))
+            tokens.append(_Token(surface, word, stem_word(word), index, negated, hedged, cued))
     return tokens
 
 
@@ -466,7 +467,7 @@ def _form_mentions(tokens: list[_Token], label: _Label, at: dict[str, list[int]]
 
     ``at`` lists where each stem occurs, so that only the places a form could start are compared."""
     for form in label.forms:
-        stems = tuple(_stem(word) for word in form)
+        stems = tuple(stem_word(word) for word in form)
         for start in at.get(stems[0], ()):
             window = tokens[start : start + len(form)]
             if tuple(t.stem for t in window) != stems or len({t.clause for t in window}) > 1:
@@ -579,7 +580,8 @@ def _overlap(tokens: list[_Token], labels: list[_Label]) -> LabelMatch | None:
     """The one label whose distinctive words the answer uses: each word counts 1/(number of labels that have it)."""
     used = {token.stem for token in tokens if not token.negated and token.word not in STOPWORDS}
     stems_of = {
-        label.name: {_stem(word) for name in label.names for word in name if word not in STOPWORDS} for label in labels
+        label.name: {stem_word(word) for name in label.names for word in name if word not in STOPWORDS}
+        for label in labels
     }
     sharing: dict[str, int] = {}
     for stems in stems_of.values():

@@ -53,6 +53,17 @@ VISION_BOX_FORMAT_HELP = (
     "image, as Qwen2.5-VL answers) or `percent` (`box` [x1, y1, x2, y2] in percent of the width and height)"
 )
 BatchApiMode = Literal["off", "auto", "on"]
+FewShotStrategy = Literal["fixed", "similar", "diverse"]
+FewShotCount = Annotated[int, Field(ge=0, le=50)]
+FEW_SHOT_EXAMPLES_HELP = (
+    "few-shot examples per task, taken from the project's annotated tasks (their ground truth, as `eval` reads "
+    "it); `0`: none"
+)
+FEW_SHOT_STRATEGY_HELP = (
+    "which examples: `fixed` (one label-balanced set for every task, in the cached part of the prompt), "
+    "`similar` (the nearest to each task by BM25 over its text) or `diverse` (near ones spread over the labels: "
+    "maximal marginal relevance)"
+)
 BATCH_API_HELP = (
     "the provider's Batch API for batch jobs (`openai` and `azure`; half the price, answers within 24 h): "
     "`off`, `auto` (jobs of at least `BATCH_API_MIN_TASKS` tasks) or `on` (every job)"
@@ -96,6 +107,15 @@ class PromptOptions(BaseModel):
     default_prompt: str | None
 
 
+class FewShotOptions(BaseModel):
+    """How many examples from the team's annotations go with each task, and which."""
+
+    model_config = ConfigDict(frozen=True)
+
+    k: int = 0
+    strategy: FewShotStrategy = "fixed"
+
+
 class LabelSelection(BaseModel):
     """Large label sets: a Choices or Taxonomy offering more than ``threshold`` values is narrowed, for each
     task, to the ``k`` values most similar to the task's text (``shared.domain.label_selection``)."""
@@ -116,6 +136,7 @@ class ProjectConfig(BaseModel):
     output_mode: OutputMode = "auto"
     batch_api: BatchApiMode = "off"
     label_selection: LabelSelection
+    few_shot: FewShotOptions = FewShotOptions()
     vision_box_format: VisionBoxFormat = "gemini"
 
 
@@ -149,6 +170,8 @@ class ExtraParams(BaseModel):
     default_prompt: str | None = None
     output_mode: OutputMode | None = Field(None, description=OUTPUT_MODE_HELP)
     batch_api: BatchApiMode | None = Field(None, description=BATCH_API_HELP)
+    few_shot_examples: FewShotCount | None = Field(None, description=FEW_SHOT_EXAMPLES_HELP)
+    few_shot_strategy: FewShotStrategy | None = Field(None, description=FEW_SHOT_STRATEGY_HELP)
     vision_box_format: VisionBoxFormat | None = Field(None, description=VISION_BOX_FORMAT_HELP)
 
     @classmethod
@@ -248,6 +271,13 @@ class Settings(BaseSettings):
         description="a prompt (or a path to a file holding one) used until an annotator submits one; a user "
         "template, so it needs `USE_INTERNAL_PROMPT_TEMPLATE=0`, e.g. "
         "`Classify this text as sarcastic or not. Text: {text}, Labels: {labels}`",
+    )
+    few_shot_examples: FewShotCount = Field(0, description=FEW_SHOT_EXAMPLES_HELP)
+    few_shot_strategy: FewShotStrategy = Field("fixed", description=FEW_SHOT_STRATEGY_HELP)
+    few_shot_refresh: Annotated[float, Field(ge=0)] = Field(
+        300.0,
+        description="seconds the few-shot example pool read from Label Studio serves requests before it is read "
+        "again (a batch job reads it when it starts)",
     )
     basic_auth_user: str | None = Field(
         None,
@@ -648,6 +678,10 @@ class Settings(BaseSettings):
             prompt=prompt,
             output_mode=extra.output_mode or self.output_mode,
             batch_api=extra.batch_api or self.batch_api,
+            few_shot=FewShotOptions(
+                k=self.few_shot_examples if extra.few_shot_examples is None else extra.few_shot_examples,
+                strategy=extra.few_shot_strategy or self.few_shot_strategy,
+            ),
             label_selection=LabelSelection(threshold=self.label_selection_threshold, k=self.label_selection_k),
             vision_box_format=extra.vision_box_format or self.vision_box_format,
         )

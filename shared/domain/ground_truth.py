@@ -7,8 +7,19 @@ later annotations usually correct earlier ones.  A task with neither is not scor
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+
+@dataclass(frozen=True)
+class GroundTruthTask:
+    """A task with its ground truth: its id, its data and the chosen annotation's regions (what ``improve``
+    predicts and scores again, and what few-shot examples are made of)."""
+
+    id: int
+    data: dict[str, Any]
+    truth: list[dict[str, Any]]
 
 
 def _when(annotation: dict[str, Any]) -> datetime:

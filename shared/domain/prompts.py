@@ -207,13 +207,17 @@ def compose_messages(
     instructions: str | None = None,
     task_notes: str | None = None,
     image_urls: Sequence[str] = (),
+    fixed_examples: str | None = None,
+    task_examples: str | None = None,
 ) -> list[dict[str, Any]]:
     """The messages for one task, laid out for prefix caching (see the module's docstring).
 
     ``instructions`` (about the answer, the same for every task of the config) open the system
     message; ``task_notes`` (this task's dynamic options) follow its data; images are parts of the
-    user message.  Without instructions and with nothing task-independent before the data, this is
-    the reference's single user message.
+    user message.  Few-shot examples that are the same for every task (``fixed_examples``) close the system
+    message, where the prefix cache serves them; those chosen for this task (``task_examples``) open the user
+    message, before its data.  Without instructions, examples and with nothing task-independent before the
+    data, this is the reference's single user message.
     """
     values = _template_values(spec, data)
     if options.use_internal_template:
@@ -224,9 +228,11 @@ def compose_messages(
     else:
         values.setdefault("text", task_text(spec, data))
         fixed, task = "", fill_template(prompt, values, "the prompt")
-    system = "\n\n".join(part for part in (fixed.strip() and fixed, instructions) if part)
+    system = "\n\n".join(part for part in (fixed.strip() and fixed, instructions, fixed_examples) if part)
     if task_notes:
         task = f"{task}\n\n{task_notes}"
+    if task_examples:
+        task = f"{task_examples}\n\n{task}"
     messages = [{"role": "system", "content": system}] if system else []
     messages.append(_user_message(task, image_urls))
     return messages

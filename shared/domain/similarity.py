@@ -1,7 +1,7 @@
 """Lexical similarity: rank short documents for a query with Okapi BM25, computed here (no model, no download).
 
 General on purpose (documents and a query, nothing about labels): label selection ranks a control's labels
-for a task's text with it, and other rankings (few-shot examples for a task) can use the same index.
+for a task's text with it, few-shot examples are chosen with it (``few_shot``, stemming its words: ``stems``).
 
 Words are runs of letters and digits (``sci_tech`` is two), folded to lower case, with a plural's ending
 dropped (``flights`` → ``flight``, ``categories`` → ``category``): labels are short, so one word in common
@@ -14,7 +14,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from shared.domain.answers import stem_word
 
 _WORD = re.compile(r"[^\W_]+")
 
@@ -33,13 +35,27 @@ def words(text: str) -> list[str]:
     return [_fold(word) for word in _WORD.findall(text)]
 
 
+def stems(text: str) -> list[str]:
+    """The words of ``text`` lower-cased and stemmed (Snowball English, ``answers.stem_word``): for longer texts
+    than labels, where "footballing" should meet "football" too."""
+    return [stem_word(word.casefold()) for word in _WORD.findall(text)]
+
+
 class BM25:
     """An index of ``documents`` (texts) that scores them against a query: Okapi BM25 with the usual
-    ``k1`` and ``b``, and the non-negative idf ``log(1 + (N - df + 0.5) / (df + 0.5))``."""
+    ``k1`` and ``b``, and the non-negative idf ``log(1 + (N - df + 0.5) / (df + 0.5))``; ``analyzer`` cuts a
+    text into the terms compared (``words`` by default)."""
 
-    def __init__(self, documents: Sequence[str], k1: float = 1.5, b: float = 0.75) -> None:
+    def __init__(
+        self,
+        documents: Sequence[str],
+        k1: float = 1.5,
+        b: float = 0.75,
+        analyzer: Callable[[str], list[str]] = words,
+    ) -> None:
         self.size = len(documents)
-        counted = [Counter(words(document)) for document in documents]
+        self.analyzer = analyzer
+        counted = [Counter(analyzer(document)) for document in documents]
         lengths = [sum(counts.values()) for counts in counted]
         average = (sum(lengths) / self.size) if self.size and sum(lengths) else 1.0
         self._postings: dict[str, list[tuple[int, float]]] = {}
@@ -55,7 +71,7 @@ class BM25:
     def scores(self, query: str) -> list[float]:
         """Each document's score for ``query``, in document order (0 for a document sharing no word with it)."""
         totals = [0.0] * self.size
-        for word, times in Counter(words(query)).items():
+        for word, times in Counter(self.analyzer(query)).items():
             weight = self._idf.get(word, 0.0) * (1 + math.log(times))
             for index, saturation in self._postings.get(word, ()):
                 totals[index] += weight * saturation

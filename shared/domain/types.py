@@ -57,3 +57,4 @@ class JobSnapshot(BaseModel):
     model: str
     prompt: str | None
     prompt_error: str | None
+    few_shot_pool: str | None = None  # the key of the few-shot example pool the job started with

@@ -38,13 +38,19 @@ def answer_format(config: ProjectConfig, label_config: str) -> dict[str, Any] | 
     return told
 
 
-def model_version(config: ProjectConfig, label_config: str, project_prompt: str | None) -> str:
+def model_version(
+    config: ProjectConfig, label_config: str, project_prompt: str | None, few_shot_pool: str | None = None
+) -> str:
     """A version that changes whenever anything that shapes the predictions does.
 
     Derived rather than counted, so every API and worker process agrees on it without coordination,
     and Label Studio's "skip tasks that already hold this version" is exactly right.  It covers the
     output mode and the answer's schema, so changing either (or the code that builds the schema)
     predicts again.
+
+    With few-shot examples on, it also covers their number, the strategy and ``few_shot_pool``, the digest of
+    the examples the pool holds (``few_shot.examples_digest``): new or changed ground truth makes a new version
+    once the pool is read again.  With them off (the default) the version is what it was without them.
     """
     llm = config.llm
     decisive = {
@@ -61,5 +67,7 @@ def model_version(config: ProjectConfig, label_config: str, project_prompt: str 
         "answer_format": answer_format(config, label_config),
         "answer_format_version": ANSWER_FORMAT_VERSION,
     }
+    if config.few_shot.k:
+        decisive["few_shot"] = {"k": config.few_shot.k, "strategy": config.few_shot.strategy, "pool": few_shot_pool}
     digest = hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:10]
     return f"{llm.model}-{digest}"
