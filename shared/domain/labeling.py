@@ -31,6 +31,8 @@ SUPPORTED_OBJECTS = ("Text", "HyperText", "Paragraphs", "Image")
 CHOICES = "choices"
 SPANS = "spans"  # Labels on Text: quoted entities
 PARAGRAPH_SPANS = "paragraph_spans"  # ParagraphLabels on Paragraphs: quoted entities in one utterance
+HTML_SPANS = "html_spans"  # HyperTextLabels (or Labels) on HyperText: quoted entities in the page's text
+SPAN_KINDS = (SPANS, PARAGRAPH_SPANS, HTML_SPANS)
 TAXONOMY = "taxonomy"
 RATING = "rating"
 NUMBER = "number"
@@ -64,11 +66,7 @@ _GEOMETRY_TAGS = {
     "VectorLabels",
     "OcrLabels",
 }
-HYPERTEXT_SPANS_REASON = (
-    "HyperText spans are not predicted: Label Studio stores them as XPath ranges (or text offsets) of the "
-    "page as the browser renders it, which this backend cannot reproduce exactly, so a span could land on "
-    "other words"
-)
+
 
 
 @dataclass(frozen=True)
@@ -297,8 +295,12 @@ def _classify(control: SdkControl, elements: Mapping[str, Element]) -> Output | 
         return unfilled(f"attached to {where}, which the LLM does not read")
     target = TaskObject(readable[0])
     if tag == "HyperTextLabels" or (tag == "Labels" and target.kind == "HyperText"):
-        return unfilled(HYPERTEXT_SPANS_REASON)
-    if tag == "Labels":
+        if target.kind != "HyperText":
+            return unfilled(f"<HyperTextLabels> need <HyperText>, not <{target.kind}>")
+        if target.tag.attr.get("valueType") == "url" or target.tag.attr.get("encoding") not in (None, "none"):
+            return unfilled("the page is loaded (or decoded) by the browser, so the LLM cannot quote from it")
+        kind = HTML_SPANS
+    elif tag == "Labels":
         if target.kind == "Image":
             return unfilled("<Labels> on <Image> label shapes drawn with a geometry tool, which is not predicted")
         if target.kind != "Text":
@@ -315,9 +317,9 @@ def _classify(control: SdkControl, elements: Mapping[str, Element]) -> Output | 
     if control.attr.get("apiUrl"):
         return unfilled("its options are loaded from apiUrl while annotating, so the LLM cannot see them")
     value = control.attr.get("value", "")
-    dynamic_field = value[1:] if kind in (CHOICES, SPANS, PARAGRAPH_SPANS, TAXONOMY) and value.startswith("$") else None
+    dynamic_field = value[1:] if kind in (CHOICES, *SPAN_KINDS, TAXONOMY) and value.startswith("$") else None
     options = _options_in(elements[control.name]) if control.name in elements else ()
-    if kind in (CHOICES, SPANS, PARAGRAPH_SPANS, TAXONOMY) and not options and dynamic_field is None:
+    if kind in (CHOICES, *SPAN_KINDS, TAXONOMY) and not options and dynamic_field is None:
         return unfilled(f"<{tag}> lists no options")
     return Output(control=control, kind=kind, target=target, options=options, dynamic_field=dynamic_field)
 

@@ -40,9 +40,8 @@ from shared.domain.labeling import (
     CHOICES,
     NUMBER,
     PAIRWISE,
-    PARAGRAPH_SPANS,
     RATING,
-    SPANS,
+    SPAN_KINDS,
     TAXONOMY,
     TEXT,
     LabelingSpec,
@@ -164,7 +163,7 @@ def _checked(
         value = answer[output.name]
         node = properties.get(output.name)  # none for dynamic options the task lacks: answer_regions says so
         error = _schema_error(node, value) if node is not None else None
-        if error is None or output.kind in (SPANS, PARAGRAPH_SPANS):
+        if error is None or output.kind in SPAN_KINDS:
             checked.values[output.name] = value
         elif output.kind == TEXT:
             checked.values[output.name] = _as_text(value)
@@ -207,7 +206,7 @@ def _structured_abstention(
     or with a value that declines when read as prose ("None of these"); an empty list of spans is an answer (no
     entity in the text), and a value that neither fits nor declines (a rating of 9 out of 5) is no decline."""
     asked = [output for output in spec.outputs if output.kind != TEXT]
-    picking = [output for output in asked if output.kind not in (SPANS, PARAGRAPH_SPANS)]
+    picking = [output for output in asked if output.kind not in SPAN_KINDS]
     if not picking or any(
         read.values.get(output.name) not in _UNSPOKEN and output.name not in read.none_chosen for output in asked
     ):

@@ -5,9 +5,10 @@ Rating, Number, TextArea and Pairwise start from the SDK's ``to_json_schema()``,
 ``strict.to_strict``.  Two kinds get a shape of their own, because the SDK's would make the model do
 what it does badly:
 
-- spans (``Labels`` on Text, ``ParagraphLabels``): the model quotes each entity as written, with its
-  label (and a start hint, or the utterance index), and ``spans.py`` finds the offsets; models are
-  good at quoting and bad at counting characters;
+- spans (``Labels`` on Text, ``ParagraphLabels``, ``HyperTextLabels``): the model quotes each entity as
+  written, with its label (and a start hint, or the utterance index), and ``spans.py`` finds the offsets
+  (``html_spans.py`` the XPaths of a HyperText page's); models are good at quoting and bad at counting
+  characters;
 - Taxonomy: one string per chosen path ("Bias / Gender"), from the list of valid paths, instead of
   arrays of any labels in any order.
 
@@ -24,8 +25,10 @@ from shared.domain.labeling import (
     CHOICES,
     NUMBER,
     PAIRWISE,
+    HTML_SPANS,
     PARAGRAPH_SPANS,
     RATING,
+    SPAN_KINDS,
     SPANS,
     TAXONOMY,
     TEXT,
@@ -98,7 +101,7 @@ def _span_item(output: Output, labels: list[str]) -> dict[str, Any]:
 def output_schema(output: Output, options: Sequence[Option]) -> dict[str, Any]:
     """One control's part of the answer schema (before the strict rewrite)."""
     control = output.control
-    if output.kind in (SPANS, PARAGRAPH_SPANS):
+    if output.kind in SPAN_KINDS:
         schema: dict[str, Any] = {"type": "array", "items": _span_item(output, _shown(options))}
     elif output.kind == TAXONOMY:
         schema = {"type": "array", "items": {"type": "string", "enum": choice_list(output, options)}}
@@ -134,6 +137,12 @@ def describe(output: Output, options: Sequence[Option], list_labels: bool = True
             f"every mention in {target} to label, each as {{text, label, start}}: text is {SPAN_TEXT_RULE}; "
             f"label one of {labels}; start the character offset if known, else null; list a repeated "
             "mention once per occurrence"
+        )
+    if kind == HTML_SPANS:
+        return (
+            f"every mention in the text of the HTML page {target} to label (its words as displayed, not its tags), "
+            f"each as {{text, label}}: text is {SPAN_TEXT_RULE}; label one of {labels}; list a repeated mention "
+            "once per occurrence"
         )
     if kind == PARAGRAPH_SPANS:
         return (
@@ -202,7 +211,7 @@ def _answer_schema(spec: LabelingSpec, data: Mapping[str, Any]) -> dict[str, Any
     properties: dict[str, Any] = {}
     for output in spec.outputs:
         options = output.options_for(data)
-        if output.kind in (CHOICES, SPANS, PARAGRAPH_SPANS, TAXONOMY) and not options:
+        if output.kind in (CHOICES, *SPAN_KINDS, TAXONOMY) and not options:
             continue
         properties[output.name] = output_schema(output, options)
     # A control the config marks required="true" must be answered; any other may stay empty (null).
