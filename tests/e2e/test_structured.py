@@ -1,5 +1,5 @@
 """Structured predictions end to end: Retrieve Predictions in a real Label Studio 1.23.2 for a NER project
-(``Labels`` on ``Text``) and a ``Taxonomy`` project, the fake model answering the schema it is sent
+(``Labels`` on ``Text``), an HTML NER project (``HyperTextLabels``) and a ``Taxonomy`` project, the fake model answering the schema it is sent
 (``OUTPUT_MODE=auto`` through the project's extra params); Label Studio's API shows the predictions as stored."""
 
 from __future__ import annotations
@@ -26,6 +26,57 @@ TAXONOMY = """<View>
     <Choice value="Food"/>
   </Taxonomy>
 </View>"""
+
+
+HTML_NER = """<View>
+  <HyperText name="page" value="$text"/>
+  <TextArea name="prompt" toName="page"/>
+  <HyperTextLabels name="ner" toName="page">
+    <Label value="PER"/><Label value="ORG"/><Label value="LOC"/>
+  </HyperTextLabels>
+</View>"""
+# Whitespace between blocks, an entity across a <b>, a no-break space, a <br> and a character reference: each
+# moves the editor's offsets if counted wrongly.
+HTML_PAGE = (
+    "<div>\n  <h1>John works at <b>Acme</b> Inc.</h1>\n  <p>He lives in New&nbsp;York.<br>"
+    "Mary &amp; John met in Paris. [{marker} {index}]</p>\n</div>"
+)
+HTML_ANSWER = {
+    "ner": [
+        {"text": "John", "label": "PER"},
+        {"text": "Acme Inc.", "label": "ORG"},
+        {"text": "New York", "label": "LOC"},  # a no-break space in the page: found ignoring spacing
+        {"text": "Mary", "label": "PER"},
+        {"text": "John", "label": "PER"},  # the second John
+        {"text": "Paris", "label": "LOC"},
+    ]
+}
+H1, P = "/div[1]/h1[1]", "/div[1]/p[1]"
+# What Label Studio's editor computes for these words (RichText/domManager.ts): XPath of the text node, offset in
+# it, global offsets over every text node of the body (the "\n  " between blocks too) plus one per <br>.
+HTML_REGIONS = [
+    (f"{H1}/text()[1]", 0, f"{H1}/text()[1]", 4, 3, 7, "John", "PER"),
+    (f"{H1}/b[1]/text()[1]", 0, f"{H1}/text()[2]", 5, 17, 26, "Acme Inc.", "ORG"),
+    (f"{P}/text()[1]", 12, f"{P}/text()[1]", 20, 41, 49, "New\xa0York", "LOC"),
+    (f"{P}/text()[2]", 0, f"{P}/text()[2]", 4, 51, 55, "Mary", "PER"),
+    (f"{P}/text()[2]", 7, f"{P}/text()[2]", 11, 58, 62, "John", "PER"),
+    (f"{P}/text()[2]", 19, f"{P}/text()[2]", 24, 70, 75, "Paris", "LOC"),
+]
+
+
+def html_region_values() -> list[dict]:
+    return [
+        {
+            "start": start,
+            "startOffset": start_offset,
+            "end": end,
+            "endOffset": end_offset,
+            "globalOffsets": {"start": first, "end": last},
+            "text": text,
+            "hypertextlabels": [label],
+        }
+        for start, start_offset, end, end_offset, first, last, text, label in HTML_REGIONS
+    ]
 
 
 def structured_project(ls, backend, config: str, texts: list[str], prompt: str):
@@ -72,6 +123,27 @@ def test_ner_spans_are_stored_as_predicted(ls, backend, fake_llm):
     calls = calls_for(fake_llm, marker)
     assert len(calls) == len(texts)
     assert all(call.body["response_format"]["json_schema"]["strict"] is True for call in calls)
+
+
+def test_hypertext_spans_are_stored_as_the_editor_writes_them(ls, backend, fake_llm):
+    marker = uuid.uuid4().hex[:10]
+    pages = [HTML_PAGE.format(marker=marker, index=index) for index in range(3)]
+    fake_llm.reply = lambda messages, index: HTML_ANSWER
+    project, version = structured_project(ls, backend, HTML_NER, pages, "Find people, organizations, places: {text}")
+
+    retrieve_predictions(ls, project)
+
+    found = wait_for_predictions(ls, project, len(pages), backend)
+    interface = LabelInterface(HTML_NER)
+    for prediction in found:
+        assert prediction["model_version"] == version
+        assert interface.validate_prediction(prediction, return_errors=True) == []
+        spans = [region["value"] for region in prediction["result"] if region["from_name"] == "ner"]
+        assert spans == html_region_values()
+        assert {region["type"] for region in prediction["result"] if region["from_name"] == "ner"} == {
+            "hypertextlabels"
+        }
+    assert len(calls_for(fake_llm, marker)) == len(pages)
 
 
 def test_taxonomy_paths_are_stored_as_predicted(ls, backend, fake_llm):
