@@ -27,6 +27,7 @@ from shared.adapters.netguard import AddressPolicy
 from shared.adapters.store import Store
 from shared.domain.config import Settings
 from shared.domain.errors import TaskError
+from shared.domain.long_texts import merged, request_data, split_task
 from shared.domain.pricing import TokenUsage
 from shared.domain.prompts import compose_messages, task_images
 from shared.domain.reading import Abstention, read_prediction
@@ -100,24 +101,40 @@ class Predictor:
         return messages, OutputRequest(ctx.config.output_mode, answer_schema(ctx.spec, data) if structured else None)
 
     def predict(self, ctx: PredictionContext, task: Task) -> Prediction:
-        """A prediction for one task, as Label Studio stores it; raises TaskError when it cannot be made."""
+        """A prediction for one task, as Label Studio stores it; raises TaskError when it cannot be made.
+
+        A task whose spans quote from a text above LONG_TEXT_CHARS is asked in parts (``long_texts``), one call
+        after another through the same rate limit as every call; their tokens are the task's, counted once.
+        """
         data = task.get("data") or {}
-        messages, output = self.request_for(ctx, data)
+        split = split_task(ctx.spec, data, self.settings.long_text_chars)
+        parts = request_data(split, data)
+        requests = [self.request_for(ctx, part_data) for part_data in parts]
         # The answer for the cache and the usage counts: should Redis fail them, they are lost, not the answer
         # paid for (the caller keeps it, and a chunk records it once Redis is back: no second LLM call).
         with self.store.one_round_trip(best_effort=True) as writes:
-            answer = self.llm.complete(
-                ctx.config.llm,
-                messages,
-                ctx.interactive,
-                output=output,
-                writes=writes,
-                before_call=lambda: self.spend.check(ctx.project),  # PROJECT_DAILY_USD; cached answers are free
-            )
-            if not answer.cached:
-                usage = TokenUsage(answer.prompt_tokens, answer.completion_tokens, answer.cached_tokens)
-                self.record_usage(ctx, usage, writes=writes)
-        return self.prediction(ctx, data, answer, task.get("id"))
+            answers = [
+                self.llm.complete(
+                    ctx.config.llm,
+                    messages,
+                    ctx.interactive,
+                    output=output,
+                    writes=writes,
+                    before_call=lambda: self.spend.check(ctx.project),  # PROJECT_DAILY_USD; cached answers are free
+                )
+                for messages, output in requests
+            ]
+            called = [answer for answer in answers if not answer.cached]
+            if called:
+                usage = sum(
+                    (TokenUsage(a.prompt_tokens, a.completion_tokens, a.cached_tokens) for a in called), TokenUsage()
+                )
+                self.record_usage(ctx, usage, calls=len(called), writes=writes)
+        predictions = [
+            self.prediction(ctx, part_data, answer, task.get("id"))
+            for part_data, answer in zip(parts, answers, strict=True)
+        ]
+        return merged(split, predictions)
 
     def record_usage(
         self,
@@ -209,11 +226,15 @@ class Predictor:
             try:
                 if task_images(ctx.spec, data):
                     return None
-                messages, output = self.request_for(ctx, data)
-                answer = self.llm.cached(ctx.config.llm, messages, output)
-                if answer is None:
-                    return None
-                results.append(self.prediction(ctx, data, answer, task.get("id")))
+                split = split_task(ctx.spec, data, self.settings.long_text_chars)
+                predictions = []
+                for part_data in request_data(split, data):
+                    messages, output = self.request_for(ctx, part_data)
+                    answer = self.llm.cached(ctx.config.llm, messages, output)
+                    if answer is None:
+                        return None
+                    predictions.append(self.prediction(ctx, part_data, answer, task.get("id")))
+                results.append(merged(split, predictions))
             except TaskError:
                 return None
         return results
