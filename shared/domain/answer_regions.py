@@ -321,9 +321,7 @@ def regions_from_answers(
         value = first.get(output.name)
         if value is None or value == []:
             continue
-        if output.kind in (CHOICES, TAXONOMY, *SPAN_KINDS) and not choice_list(
-            output, output.options_for(data)
-        ):
+        if output.kind in (CHOICES, TAXONOMY, *SPAN_KINDS) and not choice_list(output, output.options_for(data)):
             builder.drop(output, f"the task has no options in {output.dynamic_field!r}")
             continue
         handler = {

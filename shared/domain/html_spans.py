@@ -107,7 +107,9 @@ class PageText:
     def _holding(self, offset: int, at_end: bool) -> TextNode | None:
         """The text node holding the character at ``offset`` (``at_end``: the one ending there), as the
         editor's ``findTextBlock`` picks it; None when a ``<br>`` or nothing is there."""
-        index = bisect.bisect_left(self._starts, offset) - 1 if at_end else bisect.bisect_right(self._starts, offset) - 1
+        index = (
+            bisect.bisect_left(self._starts, offset) - 1 if at_end else bisect.bisect_right(self._starts, offset) - 1
+        )
         if index < 0:
             return None
         node = self.nodes[index]

@@ -68,7 +68,6 @@ _GEOMETRY_TAGS = {
 }
 
 
-
 @dataclass(frozen=True)
 class Option:
     """One label a control offers: ``label`` is what Label Studio stores (the alias, if any), ``shown`` what

@@ -119,7 +119,9 @@ def split_task(spec: LabelingSpec, data: Mapping[str, Any], limit: int) -> Split
         return None
     for output in spec.outputs:
         field = output.target.field
-        text = data.get(field) if output.kind == SPANS and field else None
+        if output.kind != SPANS or field is None:
+            continue
+        text = data.get(field)
         if isinstance(text, str) and len(text) > limit:
             outputs = frozenset(
                 other.name for other in spec.outputs if other.kind == SPANS and other.target.field == field

@@ -23,9 +23,9 @@ from typing import Any
 
 from shared.domain.labeling import (
     CHOICES,
+    HTML_SPANS,
     NUMBER,
     PAIRWISE,
-    HTML_SPANS,
     PARAGRAPH_SPANS,
     RATING,
     SPAN_KINDS,

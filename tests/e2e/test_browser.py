@@ -244,7 +244,15 @@ def test_the_editor_shows_hypertext_predictions_and_saves_them_as_predicted(page
 
     log_in(page, label_studio.url)
     open_task(page, label_studio.url, project.id, task_id, marker, shown=PAGE_FRAME)
-    assert highlighted(page, 7) == ["John", "Acme", " Inc.", "New\xa0York", "Mary", "John", "Paris"]  # Acme Inc.: 2 nodes
+    assert highlighted(page, 7) == [
+        "John",
+        "Acme",
+        " Inc.",
+        "New\xa0York",
+        "Mary",
+        "John",
+        "Paris",
+    ]  # Acme Inc.: 2 nodes
 
     # By hand: the LOC label, then "lives" selected in the page (a Range, as a mouse drag leaves it) and let go.
     page.locator(".lsf-label__text").filter(has_text=re.compile(r"^LOC$")).first.click()
@@ -270,6 +278,4 @@ def test_the_editor_shows_hypertext_predictions_and_saves_them_as_predicted(page
     by_hand = [value for value in saved if value not in predicted]
     assert [value for value in saved if value in predicted] == predicted, "the editor keeps our regions as sent"
     lives = PageText(html).text.index("lives")
-    assert by_hand == [
-        {**PageText(html).xpath_range(lives, lives + 5), "text": "lives", "hypertextlabels": ["LOC"]}
-    ]
+    assert by_hand == [{**PageText(html).xpath_range(lives, lives + 5), "text": "lives", "hypertextlabels": ["LOC"]}]

@@ -1,6 +1,7 @@
 """Structured predictions end to end: Retrieve Predictions in a real Label Studio 1.23.2 for a NER project
-(``Labels`` on ``Text``), an HTML NER project (``HyperTextLabels``) and a ``Taxonomy`` project, the fake model answering the schema it is sent
-(``OUTPUT_MODE=auto`` through the project's extra params); Label Studio's API shows the predictions as stored."""
+(``Labels`` on ``Text``), an HTML NER project (``HyperTextLabels``) and a ``Taxonomy`` project, the fake model
+answering the schema it is sent (``OUTPUT_MODE=auto`` through the project's extra params); Label Studio's API
+shows the predictions as stored."""
 
 from __future__ import annotations
 
@@ -125,40 +126,42 @@ def test_ner_spans_are_stored_as_predicted(ls, backend, fake_llm):
     assert all(call.body["response_format"]["json_schema"]["strict"] is True for call in calls)
 
 
-def test_hypertext_spans_are_stored_as_the_editor_writes_them(ls, backend, fake_llm):
-    marker = uuid.uuid4().hex[:10]
-    pages = [HTML_PAGE.format(marker=marker, index=index) for index in range(3)]
-    fake_llm.reply = lambda messages, index: HTML_ANSWER
-    project, version = structured_project(ls, backend, HTML_NER, pages, "Find people, organizations, places: {text}")
-
+def checked_predictions(ls, backend, fake_llm, config: str, texts: list[str], prompt: str, answer: dict) -> list:
+    """Retrieve Predictions for a new project of these texts, the fake model answering ``answer``: the predictions,
+    one per task, each of the project's model version and accepted by the SDK."""
+    fake_llm.reply = lambda messages, index: answer
+    project, version = structured_project(ls, backend, config, texts, prompt)
     retrieve_predictions(ls, project)
-
-    found = wait_for_predictions(ls, project, len(pages), backend)
-    interface = LabelInterface(HTML_NER)
+    found = wait_for_predictions(ls, project, len(texts), backend)
+    interface = LabelInterface(config)
     for prediction in found:
         assert prediction["model_version"] == version
         assert interface.validate_prediction(prediction, return_errors=True) == []
-        spans = [region["value"] for region in prediction["result"] if region["from_name"] == "ner"]
-        assert spans == html_region_values()
-        assert {region["type"] for region in prediction["result"] if region["from_name"] == "ner"} == {
-            "hypertextlabels"
-        }
+    return found
+
+
+def test_hypertext_spans_are_stored_as_the_editor_writes_them(ls, backend, fake_llm):
+    marker = uuid.uuid4().hex[:10]
+    pages = [HTML_PAGE.format(marker=marker, index=index) for index in range(3)]
+    prompt = "Find people, organizations, places: {text}"
+
+    found = checked_predictions(ls, backend, fake_llm, HTML_NER, pages, prompt, HTML_ANSWER)
+
+    for prediction in found:
+        ner = [region for region in prediction["result"] if region["from_name"] == "ner"]
+        assert [region["value"] for region in ner] == html_region_values()
+        assert {region["type"] for region in ner} == {"hypertextlabels"}
     assert len(calls_for(fake_llm, marker)) == len(pages)
 
 
 def test_taxonomy_paths_are_stored_as_predicted(ls, backend, fake_llm):
     marker = uuid.uuid4().hex[:10]
     texts = [f"A cheap flight and a great pizza. [{marker} {i}]" for i in range(4)]
-    fake_llm.reply = lambda messages, index: {"topic": ["Travel / Flights", "Food"]}
-    project, version = structured_project(ls, backend, TAXONOMY, texts, "Which topics? {text}")
+    answer = {"topic": ["Travel / Flights", "Food"]}
 
-    retrieve_predictions(ls, project)
+    found = checked_predictions(ls, backend, fake_llm, TAXONOMY, texts, "Which topics? {text}", answer)
 
-    found = wait_for_predictions(ls, project, len(texts), backend)
-    interface = LabelInterface(TAXONOMY)
     for prediction in found:
-        assert prediction["model_version"] == version
-        assert interface.validate_prediction(prediction, return_errors=True) == []
         values = {region["from_name"]: region["value"] for region in prediction["result"]}
         assert values == {
             "topic": {"taxonomy": [["Travel", "Flights"], ["Food"]]},

@@ -42,7 +42,9 @@ def quotes_of(messages: list[dict]) -> dict:
     return {"ner": entities, "tone": "Calm" if "In report 0," in part else "Tense"}
 
 
-def test_a_300_kb_text_gets_every_span_at_its_offset_once(make_client, make_settings, real_store, redis_prefix, fake_llm):
+def test_a_300_kb_text_gets_every_span_at_its_offset_once(
+    make_client, make_settings, real_store, redis_prefix, fake_llm
+):
     settings: Settings = make_settings(redis_key_prefix=redis_prefix)
     client = make_client(settings, real_store)
     text = long_text(300_000)
@@ -61,7 +63,12 @@ def test_a_300_kb_text_gets_every_span_at_its_offset_once(make_client, make_sett
     [prediction] = response.json["results"]
     spans = [region["value"] for region in prediction["result"] if region["from_name"] == "ner"]
     expected = [
-        {"start": found.start(), "end": found.end(), "text": found.group(), "labels": ["PER" if found.group()[0] in "PA" else "LOC"]}
+        {
+            "start": found.start(),
+            "end": found.end(),
+            "text": found.group(),
+            "labels": ["PER" if found.group()[0] in "PA" else "LOC"],
+        }
         for found in ENTITY.finditer(text)
     ]
     assert len(expected) > 15_000

@@ -49,15 +49,22 @@ def test_inline_pages_are_rooted_at_their_div_and_keep_the_text_a_body_would_mov
     ]
 
 
+def in_node(path: str, start: int, end: int, first: int, last: int) -> dict:
+    """The value of a span within one text node."""
+    return {
+        "start": path,
+        "startOffset": start,
+        "end": path,
+        "endOffset": end,
+        "globalOffsets": {"start": first, "end": last},
+    }
+
+
 def test_whitespace_between_blocks_counts_as_the_editor_counts_it():
     page = PageText("<div>\n  <p>Anna</p>\n  <p>Paris</p>\n</div>")
-    assert page.xpath_range(page.text.index("Paris"), page.text.index("Paris") + 5) == {
-        "start": "/div[1]/p[2]/text()[1]",
-        "startOffset": 0,
-        "end": "/div[1]/p[2]/text()[1]",
-        "endOffset": 5,
-        "globalOffsets": {"start": 10, "end": 15},  # "\\n  " + "Anna" + "\\n  " before it
-    }
+    paris = page.text.index("Paris")
+    assert paris == 10  # "\n  " + "Anna" + "\n  " before it
+    assert page.xpath_range(paris, paris + 5) == in_node("/div[1]/p[2]/text()[1]", 0, 5, 10, 15)
 
 
 def test_a_range_across_nodes_ends_in_the_node_holding_its_last_character():
@@ -72,14 +79,7 @@ def test_a_range_across_nodes_ends_in_the_node_holding_its_last_character():
 
 
 def test_offsets_in_a_node_are_utf16_units_and_global_offsets_code_points():
-    page = PageText("<p>😀 Anna</p>")
-    assert page.xpath_range(2, 6) == {
-        "start": "/p[1]/text()[1]",
-        "startOffset": 3,
-        "end": "/p[1]/text()[1]",
-        "endOffset": 7,
-        "globalOffsets": {"start": 2, "end": 6},
-    }
+    assert PageText("<p>😀 Anna</p>").xpath_range(2, 6) == in_node("/p[1]/text()[1]", 3, 7, 2, 6)
 
 
 def test_a_range_cannot_start_on_a_br():
@@ -165,6 +165,8 @@ def test_quotes_become_the_regions_label_studio_stores():
 @pytest.mark.parametrize("quote", ["AT&amp;T", "AT&T"])
 def test_a_quote_of_the_source_with_character_references_is_found(quote):
     spec = parse_labeling_config(CONFIG, "prompt")
-    filled = regions_from_answers(spec, [{"ner": [{"text": quote, "label": "Organization"}]}], {"html": "<p>AT&amp;T</p>"}, None)
+    filled = regions_from_answers(
+        spec, [{"ner": [{"text": quote, "label": "Organization"}]}], {"html": "<p>AT&amp;T</p>"}, None
+    )
     [region] = filled.regions
     assert region["value"]["text"] == "AT&T" and region["value"]["globalOffsets"] == {"start": 0, "end": 4}

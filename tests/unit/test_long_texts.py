@@ -85,7 +85,12 @@ def test_only_a_text_that_labels_quote_from_and_that_is_too_long_is_split():
 
 
 def region(name: str, start: int, end: int, label: str = "PER") -> dict:
-    return {"from_name": name, "to_name": "text", "type": "labels", "value": {"start": start, "end": end, "labels": [label]}}
+    return {
+        "from_name": name,
+        "to_name": "text",
+        "type": "labels",
+        "value": {"start": start, "end": end, "labels": [label]},
+    }
 
 
 def test_merged_spans_are_at_their_offsets_in_the_whole_text_once_and_the_rest_comes_from_the_first_part():
@@ -106,7 +111,11 @@ def test_merged_spans_are_at_their_offsets_in_the_whole_text_once_and_the_rest_c
         "model_version": "v",
     }
     merged = split.merge([first, second])
-    assert [(r["value"]["start"], r["value"]["end"], r["value"]["labels"]) for r in merged["result"] if r["from_name"] == "ner"] == [
+    assert [
+        (r["value"]["start"], r["value"]["end"], r["value"]["labels"])
+        for r in merged["result"]
+        if r["from_name"] == "ner"
+    ] == [
         (5, 9, ["PER"]),
         (92, 96, ["PER"]),
         (92, 96, ["LOC"]),
