@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from redis.client import Pipeline
 
 from shared.adapters import deadline
-from shared.adapters.images import image_url_for_model
+from shared.adapters.images import image_size, image_url_for_model
 from shared.adapters.jobs import Jobs
 from shared.adapters.label_studio import LabelStudioGateway, LabelStudioGateways
 from shared.adapters.llm import LLM, LLMAnswer, OutputRequest
@@ -27,6 +27,9 @@ from shared.adapters.netguard import AddressPolicy
 from shared.adapters.store import Store
 from shared.domain.config import Settings
 from shared.domain.errors import TaskError
+from shared.domain.geometry import ImageSize
+from shared.domain.label_selection import narrowed
+from shared.domain.labeling import SHAPES, LabelingSpec, TaskObject
 from shared.domain.long_texts import merged, request_data, split_task
 from shared.domain.pricing import TokenUsage
 from shared.domain.prompts import compose_messages, task_images
@@ -40,6 +43,7 @@ from shared.spend import DailySpend
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+UsageSink = Callable[[TokenUsage], None]
 R = TypeVar("R")
 
 
@@ -70,38 +74,66 @@ class Predictor:
     def gateway(self, ctx: PredictionContext) -> LabelStudioGateway | None:
         return self.label_studio(ctx.access) if ctx.access else None
 
-    def request_for(self, ctx: PredictionContext, data: dict[str, Any]) -> tuple[list[dict[str, Any]], OutputRequest]:
-        """The messages for one task and how its answer is asked for.
-
-        Every object of the config goes to the model, each named; images as parts of the message, in the
-        order the text numbers them (a ``valueList`` Image gives one part per picture).
-        """
+    @staticmethod
+    def _checked_prompt(ctx: PredictionContext, data: dict[str, Any]) -> str:
+        """The prompt, or TaskError for a task that cannot be sent: no prompt, or text that cannot be encoded."""
         if ctx.prompt is None:
             raise TaskError(ctx.prompt_error or "no prompt")
         bad_text = lone_surrogate_path(data, "data")
         if bad_text:
             raise TaskError(f"task {lone_surrogate_message(bad_text)}")
-        structured = ctx.config.output_mode != "text"
+        return ctx.prompt
+
+    def model_images(self, ctx: PredictionContext, data: dict[str, Any]) -> list[tuple[TaskObject, str]]:
+        """Each picture of the task as it goes to the model (files Label Studio serves fetched and inlined), with
+        its Image object, in the order the text numbers them (a ``valueList`` Image gives one per picture)."""
         images = task_images(ctx.spec, data)
         gateway = self.gateway(ctx) if images else None
-        image_urls = [
-            image_url_for_model(item, gateway, self.settings.max_image_bytes, self.policy, ctx.access_problem)
-            for _obj, value in images
+        return [
+            (obj, image_url_for_model(item, gateway, self.settings.max_image_bytes, self.policy, ctx.access_problem))
+            for obj, value in images
             for item in (value if isinstance(value, list) else [value])
         ]
-        messages = compose_messages(
-            ctx.spec,
-            ctx.config.prompt,
-            ctx.prompt,
-            data,
-            instructions=answer_instructions(ctx.spec) if structured else None,
-            task_notes=task_instructions(ctx.spec, data),
-            image_urls=image_urls,
-        )
-        return messages, OutputRequest(ctx.config.output_mode, answer_schema(ctx.spec, data) if structured else None)
 
-    def predict(self, ctx: PredictionContext, task: Task) -> Prediction:
+    def request_for(self, ctx: PredictionContext, data: dict[str, Any]) -> tuple[list[dict[str, Any]], OutputRequest]:
+        """The messages for one task and how its answer is asked for (``request_with_images``)."""
+        messages, output, _images = self.request_with_images(ctx, data)
+        return messages, output
+
+    def request_with_images(
+        self, ctx: PredictionContext, data: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], OutputRequest, list[tuple[TaskObject, str]]]:
+        """The messages for one task, how its answer is asked for, and the pictures sent (``model_images``).
+
+        Every object of the config goes to the model, each named; images as parts of the message.
+        """
+        prompt = self._checked_prompt(ctx, data)
+        structured = ctx.config.output_mode != "text"
+        box_format = ctx.config.vision_box_format
+        spec = self.task_spec(ctx, data)
+        images = self.model_images(ctx, data)
+        messages = compose_messages(
+            spec,
+            ctx.config.prompt,
+            prompt,
+            data,
+            instructions=answer_instructions(spec, box_format) if structured else None,
+            task_notes=task_instructions(spec, data),
+            image_urls=[url for _obj, url in images],
+        )
+        schema = answer_schema(spec, data, box_format) if structured else None
+        return messages, OutputRequest(ctx.config.output_mode, schema), images
+
+    @staticmethod
+    def task_spec(ctx: PredictionContext, data: dict[str, Any]) -> LabelingSpec:
+        """The labeling config as this task sees it: large label sets narrowed to the task's candidates
+        (LABEL_SELECTION_THRESHOLD, LABEL_SELECTION_K), for the request and for reading its answer alike."""
+        return narrowed(ctx.spec, data, ctx.config.label_selection)
+
+    def predict(self, ctx: PredictionContext, task: Task, on_usage: UsageSink | None = None) -> Prediction:
         """A prediction for one task, as Label Studio stores it; raises TaskError when it cannot be made.
+        ``on_usage`` also gets the tokens of the calls that reached the provider (a caller that totals its own
+        calls' cost: ``llm-backend improve``).
 
         A task whose spans quote from a text above LONG_TEXT_CHARS is asked in parts (``long_texts``), one call
         after another through the same rate limit as every call; their tokens are the task's, counted once.
@@ -109,7 +141,7 @@ class Predictor:
         data = task.get("data") or {}
         split = split_task(ctx.spec, data, self.settings.long_text_chars)
         parts = request_data(split, data)
-        requests = [self.request_for(ctx, part_data) for part_data in parts]
+        requests = [self.request_with_images(ctx, part_data) for part_data in parts]
         # The answer for the cache and the usage counts: should Redis fail them, they are lost, not the answer
         # paid for (the caller keeps it, and a chunk records it once Redis is back: no second LLM call).
         with self.store.one_round_trip(best_effort=True) as writes:
@@ -122,7 +154,7 @@ class Predictor:
                     writes=writes,
                     before_call=lambda: self.spend.check(ctx.project),  # PROJECT_DAILY_USD; cached answers are free
                 )
-                for messages, output in requests
+                for messages, output, _images in requests
             ]
             called = [answer for answer in answers if not answer.cached]
             if called:
@@ -130,9 +162,11 @@ class Predictor:
                     (TokenUsage(a.prompt_tokens, a.completion_tokens, a.cached_tokens) for a in called), TokenUsage()
                 )
                 self.record_usage(ctx, usage, calls=len(called), writes=writes)
+                if on_usage is not None:
+                    on_usage(usage)
         predictions = [
-            self.prediction(ctx, part_data, answer, task.get("id"))
-            for part_data, answer in zip(parts, answers, strict=True)
+            self.prediction(ctx, part_data, answer, task.get("id"), images)
+            for part_data, answer, (_messages, _output, images) in zip(parts, answers, requests, strict=True)
         ]
         return merged(split, predictions)
 
@@ -153,14 +187,42 @@ class Predictor:
             if ctx.job_id:
                 self.jobs.add_usage(ctx.job_id, usage, via_batch, pipe)
 
+    def image_sizes(
+        self, ctx: PredictionContext, data: dict[str, Any], images: list[tuple[TaskObject, str]] | None
+    ) -> dict[str, list[ImageSize | None]]:
+        """The size of each picture of the Image objects that shapes are predicted on (by object name), read from
+        the picture the model was sent (fetched again when not given: a Batch API answer comes back long after);
+        None for a public URL, which the provider fetches itself."""
+        targets = {output.target.name for output in ctx.spec.outputs if output.kind in SHAPES}
+        if not targets:
+            return {}
+        sizes: dict[str, list[ImageSize | None]] = {}
+        for obj, url in self.model_images(ctx, data) if images is None else images:
+            if obj.name in targets:
+                sizes.setdefault(obj.name, []).append(image_size(url))
+        return sizes
+
     def prediction(
-        self, ctx: PredictionContext, data: dict[str, Any], answer: LLMAnswer, task_id: object = None
+        self,
+        ctx: PredictionContext,
+        data: dict[str, Any],
+        answer: LLMAnswer,
+        task_id: object = None,
+        images: list[tuple[TaskObject, str]] | None = None,
     ) -> Prediction:
         """The answer's regions (what Label Studio would refuse is dropped and logged), scored by the
         answer's logprobs when the provider sent them, else by how well the labels matched; where several
-        controls chose labels, each region also carries its control's score."""
+        controls chose labels, each region also carries its control's score.  ``images``: what the model was
+        sent (``model_images``), for the size of the images it placed shapes on."""
         reading = read_prediction(
-            ctx.spec, data, ctx.prompt, answer.messages(), answer.mode or "text", self.settings.choice_match_threshold
+            self.task_spec(ctx, data),
+            data,
+            ctx.prompt,
+            answer.messages(),
+            answer.mode or "text",
+            self.settings.choice_match_threshold,
+            ctx.config.vision_box_format,
+            self.image_sizes(ctx, data, images),
         )
         for note in reading.notes:
             log.info("task %s: %s", task_id, note)
@@ -182,7 +244,7 @@ class Predictor:
     def empty(self, ctx: PredictionContext) -> Prediction:
         return {"result": [], "score": 0.0, "model_version": ctx.model_version}
 
-    def outcome(self, ctx: PredictionContext, task: Task) -> Prediction | TaskError:
+    def outcome(self, ctx: PredictionContext, task: Task, on_usage: UsageSink | None = None) -> Prediction | TaskError:
         """A prediction, or the TaskError that stopped it: one task's failure never escapes.
 
         Not only our own errors: an exception of any kind (a provider body that breaks a parser, text that
@@ -190,7 +252,7 @@ class Predictor:
         """
         with log_context(job_id=ctx.job_id, task_id=task.get("id")):
             try:
-                return self.predict(ctx, task)
+                return self.predict(ctx, task, on_usage)
             except TaskError as exc:
                 log.warning("task %s: %s", task.get("id"), exc)
                 return deadline.overdue(exc)
@@ -198,9 +260,11 @@ class Predictor:
                 log.exception("task %s: unexpected error", task.get("id"))
                 return deadline.overdue(TaskError(f"unexpected error: {type(exc).__name__}: {exc}"[:500]))
 
-    def outcomes(self, ctx: PredictionContext, tasks: list[Task]) -> list[Prediction | TaskError]:
+    def outcomes(
+        self, ctx: PredictionContext, tasks: list[Task], on_usage: UsageSink | None = None
+    ) -> list[Prediction | TaskError]:
         """``outcome`` for each task, at most LLM_CONCURRENCY at once in this process."""
-        return self.concurrently(lambda task: self.outcome(ctx, task), tasks)
+        return self.concurrently(lambda task: self.outcome(ctx, task, on_usage), tasks)
 
     def concurrently(self, work: Callable[[T], R], items: list[T]) -> list[R]:
         """``work`` on each item in this process's pool of LLM_CONCURRENCY threads, results in order.

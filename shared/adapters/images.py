@@ -7,17 +7,25 @@ provider to fetch.  Against SSRF: a Label Studio on a private address is fetched
 operator configured it (LABEL_STUDIO_URL or ALLOWED_PRIVATE_HOSTS), not when a /setup request named it
 (``shared.projects`` then gives no access, and the reason); URLs on private addresses, in any spelling,
 are not passed on; downloads follow no redirects and stop at MAX_IMAGE_BYTES.
+
+The size of a picture the backend holds is read from it (``image_size``), for shapes a vision model places in
+pixels and for the ``original_width``/``original_height`` of the regions.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import mimetypes
+import urllib.parse
+
+import PIL.Image
 
 from shared.adapters.label_studio import LabelStudioGateway
 from shared.adapters.netguard import AddressPolicy
 from shared.domain.endpoints import host_port
 from shared.domain.errors import TaskError
+from shared.domain.geometry import ImageSize
 
 _LABEL_STUDIO_PATHS = ("/data/", "/storage-data/", "/tasks/")
 
@@ -60,3 +68,24 @@ def image_url_for_model(
             )
         return value
     raise TaskError(f"unsupported image reference {value[:100]!r}: use http(s), data: or a Label Studio path")
+
+
+_EXIF_ORIENTATION = 0x0112
+_TURNED = (5, 6, 7, 8)  # EXIF orientations that show the picture turned a quarter: width and height swap
+
+
+def image_size(url: str) -> ImageSize | None:
+    """The size in pixels of a picture the backend holds (a ``data:`` URI: given, or fetched from Label Studio by
+    ``image_url_for_model``), as the annotator's browser shows it (EXIF orientation applied); None for a URL passed
+    on to the provider, or bytes that are no image Pillow reads.  Only the header is read, not the pixels."""
+    if not url.startswith("data:"):
+        return None
+    header, _, payload = url.partition(",")
+    try:
+        body = base64.b64decode(payload) if header.endswith(";base64") else urllib.parse.unquote_to_bytes(payload)
+        with PIL.Image.open(io.BytesIO(body)) as image:
+            width, height = image.size
+            turned = image.getexif().get(_EXIF_ORIENTATION) in _TURNED
+    except (ValueError, OSError, PIL.Image.DecompressionBombError):
+        return None
+    return ImageSize(height, width) if turned else ImageSize(width, height)

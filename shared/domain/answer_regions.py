@@ -12,6 +12,11 @@ to the value, as Label Studio's editor stores it), and the SDK builds a Pairwise
 Studio's editor does (``to_name`` is the Pairwise tag itself) but its own ``validate_region`` refuses
 that ``to_name``; so a Pairwise region is checked as if it pointed to its first object and sent as
 the editor writes it.
+
+Shapes on an image arrive in the project's coordinate convention and become Label Studio's percentages
+(``geometry.py``); a region also carries the image's size in pixels (``original_width``/``original_height``,
+as the editor stores them) where the backend read it from the image, and on an ``<Image valueList>`` the
+picture it is on (``item_index``, from 0, as the editor stores it; the model counts them from 1).
 """
 
 from __future__ import annotations
@@ -22,14 +27,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.domain.geometry import BOX_FORMATS, DEFAULT_BOX_FORMAT, BoxFormat, ImageSize, ShapeError, keypoint_width
 from shared.domain.html_spans import PageText
 from shared.domain.labeling import (
     CHOICES,
     HTML_SPANS,
+    KEYPOINTS,
     NUMBER,
+    OPTION_KINDS,
     PAIRWISE,
     PARAGRAPH_SPANS,
+    POLYGONS,
     RATING,
+    RECTANGLES,
+    SHAPES,
     SPAN_KINDS,
     SPANS,
     TAXONOMY,
@@ -42,7 +53,7 @@ from shared.domain.schema import choice_list, taxonomy_paths
 from shared.domain.score import prediction_score
 from shared.domain.spans import UtteranceSpans, locate
 
-LABEL_KINDS = (CHOICES, *SPAN_KINDS, TAXONOMY, PAIRWISE)
+LABEL_KINDS = (CHOICES, *SPAN_KINDS, TAXONOMY, PAIRWISE, *SHAPES)
 
 
 @dataclass
@@ -129,11 +140,15 @@ class _Builder:
         data: Mapping[str, Any],
         filled: Filled,
         confidences: Mapping[str, Mapping[str, float]],
+        box_format: BoxFormat,
+        image_sizes: Mapping[str, Sequence[ImageSize | None]],
     ) -> None:
         self.spec = spec
         self.data = data
         self.filled = filled
         self.confidences = confidences
+        self.box_format = box_format
+        self.image_sizes = image_sizes
 
     def drop(self, output: Output, reason: str) -> None:
         self.filled.dropped.append(f"{output.name}: {reason}")
@@ -250,6 +265,50 @@ class _Builder:
             region["value"]["text"] = span.text
             self.keep(output, region, labels=[item["label"]], confidence=span.confidence)
 
+    def picture(self, output: Output, item: Mapping[str, Any]) -> int | None:
+        """The index (from 0) of the picture of an ``<Image valueList>`` a shape is on; None on a single image."""
+        if not output.target.image_list:
+            return None
+        pictures = self.data.get(output.target.field or "")
+        count = len(pictures) if isinstance(pictures, list) else 0
+        number = item.get("image")
+        if type(number) is not int or not 1 <= number <= count:
+            raise _Refused(
+                f"image must be the number of one of the {count} pictures of {output.target.name}, got {number!r}"
+            )
+        return number - 1
+
+    def shapes(self, output: Output, value: Any) -> None:
+        """Boxes, points or polygons, each with its label, converted from the project's convention."""
+        sizes = self.image_sizes.get(output.target.name, ())
+        mapping = _label_map(output.options_for(self.data))
+        fmt = self.box_format
+        for item in _as_list(value):
+            try:
+                if not isinstance(item, Mapping):
+                    raise _Refused(f"expected an object with a label and its coordinates, got {item!r}")
+                label = _match(item.get("label"), mapping)
+                index = self.picture(output, item)
+                size = sizes[index or 0] if len(sizes) > (index or 0) else None
+                if output.kind == RECTANGLES:
+                    where: dict[str, Any] = fmt.rectangle(item.get(fmt.box_key), size)
+                elif output.kind == KEYPOINTS:
+                    x, y = fmt.point(item.get(fmt.point_key), size)
+                    where = {"x": x, "y": y}
+                else:
+                    where = {"points": fmt.polygon(item.get("points"), size)}
+            except (_Refused, ShapeError) as exc:
+                self.drop(output, str(exc))
+                continue
+            region = _region(output, label=[label], **where)
+            if output.kind == KEYPOINTS:  # the editor needs the point's size; the SDK's value drops it
+                region["value"]["width"] = keypoint_width(output.control.attr.get("strokeWidth"), size)
+            if size is not None:
+                region.update(original_width=size.width, original_height=size.height, image_rotation=0)
+            if index is not None:
+                region["item_index"] = index
+            self.keep(output, region, labels=[item["label"]])
+
     def rating(self, output: Output, value: Any) -> None:
         top = int(output.control.attr.get("maxRating", 5))
         if type(value) is float and value.is_integer():
@@ -286,6 +345,12 @@ class _Builder:
             self.keep(output, _region(output, text=texts))
 
 
+def _no_options(output: Output) -> str:
+    if output.narrowed_from:
+        return f"none of its {output.narrowed_from} labels shares a word with the task's text (label selection)"
+    return f"the task has no options in {output.dynamic_field!r}"
+
+
 def prose_answers(
     spec: LabelingSpec, texts: Sequence[str], read: Mapping[str, Any] | None = None
 ) -> list[dict[str, Any]]:
@@ -305,14 +370,18 @@ def regions_from_answers(
     data: Mapping[str, Any],
     prompt: str | None,
     confidences: Mapping[str, Mapping[str, float]] | None = None,
+    box_format: str = DEFAULT_BOX_FORMAT,
+    image_sizes: Mapping[str, Sequence[ImageSize | None]] | None = None,
 ) -> Filled:
     """The regions of one prediction from its answers (see the module's docstring).
 
     ``confidences``: for labels read out of prose, how surely each was read (control name → label as it
     stands in the answer → confidence); they score the prediction when there are no logprobs.
+    ``box_format``: the convention shapes on images were asked in; ``image_sizes``: the size in pixels of each
+    picture of an Image object (by object name; None where it is unknown).
     """
     filled = Filled(asks_for_labels=any(output.kind in LABEL_KINDS for output in spec.outputs))
-    builder = _Builder(spec, data, filled, confidences or {})
+    builder = _Builder(spec, data, filled, confidences or {}, BOX_FORMATS[box_format], image_sizes or {})
     first = answers[0] if answers else {}
     for output in spec.outputs:
         if output.kind == TEXT:
@@ -321,8 +390,8 @@ def regions_from_answers(
         value = first.get(output.name)
         if value is None or value == []:
             continue
-        if output.kind in (CHOICES, TAXONOMY, *SPAN_KINDS) and not choice_list(output, output.options_for(data)):
-            builder.drop(output, f"the task has no options in {output.dynamic_field!r}")
+        if output.kind in OPTION_KINDS and not choice_list(output, output.options_for(data)):
+            builder.drop(output, _no_options(output))
             continue
         handler = {
             CHOICES: builder.choices,
@@ -333,6 +402,9 @@ def regions_from_answers(
             RATING: builder.rating,
             NUMBER: builder.number,
             PAIRWISE: builder.pairwise,
+            RECTANGLES: builder.shapes,
+            KEYPOINTS: builder.shapes,
+            POLYGONS: builder.shapes,
         }[output.kind]
         handler(output, value)
     if prompt:

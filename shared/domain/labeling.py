@@ -38,6 +38,14 @@ RATING = "rating"
 NUMBER = "number"
 TEXT = "text"  # an output TextArea
 PAIRWISE = "pairwise"
+RECTANGLES = "rectangles"  # RectangleLabels on Image: labelled boxes (shared.domain.geometry)
+KEYPOINTS = "keypoints"  # KeyPointLabels on Image: labelled points
+POLYGONS = "polygons"  # PolygonLabels on Image: labelled outlines
+SHAPES = (RECTANGLES, KEYPOINTS, POLYGONS)
+# Kinds whose answer is a list of items, each checked on its own; an empty list says "none in this task".
+ITEM_KINDS = (*SPAN_KINDS, *SHAPES)
+# Kinds that pick from labels: the config's, or a task's (``value="$field"``).
+OPTION_KINDS = (CHOICES, TAXONOMY, *SPAN_KINDS, *SHAPES)
 
 _KIND_OF_TAG = {
     "Choices": CHOICES,
@@ -47,16 +55,14 @@ _KIND_OF_TAG = {
     "TextArea": TEXT,
     "Pairwise": PAIRWISE,
 }
+_SHAPE_OF_TAG = {"RectangleLabels": RECTANGLES, "KeyPointLabels": KEYPOINTS, "PolygonLabels": POLYGONS}
 _OPTION_TAGS = ("Choice", "Label")
 _GEOMETRY_TAGS = {
     "Rectangle",
-    "RectangleLabels",
     "Polygon",
-    "PolygonLabels",
     "Ellipse",
     "EllipseLabels",
     "KeyPoint",
-    "KeyPointLabels",
     "Brush",
     "BrushLabels",
     "BitMask",
@@ -104,13 +110,20 @@ class TaskObject:
     def field(self) -> str | None:
         return self.tag.value_name if self.tag.value_is_variable else None
 
+    @property
+    def image_list(self) -> bool:
+        """An ``<Image valueList="$pages">``: several pictures (pages) in one task, regions naming theirs."""
+        return self.kind == "Image" and bool(self.tag.attr.get("valueList"))
+
 
 @dataclass(frozen=True)
 class Output:
     """A control the LLM fills, on the object it annotates (``target``).
 
     ``options`` are the labels the config lists; ``dynamic_field`` names the task data field that holds
-    them instead (``<Choices value="$options">``), so they are known only per task.
+    them instead (``<Choices value="$options">``), so they are known only per task.  ``narrowed_from`` is set
+    when ``options`` are one task's candidates out of a large label set (``label_selection``): how many
+    values there were; like dynamic options, they are then listed with the task, not in the instructions.
     """
 
     control: SdkControl
@@ -118,6 +131,12 @@ class Output:
     target: TaskObject
     options: tuple[Option, ...] = ()
     dynamic_field: str | None = None
+    narrowed_from: int = 0
+
+    @property
+    def per_task(self) -> bool:
+        """Whether the options differ from task to task: dynamic, or narrowed for this task."""
+        return self.dynamic_field is not None or self.narrowed_from > 0
 
     @property
     def name(self) -> str:
@@ -166,8 +185,8 @@ class LabelingSpec:
 
     @property
     def dynamic(self) -> bool:
-        """Whether some control takes its options from each task's data (then the schema is per task)."""
-        return any(output.dynamic_field is not None for output in self.outputs)
+        """Whether some control's options differ from task to task (then the schema is per task)."""
+        return any(output.per_task for output in self.outputs)
 
     @property
     def source(self) -> SdkObject:
@@ -186,10 +205,8 @@ class LabelingSpec:
 
     @property
     def choices(self) -> tuple[SdkControl, ...]:
-        """The Choices tags whose labels the config lists."""
-        return tuple(
-            output.control for output in self.outputs if output.kind == CHOICES and output.dynamic_field is None
-        )
+        """The Choices tags whose labels are the same for every task (the config lists them all)."""
+        return tuple(output.control for output in self.outputs if output.kind == CHOICES and not output.per_task)
 
     @property
     def labels(self) -> list[str]:
@@ -283,7 +300,10 @@ def _classify(control: SdkControl, elements: Mapping[str, Element]) -> Output | 
     if control.attr.get("perRegion") == "true":
         return unfilled("per-region controls describe one region each; they are not predicted")
     if tag in _GEOMETRY_TAGS:
-        return unfilled("geometry (shapes on an image) is not predicted by a text LLM")
+        return unfilled(
+            "only labelled boxes, points and polygons (RectangleLabels, KeyPointLabels, PolygonLabels) are predicted "
+            "on an image: vision models name those; unlabelled shapes, ellipses, masks and vectors they do not"
+        )
     objects = list(control.objects or [])
     if not objects:
         return unfilled(f'toName="{",".join(control.to_name or [])}" matches no object tag')
@@ -309,6 +329,10 @@ def _classify(control: SdkControl, elements: Mapping[str, Element]) -> Output | 
         if target.kind != "Paragraphs":
             return unfilled(f"<ParagraphLabels> need <Paragraphs>, not <{target.kind}>")
         kind = PARAGRAPH_SPANS
+    elif tag in _SHAPE_OF_TAG:
+        if target.kind != "Image":
+            return unfilled(f"<{tag}> need <Image>, not <{target.kind}>")
+        kind = _SHAPE_OF_TAG[tag]
     elif tag in _KIND_OF_TAG:
         kind = _KIND_OF_TAG[tag]
     else:
@@ -316,9 +340,9 @@ def _classify(control: SdkControl, elements: Mapping[str, Element]) -> Output | 
     if control.attr.get("apiUrl"):
         return unfilled("its options are loaded from apiUrl while annotating, so the LLM cannot see them")
     value = control.attr.get("value", "")
-    dynamic_field = value[1:] if kind in (CHOICES, *SPAN_KINDS, TAXONOMY) and value.startswith("$") else None
+    dynamic_field = value[1:] if kind in OPTION_KINDS and value.startswith("$") else None
     options = _options_in(elements[control.name]) if control.name in elements else ()
-    if kind in (CHOICES, *SPAN_KINDS, TAXONOMY) and not options and dynamic_field is None:
+    if kind in OPTION_KINDS and not options and dynamic_field is None:
         return unfilled(f"<{tag}> lists no options")
     return Output(control=control, kind=kind, target=target, options=options, dynamic_field=dynamic_field)
 
@@ -347,8 +371,8 @@ def _build_spec(config: str, root: Element, prompt_prefix: str) -> LabelingSpec:
         raise LabelingConfigError(
             f'labeling config has nowhere to put the answer: add a <TextArea> (other than "{prompt.name}"), '
             f"<Choices>, <Labels>, <Taxonomy>, <Rating> or <Number> pointing to one of "
-            f"<{'>, <'.join(SUPPORTED_OBJECTS)}>"
-            + (f" (not filled: {'; '.join(f'{u.name}: {u.reason}' for u in unfilled)})" if unfilled else "")
+            f"<{'>, <'.join(SUPPORTED_OBJECTS)}> (or <RectangleLabels>, <KeyPointLabels>, <PolygonLabels> on an "
+            "<Image>)" + (f" (not filled: {'; '.join(f'{u.name}: {u.reason}' for u in unfilled)})" if unfilled else "")
         )
     objects = tuple(TaskObject(obj) for obj in interface.objects if obj.tag in SUPPORTED_OBJECTS)
     return LabelingSpec(

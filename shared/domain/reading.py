@@ -5,7 +5,7 @@
    prose in text mode.
 2. An answer object that names the config's controls is checked field by field against the answer's
    schema.  A valid value is kept as it is; an invalid one is read again as prose (a label written
-   ``"Sarcastic."`` is still Sarcastic), except spans, whose items ``answer_regions`` checks one by one.
+   ``"Sarcastic."`` is still Sarcastic), except spans and shapes, whose items ``answer_regions`` checks one by one.
 3. A message without such an object (the model ignored the schema, or wrote prose in text mode) is read
    as prose with the readers of ``answers.py``; output TextAreas hold its text, as in the reference.
 4. ``answer_regions.regions_from_answers`` makes the regions and drops, with the reason, what Label
@@ -36,12 +36,13 @@ from shared.domain.answers import (
     read_taxonomy,
     taxonomy_declines,
 )
+from shared.domain.geometry import DEFAULT_BOX_FORMAT, ImageSize
 from shared.domain.labeling import (
     CHOICES,
+    ITEM_KINDS,
     NUMBER,
     PAIRWISE,
     RATING,
-    SPAN_KINDS,
     TAXONOMY,
     TEXT,
     LabelingSpec,
@@ -101,7 +102,8 @@ def read_prose(
     outputs: Iterable[Output] | None = None,
 ) -> ProseReading:
     """Labels, Taxonomy paths, ratings, numbers and Pairwise sides named in ``text``, for ``outputs`` (all
-    of the spec's by default).  Spans are not read from prose: without quotes they cannot be placed."""
+    of the spec's by default).  Spans and shapes are not read from prose: without quotes or coordinates they
+    cannot be placed."""
     reading = ProseReading()
     for output in spec.outputs if outputs is None else outputs:
         options = output.options_for(data)
@@ -150,11 +152,16 @@ def _as_text(value: Any) -> str:
 
 
 def _checked(
-    spec: LabelingSpec, answer: Mapping[str, Any], data: Mapping[str, Any], threshold: float, notes: list[str]
+    spec: LabelingSpec,
+    answer: Mapping[str, Any],
+    data: Mapping[str, Any],
+    threshold: float,
+    notes: list[str],
+    box_format: str,
 ) -> tuple[ProseReading, dict[str, str]]:
     """The answer's fields that fit the schema, the others read again as prose (see the module's docstring),
     and the words with which such fields declined ("None of these"), by control name."""
-    properties = answer_schema(spec, data)["properties"]
+    properties = answer_schema(spec, data, box_format)["properties"]
     checked = ProseReading()
     declined: dict[str, str] = {}
     for output in spec.outputs:
@@ -163,7 +170,7 @@ def _checked(
         value = answer[output.name]
         node = properties.get(output.name)  # none for dynamic options the task lacks: answer_regions says so
         error = _schema_error(node, value) if node is not None else None
-        if error is None or output.kind in SPAN_KINDS:
+        if error is None or output.kind in ITEM_KINDS:
             checked.values[output.name] = value
         elif output.kind == TEXT:
             checked.values[output.name] = _as_text(value)
@@ -203,10 +210,11 @@ def _structured_abstention(
     """The abstention of a structured answer that holds nothing but declines, or None.
 
     It declines with null (an empty list) for every control that picks something, the schema's own empty answer,
-    or with a value that declines when read as prose ("None of these"); an empty list of spans is an answer (no
-    entity in the text), and a value that neither fits nor declines (a rating of 9 out of 5) is no decline."""
+    or with a value that declines when read as prose ("None of these"); an empty list of spans or shapes is an
+    answer (no entity in the text, no object in the image), and a value that neither fits nor declines (a rating
+    of 9 out of 5) is no decline."""
     asked = [output for output in spec.outputs if output.kind != TEXT]
-    picking = [output for output in asked if output.kind not in SPAN_KINDS]
+    picking = [output for output in asked if output.kind not in ITEM_KINDS]
     if not picking or any(
         read.values.get(output.name) not in _UNSPOKEN and output.name not in read.none_chosen for output in asked
     ):
@@ -252,8 +260,12 @@ def read_prediction(
     messages: Sequence[Mapping[str, Any]],
     mode: str,
     threshold: float,
+    box_format: str = DEFAULT_BOX_FORMAT,
+    image_sizes: Mapping[str, Sequence[ImageSize | None]] | None = None,
 ) -> Reading:
-    """The regions of one prediction from the model's messages (one per choice) in a resolved output mode.
+    """The regions of one prediction from the model's messages (one per choice) in a resolved output mode;
+    shapes on images as asked in ``box_format``, converted with the sizes of each Image object's pictures (by
+    object name) where known.
 
     Raises AnswerFormatError when nothing can be read, the answer does not decline and no output TextArea can
     hold the text.
@@ -276,10 +288,10 @@ def read_prediction(
             raise AnswerFormatError(f"nothing in the model's answer fits this labeling config: {shown}")
         answers = prose_answers(spec, texts, reading.values)
     else:
-        reading, declines = _checked(spec, first, data, threshold, notes)
+        reading, declines = _checked(spec, first, data, threshold, notes, box_format)
         abstention = _structured_abstention(spec, first, reading, declines)
         prose_of = [{tag.name: text for tag in spec.text_outputs} for text in texts]
         others = [found if found is not None else prose for found, prose in zip(objects[1:], prose_of[1:], strict=True)]
         answers = [reading.values, *others]
-    filled = regions_from_answers(spec, answers, data, prompt, reading.confidences)
+    filled = regions_from_answers(spec, answers, data, prompt, reading.confidences, box_format, image_sizes)
     return Reading(filled, notes, abstention)

@@ -10,7 +10,10 @@ what it does badly:
   (``html_spans.py`` the XPaths of a HyperText page's); models are good at quoting and bad at counting
   characters;
 - Taxonomy: one string per chosen path ("Bias / Gender"), from the list of valid paths, instead of
-  arrays of any labels in any order.
+  arrays of any labels in any order;
+- shapes on an image (``RectangleLabels``, ``KeyPointLabels``, ``PolygonLabels``): each with its label, in the
+  coordinate convention the vision model was trained on (``geometry.BoxFormat``), which ``geometry.py``
+  converts to Label Studio's percentages; the SDK's asks for those percentages, which no model is taught.
 
 Dynamic options (``<Choices value="$options">``) come from the task's data, so the schema of such a
 config depends on the task; everything else about it is fixed by the labeling config.
@@ -21,13 +24,19 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from shared.domain.geometry import BOX_FORMATS, DEFAULT_BOX_FORMAT, BoxFormat
 from shared.domain.labeling import (
     CHOICES,
     HTML_SPANS,
+    KEYPOINTS,
     NUMBER,
+    OPTION_KINDS,
     PAIRWISE,
     PARAGRAPH_SPANS,
+    POLYGONS,
     RATING,
+    RECTANGLES,
+    SHAPES,
     SPAN_KINDS,
     SPANS,
     TAXONOMY,
@@ -46,21 +55,28 @@ def path_separator(output: Output) -> str:
     return output.control.attr.get("pathSeparator") or DEFAULT_PATH_SEPARATOR
 
 
+def selectable_paths(output: Output, options: Sequence[Option]) -> list[tuple[Option, ...]]:
+    """The selectable nodes of a Taxonomy, each as the options on its path (with ``leafsOnly``, leaves only)."""
+    leafs_only = output.control.attr.get("leafsOnly") == "true"
+    paths: list[tuple[Option, ...]] = []
+
+    def visit(children: Sequence[Option], above: tuple[Option, ...]) -> None:
+        for node in children:
+            path = (*above, node)
+            if node.children:
+                visit(node.children, path)
+            if not node.children or not leafs_only:
+                paths.append(path)
+
+    visit(options, ())
+    return paths
+
+
 def taxonomy_nodes(output: Output, options: Sequence[Option]) -> list[tuple[list[str], list[str]]]:
     """The selectable nodes of a Taxonomy, each as (its path as shown, its path as Label Studio stores it)."""
-    leafs_only = output.control.attr.get("leafsOnly") == "true"
-    nodes: list[tuple[list[str], list[str]]] = []
-
-    def visit(children: Sequence[Option], shown: list[str], stored: list[str]) -> None:
-        for node in children:
-            here_shown, here_stored = [*shown, node.shown], [*stored, node.label]
-            if node.children:
-                visit(node.children, here_shown, here_stored)
-            if not node.children or not leafs_only:
-                nodes.append((here_shown, here_stored))
-
-    visit(options, [], [])
-    return nodes
+    return [
+        ([node.shown for node in path], [node.label for node in path]) for path in selectable_paths(output, options)
+    ]
 
 
 def taxonomy_paths(output: Output, options: Sequence[Option]) -> dict[str, list[str]]:
@@ -98,11 +114,53 @@ def _span_item(output: Output, labels: list[str]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": list(properties)}
 
 
-def output_schema(output: Output, options: Sequence[Option]) -> dict[str, Any]:
+def _coordinates(box_format: BoxFormat, count: int) -> dict[str, Any]:
+    """``count`` numbers on the convention's scale (0 up to its full scale; pixels have no bound known here)."""
+    number: dict[str, Any] = {"type": "number", "minimum": 0}
+    if box_format.full_scale is not None:
+        number["maximum"] = box_format.full_scale
+    return {"type": "array", "items": number, "minItems": count, "maxItems": count}
+
+
+def _shape_item(output: Output, labels: list[str], box_format: BoxFormat) -> dict[str, Any]:
+    properties: dict[str, Any] = {"label": {"type": "string", "enum": labels}}
+    if output.target.image_list:
+        properties["image"] = {"type": "integer", "minimum": 1, "description": _picture_number(output)}
+    if output.kind == RECTANGLES:
+        properties[box_format.box_key] = _coordinates(box_format, 4)
+    elif output.kind == KEYPOINTS:
+        properties[box_format.point_key] = _coordinates(box_format, 2)
+    else:
+        properties["points"] = {"type": "array", "items": _coordinates(box_format, 2), "minItems": 3}
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+def _picture_number(output: Output) -> str:
+    return f"which of the pictures of `{output.target.name}` it is on, counted from 1 among its own pictures in order"
+
+
+def shape_words(output: Output, box_format: BoxFormat) -> str:
+    """How one shape of this output is written, in words (its keys, order and unit)."""
+    fmt = box_format
+    picture = ", image" if output.target.image_list else ""
+    if output.kind == RECTANGLES:
+        words = f"{{label{picture}, {fmt.box_key}}}: {fmt.box_key} is {fmt.box_order} {fmt.unit}"
+    elif output.kind == KEYPOINTS:
+        words = f"{{label{picture}, {fmt.point_key}}}: {fmt.point_key} is {fmt.point_order} {fmt.unit}"
+    else:
+        words = (
+            f"{{label{picture}, points}}: points are the outline's corners in order, each {fmt.point_order} {fmt.unit}"
+        )
+    return f"{words}; image is {_picture_number(output)}" if picture else words
+
+
+def output_schema(output: Output, options: Sequence[Option], box_format: BoxFormat) -> dict[str, Any]:
     """One control's part of the answer schema (before the strict rewrite)."""
     control = output.control
     if output.kind in SPAN_KINDS:
         schema: dict[str, Any] = {"type": "array", "items": _span_item(output, _shown(options))}
+    elif output.kind in SHAPES:
+        schema = {"type": "array", "items": _shape_item(output, _shown(options), box_format)}
     elif output.kind == TAXONOMY:
         schema = {"type": "array", "items": {"type": "string", "enum": choice_list(output, options)}}
     elif output.kind == CHOICES:
@@ -111,16 +169,18 @@ def output_schema(output: Output, options: Sequence[Option]) -> dict[str, Any]:
         schema = control.to_json_schema()
     if output.kind == RATING:
         schema["minimum"] = 1
-    schema["description"] = describe(output, options, list_labels=False)
+    schema["description"] = describe(output, options, box_format, list_labels=False)
     return schema
 
 
-def describe(output: Output, options: Sequence[Option], list_labels: bool = True) -> str:
+def describe(output: Output, options: Sequence[Option], box_format: BoxFormat, list_labels: bool = True) -> str:
     """What to put in one field, in words: the instructions' line, and (without the label lists, which
     the enum already holds) the schema's description."""
     target = f"`{output.target.name}`"
     if not list_labels:
         labels = "the enum's values"
+    elif output.narrowed_from:
+        labels = "the options listed with the task"
     elif options or output.dynamic_field is None:
         labels = str(choice_list(output, options))
     else:
@@ -149,6 +209,12 @@ def describe(output: Output, options: Sequence[Option], list_labels: bool = True
             f"every mention in the utterances of {target} to label, each as {{paragraph, text, label}}: "
             f"paragraph is the utterance's number, text is {SPAN_TEXT_RULE}, within that utterance; "
             f"label one of {labels}"
+        )
+    if kind in SHAPES:
+        shape = {RECTANGLES: "box", KEYPOINTS: "point", POLYGONS: "polygon"}[kind]
+        return (
+            f"every object in the image {target} to mark, each as a {shape} {shape_words(output, box_format)}; "
+            f"label one of {labels} (an empty list if there is none)"
         )
     if kind == RATING:
         return f"a rating of {target} from 1 to {int(output.control.attr.get('maxRating', 5))}, or null"
@@ -182,8 +248,9 @@ def _too_big(enum: list[Any]) -> bool:
 def _fit_enum_limits(schema: dict[str, Any]) -> None:
     """Drop the largest enums (the field becomes a plain string) until the schema is within OpenAI's limits.
 
-    The labels stay in the description and the instructions, and an answer naming something else is
-    refused when it becomes regions, so a huge taxonomy still works, only less tightly guided.
+    A safety net: label selection (``label_selection.py``) keeps each large control within them, but several
+    controls below its threshold may still add up to more.  The labels stay in the description and the
+    instructions, and an answer naming something else is refused when it becomes regions.
     """
     nodes = sorted(_enum_nodes(schema), key=lambda node: len(node["enum"]), reverse=True)
     total = sum(len(node["enum"]) for node in nodes)
@@ -193,27 +260,29 @@ def _fit_enum_limits(schema: dict[str, Any]) -> None:
         total -= len(node.pop("enum"))
 
 
-def answer_schema(spec: LabelingSpec, data: Mapping[str, Any]) -> dict[str, Any]:
-    """The strict JSON schema of the answer for one task (the task matters only for dynamic options).
+def answer_schema(spec: LabelingSpec, data: Mapping[str, Any], box_format: str = DEFAULT_BOX_FORMAT) -> dict[str, Any]:
+    """The strict JSON schema of the answer for one task (the task matters only for dynamic options), with
+    shapes on images in the project's ``box_format`` (``VISION_BOX_FORMAT``).
 
     Outputs whose dynamic options this task does not provide are left out.  Without dynamic options it is the
     config's alone, built once (every task asks for it twice): the same dict each time, not to be changed.
     """
     if spec.dynamic:
-        return _answer_schema(spec, data)
-    if "answer_schema" not in spec.derived:
-        spec.derived["answer_schema"] = _answer_schema(spec, data)
-    schema: dict[str, Any] = spec.derived["answer_schema"]
+        return _answer_schema(spec, data, BOX_FORMATS[box_format])
+    key = f"answer_schema:{box_format}"
+    if key not in spec.derived:
+        spec.derived[key] = _answer_schema(spec, data, BOX_FORMATS[box_format])
+    schema: dict[str, Any] = spec.derived[key]
     return schema
 
 
-def _answer_schema(spec: LabelingSpec, data: Mapping[str, Any]) -> dict[str, Any]:
+def _answer_schema(spec: LabelingSpec, data: Mapping[str, Any], box_format: BoxFormat) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     for output in spec.outputs:
         options = output.options_for(data)
-        if output.kind in (CHOICES, *SPAN_KINDS, TAXONOMY) and not options:
+        if output.kind in OPTION_KINDS and not options:
             continue
-        properties[output.name] = output_schema(output, options)
+        properties[output.name] = output_schema(output, options, box_format)
     # A control the config marks required="true" must be answered; any other may stay empty (null).
     required = [name for name in properties if spec.output(name).required]
     schema = to_strict({"type": "object", "properties": properties, "required": required})
@@ -221,18 +290,19 @@ def _answer_schema(spec: LabelingSpec, data: Mapping[str, Any]) -> dict[str, Any
     return schema
 
 
-def answer_instructions(spec: LabelingSpec) -> str:
+def answer_instructions(spec: LabelingSpec, box_format: str = DEFAULT_BOX_FORMAT) -> str:
     """The system message's part about the answer: the same for every task of a labeling config."""
     lines = ["Answer with one JSON object that has these fields:"]
-    lines.extend(f'- "{output.name}": {describe(output, output.options)}' for output in spec.outputs)
+    shapes = BOX_FORMATS[box_format]
+    lines.extend(f'- "{output.name}": {describe(output, output.options, shapes)}' for output in spec.outputs)
     return "\n".join(lines)
 
 
 def task_instructions(spec: LabelingSpec, data: Mapping[str, Any]) -> str | None:
-    """The options of this task for dynamic-option controls, to go with the task's data."""
+    """The options of this task for dynamic-option (and narrowed) controls, to go with the task's data."""
     lines = [
         f'Options for "{output.name}": {choice_list(output, output.options_for(data))}'
         for output in spec.outputs
-        if output.dynamic_field is not None and output.options_for(data)
+        if output.per_task and output.options_for(data)
     ]
     return "\n".join(lines) or None

@@ -101,7 +101,9 @@ def sample_value(node: dict, rng: random.Random, quote: Any) -> Any:
             return item
         return {name: sample_value(child, rng, quote) for name, child in properties.items()}
     if kind == "array":
-        return [sample_value(node["items"], rng, quote) for _ in range(rng.randint(1, 2))]
+        low = node.get("minItems", 1)
+        count = rng.randint(low, min(max(low, 2), node.get("maxItems", low + 2)))
+        return [sample_value(node["items"], rng, quote) for _ in range(count)]
     if kind == "integer":
         return rng.randint(node.get("minimum", 0), node.get("maximum", 10))
     if kind == "number":
@@ -118,6 +120,9 @@ def sample_answer(spec: LabelingSpec, schema: dict, data: dict, seed: int) -> di
         output = spec.output(name)
         quote = quoter(output, data, rng) if output.kind in SPAN_KINDS else None
         answer[name] = sample_value(node, rng, quote)
+        if output.target.image_list and answer[name]:  # shapes on an <Image valueList> name one of its pictures
+            for item in answer[name]:
+                item["image"] = rng.randint(1, len(data[output.target.field]))
     return answer
 
 

@@ -106,14 +106,23 @@ def kinds(spec):
     return [(output.name, output.kind) for output in spec.outputs]
 
 
-def test_rectangle_labels_beside_choices_leave_the_rectangles_unfilled():
+def test_labelled_shapes_on_an_image_are_filled_beside_choices_and_brushes_are_not():
     config = """<View><Image name="img" value="$image"/><TextArea name="prompt" toName="img"/>
       <RectangleLabels name="boxes" toName="img"><Label value="Car"/></RectangleLabels>
+      <KeyPointLabels name="points" toName="img"><Label value="Nose"/></KeyPointLabels>
+      <PolygonLabels name="outlines" toName="img" value="$objects"/>
+      <BrushLabels name="masks" toName="img"><Label value="Car"/></BrushLabels>
       <Choices name="scene" toName="img"><Choice value="Day"/><Choice value="Night"/></Choices></View>"""
     spec = parse_labeling_config(config, "prompt")
-    assert kinds(spec) == [("scene", "choices")]
-    assert [(u.name, u.tag) for u in spec.unfilled] == [("boxes", "RectangleLabels")]
-    assert "geometry" in spec.unfilled[0].reason
+    assert kinds(spec) == [
+        ("boxes", "rectangles"),
+        ("points", "keypoints"),
+        ("outlines", "polygons"),
+        ("scene", "choices"),
+    ]
+    assert spec.output("outlines").dynamic_field == "objects"
+    assert [(u.name, u.tag) for u in spec.unfilled] == [("masks", "BrushLabels")]
+    assert "only labelled boxes, points and polygons" in spec.unfilled[0].reason
 
 
 def test_every_in_scope_control_is_an_output():
@@ -204,13 +213,17 @@ def test_a_choices_alias_and_hint_are_its_synonyms_as_the_sdk_reads_them():
         ('<Choices name="c" toName="t"/>', "lists no options"),
         ('<Taxonomy name="x" toName="t" apiUrl="https://example.com/tree"/>', "apiUrl"),
         ('<Pairwise name="p" toName="t,a"/>', "attached to <Audio>"),
-        ('<PolygonLabels name="p" toName="img"><Label value="A"/></PolygonLabels>', "geometry"),
+        ('<Rectangle name="r" toName="img"/>', "unlabelled shapes, ellipses, masks and vectors"),
+        ('<EllipseLabels name="e" toName="img"><Label value="A"/></EllipseLabels>', "only labelled boxes"),
+        ('<PolygonLabels name="p" toName="t"><Label value="A"/></PolygonLabels>', "need <Image>, not <Text>"),
+        ('<KeyPointLabels name="k" toName="img"/>', "lists no options"),
     ],
 )
 def test_controls_out_of_scope_are_unfilled_with_the_reason(control, reason):
     config = f"""<View><Text name="t" value="$t"/><HyperText name="page" value="$html"/>
       <HyperText name="remote" value="$url" valueType="url"/><HyperText name="coded" value="$b" encoding="base64"/>
       <Image name="img" value="$img"/><Audio name="a" value="$audio"/><Paragraphs name="chat" value="$chat"/>
+
       <TextArea name="prompt" toName="t"/><TextArea name="answer" toName="t"/>{control}</View>"""
     spec = parse_labeling_config(config, "prompt")
     assert kinds(spec) == [("answer", "text")]
@@ -219,7 +232,7 @@ def test_controls_out_of_scope_are_unfilled_with_the_reason(control, reason):
 
 def test_a_config_with_nothing_fillable_is_refused_naming_what_is_unfilled():
     config = """<View><Image name="img" value="$image"/><TextArea name="prompt" toName="img"/>
-      <RectangleLabels name="boxes" toName="img"><Label value="Car"/></RectangleLabels></View>"""
+      <BrushLabels name="masks" toName="img"><Label value="Car"/></BrushLabels></View>"""
     with pytest.raises(LabelingConfigError, match="nowhere to put the answer") as caught:
         parse_labeling_config(config, "prompt")
-    assert "boxes: geometry" in str(caught.value)
+    assert "masks: only labelled boxes" in str(caught.value)

@@ -6,7 +6,7 @@ It answers chat completions at ``/v1/chat/completions`` (OpenAI, Ollama) and
 Batch API (``/v1/files``, ``/v1/batches``). It records every request and every answered completion, and can
 be told to fail (``fail_next``, ``fail_every``) or to refuse structured output (``refuse``). One module per
 concern: ``fake`` (settings and records), ``chat`` (one completion), ``schemas``, ``tokens``, ``batches``,
-``handler`` (HTTP).
+``handler`` (HTTP), ``vision`` (a model that finds the objects on the picture it is sent).
 """
 
 from tests.fakes.openai_server.chat import Answer, default_reply

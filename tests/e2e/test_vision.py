@@ -1,0 +1,104 @@
+"""Boxes from a vision model end to end: a picture uploaded to a real Label Studio 1.23.2, Retrieve Predictions, the
+backend fetching the picture from Label Studio and sending it inline, the fake vision model
+(tests/fakes/openai_server/vision.py) answering where its objects are in pixels (``vision_box_format`` in the
+project's extra params), and Label Studio storing rectangles and keypoints where the objects are; the labeling
+screen then draws the rectangle over the object (a screenshot of it is kept)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from label_studio_sdk.label_interface import LabelInterface
+from PIL import Image
+
+from tests.e2e.label_studio_server import TOKEN
+from tests.e2e.test_browser import log_in
+from tests.e2e.test_label_studio import calls_for, connect, retrieve_predictions, wait_for_predictions
+from tests.fakes.openai_server.vision import picture_with, shapes_reply
+
+pytestmark = pytest.mark.timeout(900)  # the first e2e test of a session may install and migrate Label Studio
+
+CONFIG = """<View>
+  <Image name="img" value="$image"/>
+  <TextArea name="prompt" toName="img"/>
+  <RectangleLabels name="boxes" toName="img"><Label value="Car" background="red"/></RectangleLabels>
+  <KeyPointLabels name="centres" toName="img"><Label value="Centre" background="blue"/></KeyPointLabels>
+</View>"""
+WIDTH, HEIGHT = 800, 600
+OBJECT = (200, 150, 600, 450)  # the dark object: left, top, right, bottom in pixels
+MIDDLE = {"x": 25.0, "y": 25.0, "width": 50.0, "height": 50.0, "rotation": 0}  # the box in the middle, in %
+
+
+def upload_picture(label_studio, project) -> None:
+    """Import the picture as Label Studio's own upload does: one task whose image is served at /data/upload/…"""
+    response = httpx.post(
+        f"{label_studio.url}/api/projects/{project.id}/import",
+        headers={"Authorization": f"Token {TOKEN}"},
+        files={"file": ("street.png", picture_with([OBJECT], WIDTH, HEIGHT), "image/png")},
+        timeout=60,
+    )
+    assert response.status_code == 201, response.text
+
+
+def test_pixel_boxes_are_stored_and_drawn_where_the_object_is(ls, label_studio, backend, fake_llm, page, tmp_path):
+    marker = uuid.uuid4().hex[:10]
+    project = ls.projects.create(title=f"vision {marker}", label_config=CONFIG)
+    upload_picture(label_studio, project)
+    [task] = ls.tasks.list(project=project.id)
+    assert task.data["image"].startswith("/data/upload/")
+    extra = {
+        "default_prompt": f"Mark every car ({marker})",
+        "use_internal_prompt_template": False,
+        "output_mode": "auto",
+        "vision_box_format": "pixels",
+    }
+    version = connect(ls, project, backend, extra_params=extra).model_version
+    fake_llm.reply = shapes_reply("pixels", {"boxes": "Car"}, {"centres": "Centre"})
+
+    retrieve_predictions(ls, project)
+
+    [prediction] = wait_for_predictions(ls, project, 1, backend)
+    assert prediction["model_version"] == version
+    assert LabelInterface(CONFIG).validate_prediction(prediction, return_errors=True) == []
+    by_name = {region["from_name"]: region for region in prediction["result"]}
+    box, centre = by_name["boxes"], by_name["centres"]
+    assert box["value"] == MIDDLE | {"rectanglelabels": ["Car"]}
+    assert (box["original_width"], box["original_height"], box["image_rotation"]) == (WIDTH, HEIGHT, 0)
+    assert centre["value"] == {"x": 50.0, "y": 50.0, "width": 0.25, "keypointlabels": ["Centre"]}
+    [call] = calls_for(fake_llm, marker)
+    assert call.body["messages"][-1]["content"][-1]["image_url"]["url"].startswith("data:image/png;base64,")
+
+    # The labeling screen draws the predicted rectangle over the object: red where the black object's edge is.
+    log_in(page, label_studio.url)
+    page.goto(f"{label_studio.url}/projects/{project.id}/data?task={task.id}")
+    regions = page.locator(".lsf-outliner-item, [class*='outliner-item']")  # the region list, one item a region
+    regions.filter(has_text="Car").first.wait_for(timeout=60_000)
+    regions.filter(has_text="Centre").first.wait_for(timeout=10_000)  # the keypoint is drawn too
+    image = page.locator("img[alt='image']")  # the picture the editor draws on (its canvases lie over it)
+    shot = tmp_path / "rectangle.png"
+    page.screenshot(path=shot, full_page=True)
+    assert_red_outline_over_the_object(shot, image.bounding_box())
+
+
+def assert_red_outline_over_the_object(shot: Path, shown: dict | None) -> None:
+    """The screenshot has red (the label's colour) along the object's top edge, where the picture is shown."""
+    assert shown, "the picture is not shown"
+    scale = shown["width"] / WIDTH
+    left, top, right, _bottom = (value * scale for value in OBJECT)
+    screen = Image.open(shot).convert("RGB")
+    y = round(shown["y"] + top)
+    reds = [
+        x
+        for x in range(round(shown["x"] + left), round(shown["x"] + right))
+        for dy in (-2, -1, 0, 1, 2)
+        if _reddish(screen.getpixel((x, y + dy)))
+    ]
+    assert len(reds) > (right - left) / 2, f"no red rectangle edge along the object's top in {shot}"
+
+
+def _reddish(pixel: tuple[int, int, int]) -> bool:
+    red, green, blue = pixel
+    return red > 150 and green < 100 and blue < 100
