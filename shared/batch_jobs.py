@@ -40,6 +40,7 @@ from shared.domain.batch_requests import (
 )
 from shared.domain.config import Settings
 from shared.domain.errors import InvalidInput, LLMError
+from shared.domain.long_texts import split_task
 from shared.domain.pricing import TokenUsage
 from shared.domain.types import Task, data_digest
 from shared.predictor import Predictor
@@ -163,6 +164,9 @@ class BatchJobs:
             waiting = ledger.results({task["id"]: data_digest(task["data"]) for task in tasks})
             for task in tasks:
                 if str(task["id"]) in waiting:
+                    continue
+                if split_task(ctx.spec, task["data"], self.settings.long_text_chars):
+                    log.info("job %s task %s: a long text, asked in parts: predicted live", job_id, task["id"])
                     continue
                 try:
                     messages, output = self.predictor.request_for(ctx, task["data"], task["id"])

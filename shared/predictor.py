@@ -31,6 +31,7 @@ from shared.domain.few_shot import render_examples
 from shared.domain.geometry import ImageSize
 from shared.domain.label_selection import narrowed
 from shared.domain.labeling import SHAPES, LabelingSpec, TaskObject
+from shared.domain.long_texts import merged, request_data, split_task
 from shared.domain.pricing import TokenUsage
 from shared.domain.prompts import compose_messages, task_images, task_text
 from shared.domain.reading import Abstention, read_prediction
@@ -155,27 +156,43 @@ class Predictor:
 
     def predict(self, ctx: PredictionContext, task: Task, on_usage: UsageSink | None = None) -> Prediction:
         """A prediction for one task, as Label Studio stores it; raises TaskError when it cannot be made.
-        ``on_usage`` also gets the tokens of a call that reached the provider (a caller that totals its own
-        calls' cost: ``llm-backend improve``)."""
+        ``on_usage`` also gets the tokens of the calls that reached the provider (a caller that totals its own
+        calls' cost: ``llm-backend improve``).
+
+        A task whose spans quote from a text above LONG_TEXT_CHARS is asked in parts (``long_texts``), one call
+        after another through the same rate limit as every call; their tokens are the task's, counted once.
+        """
         data = task.get("data") or {}
-        messages, output, images = self.request_with_images(ctx, data, task.get("id"))
+        split = split_task(ctx.spec, data, self.settings.long_text_chars)
+        parts = request_data(split, data)
+        requests = [self.request_with_images(ctx, part_data, task.get("id")) for part_data in parts]
         # The answer for the cache and the usage counts: should Redis fail them, they are lost, not the answer
         # paid for (the caller keeps it, and a chunk records it once Redis is back: no second LLM call).
         with self.store.one_round_trip(best_effort=True) as writes:
-            answer = self.llm.complete(
-                ctx.config.llm,
-                messages,
-                ctx.interactive,
-                output=output,
-                writes=writes,
-                before_call=lambda: self.spend.check(ctx.project),  # PROJECT_DAILY_USD; cached answers are free
-            )
-            if not answer.cached:
-                usage = TokenUsage(answer.prompt_tokens, answer.completion_tokens, answer.cached_tokens)
-                self.record_usage(ctx, usage, writes=writes)
+            answers = [
+                self.llm.complete(
+                    ctx.config.llm,
+                    messages,
+                    ctx.interactive,
+                    output=output,
+                    writes=writes,
+                    before_call=lambda: self.spend.check(ctx.project),  # PROJECT_DAILY_USD; cached answers are free
+                )
+                for messages, output, _images in requests
+            ]
+            called = [answer for answer in answers if not answer.cached]
+            if called:
+                usage = sum(
+                    (TokenUsage(a.prompt_tokens, a.completion_tokens, a.cached_tokens) for a in called), TokenUsage()
+                )
+                self.record_usage(ctx, usage, calls=len(called), writes=writes)
                 if on_usage is not None:
                     on_usage(usage)
-        return self.prediction(ctx, data, answer, task.get("id"), images)
+        predictions = [
+            self.prediction(ctx, part_data, answer, task.get("id"), images)
+            for part_data, answer, (_messages, _output, images) in zip(parts, answers, requests, strict=True)
+        ]
+        return merged(split, predictions)
 
     def record_usage(
         self,
@@ -297,11 +314,15 @@ class Predictor:
             try:
                 if task_images(ctx.spec, data):
                     return None
-                messages, output = self.request_for(ctx, data, task.get("id"))
-                answer = self.llm.cached(ctx.config.llm, messages, output)
-                if answer is None:
-                    return None
-                results.append(self.prediction(ctx, data, answer, task.get("id")))
+                split = split_task(ctx.spec, data, self.settings.long_text_chars)
+                predictions = []
+                for part_data in request_data(split, data):
+                    messages, output = self.request_for(ctx, part_data, task.get("id"))
+                    answer = self.llm.cached(ctx.config.llm, messages, output)
+                    if answer is None:
+                        return None
+                    predictions.append(self.prediction(ctx, part_data, answer, task.get("id")))
+                results.append(merged(split, predictions))
             except TaskError:
                 return None
         return results

@@ -21,14 +21,17 @@ picture it is on (``item_index``, from 0, as the editor stores it; the model cou
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared.domain.geometry import BOX_FORMATS, DEFAULT_BOX_FORMAT, BoxFormat, ImageSize, ShapeError, keypoint_width
+from shared.domain.html_spans import PageText
 from shared.domain.labeling import (
     CHOICES,
+    HTML_SPANS,
     KEYPOINTS,
     NUMBER,
     OPTION_KINDS,
@@ -38,6 +41,7 @@ from shared.domain.labeling import (
     RATING,
     RECTANGLES,
     SHAPES,
+    SPAN_KINDS,
     SPANS,
     TAXONOMY,
     TEXT,
@@ -49,7 +53,7 @@ from shared.domain.schema import choice_list, taxonomy_paths
 from shared.domain.score import prediction_score
 from shared.domain.spans import UtteranceSpans, locate
 
-LABEL_KINDS = (CHOICES, SPANS, PARAGRAPH_SPANS, TAXONOMY, PAIRWISE, *SHAPES)
+LABEL_KINDS = (CHOICES, *SPAN_KINDS, TAXONOMY, PAIRWISE, *SHAPES)
 
 
 @dataclass
@@ -110,6 +114,13 @@ def _match(written: Any, choices: Mapping[str, Any]) -> Any:
     known = list(choices)
     listed = str(known) if len(known) <= 20 else f"{str(known[:20])[:-1]}, … ({len(known)} in all)]"
     raise _Refused(f"{written!r} is not one of {listed}")
+
+
+def _quote(item: Mapping[str, Any], in_html: bool) -> str:
+    """The quote to look for: in a page's text, character references are its characters (a model quoting
+    the page's source may write ``AT&amp;T`` for ``AT&T``)."""
+    quote = str(item.get("text") or "")
+    return html.unescape(quote) if in_html else quote
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -195,10 +206,14 @@ class _Builder:
             self.keep(output, region, labels=list(chosen.values()))
 
     def spans(self, output: Output, value: Any) -> None:
-        text = self.data.get(output.target.field or "")
-        if not isinstance(text, str):
+        """Labels on Text, and on HyperText (``HTML_SPANS``): each quote placed in the text, the region at its
+        offsets; in a page's text, with the XPath range and global offsets Label Studio's editor stores."""
+        source = self.data.get(output.target.field or "")
+        if not isinstance(source, str):
             self.drop(output, f"task data field {output.target.field!r} holds no text to find spans in")
             return
+        page = PageText(source, output.target.tag.attr.get("inline") == "true") if output.kind == HTML_SPANS else None
+        text = source if page is None else page.text
         mapping = _label_map(output.options_for(self.data))
         items = []
         for item in _as_list(value):
@@ -209,13 +224,15 @@ class _Builder:
                 items.append((item, _match(item.get("label"), mapping), hint if type(hint) is int else None))
             except _Refused as exc:
                 self.drop(output, str(exc))
-        placed = locate(text, [(str(item.get("text") or ""), hint) for item, _label, hint in items])
+        placed = locate(text, [(_quote(item, page is not None), hint) for item, _label, hint in items])
         for (item, label, _hint), span in zip(items, placed, strict=True):
-            if span is None:
+            where = None if span is None or page is None else page.xpath_range(span.start, span.end)
+            if span is None or (page is not None and where is None):
                 quote = item.get("text")
                 self.drop(output, f"{quote!r} is not in the text of {output.target.name} (or not that often)")
                 continue
             region = _region(output, label=[label], start=span.start, end=span.end)
+            region["value"].update(where or {})
             region["value"]["text"] = span.text
             self.keep(output, region, labels=[item["label"]], confidence=span.confidence)
 
@@ -380,6 +397,7 @@ def regions_from_answers(
             CHOICES: builder.choices,
             TAXONOMY: builder.taxonomy,
             SPANS: builder.spans,
+            HTML_SPANS: builder.spans,
             PARAGRAPH_SPANS: builder.paragraph_spans,
             RATING: builder.rating,
             NUMBER: builder.number,

@@ -428,6 +428,13 @@ class Settings(BaseSettings):
         0.8, description="how similar (0–1) a line of the answer must be to a label when it does not match exactly"
     )
     output_mode: OutputMode = Field("auto", description=OUTPUT_MODE_HELP)
+    long_text_chars: Annotated[int, Field(ge=0)] = Field(
+        20_000,
+        description="a text longer than this many characters that `Labels` quote from is predicted in parts, split "
+        "on sentence boundaries with a twentieth of overlap, and its spans merged (an NER answer grows with the "
+        "text: 20,000 characters of dense news give about 8,000 answer tokens, half of a 16,384-token output "
+        "limit); 0 never splits",
+    )
     label_selection_threshold: Annotated[int, Field(ge=1)] = Field(
         250,
         description="a `Choices` or `Taxonomy` offering more values than this (labels, or a Taxonomy's selectable "

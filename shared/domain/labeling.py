@@ -31,6 +31,8 @@ SUPPORTED_OBJECTS = ("Text", "HyperText", "Paragraphs", "Image")
 CHOICES = "choices"
 SPANS = "spans"  # Labels on Text: quoted entities
 PARAGRAPH_SPANS = "paragraph_spans"  # ParagraphLabels on Paragraphs: quoted entities in one utterance
+HTML_SPANS = "html_spans"  # HyperTextLabels (or Labels) on HyperText: quoted entities in the page's text
+SPAN_KINDS = (SPANS, PARAGRAPH_SPANS, HTML_SPANS)
 TAXONOMY = "taxonomy"
 RATING = "rating"
 NUMBER = "number"
@@ -41,9 +43,9 @@ KEYPOINTS = "keypoints"  # KeyPointLabels on Image: labelled points
 POLYGONS = "polygons"  # PolygonLabels on Image: labelled outlines
 SHAPES = (RECTANGLES, KEYPOINTS, POLYGONS)
 # Kinds whose answer is a list of items, each checked on its own; an empty list says "none in this task".
-ITEM_KINDS = (SPANS, PARAGRAPH_SPANS, *SHAPES)
+ITEM_KINDS = (*SPAN_KINDS, *SHAPES)
 # Kinds that pick from labels: the config's, or a task's (``value="$field"``).
-OPTION_KINDS = (CHOICES, TAXONOMY, SPANS, PARAGRAPH_SPANS, *SHAPES)
+OPTION_KINDS = (CHOICES, TAXONOMY, *SPAN_KINDS, *SHAPES)
 
 _KIND_OF_TAG = {
     "Choices": CHOICES,
@@ -70,11 +72,6 @@ _GEOMETRY_TAGS = {
     "VectorLabels",
     "OcrLabels",
 }
-HYPERTEXT_SPANS_REASON = (
-    "HyperText spans are not predicted: Label Studio stores them as XPath ranges (or text offsets) of the "
-    "page as the browser renders it, which this backend cannot reproduce exactly, so a span could land on "
-    "other words"
-)
 
 
 @dataclass(frozen=True)
@@ -317,8 +314,12 @@ def _classify(control: SdkControl, elements: Mapping[str, Element]) -> Output | 
         return unfilled(f"attached to {where}, which the LLM does not read")
     target = TaskObject(readable[0])
     if tag == "HyperTextLabels" or (tag == "Labels" and target.kind == "HyperText"):
-        return unfilled(HYPERTEXT_SPANS_REASON)
-    if tag == "Labels":
+        if target.kind != "HyperText":
+            return unfilled(f"<HyperTextLabels> need <HyperText>, not <{target.kind}>")
+        if target.tag.attr.get("valueType") == "url" or target.tag.attr.get("encoding") not in (None, "none"):
+            return unfilled("the page is loaded (or decoded) by the browser, so the LLM cannot quote from it")
+        kind = HTML_SPANS
+    elif tag == "Labels":
         if target.kind == "Image":
             return unfilled("<Labels> on <Image> label shapes drawn with a geometry tool, which is not predicted")
         if target.kind != "Text":

@@ -5,9 +5,10 @@ Rating, Number, TextArea and Pairwise start from the SDK's ``to_json_schema()``,
 ``strict.to_strict``.  Two kinds get a shape of their own, because the SDK's would make the model do
 what it does badly:
 
-- spans (``Labels`` on Text, ``ParagraphLabels``): the model quotes each entity as written, with its
-  label (and a start hint, or the utterance index), and ``spans.py`` finds the offsets; models are
-  good at quoting and bad at counting characters;
+- spans (``Labels`` on Text, ``ParagraphLabels``, ``HyperTextLabels``): the model quotes each entity as
+  written, with its label (and a start hint, or the utterance index), and ``spans.py`` finds the offsets
+  (``html_spans.py`` the XPaths of a HyperText page's); models are good at quoting and bad at counting
+  characters;
 - Taxonomy: one string per chosen path ("Bias / Gender"), from the list of valid paths, instead of
   arrays of any labels in any order;
 - shapes on an image (``RectangleLabels``, ``KeyPointLabels``, ``PolygonLabels``): each with its label, in the
@@ -26,6 +27,7 @@ from typing import Any
 from shared.domain.geometry import BOX_FORMATS, DEFAULT_BOX_FORMAT, BoxFormat
 from shared.domain.labeling import (
     CHOICES,
+    HTML_SPANS,
     KEYPOINTS,
     NUMBER,
     OPTION_KINDS,
@@ -35,6 +37,7 @@ from shared.domain.labeling import (
     RATING,
     RECTANGLES,
     SHAPES,
+    SPAN_KINDS,
     SPANS,
     TAXONOMY,
     TEXT,
@@ -154,7 +157,7 @@ def shape_words(output: Output, box_format: BoxFormat) -> str:
 def output_schema(output: Output, options: Sequence[Option], box_format: BoxFormat) -> dict[str, Any]:
     """One control's part of the answer schema (before the strict rewrite)."""
     control = output.control
-    if output.kind in (SPANS, PARAGRAPH_SPANS):
+    if output.kind in SPAN_KINDS:
         schema: dict[str, Any] = {"type": "array", "items": _span_item(output, _shown(options))}
     elif output.kind in SHAPES:
         schema = {"type": "array", "items": _shape_item(output, _shown(options), box_format)}
@@ -194,6 +197,12 @@ def describe(output: Output, options: Sequence[Option], box_format: BoxFormat, l
             f"every mention in {target} to label, each as {{text, label, start}}: text is {SPAN_TEXT_RULE}; "
             f"label one of {labels}; start the character offset if known, else null; list a repeated "
             "mention once per occurrence"
+        )
+    if kind == HTML_SPANS:
+        return (
+            f"every mention in the text of the HTML page {target} to label (its words as displayed, not its tags), "
+            f"each as {{text, label}}: text is {SPAN_TEXT_RULE}; label one of {labels}; list a repeated mention "
+            "once per occurrence"
         )
     if kind == PARAGRAPH_SPANS:
         return (

@@ -17,6 +17,7 @@ whatever the config:
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -58,11 +59,13 @@ def label_probability(tokens: Sequence[Any] | None, labels: Sequence[str]) -> fl
     chosen: set[int] = set()
     for label in dict.fromkeys(labels):
         for begin, end in _label_ranges(text, label):
-            chosen.update(
-                index
-                for index, start in enumerate(starts)
-                if start < end and start + len(pieces[index]) > begin and pieces[index]
-            )
+            # the tokens overlapping [begin, end): from the one holding ``begin`` on (an NER answer holds thousands
+            # of labels and tens of thousands of tokens: no scan of every token for every label)
+            index = max(bisect.bisect_right(starts, begin) - 1, 0)
+            while index < len(starts) and starts[index] < end:
+                if pieces[index] and starts[index] + len(pieces[index]) > begin:
+                    chosen.add(index)
+                index += 1
     logprobs = [_field(tokens[index], "logprob") for index in sorted(chosen)]
     logprobs = [value for value in logprobs if isinstance(value, int | float)]
     if not logprobs:

@@ -6,7 +6,9 @@ on a DOM condition or an HTTP response.
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
 from collections.abc import Callable
 
 import httpx
@@ -14,8 +16,18 @@ import pytest
 from playwright.sync_api import Locator, Page, Response, expect
 
 from shared.adapters.jobs import JobState
+from shared.domain.html_spans import PageText
 from tests.e2e.label_studio_server import PASSWORD, USER
-from tests.e2e.test_label_studio import calls_for, connect, new_project, predictions, retrieve_predictions, task_ids
+from tests.e2e.test_label_studio import (
+    calls_for,
+    connect,
+    new_project,
+    predictions,
+    retrieve_predictions,
+    task_ids,
+    wait_for_predictions,
+)
+from tests.e2e.test_structured import HTML_ANSWER, HTML_NER, HTML_PAGE, structured_project
 
 pytestmark = pytest.mark.timeout(900)  # the first e2e test of a session may install and migrate Label Studio
 
@@ -35,13 +47,15 @@ def response_to(method: str, path: str) -> Callable[[Response], bool]:
     return lambda response: response.request.method == method and path in response.url
 
 
-def open_task(page: Page, base_url: str, project_id: int, task_id: int, text: str) -> None:
-    """Click the task's row in the Data Manager: its labeling screen opens beside the list."""
+def open_task(
+    page: Page, base_url: str, project_id: int, task_id: int, text: str, shown: str = "textarea[name=prompt]"
+) -> None:
+    """Click the task's row in the Data Manager: its labeling screen opens beside the list (``shown`` appears)."""
     page.goto(f"{base_url}/projects/{project_id}/data")
     with page.expect_response(response_to("GET", f"/api/tasks/{task_id}?")) as loaded:
         page.get_by_test_id("table-row").filter(has_text=text).click()
     assert loaded.value.ok, loaded.value.text()
-    expect(page.locator("textarea[name=prompt]")).to_be_visible()
+    expect(page.locator(shown)).to_be_visible()
 
 
 def ask_the_llm(page: Page, prompt: str) -> dict:
@@ -202,3 +216,66 @@ def test_a_task_opened_while_its_job_runs_gets_one_prediction_and_one_llm_call(
     assert {p["model_version"] for p in found} == {version}
     for index in range(4):
         assert len(calls_for(fake_llm, f"{marker} task {index}")) == 1, f"one LLM call for task {index}"
+
+
+PAGE_FRAME = "iframe.lsf-htx-richtext"  # where Label Studio renders a HyperText page
+
+
+def highlighted(page: Page, count: int) -> list[str]:
+    """The texts of the page's highlighted spans, once there are ``count`` (the page is a same-origin iframe)."""
+    script = f"""count => [...(document.querySelector("{PAGE_FRAME}")?.contentDocument
+        ?.querySelectorAll(".htx-highlight") ?? [])].map(span => span.textContent)"""
+    page.wait_for_function(f"count => ({script})(count).length >= count", arg=count)
+    texts: list[str] = page.evaluate(script, count)
+    return texts
+
+
+def test_the_editor_shows_hypertext_predictions_and_saves_them_as_predicted(page, ls, label_studio, backend, fake_llm):
+    """The HyperText prediction opens in Label Studio's editor highlighting the predicted words; submitted, the
+    editor writes our regions back unchanged (it recomputes XPaths and offsets from the global offsets), and a
+    span the annotator selects by hand is saved as ``PageText`` computes it."""
+    marker = uuid.uuid4().hex[:10]
+    html = HTML_PAGE.format(marker=marker, index=0)
+    fake_llm.reply = lambda messages, index: HTML_ANSWER
+    project, _version = structured_project(ls, backend, HTML_NER, [html], "Find people and places: {text}")
+    retrieve_predictions(ls, project)
+    [prediction] = wait_for_predictions(ls, project, 1, backend)
+    [task_id] = task_ids(ls, project)
+
+    log_in(page, label_studio.url)
+    open_task(page, label_studio.url, project.id, task_id, marker, shown=PAGE_FRAME)
+    assert highlighted(page, 7) == [
+        "John",
+        "Acme",
+        " Inc.",
+        "New\xa0York",
+        "Mary",
+        "John",
+        "Paris",
+    ]  # Acme Inc.: 2 nodes
+
+    # By hand: the LOC label, then "lives" selected in the page (a Range, as a mouse drag leaves it) and let go.
+    page.locator(".lsf-label__text").filter(has_text=re.compile(r"^LOC$")).first.click()
+    page.evaluate(
+        """frame => {
+            const paragraph = document.querySelector(frame).contentDocument.querySelector("p");
+            const words = paragraph.firstChild;  // "He lives in " (the rest is highlighted)
+            const range = paragraph.ownerDocument.createRange();
+            range.setStart(words, 3);
+            range.setEnd(words, 8);
+            const selection = paragraph.ownerDocument.getSelection();
+            selection.removeAllRanges();
+            selection.addRange(range);
+            paragraph.dispatchEvent(new MouseEvent("mouseup", {bubbles: true}));
+        }""",
+        PAGE_FRAME,
+    )
+    assert "lives" in highlighted(page, 8)
+    annotation, _reloaded = submit(page, task_id)
+
+    saved = [region["value"] for region in annotation["result"] if region["from_name"] == "ner"]
+    predicted = [region["value"] for region in prediction["result"] if region["from_name"] == "ner"]
+    by_hand = [value for value in saved if value not in predicted]
+    assert [value for value in saved if value in predicted] == predicted, "the editor keeps our regions as sent"
+    lives = PageText(html).text.index("lives")
+    assert by_hand == [{**PageText(html).xpath_range(lives, lives + 5), "text": "lives", "hypertextlabels": ["LOC"]}]

@@ -255,3 +255,34 @@ def test_a_job_cancelled_before_it_starts_submits_nothing_to_the_batch_api(make_
     batch.jobs.cancel(job_id)
     assert batch.steps.begin(job_id) is False
     assert fake_llm.batches == {} and batch.jobs.batch_phase(job_id) is None
+
+
+NER = """<View><Text name="text" value="$text"/><TextArea name="prompt" toName="text"/>
+  <Labels name="ner" toName="text"><Label value="PER"/></Labels></View>"""
+
+
+def test_a_task_with_a_long_text_gets_no_line_and_is_predicted_live_in_parts(
+    make_batch, store, fake_llm, fake_label_studio
+):
+    store.save_setup(PROJECT, ProjectSetup(NER, fake_label_studio.url, LS_TOKEN))
+    batch = make_batch(long_text_chars=1000, output_mode="json_schema")
+    anna = {"text": "Anna", "label": "PER", "start": None}
+    fake_llm.reply = lambda messages, index: {"ner": [anna] * messages[-1]["content"].count("Anna")}
+    long_text = "Anna met Bob at noon. " * 150  # 3,300 characters: 4 parts of at most 1,000
+    job_id, ctx = batch.start(range(4))
+    fake_label_studio.hold_tasks(int(PROJECT), [{"id": 0, "data": {"text": long_text}}])  # 1-3 keep "text i"
+
+    assert batch.steps.begin(job_id) is True
+    [upload] = fake_llm.uploads
+    assert [line["custom_id"] for line in upload.lines()] == [custom_id(1), custom_id(2), custom_id(3)]
+    fake_llm.batch_turnaround = 0
+    fake_llm.advance_clock(2)
+    assert batch.steps.poll(job_id, 0).dispatch
+    batch.run_chunks(job_id)
+
+    assert_each_task_pushed_once(fake_label_studio, range(4), ctx.model_version)
+    parts = [c for c in fake_llm.live_completions if "Anna met Bob" in c.body["messages"][-1]["content"]]
+    assert len(parts) == len(fake_llm.live_completions) == 4, "the long text alone went live, in its parts"
+    [prediction] = fake_label_studio.predictions_by_task()[0]
+    spans = [region["value"] for region in prediction["result"] if region["from_name"] == "ner"]
+    assert [span["start"] for span in spans] == [index * 22 for index in range(150)], "every Anna once"

@@ -18,9 +18,11 @@ import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
 from shared.domain.answer_regions import regions_from_answers
+from shared.domain.html_spans import PageText
 from shared.domain.labeling import (
+    HTML_SPANS,
     PARAGRAPH_SPANS,
-    SPANS,
+    SPAN_KINDS,
     SUPPORTED_OBJECTS,
     LabelingConfigError,
     LabelingSpec,
@@ -44,10 +46,15 @@ def with_prompt(config: str) -> str:
     return f'{config[:end]}<TextArea name="{name}" toName="{target.name}"/>{config[end:]}'
 
 
+# A page for HyperText spans to quote from (the html-ner template's own sample): the SDK's has one word.
+SAMPLE_PAGE = "<h1>John works at Acme Inc.</h1><p>He lives in New York.</p>"
+
+
 def sample_task(config: str) -> dict:
     """The template's own sample data (in its comment), over the SDK's generated examples."""
     interface = LabelInterface(config)
     generated = interface.generate_sample_task(mode="upload", secure_mode=False)
+    generated.update({obj.value_name: SAMPLE_PAGE for obj in interface.objects if obj.tag == "HyperText"})
     embedded = LabelInterface.get_task_from_labeling_config(config)[0] or {}
     return {**generated, **embedded}
 
@@ -58,6 +65,8 @@ def quoter(output: Output, data: dict, rng: random.Random):
     if output.kind == PARAGRAPH_SPANS:
         text_key = output.target.tag.attr.get("textKey", "text")
         texts = [str(item[text_key]) for item in value]
+    elif output.kind == HTML_SPANS:
+        texts = [PageText(value).text]  # the page's words, not its tags
     else:
         texts = [value]
     words = [(index, word) for index, text in enumerate(texts) for word in text.split()]
@@ -109,7 +118,7 @@ def sample_answer(spec: LabelingSpec, schema: dict, data: dict, seed: int) -> di
     answer = {}
     for name, node in schema["properties"].items():
         output = spec.output(name)
-        quote = quoter(output, data, rng) if output.kind in (SPANS, PARAGRAPH_SPANS) else None
+        quote = quoter(output, data, rng) if output.kind in SPAN_KINDS else None
         answer[name] = sample_value(node, rng, quote)
         if output.target.image_list and answer[name]:  # shapes on an <Image valueList> name one of its pictures
             for item in answer[name]:

@@ -202,8 +202,9 @@ def test_a_choices_alias_and_hint_are_its_synonyms_as_the_sdk_reads_them():
         ('<TextArea name="note" toName="t" perRegion="true"/>', "per-region"),
         ('<Choices name="c" toName="t" perRegion="true"><Choice value="A"/></Choices>', "per-region"),
         ('<Choices name="c" toName="a"><Choice value="A"/></Choices>', "attached to <Audio>"),
-        ('<HyperTextLabels name="h" toName="page"><Label value="A"/></HyperTextLabels>', "HyperText spans"),
-        ('<Labels name="h" toName="page"><Label value="A"/></Labels>', "HyperText spans"),
+        ('<HyperTextLabels name="h" toName="t"><Label value="A"/></HyperTextLabels>', "need <HyperText>"),
+        ('<Labels name="h" toName="remote"><Label value="A"/></Labels>', "loaded (or decoded) by the browser"),
+        ('<HyperTextLabels name="h" toName="coded"><Label value="A"/></HyperTextLabels>', "(or decoded)"),
         ('<Labels name="l" toName="img"><Label value="A"/></Labels>', "geometry tool"),
         ('<Labels name="l" toName="chat"><Label value="A"/></Labels>', "use <ParagraphLabels> there"),
         ('<ParagraphLabels name="l" toName="t"><Label value="A"/></ParagraphLabels>', "need <Paragraphs>"),
@@ -220,6 +221,7 @@ def test_a_choices_alias_and_hint_are_its_synonyms_as_the_sdk_reads_them():
 )
 def test_controls_out_of_scope_are_unfilled_with_the_reason(control, reason):
     config = f"""<View><Text name="t" value="$t"/><HyperText name="page" value="$html"/>
+      <HyperText name="remote" value="$url" valueType="url"/><HyperText name="coded" value="$b" encoding="base64"/>
       <Image name="img" value="$img"/><Audio name="a" value="$audio"/><Paragraphs name="chat" value="$chat"/>
 
       <TextArea name="prompt" toName="t"/><TextArea name="answer" toName="t"/>{control}</View>"""

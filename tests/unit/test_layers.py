@@ -11,7 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # Pure libraries the core may use: snowballstemmer stems words when reading labels out of answers
 # (shared.domain.answers); toktok counts tokens with vocabularies compiled into its extension (no files, no network);
-# jsonschema checks an answer against the schema it was asked in (shared.domain.reading; no remote $refs there).
+# jsonschema checks an answer against the schema it was asked in (shared.domain.reading; no remote $refs there);
+# html5lib parses a HyperText page from a string, as a browser would (shared.domain.html_spans).
 DOMAIN_THIRD_PARTY = {
     "pydantic",
     "pydantic_settings",
@@ -20,6 +21,7 @@ DOMAIN_THIRD_PARTY = {
     "snowballstemmer",
     "toktok",
     "jsonschema",
+    "html5lib",
 }
 IO_STDLIB = {"socket", "ssl", "http", "urllib.request", "subprocess", "ftplib", "smtplib", "asyncio", "selectors"}
 
