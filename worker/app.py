@@ -1,16 +1,28 @@
-"""The worker's Celery application: the shared one with the batch tasks registered, and its watchdog."""
+"""The worker's Celery application: the shared one with the batch tasks registered, and the life cycle of its
+processes' background loops (``worker/process.py``): each started by a Celery signal when its process starts and
+stopped by another when it ends."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_received, worker_init, worker_process_init, worker_ready
+from celery.signals import (
+    task_received,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
 
 from shared.adapters.queue import PREDICT_CHUNK, chunk_of, make_celery
 from shared.domain.config import Settings
-from worker.tasks import PerProcess, register_tasks
-from worker.watchdog import start_watchdog
+from worker.periodic import Periodic
+from worker.process import PerProcess, forward_drain, ignore_drain_signal
+from worker.tasks import register_tasks
+from worker.watchdog import watchdog
 
 
 def create_worker_app(settings: Settings) -> Celery:
@@ -19,30 +31,46 @@ def create_worker_app(settings: Settings) -> Celery:
     register_tasks(app, services)
 
     @worker_init.connect(weak=False)
-    def _import_before_the_fork(**_kwargs: Any) -> None:
+    def _before_the_fork(**_kwargs: Any) -> None:
         """label_studio_sdk, imported once here and shared by the pool's children, rather than by each child at
         its first chunk: about two seconds of CPU per child, spent while the job's first tasks waited."""
         from label_studio_sdk import LabelStudio  # noqa: F401  (the client that pushes; the package loads it lazily)
         from label_studio_sdk.label_interface import LabelInterface  # noqa: F401  (labeling configs)
 
-    @worker_process_init.connect(weak=False)
-    def _build_services(**_kwargs: Any) -> None:
-        services.prepare()  # Redis connections and thread pools, made after the fork, before the first chunk
+        ignore_drain_signal()
 
-    watchdogs: list = []
+    @worker_process_init.connect(weak=False)
+    def _start_process(sender: Any = None, **_kwargs: Any) -> None:
+        services.start(str(sender))  # Redis connections and loops, made after the fork, before the first chunk
+
+    @worker_process_shutdown.connect(weak=False)
+    def _stop_process(**_kwargs: Any) -> None:
+        services.stop()  # the drain: calls in flight answered and kept, the rest handed back
+
+    @worker_shutting_down.connect(weak=False)
+    def _drain(how: str = "", **_kwargs: Any) -> None:
+        forward_drain(how)
+
+    watchdogs: list[Periodic] = []
 
     @worker_ready.connect(weak=False)
     def _watch(sender: Any = None, **_kwargs: Any) -> None:
         if not watchdogs:  # worker_ready comes again after the broker reconnects: one watchdog is enough
             watchdogs.append(
-                start_watchdog(
+                watchdog(
                     lambda: services.jobs,
                     app,
                     services.identity(sender.hostname),
                     settings.batch_claim_seconds,
                     settings.job_stall_seconds,
-                )
+                ).start()
             )
+
+    @worker_shutdown.connect(weak=False)
+    def _stop_watching(**_kwargs: Any) -> None:
+        """After the pool's processes drained: the worker stops beating (its chunks are settled or handed back)."""
+        for loop in watchdogs:
+            loop.stop()
 
     @task_received.connect(weak=False)
     def _hold(sender: Any = None, request: Any = None, **_kwargs: Any) -> None:
