@@ -20,7 +20,7 @@ from celery.signals import (
 from shared.adapters.queue import PREDICT_CHUNK, chunk_of, make_celery
 from shared.domain.config import Settings
 from worker.periodic import Periodic
-from worker.process import PerProcess, forward_drain, ignore_drain_signal
+from worker.process import PerProcess
 from worker.tasks import register_tasks
 from worker.watchdog import watchdog
 
@@ -31,13 +31,11 @@ def create_worker_app(settings: Settings) -> Celery:
     register_tasks(app, services)
 
     @worker_init.connect(weak=False)
-    def _before_the_fork(**_kwargs: Any) -> None:
+    def _import_before_the_fork(**_kwargs: Any) -> None:
         """label_studio_sdk, imported once here and shared by the pool's children, rather than by each child at
         its first chunk: about two seconds of CPU per child, spent while the job's first tasks waited."""
         from label_studio_sdk import LabelStudio  # noqa: F401  (the client that pushes; the package loads it lazily)
         from label_studio_sdk.label_interface import LabelInterface  # noqa: F401  (labeling configs)
-
-        ignore_drain_signal()
 
     @worker_process_init.connect(weak=False)
     def _start_process(sender: Any = None, **_kwargs: Any) -> None:
@@ -49,7 +47,8 @@ def create_worker_app(settings: Settings) -> Celery:
 
     @worker_shutting_down.connect(weak=False)
     def _drain(how: str = "", **_kwargs: Any) -> None:
-        forward_drain(how)
+        if how == "Warm":  # a cold shutdown is left to Celery: it cancels the tasks and ends the processes
+            services.leave()
 
     watchdogs: list[Periodic] = []
 

@@ -407,16 +407,16 @@ class ChunkRunner:
         did not start are released — with ``everything``, all of them, answers received so far recorded first — and
         this process's name leaves the chunk's holder record.  True when the caller should send the chunk again now;
         what the calls still in flight answer is recorded (``settle``) and pushed by the chunk's next run."""
-        if pending.sent_again:
-            return False
-        if everything:
+        if everything:  # the drain's time is up: calls still open die with the process
             self._record_unrecorded(pending)
             self._release_claims(pending)
-        else:
+        elif not pending.sent_again:
             not_started = pending.not_started()
             if not not_started:
                 return False
             pending.keeper.let_go(not_started)
+        if pending.sent_again:
+            return False
         if pending.holder is not None:
             self.jobs.drop_holder(pending.job_id, pending.index, pending.holder)
         pending.sent_again = True

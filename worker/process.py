@@ -16,21 +16,23 @@ What Celery 5.7 does on SIGTERM, read in its source and billiard 4.3's:
 - A chunk's Celery task returns once its tasks are in the LLM window (``worker/window.py``), so the warm shutdown
   waited for nothing more: the calls in flight died with the children and were asked again elsewhere.
 
-So here: the main process forwards a warm shutdown to its children as SIGUSR2 (``forward_drain``; the main process
-ignores SIGUSR2 from before the fork, so a child not set up yet ignores it too), and a child's handler starts
-``hand_back`` at once: its window starts nothing more, and every chunk with tasks not started is sent again with
-their claims released, for the other workers to take now.  ``stop``, at ``worker_process_shutdown`` (the pool's
-join), waits up to ``WORKER_DRAIN_SECONDS`` from the signal for the calls in flight to answer — each answer is kept
-in the ledger's outbox as it comes — and for their chunks to be pushed and settled; what is left then is handed
-back too (its predictions wait in the outbox for the next pusher), and the loops stop.  The main process's join
-waits meanwhile, and its watchdog beats until the very end (``worker/app.py``).
+So here: the main process, on a warm ``worker_shutting_down``, raises a flag in memory it shares with its pool
+processes (an anonymous shared mapping made before the fork: no signal, which a process's many threads would take
+in the place of the one blocked waiting, and no file), and each pool process, which looks at it every
+``DRAIN_WATCH`` s, starts ``hand_back`` at once: its window starts nothing more, and every chunk with tasks not
+started is sent again with their claims released, for the other workers to take now.  ``stop``, at
+``worker_process_shutdown`` (the pool's join), waits up to ``WORKER_DRAIN_SECONDS`` from then for the calls in
+flight to answer — each answer is kept in the ledger's outbox as it comes — and for their chunks to be pushed and
+settled; what is left then is handed back too (its predictions wait in the outbox for the next pusher), and the
+loops stop.  The main process's join waits meanwhile, and its watchdog beats until the very end
+(``worker/app.py``).
 """
 
 from __future__ import annotations
 
 import logging
+import mmap
 import os
-import signal
 import threading
 import time
 import uuid
@@ -50,7 +52,7 @@ from worker.window import LLMWindow
 
 log = logging.getLogger(__name__)
 
-DRAIN_SIGNAL = signal.SIGUSR2
+DRAIN_WATCH = 0.1  # seconds between two looks of a pool process at the drain flag
 LOAD_EVERY = 1.0  # seconds between two reports of the calls in flight (/metrics)
 LOAD_HOLDS = 5.0  # a report older than this is a process gone
 
@@ -66,6 +68,7 @@ class PerProcess:
         self.node = ""  # the Celery node name, known once the process starts
         self._drain_started: float | None = None
         self._drain_lock = threading.Lock()
+        self._leaving = mmap.mmap(-1, 1)  # shared with the pool processes forked after this: 1 once the worker leaves
 
     def identity(self, node: str) -> str:
         """This worker's name in the records recovery reads (``worker_identity``)."""
@@ -87,6 +90,7 @@ class PerProcess:
         )
         self._tracker = ChunkTracker(self._runner, self._send_again)
         self._load = Periodic(LOAD_EVERY, self._report_load, "load-report")
+        self._watch = Periodic(DRAIN_WATCH, self._look_at_the_flag, "drain-watch")
         self._batch_jobs = services.batch_jobs
         self._pid = os.getpid()
 
@@ -105,20 +109,21 @@ class PerProcess:
 
     # --- the life cycle ------------------------------------------------------------------------------
     def start(self, node: str) -> None:
-        """A pool process starts (``worker_process_init``): build its state, start its loops, and take SIGUSR2 as the
-        main process's word that the worker is leaving."""
+        """A pool process starts (``worker_process_init``): build its state and start its loops."""
         self.node = node
         self._here()
         self._pusher.start()
         self._tracker.start()
         self._load.start()
-        signal.signal(DRAIN_SIGNAL, lambda signum, frame: self._begin_drain())
+        self._watch.start()
 
-    def _begin_drain(self) -> None:
-        """In the signal handler: only start a thread (the handler interrupts the process's main thread anywhere)."""
-        if self._drain_started is None:
-            self._drain_started = time.monotonic()
-            threading.Thread(target=self.hand_back, daemon=True, name="drain").start()
+    def leave(self) -> None:
+        """In the main process (``worker_shutting_down``, warm): tell the pool processes to drain."""
+        self._leaving[0] = 1
+
+    def _look_at_the_flag(self) -> None:
+        if self._leaving[0] and self._drain_started is None:
+            self.hand_back()
 
     def hand_back(self) -> None:
         """Start nothing more, and let the other workers have the tasks not started, now."""
@@ -131,7 +136,7 @@ class PerProcess:
                 log.warning("stopping: %d tasks not started handed back (%d chunks sent again)", not_started, chunks)
 
     def stop(self) -> None:
-        """The pool process ends (``worker_process_shutdown``): drain within ``WORKER_DRAIN_SECONDS`` of the signal,
+        """The pool process ends (``worker_process_shutdown``): drain within ``WORKER_DRAIN_SECONDS`` of the word to leave,
         then stop every loop."""
         if self._pid != os.getpid():
             return  # nothing was built in this process
@@ -144,6 +149,7 @@ class PerProcess:
             time.sleep(0.1)
         left = self._tracker.hand_back_the_rest()
         self._pusher.stop(max(0.0, deadline - time.monotonic()))
+        self._watch.stop()
         self._load.stop()
         self._jobs.forget_in_flight(self.holder)
         self._services.metrics.close()
@@ -177,22 +183,3 @@ class PerProcess:
     @property
     def tracker(self) -> ChunkTracker:
         return self._here()._tracker
-
-
-def forward_drain(how: str) -> None:
-    """In the main process, on ``worker_shutting_down``: a warm shutdown is passed on to the pool's processes, which
-    drain (above); a cold one is left to Celery."""
-    if how != "Warm":
-        return
-    import psutil
-
-    for child in psutil.Process().children():
-        try:
-            os.kill(child.pid, DRAIN_SIGNAL)
-        except ProcessLookupError:
-            pass
-
-
-def ignore_drain_signal() -> None:
-    """In the main process before the fork: the children ignore SIGUSR2 until ``start`` says what it means."""
-    signal.signal(DRAIN_SIGNAL, signal.SIG_IGN)

@@ -9,6 +9,7 @@ chunks of it within seconds."""
 from __future__ import annotations
 
 import collections
+import itertools
 import os
 import re
 import signal
@@ -64,6 +65,37 @@ def test_a_worker_sent_sigterm_mid_job_hands_back_drains_and_no_call_is_made_twi
     assert sum(handed_back) > 0, "the leaving worker's windows had tasks queued, and gave them back"
     assert "unanswered at WORKER_DRAIN_SECONDS" not in leaving.log
     assert "handed back" not in staying.log
+
+
+def test_calls_slower_than_worker_drain_seconds_are_cut_off_and_their_tasks_handed_back(
+    stack,  # noqa: F811
+    fake_label_studio,
+    fake_llm,
+):
+    """The drain ends at WORKER_DRAIN_SECONDS whatever the LLM does: the calls still open then die with the worker and
+    their tasks are asked again by the others (their claims released at once), each task still lands once."""
+    first_calls = itertools.count()
+    fake_llm.delay = lambda messages: 30.0 if next(first_calls) < 8 else 0.2  # the leaving worker's first calls
+    leaving = stack.worker(WORKER_DRAIN_SECONDS="2", **DEFAULTS)
+    job_id = stack.submit(40)
+    while len(fake_llm.chat_requests) < 8:
+        time.sleep(0.1)
+    stack.worker(**DEFAULTS)
+
+    os.kill(leaving.process.pid, signal.SIGTERM)
+    signalled = time.monotonic()
+    leaving.process.wait(timeout=30)
+    exited_after = time.monotonic() - signalled
+
+    status = stack.wait(job_id, timeout=60)
+    print(f"exited {exited_after:.1f} s after SIGTERM")
+    assert exited_after < 15, "the worker did not wait for its 30 s calls"
+    cut_off = [int(count) for count in re.findall(r"(\d+) of them unanswered at WORKER_DRAIN_SECONDS", leaving.log)]
+    assert sum(cut_off) == 8, "each process's 4 calls were still open at the end of the drain"
+    assert (status["state"], status["done"], status["pushed"]) == ("done", 40, 40)
+    assert_once_each(fake_label_studio, 40, stack.version, stack.config)
+    calls = calls_per_task(fake_llm)
+    assert len(calls) == 40 and sum(calls.values()) == 40 + 8, "only the calls cut off were made again"
 
 
 def test_a_worker_started_mid_job_takes_a_share_of_what_is_left_within_seconds(
