@@ -136,8 +136,8 @@ class PerProcess:
                 log.warning("stopping: %d tasks not started handed back (%d chunks sent again)", not_started, chunks)
 
     def stop(self) -> None:
-        """The pool process ends (``worker_process_shutdown``): drain within ``WORKER_DRAIN_SECONDS`` of the word to leave,
-        then stop every loop."""
+        """The pool process ends (``worker_process_shutdown``): drain within ``WORKER_DRAIN_SECONDS`` of the word to
+        leave, then stop every loop."""
         if self._pid != os.getpid():
             return  # nothing was built in this process
         self.hand_back()
