@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.concurrency.prefork import TaskPool as PreforkPool
 from celery.signals import (
     task_received,
     worker_init,
@@ -55,6 +56,8 @@ def create_worker_app(settings: Settings) -> Celery:
     @worker_ready.connect(weak=False)
     def _watch(sender: Any = None, **_kwargs: Any) -> None:
         if not watchdogs:  # worker_ready comes again after the broker reconnects: one watchdog is enough
+            if not isinstance(sender.pool, PreforkPool):  # --pool solo or threads: the tasks run in this process
+                services.start(str(sender.hostname))
             watchdogs.append(
                 watchdog(
                     lambda: services.jobs,
@@ -67,7 +70,9 @@ def create_worker_app(settings: Settings) -> Celery:
 
     @worker_shutdown.connect(weak=False)
     def _stop_watching(**_kwargs: Any) -> None:
-        """After the pool's processes drained: the worker stops beating (its chunks are settled or handed back)."""
+        """After the pool's processes drained (or, with a pool that does not fork, this process): the worker stops
+        beating (its chunks are settled or handed back)."""
+        services.stop()
         for loop in watchdogs:
             loop.stop()
 

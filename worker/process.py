@@ -68,6 +68,7 @@ class PerProcess:
         self.node = ""  # the Celery node name, known once the process starts
         self._drain_started: float | None = None
         self._drain_lock = threading.Lock()
+        self._started_in: int | None = None  # the process whose loops run
         self._leaving = mmap.mmap(-1, 1)  # shared with the pool processes forked after this: 1 once the worker leaves
 
     def identity(self, node: str) -> str:
@@ -109,9 +110,11 @@ class PerProcess:
 
     # --- the life cycle ------------------------------------------------------------------------------
     def start(self, node: str) -> None:
-        """A pool process starts (``worker_process_init``): build its state and start its loops."""
+        """A pool process starts (``worker_process_init``; the main process itself with a pool that does not fork,
+        at ``worker_ready``): build its state and start its loops."""
         self.node = node
         self._here()
+        self._started_in = os.getpid()
         self._pusher.start()
         self._tracker.start()
         self._load.start()
@@ -138,8 +141,8 @@ class PerProcess:
     def stop(self) -> None:
         """The pool process ends (``worker_process_shutdown``): drain within ``WORKER_DRAIN_SECONDS`` of the word to
         leave, then stop every loop."""
-        if self._pid != os.getpid():
-            return  # nothing was built in this process
+        if self._started_in != os.getpid():
+            return  # no loop runs in this process (a prefork worker's main process)
         self.hand_back()
         assert self._drain_started is not None
         deadline = self._drain_started + self.settings.worker_drain_seconds
