@@ -51,7 +51,7 @@ def run(stack: Stack, quick: bool) -> dict:
         [first] = stack.workers(prefix, 1, concurrency=CHILDREN, CACHE_TTL=0)
         stack.fake.reset()
         body = json.dumps({"tasks": listed, "project": f"{project}.{PROJECT_TS}", "label_config": CONFIG_XML})
-        started = time.monotonic()
+        started, started_wall = time.monotonic(), time.time()
         payload, _ = api.call("POST", "/predict", body.encode())
         job_id = payload["job"]
         sampler = Sampler(stack, api, job_id, started)
@@ -82,7 +82,8 @@ def run(stack: Stack, quick: bool) -> dict:
         time.sleep(1.0)
         sampler.stop()
         stack.stop(second)
-        calls = stack.fake.stats()["ok"]
+        fake = stack.fake.stats()
+        calls = fake["ok"]
         landed = ls.prediction_count(project)
     finally:
         ls.close()
@@ -112,6 +113,8 @@ def run(stack: Stack, quick: bool) -> dict:
         "job": {key: sampler.status.get(key) for key in ("state", "done", "pushed", "failed")},
         "llm_calls": calls,
         "repeated_calls": calls - TASKS,
+        # when the fake answered a task it had answered before, in seconds into the run (as sigterm_s)
+        "repeated_at_s": [round(at - started_wall, 1) for at in fake["repeated_times"]],
         "landed_in_label_studio": landed,
         "answered_samples": sampler.answered,
     }

@@ -173,7 +173,9 @@ class ChunkRunner:
             ready = ledger.results(digests)
             self.jobs.add(job_id, "done", list(ready))
             self._queue(pending, list(ready))
-            to_predict = [task_id for task_id in digests if str(task_id) not in ready]
+            to_predict = self._not_pushed_meanwhile(
+                pending, [task_id for task_id in digests if str(task_id) not in ready]
+            )
             if to_predict:
                 self._wait_while_backlog_is_full(ledger)
             pending.predicting = to_predict
@@ -187,6 +189,17 @@ class ChunkRunner:
             pending.keeper.__exit__()
             raise
         return pending
+
+    def _not_pushed_meanwhile(self, pending: PendingChunk, task_ids: list[Any]) -> list[Any]:
+        """Of tasks neither pushed at the chunk's first read nor kept at its read of the results, those still not
+        pushed: a pusher's call that landed in between took its kept predictions out of the ledger as it counted
+        them pushed (one step), so they looked unpredicted.  Read after the results, the pushed set misses none."""
+        landed = [task_id for task_id, pushed in zip(task_ids, pending.ledger.pushed(task_ids), strict=True) if pushed]
+        if not landed:
+            return task_ids
+        self.jobs.add(pending.job_id, "done", landed)
+        self._pushed(pending, landed)
+        return [task_id for task_id in task_ids if task_id not in set(landed)]
 
     def _held_by_label_studio(self, pending: PendingChunk, task_ids: list[Any]) -> dict[int, dict[str, Any]]:
         """The claimed tasks' data as Label Studio holds it, by task id: what is predicted and pushed, whatever
