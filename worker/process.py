@@ -156,7 +156,8 @@ class PerProcess:
         self._load.stop()
         self._jobs.forget_in_flight(self.holder)
         self._services.metrics.close()
-        log.warning(
+        log.log(
+            logging.INFO if answered and not left else logging.WARNING,
             "stopped after %.1f s: %d calls were in flight%s; %d chunks handed back unsettled",
             time.monotonic() - self._drain_started,
             in_flight,
