@@ -10,6 +10,7 @@ from api.callers import install_caller_checks
 from api.capacity import EvaluationSlots, LLMSlots
 from api.errors import register_error_handlers
 from api.evaluations import bp as evaluations_bp
+from api.improvements import bp as improvements_bp
 from api.observe import install_request_metrics
 from api.routes import bp
 from shared.adapters.store import Store
@@ -40,4 +41,5 @@ def create_app(settings: Settings | None = None, store: Store | None = None, llm
     register_error_handlers(app)
     app.register_blueprint(bp)
     app.register_blueprint(evaluations_bp)
+    app.register_blueprint(improvements_bp)
     return app

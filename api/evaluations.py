@@ -43,7 +43,7 @@ def scoring() -> AbstractContextManager[None]:
     return slots.hold()
 
 
-def _whole_number(value: Any, name: str, minimum: int = 1) -> int:
+def whole_number(value: Any, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise InvalidRequest(f"{name} must be a whole number")
     try:
@@ -76,11 +76,11 @@ def evaluation_request(body: dict[str, Any]) -> EvaluationRequest:
     if version is not None and (not isinstance(version, str) or not version):
         raise InvalidRequest("version must be a model version string")
     return EvaluationRequest(
-        project=_whole_number(body["project"], "project"),
+        project=whole_number(body["project"], "project"),
         version=version,
         compare=_strings(body["compare"], "compare") if body.get("compare") is not None else (),
         predict=bool(body.get("predict", False)),
-        limit=_whole_number(body["limit"], "limit") if body.get("limit") is not None else None,
+        limit=whole_number(body["limit"], "limit") if body.get("limit") is not None else None,
         controls=_strings(body["controls"], "controls") if body.get("controls") is not None else None,
         precisions=_precisions(body.get("precisions")),
     )
@@ -96,10 +96,10 @@ def create_evaluation():
 
 @bp.get("/evaluations")
 def list_evaluations():
-    project = _whole_number(request.args.get("project"), "project") if request.args.get("project") else None
+    project = whole_number(request.args.get("project"), "project") if request.args.get("project") else None
     if project is None:
         raise InvalidRequest("project is required: /evaluations?project=<Label Studio project id>")
-    limit = min(_whole_number(request.args.get("limit", 20), "limit"), 100)
+    limit = min(whole_number(request.args.get("limit", 20), "limit"), 100)
     return {"evaluations": [run.summary() for run in Evaluations(_services()).recent(project, limit)]}
 
 
@@ -119,9 +119,9 @@ def get_evaluation(run_id: str):
 def estimate():
     if not request.args.get("project"):
         raise InvalidRequest("project is required: /estimate?project=<Label Studio project id>")
-    project_id = _whole_number(request.args["project"], "project")
+    project_id = whole_number(request.args["project"], "project")
     scope = request.args.get("filter", "unlabeled")
     if scope not in ("unlabeled", "all"):
         raise InvalidRequest("filter must be unlabeled or all")
-    workers = _whole_number(request.args["workers"], "workers") if request.args.get("workers") else None
+    workers = whole_number(request.args["workers"], "workers") if request.args.get("workers") else None
     return estimate_project(_services(), project_id, scope == "unlabeled", workers).as_dict()

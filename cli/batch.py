@@ -115,11 +115,16 @@ class JobFeeder(threading.Thread):
 def confirmed(estimate: ProjectEstimate, threshold_usd: float | None, assume_yes: bool) -> bool:
     """Whether to start: yes below the threshold or with ``--yes``; else the answer read from stdin (a
     script may pipe ``y``), and no when there is none to read."""
-    reason = confirmation_reason(estimate, threshold_usd)
+    return asked(confirmation_reason(estimate, threshold_usd), assume_yes, "Start the job?")
+
+
+def asked(reason: str | None, assume_yes: bool, question: str) -> bool:
+    """Yes without a ``reason`` to ask or with ``--yes``; else the answer read from stdin, and no when there is
+    none to read (no terminal)."""
     if reason is None or assume_yes:
         return True
     try:
-        answer = input(f"{reason}. Start the job? [y/N] ")
+        answer = input(f"{reason}. {question} [y/N] ")
     except EOFError:
         print(f"\nllm-backend: not started: {reason}; pass --yes to start it anyway", file=sys.stderr)
         return False

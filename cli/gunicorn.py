@@ -66,6 +66,11 @@ class _Application(BaseApplication):
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
+    # Label Studio gives /setup 3 s (its ML_TIMEOUT_SETUP) when a model is connected, and the SDK's first import
+    # alone took 3.9 s on a busy machine: the master imports it once before forking, so no worker's first /setup
+    # (nor its first /predict) pays for it.
+    import label_studio_sdk.label_interface  # noqa: F401
+
     from api.capacity import slots_for
 
     _Application(

@@ -114,6 +114,12 @@ def _run_eval(settings: Settings, args: argparse.Namespace) -> int:
     return run_eval(settings, args)
 
 
+def _run_improve(settings: Settings, args: argparse.Namespace) -> int:
+    from cli.improve import run_improve
+
+    return run_improve(settings, args)
+
+
 def _run_estimate(settings: Settings, args: argparse.Namespace) -> int:
     from cli.estimate import run_estimate
 
@@ -243,6 +249,31 @@ def _parser() -> argparse.ArgumentParser:
         "(default 5)",
     )
     evaluate.set_defaults(run=_run_eval)
+
+    improve = commands.add_parser(
+        "improve",
+        help="ask a teacher model for a better prompt from the ground truth's disagreements, scored on tasks it "
+        "never saw (see docs/iterating.md)",
+    )
+    improve.add_argument("--project", type=int, required=True, help="the Label Studio project id")
+    improve.add_argument("--rounds", type=int, default=1, help="teacher calls, each revising the best prompt so far")
+    improve.add_argument("--teacher-model", help="the model that revises the prompt (default: TEACHER_MODEL)")
+    improve.add_argument(
+        "--train-share",
+        type=float,
+        default=0.5,
+        help="share of the annotated tasks the teacher learns from; the rest validate (default 0.5)",
+    )
+    improve.add_argument(
+        "--apply",
+        action="store_true",
+        help="make the best candidate the project's prompt (a new model version) if it beats the current one",
+    )
+    improve.add_argument("--json", action="store_true", help="print the run as JSON")
+    improve.add_argument(
+        "--yes", action="store_true", help="run without asking, whatever the estimate (see BATCH_CONFIRM_USD)"
+    )
+    improve.set_defaults(run=_run_improve)
 
     estimate = commands.add_parser(
         "estimate", help="the tokens, cost and duration of the batch `llm-backend batch` would start now"

@@ -168,7 +168,10 @@ class Estimator:
             tokens_out = self.services.store.usage(ctx.project)[model]["out"]
             return expected_output_tokens(tokens_out / calls, None), f"the project's {calls} calls to {model}"
         mode = resolve_output_mode(ctx.config.output_mode, ctx.config.llm.provider, ctx.config.llm.azure_api_version)
-        schema = answer_schema(ctx.spec, sampled[0]["data"]) if sampled and mode != "text" else None
+        schema = None
+        if sampled and mode != "text":  # the schema the first sampled task is asked with (its candidates, if any)
+            data = sampled[0]["data"]
+            schema = answer_schema(self.services.predictor.task_spec(ctx, data), data)
         source = "the answer schema (no history yet)" if schema else "a default (no history, no schema)"
         return expected_output_tokens(None, schema), source
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +110,28 @@ def _record(task: dict[str, Any], versions: set[str], spec: LabelingSpec) -> _Ta
     )
 
 
+def controls_to_score(
+    spec: LabelingSpec, truths: Iterable[list[dict[str, Any]] | None], requested: list[str] | None
+) -> tuple[list[str], dict[str, str]]:
+    """The controls to score (those ``requested``, else every scorable control some ground truth answers, but
+    the prompt's) and, for the others, why not."""
+    if requested is not None:
+        return list(requested), {}
+    answered = {region.get("from_name") for truth in truths for region in truth or []}
+    chosen: list[str] = []
+    skipped: dict[str, str] = {}
+    for control in spec.interface.controls:
+        if control.name == spec.prompt.name:
+            skipped[control.name] = "it holds the prompt"
+        elif control.tag not in SCORERS:
+            skipped[control.name] = f"a {control.tag} is not scored"
+        elif control.name not in answered:
+            skipped[control.name] = "no ground truth answers it"
+        else:
+            chosen.append(control.name)
+    return chosen, skipped
+
+
 class Evaluations:
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -185,31 +208,11 @@ class Evaluations:
         ]
         return sorted(records, key=lambda record: record.id)
 
-    def _controls(
-        self, project: OpenProject, records: list[_TaskRecord], requested: list[str] | None
-    ) -> tuple[list[str], dict[str, str]]:
-        """The controls to score and, for the others, why not."""
-        spec = project.ctx.spec
-        if requested is not None:
-            return list(requested), {}
-        answered = {region.get("from_name") for record in records for region in record.truth or []}
-        chosen: list[str] = []
-        skipped: dict[str, str] = {}
-        for control in spec.interface.controls:
-            if control.name == spec.prompt.name:
-                skipped[control.name] = "it holds the prompt"
-            elif control.tag not in SCORERS:
-                skipped[control.name] = f"a {control.tag} is not scored"
-            elif control.name not in answered:
-                skipped[control.name] = "no ground truth answers it"
-            else:
-                chosen.append(control.name)
-        return chosen, skipped
-
     def _score(
         self, run: EvaluationRun, project: OpenProject, records: list[_TaskRecord], failed: set[int]
     ) -> EvaluationRun:
-        controls, run.skipped_controls = self._controls(project, records, run.controls)
+        truths = [record.truth for record in records]
+        controls, run.skipped_controls = controls_to_score(project.ctx.spec, truths, run.controls)
         comparing = len(run.versions) > 1
         scored = []
         for version in run.versions:

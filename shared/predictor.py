@@ -27,6 +27,8 @@ from shared.adapters.netguard import AddressPolicy
 from shared.adapters.store import Store
 from shared.domain.config import Settings
 from shared.domain.errors import TaskError
+from shared.domain.label_selection import narrowed
+from shared.domain.labeling import LabelingSpec
 from shared.domain.pricing import TokenUsage
 from shared.domain.prompts import compose_messages, task_images
 from shared.domain.reading import Abstention, read_prediction
@@ -39,6 +41,7 @@ from shared.spend import DailySpend
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+UsageSink = Callable[[TokenUsage], None]
 R = TypeVar("R")
 
 
@@ -81,7 +84,8 @@ class Predictor:
         if bad_text:
             raise TaskError(f"task {lone_surrogate_message(bad_text)}")
         structured = ctx.config.output_mode != "text"
-        images = task_images(ctx.spec, data)
+        spec = self.task_spec(ctx, data)
+        images = task_images(spec, data)
         gateway = self.gateway(ctx) if images else None
         image_urls = [
             image_url_for_model(item, gateway, self.settings.max_image_bytes, self.policy, ctx.access_problem)
@@ -89,18 +93,26 @@ class Predictor:
             for item in (value if isinstance(value, list) else [value])
         ]
         messages = compose_messages(
-            ctx.spec,
+            spec,
             ctx.config.prompt,
             ctx.prompt,
             data,
-            instructions=answer_instructions(ctx.spec) if structured else None,
-            task_notes=task_instructions(ctx.spec, data),
+            instructions=answer_instructions(spec) if structured else None,
+            task_notes=task_instructions(spec, data),
             image_urls=image_urls,
         )
-        return messages, OutputRequest(ctx.config.output_mode, answer_schema(ctx.spec, data) if structured else None)
+        return messages, OutputRequest(ctx.config.output_mode, answer_schema(spec, data) if structured else None)
 
-    def predict(self, ctx: PredictionContext, task: Task) -> Prediction:
-        """A prediction for one task, as Label Studio stores it; raises TaskError when it cannot be made."""
+    @staticmethod
+    def task_spec(ctx: PredictionContext, data: dict[str, Any]) -> LabelingSpec:
+        """The labeling config as this task sees it: large label sets narrowed to the task's candidates
+        (LABEL_SELECTION_THRESHOLD, LABEL_SELECTION_K), for the request and for reading its answer alike."""
+        return narrowed(ctx.spec, data, ctx.config.label_selection)
+
+    def predict(self, ctx: PredictionContext, task: Task, on_usage: UsageSink | None = None) -> Prediction:
+        """A prediction for one task, as Label Studio stores it; raises TaskError when it cannot be made.
+        ``on_usage`` also gets the tokens of a call that reached the provider (a caller that totals its own
+        calls' cost: ``llm-backend improve``)."""
         data = task.get("data") or {}
         messages, output = self.request_for(ctx, data)
         # The answer for the cache and the usage counts: should Redis fail them, they are lost, not the answer
@@ -117,6 +129,8 @@ class Predictor:
             if not answer.cached:
                 usage = TokenUsage(answer.prompt_tokens, answer.completion_tokens, answer.cached_tokens)
                 self.record_usage(ctx, usage, writes=writes)
+                if on_usage is not None:
+                    on_usage(usage)
         return self.prediction(ctx, data, answer, task.get("id"))
 
     def record_usage(
@@ -143,7 +157,12 @@ class Predictor:
         answer's logprobs when the provider sent them, else by how well the labels matched; where several
         controls chose labels, each region also carries its control's score."""
         reading = read_prediction(
-            ctx.spec, data, ctx.prompt, answer.messages(), answer.mode or "text", self.settings.choice_match_threshold
+            self.task_spec(ctx, data),
+            data,
+            ctx.prompt,
+            answer.messages(),
+            answer.mode or "text",
+            self.settings.choice_match_threshold,
         )
         for note in reading.notes:
             log.info("task %s: %s", task_id, note)
@@ -165,7 +184,7 @@ class Predictor:
     def empty(self, ctx: PredictionContext) -> Prediction:
         return {"result": [], "score": 0.0, "model_version": ctx.model_version}
 
-    def outcome(self, ctx: PredictionContext, task: Task) -> Prediction | TaskError:
+    def outcome(self, ctx: PredictionContext, task: Task, on_usage: UsageSink | None = None) -> Prediction | TaskError:
         """A prediction, or the TaskError that stopped it: one task's failure never escapes.
 
         Not only our own errors: an exception of any kind (a provider body that breaks a parser, text that
@@ -173,7 +192,7 @@ class Predictor:
         """
         with log_context(job_id=ctx.job_id, task_id=task.get("id")):
             try:
-                return self.predict(ctx, task)
+                return self.predict(ctx, task, on_usage)
             except TaskError as exc:
                 log.warning("task %s: %s", task.get("id"), exc)
                 return deadline.overdue(exc)
@@ -181,9 +200,11 @@ class Predictor:
                 log.exception("task %s: unexpected error", task.get("id"))
                 return deadline.overdue(TaskError(f"unexpected error: {type(exc).__name__}: {exc}"[:500]))
 
-    def outcomes(self, ctx: PredictionContext, tasks: list[Task]) -> list[Prediction | TaskError]:
+    def outcomes(
+        self, ctx: PredictionContext, tasks: list[Task], on_usage: UsageSink | None = None
+    ) -> list[Prediction | TaskError]:
         """``outcome`` for each task, at most LLM_CONCURRENCY at once in this process."""
-        return self.concurrently(lambda task: self.outcome(ctx, task), tasks)
+        return self.concurrently(lambda task: self.outcome(ctx, task, on_usage), tasks)
 
     def concurrently(self, work: Callable[[T], R], items: list[T]) -> list[R]:
         """``work`` on each item in this process's pool of LLM_CONCURRENCY threads, results in order.

@@ -234,6 +234,11 @@ class Projects:
         prompt = prompt_from_regions(annotation.get("result"), spec.prompt.name)
         if prompt is None:
             return PromptUpdate(changed=False, model_version=self.version(project, config, label_config))
+        return self.adopt_prompt(project, config, label_config, prompt)
+
+    def adopt_prompt(self, project: str, config: ProjectConfig, label_config: str, prompt: str) -> PromptUpdate:
+        """Make ``prompt`` the project's prompt, as a submitted one (``remember_prompt``) or an applied
+        refinement (``llm-backend improve --apply``) does: a changed prompt is a new model version."""
         changed = self.store.save_prompt(project, prompt)
         version = self.version(project, config, label_config)
         if changed:

@@ -106,7 +106,7 @@ def redis_prefix(_prefixes_swept_at_the_end) -> Iterator[str]:
     prefix = f"llm-backend-test-{uuid.uuid4().hex[:12]}"
     _prefixes_swept_at_the_end.append(prefix)
     yield prefix
-    _delete_prefix(prefix)
+    delete_prefix(prefix)
 
 
 @pytest.fixture(scope="session")
@@ -116,10 +116,10 @@ def _prefixes_swept_at_the_end() -> Iterator[list[str]]:
     prefixes: list[str] = []
     yield prefixes
     for prefix in prefixes:
-        _delete_prefix(prefix)
+        delete_prefix(prefix)
 
 
-def _delete_prefix(prefix: str) -> None:
+def delete_prefix(prefix: str) -> None:
     client = redis.Redis.from_url(real_redis_url())
     keys = list(client.scan_iter(f"{prefix}:*"))
     if keys:

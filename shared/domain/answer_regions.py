@@ -269,6 +269,12 @@ class _Builder:
             self.keep(output, _region(output, text=texts))
 
 
+def _no_options(output: Output) -> str:
+    if output.narrowed_from:
+        return f"none of its {output.narrowed_from} labels shares a word with the task's text (label selection)"
+    return f"the task has no options in {output.dynamic_field!r}"
+
+
 def prose_answers(
     spec: LabelingSpec, texts: Sequence[str], read: Mapping[str, Any] | None = None
 ) -> list[dict[str, Any]]:
@@ -307,7 +313,7 @@ def regions_from_answers(
         if output.kind in (CHOICES, TAXONOMY, SPANS, PARAGRAPH_SPANS) and not choice_list(
             output, output.options_for(data)
         ):
-            builder.drop(output, f"the task has no options in {output.dynamic_field!r}")
+            builder.drop(output, _no_options(output))
             continue
         handler = {
             CHOICES: builder.choices,

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic.json_schema import JsonDict
@@ -88,6 +89,16 @@ class PromptOptions(BaseModel):
     default_prompt: str | None
 
 
+class LabelSelection(BaseModel):
+    """Large label sets: a Choices or Taxonomy offering more than ``threshold`` values is narrowed, for each
+    task, to the ``k`` values most similar to the task's text (``shared.domain.label_selection``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    threshold: int
+    k: int
+
+
 class ProjectConfig(BaseModel):
     """The settings in force for one project: environment defaults plus that project's extra params."""
 
@@ -97,6 +108,7 @@ class ProjectConfig(BaseModel):
     prompt: PromptOptions
     output_mode: OutputMode = "auto"
     batch_api: BatchApiMode = "off"
+    label_selection: LabelSelection
 
 
 class ExtraParams(BaseModel):
@@ -377,6 +389,22 @@ class Settings(BaseSettings):
         0.8, description="how similar (0–1) a line of the answer must be to a label when it does not match exactly"
     )
     output_mode: OutputMode = Field("auto", description=OUTPUT_MODE_HELP)
+    label_selection_threshold: Annotated[int, Field(ge=1)] = Field(
+        250,
+        description="a `Choices` or `Taxonomy` offering more values than this (labels, or a Taxonomy's selectable "
+        "paths) is narrowed for each task to the `LABEL_SELECTION_K` values most similar to the task's text (BM25 "
+        "over each value's text, alias and hint, computed locally). 250 is where OpenAI's strict schemas start to "
+        "limit one enum: its guide (developers.openai.com/api/docs/guides/structured-outputs, supported schemas) "
+        "allows at most 1,000 enum values in a schema, 15,000 characters in all for a string enum of more than 250 "
+        "values, and 120,000 characters of names and values (500 enum values in 2024, which older deployments "
+        "may still hold to). Set it above your largest label set to send every label",
+    )
+    label_selection_k: Annotated[int, Field(ge=1)] = Field(
+        50,
+        description="how many values a narrowed `Choices` or `Taxonomy` offers the model for one task, at most "
+        "(only values sharing a word with the task; no more than `LABEL_SELECTION_THRESHOLD`); an answer outside "
+        "them is refused like any label not in the config",
+    )
     batch_min_tasks: Annotated[int, Field(ge=2)] = Field(
         2,
         description="a `/predict` without an annotator's prompt and with at least this many tasks becomes a batch job",
@@ -448,7 +476,14 @@ class Settings(BaseSettings):
     batch_confirm_usd: Annotated[float, Field(ge=0)] | None = Field(
         None,
         description="`llm-backend batch` asks before starting a job whose estimated cost is above this many USD "
-        "(or unknown), and refuses without a terminal unless given `--yes`; unset: never asks",
+        "(or unknown), and refuses without a terminal unless given `--yes`; so does `llm-backend improve` for a "
+        'run (`POST /improvements` unless its body says `"confirm": true`); unset: never asks',
+    )
+    teacher_model: str | None = Field(
+        None,
+        description="the model `llm-backend improve` asks for a revised prompt (through the project's provider and "
+        "endpoint); a model the request names must be this one, the project's or in `ALLOWED_MODELS`; unset: the "
+        "project's model",
     )
     batch_api: BatchApiMode = Field("off", description=BATCH_API_HELP, json_schema_extra=section("Batch API"))
     batch_api_min_tasks: Annotated[int, Field(ge=1)] = Field(
@@ -489,7 +524,9 @@ class Settings(BaseSettings):
         "(calls to a model without a price are not counted); unset: no limit",
     )
     evaluation_concurrency: Annotated[int, Field(ge=1)] = Field(
-        2, description="`POST /evaluations` running at once per API process; one more is refused with 429"
+        2,
+        description="`POST /evaluations` (and `POST /improvements`) running at once per API process; one more is "
+        "refused with 429",
     )
     max_image_bytes: Annotated[int, Field(ge=1024)] = Field(
         20 * 1024 * 1024, description="larger images are refused for that task"
@@ -524,6 +561,16 @@ class Settings(BaseSettings):
     @classmethod
     def _drop_blanks(cls, value: list[str]) -> list[str]:
         return [item for item in value if item]
+
+    @field_validator("label_selection_k")
+    @classmethod
+    def _k_within_threshold(cls, value: int, info: ValidationInfo) -> int:
+        threshold = info.data.get("label_selection_threshold")
+        if threshold is not None and value > threshold:
+            raise ValueError(
+                f"must be at most LABEL_SELECTION_THRESHOLD ({threshold}): a narrowed label set is smaller"
+            )
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -598,6 +645,7 @@ class Settings(BaseSettings):
             prompt=prompt,
             output_mode=extra.output_mode or self.output_mode,
             batch_api=extra.batch_api or self.batch_api,
+            label_selection=LabelSelection(threshold=self.label_selection_threshold, k=self.label_selection_k),
         )
 
     def _check_endpoints(self, extra: ExtraParams, llm: LLMOptions) -> None:

@@ -130,13 +130,19 @@ def render_estimate(estimate: ProjectEstimate) -> str:
 
 
 def confirmation_reason(estimate: ProjectEstimate, threshold_usd: float | None) -> str | None:
-    """Why a batch should be confirmed before it starts, or None.  An unknown cost is confirmed too when
-    a threshold is set: the threshold exists to prevent a surprise bill."""
-    if threshold_usd is None or estimate.run.requests == 0:
+    """Why a batch should be confirmed before it starts, or None (``cost_confirmation``)."""
+    if estimate.run.requests == 0:
         return None
-    cost = estimate.run.cost_usd
+    return cost_confirmation(estimate.run.cost_usd, estimate.model, threshold_usd)
+
+
+def cost_confirmation(cost: float | None, models: str, threshold_usd: float | None) -> str | None:
+    """Why spending an estimated ``cost`` (None: unknown, no price for ``models``) should be confirmed, or None.
+    An unknown cost is confirmed too when a threshold is set: the threshold exists to prevent a surprise bill."""
+    if threshold_usd is None:
+        return None
     if cost is None:
-        return f"the cost is unknown (no price for {estimate.model}) and BATCH_CONFIRM_USD is {_as_set(threshold_usd)}"
+        return f"the cost is unknown (no price for {models}) and BATCH_CONFIRM_USD is {_as_set(threshold_usd)}"
     if cost > threshold_usd:
         return f"the estimated cost {usd(cost)} is above BATCH_CONFIRM_USD {_as_set(threshold_usd)}"
     return None

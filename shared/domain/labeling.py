@@ -113,7 +113,9 @@ class Output:
     """A control the LLM fills, on the object it annotates (``target``).
 
     ``options`` are the labels the config lists; ``dynamic_field`` names the task data field that holds
-    them instead (``<Choices value="$options">``), so they are known only per task.
+    them instead (``<Choices value="$options">``), so they are known only per task.  ``narrowed_from`` is set
+    when ``options`` are one task's candidates out of a large label set (``label_selection``): how many
+    values there were; like dynamic options, they are then listed with the task, not in the instructions.
     """
 
     control: SdkControl
@@ -121,6 +123,12 @@ class Output:
     target: TaskObject
     options: tuple[Option, ...] = ()
     dynamic_field: str | None = None
+    narrowed_from: int = 0
+
+    @property
+    def per_task(self) -> bool:
+        """Whether the options differ from task to task: dynamic, or narrowed for this task."""
+        return self.dynamic_field is not None or self.narrowed_from > 0
 
     @property
     def name(self) -> str:
@@ -169,8 +177,8 @@ class LabelingSpec:
 
     @property
     def dynamic(self) -> bool:
-        """Whether some control takes its options from each task's data (then the schema is per task)."""
-        return any(output.dynamic_field is not None for output in self.outputs)
+        """Whether some control's options differ from task to task (then the schema is per task)."""
+        return any(output.per_task for output in self.outputs)
 
     @property
     def source(self) -> SdkObject:
@@ -189,10 +197,8 @@ class LabelingSpec:
 
     @property
     def choices(self) -> tuple[SdkControl, ...]:
-        """The Choices tags whose labels the config lists."""
-        return tuple(
-            output.control for output in self.outputs if output.kind == CHOICES and output.dynamic_field is None
-        )
+        """The Choices tags whose labels are the same for every task (the config lists them all)."""
+        return tuple(output.control for output in self.outputs if output.kind == CHOICES and not output.per_task)
 
     @property
     def labels(self) -> list[str]:

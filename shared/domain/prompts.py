@@ -170,10 +170,11 @@ def task_text(spec: LabelingSpec, data: Mapping[str, Any]) -> str:
 
 
 def task_labels(spec: LabelingSpec, data: Mapping[str, Any]) -> list[str]:
-    """``{labels}``: every label the Choices offer, in config order, including this task's dynamic options."""
+    """``{labels}``: every label the Choices offer, in config order, including this task's dynamic options (and
+    its candidates, where a large label set was narrowed)."""
     seen = dict.fromkeys(spec.labels)
     for output in spec.outputs:
-        if output.kind == CHOICES and output.dynamic_field is not None:
+        if output.kind == CHOICES and output.per_task:
             seen.update(dict.fromkeys(option.shown for option in output.options_for(data)))
     return list(seen)
 

@@ -43,21 +43,28 @@ def path_separator(output: Output) -> str:
     return output.control.attr.get("pathSeparator") or DEFAULT_PATH_SEPARATOR
 
 
+def selectable_paths(output: Output, options: Sequence[Option]) -> list[tuple[Option, ...]]:
+    """The selectable nodes of a Taxonomy, each as the options on its path (with ``leafsOnly``, leaves only)."""
+    leafs_only = output.control.attr.get("leafsOnly") == "true"
+    paths: list[tuple[Option, ...]] = []
+
+    def visit(children: Sequence[Option], above: tuple[Option, ...]) -> None:
+        for node in children:
+            path = (*above, node)
+            if node.children:
+                visit(node.children, path)
+            if not node.children or not leafs_only:
+                paths.append(path)
+
+    visit(options, ())
+    return paths
+
+
 def taxonomy_nodes(output: Output, options: Sequence[Option]) -> list[tuple[list[str], list[str]]]:
     """The selectable nodes of a Taxonomy, each as (its path as shown, its path as Label Studio stores it)."""
-    leafs_only = output.control.attr.get("leafsOnly") == "true"
-    nodes: list[tuple[list[str], list[str]]] = []
-
-    def visit(children: Sequence[Option], shown: list[str], stored: list[str]) -> None:
-        for node in children:
-            here_shown, here_stored = [*shown, node.shown], [*stored, node.label]
-            if node.children:
-                visit(node.children, here_shown, here_stored)
-            if not node.children or not leafs_only:
-                nodes.append((here_shown, here_stored))
-
-    visit(options, [], [])
-    return nodes
+    return [
+        ([node.shown for node in path], [node.label for node in path]) for path in selectable_paths(output, options)
+    ]
 
 
 def taxonomy_paths(output: Output, options: Sequence[Option]) -> dict[str, list[str]]:
@@ -118,6 +125,8 @@ def describe(output: Output, options: Sequence[Option], list_labels: bool = True
     target = f"`{output.target.name}`"
     if not list_labels:
         labels = "the enum's values"
+    elif output.narrowed_from:
+        labels = "the options listed with the task"
     elif options or output.dynamic_field is None:
         labels = str(choice_list(output, options))
     else:
@@ -173,8 +182,9 @@ def _too_big(enum: list[Any]) -> bool:
 def _fit_enum_limits(schema: dict[str, Any]) -> None:
     """Drop the largest enums (the field becomes a plain string) until the schema is within OpenAI's limits.
 
-    The labels stay in the description and the instructions, and an answer naming something else is
-    refused when it becomes regions, so a huge taxonomy still works, only less tightly guided.
+    A safety net: label selection (``label_selection.py``) keeps each large control within them, but several
+    controls below its threshold may still add up to more.  The labels stay in the description and the
+    instructions, and an answer naming something else is refused when it becomes regions.
     """
     nodes = sorted(_enum_nodes(schema), key=lambda node: len(node["enum"]), reverse=True)
     total = sum(len(node["enum"]) for node in nodes)
@@ -220,10 +230,10 @@ def answer_instructions(spec: LabelingSpec) -> str:
 
 
 def task_instructions(spec: LabelingSpec, data: Mapping[str, Any]) -> str | None:
-    """The options of this task for dynamic-option controls, to go with the task's data."""
+    """The options of this task for dynamic-option (and narrowed) controls, to go with the task's data."""
     lines = [
         f'Options for "{output.name}": {choice_list(output, output.options_for(data))}'
         for output in spec.outputs
-        if output.dynamic_field is not None and output.options_for(data)
+        if output.per_task and output.options_for(data)
     ]
     return "\n".join(lines) or None

@@ -1,6 +1,7 @@
 """OpenAI's strict structured-output subset of JSON Schema: the rewrite into it and a checker of it.
 
-The rules, as OpenAI documents them ("Structured Outputs: supported schemas", limits as raised in 2025):
+The rules, as OpenAI documents them ("Structured Outputs: supported schemas",
+https://developers.openai.com/api/docs/guides/structured-outputs#supported-schemas, limits as raised in 2025):
 
 - the root is an object, not ``anyOf``; every object lists all its properties in ``required`` and sets
   ``additionalProperties: false`` (an optional value is a union with ``null``);

@@ -8,6 +8,7 @@ from typing import Any
 
 from shared.domain.config import ProjectConfig
 from shared.domain.errors import LabelingConfigError
+from shared.domain.label_selection import selects
 from shared.domain.labeling import parse_labeling_config
 from shared.domain.schema import answer_instructions, answer_schema
 
@@ -19,14 +20,18 @@ ANSWER_FORMAT_VERSION = "structured-2"
 
 def answer_format(config: ProjectConfig, label_config: str) -> dict[str, Any] | None:
     """What the model is told about its answer for this config: the schema (without a task's dynamic
-    options) and the instructions.  None for a config that cannot be parsed (it predicts nothing)."""
+    options), the instructions and, where large label sets are narrowed per task, the rule (threshold, k).
+    None for a config that cannot be parsed (it predicts nothing)."""
     # The size limit was enforced when the request was accepted; here it must not depend on the cache.
     size = len(label_config.encode("utf-8")) if isinstance(label_config, str) else 0
     try:
         spec = parse_labeling_config(label_config, config.prompt.prompt_prefix, max_bytes=size)
     except LabelingConfigError:
         return None
-    return {"schema": answer_schema(spec, {}), "instructions": answer_instructions(spec)}
+    told: dict[str, Any] = {"schema": answer_schema(spec, {}), "instructions": answer_instructions(spec)}
+    if selects(spec, config.label_selection):  # only where it narrows: other configs keep their versions
+        told["label_selection"] = config.label_selection.model_dump()
+    return told
 
 
 def model_version(config: ProjectConfig, label_config: str, project_prompt: str | None) -> str:

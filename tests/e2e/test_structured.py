@@ -9,7 +9,9 @@ import uuid
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
+from shared.domain.strict import strict_violations
 from tests.e2e.test_label_studio import calls_for, connect, retrieve_predictions, task_ids, wait_for_predictions
+from tests.large_label_sets import large_taxonomy, own_word
 
 pytestmark = pytest.mark.timeout(900)  # the first test also installs and migrates Label Studio when not cached
 
@@ -93,3 +95,45 @@ def test_taxonomy_paths_are_stored_as_predicted(ls, backend, fake_llm):
             "prompt": {"text": ["Which topics? {text}"]},
         }
     assert len(calls_for(fake_llm, marker)) == len(texts)
+
+
+def test_a_5000_value_taxonomy_is_predicted_from_each_tasks_candidates(ls, backend, fake_llm):
+    """Label selection end to end: Label Studio holds a 5,000-value Taxonomy; each task is asked about the 50 values
+    most like its text (the defaults), within OpenAI's strict-schema limits, and its prediction is stored."""
+    marker = uuid.uuid4().hex[:10]
+    config, leaves = large_taxonomy()
+    named = [leaves[index] for index in (5, 1234, 2500, 4949)]
+    others = ", ".join(own_word(leaf) for leaf in leaves[3000:3200])
+
+    def text_naming(leaf):
+        word = own_word(leaf)
+        return f"On {word} ({word}, {word}); not on {others}. [{marker}]"
+
+    texts = [text_naming(leaf) for leaf in named]
+
+    def reply(messages, index):
+        return {"topic": [" / ".join(leaf) for leaf in named if text_naming(leaf) in str(messages)]}
+
+    fake_llm.reply = reply
+    project, version = structured_project(ls, backend, config, texts, "Which topics? {text}")
+
+    retrieve_predictions(ls, project)
+
+    found = wait_for_predictions(ls, project, len(texts), backend)
+    interface = LabelInterface(config)
+    leaf_of = {task.id: named[texts.index(task.data["text"])] for task in ls.tasks.list(project=project.id)}
+    assert len(found) == len(texts)
+    for prediction in found:
+        assert prediction["model_version"] == version
+        assert interface.validate_prediction(prediction, return_errors=True) == []
+        topic = [region["value"] for region in prediction["result"] if region["from_name"] == "topic"]
+        assert topic == [{"taxonomy": [leaf_of[prediction["task"]]]}]
+    calls = calls_for(fake_llm, marker)
+    assert len(calls) == len(texts) and all(call.status == 200 for call in calls)
+    for call in calls:
+        schema = call.body["response_format"]["json_schema"]["schema"]
+        assert strict_violations(schema) == []
+        enum = schema["properties"]["topic"]["anyOf"][0]["items"]["enum"]
+        assert len(enum) == 50
+        [leaf] = [leaf for leaf in named if text_naming(leaf) in str(call.body["messages"])]
+        assert " / ".join(leaf) in enum

@@ -126,6 +126,24 @@ def test_strict_schemas_must_close_every_object_as_openai_demands(client):
     assert json.loads(ask(client, response_format=response_format).choices[0].message.content) == {"label": "x"}
 
 
+@pytest.mark.parametrize(
+    ("enums", "refusal"),
+    [
+        ([[f"v{i}" for i in range(600)], [f"w{i}" for i in range(401)]], "at most 1000 enum values in total"),
+        ([[f"{i:060d}" for i in range(251)]], "at most 15000 total string length for enum values with more than 250"),
+    ],
+    ids=["1001 values", "251 long values"],
+)
+def test_strict_schemas_must_keep_enums_within_openais_limits(client, enums, refusal):
+    properties = {f"p{index}": {"type": "string", "enum": enum} for index, enum in enumerate(enums)}
+    schema = {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+    response_format = {"type": "json_schema", "json_schema": {"name": "big", "schema": schema, "strict": True}}
+    with pytest.raises(openai.BadRequestError, match=refusal):
+        ask(client, response_format=response_format)
+    enums[0].pop()  # one value fewer is within the limits
+    assert json.loads(ask(client, response_format=response_format).choices[0].message.content)["p0"] == enums[0][0]
+
+
 def test_json_object_mode_answers_json_content(client, fake_llm):
     content = ask(client, response_format={"type": "json_object"}).choices[0].message.content
     assert json.loads(content) == {"answer": "ANSWER to: Is this sarcastic?"}

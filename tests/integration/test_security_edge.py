@@ -60,7 +60,7 @@ def test_json_routes_refuse_bodies_that_a_browser_sends_across_sites_without_ask
 
 
 def test_every_json_route_needs_the_json_content_type(client):
-    for path in ("/predict", "/evaluations"):
+    for path in ("/predict", "/evaluations", "/improvements"):
         response = client.post(path, data='{"tasks": []}', content_type="text/plain")
         assert response.status_code == 415, path
 

@@ -45,11 +45,34 @@ def check_instance(instance: object, schema: dict) -> None:
         raise SchemaProblem(f"{error.message} at {where}")
 
 
+# OpenAI's size limits on enums in a strict schema (Structured Outputs, "Supported schemas"): at most 1,000 enum
+# values in all, and a string enum of more than 250 values may total at most 15,000 characters.
+MAX_ENUM_VALUES = 1000
+LARGE_ENUM = 250
+MAX_LARGE_ENUM_CHARS = 15_000
+
+
 def strict_problems(schema: dict) -> Iterator[str]:
     """What OpenAI's strict mode refuses, in its words: every object must close itself with
-    ``additionalProperties: false`` and list all its properties in ``required``; the root must be an object."""
+    ``additionalProperties: false`` and list all its properties in ``required``; the root must be an object;
+    enums stay within the size limits above."""
     if schema.get("type") != "object":
         yield f"schema must be a JSON Schema of 'type: \"object\"', got 'type: \"{schema.get('type')}\"'."
+    enums = [node["enum"] for _context, node in _subschemas(schema, ()) if isinstance(node.get("enum"), list)]
+    total = sum(len(enum) for enum in enums)
+    if total > MAX_ENUM_VALUES:
+        yield (
+            f"Expected at most {MAX_ENUM_VALUES} enum values in total within a single schema when using structured "
+            f"outputs, but received {total}. Consider reducing the number of enums, or use 'strict: false' to opt "
+            "out of structured outputs."
+        )
+    for enum in enums:
+        chars = sum(len(value) for value in enum if isinstance(value, str))
+        if len(enum) > LARGE_ENUM and chars > MAX_LARGE_ENUM_CHARS:
+            yield (
+                f"Expected at most {MAX_LARGE_ENUM_CHARS} total string length for enum values with more than "
+                f"{LARGE_ENUM} values, but received {chars}."
+            )
     for context, node in _subschemas(schema, ()):
         if not _is_object(node):
             continue
