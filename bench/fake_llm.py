@@ -88,6 +88,7 @@ class Stats:
     tokens: int = 0
     first_request_at: float | None = None  # time.time(), comparable across processes on this machine
     ok_times: list[float] = field(default_factory=list)  # time.time() of each 200, in order
+    repeated_times: list[float] = field(default_factory=list)  # time.time() of each 200 for a task answered before
     limited_times: list[float] = field(default_factory=list)
 
 
@@ -96,6 +97,7 @@ class FakeLLM:
         self.settings = settings
         self.stats = Stats()
         self.timings: dict[str, float] = {}
+        self._answered: set[str] = set()  # the last message of every request answered (a task's data)
         self._buckets()
 
     def _buckets(self) -> None:
@@ -114,6 +116,7 @@ class FakeLLM:
     def reset(self) -> None:
         self.stats = Stats()
         self.timings.clear()
+        self._answered.clear()
         self._buckets()
 
     def stats_dict(self) -> dict:
@@ -178,6 +181,9 @@ class FakeLLM:
         stats.ok += 1
         stats.tokens += tokens
         stats.ok_times.append(time.time())
+        if text in self._answered:
+            stats.repeated_times.append(time.time())
+        self._answered.add(text)
         answer = "Not Sarcastic" if re.search(r"\beven\b", text) else "Sarcastic"
         content = _in_format(answer, body.get("response_format"))
         choices = [

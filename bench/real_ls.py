@@ -108,11 +108,12 @@ def ingest_alone(ls: RealLabelStudio, count: int) -> dict:
 
 
 class Sampler:
-    """The fake's in-flight count and the job's pushed count, sampled in a thread while a run lasts."""
+    """The fake's in-flight and answered counts and the job's pushed count, sampled in a thread while a run lasts."""
 
     def __init__(self, stack: Stack, api: Api, job_id: str, started: float) -> None:
         self.stack, self.api, self.job_id, self.started = stack, api, job_id, started
         self.in_flight: list[tuple[float, int]] = []
+        self.answered: list[tuple[float, int]] = []
         self.pushed: list[tuple[float, int]] = []
         self.status: dict = {}
         self._stop = threading.Event()
@@ -122,7 +123,9 @@ class Sampler:
     def _run(self) -> None:
         while not self._stop.wait(SAMPLE_EVERY):
             now = time.monotonic() - self.started
-            self.in_flight.append((now, self.stack.fake.in_flight()["in_flight"]))
+            fake = self.stack.fake.in_flight()
+            self.in_flight.append((now, fake["in_flight"]))
+            self.answered.append((now, fake["ok"]))
             self.status = self.api.job(self.job_id)
             self.pushed.append((now, self.status["pushed"]))
 

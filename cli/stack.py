@@ -150,7 +150,8 @@ class Stack:
         return 0
 
     def stop(self) -> None:
-        """API first (no new jobs come in), then Flower and the workers (running chunks finish), Redis last."""
+        """API first (no new jobs come in), then Flower and the workers (they drain: their calls in flight answer),
+        Redis last."""
         api = [process for name, process in self.children if name == "api"]
         rest = [process for name, process in self.children if name != "api"]
         for group in (api, rest):
@@ -169,8 +170,12 @@ class Stack:
         except ProcessLookupError:
             pass
 
-    def _terminate(self, process: subprocess.Popen) -> None:
-        self._signal_group(process, signal.SIGTERM)
+    @staticmethod
+    def _terminate(process: subprocess.Popen) -> None:
+        """SIGTERM to the process itself, as docker and Kubernetes send it: a worker's main process then drains its
+        pool processes (``worker/process.py``), which the same signal sent to them would kill on the spot."""
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
 
     def _reap(self, process: subprocess.Popen, timeout: float = 30) -> None:
         """Wait for a graceful stop, then make sure nothing of its process group is left."""

@@ -27,7 +27,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from shared.adapters.batch_api import BatchApi, BatchState
-from shared.adapters.jobs import ACTIVE_STATES, Jobs, JobState, Ledger
+from shared.adapters.jobs import (  # noqa: F401  (the phases: named here as before)
+    ACTIVE_STATES,
+    COLLECTED,
+    POLLING,
+    SUBMITTING,
+    WAITING_FOR_BATCHES,
+    Jobs,
+    JobState,
+    Ledger,
+)
 from shared.adapters.llm import LLMAnswer, answer_from_completion
 from shared.domain.batch_requests import (
     ENDPOINTS,
@@ -48,8 +57,6 @@ from shared.projects import PredictionContext, Projects
 
 log = logging.getLogger(__name__)
 
-SUBMITTING, POLLING, COLLECTED = "submitting", "polling", "collected"
-WAITING_FOR_BATCHES = frozenset({SUBMITTING, POLLING})  # the job's chunks must not run yet
 COLLECT_LOCK_SECONDS = 600
 
 

@@ -1,16 +1,29 @@
-"""The worker's Celery application: the shared one with the batch tasks registered, and its watchdog."""
+"""The worker's Celery application: the shared one with the batch tasks registered, and the life cycle of its
+processes' background loops (``worker/process.py``): each started by a Celery signal when its process starts and
+stopped by another when it ends."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_received, worker_init, worker_process_init, worker_ready
+from celery.concurrency.prefork import TaskPool as PreforkPool
+from celery.signals import (
+    task_received,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
 
 from shared.adapters.queue import PREDICT_CHUNK, chunk_of, make_celery
 from shared.domain.config import Settings
-from worker.tasks import PerProcess, register_tasks
-from worker.watchdog import start_watchdog
+from worker.periodic import Periodic
+from worker.process import PerProcess
+from worker.tasks import register_tasks
+from worker.watchdog import watchdog
 
 
 def create_worker_app(settings: Settings) -> Celery:
@@ -26,23 +39,42 @@ def create_worker_app(settings: Settings) -> Celery:
         from label_studio_sdk.label_interface import LabelInterface  # noqa: F401  (labeling configs)
 
     @worker_process_init.connect(weak=False)
-    def _build_services(**_kwargs: Any) -> None:
-        services.prepare()  # Redis connections and thread pools, made after the fork, before the first chunk
+    def _start_process(sender: Any = None, **_kwargs: Any) -> None:
+        services.start(str(sender))  # Redis connections and loops, made after the fork, before the first chunk
 
-    watchdogs: list = []
+    @worker_process_shutdown.connect(weak=False)
+    def _stop_process(**_kwargs: Any) -> None:
+        services.stop()  # the drain: calls in flight answered and kept, the rest handed back
+
+    @worker_shutting_down.connect(weak=False)
+    def _drain(how: str = "", **_kwargs: Any) -> None:
+        if how == "Warm":  # a cold shutdown is left to Celery: it cancels the tasks and ends the processes
+            services.leave()
+
+    watchdogs: list[Periodic] = []
 
     @worker_ready.connect(weak=False)
     def _watch(sender: Any = None, **_kwargs: Any) -> None:
         if not watchdogs:  # worker_ready comes again after the broker reconnects: one watchdog is enough
+            if not isinstance(sender.pool, PreforkPool):  # --pool solo or threads: the tasks run in this process
+                services.start(str(sender.hostname))
             watchdogs.append(
-                start_watchdog(
+                watchdog(
                     lambda: services.jobs,
                     app,
                     services.identity(sender.hostname),
                     settings.batch_claim_seconds,
                     settings.job_stall_seconds,
-                )
+                ).start()
             )
+
+    @worker_shutdown.connect(weak=False)
+    def _stop_watching(**_kwargs: Any) -> None:
+        """After the pool's processes drained (or, with a pool that does not fork, this process): the worker stops
+        beating (its chunks are settled or handed back)."""
+        services.stop()
+        for loop in watchdogs:
+            loop.stop()
 
     @task_received.connect(weak=False)
     def _hold(sender: Any = None, request: Any = None, **_kwargs: Any) -> None:

@@ -74,6 +74,9 @@ class PendingChunk:
     keeper: ClaimKeeper
     outcome: ChunkOutcome = field(default_factory=ChunkOutcome)
     calls: list[Future] = field(default_factory=list)
+    predicting: list[Any] = field(default_factory=list)  # the task of each call
+    holder: str | None = None  # who holds the chunk in the job's records (``Jobs.hold_chunk``)
+    sent_again: bool = False  # handed back by a stopping worker: its next run finishes it
     queued: list[str] = field(default_factory=list)  # tasks in the outbox, or on their way from it
     predicted_at: float | None = None
     claims_released: bool = False
@@ -82,6 +85,10 @@ class PendingChunk:
 
     def predictions_done(self) -> bool:
         return all(call.done() for call in self.calls)
+
+    def not_started(self) -> list[Any]:
+        """Tasks the window handed back without calling the LLM (a worker stopping)."""
+        return [task_id for task_id, call in zip(self.predicting, self.calls, strict=True) if call.cancelled()]
 
 
 class ChunkRunner:
@@ -166,9 +173,12 @@ class ChunkRunner:
             ready = ledger.results(digests)
             self.jobs.add(job_id, "done", list(ready))
             self._queue(pending, list(ready))
-            to_predict = [task_id for task_id in digests if str(task_id) not in ready]
+            to_predict = self._not_pushed_meanwhile(
+                pending, [task_id for task_id in digests if str(task_id) not in ready]
+            )
             if to_predict:
                 self._wait_while_backlog_is_full(ledger)
+            pending.predicting = to_predict
             pending.calls = [
                 self.window.submit(
                     self._predictor_of(pending, {"id": task_id, "data": held[task_id]}, digests[task_id])
@@ -179,6 +189,17 @@ class ChunkRunner:
             pending.keeper.__exit__()
             raise
         return pending
+
+    def _not_pushed_meanwhile(self, pending: PendingChunk, task_ids: list[Any]) -> list[Any]:
+        """Of tasks neither pushed at the chunk's first read nor kept at its read of the results, those still not
+        pushed: a pusher's call that landed in between took its kept predictions out of the ledger as it counted
+        them pushed (one step), so they looked unpredicted.  Read after the results, the pushed set misses none."""
+        landed = [task_id for task_id, pushed in zip(task_ids, pending.ledger.pushed(task_ids), strict=True) if pushed]
+        if not landed:
+            return task_ids
+        self.jobs.add(pending.job_id, "done", landed)
+        self._pushed(pending, landed)
+        return [task_id for task_id in task_ids if task_id not in set(landed)]
 
     def _held_by_label_studio(self, pending: PendingChunk, task_ids: list[Any]) -> dict[int, dict[str, Any]]:
         """The claimed tasks' data as Label Studio holds it, by task id: what is predicted and pushed, whatever
@@ -348,13 +369,14 @@ class ChunkRunner:
         if not pending.predictions_done():
             return None
         self._record_unrecorded(pending)
-        if not pending.claims_released:  # every prediction is kept: the claims can go
-            pending.keeper.__exit__()
-            pending.claims_released = True
+        self._release_claims(pending)
         ledger, outcome = pending.ledger, pending.outcome
         if pending.predicted_at is None:
             self.jobs.add(pending.job_id, "done", pending.queued)  # every prediction is kept: progress
             pending.predicted_at = time.monotonic()
+            outcome.waiting.extend(pending.not_started())  # handed back by a closed window: the next run's
+        if pending.sent_again:  # its next run pushes what was kept and finishes it
+            return ChunkOutcome()
         queued = list(pending.queued)
         landed = [task_id for task_id, pushed in zip(queued, ledger.pushed(queued), strict=True) if pushed]
         self._pushed(pending, landed)
@@ -387,6 +409,32 @@ class ChunkRunner:
         else:
             self.jobs.finish_chunk(pending.job_id, pending.index)
         return outcome
+
+    def _release_claims(self, pending: PendingChunk) -> None:
+        if not pending.claims_released:  # every prediction is kept: the claims can go
+            pending.keeper.__exit__()
+            pending.claims_released = True
+
+    def hand_back(self, pending: PendingChunk, everything: bool = False) -> bool:
+        """Let another worker take this chunk at once (this process is stopping): the claims of the tasks the window
+        did not start are released — with ``everything``, all of them, answers received so far recorded first — and
+        this process's name leaves the chunk's holder record.  True when the caller should send the chunk again now;
+        what the calls still in flight answer is recorded (``settle``) and pushed by the chunk's next run."""
+        if everything:  # the drain's time is up: calls still open die with the process
+            self._record_unrecorded(pending)
+            self._release_claims(pending)
+        elif not pending.sent_again:
+            not_started = pending.not_started()
+            if not not_started:
+                return False
+            pending.keeper.let_go(not_started)
+        if pending.sent_again:
+            return False
+        if pending.holder is not None:
+            self.jobs.drop_holder(pending.job_id, pending.index, pending.holder)
+        pending.sent_again = True
+        log.info("job %s chunk %s: handed back to the other workers", pending.job_id, pending.index)
+        return True
 
     def abandon(self, job_id: str, index: int, message: str) -> None:
         """Give up on a chunk that keeps crashing: its open tasks fail with ``message``, the job goes on."""

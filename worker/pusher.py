@@ -38,6 +38,7 @@ from shared.domain.errors import LabelStudioError, PushOutcomeUnknown
 from shared.domain.push_cost import PushCost
 from shared.predictor import Predictor
 from shared.projects import PredictionContext
+from worker.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class Pusher:
         self._outboxes: dict[tuple[str | None, str], _Outbox] = {}
         self._lock = threading.Lock()
         self._busy = threading.Lock()  # one call or read-back at a time in this process (they share the owner)
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic(TICK, self._tick, "pusher")
 
     def _new_outbox(self, ctx: PredictionContext, ledger: Ledger) -> _Outbox:
         settings = self.predictor.settings
@@ -128,21 +129,33 @@ class Pusher:
                 box.ctx, box.active_at = ctx, time.monotonic()
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, daemon=True, name="pusher")
-            self._thread.start()
+        self._loop.start()
 
-    def _loop(self) -> None:
-        while True:
-            time.sleep(TICK)
+    def stop(self, timeout: float | None = None) -> None:
+        """Push no more: a call under way ends first (up to ``timeout`` s; one left unknown is read back by the next
+        pusher), and the push locks this process holds without a call in flight are released at once, so another
+        process's pusher takes the project over without waiting for them to lapse."""
+        self._loop.stop(timeout)
+        if not self._busy.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            return  # a call still open: its lock lapses, and the next pusher reads the call back
+        try:
             with self._lock:
                 boxes = list(self._outboxes.values())
             for box in boxes:
-                try:
-                    with self._busy:
-                        self._tend(box)
-                except Exception:  # Redis or Label Studio away: the next tick tries again
-                    log.warning("push loop for project %s failed", box.ledger.project, exc_info=True)
+                if box.ledger.push_in_flight() is None:
+                    box.ledger.release_push_lock(self.owner)
+        finally:
+            self._busy.release()
+
+    def _tick(self) -> None:
+        with self._lock:
+            boxes = list(self._outboxes.values())
+        for box in boxes:
+            try:
+                with self._busy:
+                    self._tend(box)
+            except Exception:  # Redis or Label Studio away: the next tick tries again
+                log.warning("push loop for project %s failed", box.ledger.project, exc_info=True)
 
     def _tend(self, box: _Outbox) -> None:
         now = time.monotonic()

@@ -3,97 +3,27 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 import uuid
 
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from shared.adapters.jobs import ACTIVE_STATES, Jobs
+from shared.adapters.jobs import ACTIVE_STATES
 from shared.adapters.queue import (
     DISPATCH_JOB,
     POLL_BATCHES,
     PREDICT_CHUNK,
     chunk_task_id,
-    holder_name,
-    worker_identity,
 )
-from shared.batch_jobs import BatchJobs
 from shared.domain.backoff import backoff
-from shared.domain.config import Settings
 from shared.logs import log_context
-from shared.services import Services
-from worker.chunks import ChunkRunner, PendingChunk
-from worker.pusher import Pusher
-from worker.tracker import ChunkTracker
-from worker.window import LLMWindow
+from worker.process import PerProcess
 
 log = logging.getLogger(__name__)
 
 STREAM_DISPATCH_EVERY = 1.0  # seconds between dispatches of a job still taking tasks
 STREAM_SILENCE = 900.0  # seconds without a task added after which an unsealed job is failed
-
-
-class PerProcess:
-    """Per-process state, built after the fork: Redis connections and thread pools do not survive one."""
-
-    def __init__(self, settings: Settings, app: Celery) -> None:
-        self.settings = settings
-        self.app = app
-        self._pid: int | None = None
-        self.nonce = uuid.uuid4().hex[:12]  # made in the main process: its prefork children share it
-
-    def identity(self, node: str) -> str:
-        """This worker's name in the records recovery reads (``worker_identity``)."""
-        return worker_identity(node, self.nonce)
-
-    def _build(self) -> None:
-        services = Services.build(self.settings)
-        self._jobs = services.jobs
-        pusher = Pusher(services.predictor, metrics=services.metrics)
-        pusher.start()
-        window = LLMWindow(self.settings.llm_concurrency)
-        self._runner = ChunkRunner(self.settings, services.projects, services.predictor, services.jobs, window, pusher)
-        self._tracker = ChunkTracker(self._runner, self._send_again)
-        self._batch_jobs = services.batch_jobs
-        self._pid = os.getpid()
-
-    def _send_again(self, chunk: PendingChunk, countdown: float) -> None:
-        """Celery's retry, for a chunk whose task returned already: the next attempt, after ``countdown``."""
-        self.app.send_task(
-            PREDICT_CHUNK,
-            args=[chunk.job_id, chunk.index],
-            task_id=chunk_task_id(chunk.job_id, chunk.index),
-            countdown=countdown,
-            retries=chunk.attempt + 1,
-        )
-
-    def prepare(self) -> None:
-        """Build the state of this process now (after the fork) rather than at its first task."""
-        self._here()
-
-    def _here(self) -> PerProcess:
-        """This state as built in the current process (again after a fork)."""
-        if self._pid != os.getpid():
-            self._build()
-        return self
-
-    @property
-    def jobs(self) -> Jobs:
-        return self._here()._jobs
-
-    @property
-    def runner(self) -> ChunkRunner:
-        return self._here()._runner
-
-    @property
-    def batch_jobs(self) -> BatchJobs:
-        return self._here()._batch_jobs
-
-    @property
-    def tracker(self) -> ChunkTracker:
-        return self._here()._tracker
 
 
 def register_tasks(app: Celery, services: PerProcess) -> None:
@@ -170,11 +100,10 @@ def register_tasks(app: Celery, services: PerProcess) -> None:
                 pending = services.runner.start(job_id, index, attempt=attempt, owner=uuid.uuid4().hex)
                 if pending is None:
                     return {"started": 0}
-                services.tracker.add(pending)
                 # This process holds the chunk until its tasks are pushed: if it dies, the watchdogs send it again.
-                services.jobs.hold_chunk(
-                    job_id, index, holder_name(services.identity(str(self.request.hostname)), os.getpid())
-                )
+                pending.holder = services.holder
+                services.tracker.add(pending)
+                services.jobs.hold_chunk(job_id, index, pending.holder)
                 services.runner.window.wait_for_room()  # every task in flight: the next chunk's may queue
         except SoftTimeLimitExceeded:
             log.warning("job %s chunk %s ran out of time; trying again", job_id, index)

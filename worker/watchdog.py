@@ -1,7 +1,7 @@
 """Rescue chunks whose messages are stuck or lost: the worker holding them died, or the broker dropped them.
 
 Chunks are idempotent (the ledger makes every effect exactly once), so the remedy is always the same:
-send the chunk's message again.  Every worker runs one watchdog thread, which
+send the chunk's message again.  Every worker's main process runs one watchdog loop, which
 
 - beats: says every ``BATCH_CLAIM_SECONDS / 3`` that this worker is alive, for ``BATCH_CLAIM_SECONDS``;
 - rescues orphans: a chunk whose message was taken by a worker that stopped beating (SIGKILL, OOM, a lost
@@ -20,7 +20,6 @@ Locks in Redis let one worker act per chunk and period.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
@@ -30,6 +29,7 @@ from celery import Celery
 from shared.adapters.jobs import ACTIVE_STATES, Jobs
 from shared.adapters.queue import POLL_BATCHES, PREDICT_CHUNK, chunk_task_id, holder_parts
 from shared.batch_jobs import WAITING_FOR_BATCHES
+from worker.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -106,28 +106,22 @@ def rescue_overdue_polls(jobs: Jobs, celery: Celery, grace: float) -> list[str]:
     return rescued
 
 
-def start_watchdog(
+def watchdog(
     jobs_factory: Callable[[], Jobs], celery: Celery, node: str, claim_seconds: float, stall_seconds: float
-) -> threading.Thread:
+) -> Periodic:
     """Beat and rescue orphans every third of the claim period, check for stalls every quarter of the stall
-    period, for as long as the worker runs."""
+    period, from ``start`` to ``stop`` (the worker's main process, for as long as the worker runs)."""
+    stalls_every = max(1.0, stall_seconds / 4)
+    next_stall_check = time.monotonic() + stalls_every
 
-    def loop() -> None:
-        beat_every, stalls_every = claim_seconds / 3, max(1.0, stall_seconds / 4)
-        next_stall_check = time.monotonic() + stalls_every
-        while True:
-            try:
-                jobs = jobs_factory()
-                jobs.beat(node, claim_seconds)
-                rescue_orphaned_chunks(jobs, celery, claim_seconds, node)
-                rescue_overdue_polls(jobs, celery, claim_seconds)
-                if time.monotonic() >= next_stall_check:
-                    next_stall_check = time.monotonic() + stalls_every
-                    rescue_stalled_jobs(jobs, celery, stall_seconds)
-            except Exception:  # Redis or the broker away: the next round tries again
-                log.warning("watchdog round failed", exc_info=True)
-            time.sleep(beat_every)
+    def one_round() -> None:
+        nonlocal next_stall_check
+        jobs = jobs_factory()
+        jobs.beat(node, claim_seconds)
+        rescue_orphaned_chunks(jobs, celery, claim_seconds, node)
+        rescue_overdue_polls(jobs, celery, claim_seconds)
+        if time.monotonic() >= next_stall_check:
+            next_stall_check = time.monotonic() + stalls_every
+            rescue_stalled_jobs(jobs, celery, stall_seconds)
 
-    thread = threading.Thread(target=loop, daemon=True, name="job-watchdog")
-    thread.start()
-    return thread
+    return Periodic(claim_seconds / 3, one_round, "job-watchdog")

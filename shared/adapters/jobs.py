@@ -62,6 +62,20 @@ class JobState(enum.StrEnum):
 
 ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
 
+# A job sent through the provider's Batch API goes through these phases (``shared.batch_jobs``).
+SUBMITTING, POLLING, COLLECTED = "submitting", "polling", "collected"
+WAITING_FOR_BATCHES = frozenset({SUBMITTING, POLLING})  # the job's chunks must not run yet
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What an autoscaler reads (``/metrics``): the work the LLM still has to do, and what waits on Label Studio."""
+
+    waiting: int  # tasks of live jobs that no worker's window has started
+    in_flight: int  # LLM calls the workers' windows have open
+    for_label_studio: int  # tasks predicted, their prediction not in Label Studio yet
+
+
 # KEYS[1] the job hash; ARGV[1] the new state, ARGV[2] now, ARGV[3] 1 when the new state is final,
 # ARGV[4..] the states it may come from.  Returns the state the job is in afterwards ('' when missing).
 _TRANSITION = """
@@ -412,6 +426,55 @@ class Jobs:
         """How many of the project's latest ``limit`` jobs are queued or running (MAX_ACTIVE_JOBS_PER_PROJECT)."""
         return sum(state in ACTIVE_STATES for state, _ in self._activities(self.recent_ids(project, limit)))
 
+    def backlog(self, limit: int = 1000) -> Backlog:
+        """The tasks still to predict, from the job records of the latest ``limit`` jobs, never from the broker's
+        list: chunk messages sent again while Label Studio is away, or held back by a dispatcher, change nothing.
+
+        A job counts while it is live (queued or running: a paused or finished one does not) and not waiting for
+        its Batch API answers (the provider works on those).  Its tasks to predict are those neither done
+        (predicted: waiting for Label Studio or in it) nor failed; of those, the calls the workers have open are
+        in flight, the rest waiting.  A chunk's answers count as done once its last call answered, so up to a
+        chunk per worker process is counted as waiting while it is in fact answered."""
+        job_ids = self.recent_ids(None, limit)
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(self._job(job_id), "state", "batch_phase", "total")
+            for name in ("done", "failed", "pushed"):
+                pipe.scard(self._job(job_id, name))
+        replies = pipe.execute() if job_ids else []
+        to_predict = for_label_studio = 0
+        for offset in range(0, len(replies), 4):
+            (state, phase, total), done, failed, pushed = replies[offset : offset + 4]
+            if state not in ACTIVE_STATES or phase in WAITING_FOR_BATCHES:
+                continue
+            to_predict += max(0, int(total or 0) - done - failed)
+            for_label_studio += max(0, done - pushed)
+        in_flight = self.in_flight()
+        return Backlog(max(0, to_predict - in_flight), in_flight, for_label_studio)
+
+    def report_in_flight(self, process: str, calls: int, seconds: float) -> None:
+        """A worker process's LLM calls open now; the report holds for ``seconds`` (a process that died stops
+        counting then)."""
+        self.redis.hset(self.store.key("workers", "in-flight"), process, f"{calls} {time.time() + seconds}")
+
+    def forget_in_flight(self, process: str) -> None:
+        """A worker process stopped: it has no calls open."""
+        self.redis.hdel(self.store.key("workers", "in-flight"), process)
+
+    def in_flight(self) -> int:
+        """The LLM calls open in every worker process (reports that lapsed are dropped)."""
+        key = self.store.key("workers", "in-flight")
+        now, total, lapsed = time.time(), 0, []
+        for process, report in text_dict(self.redis.hgetall(key)).items():
+            calls, until = report.split()
+            if float(until) < now:
+                lapsed.append(process)
+            else:
+                total += int(calls)
+        if lapsed:
+            self.redis.hdel(key, *lapsed)
+        return total
+
     def unfinished_chunks(self, job_id: str) -> list[int]:
         finished = {int(index) for index in self.redis.smembers(self._job(job_id, "chunks_done"))}
         return [index for index in range(self.chunk_count(job_id)) if index not in finished]
@@ -514,11 +577,16 @@ class Jobs:
             if alive.get(holder.partition("#")[0]) is None or gone(holder)
         ]
 
+    def drop_holder(self, job_id: str, index: int, holder: str) -> None:
+        """``holder`` gave the chunk back (a worker stopping): forget it as the chunk's holder, unless another took the
+        chunk meanwhile (compare and delete, one step)."""
+        self._drop_holder(keys=[self._job(job_id, "holders")], args=[str(index), holder])
+
     def release_orphan(self, job_id: str, index: int, node: str, seconds: float) -> bool:
         """Take over an orphaned chunk (one rescuer per chunk and period); False when someone else did."""
         if not self.redis.set(self._job(job_id, "rescue", str(index)), node, nx=True, ex=max(1, int(seconds))):
             return False
-        self._drop_holder(keys=[self._job(job_id, "holders")], args=[str(index), node])
+        self.drop_holder(job_id, index, node)
         return True
 
     def claim_rescue(self, job_id: str, seconds: float) -> bool:
@@ -742,6 +810,12 @@ class ClaimKeeper:
         self._stop.set()
         self._thread.join()
         self._ledger.release(self._task_ids, self._owner)
+
+    def let_go(self, task_ids: list[Any]) -> None:
+        """Release some of the claims now (tasks handed back unstarted); the others are kept as before."""
+        gone = {str(task_id) for task_id in task_ids}
+        self._task_ids = [task_id for task_id in self._task_ids if str(task_id) not in gone]
+        self._ledger.release(task_ids, self._owner)
 
 
 class Ledger:

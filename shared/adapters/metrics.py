@@ -177,6 +177,31 @@ class RedisCollector(Collector):
         depth = GaugeMetricFamily(f"{PREFIX}_queue_depth", "Messages waiting in the batch queue", labels=["queue"])
         depth.add_metric(["batch"], redis_.llen(self.queue_key))
         yield depth
+        yield from self._backlog()
+
+    def _backlog(self) -> Iterator[Metric]:
+        """What to scale the workers on (docs/operating.md): the tasks the LLM still has to do, from the job records
+        (``Jobs.backlog``), and apart from them the predictions waiting for Label Studio, which more workers would
+        not help."""
+        backlog = self.jobs.backlog(self.recent_jobs)
+        for name, doc, value, labels in (
+            (
+                "backlog_tasks",
+                "Tasks of live jobs that no worker has started (not predicted, not failed, not in flight)",
+                backlog.waiting,
+                {"queue": "batch"},
+            ),
+            ("in_flight_tasks", "LLM calls the workers' windows have open now", backlog.in_flight, {"queue": "batch"}),
+            (
+                "predictions_waiting_for_label_studio",
+                "Predictions of live jobs made and not in Label Studio yet (a slow or unreachable Label Studio)",
+                backlog.for_label_studio,
+                {},
+            ),
+        ):
+            family = GaugeMetricFamily(f"{PREFIX}_{name}", doc, labels=list(labels))
+            family.add_metric(list(labels.values()), value)
+            yield family
 
     def _histogram(self, name: str, doc: str, label_names: tuple[str, ...]) -> HistogramMetricFamily:
         family = HistogramMetricFamily(f"{PREFIX}_{name}", doc, labels=label_names)

@@ -474,6 +474,13 @@ class Settings(BaseSettings):
         description="how long a task stays claimed by a worker that stopped answering (claims are renewed while "
         "it works)",
     )
+    worker_drain_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(
+        20.0,
+        description="how long a worker sent SIGTERM (docker stop, Kubernetes, KEDA) waits for its LLM calls in flight "
+        "to answer and their predictions to be pushed before it exits; what it has not started is handed to the "
+        "other workers at once. Keep it below the time the platform waits before SIGKILL (Kubernetes' "
+        "`terminationGracePeriodSeconds`, 30 s by default; compose's `stop_grace_period`)",
+    )
     chunk_time_limit: Annotated[int, Field(ge=10)] = Field(
         900, description="seconds one chunk may run (soft limit; the hard limit is 60 s more); an overrun is retried"
     )

@@ -6,7 +6,7 @@ over real HTTP.
 
 import pytest
 
-from shared.adapters.jobs import chunked
+from shared.adapters.jobs import Ledger, chunked
 from shared.adapters.store import ProjectSetup
 from shared.domain.types import data_digest
 from shared.services import Services
@@ -126,6 +126,36 @@ def test_crash_after_push_before_bookkeeping_does_not_push_twice(batch, fake_lab
     batch.run_all(job_id)
     assert len(fake_label_studio.predictions_by_task()[3]) == 1
     assert sorted(fake_label_studio.predictions_by_task()) == [0, 1, 2, 3, 4]
+    assert batch.jobs.status(job_id).pushed == 5
+
+
+def test_a_task_pushed_while_its_chunk_reads_label_studio_is_not_asked_again(
+    batch, fake_label_studio, fake_llm, monkeypatch
+):
+    """The pusher's call lands between the chunk's read of what is pushed and its read of what is kept (the kept
+    prediction leaves the ledger as the task counts as pushed): the task is in Label Studio, not asked again.
+    Measured in the bench's elastic scenario: a chunk sent again after PUSH_PATIENCE, while a 5,000-prediction push
+    ended, asked 94 answered tasks again."""
+    job_id, ctx = batch.start(range(5))
+    ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
+    prediction = {"result": [], "score": 0.5, "model_version": ctx.model_version}
+    ledger.keep_for_push(3, prediction, data_digest(data_of(3)))
+    assert ledger.take_for_push(10) == ["3"]  # the pusher's call is under way
+    kept = Ledger.results
+    landed = []
+
+    def results_once_the_call_landed(self, digests):
+        if not landed:  # the call lands now, between the chunk's two reads
+            fake_label_studio._store(int(PROJECT), {"task": 3, **prediction})
+            self.settle_push(["3"], [])
+            landed.append(3)
+        return kept(self, digests)
+
+    monkeypatch.setattr(Ledger, "results", results_once_the_call_landed)
+    batch.run_all(job_id)
+    assert landed == [3]
+    assert len(fake_llm.chat_requests) == 4, "task 3 was answered and pushed: no second call"
+    assert len(fake_label_studio.predictions_by_task()[3]) == 1
     assert batch.jobs.status(job_id).pushed == 5
 
 

@@ -1,7 +1,8 @@
 """deploy/kubernetes, checked offline (issue #26, items 1-2): every overlay renders with ``kubectl kustomize``,
 validates strictly against Kubernetes' schemas and, for KEDA's objects, against the fields KEDA defines; every
-variable the manifests set is a setting; secrets come only from Secrets; and the KEDA trigger reads the queue the
-backend really fills, asking for more workers on a real backlog and for the minimum without one."""
+variable the manifests set is a setting; secrets come only from Secrets; and the KEDA trigger queries series /metrics
+really exports (the backlog of issue #25, item 6), asking for more workers on a real backlog and for the minimum
+without one."""
 
 from __future__ import annotations
 
@@ -20,10 +21,9 @@ import httpx
 import jsonschema
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from cli.main import _parser
-from shared.adapters.jobs import Jobs
-from shared.adapters.queue import queue_key
 from shared.domain.config import Settings
 from tests.conftest import LS_TOKEN, labeling_config
 from tests.integration.processes import BackendProcess, llm_backend_env, prepare_project_over_http
@@ -84,20 +84,17 @@ def strictly_invalid(objects: list[dict], tmp_path: Path) -> str | None:
 
 
 def keda_problems(item: dict) -> list[str]:
-    """What KEDA v2.20.2 would refuse in a ScaledObject or TriggerAuthentication (see the schema file)."""
+    """What KEDA v2.20.2 would refuse in a ScaledObject (see the schema file)."""
     validator = jsonschema.Draft7Validator(KEDA_SCHEMA[item["kind"]])
     problems = [f"{list(error.path)}: {error.message}" for error in validator.iter_errors(item)]
-    scaler = KEDA_SCHEMA["RedisScaler"]
+    scaler = KEDA_SCHEMA["PrometheusScaler"]
     for trigger in item["spec"].get("triggers", []):
-        assert trigger["type"] == "redis", "only the redis scaler's parameters are in the schema file"
+        assert trigger["type"] == "prometheus", "only the prometheus scaler's parameters are in the schema file"
         problems += [
-            f"unknown redis trigger parameter {key}"
+            f"unknown prometheus trigger parameter {key}"
             for key in trigger["metadata"]
             if key not in scaler["triggerMetadata"]
         ]
-    for reference in item["spec"].get("secretTargetRef", []):
-        if reference["parameter"] not in scaler["authParams"]:
-            problems.append(f"unknown redis auth parameter {reference['parameter']}")
     return problems
 
 
@@ -114,14 +111,10 @@ def test_every_overlay_validates_strictly(rendered, tmp_path):
         "Service",
         "PodDisruptionBudget",
         "ScaledObject",
-        "TriggerAuthentication",
     } <= kinds
     kubernetes_objects = [item for item in objects if item["apiVersion"] != KEDA_API]
     assert strictly_invalid(kubernetes_objects, tmp_path) is None
-    assert {item["kind"] for item in objects if item["apiVersion"] == KEDA_API} == {
-        "ScaledObject",
-        "TriggerAuthentication",
-    }
+    assert {item["kind"] for item in objects if item["apiVersion"] == KEDA_API} == {"ScaledObject"}
     assert [problem for item in objects if item["apiVersion"] == KEDA_API for problem in keda_problems(item)] == []
 
 
@@ -135,7 +128,7 @@ def test_the_checks_refuse_a_misspelled_field(tmp_path):
     scaled["spec"]["maxReplicas"] = 10
     scaled["spec"]["triggers"][0]["metadata"]["queueName"] = "batch"
     assert any("maxReplicas" in problem for problem in keda_problems(scaled))
-    assert "unknown redis trigger parameter queueName" in keda_problems(scaled)
+    assert "unknown prometheus trigger parameter queueName" in keda_problems(scaled)
 
 
 def test_overlays_differ_only_in_how_redis_is_reached(rendered):
@@ -153,32 +146,23 @@ def test_overlays_differ_only_in_how_redis_is_reached(rendered):
                 "volumeMounts"
             ]
     settings = one(objects, "ConfigMap", "llm-backend-settings")["data"]
-    trigger = one(objects, "ScaledObject", "llm-backend-worker")["spec"]["triggers"][0]["metadata"]
-    if overlay == "in-cluster-redis":  # KEDA's operator, in namespace keda, needs the Service's full name
-        service = one(objects, "Service", "llm-backend-redis")
-        full_name = f"llm-backend-redis.{service['metadata']['namespace']}.svc.cluster.local"
-        assert trigger["address"] == f"{full_name}:{service['spec']['ports'][0]['port']}"
-    else:
-        assert trigger["enableTLS"] == "true" and "address" not in trigger  # from the Secret, through the auth
+    base = one(render("base"), "ScaledObject", "llm-backend-worker")
+    assert one(objects, "ScaledObject", "llm-backend-worker")["spec"] == base["spec"], "KEDA does not read Redis"
     if overlay == "managed-redis":
         assert settings["REDIS_TLS_CA_FILE"] == "/etc/llm-backend/redis-tls/ca.crt"
 
 
-def test_only_the_backends_pods_and_kedas_operator_reach_the_in_cluster_redis():
+def test_only_the_backends_pods_reach_the_in_cluster_redis():
     objects = render("in-cluster-redis")
     policy = one(objects, "NetworkPolicy", "llm-backend-redis")["spec"]
     assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "redis"
     assert policy["policyTypes"] == ["Ingress"]
     [rule] = policy["ingress"]
-    backend, keda = rule["from"]
+    [backend] = rule["from"]
     components = {e["key"]: e["values"] for e in backend["podSelector"]["matchExpressions"]}
     assert components == {
         "app.kubernetes.io/name": ["llm-backend"],
         "app.kubernetes.io/component": ["api", "worker", "flower"],
-    }
-    assert keda == {
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}},
-        "podSelector": {"matchLabels": {"app": "keda-operator"}},
     }
 
 
@@ -234,49 +218,68 @@ def test_containers_run_the_tested_subcommands_non_root(rendered):
 
 
 def scaling(objects: list[dict]) -> tuple[dict, dict, dict]:
-    """The ScaledObject's spec, its redis trigger's metadata, and the settings of the ConfigMap."""
+    """The ScaledObject's spec, its prometheus trigger's metadata, and the settings of the ConfigMap."""
     scaled = one(objects, "ScaledObject", "llm-backend-worker")["spec"]
     [trigger] = scaled["triggers"]
     return scaled, trigger["metadata"], one(objects, "ConfigMap", "llm-backend-settings")["data"]
 
 
-def test_the_trigger_reads_the_queue_the_backend_fills_and_follows_the_maths(rendered):
+TERM = re.compile(r"sum\((\w+)\{([^}]*)\}\)")
+
+
+def query_terms(query: str) -> list[tuple[str, dict[str, str]]]:
+    """The trigger's PromQL, a sum of ``sum(metric{label="value", ...})`` terms: each term's metric and labels."""
+    terms = TERM.findall(query)
+    assert TERM.sub("", query).replace("+", "").strip() == "", f"only sums of series are evaluated here: {query}"
+    return [(name, dict(re.findall(r'(\w+)="([^"]*)"', labels))) for name, labels in terms]
+
+
+def evaluate(query: str, metrics_text: str) -> float:
+    """What Prometheus answers for the trigger's query, scraping one API (every API shows the whole deployment)."""
+    samples = [sample for family in text_string_to_metric_families(metrics_text) for sample in family.samples]
+    total = 0.0
+    for name, labels in query_terms(query):
+        matching = [s for s in samples if s.name == name and labels.items() <= s.labels.items()]
+        assert matching, f"/metrics exports no {name}{labels}"
+        total += sum(sample.value for sample in matching)
+    return total
+
+
+def test_the_trigger_counts_tasks_to_predict_and_follows_the_maths(rendered):
     overlay, objects = rendered
     scaled, trigger, settings = scaling(objects)
     assert scaled["scaleTargetRef"] == {"name": "llm-backend-worker"}
-    assert trigger["listName"] == queue_key(Settings(redis_key_prefix=settings["REDIS_KEY_PREFIX"]))
+    assert [name for name, _ in query_terms(trigger["query"])] == [
+        "llm_backend_backlog_tasks",
+        "llm_backend_in_flight_tasks",
+    ], "every task still to predict: waiting, and in flight (not what waits for Label Studio)"
     worker = one(objects, "Deployment", "llm-backend-worker")["spec"]["template"]["spec"]
-    children = int(worker["containers"][0]["command"][worker["containers"][0]["command"].index("--concurrency") + 1])
-    held = children * math.ceil(int(settings["LLM_CONCURRENCY"]) / int(settings["BATCH_CHUNK_SIZE"])) + children
-    assert int(trigger["listLength"]) == held  # the comment's maths: messages one busy pod takes off the list
-    assert worker["terminationGracePeriodSeconds"] > 60  # above compose's stop_grace_period
+    command = worker["containers"][0]["command"]
+    children = int(command[command.index("--concurrency") + 1])
+    assert float(trigger["threshold"]) == children * int(settings["LLM_CONCURRENCY"])  # one busy pod's calls
+    drain = float(settings.get("WORKER_DRAIN_SECONDS", Settings.model_fields["worker_drain_seconds"].default))
+    assert worker["terminationGracePeriodSeconds"] >= drain + 10, "the drain and Celery's shutdown fit in the grace"
     assert 1 <= scaled["minReplicaCount"] < scaled["maxReplicaCount"]
 
 
-def desired_replicas(scaled: dict, trigger: dict, list_length: int) -> int:
-    """What KEDA's HPA asks for from the redis trigger (ceil(value / target), within min and max)."""
-    wanted = math.ceil(list_length / int(trigger["listLength"]))
+def desired_replicas(scaled: dict, trigger: dict, value: float) -> int:
+    """What KEDA's HPA asks for from the trigger (ceil(value / threshold), within min and max)."""
+    wanted = math.ceil(value / float(trigger["threshold"]))
     return min(scaled["maxReplicaCount"], max(scaled["minReplicaCount"], wanted))
 
 
-def queue_depth_metric(api: str) -> int:
-    text = httpx.get(f"{api}/metrics", timeout=10).text
-    return int(float(re.search(r'^llm_backend_queue_depth\{queue="batch"\} (\S+)$', text, re.M).group(1)))
-
-
 def test_the_trigger_asks_for_more_workers_on_a_6000_task_backlog_and_the_minimum_without(
-    llm_server, fake_llm, fake_label_studio, redis_prefix, real_store, tmp_path
+    llm_server, fake_llm, fake_label_studio, redis_prefix, tmp_path
 ):
     objects = render("in-cluster-redis")
     scaled, trigger, settings = scaling(objects)
     worker_container = one(objects, "Deployment", "llm-backend-worker")["spec"]["template"]["spec"]["containers"][0]
-    list_name = trigger["listName"].replace(settings["REDIS_KEY_PREFIX"], redis_prefix, 1)
     env = llm_backend_env(
         llm_server.url, redis_prefix, OUTPUT_MODE="text", BATCH_CHUNK_SIZE=settings["BATCH_CHUNK_SIZE"]
     )
     env["LLM_CONCURRENCY"] = settings["LLM_CONCURRENCY"]
     fake_llm.reply = lambda messages, index: "Sarcastic"
-    fake_llm.delay = 30.0  # one busy worker: its calls wait while the rest of the job queues
+    fake_llm.delay = 30.0  # one busy worker: its calls wait while the rest of the job waits
     api, base = start_api(env, tmp_path / "api.log", "--workers", "1")
     # The manifests' worker command, as one busy pod runs it.
     worker = BackendProcess(
@@ -284,12 +287,10 @@ def test_the_trigger_asks_for_more_workers_on_a_6000_task_backlog_and_the_minimu
     )
     worker.start()
     client = httpx.Client(base_url=base, timeout=60)
-    broker = real_store.redis
-    jobs = Jobs(real_store, 3600, {}, 10.0, 0.5)
+    window = 2 * int(settings["LLM_CONCURRENCY"])
     try:
         worker.wait_for_log(" ready.")
-        idle = broker.llen(list_name)
-        idle_metric = queue_depth_metric(base)
+        idle = evaluate(trigger["query"], client.get("/metrics").text)
 
         config = labeling_config("sarcasm")
         prepare_project_over_http(base, 81, fake_label_studio.url, LS_TOKEN, config)
@@ -297,12 +298,13 @@ def test_the_trigger_asks_for_more_workers_on_a_6000_task_backlog_and_the_minimu
         fake_label_studio.hold_tasks(81, tasks)
         job = client.post("/predict", json={"tasks": tasks, "project": "81.1", "label_config": config}).json()["job"]
         deadline = time.monotonic() + 120
-        while True:  # every chunk queued, the worker busy with those it took, the list not moving meanwhile
-            settled = jobs.dispatched(job) == 60 and len(fake_llm.chat_requests) > 0
-            before, metric, after = broker.llen(list_name), queue_depth_metric(base), broker.llen(list_name)
-            if settled and before == after:
+        in_flight = 'sum(llm_backend_in_flight_tasks{queue="batch"})'
+        while True:  # the worker's windows full and their report in
+            metrics = client.get("/metrics").text
+            busy = evaluate(trigger["query"], metrics)
+            if evaluate(in_flight, metrics) == window:
                 break
-            assert time.monotonic() < deadline, worker.log[-3000:]
+            assert time.monotonic() < deadline, (busy, worker.log[-3000:])
             time.sleep(0.5)
         client.post(f"/jobs/{job}/cancel", params={"project": "81"})
     finally:
@@ -311,8 +313,7 @@ def test_the_trigger_asks_for_more_workers_on_a_6000_task_backlog_and_the_minimu
         worker.kill()
         api.stop()
 
-    assert (idle, idle_metric) == (0, 0)
+    assert idle == 0
     assert desired_replicas(scaled, trigger, idle) == scaled["minReplicaCount"] == 1
-    assert metric == before, "the trigger's list is the queue /metrics exports as llm_backend_queue_depth"
-    assert before >= 60 - int(trigger["listLength"])  # 60 chunks, one busy worker holds listLength of them
-    assert desired_replicas(scaled, trigger, before) > 1
+    assert busy == 6000, "every task of the job is still to predict: in flight or waiting"
+    assert desired_replicas(scaled, trigger, busy) == scaled["maxReplicaCount"] > 1

@@ -1,10 +1,14 @@
 """/metrics in Prometheus format, fed by every process through Redis; tokens and cost per job."""
 
+import time
+
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.domain.pricing import TokenUsage, usage_cost
 from tests.conftest import labeling_config
 from tests.integration.test_api import post_predict, post_setup, prompt_context
+from tests.integration.test_worker import stack  # noqa: F401  (the fixture)
 
 
 def samples(client) -> dict[tuple, float]:
@@ -99,3 +103,54 @@ def test_price_table_is_configurable(make_settings, monkeypatch):
     prices = load_settings().prices
     assert prices["my-model"] == (1.0, 2.0) and prices["gpt-4o"] == (3.0, 12.0)
     assert prices["gpt-4o-mini"] == (0.15, 0.60, 0.075)
+
+
+@pytest.mark.prose_answers
+def test_the_backlog_counts_what_the_llm_still_has_to_do_not_what_waits_for_label_studio(
+    stack,  # noqa: F811
+    fake_label_studio,
+    fake_llm,
+):
+    """Issue #25, item 6: what to scale workers on.  The backlog (tasks no window started) and the calls in flight
+    come from the job records and the workers' reports; while Label Studio takes no predictions the backlog falls to
+    0 as the LLM finishes, and what waits for Label Studio is a series of its own."""
+    tasks, in_flight = 120, 2 * 4  # prefork children × LLM_CONCURRENCY of the stack's worker
+    fake_label_studio.taking_imports = False
+    fake_llm.delay = 1.0
+    stack.worker()
+    assert scaling_series(stack.client) == (0, 0, 0), "nothing to do yet"
+    job_id = stack.submit(tasks)
+
+    seen = []
+    while not seen or seen[-1][1] != in_flight:
+        done_before = stack.status(job_id)["done"]
+        backlog, flying, _waiting = scaling_series(stack.client)
+        done_after = stack.status(job_id)["done"]
+        seen.append((backlog, flying))
+        assert tasks - done_after <= backlog + flying <= tasks - done_before, "every task not done is counted once"
+        assert done_after < tasks, f"the window never showed {in_flight} calls in flight: {seen}"
+        time.sleep(0.2)
+
+    stack.wait(job_id, until=lambda status: status["done"] == tasks)
+    deadline = time.monotonic() + 10
+    while (series := scaling_series(stack.client)) != (0, 0, tasks):
+        assert time.monotonic() < deadline, f"with every task predicted and Label Studio away: {series}"
+        time.sleep(0.2)
+    print(f"queue depth while Label Studio is away: {samples(stack.client)[QUEUE_DEPTH]}")
+
+    fake_label_studio.taking_imports = True
+    assert stack.wait(job_id)["state"] == "done"
+    assert scaling_series(stack.client) == (0, 0, 0)
+
+
+QUEUE_DEPTH = ("llm_backend_queue_depth", (("queue", "batch"),))
+
+
+def scaling_series(client) -> tuple[float, float, float]:
+    """The backlog, the calls in flight and the predictions waiting for Label Studio, from one scrape."""
+    found = samples(client)
+    return (
+        found[("llm_backend_backlog_tasks", (("queue", "batch"),))],
+        found[("llm_backend_in_flight_tasks", (("queue", "batch"),))],
+        found[("llm_backend_predictions_waiting_for_label_studio", ())],
+    )

@@ -10,6 +10,7 @@ import collections
 import math
 import re
 import threading
+import time
 
 import pytest
 
@@ -174,3 +175,25 @@ def test_two_worker_processes_push_few_large_batches_exactly_once(stack, fake_la
     calls = collections.Counter(str(request.body["messages"]) for request in fake_llm.chat_requests)
     assert len(calls) == 400 and max(calls.values()) == 1, "one LLM call per task"
     assert fake_label_studio.import_calls <= 10, "20 chunks of 20 from four processes, a few large pushes"
+
+
+def test_a_closed_window_hands_back_what_it_has_not_started_and_lets_the_rest_finish():
+    """What a stopping worker relies on: ``close`` cancels the queued work at once, without waiting for a free place,
+    and the work in flight runs to its end."""
+    from worker.window import LLMWindow
+
+    window = LLMWindow(2)
+    release = threading.Event()
+    started = [window.submit(lambda: release.wait(10)) for _ in range(2)]
+    queued = [window.submit(lambda: "never") for _ in range(3)]
+    deadline = time.monotonic() + 5
+    while window.in_flight < 2:
+        assert time.monotonic() < deadline, "the window started its first two"
+        time.sleep(0.01)
+    assert window.close() == 3
+    assert all(call.cancelled() for call in queued), "handed back before any place was free"
+    assert window.in_flight == 2 and not window.wait_idle(0.1)
+    release.set()
+    assert window.wait_idle(5) and [call.result() for call in started] == [True, True]
+    assert window.submit(lambda: "late").cancelled(), "a closed window starts nothing more"
+    window.wait_for_room()  # nothing queued: it does not block
