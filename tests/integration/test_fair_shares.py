@@ -58,10 +58,10 @@ def fleet(make_client, make_settings, real_store, redis_prefix, llm_server, fake
             assert self.client.post("/webhook", json=event).status_code == 200
             return name
 
-        def worker(self, **overrides: str) -> BackendProcess:
-            env = llm_backend_env(llm_server.url, redis_prefix, **(WORKER_SETTINGS | PRICES | overrides))
+        def worker(self, children: int = 2) -> BackendProcess:
+            env = llm_backend_env(llm_server.url, redis_prefix, **(WORKER_SETTINGS | PRICES))
             process = BackendProcess(
-                ["worker", "--concurrency", "2", "-n", f"fair-{uuid.uuid4().hex[:8]}@%h"],
+                ["worker", "--concurrency", str(children), "-n", f"fair-{uuid.uuid4().hex[:8]}@%h"],
                 env,
                 tmp_path / f"worker-{len(workers)}.log",
             )
@@ -132,6 +132,24 @@ def test_a_small_job_lands_while_a_big_job_of_another_project_runs(fleet, fake_l
 
     assert fleet.wait(big)["state"] == "done"
     assert_each_once(fake_label_studio, fake_llm, range(1, 1001))
+    assert_each_once(fake_label_studio, fake_llm, range(5001, 5041))
+
+
+def test_a_slow_import_into_one_project_does_not_hold_back_another_projects_push(fleet, fake_llm, fake_label_studio):
+    fake_llm.delay = 0.05
+    fake_label_studio.import_fault = "hold"  # the first import call (the big job's) stays open until released
+    fleet.worker(children=1)  # one process pushes both projects
+    big_project, small_project = fleet.project(47), fleet.project(48)
+    big = fleet.submit(big_project, range(1, 201))
+    assert fake_label_studio.import_held.wait(60), "the big job's first push did not come"
+    try:
+        small = fleet.submit(small_project, range(5001, 5041))
+        assert fleet.wait(small)["state"] == "done"
+        assert fleet.status(big)["pushed"] == 0, "the small job landed while the big job's call was still open"
+    finally:
+        fake_label_studio.release.set()
+    assert fleet.wait(big)["state"] == "done"
+    assert_each_once(fake_label_studio, fake_llm, range(1, 201))
     assert_each_once(fake_label_studio, fake_llm, range(5001, 5041))
 
 
