@@ -15,7 +15,7 @@ import pytest
 
 from shared.adapters.jobs import JobState
 from tests.conftest import LS_TOKEN, labeling_config
-from tests.integration.processes import BackendProcess, llm_backend_env
+from tests.integration.processes import BackendProcess, llm_backend_env, wait_for_job
 
 pytestmark = pytest.mark.prose_answers
 
@@ -83,12 +83,7 @@ def fleet(make_client, make_settings, real_store, redis_prefix, llm_server, fake
             return self.client.get(f"/jobs/{job_id}").json
 
         def wait(self, job_id: str, until=lambda status: JobState(status["state"]).finished, timeout: float = 120):
-            deadline = time.monotonic() + timeout
-            while not until(status := self.status(job_id)):
-                assert all(w.process.poll() is None for w in workers), f"a worker exited:\n{workers[-1].log}"
-                assert time.monotonic() < deadline, f"not there in {timeout} s: {status}\n{workers[-1].log[-3000:]}"
-                time.sleep(0.1)
-            return status
+            return wait_for_job(lambda: self.status(job_id), until, workers, timeout)
 
     yield Fleet()
     for process in workers:
