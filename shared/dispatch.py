@@ -31,7 +31,7 @@ def start_job(services: Services, ctx: PredictionContext, task_ids: list[int]) -
         priority=ctx.config.priority,
         max_usd=services.settings.batch_max_usd or None,
     )
-    queue_job(services, job_id, first_chunks=live_only(ctx))
+    queue_job(services, job_id)
     log.info(
         "project %s: job %s queued, %d tasks, model version %s", ctx.project, job_id, len(task_ids), ctx.model_version
     )
@@ -87,15 +87,11 @@ def feed_job(services: Services, ctx: PredictionContext, job_id: str, pages: Ite
     return added
 
 
-def queue_job(services: Services, job_id: str, first_chunks: bool = False) -> None:
-    """Send the job's dispatch message, or with ``first_chunks`` (a job with all its tasks that runs live: no
-    dispatch has more to do) queue its first chunks at once: a message less to wait for a worker's free slot
-    behind the other jobs' chunks.  Raises Unavailable (the job marked failed) when the broker does not take it."""
+def queue_job(services: Services, job_id: str) -> None:
+    """Send the job's dispatch message; raises Unavailable (the job marked failed) when the broker does not take
+    it."""
     try:
-        if first_chunks:
-            send_chunks(services.celery, job_id, services.jobs.refill(job_id))
-        else:
-            services.celery.send_task(DISPATCH_JOB, args=[job_id])
+        services.celery.send_task(DISPATCH_JOB, args=[job_id])
     except OperationalError as exc:
         services.jobs.abort(job_id, f"could not queue the job: {exc}")
         raise Unavailable(f"the job queue is unavailable: {exc}") from None

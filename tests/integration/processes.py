@@ -105,11 +105,11 @@ def prepare_project_over_http(
 def wait_for_job(
     status: Callable[[], dict], until: Callable[[dict], bool], workers: Sequence[BackendProcess], timeout: float
 ) -> dict:
-    """Read a job's status until ``until`` holds; fails at once when a worker process exited, and after ``timeout``
-    seconds, with the status and the last worker's log."""
+    """Read a job's status until ``until`` holds; fails at once when the newest worker process exited (a test may
+    have killed the ones before), and after ``timeout`` seconds, with the status and that worker's log."""
     deadline = time.monotonic() + timeout
     while not until(current := status()):
-        assert all(worker.process.poll() is None for worker in workers), f"a worker exited:\n{workers[-1].log}"
+        assert workers[-1].process.poll() is None, f"the worker exited:\n{workers[-1].log}"
         assert time.monotonic() < deadline, f"not there in {timeout} s: {current}\n{workers[-1].log[-3000:]}"
         time.sleep(0.1)
     return current

@@ -53,7 +53,7 @@ def test_several_tasks_become_a_job_answered_at_once(make_client, make_settings,
     assert response.json["results"] == []
     job_id = response.json["job"]
     assert fake_llm.chat_requests == []
-    assert queued_messages(redis_prefix) == 2, "the first JOB_QUEUED_CHUNKS of 3 chunks; each taken brings the next"
+    assert queued_messages(redis_prefix) == 1, "one dispatch message; the worker queues the first chunks"
     status = client.get(f"/jobs/{job_id}").json
     assert status == {
         "id": job_id,
