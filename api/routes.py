@@ -23,9 +23,10 @@ from shared.adapters.jobs import JobStatus, is_job_id
 from shared.adapters.metrics import RedisCollector
 from shared.adapters.queue import queue_key
 from shared.adapters.store import ProjectSetup, project_id_of
-from shared.dispatch import cancel_job, start_job
+from shared.dispatch import cancel_job, pause_job, resume_job, start_job
 from shared.domain.config import decode_extra_params
 from shared.domain.errors import InvalidRequest, NotFound, TaskError
+from shared.domain.spend import budget_usd
 from shared.domain.types import Prediction, Task, task_ids
 from shared.projects import PredictionContext
 from shared.redaction import redact
@@ -223,13 +224,36 @@ def job(job_id: str):
 @bp.post("/jobs/<job_id>/cancel")
 def cancel(job_id: str):
     """Only with the job's project named, so a wrong or copied id cannot cancel another project's job."""
+    return found(cancel_job(backend(), project_job(job_id, "cancel")), job_id).as_dict()
+
+
+@bp.post("/jobs/<job_id>/pause")
+def pause(job_id: str):
+    """No task of the job is asked of the LLM until it is resumed; with the job's project named, as for cancel."""
+    return found(pause_job(backend(), project_job(job_id, "pause")), job_id).as_dict()
+
+
+@bp.post("/jobs/<job_id>/resume")
+def resume(job_id: str):
+    """The job goes on where it stopped; ``max_usd`` gives it a new budget (a job paused at its budget needs a
+    higher one)."""
+    job = project_job(job_id, "resume")
+    raw = request.args.get("max_usd")
+    return found(resume_job(backend(), job, None if raw is None else budget_usd("max_usd", raw)), job_id).as_dict()
+
+
+def project_job(job_id: str, action: str) -> str:
+    """The job named in the path, when it is a job of the project the request names (``?project=``, required):
+    a wrong or copied id cannot act on another project's job."""
     project = project_param()
     if project is None:
-        raise InvalidRequest("project is required: POST /jobs/<id>/cancel?project=<the job's Label Studio project id>")
+        raise InvalidRequest(
+            f"project is required: POST /jobs/<id>/{action}?project=<the job's Label Studio project id>"
+        )
     status = backend().jobs.status(job_id) if is_job_id(job_id) else None
     if status is None or status.project != project:
         raise NotFound(f"no job {job_id} in project {project} (jobs are kept {backend().settings.job_ttl} s)")
-    return found(cancel_job(backend(), job_id), job_id).as_dict()
+    return job_id
 
 
 def found(status: JobStatus | None, job_id: str) -> JobStatus:

@@ -23,7 +23,19 @@ from pathlib import Path
 
 import redis
 
-from bench import batch, batch_api, elastic, enqueue, hundred_k, interactive, ratelimit, readers, real_ls, report
+from bench import (
+    batch,
+    batch_api,
+    elastic,
+    enqueue,
+    fairness,
+    hundred_k,
+    interactive,
+    ratelimit,
+    readers,
+    real_ls,
+    report,
+)
 from bench.harness import ROOT, Stack, log
 from cli.stack import start_embedded_redis
 
@@ -36,7 +48,7 @@ SCENARIOS = {
     "batch_api": batch_api.run,
     "readers": readers.run,
 }
-OPT_IN = {"hundred_k": hundred_k.run, "elastic": elastic.run}  # many minutes: only with --only
+OPT_IN = {"hundred_k": hundred_k.run, "elastic": elastic.run, "fairness": fairness.run}  # minutes: only with --only
 
 
 def _redis_url() -> tuple[str, subprocess.Popen | None]:

@@ -6,11 +6,11 @@ import itertools
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from shared.adapters.jobs import Jobs, JobState, JobStatus, is_job_id
-from shared.dispatch import cancel_job, feed_job, open_job
+from shared.dispatch import cancel_job, feed_job, open_job, pause_job, resume_job
 from shared.domain.config import Settings
 from shared.domain.errors import BackendError
 from shared.domain.estimate_report import ProjectEstimate, confirmation_reason, render_estimate
@@ -26,9 +26,18 @@ def fail(message: str) -> int:
     return 2
 
 
-def run_batch(settings: Settings, project: int, only_unlabeled: bool, wait: bool, assume_yes: bool = False) -> int:
+def run_batch(
+    settings: Settings,
+    project: int,
+    only_unlabeled: bool,
+    wait: bool,
+    assume_yes: bool = False,
+    priority: int | None = None,
+    max_usd: float | None = None,
+) -> int:
     """Print the estimate (from the first pages of a large project), ask above ``BATCH_CONFIRM_USD``, then start
-    the job at once and add the project's tasks to it page by page as they are read, following it with ``wait``."""
+    the job at once and add the project's tasks to it page by page as they are read, following it with ``wait``.
+    ``priority`` and ``max_usd`` override the project's priority and ``BATCH_MAX_USD`` for this job."""
     backend = Services.build(settings)
     try:
         opened = open_project(backend, project)
@@ -45,7 +54,7 @@ def run_batch(settings: Settings, project: int, only_unlabeled: bool, wait: bool
         print(render_estimate(estimate), flush=True)
         if not confirmed(estimate, settings.batch_confirm_usd, assume_yes):
             return 1
-        job_id = open_job(backend, ctx)
+        job_id = open_job(backend, ctx, priority, max_usd)
     except BackendError as exc:
         return fail(str(exc))
     print(f"job {job_id}: started, model version {ctx.model_version}; its tasks follow as they are read", flush=True)
@@ -163,12 +172,14 @@ def summary(status: JobStatus) -> str:
     if status.mode == "batch_api" and status.live_cost_usd is not None:
         cost += f" at the Batch API price (${status.live_cost_usd:.4f} live)"
     lines = [
-        f"job {status.id}  project {status.project}  {status.state}  mode {status.mode}",
+        f"job {status.id}  project {status.project}  {status.state}  mode {status.mode}  priority {status.priority}"
+        + (f"  budget ${status.max_usd:.4f}" if status.max_usd else ""),
         f"  model {status.model}  version {status.model_version}",
         f"  tasks {status.total}: done {status.done}, failed {status.failed}, pushed {status.pushed}",
         f"  tokens in {status.tokens_in}, out {status.tokens_out}, cached {status.tokens_cached} of those in; "
         f"estimated cost {cost}",
         f"  elapsed {elapsed:.1f} s",
+        *([f"  why: {status.message}"] if status.message else []),
     ]
     for batch in status.batches:
         counts = ", ".join(f"{name} {count}" for name, count in batch.get("counts", {}).items())
@@ -200,8 +211,24 @@ def show_job(settings: Settings, job_id: str) -> int:
 
 
 def cancel(settings: Settings, job_id: str) -> int:
-    status = cancel_job(Services.build(settings), job_id) if is_job_id(job_id) else None
+    return control(job_id, lambda services: cancel_job(services, job_id), settings)
+
+
+def pause(settings: Settings, job_id: str) -> int:
+    return control(job_id, lambda services: pause_job(services, job_id), settings)
+
+
+def resume(settings: Settings, job_id: str, max_usd: float | None) -> int:
+    return control(job_id, lambda services: resume_job(services, job_id, max_usd), settings)
+
+
+def control(job_id: str, action: Callable[[Services], JobStatus | None], settings: Settings) -> int:
+    """Cancel, pause or resume a job; print its state afterwards (and why it is paused)."""
+    try:
+        status = action(Services.build(settings)) if is_job_id(job_id) else None
+    except BackendError as exc:
+        return fail(str(exc))
     if status is None:
         return fail(f"no job {job_id}")
-    print(f"job {job_id}: {status.state}")
+    print(f"job {job_id}: {status.state}" + (f" ({status.message})" if status.message else ""))
     return 0

@@ -10,7 +10,8 @@ from pathlib import Path
 from shared.domain.calibration import DEFAULT_PRECISIONS
 from shared.domain.callers import unprotected_listening
 from shared.domain.config import Settings, load_settings
-from shared.domain.errors import ConfigError
+from shared.domain.errors import ConfigError, InvalidInput
+from shared.domain.spend import budget_usd
 from shared.logs import configure_logging
 
 log = logging.getLogger("llm_backend")
@@ -21,6 +22,16 @@ log = logging.getLogger("llm_backend")
 # keep-alive connections pin each annotator to a process, and the kernel does not spread them evenly.
 API_WORKERS = 2
 API_THREADS = 32
+JOB_ACTIONS = ("show", "cancel", "pause", "resume")
+MAX_USD_HELP = "the job's budget in USD at LLM_PRICES: it pauses before exceeding it (0: no budget)"
+
+
+def usd(raw: str) -> float:
+    """``--max-usd`` as typed (``budget_usd``), for argparse."""
+    try:
+        return budget_usd("--max-usd", raw)
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _refusal(settings: Settings, host: str) -> str | None:
@@ -105,7 +116,9 @@ def _check_health(settings: Settings, args: argparse.Namespace) -> int:
 def _run_batch(settings: Settings, args: argparse.Namespace) -> int:
     from cli.batch import run_batch
 
-    return run_batch(settings, args.project, args.filter == "unlabeled", args.wait, args.yes)
+    return run_batch(
+        settings, args.project, args.filter == "unlabeled", args.wait, args.yes, args.priority, args.max_usd
+    )
 
 
 def _run_eval(settings: Settings, args: argparse.Namespace) -> int:
@@ -133,6 +146,10 @@ def _run_jobs(settings: Settings, args: argparse.Namespace) -> int:
         return batch.show_job(settings, args.job_id)
     if args.action == "cancel":
         return batch.cancel(settings, args.job_id)
+    if args.action == "pause":
+        return batch.pause(settings, args.job_id)
+    if args.action == "resume":
+        return batch.resume(settings, args.job_id, args.max_usd)
     return batch.list_jobs(settings, args.project)
 
 
@@ -204,6 +221,15 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--yes", action="store_true", help="start without asking, whatever the estimate (see BATCH_CONFIRM_USD)"
     )
+    batch.add_argument(
+        "--priority",
+        type=int,
+        choices=range(1, 11),
+        metavar="1-10",
+        help="the job's share of the workers against other jobs (default: the project's extra param `priority`, "
+        "else 1)",
+    )
+    batch.add_argument("--max-usd", type=usd, help=MAX_USD_HELP + " (default BATCH_MAX_USD)")
     batch.set_defaults(run=_run_batch)
 
     evaluate = commands.add_parser(
@@ -288,10 +314,13 @@ def _parser() -> argparse.ArgumentParser:
     estimate.add_argument("--json", action="store_true", help="print the estimate as JSON")
     estimate.set_defaults(run=_run_estimate)
 
-    jobs = commands.add_parser("jobs", help="list jobs; `jobs show ID`, `jobs cancel ID`")
-    jobs.add_argument("action", nargs="?", choices=("list", "show", "cancel"), default="list")
-    jobs.add_argument("job_id", nargs="?", help="the job (for show and cancel)")
+    jobs = commands.add_parser(
+        "jobs", help="list jobs; `jobs show ID`, `jobs cancel ID`, `jobs pause ID`, `jobs resume ID [--max-usd X]`"
+    )
+    jobs.add_argument("action", nargs="?", choices=("list", *JOB_ACTIONS), default="list")
+    jobs.add_argument("job_id", nargs="?", help="the job (for show, cancel, pause and resume)")
     jobs.add_argument("--project", type=int, help="only this project's jobs")
+    jobs.add_argument("--max-usd", type=usd, help=f"with resume: {MAX_USD_HELP}")
     jobs.set_defaults(run=_run_jobs)
 
     docs = commands.add_parser("settings", help="print every setting with its default and help text")
@@ -306,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown and not getattr(args, "passes_options", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.celery_options = unknown
-    if getattr(args, "action", None) in ("show", "cancel") and not args.job_id:
+    if getattr(args, "action", None) in JOB_ACTIONS and not args.job_id:
         parser.error(f"jobs {args.action} needs a job id")
     try:
         settings = load_settings()

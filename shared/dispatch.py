@@ -8,9 +8,9 @@ from collections.abc import Iterable
 from kombu.exceptions import OperationalError
 
 from shared.adapters.jobs import JobState, JobStatus
-from shared.adapters.queue import DISPATCH_JOB, chunk_task_id
+from shared.adapters.queue import DISPATCH_JOB, chunk_task_id, send_chunks
 from shared.batch_jobs import live_only
-from shared.domain.errors import LimitReached, Unavailable
+from shared.domain.errors import InvalidRequest, LimitReached, Unavailable
 from shared.projects import PredictionContext
 from shared.services import Services
 
@@ -24,7 +24,13 @@ def start_job(services: Services, ctx: PredictionContext, task_ids: list[int]) -
 
     The job keeps the task ids only: the workers predict the data Label Studio holds for them."""
     within_bounds(services, ctx.project)
-    job_id = services.jobs.create(services.projects.snapshot(ctx), task_ids, services.settings.batch_chunk_size)
+    job_id = services.jobs.create(
+        services.projects.snapshot(ctx),
+        task_ids,
+        services.settings.batch_chunk_size,
+        priority=ctx.config.priority,
+        max_usd=services.settings.batch_max_usd or None,
+    )
     queue_job(services, job_id)
     log.info(
         "project %s: job %s queued, %d tasks, model version %s", ctx.project, job_id, len(task_ids), ctx.model_version
@@ -32,11 +38,21 @@ def start_job(services: Services, ctx: PredictionContext, task_ids: list[int]) -
     return job_id
 
 
-def open_job(services: Services, ctx: PredictionContext) -> str:
+def open_job(
+    services: Services, ctx: PredictionContext, priority: int | None = None, max_usd: float | None = None
+) -> str:
     """Store a job with no task yet, to be given its tasks page by page (``feed_job``); raises LimitReached as
-    ``start_job`` does.  It counts as active from now on (MAX_ACTIVE_JOBS_PER_PROJECT)."""
+    ``start_job`` does.  It counts as active from now on (MAX_ACTIVE_JOBS_PER_PROJECT).  Its priority and budget
+    are the project's (extra params ``priority``) and ``BATCH_MAX_USD`` unless given."""
     within_bounds(services, ctx.project)
-    job_id = services.jobs.create(services.projects.snapshot(ctx), [], services.settings.batch_chunk_size, sealed=False)
+    job_id = services.jobs.create(
+        services.projects.snapshot(ctx),
+        [],
+        services.settings.batch_chunk_size,
+        sealed=False,
+        priority=priority or ctx.config.priority,
+        max_usd=(services.settings.batch_max_usd if max_usd is None else max_usd) or None,
+    )
     log.info("project %s: job %s opened, model version %s; its tasks follow", ctx.project, job_id, ctx.model_version)
     return job_id
 
@@ -94,6 +110,36 @@ def within_bounds(services: Services, project: str | None) -> None:
             f"project {project} has {active} queued or running jobs, MAX_ACTIVE_JOBS_PER_PROJECT={limit}: wait for "
             "one to finish, or cancel one (POST /jobs/<id>/cancel?project=<id>; GET /jobs?project=<id> lists them)"
         )
+
+
+def pause_job(services: Services, job_id: str) -> JobStatus | None:
+    """Pause a queued or running job: no task of it is asked of the LLM until it is resumed (calls in flight
+    finish); raises InvalidRequest for a job in another state."""
+    status = services.jobs.pause(job_id, "paused by request")
+    if status is not None and status.state != JobState.PAUSED:
+        raise InvalidRequest(f"job {job_id} is {status.state}: only a queued or running job can be paused")
+    return status
+
+
+def resume_job(services: Services, job_id: str, max_usd: float | None = None) -> JobStatus | None:
+    """Resume a paused job where it stopped (with a new budget when given): its chunks are queued again, and
+    none of its tasks answered is asked again.  Raises InvalidRequest for a job not paused, or one whose spend
+    is at its budget and no higher budget is given."""
+    status = services.jobs.status(job_id)
+    if status is None:
+        return None
+    if status.state != JobState.PAUSED:
+        raise InvalidRequest(f"job {job_id} is {status.state}: only a paused job can be resumed")
+    budget = status.max_usd if max_usd is None else max_usd
+    if budget and status.cost_usd is not None and status.cost_usd >= budget:
+        raise InvalidRequest(
+            f"job {job_id} spent ${status.cost_usd:.4f} of its ${budget:.4f} budget: resume it with a higher one "
+            "(max_usd)"
+        )
+    state, chunks = services.jobs.resume(job_id, max_usd)
+    send_chunks(services.celery, job_id, chunks)
+    log.info("job %s resumed (%s), %d chunks queued", job_id, state, len(chunks))
+    return services.jobs.status(job_id)
 
 
 def cancel_job(services: Services, job_id: str) -> JobStatus | None:

@@ -176,7 +176,7 @@ class Predictor:
                     ctx.interactive,
                     output=output,
                     writes=writes,
-                    before_call=lambda: self.spend.check(ctx.project),  # PROJECT_DAILY_USD; cached answers are free
+                    before_call=lambda: self.admit(ctx),  # cached answers are free
                 )
                 for messages, output, _images in requests
             ]
@@ -194,6 +194,13 @@ class Predictor:
         ]
         return merged(split, predictions)
 
+    def admit(self, ctx: PredictionContext) -> None:
+        """Before a call reaches the provider: the project's ``PROJECT_DAILY_USD``, and for a job's task the job's
+        pause and budget (raises LimitReached or JobPaused)."""
+        self.spend.check(ctx.project)
+        if ctx.job_id:
+            self.jobs.admit_call(ctx.job_id)
+
     def record_usage(
         self,
         ctx: PredictionContext,
@@ -209,7 +216,7 @@ class Predictor:
                 self.store.add_usage(ctx.project, ctx.config.llm.model, usage, calls, pipe)
                 self.spend.record(ctx.project, ctx.config.llm.model, usage, via_batch, pipe)
             if ctx.job_id:
-                self.jobs.add_usage(ctx.job_id, usage, via_batch, pipe)
+                self.jobs.add_usage(ctx.job_id, usage, via_batch, pipe, calls)
 
     def image_sizes(
         self, ctx: PredictionContext, data: dict[str, Any], images: list[tuple[TaskObject, str]] | None

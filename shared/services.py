@@ -53,7 +53,14 @@ class Services:
         )
         label_studio = label_studio or LabelStudioGateways(policy=AddressPolicy.from_settings(settings))
         metrics = Metrics(store)
-        jobs = Jobs(store, settings.job_ttl, settings.prices, settings.handover_grace, settings.llm_batch_discount)
+        jobs = Jobs(
+            store,
+            settings.job_ttl,
+            settings.prices,
+            settings.handover_grace,
+            settings.llm_batch_discount,
+            settings.job_queued_chunks,
+        )
         llm = LLM.from_settings(settings, store, metrics)
         predictor = Predictor(settings, store, jobs, llm, label_studio, metrics)
         projects = Projects(settings, store, FewShotPools(settings, store, label_studio))

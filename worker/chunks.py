@@ -37,7 +37,7 @@ from shared.adapters.jobs import ClaimKeeper, Jobs, JobState, Ledger
 from shared.batch_jobs import WAITING_FOR_BATCHES
 from shared.domain.backoff import backoff
 from shared.domain.config import Settings
-from shared.domain.errors import InvalidInput, LabelStudioError, LLMError, TaskError
+from shared.domain.errors import InvalidInput, JobPaused, LabelStudioError, LLMError, TaskError
 from shared.domain.types import Prediction, Task, data_digest
 from shared.predictor import Predictor
 from shared.projects import PredictionContext, Projects
@@ -282,7 +282,9 @@ class ChunkRunner:
             result = self.predictor.outcome(pending.ctx, task)
             try:
                 if isinstance(result, TaskError):
-                    if isinstance(result, LLMError) and result.retryable and not pending.last_attempt:
+                    if isinstance(result, JobPaused) or (
+                        isinstance(result, LLMError) and result.retryable and not pending.last_attempt
+                    ):
                         self._wait_for(pending, task["id"])
                     else:
                         self._fail(pending.job_id, task["id"], str(result), pending.outcome)

@@ -3,8 +3,9 @@
 Label Studio does work proportional to the project on every import call (about 0.3 s on an empty project,
 5 s once it holds 10,000 predictions, whatever the batch size), so the number of calls, not the number of
 predictions, decides how a large job scales.  Chunks therefore do not push: they keep each prediction in
-the ledger and put the task in the ledger's outbox (Redis).  Every worker process runs a push loop; for each
-(project, model version) one of them holds the push lock and flushes the outbox — everything waiting, from
+the ledger and put the task in the ledger's outbox (Redis).  Every worker process runs a push loop for each
+(project, model version) it has predictions of (so a slow call for one project never holds back another's); for
+each, one process holds the push lock and flushes the outbox — everything waiting, from
 every process, in one call — when predictions have waited ``CALL_SHARE`` times the last call's duration
 (between ``MIN_INTERVAL`` and ``MAX_INTERVAL``), when no new ones came for ``SETTLE_SECONDS`` (the end of a
 job), or when a call's worth are waiting.  The LLM window runs meanwhile; chunks wait for their tasks to be
@@ -68,6 +69,7 @@ class _Outbox:
     last_size: int = 0
     grew_at: float = field(default_factory=time.monotonic)
     active_at: float = field(default_factory=time.monotonic)
+    loop: Periodic | None = None  # its push loop in this process (``Pusher.start``)
 
 
 class _LockKeeper:
@@ -94,6 +96,10 @@ class _LockKeeper:
         self._thread.join()
 
 
+def _key(ledger: Ledger) -> tuple[str, str]:
+    return ledger.project, ledger.version
+
+
 class _Unknown(Exception):
     """A call's outcome is unknown: it is recorded in the ledger, to be read back."""
 
@@ -106,10 +112,11 @@ class Pusher:
         self.backlog_limit = backlog_limit
         self.metrics = metrics
         self.owner = uuid.uuid4().hex
-        self._outboxes: dict[tuple[str | None, str], _Outbox] = {}
+        self._outboxes: dict[tuple[str, str], _Outbox] = {}
         self._lock = threading.Lock()
-        self._busy = threading.Lock()  # one call or read-back at a time in this process (they share the owner)
-        self._loop = Periodic(TICK, self._tick, "pusher")
+        # one call or read-back per (project, version) at a time in this process (they share the owner)
+        self._busy: dict[tuple[str, str], threading.Lock] = {}
+        self._started = self._stopped = False
 
     def _new_outbox(self, ctx: PredictionContext, ledger: Ledger) -> _Outbox:
         settings = self.predictor.settings
@@ -122,40 +129,60 @@ class Pusher:
     def watch(self, ctx: PredictionContext, ledger: Ledger) -> None:
         """This process has predictions for this ledger: keep its outbox flushed."""
         with self._lock:
-            box = self._outboxes.get((ledger.project, ledger.version))
+            box = self._outboxes.get(_key(ledger))
             if box is None:
-                self._outboxes[(ledger.project, ledger.version)] = self._new_outbox(ctx, ledger)
+                box = self._outboxes[_key(ledger)] = self._new_outbox(ctx, ledger)
+                if self._started:
+                    self._spawn(box)
             else:
                 box.ctx, box.active_at = ctx, time.monotonic()
 
     def start(self) -> None:
-        self._loop.start()
+        with self._lock:
+            if not self._started:
+                self._started = True
+                for box in self._outboxes.values():
+                    self._spawn(box)
+
+    def _spawn(self, box: _Outbox) -> None:
+        """The push loop of one (project, version), until it is forgotten (idle) or the pusher stops: an import call
+        into a large project (tens of seconds) delays no other project's predictions.  Called holding ``_lock``."""
+        if not self._stopped:
+            box.loop = Periodic(TICK, lambda: self._round(box), f"pusher-{box.ledger.project}").start()
+
+    def _round(self, box: _Outbox) -> None:
+        with self._lock:
+            if self._outboxes.get(_key(box.ledger)) is not box:  # forgotten: the next ``watch`` starts a new loop
+                assert box.loop is not None
+                box.loop.stop()
+                return
+        with self._busy_for(box.ledger):
+            self._tend(box)
+
+    def _busy_for(self, ledger: Ledger) -> threading.Lock:
+        with self._lock:
+            return self._busy.setdefault(_key(ledger), threading.Lock())
 
     def stop(self, timeout: float | None = None) -> None:
-        """Push no more: a call under way ends first (up to ``timeout`` s; one left unknown is read back by the next
-        pusher), and the push locks this process holds without a call in flight are released at once, so another
+        """Push no more: a call under way ends first (up to ``timeout`` s in all; one left unknown is read back by the
+        next pusher), and the push locks this process holds without a call in flight are released at once, so another
         process's pusher takes the project over without waiting for them to lapse."""
-        self._loop.stop(timeout)
-        if not self._busy.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
-            return  # a call still open: its lock lapses, and the next pusher reads the call back
-        try:
-            with self._lock:
-                boxes = list(self._outboxes.values())
-            for box in boxes:
-                if box.ledger.push_in_flight() is None:
-                    box.ledger.release_push_lock(self.owner)
-        finally:
-            self._busy.release()
-
-    def _tick(self) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
+            self._stopped = True
             boxes = list(self._outboxes.values())
         for box in boxes:
+            if box.loop is not None:
+                box.loop.stop(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        for box in boxes:
+            busy = self._busy_for(box.ledger)
+            if not busy.acquire(timeout=-1 if deadline is None else max(0.0, deadline - time.monotonic())):
+                continue  # a call still open: its lock lapses, and the next pusher reads the call back
             try:
-                with self._busy:
-                    self._tend(box)
-            except Exception:  # Redis or Label Studio away: the next tick tries again
-                log.warning("push loop for project %s failed", box.ledger.project, exc_info=True)
+                if box.ledger.push_in_flight() is None:
+                    box.ledger.release_push_lock(self.owner)
+            finally:
+                busy.release()
 
     def _tend(self, box: _Outbox) -> None:
         now = time.monotonic()
@@ -169,7 +196,7 @@ class Pusher:
             box.waiting_since = None
             if now - box.active_at > IDLE_FORGET:
                 with self._lock:
-                    self._outboxes.pop((box.ledger.project, box.ledger.version), None)
+                    self._outboxes.pop(_key(box.ledger), None)
                 box.ledger.release_push_lock(self.owner)
             return
         box.active_at = now
@@ -195,7 +222,7 @@ class Pusher:
 
         A call whose outcome stays unknown ends the flush with the lock kept (it lapses after ``LOCK_SECONDS``
         unless renewed): the outcome is read back before the project gets anything else."""
-        with self._busy:
+        with self._busy_for(ledger):
             if not ledger.hold_push_lock(self.owner, LOCK_SECONDS):
                 return 0
             box = self._new_outbox(ctx, ledger)
@@ -291,14 +318,15 @@ class Pusher:
         """Read back a call whose outcome is unknown, if its time has come and no other process holds the push
         lock; True when one was read back (a chunk finding its tasks in it asks, so as not to wait a tick).  Left
         to the loop while this process is pushing."""
-        if not self._busy.acquire(blocking=False):
+        busy = self._busy_for(ledger)
+        if not busy.acquire(blocking=False):
             return False
         try:
             if ledger.push_in_flight() is None or not ledger.hold_push_lock(self.owner, LOCK_SECONDS):
                 return False
             return self._reconcile(self._new_outbox(ctx, ledger))
         finally:
-            self._busy.release()
+            busy.release()
 
     def _reconcile(self, box: _Outbox) -> bool:
         """Read back the outcome of the call in flight, once its time has come: the tasks holding the prediction

@@ -9,12 +9,12 @@ import uuid
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from shared.adapters.jobs import ACTIVE_STATES
+from shared.adapters.jobs import LIVE_STATES
 from shared.adapters.queue import (
     DISPATCH_JOB,
     POLL_BATCHES,
     PREDICT_CHUNK,
-    chunk_task_id,
+    send_chunks,
 )
 from shared.domain.backoff import backoff
 from shared.logs import log_context
@@ -29,11 +29,12 @@ STREAM_SILENCE = 900.0  # seconds without a task added after which an unsealed j
 def register_tasks(app: Celery, services: PerProcess) -> None:
     @app.task(name=DISPATCH_JOB, bind=True, max_retries=None)
     def dispatch_job(self: Task, job_id: str) -> int:
-        """Fan a job out into chunk messages, or first send it through the provider's Batch API (its polls
-        dispatch it again once the answers are in); a redelivery resumes where the last one stopped.
+        """Queue the job's first chunk messages, or first send it through the provider's Batch API (its polls
+        dispatch it again once the answers are in).  Only ``JOB_QUEUED_CHUNKS`` x its priority are queued: each
+        one a worker takes brings the next (``predict_chunk``), so jobs running side by side share the workers.
 
         A job still taking tasks (unsealed: ``llm-backend batch`` adds them page by page) runs live: its chunks
-        are sent as they come, by this task sent again every ``STREAM_DISPATCH_EVERY`` s until it is sealed."""
+        are queued as they come, by this task sent again every ``STREAM_DISPATCH_EVERY`` s until it is sealed."""
         jobs = services.jobs
         attempt = self.request.retries
         sealed = jobs.sealed(job_id)  # read before the chunks are counted: none added after it is missed
@@ -52,21 +53,16 @@ def register_tasks(app: Celery, services: PerProcess) -> None:
                 POLL_BATCHES, args=[job_id, jobs.poll_seq(job_id)], countdown=services.settings.batch_api_poll_first
             )
             return 0
-        total = jobs.chunk_count(job_id)
-        start = jobs.dispatched(job_id)
-        for index in range(start, total):
-            app.send_task(PREDICT_CHUNK, args=[job_id, index], task_id=chunk_task_id(job_id, index))
-            if index % 100 == 99:
-                jobs.mark_dispatched(job_id, index + 1)
-        jobs.mark_dispatched(job_id, total)
+        queued = jobs.refill(job_id)
+        send_chunks(app, job_id, queued)
         if not sealed:
             follow_stream(job_id)
-        return total - start
+        return len(queued)
 
     def follow_stream(job_id: str) -> None:
-        """Dispatch an unsealed job again soon; fail it when no tasks were added for ``STREAM_SILENCE`` s (the
-        command adding them died)."""
-        if services.jobs.state(job_id) not in ACTIVE_STATES:
+        """Dispatch an unsealed job again soon (a paused one too: it takes tasks); fail it when no tasks were added
+        for ``STREAM_SILENCE`` s (the command adding them died)."""
+        if services.jobs.state(job_id) not in LIVE_STATES:
             return
         silent = time.time() - services.jobs.extended_at(job_id)
         if silent > STREAM_SILENCE:
@@ -97,6 +93,11 @@ def register_tasks(app: Celery, services: PerProcess) -> None:
         retry_in = backoff(attempt, cap=services.settings.batch_retry_max_delay)
         try:
             with log_context(job_id=job_id, chunk=index):
+                instead = services.jobs.take_chunk(job_id, index)
+                if instead is None:
+                    log.info("job %s chunk %s: the job is paused; the chunk waits for its resume", job_id, index)
+                    return {"parked": True}
+                send_chunks(app, job_id, instead)  # the job's next chunks take this one's place in the queue
                 pending = services.runner.start(job_id, index, attempt=attempt, owner=uuid.uuid4().hex)
                 if pending is None:
                     return {"started": 0}

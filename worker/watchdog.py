@@ -9,8 +9,9 @@ send the chunk's message again.  Every worker's main process runs one watchdog l
   timeout (an hour by default).  The dead worker's task claims lapse within the same ``BATCH_CLAIM_SECONDS``,
   so the new run can take its tasks; a child process killed alone needs none of this (Celery re-queues its
   message at once, ``task_reject_on_worker_lost``);
-- rescues stalled jobs: a job with unfinished chunks and no progress for ``JOB_STALL_SECONDS`` gets them
-  sent again (Celery drops the message of a task that failed, even when the broker vanished mid-task);
+- rescues stalled jobs: a job with unfinished chunks and no progress for ``JOB_STALL_SECONDS`` gets those it
+  had queued sent again, and its queue refilled (Celery drops the message of a task that failed, even when the
+  broker vanished mid-task; a job whose queued chunks' messages were lost or revoked gets no more otherwise);
 - rescues Batch API polls (``shared.batch_jobs``): a job's poll overdue by ``BATCH_CLAIM_SECONDS`` (its
   countdown message died with a worker or with Redis) is sent again.
 
@@ -27,15 +28,11 @@ import psutil
 from celery import Celery
 
 from shared.adapters.jobs import ACTIVE_STATES, Jobs
-from shared.adapters.queue import POLL_BATCHES, PREDICT_CHUNK, chunk_task_id, holder_parts
+from shared.adapters.queue import POLL_BATCHES, holder_parts, send_chunk, send_chunks
 from shared.batch_jobs import WAITING_FOR_BATCHES
 from worker.periodic import Periodic
 
 log = logging.getLogger(__name__)
-
-
-def send_chunk(celery: Celery, job_id: str, index: int) -> None:
-    celery.send_task(PREDICT_CHUNK, args=[job_id, index], task_id=chunk_task_id(job_id, index))
 
 
 def process_gone(node: str) -> Callable[[str], bool]:
@@ -78,16 +75,15 @@ def rescue_stalled_jobs(jobs: Jobs, celery: Celery, stall_seconds: float, recent
             continue  # a job waiting for its Batch API answers has its polls rescued instead
         if not jobs.claim_rescue(job_id, stall_seconds):
             continue  # another worker is on it
-        unfinished = jobs.unfinished_chunks(job_id)
+        dispatched = jobs.dispatched(job_id)
+        unfinished = [index for index in jobs.unfinished_chunks(job_id) if index < dispatched]
         log.warning(
-            "job %s: no progress for %.0f s; sending its %d unfinished chunks again",
+            "job %s: no progress for %.0f s; sending its %d unfinished queued chunks again",
             job_id,
             now - last,
             len(unfinished),
         )
-        for index in unfinished:
-            send_chunk(celery, job_id, index)
-        jobs.mark_dispatched(job_id, jobs.chunk_count(job_id))
+        send_chunks(celery, job_id, [*unfinished, *jobs.requeue(job_id, unfinished)])
         jobs.touch(job_id)
         rescued.append(job_id)
     return rescued

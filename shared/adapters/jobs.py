@@ -38,6 +38,7 @@ from redis.client import Pipeline
 
 from shared.adapters.replies import text, text_dict, text_list, text_set
 from shared.adapters.store import Store
+from shared.domain.errors import JobPaused
 from shared.domain.pricing import Price, TokenUsage, usage_cost
 from shared.domain.types import JobSnapshot, Prediction
 from shared.redaction import redact
@@ -54,13 +55,15 @@ class JobState(enum.StrEnum):
     FAILED = "failed"
     PARTIAL = "partial"  # some tasks failed, some were predicted
     CANCELLED = "cancelled"
+    PAUSED = "paused"  # by its owner or at its budget: no LLM call until resumed
 
     @property
     def finished(self) -> bool:
-        return self not in (JobState.QUEUED, JobState.RUNNING)
+        return self not in LIVE_STATES
 
 
-ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
+ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)  # the job's chunks run
+LIVE_STATES = (*ACTIVE_STATES, JobState.PAUSED)  # not finished: it may run again
 
 # A job sent through the provider's Batch API goes through these phases (``shared.batch_jobs``).
 SUBMITTING, POLLING, COLLECTED = "submitting", "polling", "collected"
@@ -98,7 +101,8 @@ _SETTLE = """
 local state = redis.call('HGET', KEYS[1], 'state')
 local chunks = tonumber(redis.call('HGET', KEYS[1], 'chunks') or '0')
 local open = redis.call('HGET', KEYS[1], 'sealed') == '0'
-if not open and redis.call('SCARD', KEYS[2]) >= chunks and (state == 'queued' or state == 'running') then
+local live = state == 'queued' or state == 'running' or state == 'paused'
+if not open and live and redis.call('SCARD', KEYS[2]) >= chunks then
   local failed, done = redis.call('SCARD', KEYS[4]), redis.call('SCARD', KEYS[3])
   if failed == 0 then state = 'done' elseif done == 0 then state = 'failed' else state = 'partial' end
   redis.call('HSET', KEYS[1], 'state', state)
@@ -135,10 +139,13 @@ redis.call('HSET', KEYS[1], 'sealed', '1', 'progress_at', ARGV[1])
 )
 
 # KEYS[1] the job hash.  ARGV: now, ttl, the chunks' key without the index, the tasks added, then each chunk's
-# task ids (JSON).  Appends chunks to an active job that is not sealed; returns the index of the first, or -1.
+# task ids (JSON).  Appends chunks to a job not finished (a paused one too) and not sealed; returns the index of the
+# first, or -1.
 _EXTEND = """
 local state = redis.call('HGET', KEYS[1], 'state')
-if (state ~= 'queued' and state ~= 'running') or redis.call('HGET', KEYS[1], 'sealed') ~= '0' then return -1 end
+if (state ~= 'queued' and state ~= 'running' and state ~= 'paused') or redis.call('HGET', KEYS[1], 'sealed') ~= '0' then
+  return -1
+end
 local first = tonumber(redis.call('HGET', KEYS[1], 'chunks') or '0')
 for i = 5, #ARGV do
   redis.call('SET', ARGV[3] .. (first + i - 5), ARGV[i], 'EX', tonumber(ARGV[2]))
@@ -148,6 +155,93 @@ redis.call('HINCRBY', KEYS[1], 'total', tonumber(ARGV[4]))
 redis.call('HSET', KEYS[1], 'progress_at', ARGV[1], 'extended_at', ARGV[1])
 return first
 """
+
+
+# Lazy dispatch: a job keeps at most ``JOB_QUEUED_CHUNKS`` x its priority chunk messages in the broker's queue
+# (their indices in the ``queued`` set), and each one a worker takes is replaced by the job's next chunk, so the
+# FIFO queue interleaves the jobs running.  A set, not a counter: a message delivered twice, or sent again by a
+# watchdog or a retry, takes nothing off twice.  ``refill`` (KEYS[1] the job hash, KEYS[2] its queued set; ARGV[1]
+# the quota per priority, ARGV[2] the ttl) marks the job's next chunks queued while it is active and not waiting
+# for the Batch API, and returns the range of chunk indices to send: {first, last + 1}.
+_REFILL = """
+local function refill()
+  local state = redis.call('HGET', KEYS[1], 'state')
+  local phase = redis.call('HGET', KEYS[1], 'batch_phase')
+  local first = tonumber(redis.call('HGET', KEYS[1], 'dispatched') or '0')
+  if (state ~= 'queued' and state ~= 'running') or phase == 'submitting' or phase == 'polling' then
+    return {first, first}
+  end
+  local chunks = tonumber(redis.call('HGET', KEYS[1], 'chunks') or '0')
+  local quota = tonumber(ARGV[1]) * tonumber(redis.call('HGET', KEYS[1], 'priority') or '1')
+  local count = math.min(quota - redis.call('SCARD', KEYS[2]), chunks - first)
+  if count <= 0 then return {first, first} end
+  for index = first, first + count - 1 do redis.call('SADD', KEYS[2], index) end
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]))
+  redis.call('HSET', KEYS[1], 'dispatched', first + count)
+  return {first, first + count}
+end
+"""
+
+_DISPATCH = _REFILL + "return refill()\n"
+
+# KEYS: the job hash, its queued set, its parked set.  ARGV: quota, ttl, the chunk index taken.  A worker took a
+# chunk's message: it is no longer queued; while the job is paused it is parked (not run: resume sends it again)
+# and {-1, -1} returned, else the job's next chunks are queued in its place (the range to send).
+_TAKE_CHUNK = (
+    _REFILL
+    + """
+redis.call('SREM', KEYS[2], ARGV[3])
+if redis.call('HGET', KEYS[1], 'state') == 'paused' then
+  redis.call('SADD', KEYS[3], ARGV[3])
+  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[2]))
+  return {-1, -1}
+end
+return refill()
+"""
+)
+
+# KEYS: the job hash.  ARGV: now, the reason.  Pauses an active job; returns the state afterwards ('' when missing).
+_PAUSE = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return '' end
+if state ~= 'queued' and state ~= 'running' then return state end
+redis.call('HSET', KEYS[1], 'state', 'paused', 'message', ARGV[2], 'progress_at', ARGV[1])
+return 'paused'
+"""
+
+# KEYS: the job hash, its queued set, its parked set.  ARGV: quota, ttl, now, a new budget ('' keeps it).  Resumes a
+# paused job where it stopped: running (queued when no chunk ever started), its parked chunks queued again and
+# its next ones up to its quota.  Returns {state, first, last + 1, parked...}; a job not paused is left as it is.
+_RESUME = (
+    _REFILL
+    + """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {''} end
+if state ~= 'paused' then return {state} end
+if redis.call('HEXISTS', KEYS[1], 'started_at') == 1 then state = 'running' else state = 'queued' end
+redis.call('HSET', KEYS[1], 'state', state, 'progress_at', ARGV[3])
+redis.call('HDEL', KEYS[1], 'message')
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'max_usd', ARGV[4]) end
+local parked = redis.call('SMEMBERS', KEYS[3])
+redis.call('DEL', KEYS[3])
+for _, index in ipairs(parked) do redis.call('SADD', KEYS[2], index) end
+local sent = refill()
+return {state, sent[1], sent[2], unpack(parked)}
+"""
+)
+
+# KEYS: the job hash, its queued set.  ARGV: quota, ttl, then chunk indices.  A stalled job's dispatched chunks
+# are sent again: they become its queued chunks (whatever the set said: its messages may be lost), topped up to
+# its quota.  Returns the range of further chunks to send.
+_REQUEUE = (
+    _REFILL
+    + """
+redis.call('DEL', KEYS[2])
+for i = 3, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]))
+return refill()
+"""
+)
 
 
 # KEYS[1] a job's holders hash; ARGV[1] a chunk index, ARGV[2] its holder.  Forgets the holder only while it is
@@ -195,6 +289,9 @@ class JobStatus:
     live_cost_usd: float | None = None  # the same tokens at the live price
     mode: str = "live"  # "batch_api" once the job's requests went to the provider's Batch API
     batches: list[dict] = field(default_factory=list)  # the provider's batches: id, state, counts
+    priority: int = 1  # its share of the workers' windows against the other jobs running
+    max_usd: float | None = None  # its budget: it pauses before exceeding it
+    message: str | None = None  # why it is paused
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -217,6 +314,9 @@ class JobStatus:
             "live_cost_usd": self.live_cost_usd,
             "mode": self.mode,
             "batches": self.batches,
+            "priority": self.priority,
+            "max_usd": self.max_usd,
+            "message": self.message,
         }
 
 
@@ -250,8 +350,10 @@ class Jobs:
         prices: dict[str, Price] | None = None,
         handover_grace: float = 10.0,
         batch_discount: float = 0.5,
+        queued_chunks: int = 2,
     ) -> None:
         self.store = store
+        self.queued_chunks = queued_chunks  # JOB_QUEUED_CHUNKS: each job's messages in the queue, per priority
         self.redis = store.redis
         self.ttl = ttl
         self.prices = prices or {}
@@ -264,6 +366,11 @@ class Jobs:
         self._take_poll = self.redis.register_script(_TAKE_POLL)
         self._drop_holder = self.redis.register_script(_DROP_HOLDER)
         self._set_phase = self.redis.register_script(_SET_PHASE)
+        self._dispatch = self.redis.register_script(_DISPATCH)
+        self._take_chunk = self.redis.register_script(_TAKE_CHUNK)
+        self._pause = self.redis.register_script(_PAUSE)
+        self._resume = self.redis.register_script(_RESUME)
+        self._requeue = self.redis.register_script(_REQUEUE)
 
     def _job(self, job_id: str, *parts: str) -> str:
         return self.store.key("job", job_id, *parts)
@@ -272,11 +379,20 @@ class Jobs:
         return Ledger(self.store, project, model_version, self.ttl, self.handover_grace)
 
     # --- creating -------------------------------------------------------------------------------
-    def create(self, snapshot: JobSnapshot, task_ids: list[int], chunk_size: int, sealed: bool = True) -> str:
+    def create(
+        self,
+        snapshot: JobSnapshot,
+        task_ids: list[int],
+        chunk_size: int,
+        sealed: bool = True,
+        priority: int = 1,
+        max_usd: float | None = None,
+    ) -> str:
         """Store a job and its task ids in one round trip; returns its id.
 
         Only ids: what the job predicts is the data Label Studio holds for them, read when a chunk runs.  A job
-        created unsealed takes more tasks (``extend``) until it is ``seal``ed: it is never settled before."""
+        created unsealed takes more tasks (``extend``) until it is ``seal``ed: it is never settled before.  Its
+        ``priority`` is its share of the workers against other jobs; past ``max_usd`` spent it pauses."""
         job_id = uuid.uuid4().hex
         now = time.time()
         chunks = list(chunked(list(task_ids), chunk_size))
@@ -294,6 +410,8 @@ class Jobs:
                 "chunks": len(chunks),
                 "dispatched": 0,
                 "sealed": int(sealed),
+                "priority": priority,
+                **({"max_usd": max_usd} if max_usd else {}),
                 "created_at": now,
                 "extended_at": now,
                 "snapshot": snapshot.model_dump_json(),
@@ -356,13 +474,8 @@ class Jobs:
         record, done, failed, pushed, errors, batches = pipe.execute()
         if not record:
             return None
-        usage, batch_usage = _usage(record, ""), _usage(record, "batch_")
+        usage = _usage(record, "")
         model = record.get("model", "")
-        price = self.prices.get(model)
-        live_part, batch_part = (
-            usage_cost(price, usage - batch_usage),
-            usage_cost(price, batch_usage, self.batch_discount),
-        )
         return JobStatus(
             id=job_id,
             project=record.get("project") or None,
@@ -379,11 +492,24 @@ class Jobs:
             tokens_in=usage.tokens_in,
             tokens_out=usage.tokens_out,
             tokens_cached=usage.cached,
-            cost_usd=None if live_part is None or batch_part is None else round(live_part + batch_part, 6),
-            live_cost_usd=usage_cost(price, usage),
+            cost_usd=self._cost(record),
+            live_cost_usd=usage_cost(self.prices.get(model), usage),
             mode="batch_api" if record.get("batch_phase") else "live",
             batches=[{"id": batch_id, **json.loads(state)} for batch_id, state in sorted(batches.items())],
+            priority=int(record.get("priority") or 1),
+            max_usd=float(record["max_usd"]) if record.get("max_usd") else None,
+            message=record.get("message") or None,
         )
+
+    def _cost(self, record: dict[str, str]) -> float | None:
+        """What the job's tokens cost (Batch API requests at the batch price); None for a model without a price."""
+        usage, batch_usage = _usage(record, ""), _usage(record, "batch_")
+        price = self.prices.get(record.get("model", ""))
+        live_part, batch_part = (
+            usage_cost(price, usage - batch_usage),
+            usage_cost(price, batch_usage, self.batch_discount),
+        )
+        return None if live_part is None or batch_part is None else round(live_part + batch_part, 6)
 
     def recent_ids(self, project: str | None = None, limit: int = 50) -> list[str]:
         index = self.store.key("project", project, "jobs") if project else self.store.key("jobs")
@@ -423,8 +549,9 @@ class Jobs:
         ]
 
     def active_count(self, project: str, limit: int = 1000) -> int:
-        """How many of the project's latest ``limit`` jobs are queued or running (MAX_ACTIVE_JOBS_PER_PROJECT)."""
-        return sum(state in ACTIVE_STATES for state, _ in self._activities(self.recent_ids(project, limit)))
+        """How many of the project's latest ``limit`` jobs are queued, running or paused
+        (MAX_ACTIVE_JOBS_PER_PROJECT)."""
+        return sum(state in LIVE_STATES for state, _ in self._activities(self.recent_ids(project, limit)))
 
     def backlog(self, limit: int = 1000) -> Backlog:
         """The tasks still to predict, from the job records of the latest ``limit`` jobs, never from the broker's
@@ -493,15 +620,15 @@ class Jobs:
         return self._move(job_id, JobState.RUNNING, [JobState.QUEUED, JobState.RUNNING])
 
     def cancel(self, job_id: str) -> JobStatus | None:
-        """Stop a job: chunks not started yet do nothing when they come (their task data is deleted now);
-        running ones finish."""
-        if self._move(job_id, JobState.CANCELLED, ACTIVE_STATES) == JobState.CANCELLED:
+        """Stop a job (a paused one too): chunks not started yet do nothing when they come (their task data is
+        deleted now); running ones finish."""
+        if self._move(job_id, JobState.CANCELLED, LIVE_STATES) == JobState.CANCELLED:
             self.drop_task_data(job_id)
         return self.status(job_id)
 
     def abort(self, job_id: str, message: str) -> None:
         """A job that cannot run at all: failed, with the reason as its error, and its task data deleted."""
-        self._move(job_id, JobState.FAILED, ACTIVE_STATES)
+        self._move(job_id, JobState.FAILED, LIVE_STATES)
         self.record_error(job_id, None, message)
         self.drop_task_data(job_id)
 
@@ -525,12 +652,87 @@ class Jobs:
         state = self._finish_chunk(keys=keys, args=[time.time(), index, self.ttl])
         return JobState(state) if state else None
 
-    # --- progress -------------------------------------------------------------------------------
-    def mark_dispatched(self, job_id: str, count: int) -> None:
-        self.redis.hset(self._job(job_id), "dispatched", count)
+    def pause(self, job_id: str, reason: str) -> JobStatus | None:
+        """Pause an active job with ``reason`` (shown in its status): its tasks not asked yet wait, its chunk
+        messages taken meanwhile are parked (``take_chunk``), and none of its chunks is queued until ``resume``.
+        A job in another state is left as it is."""
+        self._pause(keys=[self._job(job_id)], args=[time.time(), reason])
+        return self.status(job_id)
+
+    def resume(self, job_id: str, max_usd: float | None = None) -> tuple[JobState | None, list[int]]:
+        """Resume a paused job, with a new budget when given: (its state afterwards, the chunks to send now: the
+        parked ones and its next ones).  A job not paused is left as it is, with nothing to send."""
+        keys = [self._job(job_id), self._job(job_id, "queued"), self._job(job_id, "parked")]
+        answer = self._resume(
+            keys=keys, args=[self.queued_chunks, self.ttl, time.time(), "" if max_usd is None else max_usd]
+        )
+        state = text(answer[0]) or ""
+        if len(answer) == 1:
+            return (JobState(state) if state else None), []
+        parked = sorted(int(index) for index in answer[3:])
+        return JobState(state), [*parked, *range(int(answer[1]), int(answer[2]))]
+
+    def admit_call(self, job_id: str) -> None:
+        """Before a job's task is asked of the LLM: raise JobPaused when the job is paused, or when one more call
+        (as much as its calls so far cost on average) would take it past its budget, which pauses it.  Calls in
+        flight by then still finish (a job may end up to those calls over its budget); a model without a price
+        is not counted."""
+        fields = [
+            "state",
+            "message",
+            "max_usd",
+            "model",
+            "calls",
+            *(f"{p}tokens_{n}" for p in ("", "batch_") for n in ("in", "out", "cached")),
+        ]
+        record = {
+            name: value
+            for name, value in zip(fields, text_list(self.redis.hmget(self._job(job_id), fields)), strict=True)
+            if value is not None
+        }
+        if record.get("state") == JobState.PAUSED:
+            raise JobPaused(f"job {job_id} is paused: {record.get('message') or 'paused'}")
+        budget = float(record.get("max_usd") or 0)
+        spent = self._cost(record) if budget else None
+        if spent is None:
+            return
+        calls = int(record.get("calls") or 0)
+        if spent + (spent / calls if calls else 0.0) > budget:
+            reason = (
+                f"budget reached: spent ${spent:.4f} of ${budget:.4f} after {calls} LLM calls; resume it with a "
+                f"higher budget: llm-backend jobs resume {job_id} --max-usd <usd>, or POST "
+                f"/jobs/{job_id}/resume?project=<id>&max_usd=<usd>"
+            )
+            self.pause(job_id, reason)
+            raise JobPaused(f"job {job_id} is paused: {reason}")
+
+    # --- lazy dispatch: each job keeps a few chunks queued, refilled as workers take them --------
+    def refill(self, job_id: str) -> range:
+        """Queue the job's next chunks up to its quota (``JOB_QUEUED_CHUNKS`` x priority): the indices to send."""
+        first, last = self._dispatch(keys=[self._job(job_id), self._job(job_id, "queued")], args=self._quota())
+        return range(int(first), int(last))
+
+    def take_chunk(self, job_id: str, index: int) -> range | None:
+        """A worker took this chunk's message: the chunks to send in its place, or None when the job is paused
+        (the chunk is parked, not to be run: ``resume`` sends it again)."""
+        keys = [self._job(job_id), self._job(job_id, "queued"), self._job(job_id, "parked")]
+        first, last = self._take_chunk(keys=keys, args=[*self._quota(), index])
+        return None if int(first) < 0 else range(int(first), int(last))
+
+    def requeue(self, job_id: str, indices: list[int]) -> range:
+        """A stalled job's chunks sent again become its queued ones; returns the further chunks to send."""
+        keys = [self._job(job_id), self._job(job_id, "queued")]
+        first, last = self._requeue(keys=keys, args=[*self._quota(), *indices])
+        return range(int(first), int(last))
+
+    def _quota(self) -> list[int]:
+        return [self.queued_chunks, self.ttl]
 
     def dispatched(self, job_id: str) -> int:
+        """How many of the job's chunks were queued so far (chunks from this index on wait for ``refill``)."""
         return int(self.redis.hget(self._job(job_id), "dispatched") or 0)
+
+    # --- progress -------------------------------------------------------------------------------
 
     def touch(self, job_id: str) -> None:
         self.redis.hset(self._job(job_id), "progress_at", time.time())
@@ -606,10 +808,12 @@ class Jobs:
         return _members(self.redis, self._job(job_id, name), task_ids)
 
     def add_usage(
-        self, job_id: str, usage: TokenUsage, via_batch: bool = False, writes: Pipeline | None = None
+        self, job_id: str, usage: TokenUsage, via_batch: bool = False, writes: Pipeline | None = None, calls: int = 1
     ) -> None:
-        """Count tokens the provider reported; those of Batch API requests also apart, priced at its discount."""
+        """Count tokens the provider reported, and its calls; those of Batch API requests also apart, priced at its
+        discount."""
         with self.store.one_round_trip(writes) as pipe:
+            pipe.hincrby(self._job(job_id), "calls", calls)
             for prefix in ("", "batch_") if via_batch else ("",):
                 pipe.hincrby(self._job(job_id), f"{prefix}tokens_in", usage.tokens_in)
                 pipe.hincrby(self._job(job_id), f"{prefix}tokens_out", usage.tokens_out)

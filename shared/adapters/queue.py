@@ -7,6 +7,8 @@ secrets stay in Redis, out of the arguments that Flower shows.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from celery import Celery
 
 from shared.adapters.redis_connection import tls_options
@@ -21,6 +23,15 @@ BATCH_QUEUE = "batch"
 def chunk_task_id(job_id: str, index: int) -> str:
     """Chunk messages have ids we can name again, to revoke them when a job is cancelled."""
     return f"{job_id}-{index}"
+
+
+def send_chunk(celery: Celery, job_id: str, index: int) -> None:
+    celery.send_task(PREDICT_CHUNK, args=[job_id, index], task_id=chunk_task_id(job_id, index))
+
+
+def send_chunks(celery: Celery, job_id: str, indices: Iterable[int]) -> None:
+    for index in indices:
+        send_chunk(celery, job_id, index)
 
 
 def chunk_of(task_id: str) -> tuple[str, int]:

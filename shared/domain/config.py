@@ -40,6 +40,11 @@ OUTPUT_MODE_HELP = (
 Temperature = Annotated[float, Field(ge=0.0, le=2.0)]
 CommaSeparated = Annotated[list[str], NoDecode]  # ``A,B`` in the environment (or a JSON list)
 NumResponses = Annotated[int, Field(ge=1, le=20)]
+JobPriority = Annotated[int, Field(ge=1, le=10)]
+PRIORITY_HELP = (
+    "a job's share of the workers' LLM windows against the other jobs running (1 to 10): a job of priority 2 "
+    "keeps twice as many chunks queued as one of priority 1, so it gets about twice the calls"
+)
 
 # The task's data last, so everything before it is the same for every task and the provider's prefix cache
 # bills it at a fraction (see shared.domain.prompts); the reference backend's default puts the data first.
@@ -138,6 +143,7 @@ class ProjectConfig(BaseModel):
     label_selection: LabelSelection
     few_shot: FewShotOptions = FewShotOptions()
     vision_box_format: VisionBoxFormat = "gemini"
+    priority: JobPriority = 1
 
 
 class ExtraParams(BaseModel):
@@ -173,6 +179,7 @@ class ExtraParams(BaseModel):
     few_shot_examples: FewShotCount | None = Field(None, description=FEW_SHOT_EXAMPLES_HELP)
     few_shot_strategy: FewShotStrategy | None = Field(None, description=FEW_SHOT_STRATEGY_HELP)
     vision_box_format: VisionBoxFormat | None = Field(None, description=VISION_BOX_FORMAT_HELP)
+    priority: JobPriority | None = Field(None, description=PRIORITY_HELP)
 
     @classmethod
     def parse(cls, raw: Any) -> ExtraParams:
@@ -469,6 +476,18 @@ class Settings(BaseSettings):
         60.0,
         description="the longest wait between two runs of a chunk with open tasks (backoff 1, 2, 4 … s, jittered)",
     )
+    job_queued_chunks: Annotated[int, Field(ge=1, le=1000)] = Field(
+        2,
+        description="chunk messages each running job keeps in the queue, times its priority; each one a worker "
+        "takes is replaced by the job's next, so the workers share their windows among the jobs running (a small "
+        "job waits behind a few chunks of each other job, not behind all of them)",
+    )
+    batch_max_usd: Annotated[float, Field(ge=0)] = Field(
+        0.0,
+        description="what one batch job may spend on the LLM, at `LLM_PRICES` (`llm-backend batch --max-usd` sets "
+        "it per job): a job about to exceed it pauses with the reason in its status until it is resumed with a "
+        "higher budget (`llm-backend jobs resume ID --max-usd X`); `0` = no cap",
+    )
     batch_claim_seconds: Annotated[int, Field(ge=3)] = Field(
         30,
         description="how long a task stays claimed by a worker that stopped answering (claims are renewed while "
@@ -698,6 +717,7 @@ class Settings(BaseSettings):
             ),
             label_selection=LabelSelection(threshold=self.label_selection_threshold, k=self.label_selection_k),
             vision_box_format=extra.vision_box_format or self.vision_box_format,
+            priority=extra.priority or 1,
         )
 
     def _check_endpoints(self, extra: ExtraParams, llm: LLMOptions) -> None:

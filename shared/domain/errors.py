@@ -16,7 +16,8 @@ Code raises these without translating them: the API maps each class to an HTTP s
     ├── TaskError               one task cannot be predicted; the others go on      → 422
     │   ├── LLMError            the provider refused or could not answer (.retryable) → 502
     │   ├── DeadlineExceeded    an interactive request ran out of INTERACTIVE_DEADLINE → 504
-    │   └── LimitReached        an operator's bound (jobs, daily spend, evaluations) → 429
+    │   ├── LimitReached        an operator's bound (jobs, daily spend, evaluations) → 429
+    │   └── JobPaused           a job's task is not asked while the job is paused (held for its resume)
     ├── LabelStudioError        Label Studio refused or could not be reached (.retryable)
     └── Unavailable             a service we need (the job queue) is down           → 503
 """
@@ -86,6 +87,11 @@ class LimitReached(TaskError):
     """An operator's bound is reached (``MAX_ACTIVE_JOBS_PER_PROJECT``, ``PROJECT_DAILY_USD``,
     ``EVALUATION_CONCURRENCY``): the message names the setting and when the bound lifts.  A TaskError, so a
     job's tasks that meet it fail with that message, without an LLM call, while a request stops with it."""
+
+
+class JobPaused(TaskError):
+    """The task's job is paused (by its owner, or at its budget): the task is not asked of the LLM and waits,
+    with its chunk, for the job to be resumed.  The message says why the job is paused."""
 
 
 class LabelStudioError(BackendError):

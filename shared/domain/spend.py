@@ -1,9 +1,12 @@
 """A project's LLM spend per UTC day, against ``PROJECT_DAILY_USD``: which day a moment belongs to, when the
-day's bound lifts, and what to tell whoever meets it."""
+day's bound lifts, and what to tell whoever meets it; and a job's budget (``--max-usd``, ``max_usd``) as given."""
 
 from __future__ import annotations
 
+import math
 import time
+
+from shared.domain.errors import InvalidRequest
 
 DAY_SECONDS = 24 * 3600
 
@@ -16,6 +19,18 @@ def utc_day(now: float) -> str:
 def next_utc_midnight(now: float) -> float:
     """When the day of ``now`` ends, and with it the day's spend."""
     return (int(now) // DAY_SECONDS + 1) * DAY_SECONDS
+
+
+def budget_usd(name: str, raw: str) -> float:
+    """A job's budget as typed or sent (``name`` says where): a number of USD, 0 or more (0: no budget);
+    InvalidRequest otherwise, naming what was given."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < math.inf:
+        raise InvalidRequest(f"{name} must be a number of USD, 0 or more (0: no budget), got {raw!r}")
+    return value
 
 
 def limit_reached_message(project: str, limit: float, spent: float, now: float) -> str:

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 LLM_BACKEND = str(Path(sys.executable).with_name("llm-backend"))
@@ -100,3 +100,16 @@ def prepare_project_over_http(
         "annotation": {"result": [{"from_name": "prompt", "value": {"text": [prompt]}}]},
     }
     httpx.post(f"{api}/webhook", json=event, timeout=10).raise_for_status()
+
+
+def wait_for_job(
+    status: Callable[[], dict], until: Callable[[dict], bool], workers: Sequence[BackendProcess], timeout: float
+) -> dict:
+    """Read a job's status until ``until`` holds; fails at once when the newest worker process exited (a test may
+    have killed the ones before), and after ``timeout`` seconds, with the status and that worker's log."""
+    deadline = time.monotonic() + timeout
+    while not until(current := status()):
+        assert workers[-1].process.poll() is None, f"the worker exited:\n{workers[-1].log}"
+        assert time.monotonic() < deadline, f"not there in {timeout} s: {current}\n{workers[-1].log[-3000:]}"
+        time.sleep(0.1)
+    return current

@@ -53,7 +53,7 @@ def test_several_tasks_become_a_job_answered_at_once(make_client, make_settings,
     assert response.json["results"] == []
     job_id = response.json["job"]
     assert fake_llm.chat_requests == []
-    assert queued_messages(redis_prefix) == 1, "one dispatch message; the worker fans out the chunks"
+    assert queued_messages(redis_prefix) == 1, "one dispatch message; the worker queues the first chunks"
     status = client.get(f"/jobs/{job_id}").json
     assert status == {
         "id": job_id,
@@ -75,6 +75,9 @@ def test_several_tasks_become_a_job_answered_at_once(make_client, make_settings,
         "live_cost_usd": 0.0,
         "mode": "live",
         "batches": [],
+        "priority": 1,
+        "max_usd": None,
+        "message": None,
     }
     assert [job["id"] for job in client.get("/jobs?project=21").json["jobs"]] == [job_id]
     assert client.get("/jobs?project=22").json == {"jobs": []}

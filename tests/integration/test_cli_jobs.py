@@ -1,4 +1,4 @@
-"""`llm-backend jobs`, `jobs show`, `jobs cancel` on the real Redis."""
+"""`llm-backend jobs`, `jobs show`, `jobs pause`, `jobs resume`, `jobs cancel` on the real Redis."""
 
 import subprocess
 
@@ -10,7 +10,7 @@ def run(env, *args):
     return subprocess.run([LLM_BACKEND, *args], env=env, capture_output=True, text=True, timeout=60)
 
 
-def test_jobs_list_show_and_cancel(make_client, make_settings, real_store, redis_prefix, llm_server):
+def test_jobs_list_show_pause_resume_and_cancel(make_client, make_settings, real_store, redis_prefix, llm_server):
     client = make_client(make_settings(redis_key_prefix=redis_prefix, batch_chunk_size=10), real_store)
     config = labeling_config("sarcasm")
     client.post(
@@ -34,6 +34,16 @@ def test_jobs_list_show_and_cancel(make_client, make_settings, real_store, redis
     shown = run(env, "jobs", "show", job_id)
     assert shown.returncode == 0
     assert "tasks 25: done 0, failed 0, pushed 0" in shown.stdout and "model gpt-3.5-turbo" in shown.stdout
+
+    paused = run(env, "jobs", "pause", job_id)
+    assert (paused.returncode, paused.stdout.strip()) == (0, f"job {job_id}: paused (paused by request)")
+    bad_budget = run(env, "jobs", "resume", job_id, "--max-usd", "-1")
+    assert bad_budget.returncode == 2 and "--max-usd must be a number of USD, 0 or more" in bad_budget.stderr
+    resumed = run(env, "jobs", "resume", job_id, "--max-usd", "2.5")
+    assert (resumed.returncode, resumed.stdout.strip()) == (0, f"job {job_id}: queued"), resumed.stderr
+    assert client.get(f"/jobs/{job_id}").json["max_usd"] == 2.5
+    again = run(env, "jobs", "resume", job_id)
+    assert again.returncode == 2 and f"job {job_id} is queued: only a paused job can be resumed" in again.stderr
 
     cancelled = run(env, "jobs", "cancel", job_id)
     assert (cancelled.returncode, cancelled.stdout.strip()) == (0, f"job {job_id}: cancelled")

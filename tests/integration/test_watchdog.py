@@ -6,7 +6,7 @@ import time
 import redis
 
 from shared.adapters.jobs import Jobs
-from shared.adapters.queue import POLL_BATCHES, make_celery, queue_key
+from shared.adapters.queue import POLL_BATCHES, chunk_of, make_celery, queue_key
 from shared.domain.types import JobSnapshot
 from tests.conftest import real_redis_url
 from worker.watchdog import rescue_orphaned_chunks, rescue_overdue_polls, rescue_stalled_jobs
@@ -16,21 +16,28 @@ SNAPSHOT = JobSnapshot(
 )
 
 
+def chunks_in(queue: list[bytes]) -> list[int]:
+    """The chunk indices of the chunk messages in the broker's list (their ids name them)."""
+    return sorted(chunk_of(json.loads(message)["headers"]["id"])[1] for message in queue)
+
+
 def test_a_stalled_job_gets_its_unfinished_chunks_again_once(make_settings, real_store, redis_prefix):
     settings = make_settings(redis_key_prefix=redis_prefix)
     celery = make_celery(settings)
     jobs = Jobs(real_store, settings.job_ttl)
-    stalled = jobs.create(SNAPSHOT, list(range(25)), 10)
+    stalled = jobs.create(SNAPSHOT, list(range(35)), 10)
     fresh = jobs.create(SNAPSHOT, list(range(5)), 10)
     finished = jobs.create(SNAPSHOT, [1], 10)
+    assert jobs.refill(stalled) == range(0, 2), "JOB_QUEUED_CHUNKS (2) of its 4 chunks queued"
     jobs.finish_chunk(stalled, 1)
     jobs.finish_chunk(finished, 0)
     for job_id in (stalled, finished):
         real_store.redis.hset(real_store.key("job", job_id), "progress_at", 0)
+    broker = redis.Redis.from_url(real_redis_url())  # the queued messages were lost: nothing would refill the job
 
     assert rescue_stalled_jobs(jobs, celery, stall_seconds=60) == [stalled]
-    queue = redis.Redis.from_url(real_redis_url()).lrange(queue_key(settings), 0, -1)
-    assert len(queue) == 2, "chunks 0 and 2; chunk 1 had finished"
+    queue = broker.lrange(queue_key(settings), 0, -1)
+    assert chunks_in(queue) == [0, 2], "chunk 0 again, chunk 2 in finished chunk 1's place; chunk 3 waits its turn"
     assert rescue_stalled_jobs(jobs, celery, stall_seconds=60) == [], "it counts as progress, and is locked"
     assert jobs.status(fresh).state == "queued"
 

@@ -17,7 +17,7 @@ from label_studio_sdk.label_interface import LabelInterface
 
 from shared.adapters.jobs import JobState
 from tests.conftest import LS_TOKEN, TEST_API_KEY, labeling_config
-from tests.integration.processes import BackendProcess, llm_backend_env
+from tests.integration.processes import BackendProcess, llm_backend_env, wait_for_job
 
 # The fake model answers in prose, as the reference's did (OUTPUT_MODE=text); structured modes: test_structured_api.py
 pytestmark = pytest.mark.prose_answers
@@ -83,12 +83,7 @@ def stack(make_client, make_settings, real_store, redis_prefix, llm_server, fake
             return client.get(f"/jobs/{job_id}").json
 
         def wait(self, job_id: str, timeout: float = 120, until=lambda status: JobState(status["state"]).finished):
-            deadline = time.monotonic() + timeout
-            while not until(status := self.status(job_id)):
-                assert workers[-1].process.poll() is None, f"the worker exited:\n{workers[-1].log}"
-                assert time.monotonic() < deadline, f"job not there in {timeout} s: {status}\n{workers[-1].log}"
-                time.sleep(0.2)
-            return status
+            return wait_for_job(lambda: self.status(job_id), until, workers, timeout)
 
     yield Stack()
     for process in workers:
