@@ -23,12 +23,9 @@ from tests.unit.test_gallery import TEMPLATES, sample_answer, sample_task, with_
 
 PROJECT = "5.1700000000"
 FILL_BAR = 0.9
-# What /setup may still refuse: HTML spans, OCR's unlabelled boxes and polygons with their per-region
-# transcriptions, and masks.  Every other template, shapes on images included, is
-# accepted.
+# What /setup still refuses, exactly: OCR's unlabelled boxes and polygons with their per-region transcriptions,
+# and masks.  Every other template, HTML spans and shapes on images included, is accepted.
 STILL_REFUSED = {
-    "community-contributions__html-ner-tagging-person-and-organization",
-    "structured-data-parsing__html-entity-recognition",
     "computer-vision__optical-character-recognition",
     "computer-vision__semantic-segmentation-with-masks",
 }
@@ -130,5 +127,5 @@ def test_every_gallery_template_over_http(client, fake_llm):
     refused = [name for name, _scope, _done, note in rows if note.startswith("400")]
     print(f"refused by /setup (nothing fillable): {', '.join(refused) or 'none'}")
     assert problems == []
-    assert set(refused) <= STILL_REFUSED
+    assert set(refused) == STILL_REFUSED
     assert filled / in_scope >= FILL_BAR
