@@ -100,9 +100,9 @@ def test_pixel_boxes_are_stored_and_drawn_where_the_object_is(ls, label_studio, 
     assert_red_outline_over_the_object(shot, image.bounding_box())
 
 
-def predicted_from_pixels(ls, label_studio, backend, fake_llm, config: str, reply_for) -> dict:
+def predicted_from_pixels(ls, label_studio, backend, fake_llm, config: str, reply_for) -> tuple[dict, str]:
     """The prediction Label Studio holds for an uploaded picture, after Retrieve Predictions with the fake vision
-    model answering in pixels (``reply_for``: the reply, given the convention)."""
+    model answering in pixels (``reply_for``: the reply, given the convention), and the task's labeling screen."""
     marker = uuid.uuid4().hex[:10]
     project = ls.projects.create(title=f"vision {marker}", label_config=config)
     upload_picture(label_studio, project)
@@ -117,14 +117,15 @@ def predicted_from_pixels(ls, label_studio, backend, fake_llm, config: str, repl
     retrieve_predictions(ls, project)
     [prediction] = wait_for_predictions(ls, project, 1, backend)
     assert LabelInterface(config).validate_prediction(prediction, return_errors=True) == []
-    return prediction
+    [task] = ls.tasks.list(project=project.id)
+    return prediction, f"{label_studio.url}/projects/{project.id}/data?task={task.id}"
 
 
-def test_an_ocr_region_is_stored_as_shape_labels_and_text_under_one_id(ls, label_studio, backend, fake_llm):
+def test_an_ocr_region_is_stored_as_shape_labels_and_text_under_one_id(ls, label_studio, backend, fake_llm, page):
     def reply(convention):
         return shapes_reply(convention, {"bbox": "Text"}, transcribed=frozenset({"bbox"}))
 
-    prediction = predicted_from_pixels(ls, label_studio, backend, fake_llm, OCR_CONFIG, reply)
+    prediction, screen = predicted_from_pixels(ls, label_studio, backend, fake_llm, OCR_CONFIG, reply)
     by_name = {region["from_name"]: region for region in prediction["result"]}
     box, label, text = by_name["bbox"], by_name["label"], by_name["transcription"]
     assert (box["type"], label["type"], text["type"]) == ("rectangle", "labels", "textarea")
@@ -133,12 +134,22 @@ def test_an_ocr_region_is_stored_as_shape_labels_and_text_under_one_id(ls, label
     assert label["value"] == MIDDLE | {"labels": ["Text"]}
     assert text["value"] == MIDDLE | {"text": [transcription(0)]}
 
+    # The labeling screen shows the region with its transcription (displayMode="region-list": in the region list,
+    # in the region's own text field).
+    log_in(page, label_studio.url)
+    page.goto(screen)
+    field = page.locator("[data-testid='textarea-region-input']").first
+    field.wait_for(timeout=60_000)
+    assert field.input_value() == transcription(0)
 
-def test_a_mask_is_stored_in_label_studios_rle_over_the_object(ls, label_studio, backend, fake_llm):
+
+def test_a_mask_is_stored_in_label_studios_rle_and_drawn_over_the_object(
+    ls, label_studio, backend, fake_llm, page, tmp_path
+):
     def reply(convention):
         return shapes_reply(convention, outlines={"tag": "Car"})
 
-    prediction = predicted_from_pixels(ls, label_studio, backend, fake_llm, MASK_CONFIG, reply)
+    prediction, screen = predicted_from_pixels(ls, label_studio, backend, fake_llm, MASK_CONFIG, reply)
     [mask] = [region for region in prediction["result"] if region["from_name"] == "tag"]
     assert mask["type"] == "brushlabels" and mask["value"]["format"] == "rle"
     assert mask["value"]["brushlabels"] == ["Car"]
@@ -150,6 +161,24 @@ def test_a_mask_is_stored_in_label_studios_rle_over_the_object(ls, label_studio,
     grown = np.zeros_like(covered)
     grown[top - 1 : bottom + 1, left - 1 : right + 1] = True
     assert (covered >= inside).all() and (covered <= grown).all(), "the mask is the object's pixels"
+
+    # The labeling screen paints the mask (the label's red) over the object, and not beside it.
+    log_in(page, label_studio.url)
+    page.goto(screen)
+    page.locator(".lsf-outliner-item, [class*='outliner-item']").filter(has_text="Car").first.wait_for(timeout=60_000)
+    shown = page.locator("img[alt='image']").bounding_box()
+    assert shown, "the picture is not shown"
+    shot = tmp_path / "mask.png"
+    page.screenshot(path=shot, full_page=True)
+    screen_pixels = Image.open(shot).convert("RGB")
+    scale = shown["width"] / WIDTH
+
+    def on_screen(x: float, y: float) -> tuple[int, int, int]:
+        return screen_pixels.getpixel((round(shown["x"] + x * scale), round(shown["y"] + y * scale)))
+
+    middle = ((left + right) / 2, (top + bottom) / 2)
+    assert _reddish(on_screen(*middle)), f"no mask over the object's middle in {shot}"
+    assert not _reddish(on_screen(left / 2, top / 2)), f"a mask beside the object in {shot}"
 
 
 def assert_red_outline_over_the_object(shot: Path, shown: dict | None) -> None:
