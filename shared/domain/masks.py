@@ -19,14 +19,15 @@ MASK_VALUE = 255  # a covered pixel, on every channel (the editor reads the alph
 
 def polygon_mask_rle(points: Sequence[Sequence[float]], size: ImageSize | None) -> list[int]:
     """The RLE of the area inside ``points`` (Label Studio's percent of the width and height), at ``size``."""
-    import numpy as np  # heavy: imported when a mask is first made
-    from label_studio_sdk.converter import brush
-    from PIL import Image, ImageDraw
+    import label_studio_sdk.converter.brush as brush  # heavy: imported when a mask is first made
+    import numpy as np
+    import PIL.Image
+    import PIL.ImageDraw
 
     mask2rle: Callable[[Any], list[int]] = brush.mask2rle  # the SDK's encoder (untyped)
     if size is None:
         raise ShapeError("a mask is drawn at the image's size, which is unknown for this image")
-    mask = Image.new("L", (size.width, size.height), 0)
+    mask = PIL.Image.new("L", (size.width, size.height), 0)
     corners = [(x * size.width / 100.0, y * size.height / 100.0) for x, y in points]
-    ImageDraw.Draw(mask).polygon(corners, fill=MASK_VALUE)
+    PIL.ImageDraw.Draw(mask).polygon(corners, fill=MASK_VALUE)
     return [int(byte) for byte in mask2rle(np.asarray(mask, dtype=np.uint8))]
