@@ -324,6 +324,7 @@ def _image_companion(controls: list[SdkControl], tag: str, target: TaskObject) -
 def _classify(control: SdkControl, elements: Mapping[str, Element], controls: list[SdkControl]) -> Output | Unfilled:
     """What this backend does with one control: fill it (an Output) or leave it (Unfilled, with the reason)."""
     tag = control.tag
+    labels_from: SdkControl | None = None
 
     def unfilled(reason: str) -> Unfilled:
         return Unfilled(control.name, tag, reason)
@@ -367,43 +368,41 @@ def _classify(control: SdkControl, elements: Mapping[str, Element], controls: li
         kind = _SHAPE_OF_TAG[tag]
         if tag in UNLABELLED_SHAPE_TAGS:
             labels_from = _image_companion(controls, "Labels", target)
-            if labels_from is None or labels_from.name not in elements:
+            if labels_from is None:
                 return unfilled(f"an unlabelled <{tag}> is predicted only with a <Labels> on the same <Image>")
-            return Output(
-                control=control,
-                kind=kind,
-                target=target,
-                options=_options_in(elements[labels_from.name]),
-                labels_from=labels_from,
-                transcribed_by=_image_companion(controls, "TextArea", target),
-                shares_labels_with=next(
-                    (
-                        other.name
-                        for other in controls
-                        if other.tag in UNLABELLED_SHAPE_TAGS and other.tag != tag and other.to_name == [target.name]
-                    ),
-                    None,
-                ),
-            )
     elif tag in _KIND_OF_TAG:
         kind = _KIND_OF_TAG[tag]
     else:
         return unfilled(f"<{tag}> is not filled by this backend")
-    if control.attr.get("apiUrl"):
+    labelled_by = labels_from or control  # the control whose labels the regions carry
+    if labelled_by.attr.get("apiUrl"):
         return unfilled("its options are loaded from apiUrl while annotating, so the LLM cannot see them")
-    value = control.attr.get("value", "")
+    value = labelled_by.attr.get("value", "")
     dynamic_field = value[1:] if kind in OPTION_KINDS and value.startswith("$") else None
-    options = _options_in(elements[control.name]) if control.name in elements else ()
+    options = _options_in(elements[labelled_by.name]) if labelled_by.name in elements else ()
     if kind in OPTION_KINDS and not options and dynamic_field is None:
-        return unfilled(f"<{tag}> lists no options")
-    transcription = _image_companion(controls, "TextArea", target) if kind in (RECTANGLES, POLYGONS) else None
+        return unfilled(f"<{labelled_by.tag}> lists no options")
     return Output(
         control=control,
         kind=kind,
         target=target,
         options=options,
         dynamic_field=dynamic_field,
-        transcribed_by=transcription,
+        labels_from=labels_from,
+        transcribed_by=_image_companion(controls, "TextArea", target) if kind in (RECTANGLES, POLYGONS) else None,
+        shares_labels_with=_sharing_labels(control, controls) if labels_from else None,
+    )
+
+
+def _sharing_labels(control: SdkControl, controls: list[SdkControl]) -> str | None:
+    """The other unlabelled shape tool on the same Image (OCR's Rectangle beside its Polygon), if any."""
+    return next(
+        (
+            other.name
+            for other in controls
+            if other.tag in UNLABELLED_SHAPE_TAGS and other.tag != control.tag and other.to_name == control.to_name
+        ),
+        None,
     )
 
 

@@ -152,3 +152,13 @@ def test_a_mask_on_a_picture_of_unknown_size_is_dropped_with_the_reason():
     filled = regions_from_answers(spec, [answer], {}, None)
     assert filled.regions == []
     assert filled.dropped == ["tag: a mask is drawn at the image's size, which is unknown for this image"]
+
+
+def test_unlabelled_shapes_whose_labels_list_nothing_stay_unfilled():
+    config = """<View><Image name="image" value="$image"/><TextArea name="prompt" toName="image"/>
+      <Labels name="label" toName="image"/><Rectangle name="bbox" toName="image"/>
+      <Choices name="kind" toName="image"><Choice value="Receipt"/></Choices></View>"""
+    spec = parse_labeling_config(config, "prompt")
+    reasons = {item.name: item.reason for item in spec.unfilled}
+    assert reasons == {"bbox": "<Labels> lists no options", "label": reasons["label"]}
+    assert "none on it is predicted" in reasons["label"]
