@@ -33,6 +33,7 @@ from shared.domain.labeling import (
     CHOICES,
     HTML_SPANS,
     KEYPOINTS,
+    MASKS,
     NUMBER,
     OPTION_KINDS,
     PAIRWISE,
@@ -49,8 +50,10 @@ from shared.domain.labeling import (
     Option,
     Output,
 )
+from shared.domain.masks import polygon_mask_rle
 from shared.domain.schema import choice_list, taxonomy_paths
 from shared.domain.score import prediction_score
+from shared.domain.sdk_tags import SdkControl
 from shared.domain.spans import UtteranceSpans, locate
 
 LABEL_KINDS = (CHOICES, *SPAN_KINDS, TAXONOMY, PAIRWISE, *SHAPES)
@@ -123,6 +126,13 @@ def _quote(item: Mapping[str, Any], in_html: bool) -> str:
     return html.unescape(quote) if in_html else quote
 
 
+def _companion(region: dict[str, Any], control: SdkControl, kind: str, **value: Any) -> dict[str, Any]:
+    """A result of ``control`` on the same region (same id and shape), as Label Studio's editor stores an OCR
+    region's labels and transcription: the shape's value with the control's own key added."""
+    geometry = {key: field for key, field in region["value"].items() if key != region["type"]}
+    return {**region, "from_name": control.name, "type": kind, "value": {**geometry, **value}}
+
+
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -154,20 +164,33 @@ class _Builder:
         self.filled.dropped.append(f"{output.name}: {reason}")
 
     def keep(
-        self, output: Output, region: dict[str, Any], labels: Sequence[str] = (), confidence: float | None = None
+        self,
+        output: Output,
+        region: dict[str, Any],
+        labels: Sequence[str] = (),
+        confidence: float | None = None,
+        companions: Sequence[dict[str, Any]] = (),
     ) -> None:
-        """Keep ``region`` if the SDK accepts it for this config.
+        """Keep ``region`` (and the ``companions`` sharing its id: its labels, its transcription) if the SDK
+        accepts them for this config, each checked beside the others as ``validate_prediction`` does.
 
         Each label scores ``confidence`` if given, else how surely it was read (1.0 for a structured answer).
         """
         checked = dict(region)
         if output.kind == PAIRWISE:
             checked["to_name"] = output.control.to_name[0]
-        errors = self.spec.interface.validate_region(checked, return_errors=True)
+        group = [checked, *companions]
+        errors = [
+            error
+            for part in group
+            for error in self.spec.interface.validate_region(
+                part, return_errors=True, context={"result": group, "region": part}
+            )
+        ]
         if errors:
             self.drop(output, "; ".join(errors))
             return
-        self.filled.regions.append(region)
+        self.filled.regions.extend([region, *companions])
         self.filled.labels.extend(labels)
         self.filled.label_controls.extend(output.name for _ in labels)
         read = self.confidences.get(output.name, {})
@@ -279,10 +302,9 @@ class _Builder:
         return number - 1
 
     def shapes(self, output: Output, value: Any) -> None:
-        """Boxes, points or polygons, each with its label, converted from the project's convention."""
+        """Boxes, points, polygons or masks, each with its label (and transcription), from the project's convention."""
         sizes = self.image_sizes.get(output.target.name, ())
         mapping = _label_map(output.options_for(self.data))
-        fmt = self.box_format
         for item in _as_list(value):
             try:
                 if not isinstance(item, Mapping):
@@ -290,24 +312,39 @@ class _Builder:
                 label = _match(item.get("label"), mapping)
                 index = self.picture(output, item)
                 size = sizes[index or 0] if len(sizes) > (index or 0) else None
-                if output.kind == RECTANGLES:
-                    where: dict[str, Any] = fmt.rectangle(item.get(fmt.box_key), size)
-                elif output.kind == KEYPOINTS:
-                    x, y = fmt.point(item.get(fmt.point_key), size)
-                    where = {"x": x, "y": y}
-                else:
-                    where = {"points": fmt.polygon(item.get("points"), size)}
+                where = self.geometry(output, item, size)
+                text = item.get("text")
+                if output.transcribed_by is not None and not (isinstance(text, str) and text.strip()):
+                    raise _Refused(f"expected the region's text, got {text!r}")
             except (_Refused, ShapeError) as exc:
                 self.drop(output, str(exc))
                 continue
-            region = _region(output, label=[label], **where)
+            region = _region(output, **({} if output.labels_from else {"label": [label]}), **where)
             if output.kind == KEYPOINTS:  # the editor needs the point's size; the SDK's value drops it
                 region["value"]["width"] = keypoint_width(output.control.attr.get("strokeWidth"), size)
             if size is not None:
                 region.update(original_width=size.width, original_height=size.height, image_rotation=0)
             if index is not None:
                 region["item_index"] = index
-            self.keep(output, region, labels=[item["label"]])
+            companions = []
+            if output.labels_from is not None:
+                companions.append(_companion(region, output.labels_from, "labels", labels=[label]))
+            if output.transcribed_by is not None:
+                companions.append(_companion(region, output.transcribed_by, "textarea", text=[text]))
+            self.keep(output, region, labels=[item["label"]], companions=companions)
+
+    def geometry(self, output: Output, item: Mapping[str, Any], size: ImageSize | None) -> dict[str, Any]:
+        """One shape's value in Label Studio's form (a mask's RLE, drawn from its polygon at the picture's size)."""
+        fmt = self.box_format
+        if output.kind == RECTANGLES:
+            return fmt.rectangle(item.get(fmt.box_key), size)
+        if output.kind == KEYPOINTS:
+            x, y = fmt.point(item.get(fmt.point_key), size)
+            return {"x": x, "y": y}
+        points = fmt.polygon(item.get("points"), size)
+        if output.kind == MASKS:
+            return {"format": "rle", "rle": polygon_mask_rle(points, size)}
+        return {"points": points}
 
     def rating(self, output: Output, value: Any) -> None:
         top = int(output.control.attr.get("maxRating", 5))
@@ -405,6 +442,7 @@ def regions_from_answers(
             RECTANGLES: builder.shapes,
             KEYPOINTS: builder.shapes,
             POLYGONS: builder.shapes,
+            MASKS: builder.shapes,
         }[output.kind]
         handler(output, value)
     if prompt:

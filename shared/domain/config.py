@@ -53,9 +53,10 @@ REFERENCE_PROMPT_TEMPLATE = "Source Text: {text}\n\nTask Directive: {prompt}"
 VisionBoxFormat = Literal["gemini", "pixels", "percent"]  # shared.domain.geometry.BOX_FORMATS
 VISION_BOX_FORMAT_HELP = (
     "the coordinate convention a vision model is asked to give shapes on images in (RectangleLabels, "
-    "KeyPointLabels, PolygonLabels), converted to Label Studio's percentages: `gemini` (`box_2d` [ymin, xmin, "
-    "ymax, xmax] normalized to 0-1000, as Gemini answers), `pixels` (`bbox_2d` [x1, y1, x2, y2] in pixels of the "
-    "image, as Qwen2.5-VL answers) or `percent` (`box` [x1, y1, x2, y2] in percent of the width and height)"
+    "KeyPointLabels, PolygonLabels, OCR's Rectangle and Polygon, BrushLabels as polygons), converted to Label "
+    "Studio's percentages: `gemini` (`box_2d` [ymin, xmin, ymax, xmax] normalized to 0-1000, as Gemini answers), "
+    "`pixels` (`bbox_2d` [x1, y1, x2, y2] in pixels of the image, "
+    "as Qwen2.5-VL answers) or `percent` (`box` [x1, y1, x2, y2] in percent of the width and height)"
 )
 BatchApiMode = Literal["off", "auto", "on"]
 FewShotStrategy = Literal["fixed", "similar", "diverse"]

@@ -40,8 +40,9 @@ TEXT = "text"  # an output TextArea
 PAIRWISE = "pairwise"
 RECTANGLES = "rectangles"  # RectangleLabels on Image: labelled boxes (shared.domain.geometry)
 KEYPOINTS = "keypoints"  # KeyPointLabels on Image: labelled points
-POLYGONS = "polygons"  # PolygonLabels on Image: labelled outlines
-SHAPES = (RECTANGLES, KEYPOINTS, POLYGONS)
+POLYGONS = "polygons"  # PolygonLabels on Image: labelled outlines (also unlabelled Rectangle/Polygon + Labels)
+MASKS = "masks"  # BrushLabels on Image: outlines, filled into a mask (shared.domain.masks)
+SHAPES = (RECTANGLES, KEYPOINTS, POLYGONS, MASKS)
 # Kinds whose answer is a list of items, each checked on its own; an empty list says "none in this task".
 ITEM_KINDS = (*SPAN_KINDS, *SHAPES)
 # Kinds that pick from labels: the config's, or a task's (``value="$field"``).
@@ -55,16 +56,21 @@ _KIND_OF_TAG = {
     "TextArea": TEXT,
     "Pairwise": PAIRWISE,
 }
-_SHAPE_OF_TAG = {"RectangleLabels": RECTANGLES, "KeyPointLabels": KEYPOINTS, "PolygonLabels": POLYGONS}
+_SHAPE_OF_TAG = {
+    "RectangleLabels": RECTANGLES,
+    "KeyPointLabels": KEYPOINTS,
+    "PolygonLabels": POLYGONS,
+    "BrushLabels": MASKS,
+    "Rectangle": RECTANGLES,  # unlabelled: labelled by a <Labels> on the same Image (``Output.labels_from``)
+    "Polygon": POLYGONS,
+}
+UNLABELLED_SHAPE_TAGS = ("Rectangle", "Polygon")
 _OPTION_TAGS = ("Choice", "Label")
 _GEOMETRY_TAGS = {
-    "Rectangle",
-    "Polygon",
     "Ellipse",
     "EllipseLabels",
     "KeyPoint",
     "Brush",
-    "BrushLabels",
     "BitMask",
     "BitmaskLabels",
     "MagicWand",
@@ -132,6 +138,17 @@ class Output:
     options: tuple[Option, ...] = ()
     dynamic_field: str | None = None
     narrowed_from: int = 0
+    # An unlabelled <Rectangle>/<Polygon>: the <Labels> on the same Image whose labels its shapes carry (OCR)
+    labels_from: SdkControl | None = None
+    # A shape control whose regions a per-region <TextArea> on the same Image transcribes (OCR)
+    transcribed_by: SdkControl | None = None
+    # The other unlabelled shape control on the same Image sharing those labels: a region goes to one of the two
+    shares_labels_with: str | None = None
+
+    @property
+    def companions(self) -> tuple[SdkControl, ...]:
+        """The controls filled with this one's regions, sharing their ids: its labels and transcription."""
+        return tuple(tag for tag in (self.labels_from, self.transcribed_by) if tag is not None)
 
     @property
     def per_task(self) -> bool:
@@ -216,6 +233,11 @@ class LabelingSpec:
             seen.update(dict.fromkeys(tag.labels))
         return list(seen)
 
+    @property
+    def filled_names(self) -> set[str]:
+        """Every control a prediction can fill: the outputs and the companions filled with their regions."""
+        return {tag.name for output in self.outputs for tag in (output.control, *output.companions)}
+
     def output(self, name: str) -> Output:
         return next(output for output in self.outputs if output.name == name)
 
@@ -290,9 +312,19 @@ def _find_prompt(interface: SdkInterface, prompt_prefix: str) -> SdkControl:
     return prompt
 
 
-def _classify(control: SdkControl, elements: Mapping[str, Element]) -> Output | Unfilled:
+def _image_companion(controls: list[SdkControl], tag: str, target: TaskObject) -> SdkControl | None:
+    """The first ``tag`` control (``Labels``, or a per-region ``TextArea``) on the Image ``target`` alone."""
+    for control in controls:
+        per_region = control.attr.get("perRegion") == "true"
+        if control.tag == tag and list(control.to_name or []) == [target.name] and per_region == (tag == "TextArea"):
+            return control
+    return None
+
+
+def _classify(control: SdkControl, elements: Mapping[str, Element], controls: list[SdkControl]) -> Output | Unfilled:
     """What this backend does with one control: fill it (an Output) or leave it (Unfilled, with the reason)."""
     tag = control.tag
+    labels_from: SdkControl | None = None
 
     def unfilled(reason: str) -> Unfilled:
         return Unfilled(control.name, tag, reason)
@@ -301,8 +333,9 @@ def _classify(control: SdkControl, elements: Mapping[str, Element]) -> Output | 
         return unfilled("per-region controls describe one region each; they are not predicted")
     if tag in _GEOMETRY_TAGS:
         return unfilled(
-            "only labelled boxes, points and polygons (RectangleLabels, KeyPointLabels, PolygonLabels) are predicted "
-            "on an image: vision models name those; unlabelled shapes, ellipses, masks and vectors they do not"
+            "only boxes, points, polygons and masks drawn as polygons (RectangleLabels, KeyPointLabels, PolygonLabels, "
+            "BrushLabels; Rectangle and Polygon labelled by a Labels) are predicted on an image: vision models name "
+            "those; ellipses, unlabelled points, pixel masks and vectors they do not"
         )
     objects = list(control.objects or [])
     if not objects:
@@ -321,7 +354,7 @@ def _classify(control: SdkControl, elements: Mapping[str, Element]) -> Output | 
         kind = HTML_SPANS
     elif tag == "Labels":
         if target.kind == "Image":
-            return unfilled("<Labels> on <Image> label shapes drawn with a geometry tool, which is not predicted")
+            return unfilled("<Labels> on <Image> label shapes of a geometry tool, and none on it is predicted")
         if target.kind != "Text":
             return unfilled(f"spans are read from <Text> only, not <{target.kind}> (use <ParagraphLabels> there)")
         kind = SPANS
@@ -333,18 +366,44 @@ def _classify(control: SdkControl, elements: Mapping[str, Element]) -> Output | 
         if target.kind != "Image":
             return unfilled(f"<{tag}> need <Image>, not <{target.kind}>")
         kind = _SHAPE_OF_TAG[tag]
+        if tag in UNLABELLED_SHAPE_TAGS:
+            labels_from = _image_companion(controls, "Labels", target)
+            if labels_from is None:
+                return unfilled(f"an unlabelled <{tag}> is predicted only with a <Labels> on the same <Image>")
     elif tag in _KIND_OF_TAG:
         kind = _KIND_OF_TAG[tag]
     else:
         return unfilled(f"<{tag}> is not filled by this backend")
-    if control.attr.get("apiUrl"):
+    labelled_by = labels_from or control  # the control whose labels the regions carry
+    if labelled_by.attr.get("apiUrl"):
         return unfilled("its options are loaded from apiUrl while annotating, so the LLM cannot see them")
-    value = control.attr.get("value", "")
+    value = labelled_by.attr.get("value", "")
     dynamic_field = value[1:] if kind in OPTION_KINDS and value.startswith("$") else None
-    options = _options_in(elements[control.name]) if control.name in elements else ()
+    options = _options_in(elements[labelled_by.name]) if labelled_by.name in elements else ()
     if kind in OPTION_KINDS and not options and dynamic_field is None:
-        return unfilled(f"<{tag}> lists no options")
-    return Output(control=control, kind=kind, target=target, options=options, dynamic_field=dynamic_field)
+        return unfilled(f"<{labelled_by.tag}> lists no options")
+    return Output(
+        control=control,
+        kind=kind,
+        target=target,
+        options=options,
+        dynamic_field=dynamic_field,
+        labels_from=labels_from,
+        transcribed_by=_image_companion(controls, "TextArea", target) if kind in (RECTANGLES, POLYGONS) else None,
+        shares_labels_with=_sharing_labels(control, controls) if labels_from else None,
+    )
+
+
+def _sharing_labels(control: SdkControl, controls: list[SdkControl]) -> str | None:
+    """The other unlabelled shape tool on the same Image (OCR's Rectangle beside its Polygon), if any."""
+    return next(
+        (
+            other.name
+            for other in controls
+            if other.tag in UNLABELLED_SHAPE_TAGS and other.tag != control.tag and other.to_name == control.to_name
+        ),
+        None,
+    )
 
 
 def _build_spec(config: str, root: Element, prompt_prefix: str) -> LabelingSpec:
@@ -359,20 +418,24 @@ def _build_spec(config: str, root: Element, prompt_prefix: str) -> LabelingSpec:
     elements = {element.attrib["name"]: element for element in root.iter() if "name" in element.attrib}
     outputs: list[Output] = []
     unfilled: list[Unfilled] = []
-    for control in interface.controls:
+    controls = list(interface.controls)
+    for control in controls:
         if control.name == prompt.name:
             continue
-        verdict = _classify(control, elements)
+        verdict = _classify(control, elements, controls)
         if isinstance(verdict, Output):
             outputs.append(verdict)
         else:
             unfilled.append(verdict)
+    companions = {tag.name for output in outputs for tag in output.companions}
+    unfilled = [item for item in unfilled if item.name not in companions]
     if not outputs:
         raise LabelingConfigError(
             f'labeling config has nowhere to put the answer: add a <TextArea> (other than "{prompt.name}"), '
             f"<Choices>, <Labels>, <Taxonomy>, <Rating> or <Number> pointing to one of "
-            f"<{'>, <'.join(SUPPORTED_OBJECTS)}> (or <RectangleLabels>, <KeyPointLabels>, <PolygonLabels> on an "
-            "<Image>)" + (f" (not filled: {'; '.join(f'{u.name}: {u.reason}' for u in unfilled)})" if unfilled else "")
+            f"<{'>, <'.join(SUPPORTED_OBJECTS)}> (or <RectangleLabels>, <KeyPointLabels>, <PolygonLabels>, "
+            "<BrushLabels> on an <Image>)"
+            + (f" (not filled: {'; '.join(f'{u.name}: {u.reason}' for u in unfilled)})" if unfilled else "")
         )
     objects = tuple(TaskObject(obj) for obj in interface.objects if obj.tag in SUPPORTED_OBJECTS)
     return LabelingSpec(

@@ -11,9 +11,11 @@ what it does badly:
   characters;
 - Taxonomy: one string per chosen path ("Bias / Gender"), from the list of valid paths, instead of
   arrays of any labels in any order;
-- shapes on an image (``RectangleLabels``, ``KeyPointLabels``, ``PolygonLabels``): each with its label, in the
-  coordinate convention the vision model was trained on (``geometry.BoxFormat``), which ``geometry.py``
-  converts to Label Studio's percentages; the SDK's asks for those percentages, which no model is taught.
+- shapes on an image (``RectangleLabels``, ``KeyPointLabels``, ``PolygonLabels``, ``BrushLabels`` as polygons,
+  unlabelled ``Rectangle``/``Polygon`` with the labels of a ``Labels``): each with its label (and, under a
+  per-region ``TextArea``, its transcription), in the coordinate convention the vision model was trained on
+  (``geometry.BoxFormat``), which ``geometry.py`` converts to Label Studio's percentages; the SDK's asks for those
+  percentages (or a mask's RLE bytes), which no model is taught.
 
 Dynamic options (``<Choices value="$options">``) come from the task's data, so the schema of such a
 config depends on the task; everything else about it is fixed by the labeling config.
@@ -29,6 +31,7 @@ from shared.domain.labeling import (
     CHOICES,
     HTML_SPANS,
     KEYPOINTS,
+    MASKS,
     NUMBER,
     OPTION_KINDS,
     PAIRWISE,
@@ -49,6 +52,7 @@ from shared.domain.strict import LARGE_ENUM, MAX_ENUM_VALUES, MAX_LARGE_ENUM_STR
 
 DEFAULT_PATH_SEPARATOR = " / "
 SPAN_TEXT_RULE = "the exact text as written in the source (same characters, same case), not paraphrased"
+TRANSCRIPTION_RULE = "the text written in that region of the image, transcribed as written"
 
 
 def path_separator(output: Output) -> str:
@@ -132,6 +136,8 @@ def _shape_item(output: Output, labels: list[str], box_format: BoxFormat) -> dic
         properties[box_format.point_key] = _coordinates(box_format, 2)
     else:
         properties["points"] = {"type": "array", "items": _coordinates(box_format, 2), "minItems": 3}
+    if output.transcribed_by is not None:
+        properties["text"] = {"type": "string", "description": TRANSCRIPTION_RULE}
     return {"type": "object", "properties": properties, "required": list(properties)}
 
 
@@ -143,15 +149,29 @@ def shape_words(output: Output, box_format: BoxFormat) -> str:
     """How one shape of this output is written, in words (its keys, order and unit)."""
     fmt = box_format
     picture = ", image" if output.target.image_list else ""
+    text = ", text" if output.transcribed_by is not None else ""
     if output.kind == RECTANGLES:
-        words = f"{{label{picture}, {fmt.box_key}}}: {fmt.box_key} is {fmt.box_order} {fmt.unit}"
+        words = f"{{label{picture}, {fmt.box_key}{text}}}: {fmt.box_key} is {fmt.box_order} {fmt.unit}"
     elif output.kind == KEYPOINTS:
         words = f"{{label{picture}, {fmt.point_key}}}: {fmt.point_key} is {fmt.point_order} {fmt.unit}"
     else:
         words = (
-            f"{{label{picture}, points}}: points are the outline's corners in order, each {fmt.point_order} {fmt.unit}"
+            f"{{label{picture}, points{text}}}: points are the outline's corners in order, each {fmt.point_order} "
+            f"{fmt.unit}"
         )
+    if text:
+        words += f"; text is {TRANSCRIPTION_RULE}"
     return f"{words}; image is {_picture_number(output)}" if picture else words
+
+
+def _shared_with(output: Output) -> str:
+    """For an unlabelled shape whose labels another shape tool on the image shares (OCR's Rectangle and Polygon):
+    which of the two a region goes to, so the model does not mark the same region twice."""
+    if output.shares_labels_with is None:
+        return ""
+    if output.kind == POLYGONS:
+        return f"; only regions a box fits badly (slanted or curved), the others go to `{output.shares_labels_with}`"
+    return f"; regions a box fits well, slanted or curved ones go to `{output.shares_labels_with}` instead"
 
 
 def output_schema(output: Output, options: Sequence[Option], box_format: BoxFormat) -> dict[str, Any]:
@@ -211,10 +231,11 @@ def describe(output: Output, options: Sequence[Option], box_format: BoxFormat, l
             f"label one of {labels}"
         )
     if kind in SHAPES:
-        shape = {RECTANGLES: "box", KEYPOINTS: "point", POLYGONS: "polygon"}[kind]
+        shape = {RECTANGLES: "box", KEYPOINTS: "point", POLYGONS: "polygon", MASKS: "polygon around its area"}[kind]
+        things = "region of text" if output.transcribed_by is not None else "object"
         return (
-            f"every object in the image {target} to mark, each as a {shape} {shape_words(output, box_format)}; "
-            f"label one of {labels} (an empty list if there is none)"
+            f"every {things} in the image {target} to mark, each as a {shape} {shape_words(output, box_format)}; "
+            f"label one of {labels} (an empty list if there is none){_shared_with(output)}"
         )
     if kind == RATING:
         return f"a rating of {target} from 1 to {int(output.control.attr.get('maxRating', 5))}, or null"

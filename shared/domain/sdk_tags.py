@@ -63,5 +63,13 @@ class SdkInterface(Protocol):
     def get_control(self, name: str | None = None) -> SdkControl:
         """The control of that name; the SDK raises a bare ``Exception`` for an unknown one."""
 
-    def validate_region(self, region: dict[str, Any], return_errors: bool = False) -> Any:
-        """True or False, or with ``return_errors`` the list of what is wrong with ``region``."""
+    def validate_region(
+        self,
+        region: dict[str, Any],
+        return_errors: bool = False,
+        region_index: int = 0,
+        context: dict[str, Any] | None = None,
+    ) -> Any:
+        """True or False, or with ``return_errors`` the list of what is wrong with ``region``; ``context``
+        (``result``: the regions beside it, ``region``: itself) lets a ``labels`` result validate against the
+        shape sharing its id."""

@@ -377,20 +377,20 @@ def test_setup_lists_the_unfilled_controls_and_logs_them_once(client, caplog):
     caplog.set_level(logging.INFO, logger="shared.projects")
     config = """<View><Image name="img" value="$image"/><TextArea name="prompt" toName="img"/>
       <Choices name="scene" toName="img"><Choice value="Day"/><Choice value="Night"/></Choices>
-      <BrushLabels name="mask" toName="img"><Label value="Car"/></BrushLabels></View>"""
+      <EllipseLabels name="oval" toName="img"><Label value="Car"/></EllipseLabels></View>"""
     first = setup(client, config)
     assert first.status_code == 200
     assert first.json["unfilled"] == [
         {
-            "name": "mask",
-            "tag": "BrushLabels",
-            "reason": "only labelled boxes, points and polygons (RectangleLabels, KeyPointLabels, PolygonLabels) are "
-            "predicted on an image: vision models name those; unlabelled shapes, ellipses, masks and vectors they "
-            "do not",
+            "name": "oval",
+            "tag": "EllipseLabels",
+            "reason": "only boxes, points, polygons and masks drawn as polygons (RectangleLabels, KeyPointLabels, "
+            "PolygonLabels, BrushLabels; Rectangle and Polygon labelled by a Labels) are predicted on an image: vision "
+            "models name those; ellipses, unlabelled points, pixel masks and vectors they do not",
         }
     ]
     assert setup(client, config).json == first.json
-    assert caplog.text.count("leaves these to annotators: mask <BrushLabels>: only labelled boxes") == 1
+    assert caplog.text.count("leaves these to annotators: oval <EllipseLabels>: only boxes") == 1
     assert setup(client, labeling_config("sarcasm")).json["unfilled"] == []
 
 
@@ -399,7 +399,7 @@ def test_setup_refuses_a_config_with_nothing_to_fill_naming_why(client):
       <Ellipse name="oval" toName="img"/></View>"""
     response = setup(client, config)
     assert response.status_code == 400
-    assert "nowhere to put the answer" in response.json["error"] and "oval: only labelled" in response.json["error"]
+    assert "nowhere to put the answer" in response.json["error"] and "oval: only boxes" in response.json["error"]
 
 
 def test_the_model_version_covers_the_output_mode_and_the_schema(client):

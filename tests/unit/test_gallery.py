@@ -18,6 +18,7 @@ import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
 from shared.domain.answer_regions import regions_from_answers
+from shared.domain.geometry import ImageSize
 from shared.domain.html_spans import PageText
 from shared.domain.labeling import (
     HTML_SPANS,
@@ -90,7 +91,7 @@ def sample_value(node: dict, rng: random.Random, quote: Any) -> Any:
     kind = node["type"]
     if kind == "object":
         properties = node["properties"]
-        if {"text", "label"} <= properties.keys():
+        if quote is not None and {"text", "label"} <= properties.keys():  # a span (a shape's text is no quote)
             index, word = quote()
             item = {name: sample_value(child, rng, quote) for name, child in properties.items()}
             item["text"] = word
@@ -111,6 +112,16 @@ def sample_value(node: dict, rng: random.Random, quote: Any) -> Any:
     if kind == "string":
         return "A sample answer."
     raise AssertionError(f"no sample for {node}")
+
+
+def picture_sizes(spec: LabelingSpec, data: dict) -> dict[str, list[ImageSize]]:
+    """A size for every picture (masks are drawn at it), as the backend reads it from the picture it fetches."""
+    sizes = {}
+    for obj in spec.objects:
+        if obj.kind == "Image":
+            pictures = data.get(obj.field or "")
+            sizes[obj.name] = [ImageSize(320, 300)] * (len(pictures) if isinstance(pictures, list) else 1)
+    return sizes
 
 
 def sample_answer(spec: LabelingSpec, schema: dict, data: dict, seed: int) -> dict:
@@ -149,14 +160,16 @@ def test_gallery_template(path: Path) -> None:
     for seed in range(3):
         answer = sample_answer(spec, schema, data, seed)
         jsonschema.Draft202012Validator(schema).validate(answer)
-        filled = regions_from_answers(spec, [answer], data, "Label this task")
+        filled = regions_from_answers(spec, [answer], data, "Label this task", image_sizes=picture_sizes(spec, data))
         assert filled.dropped == []
         checked = [region for region in filled.regions if region["type"] != "pairwise"]
         assert (
             spec.interface.validate_prediction({"result": checked, "score": filled.score()}, return_errors=True) == []
         )
         filled_names = {region["from_name"] for region in filled.regions} - {spec.prompt.name}
-        assert filled_names == set(schema["properties"]), "every field of the answer became a region"
+        asked = [spec.output(name) for name in schema["properties"]]
+        expected = {tag.name for output in asked for tag in (output.control, *output.companions)}
+        assert filled_names == expected, "every field of the answer became a region (with its labels, its text)"
 
     kinds = ", ".join(f"{output.name}:{output.control.tag}" for output in spec.outputs)
     unfilled = "; ".join(f"{u.name}:{u.tag} ({u.reason[:60]})" for u in spec.unfilled) or "-"

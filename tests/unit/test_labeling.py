@@ -106,23 +106,25 @@ def kinds(spec):
     return [(output.name, output.kind) for output in spec.outputs]
 
 
-def test_labelled_shapes_on_an_image_are_filled_beside_choices_and_brushes_are_not():
+def test_labelled_shapes_and_masks_on_an_image_are_filled_beside_choices_and_ellipses_are_not():
     config = """<View><Image name="img" value="$image"/><TextArea name="prompt" toName="img"/>
       <RectangleLabels name="boxes" toName="img"><Label value="Car"/></RectangleLabels>
       <KeyPointLabels name="points" toName="img"><Label value="Nose"/></KeyPointLabels>
       <PolygonLabels name="outlines" toName="img" value="$objects"/>
       <BrushLabels name="masks" toName="img"><Label value="Car"/></BrushLabels>
+      <EllipseLabels name="ovals" toName="img"><Label value="Car"/></EllipseLabels>
       <Choices name="scene" toName="img"><Choice value="Day"/><Choice value="Night"/></Choices></View>"""
     spec = parse_labeling_config(config, "prompt")
     assert kinds(spec) == [
         ("boxes", "rectangles"),
         ("points", "keypoints"),
         ("outlines", "polygons"),
+        ("masks", "masks"),
         ("scene", "choices"),
     ]
     assert spec.output("outlines").dynamic_field == "objects"
-    assert [(u.name, u.tag) for u in spec.unfilled] == [("masks", "BrushLabels")]
-    assert "only labelled boxes, points and polygons" in spec.unfilled[0].reason
+    assert [(u.name, u.tag) for u in spec.unfilled] == [("ovals", "EllipseLabels")]
+    assert "only boxes, points, polygons and masks drawn as polygons" in spec.unfilled[0].reason
 
 
 def test_every_in_scope_control_is_an_output():
@@ -213,8 +215,8 @@ def test_a_choices_alias_and_hint_are_its_synonyms_as_the_sdk_reads_them():
         ('<Choices name="c" toName="t"/>', "lists no options"),
         ('<Taxonomy name="x" toName="t" apiUrl="https://example.com/tree"/>', "apiUrl"),
         ('<Pairwise name="p" toName="t,a"/>', "attached to <Audio>"),
-        ('<Rectangle name="r" toName="img"/>', "unlabelled shapes, ellipses, masks and vectors"),
-        ('<EllipseLabels name="e" toName="img"><Label value="A"/></EllipseLabels>', "only labelled boxes"),
+        ('<Rectangle name="r" toName="img"/>', "an unlabelled <Rectangle> is predicted only with a <Labels>"),
+        ('<EllipseLabels name="e" toName="img"><Label value="A"/></EllipseLabels>', "ellipses, unlabelled points"),
         ('<PolygonLabels name="p" toName="t"><Label value="A"/></PolygonLabels>', "need <Image>, not <Text>"),
         ('<KeyPointLabels name="k" toName="img"/>', "lists no options"),
     ],
@@ -232,7 +234,7 @@ def test_controls_out_of_scope_are_unfilled_with_the_reason(control, reason):
 
 def test_a_config_with_nothing_fillable_is_refused_naming_what_is_unfilled():
     config = """<View><Image name="img" value="$image"/><TextArea name="prompt" toName="img"/>
-      <BrushLabels name="masks" toName="img"><Label value="Car"/></BrushLabels></View>"""
+      <EllipseLabels name="ovals" toName="img"><Label value="Car"/></EllipseLabels></View>"""
     with pytest.raises(LabelingConfigError, match="nowhere to put the answer") as caught:
         parse_labeling_config(config, "prompt")
-    assert "masks: only labelled boxes" in str(caught.value)
+    assert "ovals: only boxes, points, polygons" in str(caught.value)

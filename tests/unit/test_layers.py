@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # Pure libraries the core may use: snowballstemmer stems words when reading labels out of answers
 # (shared.domain.answers); toktok counts tokens with vocabularies compiled into its extension (no files, no network);
 # jsonschema checks an answer against the schema it was asked in (shared.domain.reading; no remote $refs there);
-# html5lib parses a HyperText page from a string, as a browser would (shared.domain.html_spans).
+# html5lib parses a HyperText page from a string, as a browser would (shared.domain.html_spans); Pillow's Image and
+# ImageDraw fill a mask in memory, numpy holds it and the SDK's brush module encodes it (shared.domain.masks).
 DOMAIN_THIRD_PARTY = {
     "pydantic",
     "pydantic_settings",
@@ -22,6 +23,10 @@ DOMAIN_THIRD_PARTY = {
     "toktok",
     "jsonschema",
     "html5lib",
+    "PIL.Image",
+    "PIL.ImageDraw",
+    "numpy",
+    "label_studio_sdk.converter.brush",
 }
 IO_STDLIB = {"socket", "ssl", "http", "urllib.request", "subprocess", "ftplib", "smtplib", "asyncio", "selectors"}
 

@@ -87,6 +87,11 @@ def _outline(convention: str, box: Box, width: int, height: int) -> tuple[str, l
     return "points", [_point(convention, (x, y, x, y), width, height)[1] for x, y in corners]
 
 
+def transcription(order: int) -> str:
+    """What the fake reads in the ``order``-th object from the left (from 0)."""
+    return f"text of object {order + 1}"
+
+
 def shapes_reply(
     convention: str,
     boxes: dict[str, str] | None = None,
@@ -94,11 +99,14 @@ def shapes_reply(
     outlines: dict[str, str] | None = None,
     answer: dict | None = None,
     numbered: frozenset[str] = frozenset(),
+    transcribed: frozenset[str] = frozenset(),
 ) -> Reply:
     """A reply that names every object of the first picture, to each control (name → the label its shapes get)
     as ``boxes``, as ``points`` (the objects' centres) or as ``outlines`` (polygons through the boxes' corners);
     a control in ``numbered`` (on an ``<Image valueList>``) gets the objects of every picture, each shape with
-    its picture's number (``image``, from 1).  ``answer`` holds the other controls' values."""
+    its picture's number (``image``, from 1); a control in ``transcribed`` (OCR) gives each shape the text it
+    reads there: ``transcription(n)`` for the n-th object from the left.  ``answer`` holds the other controls'
+    values."""
     shapes = [
         (kind, control, label)
         for kind, given in ((_box, boxes), (_point, points), (_outline, outlines))
@@ -112,8 +120,10 @@ def shapes_reply(
             found[control] = []
             for number, picture in pictures if control in numbered else pictures[:1]:
                 width, height = ImageOps.exif_transpose(picture).size
-                for box in seen_objects(picture):
+                for order, box in enumerate(seen_objects(picture)):
                     item = dict([("label", label), shape(convention, box, width, height)])
+                    if control in transcribed:
+                        item["text"] = transcription(order)
                     found[control].append(item | {"image": number} if control in numbered else item)
         return found
 
