@@ -18,8 +18,10 @@ from it
   of four still ends with Label Studio's answer instead of an unknown outcome.
 
 While the calls' sizes are alike the two parts cannot be told apart: a cost that grows with the project while the
-size stays is the per-call part (the size stays); otherwise the cost is taken as per prediction and the next call
-is at most halved (``PROBE``), which sets the sizes apart for the next fit.
+size stays is the per-call part (the size stays); otherwise the next call differs enough to tell them apart at the
+next fit: the target's worth if the cost were all per prediction, but (over the target) four times larger when the
+calls were below the largest (``GROW``: a first call of 208 predictions that took 57 s is followed by one of 832,
+not of 36) and at most halved when they were the largest (``PROBE``).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ SAMPLES = 12  # calls remembered: enough to span the sizes a job's last calls ta
 DISTINCT_SIZES = 0.2  # the calls' sizes must spread this much (relative) before the per-call part can be told apart
 AMORTIZE = 1.0  # a call is at least this many times its per-call part's worth of predictions (the part ≤ half)
 GROWTH = 0.2  # a cost that rose this much (relative) over the remembered calls grows with the project
-PROBE = 0.5  # sizes alike and nothing told apart: the next call is at least this share of the last
+GROW = 4  # sizes alike and over the target: calls well below the largest are followed by one this much larger,
+PROBE = 0.5  # calls of about the largest by one at least this share of them
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,9 @@ class PushCost:
         if fitted.per_prediction is None:
             if fitted.grows or fitted.per_call <= 0:  # the size stayed and the cost grew: it is the per-call part
                 return self.max_batch
-            wanted = fitted.size * self.target / fitted.per_call
+            wanted = fitted.size * self.target / fitted.per_call  # all of it per prediction: the target's worth
+            if wanted < fitted.size and fitted.size < (1 - DISTINCT_SIZES) * self.max_batch:
+                return self._within(GROW * fitted.size)  # cheaper a prediction, should the per-call part dominate
             return self._within(max(wanted, PROBE * fitted.size))
         if fitted.per_prediction <= 0:
             return self.max_batch

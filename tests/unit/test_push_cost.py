@@ -106,6 +106,17 @@ def test_calls_of_one_size_on_a_project_of_one_size_probe_a_smaller_call_to_tell
     assert model.batch_size() == 5000
 
 
+def test_a_small_first_call_over_the_target_is_followed_by_a_larger_one():
+    """The 100,000-task run without the flag, on a loaded machine: the job's first call carried the 208 predictions
+    made by then and took 57.6 s.  Read as all per prediction (0.28 s each) the next call would carry 36; it
+    carries four times as many, and the fit that follows finds the per-call part."""
+    model = cost()
+    model.observe(208, without_flag(208, 0) * 9)
+    assert model.batch_size() == 4 * 208
+    model.observe(832, without_flag(832, 208) * 9)
+    assert model.batch_size() == 5000
+
+
 def test_the_read_timeout_follows_the_cost_as_the_project_grows():
     """Calls of 5,000 costing 4, 8, 14, 24, 28, 50 s as the project grows: each call's timeout is four times the
     cost expected of it (the growth carried forward), never below what the last call took: none times out."""
