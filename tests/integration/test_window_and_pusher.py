@@ -163,8 +163,8 @@ def test_a_chunk_waits_for_its_tasks_while_the_pusher_lands_calls(batch, fake_la
     land, each chunk keeps waiting and counts its tasks as pushed as they land: the job's ``pushed`` follows Label
     Studio (it lagged by 28,000 of 65,749 at 100,000 tasks when chunks gave up after ``PUSH_PATIENCE`` and waited
     for a re-run to count theirs)."""
-    chunks, call_seconds = 4, 0.6
-    monkeypatch.setattr("worker.chunks.PUSH_PATIENCE", 1.0)  # shorter than the calls' total, longer than one call
+    chunks, call_seconds = 8, 0.5
+    monkeypatch.setattr("worker.chunks.PUSH_PATIENCE", 2.5)  # shorter than the calls' total, well over one call
     for size in ("MIN_BATCH", "MAX_BATCH"):
         monkeypatch.setattr(f"worker.pusher.{size}", CHUNK)  # a call per chunk's worth
     fake_label_studio.import_fault, fake_label_studio.faults_left = "late", chunks  # stored, answered after:
