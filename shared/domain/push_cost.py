@@ -12,7 +12,9 @@ from it
 
 - the next call's size: as many predictions as fit in ``target`` seconds, but never so few that the per-call part
   is more than half of the call (``AMORTIZE``): when the per-call part alone takes about ``target``, a call of 100
-  costs nearly as much as one of 5,000, and only larger calls make a prediction cheaper;
+  costs nearly as much as one of 5,000, and only larger calls make a prediction cheaper; when it takes longer than
+  ``target``, the most allowed (a machine whose load swings makes the per-prediction slope noisy: it never shrinks
+  calls the target cannot be met with anyway);
 - its read timeout: ``TIMEOUT_FACTOR`` times what the call should cost (never less than the last call took, as
   the project only grows), between the operator's floor and cap: a call that outgrows the last ones by a factor
   of four still ends with Label Studio's answer instead of an unknown outcome.
@@ -119,8 +121,8 @@ class PushCost:
             if wanted < fitted.size and fitted.size < (1 - DISTINCT_SIZES) * self.max_batch:
                 return self._within(GROW * fitted.size)  # cheaper a prediction, should the per-call part dominate
             return self._within(max(wanted, PROBE * fitted.size))
-        if fitted.per_prediction <= 0:
-            return self.max_batch
+        if fitted.per_prediction <= 0 or fitted.per_call >= self.target:  # the target is out of reach: only larger
+            return self.max_batch  # calls make a prediction cheaper (and a noisy slope never shrinks them)
         within_target = (self.target - fitted.per_call) / fitted.per_prediction
         amortized = AMORTIZE * fitted.per_call / fitted.per_prediction
         return self._within(max(within_target, amortized))
