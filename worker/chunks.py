@@ -46,7 +46,9 @@ from worker.window import LLMWindow
 
 log = logging.getLogger(__name__)
 
-PUSH_PATIENCE = 120.0  # a chunk whose predictions wait longer than this for the pusher runs again
+# A chunk whose predictions wait this long in the outbox while the project's pusher lands nothing (Label Studio away)
+# runs again; while calls land it keeps waiting, and counts its tasks as pushed as they land.
+PUSH_PATIENCE = 120.0
 
 
 @dataclass
@@ -375,7 +377,7 @@ class ChunkRunner:
         ledger, outcome = pending.ledger, pending.outcome
         if pending.predicted_at is None:
             self.jobs.add(pending.job_id, "done", pending.queued)  # every prediction is kept: progress
-            pending.predicted_at = time.monotonic()
+            pending.predicted_at = time.time()  # wall clock: compared with the pusher's progress, kept in Redis
             outcome.waiting.extend(pending.not_started())  # handed back by a closed window: the next run's
         if pending.sent_again:  # its next run pushes what was kept and finishes it
             return ChunkOutcome()
@@ -387,7 +389,8 @@ class ChunkRunner:
         for task_id, reason in refused.items():
             self._fail(pending.job_id, task_id, reason, outcome)
         open_ids = [task_id for task_id in open_ids if task_id not in refused]
-        if open_ids and patient and time.monotonic() - pending.predicted_at < PUSH_PATIENCE:
+        waiting_since = max(pending.predicted_at, ledger.pusher_busy_until()) if open_ids and patient else 0.0
+        if open_ids and patient and time.time() - waiting_since < PUSH_PATIENCE:
             being_stored, _overdue = ledger.on_their_way(open_ids)
             if ledger.in_outbox(open_ids) or being_stored:
                 pending.queued = open_ids

@@ -269,7 +269,7 @@ class Pusher:
         ledger, tasks = box.ledger, [prediction["task"] for prediction in predictions]
         timeout = box.cost.read_timeout(len(predictions))
         reconcile_at = time.time() + timeout + max(UNKNOWN_SETTLE, timeout)  # should this pusher die mid-call
-        ledger.begin_push(self.owner, tasks, reconcile_at)
+        ledger.begin_push(self.owner, tasks, reconcile_at, answer_by=time.time() + timeout)
         started = time.monotonic()
         try:
             with _LockKeeper(ledger, self.owner):
@@ -277,6 +277,8 @@ class Pusher:
         except PushOutcomeUnknown as exc:
             seconds = time.monotonic() - started
             self._observe("unknown", seconds)
+            if seconds >= timeout:  # it costs at least this: the next call waits longer (a fresh worker, a big project)
+                box.cost.observe(len(predictions), seconds)
             settle = 0.0 if exc.answered else max(UNKNOWN_SETTLE, timeout)
             ledger.reconcile_later(time.time() + settle)
             log.warning(

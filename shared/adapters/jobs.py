@@ -1271,15 +1271,18 @@ class Ledger:
         self._release_lock(keys=[self._key("push-lock")], args=[owner])
 
     # --- a push whose outcome is unknown until read back (worker/pusher.py) ------------------------
-    def begin_push(self, owner: str, task_ids: list[Any], reconcile_at: float) -> None:
+    def begin_push(self, owner: str, task_ids: list[Any], reconcile_at: float, answer_by: float) -> None:
         """Record a call about to be sent: should its outcome stay unknown (a timeout, a lost connection, a 5xx,
         its pusher killed), whoever holds the push lock next reads back which of these tasks landed, from
-        ``reconcile_at`` on, before anything is sent again."""
+        ``reconcile_at`` on, before anything is sent again.  Until ``answer_by`` (its read timeout) the pusher
+        counts as making progress (``pusher_busy_until``)."""
         ids = [str(t) for t in task_ids]
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(self._key("in-flight"))
         pipe.sadd(self._key("in-flight"), *ids)
-        pipe.hset(self._key("in-flight-call"), mapping={"owner": owner, "reconcile_at": reconcile_at})
+        pipe.hset(
+            self._key("in-flight-call"), mapping={"owner": owner, "reconcile_at": reconcile_at, "answer_by": answer_by}
+        )
         pipe.expire(self._key("in-flight"), self.ttl)
         pipe.expire(self._key("in-flight-call"), self.ttl)
         pipe.execute()
@@ -1291,13 +1294,27 @@ class Ledger:
             return None
         return PushInFlight(text(call["owner"]) or "", float(call["reconcile_at"]))
 
+    def pusher_busy_until(self) -> float:
+        """Until when (epoch seconds) the project's pusher is known to make progress: the last time a call landed,
+        or the read timeout of the call in flight (until it ends).  A chunk whose
+        tasks wait in the outbox keeps waiting while this is recent: the outbox is drawn at random (``SPOP``), so
+        in a backlog of several calls' worth a task may wait many calls while every call lands."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(self._key("landed-at"))
+        pipe.hget(self._key("in-flight-call"), "answer_by")
+        return max((float(value) for value in pipe.execute() if value is not None), default=0.0)
+
     def in_flight_tasks(self) -> list[str]:
         """The tasks of the call in flight."""
         return sorted(text_set(self.redis.smembers(self._key("in-flight"))), key=int)
 
     def reconcile_later(self, reconcile_at: float) -> None:
-        """The outcome is still unknown: read it back from ``reconcile_at`` on."""
-        self.redis.hset(self._key("in-flight-call"), "reconcile_at", reconcile_at)
+        """The call is over and its outcome still unknown: read it back from ``reconcile_at`` on.  It no longer
+        counts as the pusher's progress (``pusher_busy_until``)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self._key("in-flight-call"), "reconcile_at", reconcile_at)
+        pipe.hdel(self._key("in-flight-call"), "answer_by")
+        pipe.execute()
 
     def settle_push(self, landed: list[Any], not_landed: list[Any]) -> None:
         """The outcome of the call in flight is known: ``landed`` are pushed, ``not_landed`` go back to the outbox
@@ -1309,6 +1326,7 @@ class Ledger:
             pipe.expire(self._key("pushed"), self.ttl)
             pipe.hdel(self._key("results"), *ids)
             pipe.hdel(self._key("pushing"), *ids)
+            pipe.set(self._key("landed-at"), time.time(), ex=self.ttl)
         if not_landed:
             ids = [str(t) for t in not_landed]
             pipe.hdel(self._key("pushing"), *ids)

@@ -157,6 +157,60 @@ def test_the_window_pauses_while_label_studio_falls_behind(batch, fake_label_stu
     assert_every_task_once(fake_label_studio, 3 * CHUNK)
 
 
+def test_a_chunk_waits_for_its_tasks_while_the_pusher_lands_calls(batch, fake_label_studio, fake_llm, monkeypatch):
+    """A backlog of several calls' worth, each call slower than a chunk's patience (Label Studio without its flag):
+    the outbox is drawn at random, so a chunk's tasks may land many calls after they were predicted.  While calls
+    land, each chunk keeps waiting and counts its tasks as pushed as they land: the job's ``pushed`` follows Label
+    Studio (it lagged by 28,000 of 65,749 at 100,000 tasks when chunks gave up after ``PUSH_PATIENCE`` and waited
+    for a re-run to count theirs)."""
+    chunks, call_seconds = 8, 0.5
+    monkeypatch.setattr("worker.chunks.PUSH_PATIENCE", 2.5)  # shorter than the calls' total, well over one call
+    for size in ("MIN_BATCH", "MAX_BATCH"):
+        monkeypatch.setattr(f"worker.pusher.{size}", CHUNK)  # a call per chunk's worth
+    fake_label_studio.import_fault, fake_label_studio.faults_left = "late", chunks  # stored, answered after:
+    fake_label_studio.late_seconds = call_seconds  # within the read timeout (PUSH_TIMEOUT_MIN, 60 s)
+    job_id = batch.start(chunks * CHUNK)
+    pending = batch.feed(job_id)
+    for chunk in pending:
+        for call in chunk.calls:
+            call.result()
+    assert [batch.runner.settle(chunk) for chunk in pending] == [None] * chunks, "all in the outbox"
+
+    pusher = threading.Thread(target=batch.runner.pusher.flush, args=(pending[0].ctx, pending[0].ledger))
+    pusher.start()
+    outcomes: dict[int, object] = {}
+    while len(outcomes) < chunks:  # what the tracker does, every tick
+        for chunk in pending:
+            if chunk.index not in outcomes and (outcome := batch.runner.settle(chunk)) is not None:
+                outcomes[chunk.index] = outcome
+        time.sleep(0.05)
+    pusher.join()
+    assert fake_label_studio.import_calls == chunks
+    assert [outcomes[index].retry_in for index in range(chunks)] == [None] * chunks, "no chunk ran again"
+    status = batch.jobs.status(job_id)
+    assert (status.state, status.pushed) == ("done", chunks * CHUNK)
+    assert_every_task_once(fake_label_studio, chunks * CHUNK)
+
+
+def test_a_chunk_waits_no_longer_than_its_patience_while_no_call_lands(batch, fake_label_studio, monkeypatch):
+    """The other side of waiting while calls land: Label Studio refuses every import (503), each attempt a call
+    begun and failed at once; the chunk runs again ``PUSH_PATIENCE`` after its last prediction."""
+    monkeypatch.setattr("worker.chunks.PUSH_PATIENCE", 1.0)
+    fake_label_studio.taking_imports = False
+    job_id = batch.start(CHUNK)
+    [chunk] = batch.feed(job_id)
+    for call in chunk.calls:
+        call.result()
+    started = time.monotonic()
+    while (outcome := batch.runner.settle(chunk)) is None:
+        batch.runner.pusher.flush(chunk.ctx, chunk.ledger)
+        assert time.monotonic() - started < 30, "the chunk kept waiting for calls that fail"
+        time.sleep(0.05)
+    assert fake_label_studio.import_calls == 0 and outcome.retry_in is not None
+    assert sorted(outcome.waiting) == list(range(CHUNK))
+    assert batch.jobs.status(job_id).pushed == 0
+
+
 def assert_every_task_once(fake_label_studio, count: int) -> None:
     by_task = fake_label_studio.predictions_by_task()
     assert sorted(by_task) == list(range(count))
