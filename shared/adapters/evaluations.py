@@ -1,10 +1,10 @@
 """Evaluation runs in Redis, and their scores on ``/metrics``: the only module that touches ``eval*`` keys.
 
 A run is one JSON record (``eval:<id>``), listed per project newest first; a project keeps its latest
-``RUNS_KEPT`` runs.  When a run is done, each version it scored becomes that (project, version)'s latest
-scores (``project:<id>:eval-scores``), which ``/metrics`` exports as ``llm_backend_eval_score``: a
-dashboard then follows a project's prompt versions without rerunning anything.  Scores leave with the run that
-made them, so the series stay within two versions per kept run.
+``RUNS_KEPT`` runs (``shared.adapters.kept_runs``).  When a run is done, each version it scored becomes that
+(project, version)'s latest scores (``project:<id>:eval-scores``), which ``/metrics`` exports as
+``llm_backend_eval_score``: a dashboard then follows a project's prompt versions without rerunning anything.
+Scores leave with the run that made them, so the series stay within two versions per kept run.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from shared.adapters.replies import text_dict, text_list, text_set
+from shared.adapters.kept_runs import KeptRuns
+from shared.adapters.replies import text_dict, text_set
 from shared.adapters.store import Store
 from shared.domain.evaluation_run import EvaluationRun, RunState
 
-RUNS_KEPT = 100  # per project
 METRIC = "llm_backend_eval_score"
 
 
@@ -27,12 +27,7 @@ class EvaluationStore:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.redis = store.redis
-
-    def _run(self, run_id: str) -> str:
-        return self.store.key("eval", run_id)
-
-    def _runs(self, project: str) -> str:
-        return self.store.key("project", project, "evaluations")
+        self.runs = KeptRuns(store, "eval", "evaluations", EvaluationRun.from_dict)
 
     def _scores(self, project: str) -> str:
         return self.store.key("project", project, "eval-scores")
@@ -41,8 +36,7 @@ class EvaluationStore:
         """Keep the run (again, after a change of state); a finished run's scores become the latest for their
         (project, version).  Runs beyond the project's ``RUNS_KEPT`` newest are dropped."""
         pipe = self.redis.pipeline(transaction=True)
-        pipe.set(self._run(run.id), json.dumps(run.as_dict()))
-        pipe.zadd(self._runs(run.project), {run.id: run.created_at})
+        self.runs.write(pipe, run)
         if run.state == RunState.DONE:
             for score in run.scores:
                 flat = [[control, metric, value] for (control, metric), value in score.evaluation.flat().items()]
@@ -54,7 +48,7 @@ class EvaluationStore:
     def _trim(self, project: str) -> None:
         """Drop the runs beyond the newest ``RUNS_KEPT``, and with them the scores they exported (a version
         named only by a dropped run leaves ``/metrics``), so a project's series stay bounded."""
-        old = text_list(self.redis.zrange(self._runs(project), 0, -RUNS_KEPT - 1))
+        old = self.runs.beyond_kept(project)
         if not old:
             return
         dropped = set(old)
@@ -63,22 +57,18 @@ class EvaluationStore:
             for version, raw in text_dict(self.redis.hgetall(self._scores(project))).items()
         }
         pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(*(self._run(run_id) for run_id in old))
-        pipe.zrem(self._runs(project), *old)
+        self.runs.drop(pipe, project, old)
         versions = [version for version, run_id in scored_by.items() if run_id in dropped]
         if versions:
             pipe.hdel(self._scores(project), *versions)
         pipe.execute()
 
     def get(self, run_id: str) -> EvaluationRun | None:
-        raw = self.redis.get(self._run(run_id))
-        return EvaluationRun.from_dict(json.loads(raw)) if raw else None
+        return self.runs.get(run_id)
 
     def recent(self, project: str, limit: int = 20) -> list[EvaluationRun]:
         """The project's runs, newest first."""
-        ids = text_list(self.redis.zrevrange(self._runs(project), 0, limit - 1))
-        raws = self.redis.mget([self._run(run_id) for run_id in ids]) if ids else []
-        return [EvaluationRun.from_dict(json.loads(raw)) for raw in raws if raw]
+        return self.runs.recent(project, limit)
 
     def latest_scores(self) -> Iterator[tuple[str, str, str, str, float]]:
         """``(project, version, control, metric, value)`` of each (project, version)'s latest finished run."""

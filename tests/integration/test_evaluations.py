@@ -27,7 +27,8 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.adapters.evaluations import RUNS_KEPT, EvaluationStore
+from shared.adapters.evaluations import EvaluationStore
+from shared.adapters.kept_runs import RUNS_KEPT
 from shared.domain.config import Settings
 from shared.domain.evaluation_run import EvaluationRun, RunState
 from shared.domain.tokens import count_request_tokens
