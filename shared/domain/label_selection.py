@@ -13,8 +13,9 @@ candidates.  Everything downstream reads that view (the schema, the options list
 reader, the regions), so an answer outside the candidates is refused like any label the config lacks.
 Candidates keep config order.  A Taxonomy keeps the path to each chosen node; where inner nodes are
 selectable (no ``leafsOnly``), those on the path count among the k, so the model sees the branch it picks from.
-Only values that share a word with the task (with embeddings: a cosine above 0) are candidates: a task that resembles none of them is offered none
-(the control is left out of its schema and stays empty) rather than k arbitrary ones it would have to pick from.
+Only values that share a word with the task (with embeddings: a cosine above 0) are candidates: a task that
+resembles none of them is offered none (the control is left out of its schema and stays empty) rather than k
+arbitrary ones it would have to pick from.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from shared.domain.answers import stem_word
 
@@ -94,7 +95,8 @@ class Embed(Protocol):
     """Texts to their vectors, one per text in order; ``scope`` names the model and endpoint that made them, so
     rankers kept for reuse are kept apart by who embedded them (one project's endpoint never ranks another's)."""
 
-    scope: str
+    @property
+    def scope(self) -> str: ...
 
     def __call__(self, texts: Sequence[str]) -> list[list[float]]: ...
 
@@ -134,8 +136,9 @@ def _ranked(totals: list[float]) -> list[int]:
     return sorted((index for index, total in enumerate(totals) if total > 0), key=lambda index: (-totals[index], index))
 
 
-def _unit_rows(vectors: Sequence[Sequence[float]]) -> np.ndarray:
+def _unit_rows(vectors: Sequence[Sequence[float]]) -> npt.NDArray[np.float32]:
     """The vectors as rows of unit length (a zero vector stays zero: similar to nothing)."""
     rows = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
+    units: npt.NDArray[np.float32] = np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
+    return units

@@ -68,8 +68,13 @@ def model_version(
         "answer_format_version": ANSWER_FORMAT_VERSION,
     }
     if config.few_shot.k:
-        decisive["few_shot"] = {"k": config.few_shot.k, "strategy": config.few_shot.strategy, "pool": few_shot_pool}
+        few_shot: dict[str, str | int | None] = {
+            "k": config.few_shot.k,
+            "strategy": config.few_shot.strategy,
+            "pool": few_shot_pool,
+        }
         if config.few_shot.embeddings_model and config.few_shot.strategy != "fixed":  # fixed ranks nothing
-            decisive["few_shot"]["embeddings_model"] = config.few_shot.embeddings_model
+            few_shot["embeddings_model"] = config.few_shot.embeddings_model
+        decisive["few_shot"] = few_shot
     digest = hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:10]
     return f"{llm.model}-{digest}"

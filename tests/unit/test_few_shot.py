@@ -266,3 +266,16 @@ def test_with_embeddings_similar_and_diverse_rank_by_them(spec):
     diverse = pool.choose(2, "diverse", query, None, "none", TopicVectors())
     assert diverse[0].answer["topic"] == "Weather"
     assert pool.ranker(TopicVectors()) is pool.ranker(TopicVectors())  # built once per embedder
+
+
+def test_the_version_covers_the_embeddings_model_where_examples_are_ranked():
+    def version(strategy, embeddings_model=None):
+        config = load_settings(
+            few_shot_examples=3, few_shot_strategy=strategy, similarity_embeddings_model=embeddings_model
+        ).defaults
+        return model_version(config, CONFIG, "p", "pool")
+
+    assert version("similar", "text-embedding-3-small") != version("similar")
+    assert version("diverse", "text-embedding-3-small") != version("diverse")
+    assert version("similar", "text-embedding-3-small") != version("similar", "text-embedding-3-large")
+    assert version("fixed", "text-embedding-3-small") == version("fixed")  # fixed ranks nothing
