@@ -67,7 +67,8 @@ FEW_SHOT_EXAMPLES_HELP = (
 )
 FEW_SHOT_STRATEGY_HELP = (
     "which examples: `fixed` (one label-balanced set for every task, in the cached part of the prompt), "
-    "`similar` (the nearest to each task by BM25 over its text, or by `SIMILARITY_EMBEDDINGS_MODEL`) or `diverse` (near ones spread over the labels: "
+    "`similar` (the nearest to each task by BM25 over its text, or by `SIMILARITY_EMBEDDINGS_MODEL`) or `diverse` "
+    "(near ones spread over the labels: "
     "maximal marginal relevance)"
 )
 BATCH_API_HELP = (
@@ -449,7 +450,8 @@ class Settings(BaseSettings):
         250,
         description="a `Choices` or `Taxonomy` offering more values than this (labels, or a Taxonomy's selectable "
         "paths) is narrowed for each task to the `LABEL_SELECTION_K` values most similar to the task's text (BM25 "
-        "over each value's text, alias and hint, computed locally; or by `SIMILARITY_EMBEDDINGS_MODEL`). 250 is where OpenAI's strict schemas start to "
+        "over each value's text, alias and hint, computed locally; or by `SIMILARITY_EMBEDDINGS_MODEL`). 250 is where "
+        "OpenAI's strict schemas start to "
         "limit one enum: its guide (developers.openai.com/api/docs/guides/structured-outputs, supported schemas) "
         "allows at most 1,000 enum values in a schema, 15,000 characters in all for a string enum of more than 250 "
         "values, and 120,000 characters of names and values (500 enum values in 2024, which older deployments "
