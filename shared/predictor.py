@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from redis.client import Pipeline
 
 from shared.adapters import deadline
+from shared.adapters.embeddings import Embeddings
 from shared.adapters.images import image_size, image_url_for_model
 from shared.adapters.jobs import Jobs
 from shared.adapters.label_studio import LabelStudioGateway, LabelStudioGateways
@@ -62,6 +63,7 @@ class Predictor:
         self.store = store
         self.jobs = jobs
         self.llm = llm
+        self.embeddings = Embeddings(llm, store)
         self.label_studio = label_studio
         self.metrics = metrics
         self.policy = AddressPolicy.from_settings(settings)
@@ -133,26 +135,34 @@ class Predictor:
         schema = answer_schema(spec, data, box_format) if structured else None
         return messages, OutputRequest(ctx.config.output_mode, schema), images
 
-    @staticmethod
-    def examples_for(ctx: PredictionContext, data: dict[str, Any], task_id: object, structured: bool) -> str | None:
-        """The few-shot examples chosen for this task, as the text the messages carry; None when few-shot is off."""
+    def examples_for(
+        self, ctx: PredictionContext, data: dict[str, Any], task_id: object, structured: bool
+    ) -> str | None:
+        """The few-shot examples chosen for this task, as the text the messages carry; None when few-shot is off.
+        ``similar`` and ``diverse`` rank by SIMILARITY_EMBEDDINGS_MODEL's embeddings when set."""
         few_shot = ctx.config.few_shot
         if ctx.examples is None or not few_shot.k:
             return None
+        embed = None
+        if few_shot.embeddings_model and few_shot.strategy != "fixed":
+            embed = self.embeddings.embedder(ctx.config.llm, few_shot.embeddings_model)
         chosen = ctx.examples.choose(
             few_shot.k,
             few_shot.strategy,
             task_text(ctx.spec, data),
             task_id if isinstance(task_id, int) else None,
             data_digest(data),
+            embed,
         )
         return render_examples(chosen, structured)
 
-    @staticmethod
-    def task_spec(ctx: PredictionContext, data: dict[str, Any]) -> LabelingSpec:
+    def task_spec(self, ctx: PredictionContext, data: dict[str, Any]) -> LabelingSpec:
         """The labeling config as this task sees it: large label sets narrowed to the task's candidates
-        (LABEL_SELECTION_THRESHOLD, LABEL_SELECTION_K), for the request and for reading its answer alike."""
-        return narrowed(ctx.spec, data, ctx.config.label_selection)
+        (LABEL_SELECTION_THRESHOLD, LABEL_SELECTION_K; by SIMILARITY_EMBEDDINGS_MODEL's embeddings when set, from
+        the project's endpoint), for the request and for reading its answer alike."""
+        rule = ctx.config.label_selection
+        embed = self.embeddings.embedder(ctx.config.llm, rule.embeddings_model) if rule.embeddings_model else None
+        return narrowed(ctx.spec, data, rule, embed)
 
     def predict(self, ctx: PredictionContext, task: Task, on_usage: UsageSink | None = None) -> Prediction:
         """A prediction for one task, as Label Studio stores it; raises TaskError when it cannot be made.

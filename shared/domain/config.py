@@ -67,7 +67,8 @@ FEW_SHOT_EXAMPLES_HELP = (
 )
 FEW_SHOT_STRATEGY_HELP = (
     "which examples: `fixed` (one label-balanced set for every task, in the cached part of the prompt), "
-    "`similar` (the nearest to each task by BM25 over its text) or `diverse` (near ones spread over the labels: "
+    "`similar` (the nearest to each task by BM25 over its text, or by `SIMILARITY_EMBEDDINGS_MODEL`) or `diverse` "
+    "(near ones spread over the labels: "
     "maximal marginal relevance)"
 )
 BATCH_API_HELP = (
@@ -120,6 +121,7 @@ class FewShotOptions(BaseModel):
 
     k: int = 0
     strategy: FewShotStrategy = "fixed"
+    embeddings_model: str | None = None  # similar and diverse rank by its embeddings instead of BM25
 
 
 class LabelSelection(BaseModel):
@@ -130,6 +132,7 @@ class LabelSelection(BaseModel):
 
     threshold: int
     k: int
+    embeddings_model: str | None = None  # rank by its embeddings instead of BM25 (SIMILARITY_EMBEDDINGS_MODEL)
 
 
 class ProjectConfig(BaseModel):
@@ -447,7 +450,8 @@ class Settings(BaseSettings):
         250,
         description="a `Choices` or `Taxonomy` offering more values than this (labels, or a Taxonomy's selectable "
         "paths) is narrowed for each task to the `LABEL_SELECTION_K` values most similar to the task's text (BM25 "
-        "over each value's text, alias and hint, computed locally). 250 is where OpenAI's strict schemas start to "
+        "over each value's text, alias and hint, computed locally; or by `SIMILARITY_EMBEDDINGS_MODEL`). 250 is where "
+        "OpenAI's strict schemas start to "
         "limit one enum: its guide (developers.openai.com/api/docs/guides/structured-outputs, supported schemas) "
         "allows at most 1,000 enum values in a schema, 15,000 characters in all for a string enum of more than 250 "
         "values, and 120,000 characters of names and values (500 enum values in 2024, which older deployments "
@@ -458,6 +462,15 @@ class Settings(BaseSettings):
         description="how many values a narrowed `Choices` or `Taxonomy` offers the model for one task, at most "
         "(only values sharing a word with the task; no more than `LABEL_SELECTION_THRESHOLD`); an answer outside "
         "them is refused like any label not in the config",
+    )
+    similarity_embeddings_model: str | None = Field(
+        None,
+        description="an embeddings model (e.g. `text-embedding-3-small`) that label selection and the `similar` and "
+        "`diverse` few-shot strategies rank by, cosine similarity of its embeddings, asked through the project's "
+        "provider, endpoint and key like its chat calls (`embeddings.create`); each text's vector is kept in Redis "
+        "by endpoint, model and the text's SHA-256, so a label set is embedded once and each task costs one "
+        "embedding of its text. The operator's choice (not a project's extra param), so `ALLOWED_MODELS`, which "
+        "bounds what projects choose, does not apply. Unset: BM25 over the words, computed locally (no call)",
     )
     vision_box_format: VisionBoxFormat = Field("gemini", description=VISION_BOX_FORMAT_HELP)
     batch_min_tasks: Annotated[int, Field(ge=2)] = Field(
@@ -715,8 +728,13 @@ class Settings(BaseSettings):
             few_shot=FewShotOptions(
                 k=self.few_shot_examples if extra.few_shot_examples is None else extra.few_shot_examples,
                 strategy=extra.few_shot_strategy or self.few_shot_strategy,
+                embeddings_model=self.similarity_embeddings_model,
             ),
-            label_selection=LabelSelection(threshold=self.label_selection_threshold, k=self.label_selection_k),
+            label_selection=LabelSelection(
+                threshold=self.label_selection_threshold,
+                k=self.label_selection_k,
+                embeddings_model=self.similarity_embeddings_model,
+            ),
             vision_box_format=extra.vision_box_format or self.vision_box_format,
             priority=extra.priority or 1,
         )

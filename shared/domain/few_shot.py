@@ -10,10 +10,10 @@ answer in, the JSON object of the answer schema (every field, null where the tea
   examples in a fixed pseudo-random order), so it goes in the static part of the messages and the provider's
   prefix cache still serves it;
 - ``similar``: the k examples nearest to the task's text by BM25 over stemmed words (``similarity``), most
-  similar first;
+  similar first (with SIMILARITY_EMBEDDINGS_MODEL, by the cosine similarity of their embeddings instead);
 - ``diverse``: maximal marginal relevance over the nearest ones: relevance to the task against redundancy with
   the examples already chosen, where an example of a label already shown counts as a duplicate and others by
-  their BM25 likeness to it, so the set spreads over the labels near the task before it repeats one.
+  their BM25 (or embeddings') likeness to it, so the set spreads over the labels near the task before it repeats one.
 
 A task never gets its own annotation as an example: an example of the same task id, or of the same data, is
 never chosen for it (``fixed`` then puts the next spare example of the same label in that slot).
@@ -45,7 +45,7 @@ from shared.domain.labeling import (
 )
 from shared.domain.prompts import task_text
 from shared.domain.schema import path_separator, taxonomy_nodes
-from shared.domain.similarity import BM25, stems
+from shared.domain.similarity import BM25, Embed, Ranker, VectorRanker, stems
 from shared.domain.types import data_digest
 
 MMR_LAMBDA = 0.5  # diverse: weight of relevance against redundancy
@@ -158,17 +158,23 @@ def _spread(task_id: int) -> str:
 
 @dataclass
 class ExamplePool:
-    """The examples of one pool and the index that finds the nearest ones (built once per pool and config)."""
+    """The examples of one pool and the index that finds the nearest ones (built once per pool and config, and
+    per embedder)."""
 
     examples: list[Example]
     digest: str = field(init=False)
+    _rankers: dict[str, Ranker] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.digest = examples_digest(self.examples)
 
-    @cached_property
-    def index(self) -> BM25:
-        return BM25([example.text for example in self.examples], analyzer=stems)
+    def ranker(self, embed: Embed | None = None) -> Ranker:
+        """BM25 over stemmed words, or with ``embed`` the cosine of the examples' embeddings: built once each."""
+        scope = embed.scope if embed else "bm25"
+        if scope not in self._rankers:  # two threads may both build it: the same index, kept once
+            texts = [example.text for example in self.examples]
+            self._rankers[scope] = VectorRanker(texts, embed) if embed else BM25(texts, analyzer=stems)
+        return self._rankers[scope]
 
     @cached_property
     def fixed_order(self) -> list[int]:
@@ -183,8 +189,11 @@ class ExamplePool:
             order.extend(items[depth] for items in lists if depth < len(items))
         return order
 
-    def choose(self, k: int, strategy: Strategy, text: str, task_id: int | None, digest: str) -> list[Example]:
-        """The k examples for a task (its content as the model reads it, its id, its data's digest)."""
+    def choose(
+        self, k: int, strategy: Strategy, text: str, task_id: int | None, digest: str, embed: Embed | None = None
+    ) -> list[Example]:
+        """The k examples for a task (its content as the model reads it, its id, its data's digest); ``embed``:
+        rank by those embeddings instead of BM25."""
         if k <= 0:
             return []
 
@@ -194,11 +203,12 @@ class ExamplePool:
 
         if strategy == "fixed":
             return [self.examples[p] for p in self._fixed(k, allowed)]
-        scores = self.index.scores(text)
+        index = self.ranker(embed)
+        scores = index.scores(text)
         nearest = sorted((p for p in range(len(self.examples)) if allowed(p)), key=lambda p: (-scores[p], p))
         if strategy == "similar":
             return [self.examples[p] for p in nearest[:k]]
-        return [self.examples[p] for p in self._diverse(nearest[: k * MMR_CANDIDATES], scores, k)]
+        return [self.examples[p] for p in self._diverse(index, nearest[: k * MMR_CANDIDATES], scores, k)]
 
     def _fixed(self, k: int, allowed: Callable[[int], bool]) -> list[int]:
         """The first k of ``fixed_order``; a slot the task may not see takes the next spare example of the same
@@ -215,9 +225,9 @@ class ExamplePool:
                 spares.remove(spare)
         return [position for position in chosen if position >= 0]
 
-    def _diverse(self, candidates: list[int], scores: list[float], k: int) -> list[int]:
+    def _diverse(self, index: Ranker, candidates: list[int], scores: list[float], k: int) -> list[int]:
         """Maximal marginal relevance; each candidate's redundancy (its highest with a chosen example) is updated
-        as examples are chosen, so choosing k costs k BM25 queries, not k² comparisons a candidate."""
+        as examples are chosen, so choosing k costs k queries of the index, not k² comparisons a candidate."""
         top = max((scores[p] for p in candidates), default=0.0) or 1.0
         redundancy = dict.fromkeys(candidates, 0.0)
         chosen: list[int] = []
@@ -227,7 +237,7 @@ class ExamplePool:
             chosen.append(best)
             left.remove(best)
             label = self.examples[best].label
-            likeness = self.index.scores(self.examples[best].text)  # BM25 with the chosen one as the query
+            likeness = index.scores(self.examples[best].text)  # the chosen one as the query
             most = max(likeness) or 1.0
             for position in left:
                 same = self.examples[position].label == label

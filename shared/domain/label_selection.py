@@ -4,15 +4,18 @@ A ``Choices`` or ``Taxonomy`` with thousands of values does not fit a strict sch
 1,000 enum values in one, see ``strict.py``) and costs their tokens on every call.  Above the project's
 ``LABEL_SELECTION_THRESHOLD``, each task gets the ``LABEL_SELECTION_K`` values whose words (the label as
 shown, its alias and its hint; for a Taxonomy node, those of every node on its path) are most similar to the
-task's text by BM25 (``similarity.py``), as autolabel's ``label_selection`` narrows its candidates.
+task's text by BM25 (``similarity.py``), as autolabel's ``label_selection`` narrows its candidates; with
+SIMILARITY_EMBEDDINGS_MODEL, by the cosine similarity of their embeddings (``VectorRanker``, with the ``Embed``
+the caller hands in: the vectors come from the provider, through ``shared.adapters.embeddings``).
 
 ``narrowed`` gives the task's view of the config: the same spec with those controls' options cut down to the
 candidates.  Everything downstream reads that view (the schema, the options listed with the task, the prose
 reader, the regions), so an answer outside the candidates is refused like any label the config lacks.
 Candidates keep config order.  A Taxonomy keeps the path to each chosen node; where inner nodes are
 selectable (no ``leafsOnly``), those on the path count among the k, so the model sees the branch it picks from.
-Only values that share a word with the task are candidates: a task that resembles none of them is offered none
-(the control is left out of its schema and stays empty) rather than k arbitrary ones it would have to pick from.
+Only values that share a word with the task (with embeddings: a cosine above 0) are candidates: a task that
+resembles none of them is offered none (the control is left out of its schema and stays empty) rather than k
+arbitrary ones it would have to pick from.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from shared.domain.errors import TaskError
 from shared.domain.labeling import CHOICES, TAXONOMY, LabelingSpec, Option, Output
 from shared.domain.prompts import object_texts
 from shared.domain.schema import choice_list, selectable_paths
-from shared.domain.similarity import BM25
+from shared.domain.similarity import BM25, Embed, Ranker, VectorRanker
 
 NARROWED_KINDS = (CHOICES, TAXONOMY)
 
@@ -36,11 +39,11 @@ Path = tuple[Option, ...]  # a value as the options leading to it: one option fo
 
 @dataclass(frozen=True)
 class _LabelIndex:
-    """One control's values, how many the model would choose from, and their BM25 index."""
+    """One control's values, how many the model would choose from, and their index (BM25 or embeddings)."""
 
     values: list[Path]
     count: int
-    index: BM25
+    index: Ranker
 
 
 def selects(spec: LabelingSpec, rule: LabelSelection) -> bool:
@@ -53,13 +56,18 @@ def selects(spec: LabelingSpec, rule: LabelSelection) -> bool:
     )
 
 
-def narrowed(spec: LabelingSpec, data: Mapping[str, Any], rule: LabelSelection) -> LabelingSpec:
+def narrowed(
+    spec: LabelingSpec, data: Mapping[str, Any], rule: LabelSelection, embed: Embed | None = None
+) -> LabelingSpec:
     """The config as this task sees it: every control over the threshold offers its k candidates for the task's
-    text.  The spec itself when nothing is narrowed."""
+    text.  The spec itself when nothing is narrowed.  ``embed``: the rule's embeddings model, as the project's
+    endpoint serves it (required when the rule names one)."""
+    if rule.embeddings_model and embed is None:
+        raise ValueError("label selection by embeddings needs the embeddings (embed)")
     outputs: list[Output] = []
     query: str | None = None
     for output in spec.outputs:
-        label_index = _label_index(spec, output, data, rule.threshold) if output.kind in NARROWED_KINDS else None
+        label_index = _label_index(spec, output, data, rule, embed) if output.kind in NARROWED_KINDS else None
         if label_index is None:
             outputs.append(output)
             continue
@@ -99,19 +107,24 @@ def _words(path: Path) -> str:
     )
 
 
-def _label_index(spec: LabelingSpec, output: Output, data: Mapping[str, Any], threshold: int) -> _LabelIndex | None:
-    """The control's index when it offers more than ``threshold`` values, else None.  For options the config lists,
-    the count and the index are worked out once per config (every task asks twice); dynamic ones per task."""
+def _label_index(
+    spec: LabelingSpec, output: Output, data: Mapping[str, Any], rule: LabelSelection, embed: Embed | None
+) -> _LabelIndex | None:
+    """The control's index when it offers more than the rule's threshold of values, else None.  For options the
+    config lists, the count and the index are worked out once per config (every task asks twice) and embedder;
+    dynamic ones per task."""
     options = output.options_for(data)
     count: int = _derived(spec, output, "value_count", lambda: _value_count(output, options))
-    if count <= threshold:
+    if count <= rule.threshold:
         return None
+    use = embed if rule.embeddings_model else None
 
     def build() -> _LabelIndex:
         values = _values(output, options)
-        return _LabelIndex(values, count, BM25([_words(path) for path in values]))
+        texts = [_words(path) for path in values]
+        return _LabelIndex(values, count, VectorRanker(texts, use) if use else BM25(texts))
 
-    built: _LabelIndex = _derived(spec, output, "label_index", build)
+    built: _LabelIndex = _derived(spec, output, f"label_index:{use.scope if use else 'bm25'}", build)
     return built
 
 

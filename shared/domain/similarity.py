@@ -7,6 +7,10 @@ Words are runs of letters and digits (``sci_tech`` is two), folded to lower case
 dropped (``flights`` → ``flight``, ``categories`` → ``category``): labels are short, so one word in common
 decides, and a singular label must meet its plural in the text.  A query word counts ``1 + log(times)``:
 a text that says "flight" five times is about flights, but not five times more than one that says it once.
+
+``VectorRanker`` ranks the same way by meaning instead of words: cosine similarity of the vectors an embedding
+model gives the texts (SIMILARITY_EMBEDDINGS_MODEL).  The model is asked elsewhere (``shared.adapters.embeddings``):
+this module is handed an ``Embed`` and only compares what it returns.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 from shared.domain.answers import stem_word
 
@@ -80,7 +88,57 @@ class BM25:
     def rank(self, query: str) -> list[int]:
         """The indexes of the documents that share a word with ``query``, best first; equal scores keep document
         order.  The others are left out: nothing says they are any closer than the rest."""
-        totals = self.scores(query)
-        return sorted(
-            (index for index in range(self.size) if totals[index] > 0), key=lambda index: (-totals[index], index)
-        )
+        return _ranked(self.scores(query))
+
+
+class Embed(Protocol):
+    """Texts to their vectors, one per text in order; ``scope`` names the model and endpoint that made them, so
+    rankers kept for reuse are kept apart by who embedded them (one project's endpoint never ranks another's)."""
+
+    @property
+    def scope(self) -> str: ...
+
+    def __call__(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+class Ranker(Protocol):
+    """What label selection and few-shot rank with: ``BM25`` or ``VectorRanker``."""
+
+    def scores(self, query: str) -> list[float]: ...
+
+    def rank(self, query: str) -> list[int]: ...
+
+
+class VectorRanker:
+    """An index of ``documents`` that scores them against a query by the cosine similarity of their embeddings
+    (``embed`` gives the vectors: the documents' once, here, and the query's on each call), with BM25's API."""
+
+    def __init__(self, documents: Sequence[str], embed: Embed) -> None:
+        self.size = len(documents)
+        self._embed = embed
+        self._vectors = _unit_rows(embed(list(documents))) if documents else np.zeros((0, 0))
+
+    def scores(self, query: str) -> list[float]:
+        """Each document's cosine similarity to ``query``, in document order (0 for an empty query: nothing to
+        embed, and providers refuse an empty input)."""
+        if not self.size or not query.strip():
+            return [0.0] * self.size
+        return [float(score) for score in self._vectors @ _unit_rows(self._embed([query]))[0]]
+
+    def rank(self, query: str) -> list[int]:
+        """The indexes of the documents more similar than unrelated (a cosine above 0), best first; equal scores
+        keep document order.  As with BM25, the others are left out."""
+        return _ranked(self.scores(query))
+
+
+def _ranked(totals: list[float]) -> list[int]:
+    """The indexes of the positive scores, best first, equal scores in document order."""
+    return sorted((index for index, total in enumerate(totals) if total > 0), key=lambda index: (-totals[index], index))
+
+
+def _unit_rows(vectors: Sequence[Sequence[float]]) -> npt.NDArray[np.float32]:
+    """The vectors as rows of unit length (a zero vector stays zero: similar to nothing)."""
+    rows = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    units: npt.NDArray[np.float32] = np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
+    return units

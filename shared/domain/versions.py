@@ -34,7 +34,7 @@ def answer_format(config: ProjectConfig, label_config: str) -> dict[str, Any] | 
         "instructions": answer_instructions(spec, box_format),
     }
     if selects(spec, config.label_selection):  # only where it narrows: other configs keep their versions
-        told["label_selection"] = config.label_selection.model_dump()
+        told["label_selection"] = config.label_selection.model_dump(exclude_none=True)  # BM25: as before
     return told
 
 
@@ -68,6 +68,13 @@ def model_version(
         "answer_format_version": ANSWER_FORMAT_VERSION,
     }
     if config.few_shot.k:
-        decisive["few_shot"] = {"k": config.few_shot.k, "strategy": config.few_shot.strategy, "pool": few_shot_pool}
+        few_shot: dict[str, str | int | None] = {
+            "k": config.few_shot.k,
+            "strategy": config.few_shot.strategy,
+            "pool": few_shot_pool,
+        }
+        if config.few_shot.embeddings_model and config.few_shot.strategy != "fixed":  # fixed ranks nothing
+            few_shot["embeddings_model"] = config.few_shot.embeddings_model
+        decisive["few_shot"] = few_shot
     digest = hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:10]
     return f"{llm.model}-{digest}"

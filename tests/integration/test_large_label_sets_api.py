@@ -113,3 +113,41 @@ def test_a_3000_value_choices_refuses_an_answer_outside_its_candidates(
         enum = enum_of(schema, "category")
         assert named in enum and elsewhere not in enum and len(enum) == K
         assert request.body["messages"][-1]["content"].endswith(f'Options for "category": {enum}')
+
+
+def test_with_an_embeddings_model_the_candidates_are_the_nearest_by_embeddings_and_the_labels_embedded_once(
+    make_client, make_settings, real_store, fake_llm
+):
+    """SIMILARITY_EMBEDDINGS_MODEL: the labels and each task's text go through the real openai client to the fake's
+    /v1/embeddings (a hashed bag of words: texts sharing words are near); the vectors are kept in Redis, so
+    another process's next task embeds only its own text."""
+    config, labels = large_choices()
+    settings = make_settings(similarity_embeddings_model="text-embedding-3-small")
+    first, second = labels[2345], labels[17]
+    fake_llm.reply = lambda messages, index: {
+        "category": next(label for label in (first, second) if own_word(label) in messages[-1]["content"])
+    }
+
+    def text(label):
+        return f"Everything here is {own_word(label)}, {own_word(label)}, {own_word(label)}."
+
+    [one] = predict(make_client(settings, real_store), config, [{"id": 1, "data": {"text": text(first)}}])
+    embedded = fake_llm.embedding_requests
+    inputs = [item for request in embedded for item in request.body["input"]]
+    assert all(request.status == 200 and request.body["model"] == "text-embedding-3-small" for request in embedded)
+    assert len(inputs) == len(labels) + 1 and text(first) in inputs  # every label once, and the task's text
+    assert max(len(request.body["input"]) for request in embedded) <= 2048  # in lists, as the API takes them
+
+    # another app (its own process-wide caches): the labels' vectors come from Redis, only the new text is asked
+    [two] = predict(make_client(settings, real_store), config, [{"id": 2, "data": {"text": text(second)}}])
+    assert [request.body["input"] for request in fake_llm.embedding_requests[len(embedded) :]] == [[text(second)]]
+
+    for prediction, label in ((one, first), (two, second)):
+        assert values(prediction)["category"] == [{"choices": [label]}]
+    for request, label in zip(fake_llm.chat_requests, (first, second), strict=True):
+        enum = enum_of(request.body["response_format"]["json_schema"]["schema"], "category")
+        assert label in enum and len(enum) <= K
+
+    # the embeddings model is part of the model version: setting it predicts again
+    [bm25] = predict(make_client(make_settings(), real_store), config, [{"id": 1, "data": {"text": text(first)}}])
+    assert bm25["model_version"] != one["model_version"] == two["model_version"]

@@ -225,7 +225,7 @@ def test_few_shot_settings_and_extra_params():
 
     with pytest.raises(ConfigError, match="few_shot_strategy"):
         ExtraParams.parse({"few_shot_strategy": "random"})
-    assert json.dumps(project.few_shot.model_dump()) == '{"k": 0, "strategy": "diverse"}'
+    assert json.dumps(project.few_shot.model_dump()) == '{"k": 0, "strategy": "diverse", "embeddings_model": null}'
 
 
 def test_stems_are_right_from_many_threads_at_once():
@@ -243,3 +243,39 @@ def test_stems_are_right_from_many_threads_at_once():
     expected = [[own.stemWord(word) for word in text.split()] for text in texts]
     with ThreadPoolExecutor(16) as pool:
         assert list(pool.map(stems, texts)) == expected
+
+
+class TopicVectors:
+    """An ``Embed`` that places each text by the topic its words belong to (what an embeddings model gives
+    beyond the words): a weather text is near every weather text, whatever words they share."""
+
+    scope = "topics"
+
+    def __call__(self, texts):
+        weather = ("rain", "snow", "heat", "wind", "blizzard")
+        return [[float(any(word in text for word in weather)), 0.1] for text in texts]
+
+
+def test_with_embeddings_similar_and_diverse_rank_by_them(spec):
+    pool = ExamplePool(examples_from(spec, corpus()))
+    query = "Tomorrow: a blizzard."  # no word in common with any example but "a"
+    by_words = pool.choose(4, "similar", query, None, "none")
+    assert {example.answer["topic"] for example in by_words} != {"Weather"}
+    by_embeddings = pool.choose(4, "similar", query, None, "none", TopicVectors())
+    assert [example.answer["topic"] for example in by_embeddings] == ["Weather"] * 4
+    diverse = pool.choose(2, "diverse", query, None, "none", TopicVectors())
+    assert diverse[0].answer["topic"] == "Weather"
+    assert pool.ranker(TopicVectors()) is pool.ranker(TopicVectors())  # built once per embedder
+
+
+def test_the_version_covers_the_embeddings_model_where_examples_are_ranked():
+    def version(strategy, embeddings_model=None):
+        config = load_settings(
+            few_shot_examples=3, few_shot_strategy=strategy, similarity_embeddings_model=embeddings_model
+        ).defaults
+        return model_version(config, CONFIG, "p", "pool")
+
+    assert version("similar", "text-embedding-3-small") != version("similar")
+    assert version("diverse", "text-embedding-3-small") != version("diverse")
+    assert version("similar", "text-embedding-3-small") != version("similar", "text-embedding-3-large")
+    assert version("fixed", "text-embedding-3-small") == version("fixed")  # fixed ranks nothing

@@ -15,6 +15,7 @@ from shared.domain.schema import answer_instructions, answer_schema, choice_list
 from shared.domain.strict import MAX_ENUM_VALUES, strict_violations
 from shared.domain.versions import model_version
 from tests.large_label_sets import large_choices, large_taxonomy, own_word
+from tests.unit.test_similarity import GivenVectors
 
 RULE = LabelSelection(threshold=4, k=2)
 
@@ -25,11 +26,12 @@ def spec_with(controls: str):
     )
 
 
-SPORTS = spec_with(
+SPORTS_CONTROLS = (
     '<Choices name="sport" toName="text">'
     '<Choice value="Tennis"/><Choice value="Golf"/><Choice value="Sailing" hint="boats and regattas"/>'
     '<Choice value="Cycling" alias="bike"/><Choice value="Rowing"/></Choices>'
 )
+SPORTS = spec_with(SPORTS_CONTROLS)
 
 
 def candidates(spec, text, rule=RULE, name=None):
@@ -175,3 +177,36 @@ def test_the_model_version_covers_the_rule_where_it_narrows():
 def test_k_may_not_exceed_the_threshold():
     with pytest.raises(ConfigError, match="LABEL_SELECTION_K=300: Value error, must be at most LABEL_SELECTION"):
         load_settings(label_selection_threshold=250, label_selection_k=300)
+
+
+def test_with_an_embeddings_model_the_labels_nearest_by_embeddings_are_the_candidates():
+    by_meaning = GivenVectors(
+        {
+            "Tennis": [0.0, 0.0, 1.0, 0.0],
+            "Golf": [0.0, 0.0, 0.0, 1.0],
+            "Sailing boats and regattas": [1.0, 0.0, 0.0, 0.0],
+            "Cycling bike": [0.0, 1.0, 0.0, 0.0],
+            "Rowing": [0.8, 0.0, 0.2, 0.0],
+            "a ship crossed the bay": [0.9, 0.1, 0.0, 0.0],
+        }
+    )
+    rule = RULE.model_copy(update={"embeddings_model": "text-embedding-3-small"})
+    spec = spec_with(SPORTS_CONTROLS)  # its own spec: the index is kept with the config
+    assert candidates(spec, "a ship crossed the bay") == []  # by words: nothing in common
+    view = narrowed(spec, {"text": "a ship crossed the bay"}, rule, by_meaning)
+    output = view.output("sport")
+    assert choice_list(output, output.options) == ["Sailing", "Rowing"]
+    # the labels were embedded once for the config; each task's text on its own
+    narrowed(spec, {"text": "a ship crossed the bay"}, rule, by_meaning)
+    assert len([asked for asked in by_meaning.asked if len(asked) == 5]) == 1
+    with pytest.raises(ValueError, match="needs the embeddings"):
+        narrowed(spec, {"text": "a ship"}, rule)
+
+
+def test_the_model_version_covers_the_embeddings_model_only_where_it_ranks():
+    config = load_settings().defaults
+    embedded = load_settings(similarity_embeddings_model="text-embedding-3-small").defaults
+    large, _values = large_choices(300)
+    small = large_choices(30)[0]
+    assert model_version(config, large, None) != model_version(embedded, large, None)
+    assert model_version(config, small, None) == model_version(embedded, small, None)

@@ -105,6 +105,10 @@ class FakeOpenAI:
         return [r for r in self.requests if r.path.split("?")[0].endswith("/chat/completions")]
 
     @property
+    def embedding_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.split("?")[0].endswith("/embeddings")]
+
+    @property
     def live_completions(self) -> list[Completion]:
         return [c for c in self.completions if c.via == "live"]
 

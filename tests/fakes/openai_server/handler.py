@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.openai_server import batches
 from tests.fakes.openai_server.chat import complete
+from tests.fakes.openai_server.embeddings import embed
 from tests.fakes.openai_server.errors import ApiError
 from tests.fakes.openai_server.fake import FakeOpenAI
 from tests.fakes.openai_server.records import RecordedRequest
@@ -61,6 +62,7 @@ def _list_batches(fake: FakeOpenAI, request: _Request, match: re.Match) -> dict:
 ID = r"(?P<id>[^/]+)"
 ROUTES: list[tuple[str, re.Pattern, Callable]] = [
     ("POST", re.compile(r".*/chat/completions"), _chat),
+    ("POST", re.compile(r".*/embeddings"), lambda fake, request, match: embed(request.json())),
     ("POST", re.compile(r"/v1/files"), _upload),
     ("GET", re.compile(rf"/v1/files/{ID}/content"), lambda fake, request, match: _file(fake, match).content),
     ("GET", re.compile(rf"/v1/files/{ID}"), lambda fake, request, match: _file(fake, match).to_api()),
