@@ -1,5 +1,9 @@
 """Fixtures of the integration tests that only some modules use."""
 
+import fcntl
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from shared.domain.config import Settings
@@ -23,9 +27,14 @@ def default_ollama_port():
     whatever process happens to listen there."""
     where = host_port(Settings.model_fields["ollama_endpoint"].default)
     assert where is not None and where[0] == "localhost"
-    try:
-        server = RecordingServer(lambda request, handler: send(handler, 200, chat_completion("Sarcastic")), where[1])
-    except OSError as exc:
-        pytest.fail(f"cannot listen on Ollama's default port {where[1]} to record what reaches it: {exc}")
-    with server:
-        yield server
+    # ``make test`` runs two pytest processes: tests of different files wanting this one port take turns.
+    with (Path(tempfile.gettempdir()) / "llm-backend-tests-ollama-port.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            server = RecordingServer(
+                lambda request, handler: send(handler, 200, chat_completion("Sarcastic")), where[1]
+            )
+        except OSError as exc:
+            pytest.fail(f"cannot listen on Ollama's default port {where[1]} to record what reaches it: {exc}")
+        with server:
+            yield server
