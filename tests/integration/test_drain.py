@@ -32,16 +32,19 @@ def calls_per_task(fake_llm) -> collections.Counter:
     return collections.Counter(str(request.body["messages"]) for request in fake_llm.chat_requests)
 
 
+@pytest.mark.parametrize("node_name", [None, "shared@%h"], ids=["own-names", "one-name-like-celery-default"])
 def test_a_worker_sent_sigterm_mid_job_hands_back_drains_and_no_call_is_made_twice(
     stack,  # noqa: F811
     fake_label_studio,
     fake_llm,
+    node_name,
 ):
+    """Also with both workers given one node name, as two ``llm-backend worker`` without ``-n`` on one host are."""
     fake_llm.delay = 2.0  # each process: 4 calls in flight, the rest of its chunk of 20 queued in its window
-    leaving = stack.worker(**DEFAULTS)
+    leaving = stack.worker(node_name, **DEFAULTS)
     job_id = stack.submit(TASKS)
     stack.wait(job_id, until=lambda status: status["done"] >= 40)
-    staying = stack.worker(**DEFAULTS)
+    staying = stack.worker(node_name, **DEFAULTS)
     stack.wait(job_id, until=lambda status: status["done"] >= 80)
 
     calls_before = len(fake_llm.chat_requests)
