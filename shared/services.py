@@ -49,7 +49,11 @@ class Services:
         remember_settings(settings)
         configure_spec_cache(settings.label_config_cache_bytes)
         store = store or Store.from_url(
-            settings.redis_url, settings.redis_key_prefix, settings.llm_concurrency, **tls_options(settings)
+            settings.redis_url,
+            settings.redis_key_prefix,
+            settings.llm_concurrency,
+            settings.redis_socket_timeout,
+            **tls_options(settings),
         )
         label_studio = label_studio or LabelStudioGateways(policy=AddressPolicy.from_settings(settings))
         metrics = Metrics(store)

@@ -89,8 +89,15 @@ def make_celery(settings: Settings) -> Celery:
             "visibility_timeout": visibility,
             "unacked_restore_interval": max(1, min(10, visibility // 4)),
             "unacked_restore_throttle": 1,
+            # A silent Redis would otherwise hold a publish, or a warm shutdown, forever (kombu's redis transport).
+            "socket_timeout": settings.redis_socket_timeout,
+            "socket_connect_timeout": settings.redis_socket_timeout,
+            "socket_keepalive": True,
         },
         result_backend_transport_options={"global_keyprefix": prefix},
+        redis_socket_timeout=settings.redis_socket_timeout,
+        redis_socket_connect_timeout=settings.redis_socket_timeout,
+        redis_socket_keepalive=True,
     )
     if tls := tls_options(settings):  # a rediss:// URL: the broker, the result backend and Flower use TLS alike
         app.conf.update(broker_use_ssl=tls, redis_backend_use_ssl=tls)

@@ -65,11 +65,14 @@ class Store:
         self.prefix = prefix
 
     @classmethod
-    def from_url(cls, url: str, prefix: str, threads: int = 0, **tls: Any) -> Store:
+    def from_url(
+        cls, url: str, prefix: str, threads: int = 0, socket_timeout: float | None = None, **tls: Any
+    ) -> Store:
         """A store whose connection pool serves ``threads`` threads making calls at once (a worker's LLM window,
         an API process's request threads) plus ``SPARE_CONNECTIONS`` for the rest (pusher, tracker, watchdog,
         claim keepers, metrics).  A thread finding every connection taken waits for one (up to
-        ``POOL_WAIT_SECONDS``) instead of failing with ``MaxConnectionsError``.  ``tls``: the ``ssl_*`` options
+        ``POOL_WAIT_SECONDS``) instead of failing with ``MaxConnectionsError``.  ``socket_timeout``: how long a
+        command may go unanswered (``REDIS_SOCKET_TIMEOUT``).  ``tls``: the ``ssl_*`` options
         of a ``rediss://`` URL (``shared.adapters.redis_connection``)."""
         pool = redis.BlockingConnectionPool.from_url(
             url,
@@ -77,6 +80,9 @@ class Store:
             timeout=POOL_WAIT_SECONDS,
             decode_responses=True,
             health_check_interval=30,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            socket_keepalive=True,
             **tls,
         )
         return cls(redis.Redis(connection_pool=pool), prefix)

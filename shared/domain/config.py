@@ -373,6 +373,12 @@ class Settings(BaseSettings):
     redis_key_prefix: str = Field(
         "llm-backend", description="prefix of every key, so several deployments can share one Redis"
     )
+    redis_socket_timeout: Annotated[float, Field(ge=2, le=600)] = Field(
+        30.0,
+        description="seconds a Redis connection attempt or command may go unanswered before the connection counts as "
+        "lost and is made again; bounds every wait on a Redis that went silent without closing the connection (a "
+        "failover, a NAT or load balancer that dropped it), a worker's warm shutdown included",
+    )
     label_studio_url: str | None = Field(
         None,
         description="how to reach Label Studio (pushing predictions, fetching uploaded images); when unset, the "
