@@ -28,11 +28,12 @@ tools:
 run: install
 	$(BIN)/llm-backend up
 
-# Two pytest processes (the machine's two cores): most tests wait on real processes and HTTP, so the wall time
-# nearly halves.  A file's tests stay in one process (--dist loadfile: their fixtures and order hold); what
-# several files share across processes (Ollama's default port) is taken under a file lock.
+# Four pytest processes on the machine's two cores: most tests wait on real processes, HTTP and fake latencies
+# rather than compute, so the wall time falls to about a third of one process's.  A file's tests stay in one
+# process (--dist loadfile: their fixtures and order hold); what several files share across processes (Ollama's
+# default port) is taken under a file lock.  The 25 slowest tests are listed at the end.
 test: install tools
-	$(BIN)/python -m pytest -v -rA -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -v -rA -n 4 --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 e2e: install
 	$(BIN)/python -m pytest -v -rA tests/e2e $(PYTEST_ARGS)
