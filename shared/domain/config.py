@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from shared.domain.endpoints import DEFAULT_OPENAI_ENDPOINT, origin
 from shared.domain.errors import ConfigError
 from shared.domain.pricing import DEFAULT_PRICES, Price
+from shared.domain.strict import LARGE_ENUM
 from shared.domain.untrusted import TooDeep, loads, lone_surrogate_message, lone_surrogate_path
 
 Provider = Literal["openai", "azure", "ollama"]
@@ -476,7 +477,7 @@ class Settings(BaseSettings):
         "limit); 0 never splits",
     )
     label_selection_threshold: Annotated[int, Field(ge=1)] = Field(
-        250,
+        LARGE_ENUM,  # where OpenAI's strict schemas start to limit one enum
         description="a `Choices` or `Taxonomy` offering more values than this (labels, or a Taxonomy's selectable "
         "paths) is narrowed for each task to the `LABEL_SELECTION_K` values most similar to the task's text (BM25 "
         "over each value's text, alias and hint, computed locally; or by `SIMILARITY_EMBEDDINGS_MODEL`). 250 is where "
