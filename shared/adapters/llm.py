@@ -459,7 +459,7 @@ class LLM:
             # The client's own ``post`` (its retries, auth and Azure's deployment path) with plain JSON both
             # ways, not the typed ``chat.completions.create``: that walks every message and the whole schema
             # against its TypedDicts to rename keys that a body built here does not have, then builds models of
-            # the answer (together about a millisecond a call, a fifth of an interactive answer's overhead).
+            # the answer: a sizeable share of an interactive answer's overhead (bench/README.md).
             completion = self.client(options).post(
                 "/chat/completions", body=chat_body(options, messages, extra), cast_to=object
             )
