@@ -26,10 +26,12 @@ import psutil
 import redis
 
 from bench.fake_llm import FakeLLMControl
-from cli.main import API_THREADS, API_WORKERS
+from shared.domain.config import Settings
 from tests.fakes.label_studio import FakeLabelStudio
 from tests.integration.processes import BackendProcess, backend_env, free_port
 
+API_WORKERS = Settings.model_fields["api_workers"].default
+API_THREADS = Settings.model_fields["api_threads"].default
 API_COMMAND = f"llm-backend api --workers {API_WORKERS} --threads {API_THREADS}"  # as the benchmarks run it
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -65,28 +65,29 @@ class _Application(BaseApplication):
         return create_app(self._settings, llm_slots=self._llm_slots)
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
-    # Label Studio gives /setup 3 s (its ML_TIMEOUT_SETUP) when a model is connected, and the SDK's first import
-    # alone took 3.9 s on a busy machine: the master imports it once before forking, so no worker's first /setup
-    # (nor its first /predict) pays for it.
+def options(settings: Settings, *, host: str, port: int, workers: int | None, threads: int | None) -> dict[str, Any]:
+    """gunicorn's configuration: ``API_*`` settings, with the command's ``--workers`` and ``--threads`` over them."""
+    return {
+        "bind": f"{host}:{port}",
+        "workers": settings.api_workers if workers is None else workers,
+        "threads": settings.api_threads if threads is None else threads,
+        "worker_class": f"{JsonErrorWorker.__module__}.{JsonErrorWorker.__qualname__}",
+        "timeout": settings.api_timeout,
+        "graceful_timeout": settings.api_graceful_timeout,
+        "keepalive": settings.api_keepalive,
+        "loglevel": settings.log_level.lower(),
+        "accesslog": "-",
+        "proc_name": "llm-backend-api",
+        "control_socket_disable": True,  # one shared path per user: two instances would collide
+    }
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int | None = None, threads: int | None = None) -> None:
+    # The master imports the SDK once before forking: its first import can take longer than the 3 s Label Studio
+    # gives /setup (its ML_TIMEOUT_SETUP), and no worker's first /setup or /predict should pay for it.
     import label_studio_sdk.label_interface  # noqa: F401
 
     from api.capacity import slots_for
 
-    _Application(
-        settings,
-        {
-            "bind": f"{host}:{port}",
-            "workers": workers,
-            "threads": threads,
-            "worker_class": f"{JsonErrorWorker.__module__}.{JsonErrorWorker.__qualname__}",
-            "timeout": 120,
-            "graceful_timeout": 30,
-            "keepalive": 5,
-            "loglevel": settings.log_level.lower(),
-            "accesslog": "-",
-            "proc_name": "llm-backend-api",
-            "control_socket_disable": True,  # one shared path per user: two instances would collide
-        },
-        llm_slots=slots_for(threads),
-    ).run()
+    configured = options(settings, host=host, port=port, workers=workers, threads=threads)
+    _Application(settings, configured, llm_slots=slots_for(configured["threads"])).run()

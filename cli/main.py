@@ -16,12 +16,6 @@ from shared.logs import configure_logging
 
 log = logging.getLogger("llm_backend")
 
-# ``llm-backend api``: a process per core of a small machine, as the API's own work is CPU (JSON, regions, the
-# openai client); threads are cheap while they wait for the LLM, and 2 x 32 lets 60 annotators wait at once
-# (``api.capacity`` keeps 2 per process for /health). With 16, 32 annotators at once already got some 503s:
-# keep-alive connections pin each annotator to a process, and the kernel does not spread them evenly.
-API_WORKERS = 2
-API_THREADS = 32
 JOB_ACTIONS = ("show", "cancel", "pause", "resume")
 MAX_USD_HELP = "the job's budget in USD at LLM_PRICES: it pauses before exceeding it (0: no budget)"
 
@@ -172,14 +166,11 @@ def _parser() -> argparse.ArgumentParser:
         "or ALLOW_UNAUTHENTICATED=true",
     )
     api.add_argument("--port", type=int, default=9090, help="port to listen on (default 9090)")
-    api.add_argument(
-        "--workers", type=int, default=API_WORKERS, help=f"gunicorn worker processes (default {API_WORKERS})"
-    )
+    api.add_argument("--workers", type=int, help="gunicorn worker processes (default: API_WORKERS)")
     api.add_argument(
         "--threads",
         type=int,
-        default=API_THREADS,
-        help=f"threads per worker process, 2 of them kept for /health and the like (default {API_THREADS})",
+        help="threads per worker process, 2 of them kept for /health and the like (default: API_THREADS)",
     )
     api.set_defaults(run=_serve_api)
 

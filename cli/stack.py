@@ -24,6 +24,7 @@ from shared.adapters.redis_connection import tls_options
 from shared.domain.config import Settings
 
 MAX_RESTARTS_PER_MINUTE = 5
+SHUTDOWN_MARGIN = 10.0  # seconds beyond a child's own grace (a worker's drain, the API's) for the rest of its exit
 
 
 def _answers(url: str, **tls: Any) -> bool:
@@ -154,14 +155,15 @@ class Stack:
         Redis last."""
         api = [process for name, process in self.children if name == "api"]
         rest = [process for name, process in self.children if name != "api"]
+        grace = max(self.settings.api_graceful_timeout, self.settings.worker_drain_seconds) + SHUTDOWN_MARGIN
         for group in (api, rest):
             for process in group:
                 self._terminate(process)
             for process in group:
-                self._reap(process)
+                self._reap(process, grace)
         if self.redis is not None:
             self._terminate(self.redis)
-            self._reap(self.redis)
+            self._reap(self.redis, grace)
 
     @staticmethod
     def _signal_group(process: subprocess.Popen, signum: int) -> None:
@@ -177,8 +179,8 @@ class Stack:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
 
-    def _reap(self, process: subprocess.Popen, timeout: float = 30) -> None:
-        """Wait for a graceful stop, then make sure nothing of its process group is left."""
+    def _reap(self, process: subprocess.Popen, timeout: float) -> None:
+        """Wait ``timeout`` seconds for a graceful stop, then make sure nothing of its process group is left."""
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

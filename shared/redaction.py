@@ -13,7 +13,7 @@ inside a longer value, and percent-encoding), and any ``MIN_FRAGMENT`` character
 ``MIN_FRAGMENT_SECRET`` or more are masked wherever they stand.
 
 Hundreds of projects' keys are remembered, so the text is not matched against each of them (one regular
-expression of every form cost 0.2 s a megabyte with 100 keys).  Instead the ``_SEED`` characters at every
+expression of every form slows down with each key remembered).  Instead the ``_SEED`` characters at every
 ``STRIDE``-th position of the text are looked up in indexes: a form of ``MIN_FRAGMENT`` characters or more is
 indexed by the pieces at the ``STRIDE`` positions that end its last ``MIN_FRAGMENT`` characters (one of them
 falls on a looked-up position wherever the form stands), and a piece of a secret leads to the

@@ -110,10 +110,9 @@ def _load_tls_settings() -> ssl.SSLContext:
 
 
 def tls_settings() -> ssl.SSLContext:
-    """The process's TLS settings (certificates as httpx finds them, ``SSL_CERT_FILE`` included), loaded once:
-    loading them costs 30 ms, a hundred times what the rest of a client costs, and every thread has a client.
-    Under a lock, as a worker's first chunk has a hundred threads build their first clients at once: without
-    it, 34 of them loaded the certificates, and the job's first LLM calls waited a second for them."""
+    """The process's TLS settings (certificates as httpx finds them, ``SSL_CERT_FILE`` included), loaded once and
+    under a lock: loading them costs far more than the rest of a client, and a worker's first chunk has a hundred
+    threads build their clients at once (figures: bench/README.md)."""
     with _TLS_LOCK:
         return _load_tls_settings()
 
@@ -460,7 +459,7 @@ class LLM:
             # The client's own ``post`` (its retries, auth and Azure's deployment path) with plain JSON both
             # ways, not the typed ``chat.completions.create``: that walks every message and the whole schema
             # against its TypedDicts to rename keys that a body built here does not have, then builds models of
-            # the answer (together about a millisecond a call, a fifth of an interactive answer's overhead).
+            # the answer: a sizeable share of an interactive answer's overhead (bench/README.md).
             completion = self.client(options).post(
                 "/chat/completions", body=chat_body(options, messages, extra), cast_to=object
             )

@@ -93,8 +93,8 @@ class Store:
     @contextmanager
     def one_round_trip(self, joining: Pipeline | None = None, best_effort: bool = False) -> Iterator[Pipeline]:
         """Writes that may wait for each other, sent together when the block ends without an exception (methods
-        taking ``writes`` queue on it): a round trip cost a worker's task about 0.35 ms of CPU among a hundred
-        threads, and a task made five. Given ``joining``, an enclosing block's pipeline, queues on that one.
+        taking ``writes`` queue on it): each round trip costs CPU that a worker's hundred threads compete for
+        (bench/README.md). Given ``joining``, an enclosing block's pipeline, queues on that one.
         ``best_effort``: should Redis fail them, the writes are logged and dropped instead of raising."""
         if joining is not None:
             yield joining

@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from shared.domain.endpoints import DEFAULT_OPENAI_ENDPOINT, origin
 from shared.domain.errors import ConfigError
 from shared.domain.pricing import DEFAULT_PRICES, Price
+from shared.domain.strict import LARGE_ENUM
 from shared.domain.untrusted import TooDeep, loads, lone_surrogate_message, lone_surrogate_path
 
 Provider = Literal["openai", "azure", "ollama"]
@@ -401,6 +402,35 @@ class Settings(BaseSettings):
         False,
         description="`1`: tasks imported into Label Studio (its `TASKS_CREATED` webhook) become a batch job at once",
     )
+    api_workers: Annotated[int, Field(ge=1)] = Field(
+        2,
+        description="gunicorn worker processes of `llm-backend api` (its `--workers` overrides it): the API's own "
+        "work (JSON, regions, the openai client) is CPU, so about one per core",
+        json_schema_extra=section("The API server (`llm-backend api`)"),
+    )
+    api_threads: Annotated[int, Field(ge=3)] = Field(
+        32,
+        description="threads per API process (`--threads` overrides it): each request waiting for the LLM holds "
+        "one, and 2 are kept for `/health`, `/setup` and the like, so at most this many less 2 wait for the LLM "
+        "and one more gets 503. Leave headroom: annotators' keep-alive connections stay with one process, and "
+        "the kernel does not spread them evenly (bench/README.md)",
+    )
+    api_timeout: Annotated[int, Field(ge=1)] = Field(
+        120,
+        description="seconds an API process may stop reporting to gunicorn's master (a hung process) before it is "
+        "killed and replaced; requests run in threads, so a slow LLM call does not count",
+    )
+    api_graceful_timeout: Annotated[int, Field(ge=0)] = Field(
+        30,
+        description="seconds an API process told to stop (SIGTERM: docker stop, Kubernetes) lets its requests in "
+        "flight finish before it is killed",
+    )
+    api_keepalive: Annotated[int, Field(ge=0)] = Field(
+        5,
+        description="seconds an idle keep-alive connection to the API stays open; behind a load balancer that "
+        "reuses connections, keep it above the balancer's idle timeout, or the balancer may send a request on a "
+        "connection the API has just closed; `0`: none",
+    )
     cache_ttl: Annotated[int, Field(ge=0)] = Field(
         7 * 24 * 3600,
         description="seconds an LLM answer stays cached (key: provider, endpoint, model, temperature, n, "
@@ -453,7 +483,7 @@ class Settings(BaseSettings):
         "limit); 0 never splits",
     )
     label_selection_threshold: Annotated[int, Field(ge=1)] = Field(
-        250,
+        LARGE_ENUM,  # where OpenAI's strict schemas start to limit one enum
         description="a `Choices` or `Taxonomy` offering more values than this (labels, or a Taxonomy's selectable "
         "paths) is narrowed for each task to the `LABEL_SELECTION_K` values most similar to the task's text (BM25 "
         "over each value's text, alias and hint, computed locally; or by `SIMILARITY_EMBEDDINGS_MODEL`). 250 is where "

@@ -22,6 +22,7 @@ from xml.etree.ElementTree import Element
 import defusedxml.ElementTree
 from defusedxml import DefusedXmlException
 
+from shared.domain.config import Settings
 from shared.domain.errors import LabelingConfigError
 from shared.domain.sdk_tags import SdkControl, SdkInterface, SdkObject
 
@@ -443,7 +444,9 @@ def _build_spec(config: str, root: Element, prompt_prefix: str) -> LabelingSpec:
     )
 
 
-DEFAULT_CACHE_BYTES = 2 * 1024 * 1024
+# Until ``shared.services`` configures them, and for callers without settings: the settings' defaults.
+DEFAULT_CACHE_BYTES: int = Settings.model_fields["label_config_cache_bytes"].default
+DEFAULT_MAX_BYTES: int = Settings.model_fields["max_label_config_bytes"].default
 
 
 class _SpecCache:
@@ -501,6 +504,6 @@ def require_label_config(config: object) -> str:
     return config
 
 
-def parse_labeling_config(config: object, prompt_prefix: str, max_bytes: int = 1024 * 1024) -> LabelingSpec:
+def parse_labeling_config(config: object, prompt_prefix: str, max_bytes: int = DEFAULT_MAX_BYTES) -> LabelingSpec:
     """Find the prompt, the objects and the outputs; raise LabelingConfigError naming what is missing."""
     return _cache.get(require_label_config(config), prompt_prefix, max_bytes)

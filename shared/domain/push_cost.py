@@ -1,9 +1,9 @@
 """What one ``import/predictions`` call costs Label Studio, learned per project from the calls made.
 
 Label Studio's cost of a call is a part per call that grows with the project (by default it recounts every task
-of the project after each import: 4 s at 10,000 predictions, 50 s at 70,000, whatever the call's size) plus a part
-per prediction sent (with its flag ``fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short``
-only the latter remains).  ``PushCost`` fits
+of the project after each import, whatever the call's size: docs/operating.md) plus a part per prediction sent
+(with its flag ``fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short`` only the latter
+remains).  ``PushCost`` fits
 
     seconds = per_call + growth × predictions sent before + per_prediction × size
 

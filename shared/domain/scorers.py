@@ -398,8 +398,7 @@ def _overlap_matches(truth: list[Span], predicted: list[Span]) -> int:
     first.  That is a maximum matching: if a best matching gives this prediction p another span t' and gives
     the chosen t to a later prediction p', swapping keeps its size, since p' also overlaps t' (t' begins before
     p ends, so before p' ends; p' begins before t ends, so before t' ends).  With the true spans ranked by end,
-    each step costs log n (thousands of nested spans took minutes, and recursed past Python's limit, by
-    augmenting paths)."""
+    each step costs log n (augmenting paths, quadratic and recursive, failed on thousands of nested spans)."""
     by_end = sorted(range(len(truth)), key=lambda index: truth[index].end)
     ends = [truth[index].end for index in by_end]
     rank_of = {index: rank for rank, index in enumerate(by_end)}

@@ -4,8 +4,7 @@ Text is counted exactly with the model's own BPE encoding by ``toktok`` (pinned)
 and ``o200k_base`` vocabularies are compiled into its wheel: ``tiktoken`` would download them on first
 use, which these machines cannot.  toktok's counts equal tiktoken's with OpenAI's published encoding
 files (checked offline on 3,424 texts, 539,447 o200k tokens: no difference).  The first count in a
-process loads the encoding (2 s for cl100k, 5 s for o200k on a busy 2-core machine; about 110 MB for
-both), later counts run at some 50 MB of text a second.
+process loads the encoding (seconds, and memory: bench/README.md); later counts are fast.
 
 Around the text, OpenAI's counting rules for chat models (the "How to count tokens with tiktoken"
 cookbook, checked there against the API's ``usage.prompt_tokens``): 3 tokens per message, 1 more when it

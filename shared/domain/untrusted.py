@@ -30,8 +30,8 @@ def nesting_exceeds(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     Strings are dropped (brackets inside text do not count) and the rest is reduced to its brackets, all of one
     kind; then innermost pairs are removed, one level per pass (``bytes.replace`` does not rescan what it
     joins): more than ``limit`` passes means too deep, and so does a run of more openers than levels remain.
-    Every step is a C loop over bytes, about 10 ms a megabyte of JSON. Malformed text (brackets that never
-    pair) answers False, for the parser to report (``loads`` also catches its RecursionError).
+    Every step is a C loop over bytes, linear in the text. Malformed text (brackets that never pair) answers
+    False, for the parser to report (``loads`` also catches its RecursionError).
     """
     if raw.count(b"[") + raw.count(b"{") <= limit:
         return False

@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import httpx
+import psutil
 import pytest
 
 from tests.conftest import TEST_API_KEY, labeling_config
@@ -92,6 +93,22 @@ def test_served_api_predicts_learns_and_guards(api_process, fake_llm):
     assert "Listening at: http://127.0.0.1" in log_text
     for secret in (TEST_API_KEY, "tok-abc", "pw@", "Basic bHM6cHc="):
         assert secret not in log_text
+
+
+def test_the_api_server_takes_its_settings_with_the_commands_options_over_them(llm_server, redis_prefix, tmp_path):
+    """``API_*`` settings shape gunicorn (its debug log prints its configuration); ``--threads`` overrides
+    ``API_THREADS``."""
+    settings = {"API_WORKERS": "1", "API_THREADS": "5", "API_TIMEOUT": "77", "API_GRACEFUL_TIMEOUT": "11"}
+    env = llm_backend_env(llm_server.url, redis_prefix, LOG_LEVEL="DEBUG", API_KEEPALIVE="3", **settings)
+    api = BackendProcess(["api", "--port", str(free_port()), "--threads", "4"], env, tmp_path / "api.log").start()
+    try:
+        api.wait_for_log("Booting worker")
+        configuration = {line.strip() for line in api.log.splitlines()}
+        expected = {"workers: 1", "threads: 4", "timeout: 77", "graceful_timeout: 11", "keepalive: 3"}
+        assert expected <= configuration, api.log
+        assert len(psutil.Process(api.process.pid).children()) == 1
+    finally:
+        api.stop()
 
 
 def test_invalid_configuration_stops_start_up_with_one_line():

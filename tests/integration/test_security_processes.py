@@ -19,7 +19,7 @@ import redis
 import requests
 
 from api.capacity import slots_for
-from cli.main import API_THREADS, API_WORKERS
+from shared.domain.config import Settings
 from tests.conftest import TEST_API_KEY, labeling_config, real_redis_url
 from tests.fakes.recorder import Recorded, RecordingServer, chat_completion, http_response, send
 from tests.integration.processes import BackendProcess, backend_env, free_port, llm_backend_env
@@ -55,7 +55,8 @@ def prompt_body(project: str, text: str, prompt: str = "Sarcastic?") -> dict:
 # --- a slow provider: 504 before Label Studio gives up, /health on time ------------------------------------------
 
 TRICKLE_EVERY = 2.0  # seconds per byte, as in the issue
-LLM_SLOTS = API_WORKERS * slots_for(API_THREADS)  # requests that may wait for the LLM at once: 60
+DEFAULTS = Settings.model_fields
+LLM_SLOTS = DEFAULTS["api_workers"].default * slots_for(DEFAULTS["api_threads"].default)  # may wait for the LLM at once
 STUCK_REQUESTS = LLM_SLOTS + 10
 
 
