@@ -121,6 +121,8 @@ def test_compose_services_commands_and_healthchecks(compose):
     assert services["api"]["command"][:2] == ["llm-backend", "api"]
     assert services["api"]["ports"] == ["9090:9090"]
     assert services["api"]["healthcheck"]["test"] == ["CMD", "llm-backend", "health"]
+    api_grace = Settings.model_fields["api_graceful_timeout"].default
+    assert int(services["api"]["stop_grace_period"].rstrip("s")) >= api_grace + 5, "gunicorn's grace fits in compose's"
     assert services["worker"]["command"][:2] == ["llm-backend", "worker"]
     assert "container_name" not in services["worker"] and "ports" not in services["worker"], "scalable"
     assert services["flower"]["command"][:2] == ["llm-backend", "flower"]

@@ -259,6 +259,9 @@ def test_the_trigger_counts_tasks_to_predict_and_follows_the_maths(rendered):
     assert float(trigger["threshold"]) == children * int(settings["LLM_CONCURRENCY"])  # one busy pod's calls
     drain = float(settings.get("WORKER_DRAIN_SECONDS", Settings.model_fields["worker_drain_seconds"].default))
     assert worker["terminationGracePeriodSeconds"] >= drain + 10, "the drain and Celery's shutdown fit in the grace"
+    api = one(objects, "Deployment", "llm-backend-api")["spec"]["template"]["spec"]
+    graceful = float(settings.get("API_GRACEFUL_TIMEOUT", Settings.model_fields["api_graceful_timeout"].default))
+    assert api["terminationGracePeriodSeconds"] >= graceful + 5, "gunicorn's graceful timeout fits in the grace"
     assert 1 <= scaled["minReplicaCount"] < scaled["maxReplicaCount"]
 
 
