@@ -4,7 +4,7 @@ Label Studio waits for ``/predict`` at most 100 s and stores what it answers, so
 opened tasks are answered in the request, and more tasks become a job answered at once, whose workers push the
 predictions back through Label Studio's API.  A job can push only with a project, Label Studio's integer task ids
 and a Label Studio to reach (a URL and a key).  ``/predict`` without those still answers in the request (bounded by
-``INTERACTIVE_DEADLINE``): its answer is the one way back to Label Studio, so nothing the user asked for is dropped.
+``INTERACTIVE_DEADLINE``): its answer is the one way back to Label Studio, and what is predicted by then is stored.
 The other ways in (the import webhook, ``llm-backend batch``, an evaluation with ``predict``, a job at work) store
 nothing from an answer: they queue a job or are refused with a message naming the fix, and a job at work that meets
 a refusal fails its tasks with that message, before any LLM call.
