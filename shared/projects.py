@@ -143,7 +143,10 @@ class Projects:
             key = self.settings.label_studio_api_key
             token = key.get_secret_value() if key else token
             if not token:
-                return None, "no key for LABEL_STUDIO_URL: set LABEL_STUDIO_API_KEY (or connect from Label Studio)"
+                return None, (
+                    "no key for LABEL_STUDIO_URL: set LABEL_STUDIO_API_KEY, or connect the backend from Label Studio "
+                    "(Settings → Model)"
+                )
             return LabelStudioAccess(url=self.settings.label_studio_url, api_key=token), None
         if not (hostname and token):
             return None, NO_LABEL_STUDIO_URL_AND_KEY
