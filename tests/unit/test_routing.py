@@ -65,9 +65,7 @@ CASES = [
 
 def table() -> dict[int, tuple[str, str]]:
     """The rows of the docstring's table: row number → (route, reason) as written there."""
-    rows = re.findall(
-        r"^\s+(\d+)\s{2,}.*?\s([A-Z_]+|\(the blocker\))\s+([A-Z_]+|\(the blocker\))\s*$", routing.__doc__ or "", re.M
-    )
+    rows = re.findall(r"^\s+(\d+)\s{2,}.*\s([A-Z_]+)\s+([A-Z_]+|\(the blocker\))\s*$", routing.__doc__ or "", re.M)
     return {int(number): (route_name, reason_name) for number, route_name, reason_name in rows}
 
 
