@@ -14,7 +14,6 @@ from typing import TypedDict
 from flask import Blueprint, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from api.batch import batch_blocker
 from api.observe import mark_interactive
 from api.requests import at_most, is_task, json_object, optional_object, tasks_of
 from shared.adapters.deadline import deadline_after
@@ -26,10 +25,12 @@ from shared.adapters.store import ProjectSetup, project_id_of
 from shared.dispatch import cancel_job, pause_job, resume_job, start_job
 from shared.domain.config import decode_extra_params
 from shared.domain.errors import InvalidRequest, NotFound, TaskError
+from shared.domain.routing import Reason, Route, WayIn
 from shared.domain.spend import budget_usd
 from shared.domain.types import Prediction, Task, task_ids
 from shared.projects import PredictionContext
 from shared.redaction import redact
+from shared.routing import route
 from shared.services import Services
 
 MODEL_CLASS = "LLMInteractive"
@@ -115,17 +116,24 @@ def setup():
 
 @bp.post("/predict")
 def predict():
+    """Answered as ``shared.domain.routing`` decides (its table): nothing for a smart tag, the annotator's answer,
+    opened tasks in the request, a batch as a job answered at once."""
     body = json_object(checked_per_task=("tasks",))
     tasks = at_most(tasks_of(body), backend().settings.max_tasks_per_request)
     params = optional_object(body, "params")
     project = project_id_of(body.get("project")) or project_id_of(tasks[0].get("project"))
     ctx = backend().projects.context(project, body.get("label_config"), params.get("context"))
     predictor = backend().predictor
-    if ctx.interactive and not ctx.context_prompt:
-        # An annotator touched a smart tag, not the prompt: suggest nothing rather than overwrite their work.
+    decision = route(ctx, WayIn.PREDICT, tasks, backend().settings.batch_min_tasks)
+    if decision.route is Route.SUGGEST_NOTHING:  # rather than overwrite what the annotator drew
         return answer(ctx, [predictor.empty(ctx) for _ in tasks])
     predictor.spend.check(ctx.project)  # PROJECT_DAILY_USD reached: one 429 rather than an error per task
-    if ctx.interactive and len(tasks) == 1:
+    if decision.route is Route.QUEUE_JOB:
+        return predict_batch(ctx, tasks)
+    if decision.route is Route.ANSWER_OPENED:  # Label Studio stores what we answer: through the jobs' ledger
+        with answering_now():
+            return answer(ctx, results_of(ctx, backend().opened_tasks.answers(ctx, tasks)))
+    if decision.reason is Reason.ANNOTATOR and len(tasks) == 1:
         mark_interactive()
         # A failure propagates as its status with a JSON error (Label Studio 1.23 logs it; its labeling screen
         # only stops the spinner), rather than an error entry that it would drop without a trace.
@@ -133,28 +141,20 @@ def predict():
         if isinstance(outcome, TaskError):
             raise outcome
         return answer(ctx, [outcome])
-    if len(tasks) >= backend().settings.batch_min_tasks and not ctx.interactive:
-        return predict_batch(ctx, tasks)
-    if not ctx.interactive:  # a task opened in the labeling screen: Label Studio stores what we answer
-        with answering_now():
-            return answer(ctx, results_of(ctx, backend().opened_tasks.answers(ctx, tasks)))
+    if decision.reason is not Reason.ANNOTATOR:
+        current_app.logger.warning("%d tasks answered in the request, not as a job: %s", len(tasks), decision.message)
     return answer(ctx, results_of(ctx, predict_now(ctx, tasks)))
 
 
 def predict_batch(ctx: PredictionContext, tasks: list[Task]):
-    """Answer from the cache when every task is there; otherwise start a job and answer at once."""
+    """Answer from the cache when every task is there; otherwise start a job and answer at once with no results
+    (Label Studio stores nothing from them): the workers push the predictions with the same model version."""
     predictor = backend().predictor
     ctx = backend().projects.for_job(ctx)
-    if ctx.prompt is None:  # every task would fail the same way: say so now, without a job
-        return answer(ctx, results_of(ctx, predict_now(ctx, tasks)))
     if predictor.cached_predictions(ctx, tasks[:1]) is not None:
         cached = predictor.cached_predictions(ctx, tasks)
         if cached is not None:  # Label Studio stores these: through the ledger, as an opened task's answer
             return answer(ctx, results_of(ctx, backend().opened_tasks.offer_each(ctx, tasks, cached)))
-    blocker = batch_blocker(ctx, tasks)
-    if blocker:
-        current_app.logger.warning("%d tasks predicted in the request, not as a job: %s", len(tasks), blocker)
-        return answer(ctx, results_of(ctx, predict_now(ctx, tasks)))
     return answer(ctx, [], job=start_job(backend(), ctx, task_ids(tasks)))
 
 
@@ -177,16 +177,17 @@ def webhook():
 
 
 def predict_new_tasks(project: str, label_config: str | None, event_tasks: object):
-    """AUTO_PREDICT_ON_IMPORT: tasks just imported into Label Studio become a batch job at once."""
+    """AUTO_PREDICT_ON_IMPORT: tasks just imported into Label Studio become a batch job at once, or the event is
+    refused (400) naming the fix: Label Studio stores nothing from a webhook's answer."""
     tasks: list[Task] = [task for task in event_tasks if is_task(task)] if isinstance(event_tasks, list) else []
     if not tasks:
         return {"status": "ok", "detail": "no tasks with data in the event"}
     at_most(tasks, backend().settings.max_tasks_per_request)
     ctx = backend().projects.context(project, label_config, None, pool_max_age=0)
-    reason = "no prompt for this project yet" if ctx.prompt is None else batch_blocker(ctx, tasks)
-    if reason:
-        current_app.logger.warning("project %s: %d new tasks not predicted: %s", project, len(tasks), reason)
-        return {"status": "skipped", "detail": reason}
+    decision = route(ctx, WayIn.AUTO_PREDICT, tasks)
+    if decision.refused:
+        current_app.logger.warning("project %s: %d new tasks not predicted: %s", project, len(tasks), decision.message)
+        raise decision.error()
     return {"status": "ok", "job": start_job(backend(), ctx, task_ids(tasks)), "model_version": ctx.model_version}
 
 

@@ -14,10 +14,12 @@ from shared.dispatch import cancel_job, feed_job, open_job, pause_job, resume_jo
 from shared.domain.config import Settings
 from shared.domain.errors import BackendError
 from shared.domain.estimate_report import ProjectEstimate, confirmation_reason, render_estimate
+from shared.domain.routing import WayIn
 from shared.domain.types import task_ids
 from shared.estimation import SAMPLE, Estimator
-from shared.project_tasks import PageSelection, TaskSelection, open_project, pages_to_predict, require_prompt
+from shared.project_tasks import PageSelection, TaskSelection, open_project, pages_to_predict
 from shared.projects import PredictionContext
+from shared.routing import route
 from shared.services import Services
 
 
@@ -42,7 +44,7 @@ def run_batch(
     try:
         opened = open_project(backend, project)
         ctx = opened.ctx
-        require_prompt(ctx)
+        route(ctx, WayIn.BATCH_COMMAND).raise_if_refused()
         pages = pages_to_predict(opened, only_unlabeled)
         sample, head = read_sample(pages)
         if sample.seen >= head.project_total and not sample.tasks:

@@ -51,9 +51,11 @@ from shared.domain.config import Settings
 from shared.domain.errors import InvalidInput, LLMError
 from shared.domain.long_texts import split_task
 from shared.domain.pricing import TokenUsage
+from shared.domain.routing import WayIn
 from shared.domain.types import Task, data_digest
 from shared.predictor import Predictor
 from shared.projects import PredictionContext, Projects
+from shared.routing import route
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +100,7 @@ class BatchJobs:
             ctx = self.projects.from_snapshot(snapshot, job_id)
         except InvalidInput:  # settings refused since the job was queued: its chunks fail its tasks, saying why
             return False
-        if live_only(ctx):
+        if live_only(ctx) or route(ctx, WayIn.JOB).refused:  # a refused job's chunks fail its tasks, saying why
             return False
         mode = ctx.config.batch_api
         requests = self._lines(ctx, job_id)

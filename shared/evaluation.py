@@ -28,9 +28,11 @@ from shared.domain.errors import InvalidRequest, NotFound
 from shared.domain.evaluation_run import EvaluationRun, RunState
 from shared.domain.excerpts import task_excerpt
 from shared.domain.labeling import LabelingSpec
+from shared.domain.routing import WayIn
 from shared.domain.scorers import SCORERS
 from shared.domain.scoring import TaskToScore, score
-from shared.project_tasks import PAGE_SIZE, OpenProject, open_project, require_prompt
+from shared.project_tasks import PAGE_SIZE, OpenProject, open_project
+from shared.routing import route
 from shared.services import Services
 
 
@@ -142,7 +144,7 @@ class Evaluations:
         project = open_project(self.services, request.project)
         ctx = project.ctx
         if request.predict:
-            require_prompt(ctx)
+            route(ctx, WayIn.EVALUATION).raise_if_refused()
         run = EvaluationRun(
             id=uuid.uuid4().hex,
             project=str(project.id),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from shared.adapters.label_studio import LabelStudioGateway
 from shared.domain.errors import ConfigError
+from shared.domain.routing import no_prompt_message
 from shared.domain.types import Task
 from shared.projects import PredictionContext
 from shared.services import Services
@@ -42,11 +43,10 @@ def open_project(services: Services, project: int) -> OpenProject:
 
 
 def require_prompt(ctx: PredictionContext) -> str:
+    """The project's prompt, for what predicts without being a way in of the routing decision (an estimate, an
+    improvement); ConfigError with the routing's message when there is none."""
     if ctx.prompt is None:
-        raise ConfigError(
-            f"project {ctx.project} has no prompt yet ({ctx.prompt_error or 'none stored'}): submit one in the "
-            "prompt TextArea in Label Studio, or set DEFAULT_PROMPT"
-        )
+        raise ConfigError(no_prompt_message(ctx.project, ctx.prompt_error))
     return ctx.prompt
 
 

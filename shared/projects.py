@@ -25,6 +25,7 @@ from shared.domain.errors import ConfigError, TaskError
 from shared.domain.few_shot import ExamplePool
 from shared.domain.labeling import LabelingSpec, Unfilled, parse_labeling_config, require_label_config
 from shared.domain.prompts import choose_prompt, prompt_from_regions
+from shared.domain.routing import NO_LABEL_STUDIO_URL_AND_KEY
 from shared.domain.types import JobSnapshot
 from shared.domain.versions import model_version
 from shared.few_shot import FewShotPools
@@ -142,13 +143,13 @@ class Projects:
             key = self.settings.label_studio_api_key
             token = key.get_secret_value() if key else token
             if not token:
-                return None, "no key for LABEL_STUDIO_URL: set LABEL_STUDIO_API_KEY (or connect from Label Studio)"
+                return None, (
+                    "no key for LABEL_STUDIO_URL: set LABEL_STUDIO_API_KEY, or connect the backend from Label Studio "
+                    "(Settings → Model)"
+                )
             return LabelStudioAccess(url=self.settings.label_studio_url, api_key=token), None
         if not (hostname and token):
-            return (
-                None,
-                "no Label Studio URL and key (set LABEL_STUDIO_URL/LABEL_STUDIO_API_KEY or connect from Label Studio)",
-            )
+            return None, NO_LABEL_STUDIO_URL_AND_KEY
         where = host_port(hostname)
         reason = self.policy.refusal(*where, unresolved_ok=True) if where else "not an http(s) URL"
         if reason:

@@ -38,9 +38,11 @@ from shared.batch_jobs import WAITING_FOR_BATCHES
 from shared.domain.backoff import backoff
 from shared.domain.config import Settings
 from shared.domain.errors import InvalidInput, JobPaused, LabelStudioError, LLMError, TaskError
+from shared.domain.routing import WayIn
 from shared.domain.types import Prediction, Task, data_digest
 from shared.predictor import Predictor
 from shared.projects import PredictionContext, Projects
+from shared.routing import route
 from worker.pusher import Pusher
 from worker.window import LLMWindow
 
@@ -162,10 +164,10 @@ class ChunkRunner:
         pending.outcome.waiting.extend(busy)
         pending.keeper.__enter__()
         try:
-            unreachable = self._why_no_label_studio(ctx)
-            if unreachable:  # nothing could land: fail now, before any LLM call
+            decision = route(ctx, WayIn.JOB)
+            if decision.refused:  # nothing could land (no Label Studio to push to): fail now, before any LLM call
                 for task_id in claimed:
-                    self._fail(job_id, task_id, f"no Label Studio to push to: {unreachable}", pending.outcome)
+                    self._fail(job_id, task_id, decision.message, pending.outcome)
                 return pending
             held = self._held_by_label_studio(pending, claimed)
             self.pusher.watch(ctx, ledger)
@@ -266,13 +268,6 @@ class ChunkRunner:
             self._pushed(pending, list(there))
         ledger.forget([task_id for task_id in foreign if int(task_id) not in there])
         return there
-
-    def _why_no_label_studio(self, ctx: PredictionContext) -> str | None:
-        if self.predictor.gateway(ctx) is not None and ctx.project is not None:
-            return None
-        return ctx.access_problem or (
-            "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, or connect the backend from Label Studio"
-        )
 
     def _wait_while_backlog_is_full(self, ledger: Ledger) -> None:
         """Back-pressure: while Label Studio falls behind, the window gets no new tasks from this process."""

@@ -26,6 +26,7 @@ from shared.adapters.netguard import AddressPolicy
 from shared.domain.endpoints import host_port
 from shared.domain.errors import TaskError
 from shared.domain.geometry import ImageSize
+from shared.domain.routing import NO_LABEL_STUDIO_URL_AND_KEY
 
 _LABEL_STUDIO_PATHS = ("/data/", "/storage-data/", "/tasks/")
 
@@ -49,12 +50,7 @@ def image_url_for_model(
     )
     if served_by_label_studio:
         if label_studio is None:
-            raise TaskError(
-                f"image {value} is not fetched: {no_label_studio_because}"
-                if no_label_studio_because
-                else f"image {value} is served by Label Studio: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY "
-                "(or connect the backend so /setup receives them)"
-            )
+            raise TaskError(f"image {value} is not fetched: {no_label_studio_because or NO_LABEL_STUDIO_URL_AND_KEY}")
         body, content_type = label_studio.download(value, max_bytes)
         if not content_type.startswith("image/"):
             content_type = mimetypes.guess_type(value.split("?")[0])[0] or "image/png"

@@ -135,7 +135,7 @@ def test_batch_without_a_prompt_says_so_at_once(make_client, make_settings, real
 
 
 def test_batch_without_label_studio_access_is_predicted_in_the_request(
-    make_client, make_settings, real_store, redis_prefix, fake_llm
+    make_client, make_settings, real_store, redis_prefix, fake_llm, caplog
 ):
     answer_sarcastic(fake_llm)
     client = make_client(make_settings(redis_key_prefix=redis_prefix), real_store)
@@ -143,6 +143,10 @@ def test_batch_without_label_studio_access_is_predicted_in_the_request(
     results = predict(client, config, tasks(3)).json["results"]
     assert [len(entry["result"]) for entry in results] == [3, 3, 3]
     assert queued_messages(redis_prefix) == 0
+    assert (
+        "3 tasks answered in the request, not as a job: a job could not push predictions to Label Studio: "
+        "no Label Studio URL and key: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY" in caplog.text
+    )
 
 
 def test_job_routes_answer_404_and_400(make_client, make_settings, real_store, redis_prefix):
@@ -176,9 +180,29 @@ def test_auto_predict_on_import_starts_a_job_for_new_tasks(make_client, make_set
     assert queued_messages(redis_prefix) == 1
 
 
-def test_auto_predict_skips_a_project_without_a_prompt(make_client, make_settings, real_store, redis_prefix):
+def test_auto_predict_refuses_a_project_without_a_prompt_naming_the_fix(
+    make_client, make_settings, real_store, redis_prefix
+):
     client = make_client(make_settings(redis_key_prefix=redis_prefix, auto_predict_on_import=True), real_store)
     setup_project(client, prompt=None)
     event = {"action": "TASKS_CREATED", "project": {"id": 21}, "tasks": tasks(2)}
-    assert client.post("/webhook", json=event).json == {"status": "skipped", "detail": "no prompt for this project yet"}
+    response = client.post("/webhook", json=event)
+    assert response.status_code == 400
+    assert response.json["error"].startswith('project 21: no prompt: type one into the "prompt" TextArea')
+    assert queued_messages(redis_prefix) == 0
+    assert client.get("/jobs").json == {"jobs": []}
+
+
+def test_auto_predict_refuses_a_project_without_label_studio_access_naming_the_fix(
+    make_client, make_settings, real_store, redis_prefix
+):
+    client = make_client(make_settings(redis_key_prefix=redis_prefix, auto_predict_on_import=True), real_store)
+    setup_project(client, hostname="", access_token="")
+    event = {"action": "TASKS_CREATED", "project": {"id": 21}, "tasks": tasks(2)}
+    response = client.post("/webhook", json=event)
+    assert response.status_code == 400
+    assert response.json == {
+        "error": "a job could not push predictions to Label Studio: no Label Studio URL and key: set LABEL_STUDIO_URL "
+        "and LABEL_STUDIO_API_KEY, or connect the backend from Label Studio (Settings → Model)"
+    }
     assert queued_messages(redis_prefix) == 0

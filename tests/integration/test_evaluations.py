@@ -27,6 +27,7 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from cli.batch import run_batch
 from shared.adapters.evaluations import EvaluationStore
 from shared.adapters.kept_runs import RUNS_KEPT
 from shared.domain.config import Settings
@@ -289,12 +290,23 @@ def test_a_run_keeps_of_each_task_only_what_scoring_needs(project):
         ({"project": PROJECT, "precisions": [0.9, 1.5]}, 400, "a target precision is a number above 0 and at most 1"),
         ({"project": PROJECT, "precisions": ["high"]}, 400, "a target precision is a number above 0 and at most 1"),
         ({"project": 99}, 400, "no Label Studio to read project 99 from"),
+        ({"project": PROJECT, "predict": True}, 400, 'project 41: no prompt: type one into the "prompt" TextArea'),
     ],
 )
 def test_bad_evaluation_requests_name_the_problem(project, body, status, message):
     response = project.post("/evaluations", json=body)
 
     assert response.status_code == status and message in response.json["error"], response.json
+
+
+def test_the_batch_command_stops_at_a_project_without_a_prompt_as_an_evaluation_does(
+    project, make_settings, redis_prefix, capsys
+):
+    code = run_batch(make_settings(redis_key_prefix=redis_prefix), PROJECT, only_unlabeled=False, wait=False)
+
+    assert code == 2
+    assert capsys.readouterr().err.startswith('llm-backend: project 41: no prompt: type one into the "prompt" TextArea')
+    assert project.get(f"/jobs?project={PROJECT}").json == {"jobs": []}
 
 
 def test_unknown_evaluation_is_404_and_listing_needs_a_project(project):
