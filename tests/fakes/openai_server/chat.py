@@ -16,13 +16,8 @@ from typing import TYPE_CHECKING
 
 from tests.fakes.openai_server.errors import ApiError
 from tests.fakes.openai_server.records import Completion
-from tests.fakes.openai_server.schemas import (
-    SchemaProblem,
-    check_instance,
-    check_schema,
-    example_instance,
-    strict_problems,
-)
+from tests.fakes.openai_server.schemas import SchemaProblem, check_instance, check_schema, example_instance
+from tests.fakes.openai_server.strict import strict_problems
 from tests.fakes.openai_server.tokens import count_tokens, prompt_text, split_tokens
 
 if TYPE_CHECKING:
