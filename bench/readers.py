@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.domain.answers import read_labels, read_rating
-from shared.domain.output_modes import json_object_in
+from shared.domain.json_in_text import json_object_in
 from shared.domain.scorers import Span, _overlap_matches
 from shared.domain.spans import UtteranceSpans, locate
 from shared.redaction import SecretRegistry

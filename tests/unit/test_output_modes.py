@@ -3,10 +3,10 @@ import json
 import pytest
 from openai.types.chat import ChatCompletionMessage
 
+from shared.domain.json_in_text import json_object_in
 from shared.domain.output_modes import (
     ANSWER_NAME,
     AnswerFormatError,
-    json_object_in,
     read_answer,
     request_options,
     resolve_output_mode,
