@@ -49,6 +49,27 @@ def example_instance(schema: dict) -> object:
     return _example(schema, schema, 0)
 
 
+def instance_saying(schema: dict, text: str) -> object:
+    """An instance of ``schema`` that says ``text``: ``text`` where an enum offers it (else its first value) or
+    where text goes, the first branch of a union that is not null, a number's minimum (0), true, one array item,
+    every property of an object.  A model that always says the same thing, however it is asked."""
+    if "anyOf" in schema:
+        options = [option for option in schema["anyOf"] if option.get("type") != "null"]
+        return instance_saying(options[0], text) if options else None
+    if "enum" in schema:
+        return text if text in schema["enum"] else schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        return {name: instance_saying(child, text) for name, child in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [instance_saying(schema.get("items") or {}, text)]
+    if kind in ("number", "integer"):
+        return schema.get("minimum", 0)
+    if kind == "boolean":
+        return True
+    return text
+
+
 def _validator_class(schema: dict) -> type:
     return validators.validator_for(schema, default=Draft202012Validator)
 
