@@ -21,7 +21,8 @@ MAX_LARGE_ENUM_STRING = 15_000
 _DROPPED_BY_REWRITE = {"uniqueItems", "default", "minLength", "maxLength", "examples", "$schema", "$id"}
 
 
-def _types_of(node: dict[str, Any]) -> set[str]:
+def types_of(node: dict[str, Any]) -> set[str]:
+    """The types a (sub)schema declares: its ``type``, a name or a list of names."""
     declared = node.get("type")
     if isinstance(declared, str):
         return {declared}
@@ -34,7 +35,7 @@ def nullable(schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` or null: how strict mode says "may stay empty"."""
     if "anyOf" in schema:
         branches = schema["anyOf"]
-        if any(_types_of(branch) == {"null"} for branch in branches):
+        if any(types_of(branch) == {"null"} for branch in branches):
             return schema
         return {**schema, "anyOf": [*branches, {"type": "null"}]}
     description = schema.get("description")
@@ -70,7 +71,7 @@ def _rewrite_schema(node: dict[str, Any]) -> dict[str, Any]:
             node.pop("type")
     if "items" in node:
         node["items"] = _rewrite(node["items"])
-    if "properties" in node or "object" in _types_of(node):
+    if "properties" in node or "object" in types_of(node):
         properties = {name: _rewrite(child) for name, child in (node.get("properties") or {}).items()}
         required = set(node.get("required") or [])
         for name, child in properties.items():

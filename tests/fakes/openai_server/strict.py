@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from shared.domain.strict import types_of
+
 MAX_PROPERTIES = 5000
 MAX_OBJECT_DEPTH = 10
 MAX_TOTAL_STRING = 120_000
@@ -51,21 +53,12 @@ _ALL_KEYWORDS = ANNOTATIONS | GENERAL | set().union(*BY_TYPE.values())
 Context = tuple[str | int, ...]  # where a subschema sits, as OpenAI's messages name it: ("properties", "label")
 
 
-def _types_of(node: dict[str, Any]) -> set[str]:
-    declared = node.get("type")
-    if isinstance(declared, str):
-        return {declared}
-    if isinstance(declared, list):
-        return {item for item in declared if isinstance(item, str)}
-    return set()
-
-
 def _walk(node: Any, context: Context, depth: int) -> Iterator[tuple[Context, dict[str, Any], int]]:
     """Every subschema with its context and object nesting depth (the root object is level 1)."""
     if not isinstance(node, dict):
         return
     yield context, node, depth
-    inner = depth + (1 if "object" in _types_of(node) else 0)
+    inner = depth + (1 if "object" in types_of(node) else 0)
     for name, child in (node.get("properties") or {}).items():
         yield from _walk(child, (*context, "properties", name), inner)
     if "items" in node:
@@ -96,7 +89,7 @@ def _object_problems(context: Context, node: dict[str, Any]) -> Iterator[str]:
 
 
 def _node_problems(context: Context, node: dict[str, Any]) -> Iterator[str]:
-    types = _types_of(node)
+    types = types_of(node)
     if "type" in node and (not types or not types <= TYPES):
         yield f"In context={context}, type {node['type']!r} is not one of {sorted(TYPES)}."
     if not types and not ({"anyOf", "enum", "const", "$ref"} & node.keys()):
@@ -124,12 +117,12 @@ def strict_problems(schema: Any) -> list[str]:
     if not isinstance(schema, dict):
         return ["the schema must be a JSON object"]
     found: list[str] = []
-    if "anyOf" in schema or _types_of(schema) != {"object"}:
+    if "anyOf" in schema or types_of(schema) != {"object"}:
         found.append(f"schema must be a JSON Schema of 'type: \"object\"', got 'type: \"{schema.get('type')}\"'.")
     properties = enum_values = string_length = deepest = 0
     for context, node, depth in _walk(schema, (), 1):
         found.extend(_node_problems(context, node))
-        if "object" in _types_of(node):
+        if "object" in types_of(node):
             deepest = max(deepest, depth)
         names = list((node.get("properties") or {}).keys())
         properties += len(names)
