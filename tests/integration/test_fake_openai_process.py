@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import threading
+import urllib.error
 from pathlib import Path
 
 import openai
@@ -114,8 +115,10 @@ def test_clearing_refills_the_buckets_and_keeps_the_settings(fake):
 
 
 def test_an_unknown_setting_is_refused_naming_it(fake):
-    with pytest.raises(Exception, match="400"):
+    with pytest.raises(urllib.error.HTTPError) as refused:
         fake.configure(latency=1)
+    assert refused.value.code == 400
+    assert "unknown setting latency" in json.loads(refused.value.read())["error"]["message"]
 
 
 def test_records_its_own_time_per_bench_token(fake):
