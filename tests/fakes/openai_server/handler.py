@@ -135,6 +135,7 @@ class _Request:
 def make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # the head and the body go out in two writes: no 40 ms wait for an ACK
 
         def log_message(self, *args) -> None:  # keep test output clean
             pass
