@@ -6,15 +6,14 @@ classes of ``shared.domain.errors`` and become statuses in ``api/errors.py`` onl
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import TypedDict
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from api.observe import mark_interactive
+from api.observe import arrived, mark_interactive
 from api.requests import at_most, is_task, json_object, optional_object, tasks_of
 from shared.adapters.deadline import deadline_after
 from shared.adapters.evaluations import EvaluationScores, EvaluationStore
@@ -37,11 +36,6 @@ MODEL_CLASS = "LLMInteractive"
 PROMPT_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
 
 bp = Blueprint("ml_backend", __name__)
-
-
-@bp.before_request
-def _note_arrival() -> None:
-    g.arrived = time.monotonic()  # INTERACTIVE_DEADLINE counts from here, parsing the labeling config included
 
 
 def backend() -> Services:
@@ -81,7 +75,7 @@ def answering_now() -> Iterator[None]:
     unfinished task's error (several)."""
     slots = current_app.extensions.get("llm_slots")
     with slots.hold() if slots else nullcontext():
-        with deadline_after(backend().settings.interactive_deadline, since=g.arrived):
+        with deadline_after(backend().settings.interactive_deadline, since=arrived()):
             yield
 
 

@@ -1,8 +1,9 @@
 """Scenario 1: batch throughput — N tasks through /predict → Celery workers → bulk push-back.
 
 Label Studio is the recording stand-in (``tests/fakes/label_studio.py``), not a real Label Studio.
-The LLM is ``bench/fake_llm.py`` at 500 ms ± 100 ms per call. ``CACHE_TTL=0`` everywhere, and each
-run uses a project of its own (so neither the cache nor the exactly-once ledger skips any work).
+The LLM is the fake OpenAI server (``tests/fakes/openai_server``) at 500 ms ± 100 ms per call. ``CACHE_TTL=0``
+everywhere, and each run uses a project of its own (so neither the cache nor the exactly-once ledger skips any
+work).
 
 The sequential baseline (the reference backend: one LLM call at a time inside ``/predict``) is
 measured in the same run on a subset: ``/predict`` called with one task at a time, one after the
@@ -59,7 +60,7 @@ def batch_run(
     api.setup_project(project, label_studio)
     workers = stack.workers(prefix, worker_processes, concurrency=1, LLM_CONCURRENCY=llm_concurrency, CACHE_TTL=0)
     body = batch_body(project, tasks, held_by=label_studio)
-    stack.fake.reset()
+    stack.fake.clear()
     cpu_before = sum(tree_cpu(w.process.pid) for w in workers)
     started = time.monotonic()
     payload, answered_in = api.call("POST", "/predict", body)

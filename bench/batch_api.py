@@ -1,10 +1,10 @@
 """Scenario 5: what a job costs on each path, and how long a Batch API job takes.
 
 The LLM here is the tests' fake OpenAI server (``tests/fakes/openai_server``), served from a thread of the
-benchmark process: unlike ``bench/fake_llm.py`` it has the Batch API (files, batches answered
-``batch_turnaround`` seconds after creation) and reports ``cached_tokens`` as OpenAI computes them (the
-longest prefix shared with an earlier request of the model, from 1,024 tokens in 128-token steps), with
-usage counted by its documented rule of 4 characters a token.  Real ``llm-backend api`` and ``worker``
+benchmark process (where the scenario sets its reply and batch turnaround): it plays the Batch API (files,
+batches answered ``batch_turnaround`` seconds after creation) and reports ``cached_tokens`` as OpenAI computes
+them (the longest prefix shared with an earlier request of the model, from 1,024 tokens in 128-token steps),
+with usage counted by its documented rule of 4 characters a token.  Real ``llm-backend api`` and ``worker``
 processes, Redis, and the recording Label Studio stand-in.
 
 1. **Cost per 1,000 tasks**, a project with a 1,500-token instruction prompt and short task texts,

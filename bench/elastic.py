@@ -1,7 +1,7 @@
 """Scenario ``elastic``: workers joining and leaving a running job, against a real Label Studio 1.23.2 (issue #25).
 
 One ``llm-backend worker`` with its defaults (2 prefork children here, ``LLM_CONCURRENCY=100`` each) starts an
-8,000-task job through Retrieve Predictions; the LLM (``bench/fake_llm.py``) answers in 4 s, so the window and not the
+8,000-task job through Retrieve Predictions; the LLM (the fake OpenAI server) answers in 4 s, so the window and not the
 CPU bounds the rate.  After ``ALONE`` seconds a second worker joins: the LLM's answer rate over ``RATE_SPAN`` seconds
 before it joined and after it took its share is the first figure (target ≥ 1.6×).  Then the first worker's main
 process gets SIGTERM, as Kubernetes, KEDA or ``docker stop`` send it: how long it took to exit (target < 30 s, within
@@ -49,7 +49,7 @@ def run(stack: Stack, quick: bool) -> dict:
         project, listed = ls.project(f"elastic {TASKS}", TASKS)
         api.setup_project(project, ls)  # type: ignore[arg-type]  (it needs .url and .token, as the stand-in has)
         [first] = stack.workers(prefix, 1, concurrency=CHILDREN, CACHE_TTL=0)
-        stack.fake.reset()
+        stack.fake.clear()
         body = json.dumps({"tasks": listed, "project": f"{project}.{PROJECT_TS}", "label_config": CONFIG_XML})
         started, started_wall = time.monotonic(), time.time()
         payload, _ = api.call("POST", "/predict", body.encode())

@@ -2,7 +2,7 @@
 Label Studio 1.23.2 on the same machine (the one of ``bench/real_ls.py``).
 
 One ``llm-backend worker`` with its defaults (2 prefork children here, ``LLM_CONCURRENCY=100``,
-``BATCH_CHUNK_SIZE=100``, ``JOB_QUEUED_CHUNKS=2``); the LLM is ``bench/fake_llm.py`` at 1 s, ``CACHE_TTL=0``.
+``BATCH_CHUNK_SIZE=100``, ``JOB_QUEUED_CHUNKS=2``); the LLM is the fake OpenAI server at 1 s, ``CACHE_TTL=0``.
 First the big job runs alone (8,000 tasks of project A): its time is the reference.  Then it runs again on a
 project of its own, and once ``UNDER_WAY`` of its predictions are in Label Studio, project B's Retrieve
 Predictions on 40 tasks is sent: the figure is the time from that request until B's 40 predictions are in
@@ -63,7 +63,7 @@ def run(stack: Stack, quick: bool) -> dict:
         alone_s = wait_pushed(api, alone_job, BIG, 900) - sent
         log(f"fairness:   alone: {alone_s:.1f} s")
 
-        stack.fake.reset()
+        stack.fake.clear()
         big_project, big_job, big_sent = start(api, ls, f"fairness big {BIG}", BIG)
         under_way_at = wait_pushed(api, big_job, UNDER_WAY, 300)
         small_project, small_job, small_sent = start(api, ls, f"fairness small {SMALL}", SMALL)

@@ -1,9 +1,10 @@
 """Processes, HTTP and Redis for the benchmarks: everything started here is stopped here.
 
-Real processes throughout: the fake LLM (``python -m bench.fake_llm``), ``llm-backend api`` (gunicorn)
-and ``llm-backend worker`` (Celery prefork), each in its own session so that stopping one stops its
-children too. Label Studio is the recording stand-in of the tests (``tests/fakes/label_studio.py``),
-served from a thread of the benchmark process; it records when each prediction arrived.
+Real processes throughout: the fake LLM (the tests' fake OpenAI server in a process of its own,
+``python -m tests.fakes.openai_server``), ``llm-backend api`` (gunicorn) and ``llm-backend worker`` (Celery
+prefork), each in its own session so that stopping one stops its children too. Label Studio is the recording
+stand-in of the tests (``tests/fakes/label_studio.py``), served from a thread of the benchmark process; it records
+when each prediction arrived.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from urllib.parse import urlsplit
 import psutil
 import redis
 
-from bench.fake_llm import FakeLLMControl
 from shared.domain.config import Settings
 from tests.fakes.label_studio import FakeLabelStudio
+from tests.fakes.openai_server.control import FakeOpenAIControl
 from tests.integration.processes import BackendProcess, backend_env, free_port
 
 API_WORKERS = Settings.model_fields["api_workers"].default
@@ -161,7 +162,7 @@ class Stack:
         self.prefixes: list[str] = []
         self.processes: list[BackendProcess | subprocess.Popen] = []
         self.servers: list[TimedLabelStudio] = []
-        self.fake: FakeLLMControl | None = None
+        self.fake: FakeOpenAIControl | None = None
         self.fake_process: subprocess.Popen | None = None
         self._lock = threading.Lock()
         workdir.mkdir(parents=True, exist_ok=True)
@@ -172,18 +173,18 @@ class Stack:
         return prefix
 
     # --- the fake LLM ---
-    def start_fake_llm(self) -> FakeLLMControl:
+    def start_fake_llm(self) -> FakeOpenAIControl:
         port = free_port()
         log_file = (self.workdir / "fake_llm.log").open("ab")
         self.fake_process = subprocess.Popen(
-            [sys.executable, "-m", "bench.fake_llm", "--port", str(port)],
+            [sys.executable, "-m", "tests.fakes.openai_server", "--port", str(port)],
             cwd=ROOT,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.processes.append(self.fake_process)
-        self.fake = FakeLLMControl(f"http://127.0.0.1:{port}")
+        self.fake = FakeOpenAIControl(f"http://127.0.0.1:{port}")
         wait_until(self.fake.healthy, 20, "fake LLM")
         return self.fake
 

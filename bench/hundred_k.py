@@ -111,7 +111,7 @@ def variant(stack: Stack, with_flag: bool, tasks: int, limit_s: float) -> dict[s
         log(f"hundred_k {name}: project {project} with {tasks} tasks in {time.monotonic() - made:.0f} s")
         api.setup_project(project, ls)  # type: ignore[arg-type]  (it needs .url and .token, as the stand-in has)
         [worker] = stack.workers(prefix, 1, concurrency=CHILDREN, CACHE_TTL=0)
-        stack.fake.reset()
+        stack.fake.clear()
         command = BackendProcess(
             ["batch", "--project", str(project), "--wait", "--yes"],
             stack.env(prefix, CACHE_TTL=0, LOG_LEVEL="INFO"),

@@ -120,7 +120,7 @@ def run(stack: Stack, quick: bool) -> dict:
     for clients, per_client in levels.items():
         log(f"interactive: {clients} client(s) × {per_client} requests (+{warmup} warm-up each)")
         bodies = make_bodies(clients, warmup + per_client, f"c{clients}")
-        fake.reset()
+        fake.clear()
         started = time.monotonic()
         measured = run_clients(api.url, bodies, warmup, deadline=started + (60 if quick else 180))
         wall = time.monotonic() - started
@@ -159,7 +159,7 @@ def run(stack: Stack, quick: bool) -> dict:
         bodies = [
             [("warm", pool[(c * per_client + k) % len(pool)][1]) for k in range(per_client)] for c in range(clients)
         ]
-        fake.reset()
+        fake.clear()
         started = time.monotonic()
         measured = run_clients(api.url, bodies, 0, deadline=started + 60)
         calls = fake.stats()["requests"]

@@ -36,7 +36,7 @@ def limited_run(
     procs = stack.workers(prefix, workers, concurrency=1, CACHE_TTL=0, **env)
     body = batch_body(project, tasks, salt=f"rate{project} ", held_by=label_studio)
     time.sleep(1.5)  # let the fake's bucket fill up again after the set-up
-    stack.fake.reset()
+    stack.fake.clear()
     submitted_wall, started = time.time(), time.monotonic()
     payload, _ = api.call("POST", "/predict", body)
     job_id = payload["job"]

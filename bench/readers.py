@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.domain.answers import read_labels, read_rating
-from shared.domain.output_modes import json_object_in
-from shared.domain.scorers import Span, _overlap_matches
+from shared.domain.json_in_text import json_object_in
+from shared.domain.scorers import ScoredSpan, _overlap_matches
 from shared.domain.spans import UtteranceSpans, locate
 from shared.redaction import SecretRegistry
 
@@ -61,8 +61,8 @@ def _dialogue(size: int) -> Callable[[], Any]:
 
 
 def _nested_spans(count: int) -> Callable[[], Any]:
-    truth = [Span((float(i),), (float(2 * count - i),), "X") for i in range(count)]  # each inside the last
-    predicted = [Span((float(count - 1),), (float(count + 1),), "X")] * count  # inside every true span
+    truth = [ScoredSpan((float(i),), (float(2 * count - i),), "X") for i in range(count)]  # each inside the last
+    predicted = [ScoredSpan((float(count - 1),), (float(count + 1),), "X")] * count  # inside every true span
     return lambda: _overlap_matches(truth, predicted)
 
 

@@ -6,7 +6,7 @@ Each run gets a project of its own with N tasks imported through Label Studio's 
 connected through ``/setup`` as Label Studio does it, and ``/predict`` gets every task at once, as Data
 Manager → Retrieve Predictions sends them.  Workers run with their defaults (``llm-backend worker``:
 prefork children = cores, ``LLM_CONCURRENCY=100`` each, ``BATCH_CHUNK_SIZE=100``); the LLM is
-``bench/fake_llm.py`` at 500 ms ± 100 ms, ``CACHE_TTL=0``.
+the fake OpenAI server at 500 ms ± 100 ms, ``CACHE_TTL=0``.
 
 The CPU time of every process of the run is measured over the job, for the rate the machine's cores allow
 at that CPU per task.  Time runs from sending ``/predict`` to the job's ``pushed`` count reaching N (a
@@ -138,7 +138,7 @@ def batch_run(stack: Stack, api: Api, ls: RealLabelStudio, prefix: str, tasks: i
     project, listed = ls.project(f"batch {tasks} x{processes}", tasks)
     api.setup_project(project, ls)  # type: ignore[arg-type]  (it needs .url and .token, as the stand-in has)
     workers = stack.workers(prefix, processes, concurrency=CHILDREN, CACHE_TTL=0)
-    stack.fake.reset()
+    stack.fake.clear()
     body = json.dumps({"tasks": listed, "project": f"{project}.{PROJECT_TS}", "label_config": CONFIG_XML}).encode()
     pids = {
         "workers": [worker.process.pid for worker in workers],

@@ -35,7 +35,7 @@ SAMPLE = 1000
 ASSUMED_LATENCY_SECONDS = 2.0  # one call, before any was observed
 
 
-def spread(tasks: Sequence[Task], size: int) -> list[Task]:
+def evenly_spaced(tasks: Sequence[Task], size: int) -> list[Task]:
     """At most ``size`` tasks, evenly spaced (all of them when there are fewer)."""
     if len(tasks) <= size:
         return list(tasks)
@@ -76,11 +76,11 @@ class Estimator:
         require_prompt(ctx)
         settings = self.services.settings
         llm = ctx.config.llm
-        sampled = spread(selection.tasks, sample_size)
+        sampled = evenly_spaced(selection.tasks, sample_size)
         sample = _Sample()
         for task in sampled:
             self._measure(ctx, task, sample, to_predict=True)
-        for task in spread(selection.skipped, sample_size):
+        for task in evenly_spaced(selection.skipped, sample_size):
             self._measure(ctx, task, sample, to_predict=False)
 
         factor = calibration_factor(sample.reported_in, sample.estimated_in)

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import openai
 
-from shared.adapters.llm import LLM, endpoint_key, provider_error
+from shared.adapters.llm import LLM, provider_error
 from shared.adapters.store import Store
 from shared.domain.config import LLMOptions
+from shared.domain.digests import endpoint_key
 from shared.domain.errors import LLMError
 
 BATCH = 512  # inputs a call (OpenAI takes 2,048 at most, and 300,000 tokens in all)

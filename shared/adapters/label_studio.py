@@ -25,6 +25,7 @@ import httpcore
 import httpx
 
 from shared.adapters.netguard import AddressPolicy, guarded_transport
+from shared.domain.backoff import retryable_status
 from shared.domain.errors import LabelStudioError, PushOutcomeUnknown, TaskError
 from shared.domain.ground_truth import ground_truth_result
 from shared.redaction import redact
@@ -63,9 +64,11 @@ class LabelStudioAccess:
         return (mine.scheme, mine.netloc) == (theirs.scheme, theirs.netloc)
 
 
-def _retryable(status: int) -> bool:
-    """Whether a Label Studio answer with this status may succeed if asked again (0: no status at all)."""
-    return status in (0, 408, 409, 429) or status >= 500
+def _refused(status: int, body: str, about: str = "") -> LabelStudioError:
+    """An error answer of Label Studio's (through the SDK or our own calls): retryable by its status, its body
+    redacted and cut short; ``about`` says what was asked when the status alone would not."""
+    message = f"Label Studio answered {status}{about}: {redact(body)[:500]}"
+    return LabelStudioError(message, retryable=retryable_status(status))
 
 
 def _unreachable(exc: httpx.HTTPError) -> LabelStudioError:
@@ -80,9 +83,7 @@ def _translated_errors() -> Iterator[None]:
     try:
         yield
     except ApiError as exc:
-        status = exc.status_code or 0
-        body = redact(str(exc.body))[:500]
-        raise LabelStudioError(f"Label Studio answered {status}: {body}", retryable=_retryable(status)) from None
+        raise _refused(exc.status_code or 0, str(exc.body)) from None
     except httpx.HTTPError as exc:
         raise _unreachable(exc) from None
 
@@ -167,10 +168,10 @@ class LabelStudioGateway:
             ) from None
         if response.status_code >= 300:
             status = response.status_code
-            message = f"Label Studio answered {status}: {redact(response.text)[:500]}"
+            refused = _refused(status, response.text)
             if status >= 500:  # a proxy's 504 may come while Label Studio still works on the call
-                raise PushOutcomeUnknown(message, answered=status != 504)
-            raise LabelStudioError(message, retryable=_retryable(status))
+                raise PushOutcomeUnknown(str(refused), answered=status != 504)
+            raise refused
 
     def predicted_among(self, project: int, task_ids: list[int], model_version: str) -> set[int]:
         """Which of these tasks hold a prediction of this version (a few reads per 5,000 tasks).
@@ -259,11 +260,7 @@ class LabelStudioGateway:
         except httpx.HTTPError as exc:
             raise _unreachable(exc) from None
         if response.status_code >= 300:
-            status = response.status_code
-            raise LabelStudioError(
-                f"Label Studio answered {status} for tasks of project {project}: {redact(response.text)[:500]}",
-                retryable=_retryable(status),
-            )
+            raise _refused(response.status_code, response.text, f" for tasks of project {project}")
         try:
             answer = response.json()
             listed = [task for task in answer["tasks"] if isinstance(task, dict)]

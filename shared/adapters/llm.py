@@ -18,7 +18,6 @@ what works.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import ssl
@@ -38,8 +37,9 @@ from shared.adapters.metrics import Metrics, bounded, known_models
 from shared.adapters.netguard import AddressPolicy, guarded_transport
 from shared.adapters.ratelimit import RateLimiter
 from shared.adapters.store import Store
-from shared.domain.backoff import backoff
+from shared.domain.backoff import backoff, retryable_status
 from shared.domain.config import LLMOptions, OutputMode, Settings
+from shared.domain.digests import digest, endpoint_key, llm_fields
 from shared.domain.errors import LLMError
 from shared.domain.output_modes import request_options, resolve_output_mode
 from shared.redaction import redact
@@ -153,18 +153,10 @@ def _build_client(options: LLMOptions, policy: AddressPolicy | None) -> openai.O
 
 def cache_key(options: LLMOptions, messages: list[dict], extra: dict | None = None) -> str:
     """``extra``: the request's other arguments (the output mode's response_format or tools, logprobs)."""
-    decisive: dict[str, object] = {
-        "provider": options.provider,
-        "endpoint": options.endpoint,
-        "deployment": options.azure_deployment,
-        "model": options.model,
-        "temperature": options.temperature,
-        "n": options.num_responses,
-        "messages": messages,
-    }
+    decisive = {**llm_fields(options), "messages": messages}
     if extra:
         decisive["request"] = extra
-    return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()
+    return digest(decisive)
 
 
 def chat_body(options: LLMOptions, messages: list[dict], extra: dict) -> dict:
@@ -178,17 +170,11 @@ def chat_body(options: LLMOptions, messages: list[dict], extra: dict) -> dict:
     }
 
 
-def endpoint_key(options: LLMOptions) -> str:
-    """Who refuses what: one provider endpoint and model (as the rate limiter names them)."""
-    return hashlib.sha256(f"{options.provider}|{options.endpoint}|{options.model}".encode()).hexdigest()[:16]
-
-
 def provider_error(exc: openai.APIStatusError, options: LLMOptions, doing: str = "") -> LLMError:
     """A provider's error answer as an LLMError: retryable or not by its status, the key redacted."""
     status = exc.status_code
-    retryable = status in (408, 409, 429) or status >= 500
     message = f"{doing}{options.provider} answered {status}: {_redact(_provider_message(exc), options)}"
-    return LLMError(message, retryable=retryable, status_code=status, retry_after=_retry_after(exc))
+    return LLMError(message, retryable=retryable_status(status), status_code=status, retry_after=_retry_after(exc))
 
 
 def _provider_message(exc: openai.APIStatusError) -> str:

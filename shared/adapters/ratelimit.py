@@ -8,7 +8,6 @@ requests may take, so an annotator is not stuck behind a 100,000-task job.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from shared.adapters import deadline as request_deadline
 from shared.adapters.store import Store
 from shared.domain.backoff import spread
 from shared.domain.config import LLMOptions
+from shared.domain.digests import endpoint_key
 from shared.domain.errors import LLMError
 
 # KEYS[1] the bucket; ARGV: rate per second, capacity, cost, level that must remain after taking, the level
@@ -79,9 +79,9 @@ class RateLimiter:
         return bool(self.rpm or self.tpm)
 
     def _bucket(self, options: LLMOptions, kind: str, per_minute: int) -> _Bucket:
-        target = hashlib.sha256(f"{options.provider}|{options.endpoint}|{options.model}".encode()).hexdigest()[:16]
         rate = per_minute / 60.0
-        return _Bucket(self.store.key("ratelimit", kind, target), rate, max(rate * BURST_SECONDS, 2.0))
+        key = self.store.key("ratelimit", kind, endpoint_key(options))
+        return _Bucket(key, rate, max(rate * BURST_SECONDS, 2.0))
 
     def estimate_tokens(self, options: LLMOptions, messages: list[dict[str, Any]]) -> int:
         """Roughly four characters a token, plus a guess at the answers."""

@@ -63,7 +63,7 @@ from typing import Any, cast
 
 import snowballstemmer
 
-from shared.domain.json_in_text import json_values
+from shared.domain.json_in_text import first_json
 
 EXACT = 1.0
 NEGATED_LINE = 0.95
@@ -658,11 +658,6 @@ def _read_prose(text: str, labels: list[_Label], multiple: bool) -> list[LabelMa
 # --- 1. JSON -----------------------------------------------------------------------------------------------------
 
 
-def _first_json(text: str) -> dict[str, Any] | list[Any] | None:
-    """The first JSON object or array in the answer, wherever it starts (after prose, inside a ``` fence)."""
-    return next(json_values(text, "[{"), None)
-
-
 def _strings(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
@@ -690,7 +685,7 @@ def _under_key(value: Any, keys: Sequence[str]) -> list[str] | None:
 
 
 def _read_json(answer: str, labels: list[_Label], name: str | None, threshold: float) -> list[LabelMatch]:
-    value = _first_json(answer)
+    value = first_json(answer, "[{")  # an object or a list of labels
     if value is None:
         return []
     for keys in ([name] if name else [], USUAL_JSON_KEYS):

@@ -151,7 +151,7 @@ def examples_digest(examples: Sequence[Example]) -> str:
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
-def _spread(task_id: int) -> str:
+def _shuffle_key(task_id: int) -> str:
     """A fixed pseudo-random order of a label's examples, so ``fixed`` does not take the oldest tasks only."""
     return hashlib.sha256(str(task_id).encode()).hexdigest()
 
@@ -183,7 +183,9 @@ class ExamplePool:
         for position, example in enumerate(self.examples):
             by_label.setdefault(example.label, []).append(position)
         queues = sorted(by_label.items(), key=lambda item: (-len(item[1]), item[0]))
-        lists = [sorted(positions, key=lambda p: _spread(self.examples[p].task_id)) for _label, positions in queues]
+        lists = [
+            sorted(positions, key=lambda p: _shuffle_key(self.examples[p].task_id)) for _label, positions in queues
+        ]
         order: list[int] = []
         for depth in range(max((len(items) for items in lists), default=0)):
             order.extend(items[depth] for items in lists if depth < len(items))

@@ -1,7 +1,9 @@
 """The first JSON value written in a model's prose, found at a cost bounded by a few passes over the answer.
 
-An answer is tried from each ``{`` (or ``[``) in turn until one starts a JSON value, which is what reads
-``Here is the answer: {"label": …}`` and JSON inside a Markdown fence.  A hostile answer can make that slow in
+The one reader of JSON in prose, for the answer object of every output mode (``json_object_in``) and for the
+labels of a free-text answer (``first_json``).  A Markdown fence's content is tried first; then the answer is
+tried from each ``{`` (or ``[``) in turn until one starts a JSON value, which is what reads
+``Here is the answer: {"label": …}``.  A hostile answer can make that slow in
 three ways, each bounded here:
 
 - each attempt long: ``[`` five hundred times and then a long unterminated list is read five hundred times over.
@@ -31,6 +33,7 @@ FIRST_WINDOW = 256
 # How near a window's end an error may be caused by the cut: inside "-Infinity", an escape or a number.
 _CUT_MARGIN = 16
 _UNTERMINATED = "Unterminated string"  # json reports where the string starts; it read to the window's end
+_FENCE = re.compile(r"```(?:json|JSON)?\s*+(.*?)```", re.DOTALL)  # `\s*+`: spaces read once, not once per retry
 
 
 def nests_deeper_than(value: Any, limit: int) -> bool:
@@ -82,3 +85,22 @@ def json_values(text: str, openers: str) -> Iterator[dict[str, Any] | list[Any]]
         allowance -= read
         if allowance < 0:
             return
+
+
+def first_json(text: str | None, openers: str) -> dict[str, Any] | list[Any] | None:
+    """The first JSON value starting at one of ``openers`` in a model's answer: inside a ``` fence first (where a
+    model that writes prose puts its answer), else anywhere (bare, or after some words)."""
+    if not text:
+        return None
+    candidates = [match.group(1) for match in _FENCE.finditer(text)] + [text]
+    for candidate in candidates:
+        found = next(json_values(candidate, openers), None)
+        if found is not None:
+            return found
+    return None
+
+
+def json_object_in(text: str | None) -> dict[str, Any] | None:
+    """The first JSON object in ``text``: inside a ``` fence, bare, or after some words."""
+    found = first_json(text, "{")
+    return found if isinstance(found, dict) else None

@@ -13,20 +13,18 @@ Three ways, one per ``OUTPUT_MODE``:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from shared.domain.config import OutputMode
 from shared.domain.errors import TaskError
-from shared.domain.json_in_text import json_values
+from shared.domain.json_in_text import json_object_in
 
 ANSWER_NAME = "annotation"  # the response format's and the tool's name: [a-zA-Z0-9_-]{1,64}
 
 # Azure OpenAI took json_schema response formats from 2024-08-01-preview, tools from 2023-12-01-preview.
 _AZURE_JSON_SCHEMA_SINCE = "2024-08-01"
 _AZURE_TOOLS_SINCE = "2023-12-01"
-_FENCE = re.compile(r"```(?:json|JSON)?\s*+(.*?)```", re.DOTALL)  # `\s*+`: spaces read once, not once per retry
 
 
 class AnswerFormatError(TaskError):
@@ -71,18 +69,6 @@ def request_options(mode: str, schema: dict[str, Any], name: str = ANSWER_NAME) 
 def _field(item: Any, name: str) -> Any:
     """A field of the openai client's objects or of their dict form."""
     return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
-
-
-def json_object_in(text: str | None) -> dict[str, Any] | None:
-    """The first JSON object in ``text``: bare, inside a ``` fence, or after some words."""
-    if not text:
-        return None
-    candidates = [match.group(1) for match in _FENCE.finditer(text)] + [text]
-    for candidate in candidates:
-        found = next(json_values(candidate, "{"), None)
-        if isinstance(found, dict):
-            return found
-    return None
 
 
 def read_answer(message: Any, mode: str) -> dict[str, Any] | None:

@@ -343,8 +343,9 @@ class MultiChoiceScorer(Scorer):
         return score
 
 
-class Span(NamedTuple):
-    """A labeled stretch of text: positions are ``(offset,)`` for Labels on Text and ``(paragraph, offset)``
+class ScoredSpan(NamedTuple):
+    """A labeled stretch of text as scoring compares it, read from a region (``spans.Span`` is a quote placed in a
+    text, before it becomes one): positions are ``(offset,)`` for Labels on Text and ``(paragraph, offset)``
     for ParagraphLabels, so the same comparisons order both."""
 
     begin: tuple[float, ...]
@@ -352,7 +353,7 @@ class Span(NamedTuple):
     label: str
 
 
-def _overlaps(first: Span, second: Span) -> bool:
+def _overlaps(first: ScoredSpan, second: ScoredSpan) -> bool:
     return first.begin < second.end and second.begin < first.end
 
 
@@ -389,7 +390,7 @@ class _FreeSpans:
         return position if position < len(self.counts) - 1 else None
 
 
-def _overlap_matches(truth: list[Span], predicted: list[Span]) -> int:
+def _overlap_matches(truth: list[ScoredSpan], predicted: list[ScoredSpan]) -> int:
     """The most predicted spans that can each take a different overlapping true span (a maximum bipartite
     matching): a true span is matched at most once, and a wide prediction must not take the one true span a
     narrower prediction needed.
@@ -437,18 +438,18 @@ class SpanScorer(Scorer):
         except (KeyError, TypeError, ValueError):
             return None
 
-    def read(self, values: list[dict[str, Any]]) -> list[Span] | None:
-        spans: list[Span] = []
+    def read(self, values: list[dict[str, Any]]) -> list[ScoredSpan] | None:
+        spans: list[ScoredSpan] = []
         for value in values:
             begin, end = self._position(value, "start"), self._position(value, "end")
             if begin is not None and end is not None:
-                spans.extend(Span(begin, end, label) for label in value.get(self.label_key) or [])
+                spans.extend(ScoredSpan(begin, end, label) for label in value.get(self.label_key) or [])
         return spans or None
 
     def _count(self, rule: str, label: str, matched: int, truth: int, predicted: int) -> None:
         self.per_label[rule].setdefault(label, Counts()).add(Counts(matched, predicted - matched, truth - matched))
 
-    def compare(self, truth: list[Span] | None, predicted: list[Span] | None) -> bool:
+    def compare(self, truth: list[ScoredSpan] | None, predicted: list[ScoredSpan] | None) -> bool:
         truth, predicted = truth or [], predicted or []
         truth_counts, predicted_counts = Counter(truth), Counter(predicted)
         for label in dict.fromkeys(span.label for span in [*truth, *predicted]):
@@ -464,7 +465,7 @@ class SpanScorer(Scorer):
     def _at(position: tuple[float, ...]) -> str:
         return ":".join(f"{number:g}" for number in position)
 
-    def show(self, answer: list[Span]) -> str:
+    def show(self, answer: list[ScoredSpan]) -> str:
         spans = sorted(answer)
         return listed([f"{span.label} {self._at(span.begin)}-{self._at(span.end)}" for span in spans])
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from shared.domain.config import ProjectConfig
+from shared.domain.digests import digest, llm_fields
 from shared.domain.errors import LabelingConfigError
 from shared.domain.label_selection import selects
 from shared.domain.labeling import parse_labeling_config
@@ -52,14 +51,8 @@ def model_version(
     the examples the pool holds (``few_shot.examples_digest``): new or changed ground truth makes a new version
     once the pool is read again.  With them off (the default) the version is what it was without them.
     """
-    llm = config.llm
     decisive = {
-        "provider": llm.provider,
-        "endpoint": llm.endpoint,
-        "model": llm.model,
-        "deployment": llm.azure_deployment,
-        "temperature": llm.temperature,
-        "n": llm.num_responses,
+        **llm_fields(config.llm),
         "prompt_options": config.prompt.model_dump(),
         "label_config": label_config,
         "prompt": project_prompt,
@@ -76,5 +69,4 @@ def model_version(
         if config.few_shot.embeddings_model and config.few_shot.strategy != "fixed":  # fixed ranks nothing
             few_shot["embeddings_model"] = config.few_shot.embeddings_model
         decisive["few_shot"] = few_shot
-    digest = hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{llm.model}-{digest}"
+    return f"{config.llm.model}-{digest(decisive)[:10]}"

@@ -12,6 +12,7 @@ class QuietServer(ThreadingHTTPServer):
     """Clients that hang up mid-answer (a killed worker, a timed-out call) are normal in these tests."""
 
     daemon_threads = True
+    request_queue_size = 1024  # a benchmark opens hundreds of connections at once; the default 5 drops them
 
     def handle_error(self, request, client_address) -> None:
         if not isinstance(sys.exc_info()[1], ConnectionError):

@@ -10,8 +10,9 @@ import logging
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
-from shared.domain.strict import MAX_ENUM_VALUES, MAX_TOTAL_STRING, strict_violations
+from shared.domain.strict import MAX_ENUM_VALUES
 from tests.fakes.openai_server import Answer
+from tests.fakes.openai_server.strict import MAX_TOTAL_STRING
 from tests.integration.test_structured_api import context, values
 from tests.large_label_sets import large_choices, large_taxonomy, own_word
 
@@ -67,7 +68,6 @@ def test_a_5000_value_taxonomy_asks_each_task_about_its_candidates(
     enums = []
     for request in requests:  # in the order the calls arrived, which need not be the tasks'
         schema = sent_schema(request, mode)
-        assert strict_violations(schema) == []
         enum = enum_of(schema, "topic")
         assert len(enum) == K <= MAX_ENUM_VALUES
         assert len(json.dumps(schema)) < MAX_TOTAL_STRING
@@ -109,7 +109,7 @@ def test_a_3000_value_choices_refuses_an_answer_outside_its_candidates(
     assert f"task 2: category: {elsewhere!r} is not one of" in caplog.text
     for request in fake_llm.chat_requests:
         schema = request.body["response_format"]["json_schema"]["schema"]
-        assert strict_violations(schema) == [] and request.status == 200
+        assert request.status == 200  # the fake refuses a schema OpenAI's strict mode would
         enum = enum_of(schema, "category")
         assert named in enum and elsewhere not in enum and len(enum) == K
         assert request.body["messages"][-1]["content"].endswith(f'Options for "category": {enum}')

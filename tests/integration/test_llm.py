@@ -5,8 +5,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shared.adapters.llm import LLM, OutputRequest, _load_tls_settings, endpoint_key, tls_settings
+from shared.adapters.llm import LLM, OutputRequest, _load_tls_settings, tls_settings
 from shared.domain.config import ExtraParams
+from shared.domain.digests import endpoint_key
 from shared.domain.errors import LLMError
 from tests.conftest import TEST_API_KEY
 

@@ -14,8 +14,8 @@ import math
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
-from shared.adapters.llm import endpoint_key
 from shared.adapters.store import Store
+from shared.domain.digests import endpoint_key
 from shared.domain.labeling import parse_labeling_config
 from shared.domain.schema import answer_schema
 from tests.conftest import labeling_config, real_redis_url

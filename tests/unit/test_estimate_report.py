@@ -8,7 +8,7 @@ import pytest
 
 from shared.domain.estimate import estimate_run
 from shared.domain.estimate_report import ProjectEstimate, confirmation_reason, duration_text, render_estimate, usd
-from shared.estimation import spread
+from shared.estimation import evenly_spaced
 
 
 def estimate(price: tuple[float, float] | None = (0.15, 0.60), tasks: int = 1_000, **overrides) -> ProjectEstimate:
@@ -122,9 +122,9 @@ def test_amounts_keep_the_digits_that_matter(amount, text) -> None:
     assert usd(amount) == text
 
 
-def test_spread_samples_evenly_and_keeps_small_lists_whole() -> None:
+def test_evenly_spaced_samples_evenly_and_keeps_small_lists_whole() -> None:
     tasks = [{"id": i, "data": {}} for i in range(10)]
 
-    assert [task["id"] for task in spread(tasks, 4)] == [0, 2, 5, 7]
-    assert spread(tasks, 10) == tasks and spread(tasks, 50) == tasks
-    assert spread([], 3) == []
+    assert [task["id"] for task in evenly_spaced(tasks, 4)] == [0, 2, 5, 7]
+    assert evenly_spaced(tasks, 10) == tasks and evenly_spaced(tasks, 50) == tasks
+    assert evenly_spaced([], 3) == []

@@ -1,7 +1,7 @@
 """Every Label Studio gallery template whose objects this backend reads, with a prompt TextArea added.
 
 For each: the spec builds (or, when nothing in it is fillable, is refused naming why), the answer's
-schema passes the strict checker, and a sample answer generated from that schema (as the SDK's
+schema passes the fake OpenAI's strict checker, and a sample answer generated from that schema (as the SDK's
 ``generate_sample_prediction`` does from its own) becomes regions that ``validate_prediction``
 accepts.  Each test prints a line: the template, the controls in scope, how many were filled and
 what is left unfilled.  The configs are copied from label-studio 1.23.2 (see gallery/README.md).
@@ -31,7 +31,8 @@ from shared.domain.labeling import (
     parse_labeling_config,
 )
 from shared.domain.schema import answer_schema
-from shared.domain.strict import strict_violations, to_strict
+from shared.domain.strict import to_strict
+from tests.fakes.openai_server.strict import strict_problems
 
 GALLERY = Path(__file__).resolve().parents[1] / "configs" / "gallery"
 TEMPLATES = sorted(GALLERY.glob("*.xml"))
@@ -143,7 +144,7 @@ def test_gallery_template(path: Path) -> None:
     interface = LabelInterface(config)
     sdk_schema = interface.to_json_schema()  # the SDK's own schema of the whole config, rewritten
     sdk_schema["properties"] = {k: v for k, v in sdk_schema["properties"].items() if not has_empty_enum(v)}
-    assert strict_violations(to_strict(sdk_schema)) == []
+    assert strict_problems(to_strict(sdk_schema)) == []
 
     try:
         spec = parse_labeling_config(config, "prompt")
@@ -156,7 +157,7 @@ def test_gallery_template(path: Path) -> None:
 
     data = sample_task(config)
     schema = answer_schema(spec, data)
-    assert strict_violations(schema) == []
+    assert strict_problems(schema) == []
     for seed in range(3):
         answer = sample_answer(spec, schema, data, seed)
         jsonschema.Draft202012Validator(schema).validate(answer)

@@ -15,12 +15,11 @@ import pytest
 
 from shared.domain import answers, json_in_text
 from shared.domain.answers import LabelMatch, read_labels, read_number, read_rating
-from shared.domain.json_in_text import JSON_SCAN_FLOOR, JSON_SCAN_PASSES, json_values, nests_deeper_than
+from shared.domain.json_in_text import JSON_SCAN_FLOOR, JSON_SCAN_PASSES, json_object_in, json_values, nests_deeper_than
 from shared.domain.labeling import parse_labeling_config
-from shared.domain.output_modes import AnswerFormatError, json_object_in
+from shared.domain.output_modes import AnswerFormatError
 from shared.domain.reading import read_prediction
-from shared.domain.scorers import Span as ScoredSpan
-from shared.domain.scorers import _overlap_matches
+from shared.domain.scorers import ScoredSpan, _overlap_matches
 from shared.domain.untrusted import MAX_JSON_DEPTH
 from tests.unit.steps import LINEAR_BOUND, growth
 

@@ -10,7 +10,7 @@ from shared.domain.geometry import ImageSize, ShapeError
 from shared.domain.labeling import MASKS, POLYGONS, RECTANGLES, parse_labeling_config
 from shared.domain.masks import polygon_mask_rle
 from shared.domain.schema import answer_instructions, answer_schema
-from shared.domain.strict import strict_violations
+from tests.fakes.openai_server.strict import strict_problems
 
 OCR = """<View>
   <Image name="image" value="$ocr"/>
@@ -34,7 +34,7 @@ def test_ocr_controls_are_filled_through_the_shapes():
     assert spec.unfilled == ()
     assert spec.filled_names == {"bbox", "poly", "label", "transcription"}
     schema = answer_schema(spec, {})
-    assert strict_violations(schema) == []
+    assert strict_problems(schema) == []
     item = schema["properties"]["bbox"]["anyOf"][0]["items"]
     assert item["required"] == ["label", "box_2d", "text"]
     assert item["properties"]["label"]["enum"] == ["Text", "Handwriting"]

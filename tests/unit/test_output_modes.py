@@ -3,10 +3,10 @@ import json
 import pytest
 from openai.types.chat import ChatCompletionMessage
 
+from shared.domain.json_in_text import first_json, json_object_in
 from shared.domain.output_modes import (
     ANSWER_NAME,
     AnswerFormatError,
-    json_object_in,
     read_answer,
     request_options,
     resolve_output_mode,
@@ -126,3 +126,11 @@ def test_text_mode_reads_a_json_object_if_there_is_one():
 def test_json_object_in_skips_braces_that_open_no_object():
     assert json_object_in('a {b} then {"c": {"d": [1]}}') == {"c": {"d": [1]}}
     assert json_object_in("") is None and json_object_in(None) is None
+
+
+def test_the_first_json_in_prose_is_read_from_a_fence_first_and_may_be_a_list():
+    fenced = 'Maybe {"c": "B"}?\n```json\n{"c": "A"}\n```'
+    assert first_json(fenced, "{") == {"c": "A"} == json_object_in(fenced)
+    assert first_json('Labels: ["A", "B"], then {"c": "C"}', "[{") == ["A", "B"]
+    assert first_json('Labels: ["A", "B"], then {"c": "C"}', "{") == {"c": "C"}
+    assert first_json("no JSON here", "[{") is None

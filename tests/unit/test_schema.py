@@ -2,7 +2,7 @@ import pytest
 
 from shared.domain.labeling import parse_labeling_config
 from shared.domain.schema import answer_instructions, answer_schema, task_instructions
-from shared.domain.strict import strict_violations
+from tests.fakes.openai_server.strict import strict_problems
 
 
 def spec_with(controls: str, objects: str = '<Text name="text" value="$text"/>'):
@@ -11,7 +11,7 @@ def spec_with(controls: str, objects: str = '<Text name="text" value="$text"/>')
 
 def field_schema(controls: str, name: str, data=None, objects: str = '<Text name="text" value="$text"/>'):
     schema = answer_schema(spec_with(controls, objects), data or {})
-    assert strict_violations(schema) == []
+    assert strict_problems(schema) == []
     return schema["properties"][name]
 
 
@@ -47,7 +47,7 @@ def test_several_choice_groups_each_get_a_field():
         '<Choices name="b" toName="text" choice="multiple"><Choice value="2"/></Choices>'
     )
     schema = answer_schema(spec, {})
-    assert schema["required"] == ["a", "b"] and strict_violations(schema) == []
+    assert schema["required"] == ["a", "b"] and strict_problems(schema) == []
 
 
 def test_dynamic_choices_take_their_enum_from_the_task():
@@ -56,7 +56,7 @@ def test_dynamic_choices_take_their_enum_from_the_task():
     assert node["anyOf"][0]["enum"] == ["Yes", "No"]
     without_options = answer_schema(spec_with(controls), {"options": []})
     assert list(without_options["properties"]) == ["t"]
-    assert strict_violations(without_options) == []
+    assert strict_problems(without_options) == []
 
 
 def test_spans_quote_the_text_with_a_label_and_a_start_hint():
@@ -116,7 +116,7 @@ def test_too_many_enum_values_turn_the_largest_field_into_a_string():
     controls = f'<Labels name="ner" toName="text">{many}</Labels><Choices name="c" toName="text">'
     controls += "".join(f'<Choice value="C{i}"/>' for i in range(200)) + "</Choices>"
     schema = answer_schema(spec_with(controls), {})
-    assert strict_violations(schema) == []
+    assert strict_problems(schema) == []
     assert "enum" not in schema["properties"]["ner"]["anyOf"][0]["items"]["properties"]["label"]
     assert len(schema["properties"]["c"]["anyOf"][0]["enum"]) == 200
 

@@ -8,7 +8,7 @@ from shared.domain.geometry import ImageSize
 from shared.domain.labeling import parse_labeling_config
 from shared.domain.reading import read_prediction
 from shared.domain.schema import answer_instructions, answer_schema
-from shared.domain.strict import strict_violations
+from tests.fakes.openai_server.strict import strict_problems
 
 CONFIG = """<View>
   <Image name="img" value="$image"/>
@@ -99,7 +99,7 @@ def test_what_cannot_be_placed_is_dropped_with_the_reason_and_the_rest_kept(spec
 @pytest.mark.parametrize("box_format", ["gemini", "pixels", "percent"])
 def test_the_schema_asks_for_the_conventions_keys_and_is_strict(spec, box_format):
     schema = answer_schema(spec, DATA, box_format)
-    assert strict_violations(schema) == []
+    assert strict_problems(schema) == []
     box = schema["properties"]["boxes"]["anyOf"][0]["items"]
     key = {"gemini": "box_2d", "pixels": "bbox_2d", "percent": "box"}[box_format]
     assert box["required"] == ["label", key]

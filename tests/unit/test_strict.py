@@ -1,6 +1,7 @@
 import pytest
 
-from shared.domain.strict import nullable, strict_violations, to_strict
+from shared.domain.strict import nullable, to_strict
+from tests.fakes.openai_server.strict import strict_problems
 
 
 def obj(**properties):
@@ -16,18 +17,22 @@ def test_a_strict_schema_passes():
         when={"type": "string", "format": "date-time"},
         fixed={"const": "x"},
     )
-    assert strict_violations(schema) == []
+    assert strict_problems(schema) == []
 
 
 @pytest.mark.parametrize(
     ("schema", "message"),
     [
-        ({"anyOf": [obj(a={"type": "string"})]}, "the root must be an object"),
-        ({"type": "array", "items": {"type": "string"}}, "the root must be an object"),
+        ({"anyOf": [obj(a={"type": "string"})]}, "schema must be a JSON Schema of 'type: \"object\"'"),
+        ({"type": "array", "items": {"type": "string"}}, "schema must be a JSON Schema of 'type: \"object\"'"),
         ({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}, "additionalProperties"),
         (
             {"type": "object", "properties": {"a": {"type": "string"}}, "required": [], "additionalProperties": False},
-            "required must list every property",
+            "'required' is required to be supplied",
+        ),
+        (
+            {"type": "object", "properties": {}, "required": ["a"], "additionalProperties": False},
+            "'required' must list every property exactly once",
         ),
         (obj(a={"oneOf": [{"type": "string"}, {"type": "integer"}]}), "keyword 'oneOf' is not supported"),
         (obj(a={"type": "array", "items": {"type": "string"}, "uniqueItems": True}), "'uniqueItems' is not supported"),
@@ -40,32 +45,38 @@ def test_a_strict_schema_passes():
         (obj(a={"type": "tuple"}), "type 'tuple' is not one of"),
         (obj(a={"description": "no type"}), "no type"),
         (obj(a={"type": "string", "enum": []}), "enum must be a non-empty list"),
-        (obj(a={"type": "object", "properties": {}, "required": []}), "additionalProperties must be false"),
+        (
+            obj(a={"type": "object", "properties": {}, "required": []}),
+            "'additionalProperties' is required to be supplied and to be false",
+        ),
     ],
 )
 def test_each_rule_is_enforced(schema, message):
-    assert any(message in violation for violation in strict_violations(schema)), strict_violations(schema)
+    assert any(message in violation for violation in strict_problems(schema)), strict_problems(schema)
 
 
 def test_limits_on_size_nesting_and_enums():
     deep = {"type": "string"}
     for _ in range(10):
         deep = obj(x=deep)
-    assert any("nest 11 levels" in v for v in strict_violations(obj(root=deep)))
-    assert strict_violations(obj(root=obj(x=obj(x={"type": "string"})))) == []
+    assert any("nest 11 levels" in v for v in strict_problems(obj(root=deep)))
+    assert strict_problems(obj(root=obj(x=obj(x={"type": "string"})))) == []
 
     many = obj(**{f"p{i}": {"type": "string"} for i in range(5001)})
-    assert any("5001 object properties" in v for v in strict_violations(many))
+    assert any("5001 object properties" in v for v in strict_problems(many))
 
     enums = obj(a={"type": "string", "enum": [f"v{i}" for i in range(600)]}, b={"enum": [f"w{i}" for i in range(401)]})
-    assert any("1001 enum values" in v for v in strict_violations(enums))
+    assert any("but received 1001" in v for v in strict_problems(enums))
 
     long_values = [f"{i:04d}" + "x" * 60 for i in range(251)]  # 251 values, 16,064 characters
-    assert any("enum of more than 250" in v for v in strict_violations(obj(a={"type": "string", "enum": long_values})))
-    assert strict_violations(obj(a={"type": "string", "enum": long_values[:250]})) == []
+    assert any(
+        "enum values with more than 250 values" in v
+        for v in strict_problems(obj(a={"type": "string", "enum": long_values}))
+    )
+    assert strict_problems(obj(a={"type": "string", "enum": long_values[:250]})) == []
 
     huge = obj(a={"type": "string", "enum": ["y" * 121_000]})
-    assert any("characters of names and values" in v for v in strict_violations(huge))
+    assert any("characters of names and values" in v for v in strict_problems(huge))
 
 
 def test_rewrite_makes_an_sdk_like_schema_strict():
@@ -91,7 +102,7 @@ def test_rewrite_makes_an_sdk_like_schema_strict():
         "required": ["must"],
     }
     strict = to_strict(sdk_like)
-    assert strict_violations(strict) == []
+    assert strict_problems(strict) == []
     assert strict["required"] == ["choice", "many", "spans", "must"]
     assert strict["properties"]["choice"] == {
         "anyOf": [{"type": "string", "enum": ["a"]}, {"type": "null"}],

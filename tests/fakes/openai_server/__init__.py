@@ -4,8 +4,10 @@ It answers chat completions at ``/v1/chat/completions`` (OpenAI, Ollama) and
 ``/openai/deployments/<name>/chat/completions`` (Azure) — text, structured output (``response_format``
 ``json_schema``/``json_object``, forced tool calls), ``logprobs``, ``usage`` with prefix caching — and the
 Batch API (``/v1/files``, ``/v1/batches``). It records every request and every answered completion, and can
-be told to fail (``fail_next``, ``fail_every``) or to refuse structured output (``refuse``). One module per
-concern: ``fake`` (settings and records), ``chat`` (one completion), ``schemas``, ``tokens``, ``batches``,
+be told to fail (``fail_next``, ``fail_every``), to refuse structured output (``refuse``), to take its time
+(``delay``, ``jitter``) or to hold to a provider's rate limits (``rpm``, ``tpm``). The benchmarks run it in its own
+process (``python -m tests.fakes.openai_server``, read through ``control``). One module per concern: ``fake``
+(settings and records), ``chat`` (one completion), ``schemas``, ``strict``, ``tokens``, ``limits``, ``batches``,
 ``handler`` (HTTP), ``vision`` (a model that finds the objects on the picture it is sent).
 """
 

@@ -8,6 +8,7 @@ text. The test's reply function gives the value of each choice (see ``FakeOpenAI
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -21,8 +22,9 @@ from tests.fakes.openai_server.schemas import (
     check_instance,
     check_schema,
     example_instance,
-    strict_problems,
+    instance_saying,
 )
+from tests.fakes.openai_server.strict import strict_problems
 from tests.fakes.openai_server.tokens import count_tokens, prompt_text, split_tokens
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ class Answer:
     value: str | dict
     logprob: float | None = None  # every token's logprob in this choice; None: FakeOpenAI.logprob
     verbatim: bool = False  # send ``value`` as the content (or arguments) as is: a model that breaks the schema
+    fill: bool = False  # a text ``value`` said in whatever schema is asked for (``schemas.instance_saying``)
 
 
 Reply = Callable[[list[dict], int], "str | dict | Answer"]
@@ -97,7 +100,8 @@ def complete(fake: FakeOpenAI, body: dict, *, via: str, custom_id: str | None = 
                 "completion_tokens_details": {"reasoning_tokens": 0},
             },
         }
-        fake.completions.append(Completion(via, body, answer, custom_id, batch_id))
+        if fake.keep_records:
+            fake.completions.append(Completion(via, body, answer, custom_id, batch_id))
     return answer
 
 
@@ -159,12 +163,20 @@ def _tool_form(body: dict) -> _Form | None:
 
 
 def _check_request_schema(schema: dict, label: str, *, strict: bool, param: str) -> None:
+    for problem in _schema_problems(json.dumps(schema, sort_keys=True), strict):
+        raise ApiError(400, f"Invalid schema for {label}: {problem}", param=param)
+
+
+@functools.lru_cache(maxsize=256)
+def _schema_problems(schema_json: str, strict: bool) -> tuple[str, ...]:
+    """What a provider refuses in a request's schema; checked once per distinct schema, as a job asks with the same
+    one thousands of times (a benchmark's fake would spend its CPU on it)."""
+    schema = json.loads(schema_json)
     try:
         check_schema(schema)
     except SchemaProblem as problem:
-        raise ApiError(400, f"Invalid schema for {label}: {problem}", param=param) from None
-    for problem in strict_problems(schema) if strict else ():
-        raise ApiError(400, f"Invalid schema for {label}: {problem}", param=param)
+        return (str(problem),)
+    return tuple(strict_problems(schema)) if strict else ()
 
 
 def _top_logprobs(body: dict) -> int | None:
@@ -222,6 +234,10 @@ def _json(answer: Answer, form: _Form, messages: list[dict], index: int) -> str:
             instance = example_instance(form.schema)
         except SchemaProblem as problem:
             raise ApiError(500, f"fake: no default instance for {form.label}: {problem}") from None
+    elif answer.fill and isinstance(answer.value, str):
+        instance = (
+            {"answer": answer.value} if form.kind == "json_object" else instance_saying(form.schema, answer.value)
+        )
     elif isinstance(answer.value, str):
         try:
             instance = json.loads(answer.value)

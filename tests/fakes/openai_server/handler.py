@@ -22,15 +22,33 @@ DEFAULT_PAGE = 20
 
 
 def _chat(fake: FakeOpenAI, request: _Request, match: re.Match) -> dict:
+    started = time.perf_counter()
+    fake._count_request()
     failure = fake._take_failure()
     if failure:
         raise ApiError(failure.status, failure.message, code=str(failure.status), kind="fake", headers=failure.headers)
     body = request.json()
-    with fake.answering(body.get("messages") or []):
-        delay = fake.delay(body.get("messages") or []) if callable(fake.delay) else fake.delay
+    fake._admit(body)
+    messages = body.get("messages") or []
+    with fake.answering(messages):
+        delay = fake.latency(messages)
         if delay:
             time.sleep(delay)
-        return complete(fake, body, via="live")
+        answer = complete(fake, body, via="live")
+    fake._count_answer(messages, answer, time.perf_counter() - started)
+    return answer
+
+
+def _configure(fake: FakeOpenAI, request: _Request, match: re.Match) -> dict:
+    try:
+        return fake.configure(**request.json())
+    except (ValueError, TypeError) as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+def _clear(fake: FakeOpenAI, request: _Request, match: re.Match) -> dict:
+    fake.clear()
+    return {"status": "cleared"}
 
 
 def _upload(fake: FakeOpenAI, request: _Request, match: re.Match) -> dict:
@@ -75,6 +93,17 @@ ROUTES: list[tuple[str, re.Pattern, Callable]] = [
         re.compile(rf"/v1/batches/{ID}/cancel"),
         lambda fake, request, match: batches.cancel(fake, match["id"]).to_api(),
     ),
+    # The control of a fake in its own process (``control.FakeOpenAIControl``), and its health for a waiting client.
+    ("GET", re.compile(r"/health"), lambda fake, request, match: {"status": "UP"}),
+    ("GET", re.compile(r"/_fake/stats"), lambda fake, request, match: fake.stats()),
+    (
+        "GET",
+        re.compile(r"/_fake/in_flight"),
+        lambda fake, request, match: {"in_flight": fake.in_flight, "ok": fake.counters.ok},
+    ),
+    ("POST", re.compile(r"/_fake/config"), _configure),
+    ("POST", re.compile(r"/_fake/clear"), _clear),
+    ("POST", re.compile(r"/_fake/timings"), lambda fake, request, match: fake.take_timings()),
 ]
 
 
@@ -106,6 +135,7 @@ class _Request:
 def make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # the head and the body go out in two writes: no 40 ms wait for an ACK
 
         def log_message(self, *args) -> None:  # keep test output clean
             pass
@@ -127,18 +157,22 @@ def make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return
             request = _Request(self.path, self.headers.get("Content-Type", ""), raw)
-            headers = {key.lower(): value for key, value in self.headers.items()}
-            record = RecordedRequest(
-                self.path, headers, _json_or_empty(raw), time.time(), client=self.client_address[0]
-            )
-            fake._record(record)
+            record = None
+            if fake.keep_records:
+                headers = {key.lower(): value for key, value in self.headers.items()}
+                record = RecordedRequest(
+                    self.path, headers, _json_or_empty(raw), time.time(), client=self.client_address[0]
+                )
+                fake._record(record)
             status, answer, extra = 200, None, {}
             try:
                 answer = self._route(method, request)
             except ApiError as error:
                 status, answer, extra = error.status, error.payload(), error.headers
-                record.error = error.message
-            record.status = status
+                if record:
+                    record.error = error.message
+            if record:
+                record.status = status
             self._send(status, answer, extra)
 
         def _route(self, method: str, request: _Request):

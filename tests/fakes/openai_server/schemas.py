@@ -1,4 +1,5 @@
-"""JSON Schemas in structured-output requests: the default instance the fake answers, and the checks.
+"""JSON Schemas in structured-output requests: the default instance the fake answers, and the checks (of JSON
+Schema itself: strict mode's subset is ``strict``).
 
 The default instance is deterministic and small: ``null`` wherever the schema allows it, else ``const``, the
 first ``enum`` value, the first ``anyOf``/``oneOf`` branch, the minimum of a number (0 without one), one array
@@ -11,7 +12,6 @@ answer the real provider never would.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 from jsonschema import Draft202012Validator, FormatChecker, SchemaError, exceptions, validators
 
@@ -45,72 +45,33 @@ def check_instance(instance: object, schema: dict) -> None:
         raise SchemaProblem(f"{error.message} at {where}")
 
 
-# OpenAI's size limits on enums in a strict schema (Structured Outputs, "Supported schemas"): at most 1,000 enum
-# values in all, and a string enum of more than 250 values may total at most 15,000 characters.
-MAX_ENUM_VALUES = 1000
-LARGE_ENUM = 250
-MAX_LARGE_ENUM_CHARS = 15_000
-
-
-def strict_problems(schema: dict) -> Iterator[str]:
-    """What OpenAI's strict mode refuses, in its words: every object must close itself with
-    ``additionalProperties: false`` and list all its properties in ``required``; the root must be an object;
-    enums stay within the size limits above."""
-    if schema.get("type") != "object":
-        yield f"schema must be a JSON Schema of 'type: \"object\"', got 'type: \"{schema.get('type')}\"'."
-    enums = [node["enum"] for _context, node in _subschemas(schema, ()) if isinstance(node.get("enum"), list)]
-    total = sum(len(enum) for enum in enums)
-    if total > MAX_ENUM_VALUES:
-        yield (
-            f"Expected at most {MAX_ENUM_VALUES} enum values in total within a single schema when using structured "
-            f"outputs, but received {total}. Consider reducing the number of enums, or use 'strict: false' to opt "
-            "out of structured outputs."
-        )
-    for enum in enums:
-        chars = sum(len(value) for value in enum if isinstance(value, str))
-        if len(enum) > LARGE_ENUM and chars > MAX_LARGE_ENUM_CHARS:
-            yield (
-                f"Expected at most {MAX_LARGE_ENUM_CHARS} total string length for enum values with more than "
-                f"{LARGE_ENUM} values, but received {chars}."
-            )
-    for context, node in _subschemas(schema, ()):
-        if not _is_object(node):
-            continue
-        if node.get("additionalProperties") is not False:
-            yield f"In context={context}, 'additionalProperties' is required to be supplied and to be false."
-        missing = [name for name in node.get("properties", {}) if name not in node.get("required", [])]
-        if missing:
-            yield (
-                f"In context={context}, 'required' is required to be supplied and to be an array including every "
-                f"key in properties. Missing '{missing[0]}'."
-            )
-
-
 def example_instance(schema: dict) -> object:
     return _example(schema, schema, 0)
 
 
+def instance_saying(schema: dict, text: str) -> object:
+    """An instance of ``schema`` that says ``text``: ``text`` where an enum offers it (else its first value) or
+    where text goes, the first branch of a union that is not null, a number's minimum (0), true, one array item,
+    every property of an object.  A model that always says the same thing, however it is asked."""
+    if "anyOf" in schema:
+        options = [option for option in schema["anyOf"] if option.get("type") != "null"]
+        return instance_saying(options[0], text) if options else None
+    if "enum" in schema:
+        return text if text in schema["enum"] else schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        return {name: instance_saying(child, text) for name, child in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [instance_saying(schema.get("items") or {}, text)]
+    if kind in ("number", "integer"):
+        return schema.get("minimum", 0)
+    if kind == "boolean":
+        return True
+    return text
+
+
 def _validator_class(schema: dict) -> type:
     return validators.validator_for(schema, default=Draft202012Validator)
-
-
-def _is_object(node: dict) -> bool:
-    kind = node.get("type")
-    return kind == "object" or (isinstance(kind, list) and "object" in kind) or "properties" in node
-
-
-def _subschemas(node: object, context: tuple) -> Iterator[tuple[tuple, dict]]:
-    if not isinstance(node, dict):
-        return
-    yield context, node
-    for key in ("properties", "$defs", "definitions"):
-        for name, child in (node.get(key) or {}).items():
-            yield from _subschemas(child, (*context, key, name))
-    for key in ("items", "additionalProperties", "not"):
-        yield from _subschemas(node.get(key), (*context, key))
-    for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
-        for index, child in enumerate(node.get(key) or []):
-            yield from _subschemas(child, (*context, key, index))
 
 
 def _resolve(ref: str, root: dict) -> dict:
