@@ -33,7 +33,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.adapters.jobs import ClaimKeeper, Jobs, JobState, Ledger
+from shared.adapters.jobs import Jobs, JobState
+from shared.adapters.ledger import Claims, Ledger
 from shared.batch_jobs import WAITING_FOR_BATCHES
 from shared.domain.backoff import backoff
 from shared.domain.config import Settings
@@ -73,7 +74,7 @@ class PendingChunk:
     ctx: PredictionContext
     ledger: Ledger
     last_attempt: bool
-    keeper: ClaimKeeper
+    claims: Claims  # the tasks this run asks the LLM for, kept alive until their answers are kept
     outcome: ChunkOutcome = field(default_factory=ChunkOutcome)
     calls: list[Future] = field(default_factory=list)
     predicting: list[Any] = field(default_factory=list)  # the task of each call
@@ -154,13 +155,11 @@ class ChunkRunner:
         failed_here = self.jobs.members(job_id, "failed", open_ids)
         open_ids = [task_id for task_id, failed in zip(open_ids, failed_here, strict=True) if not failed]
 
-        claim_seconds = self.settings.batch_claim_seconds
-        claimed, busy = ledger.claim(open_ids, owner, claim_seconds)
-        pending = PendingChunk(
-            job_id, index, attempt, ctx, ledger, last_attempt, ClaimKeeper(ledger, claimed, owner, claim_seconds)
-        )
-        pending.outcome.waiting.extend(busy)
-        pending.keeper.__enter__()
+        claims = ledger.claim(open_ids, owner, self.settings.batch_claim_seconds)
+        claimed = claims.held
+        pending = PendingChunk(job_id, index, attempt, ctx, ledger, last_attempt, claims)
+        pending.outcome.waiting.extend(claims.busy)
+        claims.keep_alive()
         try:
             unreachable = self._why_no_label_studio(ctx)
             if unreachable:  # nothing could land: fail now, before any LLM call
@@ -172,7 +171,7 @@ class ChunkRunner:
             digests = {task_id: data_digest(data) for task_id, data in held.items()}
             settled = self._drop_predictions_of_other_data(pending, digests)
             digests = {task_id: digest for task_id, digest in digests.items() if task_id not in settled}
-            ready = ledger.results(digests)
+            ready = ledger.kept(digests)
             self.jobs.add(job_id, "done", list(ready))
             self._queue(pending, list(ready))
             to_predict = self._not_pushed_meanwhile(
@@ -188,7 +187,7 @@ class ChunkRunner:
                 for task_id in to_predict
             ]
         except BaseException:
-            pending.keeper.__exit__()
+            claims.release()
             raise
         return pending
 
@@ -238,14 +237,13 @@ class ChunkRunner:
         task's answer may be in Label Studio already: it is checked there first.  Returns the tasks not to
         predict now: in Label Studio already, or waiting for Label Studio to say."""
         ledger = pending.ledger
-        foreign = ledger.made_from_other_data(digests)
+        foreign, on_their_way = ledger.made_from_other_data(digests)
         if not foreign:
             return set()
         log.warning(
             "job %s: %d kept predictions were made from other data; predicted again", pending.job_id, len(foreign)
         )
-        recent, overdue = ledger.on_their_way(foreign)
-        handed = [int(task_id) for task_id in (*recent, *overdue)]
+        handed = [int(task_id) for task_id in on_their_way]
         gateway = self.predictor.gateway(pending.ctx)
         assert gateway is not None and pending.ctx.project is not None
         try:
@@ -258,13 +256,12 @@ class ChunkRunner:
             log.warning("job %s: cannot check Label Studio for handed-over tasks: %s", pending.job_id, exc)
             for task_id in handed:
                 self._wait_for(pending, task_id)
-            ledger.forget([task_id for task_id in foreign if int(task_id) not in handed])
+            ledger.drop_other_data([task_id for task_id in foreign if int(task_id) not in handed], set())
             return set(handed)
+        ledger.drop_other_data(foreign, there)
         if there:
-            ledger.end_push(list(there))
             self.jobs.add(pending.job_id, "done", list(there))
             self._pushed(pending, list(there))
-        ledger.forget([task_id for task_id in foreign if int(task_id) not in there])
         return there
 
     def _why_no_label_studio(self, ctx: PredictionContext) -> str | None:
@@ -306,8 +303,8 @@ class ChunkRunner:
 
     def _keep(self, pending: PendingChunk, task_id: Any, prediction: Prediction, digest: str) -> None:
         """Straight to the outbox: should Label Studio have been handed this task meanwhile (an opened task), the
-        pusher's take_for_push leaves it out, and settle finds it on its way."""
-        pending.ledger.keep_for_push(task_id, prediction, digest)
+        pusher's ``take_batch`` leaves it out, and settle finds it on its way."""
+        pending.ledger.keep_answer(task_id, prediction, digest)
         with pending.outcome.lock:
             pending.queued.append(str(task_id))
 
@@ -352,11 +349,8 @@ class ChunkRunner:
             )
             landed = [task_id for task_id in overdue if int(task_id) in found]
             missing = [task_id for task_id in overdue if int(task_id) not in found]
-            pending.ledger.end_push(landed)
+            pending.ledger.reconcile(landed, missing)  # what never landed is pushed again, not asked again
             self._pushed(pending, landed)
-            # it never landed: push it again, without asking the LLM again
-            pending.ledger.unmark_push(missing)
-            pending.ledger.queue_push(missing)
             with pending.outcome.lock:
                 pending.queued.extend(missing)
         except LabelStudioError as exc:
@@ -391,8 +385,7 @@ class ChunkRunner:
         open_ids = [task_id for task_id in open_ids if task_id not in refused]
         waiting_since = max(pending.predicted_at, ledger.pusher_busy_until()) if open_ids and patient else 0.0
         if open_ids and patient and time.time() - waiting_since < PUSH_PATIENCE:
-            being_stored, _overdue = ledger.on_their_way(open_ids)
-            if ledger.in_outbox(open_ids) or being_stored:
+            if ledger.still_coming(open_ids):
                 pending.queued = open_ids
                 return None
         pending.queued = []
@@ -417,7 +410,7 @@ class ChunkRunner:
 
     def _release_claims(self, pending: PendingChunk) -> None:
         if not pending.claims_released:  # every prediction is kept: the claims can go
-            pending.keeper.__exit__()
+            pending.claims.release()
             pending.claims_released = True
 
     def hand_back(self, pending: PendingChunk, everything: bool = False) -> bool:
@@ -432,7 +425,7 @@ class ChunkRunner:
             not_started = pending.not_started()
             if not not_started:
                 return False
-            pending.keeper.let_go(not_started)
+            pending.claims.let_go(not_started)
         if pending.sent_again:
             return False
         if pending.holder is not None:

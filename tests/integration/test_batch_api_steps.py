@@ -157,7 +157,7 @@ def test_a_redelivered_dispatch_does_not_submit_again(make_batch, fake_llm):
 def test_tasks_in_label_studio_or_failed_already_get_no_line(make_batch, fake_llm):
     batch = make_batch()
     job_id, ctx = batch.start(range(6))
-    batch.jobs.ledger(ctx.project, ctx.model_version).end_push([0, 1])
+    batch.jobs.ledger(ctx.project, ctx.model_version).reconcile([0, 1], [])  # found in Label Studio
     batch.jobs.add(job_id, "failed", [2])
     assert batch.steps.begin(job_id)
     assert [line["custom_id"] for line in fake_llm.uploads[0].lines()] == [custom_id(i) for i in (3, 4, 5)]

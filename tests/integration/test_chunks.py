@@ -6,7 +6,8 @@ over real HTTP.
 
 import pytest
 
-from shared.adapters.jobs import Ledger, chunked
+from shared.adapters.jobs import chunked
+from shared.adapters.ledger import Ledger
 from shared.adapters.store import ProjectSetup
 from shared.domain.types import data_digest
 from shared.services import Services
@@ -110,7 +111,8 @@ def test_a_second_job_for_the_same_version_skips_what_is_in_label_studio(batch, 
 def test_prediction_made_before_a_crash_is_pushed_without_a_new_call(batch, fake_label_studio, fake_llm):
     job_id, ctx = batch.start(range(5))
     ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
-    ledger.keep_result(0, {"result": [], "score": 0.5, "model_version": ctx.model_version}, data_digest(data_of(0)))
+    answer = {"result": [], "score": 0.5, "model_version": ctx.model_version}
+    ledger.keep_answer(0, answer, data_digest(data_of(0)), queue=False)
     batch.run_all(job_id)
     assert len(fake_llm.chat_requests) == 4
     assert [p["score"] for p in fake_label_studio.predictions_by_task()[0]] == [0.5]
@@ -120,8 +122,8 @@ def test_crash_after_push_before_bookkeeping_does_not_push_twice(batch, fake_lab
     job_id, ctx = batch.start(range(5))
     ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
     prediction = {"result": [], "score": 0.5, "model_version": ctx.model_version}
-    ledger.keep_for_push(3, prediction, data_digest(data_of(3)))
-    assert ledger.take_for_push(10) == ["3"]  # as the pusher does before its call
+    ledger.keep_answer(3, prediction, data_digest(data_of(3)))
+    assert list(ledger.take_batch(10)) == ["3"]  # as the pusher does before its call
     fake_label_studio._store(int(PROJECT), {"task": 3, **prediction})  # the push landed, then the worker died
     batch.run_all(job_id)
     assert len(fake_label_studio.predictions_by_task()[3]) == 1
@@ -139,9 +141,9 @@ def test_a_task_pushed_while_its_chunk_reads_label_studio_is_not_asked_again(
     job_id, ctx = batch.start(range(5))
     ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
     prediction = {"result": [], "score": 0.5, "model_version": ctx.model_version}
-    ledger.keep_for_push(3, prediction, data_digest(data_of(3)))
-    assert ledger.take_for_push(10) == ["3"]  # the pusher's call is under way
-    kept = Ledger.results
+    ledger.keep_answer(3, prediction, data_digest(data_of(3)))
+    assert list(ledger.take_batch(10)) == ["3"]  # the pusher's call is under way
+    kept = Ledger.kept
     landed = []
 
     def results_once_the_call_landed(self, digests):
@@ -151,7 +153,7 @@ def test_a_task_pushed_while_its_chunk_reads_label_studio_is_not_asked_again(
             landed.append(3)
         return kept(self, digests)
 
-    monkeypatch.setattr(Ledger, "results", results_once_the_call_landed)
+    monkeypatch.setattr(Ledger, "kept", results_once_the_call_landed)
     batch.run_all(job_id)
     assert landed == [3]
     assert len(fake_llm.chat_requests) == 4, "task 3 was answered and pushed: no second call"
@@ -179,7 +181,7 @@ def test_predictions_made_from_other_data_are_never_pushed(batch, fake_label_stu
     ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
     forged = {"result": [], "score": 0.123, "model_version": ctx.model_version}
     other = data_digest({"text": "FORGED"})
-    ledger.keep_result(0, forged, other)
+    ledger.keep_answer(0, forged, other, queue=False)
     ledger.hand_over_new(1, forged, other)
     ledger.hand_over_new(2, forged, other)
     fake_label_studio.add_prediction(int(PROJECT), 2, ctx.model_version, [])  # Label Studio stored this one
@@ -195,12 +197,12 @@ def test_predictions_made_from_other_data_are_never_pushed(batch, fake_label_stu
 def test_tasks_claimed_by_a_concurrent_delivery_are_left_alone(batch, fake_label_studio, fake_llm):
     job_id, ctx = batch.start(range(5))
     ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
-    ledger.claim([1, 2], "worker-b", 30)
+    claims = ledger.claim([1, 2], "worker-b", 30)
     [outcome] = batch.run_all(job_id)
     assert sorted(outcome.waiting) == [1, 2] and outcome.retry_in is not None
     assert sorted(fake_label_studio.predictions_by_task()) == [0, 3, 4]
     assert batch.jobs.status(job_id).state == "running"
-    ledger.release([1, 2], "worker-b")
+    claims.release()
     [outcome] = batch.run_all(job_id, attempt=1)
     assert outcome.retry_in is None
     assert sorted(fake_label_studio.predictions_by_task()) == [0, 1, 2, 3, 4]
