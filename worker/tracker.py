@@ -3,8 +3,8 @@
 A chunk's Celery task returns once its tasks are in the LLM window (``worker/window.py``); this thread then
 watches it: once every task is pushed (or failed) the chunk is finished, and when some stay open it is sent
 again — as Celery's own retry would, with the next attempt number and a backoff (the rule of
-``shared/adapters/queue.py``) — or, on its last attempt, its open tasks fail.  Until then the job records this process as the chunk's holder, so if the process dies
-the watchdogs send the chunk again (``worker/watchdog.py``).
+``shared/adapters/queue.py``) — or, on its last attempt, its open tasks fail.  Until then the job records this
+process as the chunk's holder, so if the process dies the watchdogs send the chunk again (``worker/watchdog.py``).
 
 A process that stops (``worker/process.py``) hands its chunks back: those with tasks the window did not start are
 sent again at once, and at the end of the drain so are those it could not settle in time, with the same attempt
