@@ -1,7 +1,8 @@
 """One chunk of a batch job: its tasks predicted in the process's LLM window and pushed by the pusher, once.
 
 Celery delivers a chunk at least once (``acks_late``, redelivery after a lost worker); this module
-makes the effect exactly once per (project, task, model version):
+makes the effect exactly once per (project, task, model version), by the steps of the ledger's protocol
+(``shared/adapters/ledger.py``, which states it):
 
 1. tasks the ledger says are in Label Studio already are done;
 2. the others are claimed (a short-lived Redis lock, kept alive while we work), so a second delivery
@@ -20,7 +21,6 @@ makes the effect exactly once per (project, task, model version):
 once they are all in flight, so the next chunk's tasks queue behind them (``worker/window.py``).  A
 ``ChunkTracker`` thread ``settle``s pending chunks as their tasks are pushed: only then is the chunk
 finished (or sent again for the tasks still open), so a worker that dies meanwhile loses nothing.
-``run`` does all of it at once, for one chunk (tests, and a chunk's last attempt).
 """
 
 from __future__ import annotations
@@ -110,18 +110,6 @@ class ChunkRunner:
         self.jobs = jobs
         self.window = window or LLMWindow(settings.llm_concurrency)
         self.pusher = pusher or Pusher(predictor)
-
-    def run(self, job_id: str, index: int, attempt: int, owner: str) -> ChunkOutcome:
-        """The whole chunk now: predict, push what waits, settle."""
-        pending = self.start(job_id, index, attempt, owner)
-        if pending is None:
-            return ChunkOutcome()
-        for call in pending.calls:
-            call.exception()  # wait: predict() never raises, but a bug must not pass silently
-        self.pusher.flush(pending.ctx, pending.ledger)
-        outcome = self.settle(pending, patient=False)
-        assert outcome is not None
-        return outcome
 
     def start(self, job_id: str, index: int, attempt: int, owner: str) -> PendingChunk | None:
         """Claim the chunk's open tasks and hand them to the window; None when there is nothing to do."""

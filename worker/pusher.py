@@ -156,8 +156,17 @@ class Pusher:
                 assert box.loop is not None
                 box.loop.stop()
                 return
-        with self._busy_for(box.ledger):
-            self._tend(box)
+        self.tend(box.ledger)
+
+    def tend(self, ledger: Ledger) -> None:
+        """One round of the push loop of a ledger this process watches (its thread's work every ``TICK``): read back
+        a call whose outcome is unknown once its time has come, else push what waits once it is due; nothing when the
+        ledger is not watched (any more)."""
+        with self._lock:
+            box = self._outboxes.get(_key(ledger))
+        if box is not None:
+            with self._busy_for(ledger):
+                self._tend(box)
 
     def _busy_for(self, ledger: Ledger) -> threading.Lock:
         with self._lock:
@@ -216,24 +225,7 @@ class Pusher:
             # the job is ending and that is pushed at once, not SETTLE_SECONDS after this loop next saw it.
             box.last_size, box.grew_at = box.ledger.outbox_size(), now
 
-    # --- one flush -------------------------------------------------------------------------------
-    def flush(self, ctx: PredictionContext, ledger: Ledger) -> int:
-        """Push everything in the outbox now, if no other process holds the push lock; returns how many landed.
-
-        A call whose outcome stays unknown ends the flush with the lock kept (it lapses after ``LOCK_SECONDS``
-        unless renewed): the outcome is read back before the project gets anything else."""
-        with self._busy_for(ledger):
-            if not ledger.hold_push_lock(self.owner, LOCK_SECONDS):
-                return 0
-            box = self._new_outbox(ctx, ledger)
-            pushed = 0
-            self._reconcile(box)  # a call left unknown earlier, once its time has come
-            while ledger.push_in_flight() is None and ledger.outbox_size():
-                pushed += self._flush(box)
-            if ledger.push_in_flight() is None:
-                ledger.release_push_lock(self.owner)
-            return pushed
-
+    # --- one call ---------------------------------------------------------------------------------
     def _flush(self, box: _Outbox) -> int:
         """One ``import/predictions`` call with what waits (up to a call's worth); returns how many landed."""
         ledger, ctx = box.ledger, box.ctx

@@ -12,6 +12,7 @@ from shared.adapters.store import ProjectSetup
 from shared.domain.types import data_digest
 from shared.services import Services
 from tests.conftest import LS_TOKEN, labeling_config
+from tests.integration.chunk_runs import run_chunk
 from worker.chunks import ChunkRunner
 
 # The fake model answers in prose, as the reference's did (OUTPUT_MODE=text); structured modes: test_structured_api.py
@@ -43,8 +44,9 @@ def batch(make_settings, store, fake_label_studio, fake_llm):
             fake_label_studio.hold_tasks(int(PROJECT), [{"id": i, "data": data_of(i)} for i in task_ids])
             return self.jobs.create(self.projects.snapshot(ctx), list(task_ids), settings.batch_chunk_size), ctx
 
-        def run_all(self, job_id, attempt=0, owner="worker-a"):
-            return [self.runner.run(job_id, i, attempt, owner) for i in range(self.jobs.chunk_count(job_id))]
+        def run_all(self, job_id, attempt=0, owner="worker-a", until=None):
+            chunks = range(self.jobs.chunk_count(job_id))
+            return [run_chunk(self.runner, job_id, i, attempt, owner, until) for i in chunks]
 
     return Batch()
 
@@ -168,7 +170,7 @@ def test_a_prediction_handed_over_moments_ago_is_left_to_land(batch, fake_label_
     ledger.hand_over_new(2, {"result": [], "score": 0.5, "model_version": ctx.model_version}, data_digest(data_of(2)))
     services = Services.build(make_settings(batch_chunk_size=5, cache_ttl=0), batch.jobs.store)
     runner = ChunkRunner(services.settings, services.projects, services.predictor, services.jobs)
-    outcome = runner.run(job_id, 0, attempt=0, owner="worker-a")
+    outcome = run_chunk(runner, job_id, 0, attempt=0, owner="worker-a")
     assert outcome.waiting == [2] and outcome.retry_in is not None
     assert sorted(fake_label_studio.predictions_by_task()) == [0, 1, 3, 4]
     assert len(fake_llm.chat_requests) == 4, "no LLM call for the task handed over"
@@ -250,7 +252,7 @@ def test_rate_limit_on_the_last_attempt_fails_the_task(batch, fake_llm):
 def test_label_studio_down_keeps_predictions_until_it_is_back(batch, fake_label_studio, fake_llm):
     job_id, _ = batch.start(range(5))
     fake_label_studio.taking_imports = False
-    [outcome] = batch.run_all(job_id)
+    [outcome] = batch.run_all(job_id, until=lambda: fake_label_studio.read_backs > 0)  # a call tried and read back
     assert outcome.predicted == 5 and outcome.pushed == 0 and outcome.retry_in is not None
     assert batch.jobs.status(job_id).pushed == 0
     fake_label_studio.taking_imports = True
@@ -288,7 +290,7 @@ def test_a_task_label_studio_refuses_fails_alone(batch, fake_label_studio):
 
 def test_abandoned_chunk_fails_its_open_tasks_and_lets_the_job_finish(batch):
     job_id, _ = batch.start(range(7))
-    batch.runner.run(job_id, 0, 0, "worker-a")
+    run_chunk(batch.runner, job_id, 0, 0, "worker-a")
     batch.runner.abandon(job_id, 1, "gave up after 3 attempts: RuntimeError")
     status = batch.jobs.status(job_id)
     assert (status.state, status.done, status.failed) == ("partial", 5, 2)
@@ -296,11 +298,11 @@ def test_abandoned_chunk_fails_its_open_tasks_and_lets_the_job_finish(batch):
 
 def test_a_cancelled_job_runs_no_more_chunks(batch, fake_label_studio, fake_llm):
     job_id, _ = batch.start(range(12))
-    batch.runner.run(job_id, 0, 0, "worker-a")
+    run_chunk(batch.runner, job_id, 0, 0, "worker-a")
     assert batch.jobs.cancel(job_id).state == "cancelled"
     assert batch.jobs.unfinished_chunks(job_id) == [1, 2]
-    batch.runner.run(job_id, 1, 0, "worker-a")
-    batch.runner.run(job_id, 2, 0, "worker-a")
+    run_chunk(batch.runner, job_id, 1, 0, "worker-a")
+    run_chunk(batch.runner, job_id, 2, 0, "worker-a")
     assert len(fake_llm.chat_requests) == 5 and len(fake_label_studio.predictions) == 5
     status = batch.jobs.status(job_id)
     assert (status.state, status.pushed) == ("cancelled", 5)
