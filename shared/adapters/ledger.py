@@ -37,6 +37,17 @@ steps below; the keys (``ledger:<project>:<version>:*``) are this module's alone
 push lock (only the holder's), ``hand_over``, ``hand_over_new`` and ``take_batch``.  ``record_push``,
 ``settle_push`` and dropping predictions are one ``MULTI`` each.  ``want`` lets an opened task's request take the
 prediction a worker is making, rather than the pusher.
+
+**Who takes which step**:
+
+- a chunk (``worker/chunks.py``): ``pushed``, ``claim``, ``made_from_other_data`` / ``drop_other_data``, ``kept``,
+  ``on_their_way`` / ``reconcile`` / ``queue_push``, ``keep_answer``, then ``pushed``, ``refusals``,
+  ``pusher_busy_until``, ``still_coming`` and ``withdraw`` as it settles; on a drain ``Claims.let_go`` /
+  ``Claims.release``;
+- the pusher (``worker/pusher.py``): ``hold_push_lock``, ``outbox_size``, ``take_batch``, ``record_push``,
+  ``settle_push`` / ``reconcile_later`` / ``put_back`` / ``refuse``, ``push_in_flight``, ``release_push_lock``;
+- an opened task (``shared/opened_tasks.py``): ``hand_over``, ``claim``, ``want``, ``hand_over_new``;
+- the Batch API path (``shared/batch_jobs.py``): ``pushed``, ``kept``, ``keep_answer(queue=False)``.
 """
 
 from __future__ import annotations
