@@ -35,8 +35,8 @@ from shared.adapters.jobs import (  # noqa: F401  (the phases: named here as bef
     WAITING_FOR_BATCHES,
     Jobs,
     JobState,
-    Ledger,
 )
+from shared.adapters.ledger import Ledger
 from shared.adapters.llm import LLMAnswer, answer_from_completion
 from shared.domain.batch_requests import (
     ENDPOINTS,
@@ -170,7 +170,7 @@ class BatchJobs:
                 task_id for task_id, in_ls, failed_ in zip(ids, pushed, failed, strict=True) if not (in_ls or failed_)
             ]
             tasks = self._held_by_label_studio(ctx, open_ids)
-            waiting = ledger.results({task["id"]: data_digest(task["data"]) for task in tasks})
+            waiting = ledger.kept({task["id"]: data_digest(task["data"]) for task in tasks})
             for task in tasks:
                 if str(task["id"]) in waiting:
                     continue
@@ -273,7 +273,7 @@ class BatchJobs:
             self.jobs.add(job_id, "failed", [task_id])
             self.jobs.record_error(job_id, int(task_id), f"unexpected error: {type(exc).__name__}: {exc}"[:500])
             return
-        ledger.keep_result(task_id, prediction, data_digest(data))
+        ledger.keep_answer(task_id, prediction, data_digest(data), queue=False)  # the job's chunk checks and queues it
 
     def _task_data(self, ctx: PredictionContext, job_id: str) -> dict[str, dict]:
         return {

@@ -29,7 +29,8 @@ import time
 import uuid
 from typing import cast
 
-from shared.adapters.jobs import ClaimKeeper, Jobs, Ledger
+from shared.adapters.jobs import Jobs
+from shared.adapters.ledger import Ledger
 from shared.domain.errors import TaskError
 from shared.domain.types import Prediction, Task, data_digest
 from shared.predictor import Predictor
@@ -62,9 +63,9 @@ class OpenedTasks:
             taken = self._from_ledger(ctx, ledger, task, digest)
             if taken is not None:
                 return taken
-            claimed, _ = ledger.claim([task_id], owner, self.claim_seconds)
-            if claimed:
-                with ClaimKeeper(ledger, claimed, owner, self.claim_seconds):
+            claims = ledger.claim([task_id], owner, self.claim_seconds)
+            if claims.held:
+                with claims:
                     taken = self._from_ledger(ctx, ledger, task, digest)  # a worker may have just finished
                     if taken is not None:
                         return taken

@@ -1,7 +1,8 @@
 """One chunk of a batch job: its tasks predicted in the process's LLM window and pushed by the pusher, once.
 
 Celery delivers a chunk at least once (``acks_late``, redelivery after a lost worker); this module
-makes the effect exactly once per (project, task, model version):
+makes the effect exactly once per (project, task, model version), by the steps of the ledger's protocol
+(``shared/adapters/ledger.py``, which states it):
 
 1. tasks the ledger says are in Label Studio already are done;
 2. the others are claimed (a short-lived Redis lock, kept alive while we work), so a second delivery
@@ -20,7 +21,6 @@ makes the effect exactly once per (project, task, model version):
 once they are all in flight, so the next chunk's tasks queue behind them (``worker/window.py``).  A
 ``ChunkTracker`` thread ``settle``s pending chunks as their tasks are pushed: only then is the chunk
 finished (or sent again for the tasks still open), so a worker that dies meanwhile loses nothing.
-``run`` does all of it at once, for one chunk (tests, and a chunk's last attempt).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.adapters.jobs import ClaimKeeper, Jobs, JobState, Ledger
+from shared.adapters.jobs import Jobs, JobState
+from shared.adapters.ledger import Claims, Ledger
 from shared.batch_jobs import WAITING_FOR_BATCHES
 from shared.domain.backoff import backoff
 from shared.domain.config import Settings
@@ -75,7 +76,7 @@ class PendingChunk:
     ctx: PredictionContext
     ledger: Ledger
     last_attempt: bool
-    keeper: ClaimKeeper
+    claims: Claims  # the tasks this run asks the LLM for, kept alive until their answers are kept
     outcome: ChunkOutcome = field(default_factory=ChunkOutcome)
     calls: list[Future] = field(default_factory=list)
     predicting: list[Any] = field(default_factory=list)  # the task of each call
@@ -112,18 +113,6 @@ class ChunkRunner:
         self.window = window or LLMWindow(settings.llm_concurrency)
         self.pusher = pusher or Pusher(predictor)
 
-    def run(self, job_id: str, index: int, attempt: int, owner: str) -> ChunkOutcome:
-        """The whole chunk now: predict, push what waits, settle."""
-        pending = self.start(job_id, index, attempt, owner)
-        if pending is None:
-            return ChunkOutcome()
-        for call in pending.calls:
-            call.exception()  # wait: predict() never raises, but a bug must not pass silently
-        self.pusher.flush(pending.ctx, pending.ledger)
-        outcome = self.settle(pending, patient=False)
-        assert outcome is not None
-        return outcome
-
     def start(self, job_id: str, index: int, attempt: int, owner: str) -> PendingChunk | None:
         """Claim the chunk's open tasks and hand them to the window; None when there is nothing to do."""
         snapshot = self.jobs.snapshot(job_id)
@@ -156,13 +145,11 @@ class ChunkRunner:
         failed_here = self.jobs.members(job_id, "failed", open_ids)
         open_ids = [task_id for task_id, failed in zip(open_ids, failed_here, strict=True) if not failed]
 
-        claim_seconds = self.settings.batch_claim_seconds
-        claimed, busy = ledger.claim(open_ids, owner, claim_seconds)
-        pending = PendingChunk(
-            job_id, index, attempt, ctx, ledger, last_attempt, ClaimKeeper(ledger, claimed, owner, claim_seconds)
-        )
-        pending.outcome.waiting.extend(busy)
-        pending.keeper.__enter__()
+        claims = ledger.claim(open_ids, owner, self.settings.batch_claim_seconds)
+        claimed = claims.held
+        pending = PendingChunk(job_id, index, attempt, ctx, ledger, last_attempt, claims)
+        pending.outcome.waiting.extend(claims.busy)
+        claims.keep_alive()
         try:
             decision = route(ctx, WayIn.JOB)
             if decision.refused:  # nothing could land (no Label Studio to push to): fail now, before any LLM call
@@ -174,7 +161,7 @@ class ChunkRunner:
             digests = {task_id: data_digest(data) for task_id, data in held.items()}
             settled = self._drop_predictions_of_other_data(pending, digests)
             digests = {task_id: digest for task_id, digest in digests.items() if task_id not in settled}
-            ready = ledger.results(digests)
+            ready = ledger.kept(digests)
             self.jobs.add(job_id, "done", list(ready))
             self._queue(pending, list(ready))
             to_predict = self._not_pushed_meanwhile(
@@ -190,7 +177,7 @@ class ChunkRunner:
                 for task_id in to_predict
             ]
         except BaseException:
-            pending.keeper.__exit__()
+            claims.release()
             raise
         return pending
 
@@ -240,14 +227,13 @@ class ChunkRunner:
         task's answer may be in Label Studio already: it is checked there first.  Returns the tasks not to
         predict now: in Label Studio already, or waiting for Label Studio to say."""
         ledger = pending.ledger
-        foreign = ledger.made_from_other_data(digests)
+        foreign, on_their_way = ledger.made_from_other_data(digests)
         if not foreign:
             return set()
         log.warning(
             "job %s: %d kept predictions were made from other data; predicted again", pending.job_id, len(foreign)
         )
-        recent, overdue = ledger.on_their_way(foreign)
-        handed = [int(task_id) for task_id in (*recent, *overdue)]
+        handed = [int(task_id) for task_id in on_their_way]
         gateway = self.predictor.gateway(pending.ctx)
         assert gateway is not None and pending.ctx.project is not None
         try:
@@ -260,13 +246,12 @@ class ChunkRunner:
             log.warning("job %s: cannot check Label Studio for handed-over tasks: %s", pending.job_id, exc)
             for task_id in handed:
                 self._wait_for(pending, task_id)
-            ledger.forget([task_id for task_id in foreign if int(task_id) not in handed])
+            ledger.drop_other_data([task_id for task_id in foreign if int(task_id) not in handed], set())
             return set(handed)
+        ledger.drop_other_data(foreign, there)
         if there:
-            ledger.end_push(list(there))
             self.jobs.add(pending.job_id, "done", list(there))
             self._pushed(pending, list(there))
-        ledger.forget([task_id for task_id in foreign if int(task_id) not in there])
         return there
 
     def _wait_while_backlog_is_full(self, ledger: Ledger) -> None:
@@ -301,8 +286,8 @@ class ChunkRunner:
 
     def _keep(self, pending: PendingChunk, task_id: Any, prediction: Prediction, digest: str) -> None:
         """Straight to the outbox: should Label Studio have been handed this task meanwhile (an opened task), the
-        pusher's take_for_push leaves it out, and settle finds it on its way."""
-        pending.ledger.keep_for_push(task_id, prediction, digest)
+        pusher's ``take_batch`` leaves it out, and settle finds it on its way."""
+        pending.ledger.keep_answer(task_id, prediction, digest)
         with pending.outcome.lock:
             pending.queued.append(str(task_id))
 
@@ -347,11 +332,8 @@ class ChunkRunner:
             )
             landed = [task_id for task_id in overdue if int(task_id) in found]
             missing = [task_id for task_id in overdue if int(task_id) not in found]
-            pending.ledger.end_push(landed)
+            pending.ledger.reconcile(landed, missing)  # what never landed is pushed again, not asked again
             self._pushed(pending, landed)
-            # it never landed: push it again, without asking the LLM again
-            pending.ledger.unmark_push(missing)
-            pending.ledger.queue_push(missing)
             with pending.outcome.lock:
                 pending.queued.extend(missing)
         except LabelStudioError as exc:
@@ -386,8 +368,7 @@ class ChunkRunner:
         open_ids = [task_id for task_id in open_ids if task_id not in refused]
         waiting_since = max(pending.predicted_at, ledger.pusher_busy_until()) if open_ids and patient else 0.0
         if open_ids and patient and time.time() - waiting_since < PUSH_PATIENCE:
-            being_stored, _overdue = ledger.on_their_way(open_ids)
-            if ledger.in_outbox(open_ids) or being_stored:
+            if ledger.still_coming(open_ids):
                 pending.queued = open_ids
                 return None
         pending.queued = []
@@ -412,7 +393,7 @@ class ChunkRunner:
 
     def _release_claims(self, pending: PendingChunk) -> None:
         if not pending.claims_released:  # every prediction is kept: the claims can go
-            pending.keeper.__exit__()
+            pending.claims.release()
             pending.claims_released = True
 
     def hand_back(self, pending: PendingChunk, everything: bool = False) -> bool:
@@ -427,7 +408,7 @@ class ChunkRunner:
             not_started = pending.not_started()
             if not not_started:
                 return False
-            pending.keeper.let_go(not_started)
+            pending.claims.let_go(not_started)
         if pending.sent_again:
             return False
         if pending.holder is not None:

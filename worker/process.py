@@ -40,7 +40,7 @@ import uuid
 from celery import Celery
 
 from shared.adapters.jobs import Jobs
-from shared.adapters.queue import PREDICT_CHUNK, chunk_task_id, holder_name, worker_identity
+from shared.adapters.queue import holder_name, send_chunk_again, worker_identity
 from shared.batch_jobs import BatchJobs
 from shared.domain.config import Settings
 from shared.services import Services
@@ -95,15 +95,9 @@ class PerProcess:
         self._batch_jobs = services.batch_jobs
         self._pid = os.getpid()
 
-    def _send_again(self, chunk: PendingChunk, countdown: float, attempt: int) -> None:
-        """Celery's retry, for a chunk whose task returned already: run ``attempt``, after ``countdown``."""
-        self.app.send_task(
-            PREDICT_CHUNK,
-            args=[chunk.job_id, chunk.index],
-            task_id=chunk_task_id(chunk.job_id, chunk.index),
-            countdown=countdown,
-            retries=attempt,
-        )
+    def _send_again(self, chunk: PendingChunk, retry_in: float | None) -> None:
+        """Celery's retry, for a chunk whose task returned already (``send_chunk_again``: the one rule)."""
+        send_chunk_again(self.app, chunk.job_id, chunk.index, chunk.attempt, retry_in)
 
     def _report_load(self) -> None:
         self._jobs.report_in_flight(self.holder, self._window.in_flight, LOAD_HOLDS)

@@ -14,7 +14,7 @@ pushed before they finish (``worker/chunks.py``), so recovery is unchanged.
 A call's size and read timeout come from what the project's last calls cost (``shared.domain.push_cost``), so
 calls do not time out as the project grows.  An import is not idempotent (Label Studio takes no client-supplied
 id): a call that times out, loses its connection or gets a 5xx may have been stored, and sending it again would
-store it twice.  So each call is recorded in the ledger before it is sent (``begin_push``); while its outcome is
+store it twice.  So each call is recorded in the ledger before it is sent (``record_push``); while its outcome is
 unknown the push lock stays held (renewed while the call runs and while it waits) and nothing else is sent for
 the project; then which of its tasks hold the prediction is read back from Label Studio (``reconcile``) and only
 the others go back to the outbox.  A pusher killed mid-call leaves the record: whoever takes the lock after it
@@ -32,8 +32,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from shared.adapters.jobs import Ledger
 from shared.adapters.label_studio import LabelStudioGateway
+from shared.adapters.ledger import Ledger
 from shared.adapters.metrics import Metrics
 from shared.domain.errors import LabelStudioError, PushOutcomeUnknown
 from shared.domain.push_cost import PushCost
@@ -156,8 +156,17 @@ class Pusher:
                 assert box.loop is not None
                 box.loop.stop()
                 return
-        with self._busy_for(box.ledger):
-            self._tend(box)
+        self.tend(box.ledger)
+
+    def tend(self, ledger: Ledger) -> None:
+        """One round of the push loop of a ledger this process watches (its thread's work every ``TICK``): read back
+        a call whose outcome is unknown once its time has come, else push what waits once it is due; nothing when the
+        ledger is not watched (any more)."""
+        with self._lock:
+            box = self._outboxes.get(_key(ledger))
+        if box is not None:
+            with self._busy_for(ledger):
+                self._tend(box)
 
     def _busy_for(self, ledger: Ledger) -> threading.Lock:
         with self._lock:
@@ -216,52 +225,29 @@ class Pusher:
             # the job is ending and that is pushed at once, not SETTLE_SECONDS after this loop next saw it.
             box.last_size, box.grew_at = box.ledger.outbox_size(), now
 
-    # --- one flush -------------------------------------------------------------------------------
-    def flush(self, ctx: PredictionContext, ledger: Ledger) -> int:
-        """Push everything in the outbox now, if no other process holds the push lock; returns how many landed.
-
-        A call whose outcome stays unknown ends the flush with the lock kept (it lapses after ``LOCK_SECONDS``
-        unless renewed): the outcome is read back before the project gets anything else."""
-        with self._busy_for(ledger):
-            if not ledger.hold_push_lock(self.owner, LOCK_SECONDS):
-                return 0
-            box = self._new_outbox(ctx, ledger)
-            pushed = 0
-            self._reconcile(box)  # a call left unknown earlier, once its time has come
-            while ledger.push_in_flight() is None and ledger.outbox_size():
-                pushed += self._flush(box)
-            if ledger.push_in_flight() is None:
-                ledger.release_push_lock(self.owner)
-            return pushed
-
+    # --- one call ---------------------------------------------------------------------------------
     def _flush(self, box: _Outbox) -> int:
         """One ``import/predictions`` call with what waits (up to a call's worth); returns how many landed."""
         ledger, ctx = box.ledger, box.ctx
-        marked = ledger.take_for_push(box.cost.batch_size())
-        results = ledger.to_push(marked)
-        lost = [task_id for task_id in marked if task_id not in results]
-        if lost:  # refused and forgotten meanwhile: nothing to send
-            ledger.unmark_push(lost)
+        results = ledger.take_batch(box.cost.batch_size())
         if not results:
             return 0
         gateway = self.predictor.gateway(ctx)
         if gateway is None or ctx.project is None:  # access lost mid-job: their chunks run again and say why
-            ledger.unmark_push(list(results))
+            ledger.put_back(list(results), to_outbox=False)
             return 0
         predictions = [{"task": int(task_id), **prediction} for task_id, prediction in results.items()]
         tasks = [prediction["task"] for prediction in predictions]
         try:
             return self._send(box, gateway, int(ctx.project), predictions)
         except _Unknown:  # the call's tasks wait for the read-back; those of a bisection not sent yet go back
-            in_flight = set(ledger.in_flight_tasks())
-            unsent = [task for task in tasks if str(task) not in in_flight]
-            ledger.unmark_push(unsent)
-            ledger.queue_push(unsent)
+            call = ledger.push_in_flight()
+            in_flight = set(call.tasks) if call is not None else set()
+            ledger.put_back([task for task in tasks if str(task) not in in_flight])
             return 0
         except LabelStudioError as exc:  # nothing was stored (no connection, 408/409/429): the chunks push again
             log.warning("push of %d predictions to project %s failed: %s", len(predictions), ctx.project, exc)
-            ledger.unmark_push(tasks)
-            ledger.queue_push(tasks)
+            ledger.put_back(tasks)
             return 0
 
     def _send(self, box: _Outbox, gateway: LabelStudioGateway, project: int, predictions: list[dict]) -> int:
@@ -269,7 +255,7 @@ class Pusher:
         ledger, tasks = box.ledger, [prediction["task"] for prediction in predictions]
         timeout = box.cost.read_timeout(len(predictions))
         reconcile_at = time.time() + timeout + max(UNKNOWN_SETTLE, timeout)  # should this pusher die mid-call
-        ledger.begin_push(self.owner, tasks, reconcile_at, answer_by=time.time() + timeout)
+        ledger.record_push(self.owner, tasks, reconcile_at, answer_by=time.time() + timeout)
         started = time.monotonic()
         try:
             with _LockKeeper(ledger, self.owner):
@@ -342,7 +328,7 @@ class Pusher:
         if gateway is None or ctx.project is None:
             ledger.reconcile_later(time.time() + RECONCILE_RETRY)
             return False
-        tasks = ledger.in_flight_tasks()
+        tasks = in_flight.tasks
         started = time.monotonic()
         try:
             found = gateway.predicted_among(int(ctx.project), [int(task) for task in tasks], ctx.model_version)

@@ -2,12 +2,13 @@
 
 A chunk's Celery task returns once its tasks are in the LLM window (``worker/window.py``); this thread then
 watches it: once every task is pushed (or failed) the chunk is finished, and when some stay open it is sent
-again — as Celery's own retry would, with the next attempt number and a backoff — or, on its last attempt,
-its open tasks fail.  Until then the job records this process as the chunk's holder, so if the process dies
-the watchdogs send the chunk again (``worker/watchdog.py``).
+again — as Celery's own retry would, with the next attempt number and a backoff (the rule of
+``shared/adapters/queue.py``) — or, on its last attempt, its open tasks fail.  Until then the job records this
+process as the chunk's holder, so if the process dies the watchdogs send the chunk again (``worker/watchdog.py``).
 
 A process that stops (``worker/process.py``) hands its chunks back: those with tasks the window did not start are
-sent again at once, and at the end of the drain so are those it could not settle in time.
+sent again at once, and at the end of the drain so are those it could not settle in time, with the same attempt
+(nothing failed).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ log = logging.getLogger(__name__)
 
 TICK = 0.25
 
-# send_again(chunk, countdown, attempt): the chunk's next run, ``attempt`` its number
-SendAgain = Callable[[PendingChunk, float, int], None]
+# send_again(chunk, retry_in): the chunk's next run, after ``retry_in`` as its next attempt, or (None) handed back at
+# once with the same attempt (``shared.adapters.queue.send_chunk_again``)
+SendAgain = Callable[[PendingChunk, float | None], None]
 
 
 class ChunkTracker:
@@ -73,7 +75,7 @@ class ChunkTracker:
                 if outcome is None:
                     return False
                 if outcome.retry_in is not None:
-                    self.send_again(chunk, outcome.retry_in, chunk.attempt + 1)
+                    self.send_again(chunk, outcome.retry_in)
                 return True
             except Exception:  # Redis away: the next tick tries again (and the watchdogs, should this process die)
                 log.warning("job %s chunk %s: could not settle", chunk.job_id, chunk.index, exc_info=True)
@@ -90,7 +92,7 @@ class ChunkTracker:
             for chunk in pending:
                 with log_context(job_id=chunk.job_id, chunk=chunk.index):
                     if self.runner.hand_back(chunk):
-                        self.send_again(chunk, 0.0, chunk.attempt)
+                        self.send_again(chunk, None)
                         sent += 1
             return sent
 
@@ -105,7 +107,7 @@ class ChunkTracker:
             with log_context(job_id=chunk.job_id, chunk=chunk.index):
                 try:
                     if self.runner.hand_back(chunk, everything=True):
-                        self.send_again(chunk, 0.0, chunk.attempt)
+                        self.send_again(chunk, None)
                         sent += 1
                 except Exception:  # Redis away: the holder record stays; the watchdogs send it once this worker is gone
                     log.warning("job %s chunk %s: could not hand it back", chunk.job_id, chunk.index, exc_info=True)

@@ -1,4 +1,4 @@
-"""Batch jobs and the exactly-once ledger, in Redis: the only module that touches ``job:*`` and ``ledger:*`` keys.
+"""Batch jobs, in Redis: the only module that touches ``job:*`` keys.
 
 A job is what one Retrieve Predictions asked for: its task ids (stored in chunks, so Celery messages carry
 only ``(job id, chunk index)``; the data is read from Label Studio when a chunk runs), a snapshot of the
@@ -8,18 +8,8 @@ the states allowed to the new one, so a ``cancel`` racing a worker's ``mark_runn
 always wins.  A job may be opened before its tasks are all known (``llm-backend batch`` reads a large project
 page by page): it takes chunks (``extend``) until it is sealed, and its last chunk settles it only once sealed.
 
-The ledger is keyed by (project, model version), not by job, and both ways a prediction reaches
-Label Studio use it: a worker's bulk push, and the answer to a one-task ``/predict`` that Label
-Studio stores itself (a task opened in the labeling screen).  It remembers which tasks have a
-prediction in Label Studio (``pushed``), which have one waiting to be pushed (``results``), and
-which are on their way right now (``pushing``: a worker pushing, or Label Studio storing an answer
-it was just given; checked against Label Studio once ``HANDOVER_GRACE`` seconds have passed, for
-recovery after a crash), and which import call is in flight (``in-flight``: recorded before it is
-sent, so a call whose outcome is unknown is read back from Label Studio before anything is sent
-again).  Each waiting or handed-over prediction carries the digest of the task data it was made from
-(``digests``): it is handed over only to a request with the same data, and a job that holds other data for
-the task (Label Studio's) never pushes it.  A task is claimed while someone predicts it, so two deliveries
-of the same chunk, or a worker and an opened task, never both call the LLM for it.
+The exactly-once ledger of each (project, model version) lives in ``shared.adapters.ledger``; ``Jobs.ledger`` hands
+it out with the jobs' TTL and handover grace.
 """
 
 from __future__ import annotations
@@ -27,20 +17,20 @@ from __future__ import annotations
 import enum
 import json
 import logging
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis.client import Pipeline
 
+from shared.adapters.ledger import Ledger, members
 from shared.adapters.replies import text, text_dict, text_list, text_set
 from shared.adapters.store import Store
 from shared.domain.errors import JobPaused
 from shared.domain.pricing import Price, TokenUsage, usage_cost
-from shared.domain.types import JobSnapshot, Prediction
+from shared.domain.types import JobSnapshot
 from shared.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -328,13 +318,6 @@ def is_job_id(text: str) -> bool:
 
 def _usage(record: dict[str, str], prefix: str) -> TokenUsage:
     return TokenUsage(*(int(record.get(f"{prefix}tokens_{name}", 0)) for name in ("in", "out", "cached")))
-
-
-def _members(redis_client, key: str, task_ids: list[Any]) -> list[bool]:
-    """Which of these tasks are in the set at ``key``, in one round trip."""
-    if not task_ids:
-        return []
-    return [bool(flag) for flag in redis_client.smismember(key, [str(task_id) for task_id in task_ids])]
 
 
 def chunked(items: list, size: int) -> Iterator[list]:
@@ -805,7 +788,7 @@ class Jobs:
             pipe.execute()
 
     def members(self, job_id: str, name: str, task_ids: list[Any]) -> list[bool]:
-        return _members(self.redis, self._job(job_id, name), task_ids)
+        return members(self.redis, self._job(job_id, name), task_ids)
 
     def add_usage(
         self, job_id: str, usage: TokenUsage, via_batch: bool = False, writes: Pipeline | None = None, calls: int = 1
@@ -895,442 +878,4 @@ class Jobs:
         pipe.rpush(self._job(job_id, "errors"), json.dumps({"task": task_id, "error": redact(message)}))
         pipe.ltrim(self._job(job_id, "errors"), -MAX_ERRORS_KEPT, -1)
         pipe.expire(self._job(job_id, "errors"), self.ttl)
-        pipe.execute()
-
-
-# KEYS: results hash, pushing hash, pushed set, digests hash.  ARGV: task id, now, the digest of the caller's data.
-# Hands a task's waiting prediction to Label Studio (which stores what /predict answers): {'taken', prediction},
-# or why not: 'pushed', 'pushing', 'none', or 'other' when what the ledger holds was made from other data.
-_HAND_OVER = """
-if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return {'pushed'} end
-local digest = redis.call('HGET', KEYS[4], ARGV[1])
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
-  if digest and digest ~= ARGV[3] then return {'other'} end
-  return {'pushing'}
-end
-local prediction = redis.call('HGET', KEYS[1], ARGV[1])
-if not prediction then return {'none'} end
-if digest ~= ARGV[3] then return {'other'} end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-return {'taken', prediction}
-"""
-
-# KEYS: results hash, pushing hash, pushed set, digests hash.  ARGV: task id, prediction, now, digest.  Records a
-# prediction just given to Label Studio: 'recorded'; 'there' when the task's prediction is there, on its way or
-# waiting for the pusher already; 'other' when what is on its way was made from other data.
-_HAND_OVER_NEW = """
-if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return 'there' end
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 or redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
-  local digest = redis.call('HGET', KEYS[4], ARGV[1])
-  if digest and digest ~= ARGV[4] then return 'other' end
-  return 'there'
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[4], ARGV[1], ARGV[4])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-return 'recorded'
-"""
-
-
-# KEYS: results hash, pushing hash, pushed set, outbox set, wanted hash.  ARGV: now, count.  Takes up to
-# ``count`` tasks out of the outbox and marks as being pushed those neither pushed nor on their way already;
-# a task an opened task's request waits for (``wanted`` until a time still to come) goes back to the outbox,
-# for that request to take.
-_TAKE_FOR_PUSH = """
-local taken = redis.call('SPOP', KEYS[4], tonumber(ARGV[2]))
-local marked = {}
-for _, task in ipairs(taken) do
-  if redis.call('SISMEMBER', KEYS[3], task) == 0 and redis.call('HEXISTS', KEYS[2], task) == 0 then
-    local until_ = tonumber(redis.call('HGET', KEYS[5], task) or '0')
-    if until_ > tonumber(ARGV[1]) then
-      redis.call('SADD', KEYS[4], task)
-    else
-      redis.call('HSET', KEYS[2], task, ARGV[1])
-      table.insert(marked, task)
-    end
-  end
-end
-return marked
-"""
-
-# KEYS: the push lock.  ARGV: owner, milliseconds.  Takes the lock, or keeps it when it is the owner's already.
-_HOLD_LOCK = """
-local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2]))
-return 1
-"""
-
-
-# KEYS: the push lock.  ARGV: owner.  Drops the lock only when the owner holds it (a lock that lapsed and was
-# taken by another pusher stays theirs).
-_RELEASE_LOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-# KEYS: task claims.  ARGV: owner, seconds (0: release).  Extends (or drops) each claim the owner still holds, in
-# one step with reading its holder: a claim that lapsed and was taken over meanwhile stays its new owner's.
-_KEEP_CLAIMS = """
-for _, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then
-    if ARGV[2] == '0' then redis.call('DEL', key) else redis.call('EXPIRE', key, tonumber(ARGV[2])) end
-  end
-end
-return 0
-"""
-
-
-@dataclass(frozen=True)
-class PushInFlight:
-    """An ``import/predictions`` call whose outcome is not known yet: sent by ``owner``, to be read back from Label
-    Studio (which of its tasks hold the prediction, ``Ledger.in_flight_tasks``) from ``reconcile_at`` (epoch
-    seconds) on."""
-
-    owner: str
-    reconcile_at: float
-
-
-class ClaimKeeper:
-    """Keeps claims alive while their owner works, so they lapse soon after it dies; releases them at the end."""
-
-    def __init__(self, ledger: Ledger, task_ids: list[Any], owner: str, seconds: int) -> None:
-        self._ledger, self._task_ids, self._owner, self._seconds = ledger, task_ids, owner, seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True, name="claim-keeper")
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self._seconds / 3):
-            try:
-                self._ledger.extend(self._task_ids, self._owner, self._seconds)
-            except Exception:  # a Redis blip: the next beat tries again
-                log.warning("could not extend task claims", exc_info=True)
-
-    def __enter__(self) -> ClaimKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._ledger.release(self._task_ids, self._owner)
-
-    def let_go(self, task_ids: list[Any]) -> None:
-        """Release some of the claims now (tasks handed back unstarted); the others are kept as before."""
-        gone = {str(task_id) for task_id in task_ids}
-        self._task_ids = [task_id for task_id in self._task_ids if str(task_id) not in gone]
-        self._ledger.release(task_ids, self._owner)
-
-
-class Ledger:
-    """Exactly-once bookkeeping for one (project, model version)."""
-
-    def __init__(
-        self, store: Store, project: str | None, model_version: str, ttl: int, handover_grace: float = 10.0
-    ) -> None:
-        self.redis = store.redis
-        self.store = store
-        self.project = project or "-"
-        self.version = model_version
-        self.ttl = ttl
-        self.handover_grace = handover_grace
-        self._hand_over = self.redis.register_script(_HAND_OVER)
-        self._hand_over_new = self.redis.register_script(_HAND_OVER_NEW)
-        self._hold_lock = self.redis.register_script(_HOLD_LOCK)
-        self._release_lock = self.redis.register_script(_RELEASE_LOCK)
-        self._take_for_push = self.redis.register_script(_TAKE_FOR_PUSH)
-        self._keep_claims = self.redis.register_script(_KEEP_CLAIMS)
-
-    def _key(self, *parts: str) -> str:
-        return self.store.key("ledger", self.project, self.version, *parts)
-
-    def pushed(self, task_ids: list[Any]) -> list[bool]:
-        return _members(self.redis, self._key("pushed"), task_ids)
-
-    def claim(self, task_ids: list[Any], owner: str, seconds: int) -> tuple[list[Any], list[Any]]:
-        """Claim tasks for ``owner``; returns (claimed, held by someone else)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for task_id in task_ids:
-            pipe.set(self._key("claim", str(task_id)), owner, nx=True, ex=seconds)
-        flags = pipe.execute()
-        claimed = [task_id for task_id, ok in zip(task_ids, flags, strict=True) if ok]
-        busy = [task_id for task_id, ok in zip(task_ids, flags, strict=True) if not ok]
-        return claimed, busy
-
-    def extend(self, task_ids: list[Any], owner: str, seconds: int) -> None:
-        """Keep our claims alive (a claim that lapsed and was taken over is left alone)."""
-        if task_ids:
-            self._keep_claims(keys=[self._key("claim", str(t)) for t in task_ids], args=[owner, max(1, seconds)])
-
-    def release(self, task_ids: list[Any], owner: str) -> None:
-        """Drop our claims (only ours: a claim that expired and was taken over stays)."""
-        if task_ids:
-            self._keep_claims(keys=[self._key("claim", str(t)) for t in task_ids], args=[owner, 0])
-
-    def results(self, digests: Mapping[Any, str]) -> dict[str, Prediction]:
-        """Predictions made earlier and not pushed yet, of these tasks (id → digest of the data they hold now):
-        only those made from that same data."""
-        if not digests:
-            return {}
-        ids = [str(task_id) for task_id in digests]
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hmget(self._key("results"), ids)
-        pipe.hmget(self._key("digests"), ids)
-        raw, kept_digests = pipe.execute()
-        return {
-            task_id: json.loads(value)
-            for task_id, value, digest, wanted in zip(ids, raw, kept_digests, digests.values(), strict=True)
-            if value and digest == wanted
-        }
-
-    def to_push(self, task_ids: list[Any]) -> dict[str, Prediction]:
-        """The kept predictions of tasks taken from the outbox: only a worker's own, made from the data Label
-        Studio holds, or one checked against it (``results``), ever enter the outbox."""
-        if not task_ids:
-            return {}
-        raw = self.redis.hmget(self._key("results"), [str(t) for t in task_ids])
-        return {str(task_id): json.loads(value) for task_id, value in zip(task_ids, raw, strict=True) if value}
-
-    def made_from_other_data(self, digests: Mapping[Any, str]) -> list[str]:
-        """Of these tasks (id → digest of the data Label Studio holds), those whose waiting or handed-over
-        prediction was made from other data: a caller's own data for that task id, or the task's data before
-        it changed.  Such a prediction is never pushed; ``drop`` it (after checking Label Studio for a handed
-        over one) and predict the task again."""
-        if not digests:
-            return []
-        ids = [str(task_id) for task_id in digests]
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hmget(self._key("results"), ids)
-        pipe.hmget(self._key("pushing"), ids)
-        pipe.hmget(self._key("digests"), ids)
-        results, pushing, kept_digests = pipe.execute()
-        return [
-            task_id
-            for task_id, result, mark, digest, wanted in zip(
-                ids, results, pushing, kept_digests, digests.values(), strict=True
-            )
-            if (result or mark) and digest != wanted
-        ]
-
-    def keep_result(self, task_id: Any, prediction: Prediction, digest: str) -> None:
-        """A prediction made from data with this digest, kept until it is pushed."""
-        pipe = self.redis.pipeline(transaction=False)
-        self._keep(pipe, task_id, prediction, digest)
-        pipe.execute()
-
-    def _keep(self, pipe: Pipeline, task_id: Any, prediction: Mapping[str, Any], digest: str) -> None:
-        for name, value in (("results", json.dumps(prediction)), ("digests", digest)):
-            pipe.hset(self._key(name), str(task_id), value)
-            pipe.expire(self._key(name), self.ttl)
-
-    def _trio(self) -> list[str]:
-        return [self._key("results"), self._key("pushing"), self._key("pushed")]
-
-    def _with_digests(self) -> list[str]:
-        return [*self._trio(), self._key("digests")]
-
-    def on_their_way(self, task_ids: list[Any]) -> tuple[list[str], list[str]]:
-        """Of these tasks, those on their way to Label Studio: (still within the handover grace, overdue).
-
-        An overdue one was pushed or handed over long enough ago that Label Studio has it, unless the push
-        was lost (a crash): check Label Studio before pushing it again.
-        """
-        if not task_ids:
-            return [], []
-        marks = self.redis.hmget(self._key("pushing"), [str(t) for t in task_ids])
-        flying = _members(self.redis, self._key("in-flight"), task_ids)  # the pusher reads them back itself
-        recent: list[str] = []
-        overdue: list[str] = []
-        for task_id, at, in_flight in zip(task_ids, marks, flying, strict=True):
-            if at:
-                fresh = in_flight or time.time() - float(at) < self.handover_grace
-                (recent if fresh else overdue).append(str(task_id))
-        return recent, overdue
-
-    def hand_over(self, task_id: Any, digest: str) -> tuple[str, dict | None]:
-        """Give a task's waiting prediction to Label Studio, which stores what ``/predict`` answers, when it was
-        made from the data the caller sent (``digest``).
-
-        Returns ``("taken", prediction)``, or why not: ``"pushed"`` (Label Studio has one), ``"pushing"``
-        (one is on its way), ``"none"`` (no prediction yet) or ``"other"`` (the ledger's was made from other
-        data: the caller gets none of it).  Atomic with ``take_for_push``, so a worker never pushes what Label
-        Studio was handed.
-        """
-        answer = self._hand_over(keys=self._with_digests(), args=[str(task_id), time.time(), digest])
-        state = answer[0]
-        return state, (json.loads(answer[1]) if state == "taken" else None)
-
-    def hand_over_new(self, task_id: Any, prediction: dict, digest: str) -> str:
-        """Record a prediction, made from data with ``digest``, about to be given to Label Studio: ``"recorded"``;
-        ``"there"`` when the task has one there, on its way or waiting (then give it none); ``"other"`` when
-        the ledger's was made from other data (then the caller's prediction goes unrecorded).  A job that
-        meets a recorded task later checks Label Studio for it (after ``HANDOVER_GRACE``) instead of asking
-        the LLM again."""
-        args: list[str | float] = [str(task_id), json.dumps(prediction), time.time(), digest]
-        recorded = text(self._hand_over_new(keys=self._with_digests(), args=args))
-        pipe = self.redis.pipeline(transaction=False)
-        for name in ("results", "pushing", "digests"):
-            pipe.expire(self._key(name), self.ttl)
-        pipe.execute()
-        return recorded or "there"
-
-    def unmark_push(self, task_ids: list[Any]) -> None:
-        """A push found not to have landed: it may be made again."""
-        if task_ids:
-            self.redis.hdel(self._key("pushing"), *[str(t) for t in task_ids])
-
-    def forget(self, task_ids: list[Any]) -> None:
-        """Drop predictions that must not be pushed: Label Studio refused them, or they were made from other data."""
-        ids = [str(t) for t in task_ids]
-        if ids:
-            pipe = self.redis.pipeline(transaction=True)
-            for name in ("results", "pushing", "digests"):
-                pipe.hdel(self._key(name), *ids)
-            pipe.execute()
-
-    def end_push(self, task_ids: list[Any]) -> None:
-        """Record tasks as pushed and drop their waiting results."""
-        ids = [str(t) for t in task_ids]
-        if not ids:
-            return
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.sadd(self._key("pushed"), *ids)
-        pipe.expire(self._key("pushed"), self.ttl)
-        for name in ("results", "pushing", "digests"):
-            pipe.hdel(self._key(name), *ids)
-        pipe.execute()
-
-    # --- the outbox: predictions waiting for the project's pusher (worker/pusher.py) ---------------
-    def keep_for_push(self, task_id: Any, prediction: Mapping[str, Any], digest: str) -> None:
-        """``keep_result`` and ``queue_push`` in one round trip: a prediction just made, for the next flush."""
-        pipe = self.redis.pipeline(transaction=False)
-        self._keep(pipe, task_id, prediction, digest)
-        pipe.sadd(self._key("outbox"), str(task_id))
-        pipe.expire(self._key("outbox"), self.ttl)
-        pipe.execute()
-
-    def queue_push(self, task_ids: list[Any]) -> None:
-        """Put tasks whose prediction is kept (``keep_result``) in the outbox, for the next flush."""
-        ids = [str(t) for t in task_ids]
-        if ids:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.sadd(self._key("outbox"), *ids)
-            pipe.expire(self._key("outbox"), self.ttl)
-            pipe.execute()
-
-    def take_for_push(self, count: int) -> list[str]:
-        """Take up to ``count`` tasks out of the outbox and mark them as being pushed, in one atomic step (two
-        pushers never take the same task; one handed to Label Studio meanwhile is left out); a task that an
-        opened task's request is waiting for stays in the outbox until that request is over (``want``)."""
-        keys = [*self._trio(), self._key("outbox"), self._key("wanted")]
-        marked = self._take_for_push(keys=keys, args=[time.time(), count])
-        self.redis.expire(self._key("pushing"), self.ttl)
-        return list(marked)
-
-    def want(self, task_id: Any, seconds: float) -> None:
-        """A request for an opened task waits for this task's prediction (to hand it to Label Studio itself):
-        the pusher leaves it for ``seconds``."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(self._key("wanted"), str(task_id), time.time() + seconds)
-        pipe.expire(self._key("wanted"), self.ttl)
-        pipe.execute()
-
-    def in_outbox(self, task_ids: list[Any]) -> bool:
-        """Whether any of these tasks still waits in the outbox."""
-        return any(_members(self.redis, self._key("outbox"), task_ids))
-
-    def outbox_size(self) -> int:
-        return int(self.redis.scard(self._key("outbox")))
-
-    def withdraw(self, task_ids: list[Any]) -> None:
-        """Take tasks out of the outbox (their chunk gave up on them)."""
-        if task_ids:
-            self.redis.srem(self._key("outbox"), *[str(t) for t in task_ids])
-
-    def refuse(self, task_id: Any, message: str) -> None:
-        """Label Studio refused this task's prediction: drop it and say why, for the task's chunk to report."""
-        self.forget([task_id])
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(self._key("refused"), str(task_id), message)
-        pipe.expire(self._key("refused"), self.ttl)
-        pipe.execute()
-
-    def refusals(self, task_ids: list[Any]) -> dict[str, str]:
-        """Why Label Studio refused these tasks' predictions (only those it refused)."""
-        if not task_ids:
-            return {}
-        raw = text_list(self.redis.hmget(self._key("refused"), [str(t) for t in task_ids]))
-        return {str(task_id): reason for task_id, reason in zip(task_ids, raw, strict=True) if reason}
-
-    def hold_push_lock(self, owner: str, seconds: float) -> bool:
-        """Take or keep the project's push lock for ``seconds``: one pusher per (project, version) at a time."""
-        return bool(self._hold_lock(keys=[self._key("push-lock")], args=[owner, int(seconds * 1000)]))
-
-    def release_push_lock(self, owner: str) -> None:
-        """Drop the push lock if ``owner`` holds it, in one step (compare and delete)."""
-        self._release_lock(keys=[self._key("push-lock")], args=[owner])
-
-    # --- a push whose outcome is unknown until read back (worker/pusher.py) ------------------------
-    def begin_push(self, owner: str, task_ids: list[Any], reconcile_at: float, answer_by: float) -> None:
-        """Record a call about to be sent: should its outcome stay unknown (a timeout, a lost connection, a 5xx,
-        its pusher killed), whoever holds the push lock next reads back which of these tasks landed, from
-        ``reconcile_at`` on, before anything is sent again.  Until ``answer_by`` (its read timeout) the pusher
-        counts as making progress (``pusher_busy_until``)."""
-        ids = [str(t) for t in task_ids]
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(self._key("in-flight"))
-        pipe.sadd(self._key("in-flight"), *ids)
-        pipe.hset(
-            self._key("in-flight-call"), mapping={"owner": owner, "reconcile_at": reconcile_at, "answer_by": answer_by}
-        )
-        pipe.expire(self._key("in-flight"), self.ttl)
-        pipe.expire(self._key("in-flight-call"), self.ttl)
-        pipe.execute()
-
-    def push_in_flight(self) -> PushInFlight | None:
-        """The call recorded by ``begin_push`` and not settled yet, if any (one read: the loop asks every tick)."""
-        call = self.redis.hgetall(self._key("in-flight-call"))
-        if not call:
-            return None
-        return PushInFlight(text(call["owner"]) or "", float(call["reconcile_at"]))
-
-    def pusher_busy_until(self) -> float:
-        """Until when (epoch seconds) the project's pusher is known to make progress: the last time a call landed,
-        or the read timeout of the call in flight (until it ends).  A chunk whose
-        tasks wait in the outbox keeps waiting while this is recent: the outbox is drawn at random (``SPOP``), so
-        in a backlog of several calls' worth a task may wait many calls while every call lands."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.get(self._key("landed-at"))
-        pipe.hget(self._key("in-flight-call"), "answer_by")
-        return max((float(value) for value in pipe.execute() if value is not None), default=0.0)
-
-    def in_flight_tasks(self) -> list[str]:
-        """The tasks of the call in flight."""
-        return sorted(text_set(self.redis.smembers(self._key("in-flight"))), key=int)
-
-    def reconcile_later(self, reconcile_at: float) -> None:
-        """The call is over and its outcome still unknown: read it back from ``reconcile_at`` on.  It no longer
-        counts as the pusher's progress (``pusher_busy_until``)."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self._key("in-flight-call"), "reconcile_at", reconcile_at)
-        pipe.hdel(self._key("in-flight-call"), "answer_by")
-        pipe.execute()
-
-    def settle_push(self, landed: list[Any], not_landed: list[Any]) -> None:
-        """The outcome of the call in flight is known: ``landed`` are pushed, ``not_landed`` go back to the outbox
-        (their predictions kept: no new LLM call), in one step."""
-        pipe = self.redis.pipeline(transaction=True)
-        if landed:
-            ids = [str(t) for t in landed]
-            pipe.sadd(self._key("pushed"), *ids)
-            pipe.expire(self._key("pushed"), self.ttl)
-            pipe.hdel(self._key("results"), *ids)
-            pipe.hdel(self._key("pushing"), *ids)
-            pipe.set(self._key("landed-at"), time.time(), ex=self.ttl)
-        if not_landed:
-            ids = [str(t) for t in not_landed]
-            pipe.hdel(self._key("pushing"), *ids)
-            pipe.sadd(self._key("outbox"), *ids)
-            pipe.expire(self._key("outbox"), self.ttl)
-        pipe.delete(self._key("in-flight"), self._key("in-flight-call"))
         pipe.execute()

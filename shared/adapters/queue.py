@@ -3,6 +3,21 @@
 Redis is broker and result store.  Every broker and result key carries ``REDIS_KEY_PREFIX``, so
 deployments (and test runs) can share one Redis.  Messages carry only ids; task data, prompts and
 secrets stay in Redis, out of the arguments that Flower shows.
+
+**Sending a chunk, first or again** (``send_chunk``, the one way a chunk's message is sent).  A chunk's message
+carries its attempt number (Celery's ``retries``; ``predict_chunk`` reads it as ``request.retries``), which counts
+the chunk's runs that failed: the run that is attempt ``BATCH_MAX_ATTEMPTS - 1`` fails what is still open instead
+of leaving it for another.  The rule:
+
+- a run that ended with tasks open (a retryable LLM error, Label Studio away, claims held elsewhere) or with an
+  error is a failed attempt: the chunk goes again as ``attempt + 1`` after ``backoff(attempt)``
+  (``send_chunk_again`` with the run's ``retry_in``; Celery's ``Task.retry`` does the same for an exception);
+- a chunk handed back by a worker that stops (the drain) failed nothing: it goes again at once, with the same
+  attempt (``send_chunk_again`` without ``retry_in``);
+- a message sent by someone who does not know the chunk's attempt goes at once as attempt 0: the job's first
+  chunks and their refills (``dispatch_job``, a worker taking a chunk, ``resume``) and the watchdogs' rescues of a
+  chunk whose worker is gone or whose job stalled (the chunk's runs are idempotent: the ledger makes every effect
+  once, so a fresh count repeats no LLM call and no push).
 """
 
 from __future__ import annotations
@@ -25,13 +40,31 @@ def chunk_task_id(job_id: str, index: int) -> str:
     return f"{job_id}-{index}"
 
 
-def send_chunk(celery: Celery, job_id: str, index: int) -> None:
-    celery.send_task(PREDICT_CHUNK, args=[job_id, index], task_id=chunk_task_id(job_id, index))
+def send_chunk(celery: Celery, job_id: str, index: int, attempt: int = 0, countdown: float = 0.0) -> None:
+    """Send a chunk's message: run ``attempt`` (the rule above), after ``countdown`` seconds."""
+    celery.send_task(
+        PREDICT_CHUNK,
+        args=[job_id, index],
+        task_id=chunk_task_id(job_id, index),
+        countdown=countdown,
+        retries=attempt,
+    )
 
 
 def send_chunks(celery: Celery, job_id: str, indices: Iterable[int]) -> None:
+    """Send chunks whose attempt the sender does not know (first sends, refills, rescues): attempt 0, now."""
     for index in indices:
         send_chunk(celery, job_id, index)
+
+
+def send_chunk_again(celery: Celery, job_id: str, index: int, attempt: int, retry_in: float | None) -> None:
+    """Send again a chunk whose run ``attempt`` returned already: after ``retry_in`` as the next attempt when the run
+    left tasks open (a failed attempt), or at once with the same attempt when it was handed back (``retry_in`` None:
+    its worker stops, nothing failed)."""
+    if retry_in is None:
+        send_chunk(celery, job_id, index, attempt)
+    else:
+        send_chunk(celery, job_id, index, attempt + 1, retry_in)
 
 
 def chunk_of(task_id: str) -> tuple[str, int]:

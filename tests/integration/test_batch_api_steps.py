@@ -13,6 +13,7 @@ from shared.domain.batch_requests import custom_id
 from shared.domain.pricing import DEFAULT_PRICES, TokenUsage, usage_cost
 from shared.services import Services
 from tests.conftest import LS_TOKEN, labeling_config
+from tests.integration.chunk_runs import run_chunk
 from worker.chunks import ChunkRunner
 
 pytestmark = pytest.mark.prose_answers
@@ -52,7 +53,8 @@ def make_batch(make_settings, store, fake_label_studio, fake_llm):
                 return self.jobs.create(snapshot, list(task_ids), settings.batch_chunk_size), ctx
 
             def run_chunks(self, job_id):
-                return [self.runner.run(job_id, i, 0, "worker-a") for i in range(self.jobs.chunk_count(job_id))]
+                chunks = range(self.jobs.chunk_count(job_id))
+                return [run_chunk(self.runner, job_id, i, 0, "worker-a") for i in chunks]
 
         return Batch()
 
@@ -157,7 +159,7 @@ def test_a_redelivered_dispatch_does_not_submit_again(make_batch, fake_llm):
 def test_tasks_in_label_studio_or_failed_already_get_no_line(make_batch, fake_llm):
     batch = make_batch()
     job_id, ctx = batch.start(range(6))
-    batch.jobs.ledger(ctx.project, ctx.model_version).end_push([0, 1])
+    batch.jobs.ledger(ctx.project, ctx.model_version).reconcile([0, 1], [])  # found in Label Studio
     batch.jobs.add(job_id, "failed", [2])
     assert batch.steps.begin(job_id)
     assert [line["custom_id"] for line in fake_llm.uploads[0].lines()] == [custom_id(i) for i in (3, 4, 5)]

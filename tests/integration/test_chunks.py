@@ -6,11 +6,13 @@ over real HTTP.
 
 import pytest
 
-from shared.adapters.jobs import Ledger, chunked
+from shared.adapters.jobs import chunked
+from shared.adapters.ledger import Ledger
 from shared.adapters.store import ProjectSetup
 from shared.domain.types import data_digest
 from shared.services import Services
 from tests.conftest import LS_TOKEN, labeling_config
+from tests.integration.chunk_runs import run_chunk
 from worker.chunks import ChunkRunner
 
 # The fake model answers in prose, as the reference's did (OUTPUT_MODE=text); structured modes: test_structured_api.py
@@ -42,8 +44,9 @@ def batch(make_settings, store, fake_label_studio, fake_llm):
             fake_label_studio.hold_tasks(int(PROJECT), [{"id": i, "data": data_of(i)} for i in task_ids])
             return self.jobs.create(self.projects.snapshot(ctx), list(task_ids), settings.batch_chunk_size), ctx
 
-        def run_all(self, job_id, attempt=0, owner="worker-a"):
-            return [self.runner.run(job_id, i, attempt, owner) for i in range(self.jobs.chunk_count(job_id))]
+        def run_all(self, job_id, attempt=0, owner="worker-a", until=None):
+            chunks = range(self.jobs.chunk_count(job_id))
+            return [run_chunk(self.runner, job_id, i, attempt, owner, until) for i in chunks]
 
     return Batch()
 
@@ -110,7 +113,8 @@ def test_a_second_job_for_the_same_version_skips_what_is_in_label_studio(batch, 
 def test_prediction_made_before_a_crash_is_pushed_without_a_new_call(batch, fake_label_studio, fake_llm):
     job_id, ctx = batch.start(range(5))
     ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
-    ledger.keep_result(0, {"result": [], "score": 0.5, "model_version": ctx.model_version}, data_digest(data_of(0)))
+    answer = {"result": [], "score": 0.5, "model_version": ctx.model_version}
+    ledger.keep_answer(0, answer, data_digest(data_of(0)), queue=False)
     batch.run_all(job_id)
     assert len(fake_llm.chat_requests) == 4
     assert [p["score"] for p in fake_label_studio.predictions_by_task()[0]] == [0.5]
@@ -120,8 +124,8 @@ def test_crash_after_push_before_bookkeeping_does_not_push_twice(batch, fake_lab
     job_id, ctx = batch.start(range(5))
     ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
     prediction = {"result": [], "score": 0.5, "model_version": ctx.model_version}
-    ledger.keep_for_push(3, prediction, data_digest(data_of(3)))
-    assert ledger.take_for_push(10) == ["3"]  # as the pusher does before its call
+    ledger.keep_answer(3, prediction, data_digest(data_of(3)))
+    assert list(ledger.take_batch(10)) == ["3"]  # as the pusher does before its call
     fake_label_studio._store(int(PROJECT), {"task": 3, **prediction})  # the push landed, then the worker died
     batch.run_all(job_id)
     assert len(fake_label_studio.predictions_by_task()[3]) == 1
@@ -139,9 +143,9 @@ def test_a_task_pushed_while_its_chunk_reads_label_studio_is_not_asked_again(
     job_id, ctx = batch.start(range(5))
     ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
     prediction = {"result": [], "score": 0.5, "model_version": ctx.model_version}
-    ledger.keep_for_push(3, prediction, data_digest(data_of(3)))
-    assert ledger.take_for_push(10) == ["3"]  # the pusher's call is under way
-    kept = Ledger.results
+    ledger.keep_answer(3, prediction, data_digest(data_of(3)))
+    assert list(ledger.take_batch(10)) == ["3"]  # the pusher's call is under way
+    kept = Ledger.kept
     landed = []
 
     def results_once_the_call_landed(self, digests):
@@ -151,7 +155,7 @@ def test_a_task_pushed_while_its_chunk_reads_label_studio_is_not_asked_again(
             landed.append(3)
         return kept(self, digests)
 
-    monkeypatch.setattr(Ledger, "results", results_once_the_call_landed)
+    monkeypatch.setattr(Ledger, "kept", results_once_the_call_landed)
     batch.run_all(job_id)
     assert landed == [3]
     assert len(fake_llm.chat_requests) == 4, "task 3 was answered and pushed: no second call"
@@ -166,7 +170,7 @@ def test_a_prediction_handed_over_moments_ago_is_left_to_land(batch, fake_label_
     ledger.hand_over_new(2, {"result": [], "score": 0.5, "model_version": ctx.model_version}, data_digest(data_of(2)))
     services = Services.build(make_settings(batch_chunk_size=5, cache_ttl=0), batch.jobs.store)
     runner = ChunkRunner(services.settings, services.projects, services.predictor, services.jobs)
-    outcome = runner.run(job_id, 0, attempt=0, owner="worker-a")
+    outcome = run_chunk(runner, job_id, 0, attempt=0, owner="worker-a")
     assert outcome.waiting == [2] and outcome.retry_in is not None
     assert sorted(fake_label_studio.predictions_by_task()) == [0, 1, 3, 4]
     assert len(fake_llm.chat_requests) == 4, "no LLM call for the task handed over"
@@ -179,7 +183,7 @@ def test_predictions_made_from_other_data_are_never_pushed(batch, fake_label_stu
     ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
     forged = {"result": [], "score": 0.123, "model_version": ctx.model_version}
     other = data_digest({"text": "FORGED"})
-    ledger.keep_result(0, forged, other)
+    ledger.keep_answer(0, forged, other, queue=False)
     ledger.hand_over_new(1, forged, other)
     ledger.hand_over_new(2, forged, other)
     fake_label_studio.add_prediction(int(PROJECT), 2, ctx.model_version, [])  # Label Studio stored this one
@@ -195,12 +199,12 @@ def test_predictions_made_from_other_data_are_never_pushed(batch, fake_label_stu
 def test_tasks_claimed_by_a_concurrent_delivery_are_left_alone(batch, fake_label_studio, fake_llm):
     job_id, ctx = batch.start(range(5))
     ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
-    ledger.claim([1, 2], "worker-b", 30)
+    claims = ledger.claim([1, 2], "worker-b", 30)
     [outcome] = batch.run_all(job_id)
     assert sorted(outcome.waiting) == [1, 2] and outcome.retry_in is not None
     assert sorted(fake_label_studio.predictions_by_task()) == [0, 3, 4]
     assert batch.jobs.status(job_id).state == "running"
-    ledger.release([1, 2], "worker-b")
+    claims.release()
     [outcome] = batch.run_all(job_id, attempt=1)
     assert outcome.retry_in is None
     assert sorted(fake_label_studio.predictions_by_task()) == [0, 1, 2, 3, 4]
@@ -248,7 +252,7 @@ def test_rate_limit_on_the_last_attempt_fails_the_task(batch, fake_llm):
 def test_label_studio_down_keeps_predictions_until_it_is_back(batch, fake_label_studio, fake_llm):
     job_id, _ = batch.start(range(5))
     fake_label_studio.taking_imports = False
-    [outcome] = batch.run_all(job_id)
+    [outcome] = batch.run_all(job_id, until=lambda: fake_label_studio.read_backs > 0)  # a call tried and read back
     assert outcome.predicted == 5 and outcome.pushed == 0 and outcome.retry_in is not None
     assert batch.jobs.status(job_id).pushed == 0
     fake_label_studio.taking_imports = True
@@ -286,7 +290,7 @@ def test_a_task_label_studio_refuses_fails_alone(batch, fake_label_studio):
 
 def test_abandoned_chunk_fails_its_open_tasks_and_lets_the_job_finish(batch):
     job_id, _ = batch.start(range(7))
-    batch.runner.run(job_id, 0, 0, "worker-a")
+    run_chunk(batch.runner, job_id, 0, 0, "worker-a")
     batch.runner.abandon(job_id, 1, "gave up after 3 attempts: RuntimeError")
     status = batch.jobs.status(job_id)
     assert (status.state, status.done, status.failed) == ("partial", 5, 2)
@@ -294,11 +298,11 @@ def test_abandoned_chunk_fails_its_open_tasks_and_lets_the_job_finish(batch):
 
 def test_a_cancelled_job_runs_no_more_chunks(batch, fake_label_studio, fake_llm):
     job_id, _ = batch.start(range(12))
-    batch.runner.run(job_id, 0, 0, "worker-a")
+    run_chunk(batch.runner, job_id, 0, 0, "worker-a")
     assert batch.jobs.cancel(job_id).state == "cancelled"
     assert batch.jobs.unfinished_chunks(job_id) == [1, 2]
-    batch.runner.run(job_id, 1, 0, "worker-a")
-    batch.runner.run(job_id, 2, 0, "worker-a")
+    run_chunk(batch.runner, job_id, 1, 0, "worker-a")
+    run_chunk(batch.runner, job_id, 2, 0, "worker-a")
     assert len(fake_llm.chat_requests) == 5 and len(fake_label_studio.predictions) == 5
     status = batch.jobs.status(job_id)
     assert (status.state, status.pushed) == ("cancelled", 5)

@@ -16,6 +16,7 @@ from shared.domain.few_shot import EXAMPLES_HEADING
 from shared.services import Services
 from tests.conftest import LS_TOKEN
 from tests.fakes.topics import CONFIG, PROMPT, choice, notes
+from tests.integration.chunk_runs import run_chunk
 from worker.chunks import ChunkRunner
 
 PROJECT = 52
@@ -139,7 +140,7 @@ def test_a_live_job_sends_the_examples_of_the_pool_it_started_with(
 
     runner = ChunkRunner(settings, services.projects, services.predictor, services.jobs)
     for index in range(services.jobs.chunk_count(job_id)):
-        runner.run(job_id, index, 0, "worker-a")
+        run_chunk(runner, job_id, index, 0, "worker-a")
     services.close()
 
     sent = [request.body["messages"] for request in fake_llm.chat_requests]

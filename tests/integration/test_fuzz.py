@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from shared.adapters.store import ProjectSetup
 from shared.services import Services
 from tests.conftest import LS_TOKEN, labeling_config
+from tests.integration.chunk_runs import run_chunk
 from worker.chunks import ChunkRunner
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -142,7 +143,7 @@ def test_a_chunk_with_any_task_data_settles_every_task(runner, data):
     tasks = [{"id": index, "data": item} for index, item in enumerate(data)]
     fake_label_studio.hold_tasks(3, tasks)
     job_id = jobs.create(projects.snapshot(ctx), [task["id"] for task in tasks], 10)
-    outcome = chunk_runner.run(job_id, 0, attempt=0, owner="fuzz")
+    outcome = run_chunk(chunk_runner, job_id, 0, attempt=0, owner="fuzz")
     status = jobs.status(job_id)
     assert outcome.retry_in is None
     assert status.state in ("done", "failed", "partial")

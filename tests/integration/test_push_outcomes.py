@@ -24,6 +24,7 @@ from shared.adapters.label_studio import LabelStudioAccess
 from shared.adapters.store import Store
 from shared.services import Services
 from tests.conftest import real_redis_url
+from tests.integration.chunk_runs import push, settle_all
 from tests.integration.test_window_and_pusher import PROJECT, ProjectSetup, assert_every_task_once
 from tests.integration.test_worker import TOKEN, assert_once_each, labeling_config, stack  # noqa: F401
 from worker.chunks import ChunkRunner
@@ -75,16 +76,10 @@ def batch(make_settings, redis_server, fake_label_studio, fake_llm):
                     call.result()
             return pending
 
-        def drain(self, pending: list, timeout: float = 60) -> list:
-            """What the push loop does: flush, and read back an unknown outcome once its time has come, until
+        def drain(self, pending: list) -> list:
+            """What the push loop does: push, and read back an unknown outcome once its time has come, until
             nothing waits; then settle the chunks."""
-            ctx, ledger = pending[0].ctx, pending[0].ledger
-            deadline = time.monotonic() + timeout
-            while ledger.push_in_flight() is not None or ledger.outbox_size():
-                assert time.monotonic() < deadline, "the outbox did not drain"
-                self.runner.pusher.flush(ctx, ledger)
-                time.sleep(0.1)
-            return [self.runner.settle(chunk, patient=False) for chunk in pending]
+            return settle_all(self.runner, pending)
 
     return Batch()
 
@@ -130,11 +125,12 @@ def test_no_other_pusher_sends_for_the_project_while_an_outcome_is_unknown(batch
     job_id = batch.start()
     first, *rest = batch.feed(job_id)
     ctx, ledger = first.ctx, first.ledger
-    batch.runner.pusher.flush(ctx, ledger)
+    push(batch.runner.pusher, ledger, until=lambda: fake_label_studio.import_calls > 0)
     assert ledger.push_in_flight() is not None, "the call timed out: its outcome is unknown"
     batch.jobs.ledger(PROJECT, ctx.model_version).queue_push(list(range(TASKS)))  # as the chunks would
     other = Pusher(batch.services.predictor)
-    assert other.flush(ctx, ledger) == 0
+    other.watch(ctx, ledger)
+    other.tend(ledger)  # a round of another process's push loop
     assert fake_label_studio.import_calls == 1, "another pusher sent nothing meanwhile"
     batch.drain([first, *rest])
     assert_every_task_once(fake_label_studio, TASKS)
@@ -195,7 +191,8 @@ def test_an_answer_redis_could_not_take_is_kept_and_recorded_later(batch, redis_
         batch.runner.settle(chunk)
     redis_server.connected = True
     while (outcome := batch.runner.settle(chunk)) is None:  # what the tracker does, every tick
-        batch.runner.pusher.flush(chunk.ctx, chunk.ledger)
+        batch.runner.pusher.tend(chunk.ledger)  # and the push loop
+        time.sleep(0.05)
     assert outcome.retry_in is None and outcome.pushed == count
     assert_every_task_once(fake_label_studio, count)
     assert_one_llm_call_per_task(fake_llm, count)

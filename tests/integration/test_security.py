@@ -17,6 +17,7 @@ from shared.domain.types import JobSnapshot
 from shared.services import Services
 from tests.conftest import LS_TOKEN, TEST_API_KEY, labeling_config
 from tests.fakes.recorder import Recorded, RecordingServer, chat_completion, send
+from tests.integration.chunk_runs import run_chunk
 from worker.chunks import ChunkRunner
 
 PROJECT = "41.1700000000"
@@ -179,7 +180,7 @@ def test_a_job_queued_before_the_rule_fails_its_tasks_naming_the_setting(make_se
     services = Services.build(settings, store)
     job_id = services.jobs.create(snapshot, [1, 2], 10)
     assert services.batch_jobs.begin(job_id) is False  # not through the Batch API: the chunks say why
-    ChunkRunner(settings, services.projects, services.predictor, services.jobs).run(job_id, 0, 0, "test")
+    run_chunk(ChunkRunner(settings, services.projects, services.predictor, services.jobs), job_id, 0, 0, "test")
     status = services.jobs.status(job_id)
     assert status.failed == 2 and status.state == "failed", status
     assert all("ALLOWED_LLM_ENDPOINTS" in error["error"] for error in status.errors)
@@ -234,7 +235,7 @@ def test_a_private_label_studio_named_by_setup_gets_no_push(make_settings, store
     services = Services.build(settings, store)
     ctx = services.projects.context("41", None, None)
     job_id = services.jobs.create(services.projects.snapshot(ctx), [1], 10)
-    ChunkRunner(settings, services.projects, services.predictor, services.jobs).run(job_id, 0, 0, "test")
+    run_chunk(ChunkRunner(settings, services.projects, services.predictor, services.jobs), job_id, 0, 0, "test")
     status = services.jobs.status(job_id)
     assert (status.failed, status.pushed) == (1, 0)
     assert "a private address taken from /setup" in status.errors[0]["error"]

@@ -77,14 +77,17 @@ def test_claims_and_chunk_holders_are_released_and_extended_only_by_their_owner(
 
     jobs = Jobs(real_store, ttl=3600)
     ledger = jobs.ledger("9", "v1")
-    assert ledger.claim([1, 2], "worker-a", 30) == ([1, 2], [])
+    claims = ledger.claim([1, 2], "worker-a", 300)
+    assert (claims.held, claims.busy) == ([1, 2], [])
+    real_store.redis.expire(real_store.key("ledger", "9", "v1", "claim", "1"), 30)  # time passes
     real_store.redis.set(real_store.key("ledger", "9", "v1", "claim", "2"), "worker-b", ex=5)  # a take-over
 
-    ledger.extend([1, 2], "worker-a", 300)
+    claims.renew()
     ttls = [real_store.redis.ttl(real_store.key("ledger", "9", "v1", "claim", str(t))) for t in (1, 2)]
     assert ttls[0] > 30 and ttls[1] <= 5, ttls
-    ledger.release([1, 2], "worker-a")
-    assert ledger.claim([1, 2], "worker-c", 30) == ([1], [2]), "worker-b keeps task 2"
+    claims.release()
+    claims = ledger.claim([1, 2], "worker-c", 30)
+    assert (claims.held, claims.busy) == ([1], [2]), "worker-b keeps task 2"
 
     jobs.hold_chunk("job1", 0, "node-b")  # taken again by node-b since node-a was found gone
     assert jobs.release_orphan("job1", 0, "node-a", 30) is True

@@ -17,6 +17,7 @@ import pytest
 from shared.adapters.store import ProjectSetup
 from shared.services import Services
 from tests.conftest import LS_TOKEN, labeling_config
+from tests.integration.chunk_runs import push, settle_all
 from tests.integration.test_worker import assert_once_each, stack  # noqa: F401  (the fixture)
 from worker.chunks import ChunkRunner
 from worker.pusher import Pusher
@@ -56,11 +57,7 @@ def batch(make_settings, store, fake_label_studio, fake_llm):
             return pending
 
         def finish(self, pending: list) -> list:
-            for chunk in pending:
-                for call in chunk.calls:
-                    call.result()
-            self.runner.pusher.flush(pending[0].ctx, pending[0].ledger)
-            return [self.runner.settle(chunk, patient=False) for chunk in pending]
+            return settle_all(self.runner, pending)
 
     return Batch()
 
@@ -79,7 +76,7 @@ def test_a_slow_call_holds_only_its_own_task(batch, fake_llm, fake_label_studio)
     for call in second.calls:
         call.result()
     assert not first.predictions_done(), "the first chunk's slow call is still in flight"
-    batch.runner.pusher.flush(second.ctx, second.ledger)
+    push(batch.runner.pusher, second.ledger)
     outcome = batch.runner.settle(second, patient=False)
     assert (outcome.pushed, outcome.retry_in) == (CHUNK, None), "the next chunk landed meanwhile"
     assert sorted(fake_label_studio.predictions_by_task()) == list(range(1, 2 * CHUNK))
@@ -148,7 +145,7 @@ def test_the_window_pauses_while_label_studio_falls_behind(batch, fake_label_stu
     feeder.join(timeout=2)
     assert feeder.is_alive() and len(fake_llm.chat_requests) == 2 * CHUNK, "no new call while the backlog is full"
 
-    batch.runner.pusher.flush(first.ctx, first.ledger)
+    push(batch.runner.pusher, first.ledger)
     feeder.join(timeout=30)
     assert not feeder.is_alive()
     outcomes = batch.finish([first, second, third[0]])
@@ -176,15 +173,14 @@ def test_a_chunk_waits_for_its_tasks_while_the_pusher_lands_calls(batch, fake_la
             call.result()
     assert [batch.runner.settle(chunk) for chunk in pending] == [None] * chunks, "all in the outbox"
 
-    pusher = threading.Thread(target=batch.runner.pusher.flush, args=(pending[0].ctx, pending[0].ledger))
-    pusher.start()
+    batch.runner.pusher.start()  # the push loop's thread
     outcomes: dict[int, object] = {}
     while len(outcomes) < chunks:  # what the tracker does, every tick
         for chunk in pending:
             if chunk.index not in outcomes and (outcome := batch.runner.settle(chunk)) is not None:
                 outcomes[chunk.index] = outcome
         time.sleep(0.05)
-    pusher.join()
+    batch.runner.pusher.stop()
     assert fake_label_studio.import_calls == chunks
     assert [outcomes[index].retry_in for index in range(chunks)] == [None] * chunks, "no chunk ran again"
     status = batch.jobs.status(job_id)
@@ -203,7 +199,7 @@ def test_a_chunk_waits_no_longer_than_its_patience_while_no_call_lands(batch, fa
         call.result()
     started = time.monotonic()
     while (outcome := batch.runner.settle(chunk)) is None:
-        batch.runner.pusher.flush(chunk.ctx, chunk.ledger)
+        batch.runner.pusher.tend(chunk.ledger)  # a round of the push loop
         assert time.monotonic() - started < 30, "the chunk kept waiting for calls that fail"
         time.sleep(0.05)
     assert fake_label_studio.import_calls == 0 and outcome.retry_in is not None
