@@ -1,9 +1,12 @@
 """Job state changes are atomic: a cancel racing a worker never comes back to life, a pause racing a worker never
-loses a chunk; each job keeps its quota of chunks queued (real Redis)."""
+loses a chunk; each job keeps its quota of chunks queued; a claim or push lock taken over is never dropped by its
+former owner (real Redis)."""
 
 from __future__ import annotations
 
+import functools
 import threading
+import time
 
 import pytest
 
@@ -173,3 +176,52 @@ def test_a_job_pauses_before_a_call_would_take_it_past_its_budget(real_store):
     unpriced = jobs.create(SNAPSHOT.model_copy(update={"model": "unpriced"}), [1], chunk_size=1, max_usd=0.01)
     jobs.add_usage(unpriced, TokenUsage(10**6, 0, 0))
     jobs.admit_call(unpriced)  # a model without a price is not counted (as for PROJECT_DAILY_USD)
+
+
+@pytest.mark.parametrize("lock", ["claim", "push lock"])
+def test_a_former_owner_letting_go_never_drops_what_another_took_over_meanwhile(real_store, lock):
+    """Owner A's hold lapses just as B takes it over while A lets go: A's release compares and deletes in one Lua
+        step, so B's hold survives every race.  A read then a delete, put in its place, fails this test within a few
+    runs of the loop: the release is timed to fall across the lapse."""
+    ledger = Jobs(real_store, ttl=600).ledger("9", f"race-{lock}")
+    if lock == "claim":
+        key = real_store.key("ledger", "9", f"race-{lock}", "claim", "1")
+
+        def take(owner):
+            return ledger.claim([1], owner, 30).held == [1]
+
+        claims = {}
+
+        def hold_a():
+            claims["a"] = ledger.claim([1], "a", 30)
+            return claims["a"].held == [1]
+
+        def let_go_a():
+            claims["a"].release()
+    else:
+        key = real_store.key("ledger", "9", f"race-{lock}", "push-lock")
+
+        def take(owner):
+            return ledger.hold_push_lock(owner, 30)
+
+        def hold_a():
+            return take("a")
+
+        def let_go_a():
+            ledger.release_push_lock("a")
+
+    def b_takes_over():
+        while not take("b"):
+            pass
+
+    def let_go_after(seconds):
+        time.sleep(seconds)
+        let_go_a()
+
+    for attempt in range(ITERATIONS):
+        assert hold_a()
+        real_store.redis.pexpire(key, 1)  # A's hold lapses in a millisecond; A lets go around that instant
+        race(b_takes_over, functools.partial(let_go_after, attempt % 30 / 10_000))
+        assert real_store.redis.get(key) == "b", "B's hold survived A letting go"
+        real_store.redis.delete(key)
+    print(f"{ITERATIONS} races of {lock}")
