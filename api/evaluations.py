@@ -14,12 +14,12 @@ from flask import Blueprint, Response, current_app, request
 
 from api.capacity import EvaluationSlots
 from api.requests import json_object
-from shared.domain.calibration import DEFAULT_PRECISIONS
 from shared.domain.errors import InvalidRequest
-from shared.domain.evaluation_html import render_html
-from shared.domain.evaluation_run import RunState
+from shared.domain.evaluation.calibration import DEFAULT_PRECISIONS
+from shared.domain.evaluation.run import RunState
 from shared.estimation import estimate_project
 from shared.evaluation import EvaluationRequest, Evaluations
+from shared.reports.evaluation_html import render_html
 from shared.services import Services
 
 bp = Blueprint("evaluations", __name__)

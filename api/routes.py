@@ -24,8 +24,8 @@ from shared.adapters.store import ProjectSetup, project_id_of
 from shared.dispatch import cancel_job, pause_job, resume_job, start_job
 from shared.domain.config import decode_extra_params
 from shared.domain.errors import InvalidRequest, NotFound, TaskError
+from shared.domain.estimation.spend import budget_usd
 from shared.domain.routing import Reason, Route, WayIn
-from shared.domain.spend import budget_usd
 from shared.domain.types import Prediction, Task, task_ids
 from shared.projects import PredictionContext
 from shared.redaction import redact

@@ -29,7 +29,7 @@ import fakeredis
 
 from shared.adapters.store import ProjectSetup, Store
 from shared.domain.config import Settings
-from shared.domain.pricing import DEFAULT_PRICES, cost_usd
+from shared.domain.estimation.pricing import DEFAULT_PRICES, cost_usd
 from shared.services import Services
 from tests.fakes.label_studio import FakeLabelStudio
 from tests.fakes.openai_server import FakeOpenAIServer

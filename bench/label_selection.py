@@ -14,11 +14,11 @@ import statistics
 import time
 
 from shared.domain.config import LabelSelection, load_settings
-from shared.domain.label_selection import narrowed
-from shared.domain.labeling import parse_labeling_config
-from shared.domain.prompts import compose_messages
-from shared.domain.schema import answer_instructions, answer_schema, task_instructions
-from shared.domain.tokens import count_request_tokens
+from shared.domain.estimation.tokens import count_request_tokens
+from shared.domain.labeling.schema import answer_instructions, answer_schema, task_instructions
+from shared.domain.labeling.spec import parse_labeling_config
+from shared.domain.prompts.label_selection import narrowed
+from shared.domain.prompts.messages import compose_messages
 from tests.large_label_sets import large_choices, large_taxonomy, own_word
 
 TASKS = 200

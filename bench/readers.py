@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.domain.answers import read_labels, read_rating
-from shared.domain.json_in_text import json_object_in
-from shared.domain.scorers import ScoredSpan, _overlap_matches
-from shared.domain.spans import UtteranceSpans, locate
+from shared.domain.answers.json_in_text import json_object_in
+from shared.domain.answers.prose import read_labels, read_rating
+from shared.domain.answers.spans import UtteranceSpans, locate
+from shared.domain.evaluation.scorers import ScoredSpan, _overlap_matches
 from shared.redaction import SecretRegistry
 
 LINEAR_BOUND = 5.0  # t(4N)/t(N): 4 for linear work, with room for noise and caches; quadratic work gives 16

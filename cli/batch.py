@@ -13,12 +13,12 @@ from shared.adapters.jobs import Jobs, JobState, JobStatus, is_job_id
 from shared.dispatch import cancel_job, feed_job, open_job, pause_job, resume_job
 from shared.domain.config import Settings
 from shared.domain.errors import BackendError
-from shared.domain.estimate_report import ProjectEstimate, confirmation_reason, render_estimate
 from shared.domain.routing import WayIn
 from shared.domain.types import task_ids
 from shared.estimation import SAMPLE, Estimator
 from shared.project_tasks import PageSelection, TaskSelection, open_project, pages_to_predict
 from shared.projects import PredictionContext
+from shared.reports.estimate_report import ProjectEstimate, confirmation_reason, render_estimate
 from shared.routing import route
 from shared.services import Services
 

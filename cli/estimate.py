@@ -8,8 +8,8 @@ import json
 from cli.batch import fail
 from shared.domain.config import Settings
 from shared.domain.errors import BackendError
-from shared.domain.estimate_report import render_estimate
 from shared.estimation import estimate_project
+from shared.reports.estimate_report import render_estimate
 from shared.services import Services
 
 

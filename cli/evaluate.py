@@ -10,10 +10,10 @@ from pathlib import Path
 from cli.batch import fail, follow
 from shared.domain.config import Settings
 from shared.domain.errors import BackendError
-from shared.domain.evaluation_html import render_html
-from shared.domain.evaluation_run import RunState
-from shared.domain.evaluation_text import render_text
+from shared.domain.evaluation.run import RunState
 from shared.evaluation import EvaluationRequest, Evaluations
+from shared.reports.evaluation_html import render_html
+from shared.reports.evaluation_text import render_text
 from shared.services import Services
 
 

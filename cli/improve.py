@@ -9,9 +9,9 @@ import sys
 from cli.batch import asked, fail
 from shared.domain.config import Settings
 from shared.domain.errors import BackendError
-from shared.domain.estimate_report import usd
-from shared.domain.improvement_text import render_improvement
 from shared.improvement import ImprovementRequest, Improvements
+from shared.reports.estimate_report import usd
+from shared.reports.improvement_text import render_improvement
 from shared.services import Services
 
 

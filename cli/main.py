@@ -7,11 +7,11 @@ import logging
 import sys
 from pathlib import Path
 
-from shared.domain.calibration import DEFAULT_PRECISIONS
 from shared.domain.callers import unprotected_listening
 from shared.domain.config import Settings, load_settings
 from shared.domain.errors import ConfigError, InvalidInput
-from shared.domain.spend import budget_usd
+from shared.domain.estimation.spend import budget_usd
+from shared.domain.evaluation.calibration import DEFAULT_PRECISIONS
 from shared.logs import configure_logging
 
 log = logging.getLogger("llm_backend")

@@ -49,8 +49,8 @@ from shared.domain.batch_requests import (
 )
 from shared.domain.config import Settings
 from shared.domain.errors import InvalidInput, LLMError
-from shared.domain.long_texts import split_task
-from shared.domain.pricing import TokenUsage
+from shared.domain.estimation.pricing import TokenUsage
+from shared.domain.prompts.long_texts import split_task
 from shared.domain.routing import WayIn
 from shared.domain.types import Task, data_digest
 from shared.predictor import Predictor

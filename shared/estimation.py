@@ -20,15 +20,15 @@ from dataclasses import dataclass, field
 
 from shared.adapters.metrics import bounded, known_models, mean_seconds
 from shared.adapters.queue import live_worker_slots
+from shared.domain.answers.output_modes import resolve_output_mode
 from shared.domain.errors import TaskError
-from shared.domain.estimate import estimate_run
-from shared.domain.estimate_report import ProjectEstimate
-from shared.domain.output_modes import resolve_output_mode
-from shared.domain.schema import answer_schema
-from shared.domain.tokens import calibrated, calibration_factor, count_request_tokens, expected_output_tokens
+from shared.domain.estimation.estimate import estimate_run
+from shared.domain.estimation.tokens import calibrated, calibration_factor, count_request_tokens, expected_output_tokens
+from shared.domain.labeling.schema import answer_schema
 from shared.domain.types import Task
 from shared.project_tasks import OpenProject, TaskSelection, open_project, require_prompt, tasks_to_predict
 from shared.projects import PredictionContext
+from shared.reports.estimate_report import ProjectEstimate
 from shared.services import Services
 
 SAMPLE = 1000

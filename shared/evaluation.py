@@ -1,7 +1,7 @@
 """Scoring a prompt against the team's ground truth in Label Studio: ``llm-backend eval`` and ``/evaluations``.
 
 The ground truth of a task is its annotation marked ``ground_truth``, else its latest annotation that was
-not cancelled (``shared.domain.ground_truth``); the predictions scored are those of one model version that
+not cancelled (``shared.domain.evaluation.ground_truth``); the predictions scored are those of one model version that
 Label Studio holds (the project's current version by default).  ``predict`` first runs the current prompt
 on the annotated tasks that lack its predictions, as a normal batch job (cache, rate limit and exactly-once
 push apply); the run waits in ``predicting`` and is scored when the job has finished (``finish``).
@@ -23,14 +23,14 @@ from typing import Any
 
 from shared.adapters.evaluations import EvaluationStore
 from shared.dispatch import start_job
-from shared.domain.calibration import DEFAULT_PRECISIONS
 from shared.domain.errors import InvalidRequest, NotFound
-from shared.domain.evaluation_run import EvaluationRun, RunState
-from shared.domain.excerpts import task_excerpt
-from shared.domain.labeling import LabelingSpec
+from shared.domain.evaluation.calibration import DEFAULT_PRECISIONS
+from shared.domain.evaluation.excerpts import task_excerpt
+from shared.domain.evaluation.run import EvaluationRun, RunState
+from shared.domain.evaluation.scorers import SCORERS
+from shared.domain.evaluation.scoring import TaskToScore, score
+from shared.domain.labeling.spec import LabelingSpec
 from shared.domain.routing import WayIn
-from shared.domain.scorers import SCORERS
-from shared.domain.scoring import TaskToScore, score
 from shared.project_tasks import PAGE_SIZE, OpenProject, open_project
 from shared.routing import route
 from shared.services import Services

@@ -26,9 +26,9 @@ from shared.adapters.replies import text_dict
 from shared.adapters.store import Store
 from shared.domain.config import Settings
 from shared.domain.errors import ConfigError, LabelStudioError
-from shared.domain.few_shot import ExamplePool, examples_from
-from shared.domain.ground_truth import GroundTruthTask
-from shared.domain.labeling import LabelingSpec
+from shared.domain.evaluation.ground_truth import GroundTruthTask
+from shared.domain.labeling.spec import LabelingSpec
+from shared.domain.prompts.few_shot import ExamplePool, examples_from
 
 log = logging.getLogger(__name__)
 

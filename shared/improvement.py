@@ -1,7 +1,7 @@
 """Refining a project's prompt from its ground truth: ``llm-backend improve`` and ``/improvements``.
 
 ``plan`` reads the project's tasks that have a ground truth (the rule of ``eval``), splits them into train and
-validation (``shared.domain.improvement``), checks that the current prompt can be filled for each of them, and
+validation (``shared.domain.prompts.improvement``), checks that the current prompt can be filled for each of them, and
 estimates what the run will cost: the current prompt on every one of them (answers in the LLM cache are free),
 each round's candidate on validation (and the revised prompt on train from the second round), and one teacher
 call a round, with every train task as a disagreement (an upper bound).  Above ``BATCH_CONFIRM_USD`` (or with
@@ -9,7 +9,7 @@ no price) the caller asks, as ``llm-backend batch`` does.
 
 ``run`` then predicts in this process, through the predictor every path uses (the LLM cache, the rate limit,
 ``PROJECT_DAILY_USD``), without pushing anything to Label Studio: candidates are not the project's prompt.  A
-round predicts and scores the best prompt so far on train (``shared.domain.scoring``, as ``eval`` scores),
+round predicts and scores the best prompt so far on train (``shared.domain.evaluation.scoring``, as ``eval`` scores),
 sends the prompt and the train tasks it got wrong to the teacher, and scores the revised prompt on validation
 only.  With ``apply``, the best candidate becomes the project's prompt, a new model version, when it beats the
 current prompt on validation.
@@ -27,10 +27,12 @@ from shared.adapters.improvements import ImprovementStore
 from shared.adapters.llm import OutputRequest
 from shared.domain.config import LLMOptions, Settings
 from shared.domain.errors import ConfigError, InvalidRequest, NotFound, TaskError
-from shared.domain.estimate_report import cost_confirmation
-from shared.domain.excerpts import task_excerpt
-from shared.domain.ground_truth import GroundTruthTask
-from shared.domain.improvement import (
+from shared.domain.estimation.pricing import TokenUsage, usage_cost
+from shared.domain.estimation.tokens import count_request_tokens, expected_output_tokens
+from shared.domain.evaluation.excerpts import task_excerpt
+from shared.domain.evaluation.ground_truth import GroundTruthTask
+from shared.domain.evaluation.scoring import Evaluation, TaskToScore, score
+from shared.domain.prompts.improvement import (
     MIN_TASKS_PER_SIDE,
     TEACHER_DISAGREEMENTS,
     TEACHER_SCHEMA,
@@ -50,14 +52,12 @@ from shared.domain.improvement import (
     template_variables,
     variable_problem,
 )
-from shared.domain.pricing import TokenUsage, usage_cost
-from shared.domain.scoring import Evaluation, TaskToScore, score
-from shared.domain.tokens import count_request_tokens, expected_output_tokens
 from shared.domain.types import Task
 from shared.domain.versions import model_version
 from shared.evaluation import controls_to_score
 from shared.project_tasks import PAGE_SIZE, OpenProject, open_project, require_prompt
 from shared.projects import PredictionContext
+from shared.reports.estimate_report import cost_confirmation
 from shared.services import Services
 
 MAX_ROUNDS = 10

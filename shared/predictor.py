@@ -4,7 +4,7 @@ A ``PredictionContext`` (``shared.projects``) says what every task of a request 
 ``predict`` handles one task and ``outcomes`` several, concurrently but at most ``LLM_CONCURRENCY`` at
 once per process; whatever goes wrong with one task (an exception of any kind) fails that task alone.
 The model is told the answer's schema in the project's output mode (except in ``text`` mode, the
-reference's plain prompt), and its answer is read by ``shared.domain.reading``.
+reference's plain prompt), and its answer is read by ``shared.domain.answers.reading``.
 """
 
 from __future__ import annotations
@@ -26,17 +26,17 @@ from shared.adapters.llm import LLM, LLMAnswer, OutputRequest
 from shared.adapters.metrics import CONTROL_TYPES, Metrics, bounded
 from shared.adapters.netguard import AddressPolicy
 from shared.adapters.store import Store
+from shared.domain.answers.geometry import ImageSize
+from shared.domain.answers.reading import Abstention, read_prediction
 from shared.domain.config import Settings
 from shared.domain.errors import TaskError
-from shared.domain.few_shot import render_examples
-from shared.domain.geometry import ImageSize
-from shared.domain.label_selection import narrowed
-from shared.domain.labeling import SHAPES, LabelingSpec, TaskObject
-from shared.domain.long_texts import merged, request_data, split_task
-from shared.domain.pricing import TokenUsage
-from shared.domain.prompts import compose_messages, task_images, task_text
-from shared.domain.reading import Abstention, read_prediction
-from shared.domain.schema import answer_instructions, answer_schema, task_instructions
+from shared.domain.estimation.pricing import TokenUsage
+from shared.domain.labeling.schema import answer_instructions, answer_schema, task_instructions
+from shared.domain.labeling.spec import SHAPES, LabelingSpec, TaskObject
+from shared.domain.prompts.few_shot import render_examples
+from shared.domain.prompts.label_selection import narrowed
+from shared.domain.prompts.long_texts import merged, request_data, split_task
+from shared.domain.prompts.messages import compose_messages, task_images, task_text
 from shared.domain.types import Prediction, Task, data_digest
 from shared.domain.untrusted import lone_surrogate_message, lone_surrogate_path
 from shared.logs import log_context

@@ -22,9 +22,9 @@ from shared.adapters.store import ProjectSetup, Store
 from shared.domain.config import ExtraParams, ProjectConfig, Settings, decode_extra_params
 from shared.domain.endpoints import host_port
 from shared.domain.errors import ConfigError, TaskError
-from shared.domain.few_shot import ExamplePool
-from shared.domain.labeling import LabelingSpec, Unfilled, parse_labeling_config, require_label_config
-from shared.domain.prompts import choose_prompt, prompt_from_regions
+from shared.domain.labeling.spec import LabelingSpec, Unfilled, parse_labeling_config, require_label_config
+from shared.domain.prompts.few_shot import ExamplePool
+from shared.domain.prompts.messages import choose_prompt, prompt_from_regions
 from shared.domain.routing import NO_LABEL_STUDIO_URL_AND_KEY
 from shared.domain.types import JobSnapshot
 from shared.domain.versions import model_version

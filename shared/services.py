@@ -21,7 +21,7 @@ from shared.adapters.redis_connection import tls_options
 from shared.adapters.store import Store
 from shared.batch_jobs import BatchJobs
 from shared.domain.config import Settings
-from shared.domain.labeling import configure_spec_cache
+from shared.domain.labeling.spec import configure_spec_cache
 from shared.few_shot import FewShotPools
 from shared.opened_tasks import OpenedTasks
 from shared.predictor import Predictor

@@ -15,8 +15,8 @@ from redis.client import Pipeline
 from shared.adapters.store import Store
 from shared.domain.config import Settings
 from shared.domain.errors import LimitReached
-from shared.domain.pricing import TokenUsage, usage_cost
-from shared.domain.spend import limit_reached_message, utc_day
+from shared.domain.estimation.pricing import TokenUsage, usage_cost
+from shared.domain.estimation.spend import limit_reached_message, utc_day
 
 
 class DailySpend:

@@ -11,7 +11,7 @@ every process, in one call — when predictions have waited ``CALL_SHARE`` times
 job), or when a call's worth are waiting.  The LLM window runs meanwhile; chunks wait for their tasks to be
 pushed before they finish (``worker/chunks.py``), so recovery is unchanged.
 
-A call's size and read timeout come from what the project's last calls cost (``shared.domain.push_cost``), so
+A call's size and read timeout come from what the project's last calls cost (``shared.domain.estimation.push_cost``), so
 calls do not time out as the project grows.  An import is not idempotent (Label Studio takes no client-supplied
 id): a call that times out, loses its connection or gets a 5xx may have been stored, and sending it again would
 store it twice.  So each call is recorded in the ledger before it is sent (``record_push``); while its outcome is
@@ -36,7 +36,7 @@ from shared.adapters.label_studio import LabelStudioGateway
 from shared.adapters.ledger import Ledger
 from shared.adapters.metrics import Metrics
 from shared.domain.errors import LabelStudioError, PushOutcomeUnknown
-from shared.domain.push_cost import PushCost
+from shared.domain.estimation.push_cost import PushCost
 from shared.predictor import Predictor
 from shared.projects import PredictionContext
 from worker.periodic import Periodic

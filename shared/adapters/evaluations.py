@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 from shared.adapters.kept_runs import KeptRuns
 from shared.adapters.replies import text_dict, text_set
 from shared.adapters.store import Store
-from shared.domain.evaluation_run import EvaluationRun, RunState
+from shared.domain.evaluation.run import EvaluationRun, RunState
 
 METRIC = "llm_backend_eval_score"
 

@@ -23,9 +23,9 @@ import PIL.Image
 
 from shared.adapters.label_studio import LabelStudioGateway
 from shared.adapters.netguard import AddressPolicy
+from shared.domain.answers.geometry import ImageSize
 from shared.domain.endpoints import host_port
 from shared.domain.errors import TaskError
-from shared.domain.geometry import ImageSize
 from shared.domain.routing import NO_LABEL_STUDIO_URL_AND_KEY
 
 _LABEL_STUDIO_PATHS = ("/data/", "/storage-data/", "/tasks/")

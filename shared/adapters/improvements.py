@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from shared.adapters.kept_runs import KeptRuns
 from shared.adapters.store import Store
-from shared.domain.improvement import ImprovementRun
+from shared.domain.prompts.improvement import ImprovementRun
 
 
 class ImprovementStore:

@@ -29,7 +29,7 @@ from shared.adapters.ledger import Ledger, members
 from shared.adapters.replies import text, text_dict, text_list, text_set
 from shared.adapters.store import Store
 from shared.domain.errors import JobPaused
-from shared.domain.pricing import Price, TokenUsage, usage_cost
+from shared.domain.estimation.pricing import Price, TokenUsage, usage_cost
 from shared.domain.types import JobSnapshot
 from shared.redaction import redact
 

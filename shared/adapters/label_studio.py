@@ -27,7 +27,7 @@ import httpx
 from shared.adapters.netguard import AddressPolicy, guarded_transport
 from shared.domain.backoff import retryable_status
 from shared.domain.errors import LabelStudioError, PushOutcomeUnknown, TaskError
-from shared.domain.ground_truth import ground_truth_result
+from shared.domain.evaluation.ground_truth import ground_truth_result
 from shared.redaction import redact
 
 if TYPE_CHECKING:
@@ -290,7 +290,7 @@ class LabelStudioGateway:
 
     def annotated_tasks(self, project: int, page_size: int = 500) -> Iterator[tuple[dict[str, Any], list | None]]:
         """Every task of a project (``tasks`` with its results) beside its ground-truth regions, None for a task
-        without one: the rule of ``shared.domain.ground_truth``, which ``eval`` scores against and few-shot
+        without one: the rule of ``shared.domain.evaluation.ground_truth``, which ``eval`` scores against and few-shot
         examples are taken by."""
         for task in self.tasks(project, page_size=page_size, with_results=True):
             yield task, ground_truth_result(task.get("annotations") or [])

@@ -7,7 +7,7 @@ that each waits its turn and none outlasts the deadline.  Clients are built once
 LLMOptions and thread, and reused (each holds a connection pool, behind ``shared.adapters.netguard``'s transport).
 Answers are cached in Redis, keyed by everything that decides them, so a repeated prompt costs no call.
 
-How the answer's schema travels is the project's ``OUTPUT_MODE`` (see ``shared.domain.output_modes``):
+How the answer's schema travels is the project's ``OUTPUT_MODE`` (see ``shared.domain.answers.output_modes``):
 ``json_schema``, ``tools`` or ``text``, with ``logprobs`` asked for where the mode carries them.  In
 ``auto``, a provider that refuses ``response_format`` (a 400 naming it) is asked again with a forced tool
 call, then in plain text; a refused ``logprobs`` is dropped the same way.  What an endpoint refused is
@@ -37,11 +37,11 @@ from shared.adapters.metrics import Metrics, bounded, known_models
 from shared.adapters.netguard import AddressPolicy, guarded_transport
 from shared.adapters.ratelimit import RateLimiter
 from shared.adapters.store import Store
+from shared.domain.answers.output_modes import request_options, resolve_output_mode
 from shared.domain.backoff import backoff, retryable_status
 from shared.domain.config import LLMOptions, OutputMode, Settings
 from shared.domain.digests import digest, endpoint_key, llm_fields
 from shared.domain.errors import LLMError
-from shared.domain.output_modes import request_options, resolve_output_mode
 from shared.redaction import redact
 
 log = logging.getLogger(__name__)

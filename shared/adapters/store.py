@@ -20,7 +20,7 @@ import redis
 from redis.client import Pipeline
 
 from shared.adapters.replies import text, text_dict, text_list, text_set
-from shared.domain.pricing import TokenUsage
+from shared.domain.estimation.pricing import TokenUsage
 from shared.redaction import remember, remember_extra_params
 
 log = logging.getLogger(__name__)

@@ -27,8 +27,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.domain.endpoints import DEFAULT_OPENAI_ENDPOINT, origin
 from shared.domain.errors import ConfigError
-from shared.domain.pricing import DEFAULT_PRICES, Price
-from shared.domain.strict import LARGE_ENUM
+from shared.domain.estimation.pricing import DEFAULT_PRICES, Price
+from shared.domain.labeling.strict import LARGE_ENUM
 from shared.domain.untrusted import TooDeep, loads, lone_surrogate_message, lone_surrogate_path
 
 Provider = Literal["openai", "azure", "ollama"]
@@ -48,10 +48,10 @@ PRIORITY_HELP = (
 )
 
 # The task's data last, so everything before it is the same for every task and the provider's prefix cache
-# bills it at a fraction (see shared.domain.prompts); the reference backend's default puts the data first.
+# bills it at a fraction (see shared.domain.prompts.messages); the reference backend's default puts the data first.
 DEFAULT_PROMPT_TEMPLATE = "Task Directive: {prompt}\n\nSource Text: {text}"
 REFERENCE_PROMPT_TEMPLATE = "Source Text: {text}\n\nTask Directive: {prompt}"
-VisionBoxFormat = Literal["gemini", "pixels", "percent"]  # shared.domain.geometry.BOX_FORMATS
+VisionBoxFormat = Literal["gemini", "pixels", "percent"]  # shared.domain.answers.geometry.BOX_FORMATS
 VISION_BOX_FORMAT_HELP = (
     "the coordinate convention a vision model is asked to give shapes on images in (RectangleLabels, "
     "KeyPointLabels, PolygonLabels, OCR's Rectangle and Polygon, BrushLabels as polygons), converted to Label "
@@ -127,7 +127,7 @@ class FewShotOptions(BaseModel):
 
 class LabelSelection(BaseModel):
     """Large label sets: a Choices or Taxonomy offering more than ``threshold`` values is narrowed, for each
-    task, to the ``k`` values most similar to the task's text (``shared.domain.label_selection``)."""
+    task, to the ``k`` values most similar to the task's text (``shared.domain.prompts.label_selection``)."""
 
     model_config = ConfigDict(frozen=True)
 

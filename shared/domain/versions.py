@@ -7,9 +7,9 @@ from typing import Any
 from shared.domain.config import ProjectConfig
 from shared.domain.digests import digest, llm_fields
 from shared.domain.errors import LabelingConfigError
-from shared.domain.label_selection import selects
-from shared.domain.labeling import parse_labeling_config
-from shared.domain.schema import answer_instructions, answer_schema
+from shared.domain.labeling.schema import answer_instructions, answer_schema
+from shared.domain.labeling.spec import parse_labeling_config
+from shared.domain.prompts.label_selection import selects
 
 # The generation of the message layout (prompts.py) and of how answers become regions: bump it when
 # that code changes what the model is sent or what a prediction holds, and every project predicts again.

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Locator, Page, Response, expect
 
 from shared.adapters.jobs import JobState
-from shared.domain.html_spans import PageText
+from shared.domain.answers.html_spans import PageText
 from tests.e2e.label_studio_server import PASSWORD, USER
 from tests.e2e.test_label_studio import (
     calls_for,

@@ -28,7 +28,7 @@ import pytest
 import redis
 from playwright.sync_api import expect
 
-from shared.domain.data_manager import task_url
+from shared.reports.data_manager import task_url
 from tests.conftest import real_redis_url
 from tests.e2e.label_studio_server import TOKEN
 from tests.integration.processes import LLM_BACKEND, BackendProcess, llm_backend_env

@@ -11,7 +11,7 @@ import pytest
 from label_studio_sdk.core.api_error import ApiError
 from label_studio_sdk.label_interface import LabelInterface
 
-from shared.domain.pricing import DEFAULT_PRICES, TokenUsage, usage_cost
+from shared.domain.estimation.pricing import DEFAULT_PRICES, TokenUsage, usage_cost
 from tests.conftest import labeling_config
 from tests.e2e.conftest import BASIC_AUTH, connect
 from tests.e2e.label_studio_server import TOKEN

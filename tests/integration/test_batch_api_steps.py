@@ -10,7 +10,7 @@ import pytest
 from shared.adapters.store import ProjectSetup
 from shared.dispatch import cancel_job
 from shared.domain.batch_requests import custom_id
-from shared.domain.pricing import DEFAULT_PRICES, TokenUsage, usage_cost
+from shared.domain.estimation.pricing import DEFAULT_PRICES, TokenUsage, usage_cost
 from shared.services import Services
 from tests.conftest import LS_TOKEN, labeling_config
 from tests.integration.chunk_runs import run_chunk

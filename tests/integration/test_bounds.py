@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from shared.adapters.jobs import JobState
 from shared.domain.config import Settings
 from shared.domain.errors import LimitReached
-from shared.domain.pricing import TokenUsage
+from shared.domain.estimation.pricing import TokenUsage
 from shared.spend import DailySpend
 from tests.conftest import labeling_config
 from tests.integration.test_api import post_predict, post_setup, prompt_context

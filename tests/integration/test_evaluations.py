@@ -31,8 +31,8 @@ from cli.batch import run_batch
 from shared.adapters.evaluations import EvaluationStore
 from shared.adapters.kept_runs import RUNS_KEPT
 from shared.domain.config import Settings
-from shared.domain.evaluation_run import EvaluationRun, RunState
-from shared.domain.tokens import count_request_tokens
+from shared.domain.estimation.tokens import count_request_tokens
+from shared.domain.evaluation.run import EvaluationRun, RunState
 from shared.evaluation import Evaluations
 from shared.project_tasks import open_project
 from tests.conftest import LS_TOKEN

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from shared.adapters.store import ProjectSetup
-from shared.domain.few_shot import EXAMPLES_HEADING
+from shared.domain.prompts.few_shot import EXAMPLES_HEADING
 from shared.services import Services
 from tests.conftest import LS_TOKEN
 from tests.fakes.topics import CONFIG, PROMPT, choice, notes

@@ -20,8 +20,8 @@ import pytest
 from label_studio_sdk.converter.brush import decode_rle
 from label_studio_sdk.label_interface import LabelInterface
 
-from shared.domain.labeling import KEYPOINTS, MASKS, POLYGONS, RECTANGLES, parse_labeling_config
-from shared.domain.schema import answer_schema
+from shared.domain.labeling.schema import answer_schema
+from shared.domain.labeling.spec import KEYPOINTS, MASKS, POLYGONS, RECTANGLES, parse_labeling_config
 from tests.fakes.openai_server.vision import picture_with, shapes_reply, transcription
 from tests.unit.test_gallery import TEMPLATES, sample_answer, sample_task, with_prompt
 

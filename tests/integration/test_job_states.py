@@ -12,7 +12,7 @@ import pytest
 
 from shared.adapters.jobs import Jobs, JobState
 from shared.domain.errors import JobPaused
-from shared.domain.pricing import TokenUsage
+from shared.domain.estimation.pricing import TokenUsage
 from shared.domain.types import JobSnapshot
 
 ITERATIONS = 300

@@ -10,7 +10,7 @@ import logging
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
-from shared.domain.strict import MAX_ENUM_VALUES
+from shared.domain.labeling.strict import MAX_ENUM_VALUES
 from tests.fakes.openai_server import Answer
 from tests.fakes.openai_server.strict import MAX_TOTAL_STRING
 from tests.integration.test_structured_api import context, values

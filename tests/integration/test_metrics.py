@@ -5,7 +5,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.domain.pricing import TokenUsage, usage_cost
+from shared.domain.estimation.pricing import TokenUsage, usage_cost
 from tests.conftest import labeling_config
 from tests.integration.test_api import post_predict, post_setup, prompt_context
 from tests.integration.test_worker import stack  # noqa: F401  (the fixture)

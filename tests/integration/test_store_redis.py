@@ -5,7 +5,7 @@ import pytest
 from shared.adapters.llm import LLM, cache_key
 from shared.adapters.store import ProjectSetup, Store
 from shared.domain.config import Settings
-from shared.domain.pricing import TokenUsage
+from shared.domain.estimation.pricing import TokenUsage
 from tests.conftest import real_redis_url
 
 

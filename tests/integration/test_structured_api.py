@@ -16,8 +16,8 @@ from label_studio_sdk.label_interface import LabelInterface
 
 from shared.adapters.store import Store
 from shared.domain.digests import endpoint_key
-from shared.domain.labeling import parse_labeling_config
-from shared.domain.schema import answer_schema
+from shared.domain.labeling.schema import answer_schema
+from shared.domain.labeling.spec import parse_labeling_config
 from tests.conftest import labeling_config, real_redis_url
 from tests.fakes.openai_server import Answer
 

@@ -4,8 +4,8 @@ from dataclasses import replace
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
-from shared.domain.answer_regions import prose_answers, regions_from_answers
-from shared.domain.labeling import parse_labeling_config
+from shared.domain.answers.regions import prose_answers, regions_from_answers
+from shared.domain.labeling.spec import parse_labeling_config
 from tests.conftest import labeling_config
 
 CONFIG = """<View>

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.domain.answers import (
+from shared.domain.answers.prose import (
     ABBREVIATION,
     DECLINED,
     EXACT,
@@ -26,7 +26,7 @@ from shared.domain.answers import (
     read_rating,
     read_taxonomy,
 )
-from shared.domain.labeling import parse_labeling_config
+from shared.domain.labeling.spec import parse_labeling_config
 from tests.conftest import labeling_config
 
 SENTIMENT = ("sentiment", ["Positive", "Negative", "Neutral"], False)

@@ -22,10 +22,10 @@ import json
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
-from shared.domain.calibration import Calibration, ScoreTally
-from shared.domain.scorers import NONE, Disagreement
-from shared.domain.scoring import TaskToScore, score
-from shared.domain.task_changes import task_changes
+from shared.domain.evaluation.calibration import Calibration, ScoreTally
+from shared.domain.evaluation.scorers import NONE, Disagreement
+from shared.domain.evaluation.scoring import TaskToScore, score
+from shared.domain.evaluation.task_changes import task_changes
 
 ITEMS = [(0.95, True), (0.95, True), (0.92, True), (0.91, False), (0.85, True), (0.85, True)]
 ITEMS += [(0.75, False), (0.6, True), (0.3, False), (None, True)]

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from shared.domain.estimate import estimate_run
+from shared.domain.estimation.estimate import estimate_run
 
 GPT_4O_MINI = (0.15, 0.60)
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from shared.domain.estimate import estimate_run
-from shared.domain.estimate_report import ProjectEstimate, confirmation_reason, duration_text, render_estimate, usd
+from shared.domain.estimation.estimate import estimate_run
 from shared.estimation import evenly_spaced
+from shared.reports.estimate_report import ProjectEstimate, confirmation_reason, duration_text, render_estimate, usd
 
 
 def estimate(price: tuple[float, float] | None = (0.15, 0.60), tasks: int = 1_000, **overrides) -> ProjectEstimate:

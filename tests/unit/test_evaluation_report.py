@@ -15,15 +15,15 @@ import defusedxml.ElementTree as SafeXML
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
-from shared.domain.confusion_svg import confusion_svg
-from shared.domain.data_manager import project_url, task_url
-from shared.domain.evaluation_html import render_html
-from shared.domain.evaluation_run import EvaluationRun, RunState, VersionScore
-from shared.domain.evaluation_text import render_text, table
-from shared.domain.excerpts import EXCERPT_CHARS, task_excerpt
-from shared.domain.labeling import parse_labeling_config
-from shared.domain.scorers import Confusion
-from shared.domain.scoring import TaskToScore, score
+from shared.domain.evaluation.excerpts import EXCERPT_CHARS, task_excerpt
+from shared.domain.evaluation.run import EvaluationRun, RunState, VersionScore
+from shared.domain.evaluation.scorers import Confusion
+from shared.domain.evaluation.scoring import TaskToScore, score
+from shared.domain.labeling.spec import parse_labeling_config
+from shared.reports.confusion_svg import confusion_svg
+from shared.reports.data_manager import project_url, task_url
+from shared.reports.evaluation_html import render_html
+from shared.reports.evaluation_text import render_text, table
 
 CONFIG = """
 <View>
@@ -263,7 +263,7 @@ def test_html_report_lists_disagreements_with_text_answers_score_and_link_and_dr
 
 
 def test_reliability_chart_draws_a_bar_per_filled_bucket_as_high_as_its_accuracy() -> None:
-    from shared.domain.reliability_svg import PLOT, reliability_svg
+    from shared.reports.reliability_svg import PLOT, reliability_svg
 
     calibration = scored_run({"v1": SCORED}).scores[0].evaluation.controls["sentiment"].calibration
     root = SafeXML.fromstring(reliability_svg(calibration, "sentiment <v1>"))

@@ -7,7 +7,9 @@ import json
 import pytest
 
 from shared.domain.config import REFERENCE_PROMPT_TEMPLATE, PromptOptions, load_settings
-from shared.domain.few_shot import (
+from shared.domain.evaluation.ground_truth import GroundTruthTask
+from shared.domain.labeling.spec import parse_labeling_config
+from shared.domain.prompts.few_shot import (
     EXAMPLES_HEADING,
     ExamplePool,
     answer_text,
@@ -16,10 +18,8 @@ from shared.domain.few_shot import (
     examples_from,
     render_examples,
 )
-from shared.domain.ground_truth import GroundTruthTask
-from shared.domain.labeling import parse_labeling_config
-from shared.domain.prompts import compose_messages
-from shared.domain.similarity import stems
+from shared.domain.prompts.messages import compose_messages
+from shared.domain.prompts.similarity import stems
 from shared.domain.types import data_digest
 from shared.domain.versions import model_version
 from tests.conftest import labeling_config

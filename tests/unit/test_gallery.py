@@ -17,10 +17,11 @@ import jsonschema
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
-from shared.domain.answer_regions import regions_from_answers
-from shared.domain.geometry import ImageSize
-from shared.domain.html_spans import PageText
-from shared.domain.labeling import (
+from shared.domain.answers.geometry import ImageSize
+from shared.domain.answers.html_spans import PageText
+from shared.domain.answers.regions import regions_from_answers
+from shared.domain.labeling.schema import answer_schema
+from shared.domain.labeling.spec import (
     HTML_SPANS,
     PARAGRAPH_SPANS,
     SPAN_KINDS,
@@ -30,8 +31,7 @@ from shared.domain.labeling import (
     Output,
     parse_labeling_config,
 )
-from shared.domain.schema import answer_schema
-from shared.domain.strict import to_strict
+from shared.domain.labeling.strict import to_strict
 from tests.fakes.openai_server.strict import strict_problems
 
 GALLERY = Path(__file__).resolve().parents[1] / "configs" / "gallery"

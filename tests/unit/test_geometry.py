@@ -7,7 +7,7 @@ refused with its reason.
 
 import pytest
 
-from shared.domain.geometry import BOX_FORMATS, DEFAULT_BOX_FORMAT, ImageSize, ShapeError, keypoint_width
+from shared.domain.answers.geometry import BOX_FORMATS, DEFAULT_BOX_FORMAT, ImageSize, ShapeError, keypoint_width
 
 SIZE = ImageSize(800, 600)
 # A box from (200, 150) to (600, 450) pixels: x 25 %, y 25 %, width 50 %, height 50 %.

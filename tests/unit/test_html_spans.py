@@ -11,10 +11,10 @@ from __future__ import annotations
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
-from shared.domain.answer_regions import regions_from_answers
-from shared.domain.html_spans import PageText
-from shared.domain.labeling import HTML_SPANS, parse_labeling_config
-from shared.domain.schema import answer_schema
+from shared.domain.answers.html_spans import PageText
+from shared.domain.answers.regions import regions_from_answers
+from shared.domain.labeling.schema import answer_schema
+from shared.domain.labeling.spec import HTML_SPANS, parse_labeling_config
 
 PAGE = "<h1>John works at Acme Inc.</h1><p>He lives in New York.</p>"
 

@@ -7,7 +7,7 @@ import urllib.parse
 from PIL import Image
 
 from shared.adapters.images import image_size
-from shared.domain.geometry import ImageSize
+from shared.domain.answers.geometry import ImageSize
 
 
 def encoded(fmt: str, size=(40, 30), exif_orientation: int | None = None) -> bytes:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from shared.domain.errors import InvalidRequest, TaskError
-from shared.domain.improvement import (
+from shared.domain.prompts.improvement import (
     Candidate,
     Example,
     ImprovementRun,
@@ -20,7 +20,7 @@ from shared.domain.improvement import (
     template_variables,
     variable_problem,
 )
-from shared.domain.improvement_text import render_improvement
+from shared.reports.improvement_text import render_improvement
 
 
 def test_the_split_is_deterministic_disjoint_and_keeps_its_tasks_when_others_join():

@@ -3,16 +3,16 @@ them refused, and the model version."""
 
 import pytest
 
-from shared.domain.answer_regions import regions_from_answers
+from shared.domain.answers.output_modes import AnswerFormatError
+from shared.domain.answers.reading import read_prediction
+from shared.domain.answers.regions import regions_from_answers
 from shared.domain.config import LabelSelection, load_settings
 from shared.domain.errors import ConfigError
-from shared.domain.label_selection import narrowed, selects
-from shared.domain.labeling import parse_labeling_config
-from shared.domain.output_modes import AnswerFormatError
-from shared.domain.prompts import task_labels
-from shared.domain.reading import read_prediction
-from shared.domain.schema import answer_instructions, answer_schema, choice_list, task_instructions
-from shared.domain.strict import MAX_ENUM_VALUES
+from shared.domain.labeling.schema import answer_instructions, answer_schema, choice_list, task_instructions
+from shared.domain.labeling.spec import parse_labeling_config
+from shared.domain.labeling.strict import MAX_ENUM_VALUES
+from shared.domain.prompts.label_selection import narrowed, selects
+from shared.domain.prompts.messages import task_labels
 from shared.domain.versions import model_version
 from tests.fakes.openai_server.strict import strict_problems
 from tests.large_label_sets import large_choices, large_taxonomy, own_word

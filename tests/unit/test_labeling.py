@@ -1,6 +1,6 @@
 import pytest
 
-from shared.domain.labeling import LabelingConfigError, parse_labeling_config
+from shared.domain.labeling.spec import LabelingConfigError, parse_labeling_config
 from tests.conftest import labeling_config
 
 

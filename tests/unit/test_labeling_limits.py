@@ -3,7 +3,7 @@
 import pytest
 
 from shared.domain.errors import LabelingConfigError
-from shared.domain.labeling import _SpecCache, parse_labeling_config
+from shared.domain.labeling.spec import _SpecCache, parse_labeling_config
 
 CONFIG = '<View><Text name="text" value="$text"/><TextArea name="prompt" toName="text"/>{}</View>'
 

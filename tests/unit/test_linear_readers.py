@@ -13,13 +13,19 @@ import random
 
 import pytest
 
-from shared.domain import answers, json_in_text
-from shared.domain.answers import LabelMatch, read_labels, read_number, read_rating
-from shared.domain.json_in_text import JSON_SCAN_FLOOR, JSON_SCAN_PASSES, json_object_in, json_values, nests_deeper_than
-from shared.domain.labeling import parse_labeling_config
-from shared.domain.output_modes import AnswerFormatError
-from shared.domain.reading import read_prediction
-from shared.domain.scorers import ScoredSpan, _overlap_matches
+from shared.domain.answers import json_in_text, prose
+from shared.domain.answers.json_in_text import (
+    JSON_SCAN_FLOOR,
+    JSON_SCAN_PASSES,
+    json_object_in,
+    json_values,
+    nests_deeper_than,
+)
+from shared.domain.answers.output_modes import AnswerFormatError
+from shared.domain.answers.prose import LabelMatch, read_labels, read_number, read_rating
+from shared.domain.answers.reading import read_prediction
+from shared.domain.evaluation.scorers import ScoredSpan, _overlap_matches
+from shared.domain.labeling.spec import parse_labeling_config
 from shared.domain.untrusted import MAX_JSON_DEPTH
 from tests.unit.steps import LINEAR_BOUND, growth
 
@@ -46,8 +52,8 @@ def test_a_long_run_of_spaces_reads_what_stands_around_it():
 
 @pytest.mark.parametrize(
     ("pattern", "text"),
-    [(answers._ITEMS, "Sports" + " " * 8 + ", News"), (answers._ITEMS, "Sports" + " " * 8 + "and News"),
-     (answers._REASONS, "Sports" + " " * 8 + "(mostly)"), (answers._REASONS, "Sports" + " " * 8 + "-- mostly")],
+    [(prose._ITEMS, "Sports" + " " * 8 + ", News"), (prose._ITEMS, "Sports" + " " * 8 + "and News"),
+     (prose._REASONS, "Sports" + " " * 8 + "(mostly)"), (prose._REASONS, "Sports" + " " * 8 + "-- mostly")],
  ids=["comma", "and", "bracket", "dashes"],
 )  # fmt: skip
 def test_separators_start_only_where_a_run_of_spaces_starts(pattern, text):
@@ -57,8 +63,8 @@ def test_separators_start_only_where_a_run_of_spaces_starts(pattern, text):
 
 
 def test_a_run_of_digits_is_read_once_and_numbers_beyond_a_float_are_not_read():
-    assert answers._FRACTION.search("I give it 12345/5").group() == "12345/5"
-    assert [answers._FRACTION.match("12345/5", position) for position in range(1, 5)] == [None] * 4
+    assert prose._FRACTION.search("I give it 12345/5").group() == "12345/5"
+    assert [prose._FRACTION.match("12345/5", position) for position in range(1, 5)] == [None] * 4
     assert read_rating("9" * 20_000) is None  # was OverflowError: the digits read as infinity
     assert read_rating("9" * 400 + " out of 5") is None
     assert read_rating("888/1000") == 4
@@ -117,15 +123,15 @@ def offered_by_definition(mentions, tokens) -> set[int]:
 
 def test_alternatives_are_found_as_the_pairwise_rule_says():
     words = ["positive", "negative", "neutral", "or", "or", "and", "it", "not", ",", ".", "so", "but"]
-    labels = answers._labels_of(LABELS + ["Not Negative"])
+    labels = prose._labels_of(LABELS + ["Not Negative"])
     rng = random.Random(23)
     offered_somewhere = 0
     for _ in range(2000):
         text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 16)))
-        tokens = answers._tokens(text)
-        mentions = answers._mentions(tokens, labels)
+        tokens = prose._tokens(text)
+        mentions = prose._mentions(tokens, labels)
         expected = offered_by_definition(mentions, tokens)
-        assert answers._offered_as_alternatives(mentions, tokens) == expected, text
+        assert prose._offered_as_alternatives(mentions, tokens) == expected, text
         offered_somewhere += bool(expected)
     assert offered_somewhere > 100  # the texts exercise the rule, not only its empty case
 

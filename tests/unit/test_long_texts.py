@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.domain.labeling import parse_labeling_config
-from shared.domain.long_texts import Part, SplitTask, overlap_for, split_task, split_text
+from shared.domain.labeling.spec import parse_labeling_config
+from shared.domain.prompts.long_texts import Part, SplitTask, overlap_for, split_task, split_text
 
 SENTENCES = "".join(f"Sentence {index} names Anna in Paris. " for index in range(200))
 

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from label_studio_sdk.converter.brush import decode_rle
 
-from shared.domain.answer_regions import regions_from_answers
-from shared.domain.geometry import ImageSize, ShapeError
-from shared.domain.labeling import MASKS, POLYGONS, RECTANGLES, parse_labeling_config
-from shared.domain.masks import polygon_mask_rle
-from shared.domain.schema import answer_instructions, answer_schema
+from shared.domain.answers.geometry import ImageSize, ShapeError
+from shared.domain.answers.masks import polygon_mask_rle
+from shared.domain.answers.regions import regions_from_answers
+from shared.domain.labeling.schema import answer_instructions, answer_schema
+from shared.domain.labeling.spec import MASKS, POLYGONS, RECTANGLES, parse_labeling_config
 from tests.fakes.openai_server.strict import strict_problems
 
 OCR = """<View>

@@ -3,8 +3,8 @@ import json
 import pytest
 from openai.types.chat import ChatCompletionMessage
 
-from shared.domain.json_in_text import first_json, json_object_in
-from shared.domain.output_modes import (
+from shared.domain.answers.json_in_text import first_json, json_object_in
+from shared.domain.answers.output_modes import (
     ANSWER_NAME,
     AnswerFormatError,
     read_answer,

@@ -2,8 +2,8 @@ import pytest
 
 from shared.domain.config import DEFAULT_PROMPT_TEMPLATE, REFERENCE_PROMPT_TEMPLATE, PromptOptions
 from shared.domain.errors import TaskError
-from shared.domain.labeling import parse_labeling_config
-from shared.domain.prompts import (
+from shared.domain.labeling.spec import parse_labeling_config
+from shared.domain.prompts.messages import (
     choose_prompt,
     compose_messages,
     prompt_from_regions,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.domain.push_cost import TIMEOUT_FACTOR, PushCost
+from shared.domain.estimation.push_cost import TIMEOUT_FACTOR, PushCost
 
 
 def cost(**overrides) -> PushCost:

@@ -2,10 +2,9 @@ import json
 
 import pytest
 
-from shared.domain.answers import DECLINED
-from shared.domain.labeling import parse_labeling_config
-from shared.domain.output_modes import AnswerFormatError
-from shared.domain.reading import (
+from shared.domain.answers.output_modes import AnswerFormatError
+from shared.domain.answers.prose import DECLINED
+from shared.domain.answers.reading import (
     EMPTY,
     NONE_CHOICE,
     STRUCTURED_DECLINE,
@@ -13,6 +12,7 @@ from shared.domain.reading import (
     read_prediction,
     read_prose,
 )
+from shared.domain.labeling.spec import parse_labeling_config
 
 CONFIG = """<View>
   <Text name="text" value="$text"/><Text name="other" value="$other"/>

@@ -1,8 +1,8 @@
 import pytest
 
-from shared.domain.answers import read_labels as match_labels
-from shared.domain.labeling import parse_labeling_config
-from shared.domain.reading import read_prediction
+from shared.domain.answers.prose import read_labels as match_labels
+from shared.domain.answers.reading import read_prediction
+from shared.domain.labeling.spec import parse_labeling_config
 from tests.conftest import labeling_config
 
 LABELS = ["Sarcastic", "Not Sarcastic"]

@@ -1,7 +1,7 @@
 import pytest
 
-from shared.domain.labeling import parse_labeling_config
-from shared.domain.schema import answer_instructions, answer_schema, task_instructions
+from shared.domain.labeling.schema import answer_instructions, answer_schema, task_instructions
+from shared.domain.labeling.spec import parse_labeling_config
 from tests.fakes.openai_server.strict import strict_problems
 
 

@@ -3,7 +3,7 @@ import math
 import pytest
 from openai.types.chat.chat_completion_token_logprob import ChatCompletionTokenLogprob
 
-from shared.domain.score import label_probability, prediction_score
+from shared.domain.answers.score import label_probability, prediction_score
 
 
 def tokens(*pairs):

@@ -7,9 +7,9 @@ import json
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
-from shared.domain.ground_truth import ground_truth_result, select_ground_truth
-from shared.domain.scorers import NONE, token_f1
-from shared.domain.scoring import COVERAGE, Evaluation, TaskToScore, compare, score
+from shared.domain.evaluation.ground_truth import ground_truth_result, select_ground_truth
+from shared.domain.evaluation.scorers import NONE, token_f1
+from shared.domain.evaluation.scoring import COVERAGE, Evaluation, TaskToScore, compare, score
 
 CONFIG = """
 <View>

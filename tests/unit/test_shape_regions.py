@@ -3,11 +3,11 @@ placed is dropped with the reason, and an empty list of shapes is an answer, not
 
 import pytest
 
-from shared.domain.answer_regions import regions_from_answers
-from shared.domain.geometry import ImageSize
-from shared.domain.labeling import parse_labeling_config
-from shared.domain.reading import read_prediction
-from shared.domain.schema import answer_instructions, answer_schema
+from shared.domain.answers.geometry import ImageSize
+from shared.domain.answers.reading import read_prediction
+from shared.domain.answers.regions import regions_from_answers
+from shared.domain.labeling.schema import answer_instructions, answer_schema
+from shared.domain.labeling.spec import parse_labeling_config
 from tests.fakes.openai_server.strict import strict_problems
 
 CONFIG = """<View>

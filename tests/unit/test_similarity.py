@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from shared.domain.similarity import BM25, VectorRanker, words
+from shared.domain.prompts.similarity import BM25, VectorRanker, words
 
 
 def test_words_are_folded_letters_and_digits_with_plurals_dropped():

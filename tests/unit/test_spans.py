@@ -1,6 +1,6 @@
 import random
 
-from shared.domain.spans import LOOSE_MATCH_CONFIDENCE, TextSpans, UtteranceSpans, locate
+from shared.domain.answers.spans import LOOSE_MATCH_CONFIDENCE, TextSpans, UtteranceSpans, locate
 from tests.unit.steps import LINEAR_BOUND, growth
 
 TEXT = "Anna met Bob in Paris. Later, Anna and Bob left Paris for Rome."

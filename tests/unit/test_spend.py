@@ -2,7 +2,7 @@
 
 import calendar
 
-from shared.domain.spend import limit_reached_message, next_utc_midnight, utc_day
+from shared.domain.estimation.spend import limit_reached_message, next_utc_midnight, utc_day
 
 
 def at(text: str) -> float:

@@ -1,6 +1,6 @@
 import pytest
 
-from shared.domain.strict import nullable, to_strict
+from shared.domain.labeling.strict import nullable, to_strict
 from tests.fakes.openai_server.strict import strict_problems
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
-from shared.domain.tokens import (
+from shared.domain.estimation.tokens import (
     DEFAULT_OUTPUT_TOKENS,
     FREE_TEXT_TOKENS,
     calibrated,

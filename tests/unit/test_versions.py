@@ -1,6 +1,6 @@
 from shared.domain.config import load_settings
-from shared.domain.labeling import parse_labeling_config
-from shared.domain.schema import answer_instructions, answer_schema
+from shared.domain.labeling.schema import answer_instructions, answer_schema
+from shared.domain.labeling.spec import parse_labeling_config
 from shared.domain.versions import answer_format, model_version
 from tests.conftest import labeling_config
 

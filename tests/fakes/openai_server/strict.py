@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from shared.domain.strict import types_of
+from shared.domain.labeling.strict import types_of
 
 MAX_PROPERTIES = 5000
 MAX_OBJECT_DEPTH = 10

@@ -30,8 +30,9 @@ from typing import Any
 
 from shared.domain.config import FewShotStrategy as Strategy
 from shared.domain.errors import TaskError
-from shared.domain.ground_truth import GroundTruthTask
-from shared.domain.labeling import (
+from shared.domain.evaluation.ground_truth import GroundTruthTask
+from shared.domain.labeling.schema import path_separator, taxonomy_nodes
+from shared.domain.labeling.spec import (
     CHOICES,
     NUMBER,
     PAIRWISE,
@@ -43,9 +44,8 @@ from shared.domain.labeling import (
     LabelingSpec,
     Output,
 )
-from shared.domain.prompts import task_text
-from shared.domain.schema import path_separator, taxonomy_nodes
-from shared.domain.similarity import BM25, Embed, Ranker, VectorRanker, stems
+from shared.domain.prompts.messages import task_text
+from shared.domain.prompts.similarity import BM25, Embed, Ranker, VectorRanker, stems
 from shared.domain.types import data_digest
 
 MMR_LAMBDA = 0.5  # diverse: weight of relevance against redundancy
@@ -58,7 +58,7 @@ _LABELLED = (CHOICES, TAXONOMY, RATING, NUMBER, PAIRWISE)  # outputs whose value
 class Example:
     task_id: int
     data_digest: str
-    text: str  # the task's content as the model reads it (``prompts.task_text``)
+    text: str  # the task's content as the model reads it (``messages.task_text``)
     answer: dict[str, Any]  # the ground truth in the answer schema's shape: control name → value
     label: str  # what the task is an example of, for balancing: its labels, as JSON
 
@@ -69,7 +69,7 @@ def _shown(output: Output, data: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _value(output: Output, regions: list[dict[str, Any]], data: Mapping[str, Any]) -> Any:
-    """One control's ground truth as the model would write it (the inverse of ``answer_regions``)."""
+    """One control's ground truth as the model would write it (the inverse of ``answers.regions``)."""
     values = [region.get("value") or {} for region in regions if region.get("from_name") == output.name]
     if not values:
         return None

@@ -63,7 +63,7 @@ from typing import Any, cast
 
 import snowballstemmer
 
-from shared.domain.json_in_text import first_json
+from shared.domain.answers.json_in_text import first_json
 
 EXACT = 1.0
 NEGATED_LINE = 0.95

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from shared.domain.answers.json_in_text import json_object_in
 from shared.domain.config import OutputMode
 from shared.domain.errors import TaskError
-from shared.domain.json_in_text import json_object_in
 
 ANSWER_NAME = "annotation"  # the response format's and the tool's name: [a-zA-Z0-9_-]{1,64}
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from shared.domain.estimate import RunEstimate
-from shared.domain.pricing import Price
+from shared.domain.estimation.estimate import RunEstimate
+from shared.domain.estimation.pricing import Price
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """A task's text as a report quotes it beside a disagreement: what the model read, on one line, cut short.
 
-The text is the one the prompt's ``{text}`` receives (``prompts.task_text``: the objects' contents, dialogues
+The text is the one the prompt's ``{text}`` receives (``prompts.messages.task_text``: the objects' contents, dialogues
 as ``speaker: line``, images as a mention), so a reviewer sees what the model saw.  A report quotes up to a
 hundred tasks per control and keeps them in the run's record, hence the bound.
 """
@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.domain.errors import TaskError
-from shared.domain.labeling import LabelingSpec
-from shared.domain.prompts import task_text
-from shared.domain.scorers import shorten
+from shared.domain.evaluation.scorers import shorten
+from shared.domain.labeling.spec import LabelingSpec
+from shared.domain.prompts.messages import task_text
 
 EXCERPT_CHARS = 240
 

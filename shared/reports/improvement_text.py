@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import textwrap
 
-from shared.domain.estimate_report import usd
-from shared.domain.improvement import Candidate, ImprovementRun
+from shared.domain.prompts.improvement import Candidate, ImprovementRun
+from shared.reports.estimate_report import usd
 
 
 def _figure(value: float | None) -> str:

@@ -24,7 +24,7 @@ from defusedxml import DefusedXmlException
 
 from shared.domain.config import Settings
 from shared.domain.errors import LabelingConfigError
-from shared.domain.sdk_tags import SdkControl, SdkInterface, SdkObject
+from shared.domain.labeling.sdk_tags import SdkControl, SdkInterface, SdkObject
 
 SUPPORTED_OBJECTS = ("Text", "HyperText", "Paragraphs", "Image")
 
@@ -39,10 +39,10 @@ RATING = "rating"
 NUMBER = "number"
 TEXT = "text"  # an output TextArea
 PAIRWISE = "pairwise"
-RECTANGLES = "rectangles"  # RectangleLabels on Image: labelled boxes (shared.domain.geometry)
+RECTANGLES = "rectangles"  # RectangleLabels on Image: labelled boxes (shared.domain.answers.geometry)
 KEYPOINTS = "keypoints"  # KeyPointLabels on Image: labelled points
 POLYGONS = "polygons"  # PolygonLabels on Image: labelled outlines (also unlabelled Rectangle/Polygon + Labels)
-MASKS = "masks"  # BrushLabels on Image: outlines, filled into a mask (shared.domain.masks)
+MASKS = "masks"  # BrushLabels on Image: outlines, filled into a mask (shared.domain.answers.masks)
 SHAPES = (RECTANGLES, KEYPOINTS, POLYGONS, MASKS)
 # Kinds whose answer is a list of items, each checked on its own; an empty list says "none in this task".
 ITEM_KINDS = (*SPAN_KINDS, *SHAPES)

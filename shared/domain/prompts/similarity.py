@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from shared.domain.answers import stem_word
+from shared.domain.answers.prose import stem_word
 
 _WORD = re.compile(r"[^\W_]+")
 
@@ -44,7 +44,7 @@ def words(text: str) -> list[str]:
 
 
 def stems(text: str) -> list[str]:
-    """The words of ``text`` lower-cased and stemmed (Snowball English, ``answers.stem_word``): for longer texts
+    """The words of ``text`` lower-cased and stemmed (Snowball English, ``answers.prose.stem_word``): for longer texts
     than labels, where "footballing" should meet "football" too."""
     return [stem_word(word.casefold()) for word in _WORD.findall(text)]
 

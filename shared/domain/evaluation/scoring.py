@@ -22,9 +22,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from shared.domain.calibration import DEFAULT_PRECISIONS, Calibration, ScoreTally
-from shared.domain.scorers import SCORERS, ControlScore, Scorer, scorer_for
-from shared.domain.sdk_tags import SdkInterface
+from shared.domain.evaluation.calibration import DEFAULT_PRECISIONS, Calibration, ScoreTally
+from shared.domain.evaluation.scorers import SCORERS, ControlScore, Scorer, scorer_for
+from shared.domain.labeling.sdk_tags import SdkInterface
 
 COVERAGE = "(coverage)"  # the control name coverage figures carry in the flat view
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from html import escape
 
-from shared.domain.scorers import Confusion
+from shared.domain.evaluation.scorers import Confusion
 
 CELL = 44
 CHAR_WIDTH = 7.0  # a 12 px sans-serif character, on average

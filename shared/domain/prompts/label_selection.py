@@ -27,10 +27,10 @@ from typing import Any
 
 from shared.domain.config import LabelSelection
 from shared.domain.errors import TaskError
-from shared.domain.labeling import CHOICES, TAXONOMY, LabelingSpec, Option, Output
-from shared.domain.prompts import object_texts
-from shared.domain.schema import choice_list, selectable_paths
-from shared.domain.similarity import BM25, Embed, Ranker, VectorRanker
+from shared.domain.labeling.schema import choice_list, selectable_paths
+from shared.domain.labeling.spec import CHOICES, TAXONOMY, LabelingSpec, Option, Output
+from shared.domain.prompts.messages import object_texts
+from shared.domain.prompts.similarity import BM25, Embed, Ranker, VectorRanker
 
 NARROWED_KINDS = (CHOICES, TAXONOMY)
 

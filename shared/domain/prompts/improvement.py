@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from shared.domain.answers.json_in_text import json_values
 from shared.domain.errors import InvalidRequest, TaskError
-from shared.domain.json_in_text import json_values
-from shared.domain.scoring import Evaluation
+from shared.domain.evaluation.scoring import Evaluation
 
 MIN_TASKS_PER_SIDE = 10
 TRAIN_SHARE = 0.5

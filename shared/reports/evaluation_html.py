@@ -10,15 +10,15 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-from shared.domain.calibration import Calibration
-from shared.domain.confusion_svg import confusion_svg
-from shared.domain.data_manager import project_url, task_url
-from shared.domain.evaluation_run import EvaluationRun, VersionScore
-from shared.domain.evaluation_text import MISSING, coverage_line, number, percent, signed
-from shared.domain.reliability_svg import reliability_svg
-from shared.domain.scorers import ControlScore
-from shared.domain.scoring import COVERAGE, Comparison, lower_is_better
-from shared.domain.task_changes import BROKEN, CHANGED, FIXED, ControlChanges
+from shared.domain.evaluation.calibration import Calibration
+from shared.domain.evaluation.run import EvaluationRun, VersionScore
+from shared.domain.evaluation.scorers import ControlScore
+from shared.domain.evaluation.scoring import COVERAGE, Comparison, lower_is_better
+from shared.domain.evaluation.task_changes import BROKEN, CHANGED, FIXED, ControlChanges
+from shared.reports.confusion_svg import confusion_svg
+from shared.reports.data_manager import project_url, task_url
+from shared.reports.evaluation_text import MISSING, coverage_line, number, percent, signed
+from shared.reports.reliability_svg import reliability_svg
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #111; padding: 0 1em; }

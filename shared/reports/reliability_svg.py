@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from html import escape
 
-from shared.domain.calibration import Calibration
+from shared.domain.evaluation.calibration import Calibration
 
 PLOT = 200  # the square plot area, in pixels
 LEFT, TOP, RIGHT, BOTTOM = 44, 16, 10, 38

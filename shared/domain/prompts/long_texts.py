@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shared.domain.labeling import SPANS, LabelingSpec
+from shared.domain.labeling.spec import SPANS, LabelingSpec
 from shared.domain.types import Prediction
 
 # Where a sentence ends: after . ! ? … (optionally closed by a quote or bracket) and the spaces that follow, after

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from shared.domain.geometry import ImageSize, ShapeError
+from shared.domain.answers.geometry import ImageSize, ShapeError
 
 MASK_VALUE = 255  # a covered pixel, on every channel (the editor reads the alpha channel)
 

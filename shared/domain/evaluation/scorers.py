@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
-from shared.domain.calibration import Calibration
-from shared.domain.sdk_tags import SdkControl
+from shared.domain.evaluation.calibration import Calibration
+from shared.domain.labeling.sdk_tags import SdkControl
 
 NONE = "(none)"
 SHOWN_CHARS = 120  # an answer as a report shows it: a long text or many spans are cut

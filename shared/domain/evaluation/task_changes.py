@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from shared.domain.scorers import ControlScore, Disagreement
-from shared.domain.scoring import Evaluation
+from shared.domain.evaluation.scorers import ControlScore, Disagreement
+from shared.domain.evaluation.scoring import Evaluation
 
 FIXED, BROKEN, CHANGED = "fixed", "broken", "changed"
 

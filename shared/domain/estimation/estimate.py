@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from shared.domain.pricing import Price, cost_usd
+from shared.domain.estimation.pricing import Price, cost_usd
 
 
 @dataclass(frozen=True)

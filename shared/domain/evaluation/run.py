@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from shared.domain.calibration import DEFAULT_PRECISIONS
-from shared.domain.scoring import Comparison, Evaluation, compare
-from shared.domain.task_changes import ControlChanges, task_changes
+from shared.domain.evaluation.calibration import DEFAULT_PRECISIONS
+from shared.domain.evaluation.scoring import Comparison, Evaluation, compare
+from shared.domain.evaluation.task_changes import ControlChanges, task_changes
 
 DISAGREEMENTS_KEPT = 100
 

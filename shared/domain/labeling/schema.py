@@ -26,8 +26,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from shared.domain.geometry import BOX_FORMATS, DEFAULT_BOX_FORMAT, BoxFormat
-from shared.domain.labeling import (
+from shared.domain.answers.geometry import BOX_FORMATS, DEFAULT_BOX_FORMAT, BoxFormat
+from shared.domain.labeling.spec import (
     CHOICES,
     HTML_SPANS,
     KEYPOINTS,
@@ -48,7 +48,7 @@ from shared.domain.labeling import (
     Option,
     Output,
 )
-from shared.domain.strict import LARGE_ENUM, MAX_ENUM_VALUES, MAX_LARGE_ENUM_STRING, nullable, to_strict
+from shared.domain.labeling.strict import LARGE_ENUM, MAX_ENUM_VALUES, MAX_LARGE_ENUM_STRING, nullable, to_strict
 
 DEFAULT_PATH_SEPARATOR = " / "
 SPAN_TEXT_RULE = "the exact text as written in the source (same characters, same case), not paraphrased"

@@ -5,14 +5,14 @@
    prose in text mode.
 2. An answer object that names the config's controls is checked field by field against the answer's
    schema.  A valid value is kept as it is; an invalid one is read again as prose (a label written
-   ``"Sarcastic."`` is still Sarcastic), except spans and shapes, whose items ``answer_regions`` checks one by one.
+   ``"Sarcastic."`` is still Sarcastic), except spans and shapes, whose items ``regions`` checks one by one.
 3. A message without such an object (the model ignored the schema, or wrote prose in text mode) is read
-   as prose with the readers of ``answers.py``; output TextAreas hold its text, as in the reference.
-4. ``answer_regions.regions_from_answers`` makes the regions and drops, with the reason, what Label
+   as prose with the readers of ``prose.py``; output TextAreas hold its text, as in the reference.
+4. ``regions.regions_from_answers`` makes the regions and drops, with the reason, what Label
    Studio would refuse.
 
 A model that declines ("I cannot determine the sentiment", "None of these categories fit") gives a prediction,
-not a failure: its controls stay empty, or hold the config's own none/other choice (``answers.read_labels``),
+not a failure: its controls stay empty, or hold the config's own none/other choice (``prose.read_labels``),
 and ``Reading.abstention`` says so for the log and the metrics.  Only when nothing at all can be read, the answer
 does not decline and no output TextArea can hold the text does the task fail.
 """
@@ -27,8 +27,9 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from shared.domain.answer_regions import Filled, prose_answers, regions_from_answers
-from shared.domain.answers import (
+from shared.domain.answers.geometry import DEFAULT_BOX_FORMAT, ImageSize
+from shared.domain.answers.output_modes import AnswerFormatError, read_answer
+from shared.domain.answers.prose import (
     declining_phrase,
     read_labels,
     read_number,
@@ -36,8 +37,9 @@ from shared.domain.answers import (
     read_taxonomy,
     taxonomy_declines,
 )
-from shared.domain.geometry import DEFAULT_BOX_FORMAT, ImageSize
-from shared.domain.labeling import (
+from shared.domain.answers.regions import Filled, prose_answers, regions_from_answers
+from shared.domain.labeling.schema import answer_schema, choice_list, path_separator, taxonomy_nodes
+from shared.domain.labeling.spec import (
     CHOICES,
     ITEM_KINDS,
     NUMBER,
@@ -48,8 +50,6 @@ from shared.domain.labeling import (
     LabelingSpec,
     Output,
 )
-from shared.domain.output_modes import AnswerFormatError, read_answer
-from shared.domain.schema import answer_schema, choice_list, path_separator, taxonomy_nodes
 
 PAIRWISE_SIDES = ("left", "right")
 
@@ -57,7 +57,7 @@ PAIRWISE_SIDES = ("left", "right")
 @dataclass(frozen=True)
 class ProseReading:
     """What a free-text answer says, shaped like the answer schema (control name → value), and how surely
-    each label was read (control name → label → confidence, on the scale of ``answers.py``)."""
+    each label was read (control name → label → confidence, on the scale of ``prose.py``)."""
 
     values: dict[str, Any] = field(default_factory=dict)
     confidences: dict[str, dict[str, float]] = field(default_factory=dict)

@@ -29,7 +29,7 @@ from typing import Any
 
 from shared.domain.config import PromptOptions
 from shared.domain.errors import TaskError
-from shared.domain.labeling import CHOICES, PARAGRAPH_SPANS, LabelingSpec, TaskObject
+from shared.domain.labeling.spec import CHOICES, PARAGRAPH_SPANS, LabelingSpec, TaskObject
 
 IMAGE_PLACEHOLDER_TEXT = "(the attached image)"
 _SAME_FOR_EVERY_TASK = frozenset({"prompt", "labels"})  # placeholders that do not depend on the task

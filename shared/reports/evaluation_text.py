@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from shared.domain.calibration import Calibration
-from shared.domain.data_manager import project_url, task_url
-from shared.domain.evaluation_run import EvaluationRun, VersionScore
-from shared.domain.scorers import ControlScore, shorten
-from shared.domain.scoring import COVERAGE, Comparison, Coverage
-from shared.domain.task_changes import ControlChanges
+from shared.domain.evaluation.calibration import Calibration
+from shared.domain.evaluation.run import EvaluationRun, VersionScore
+from shared.domain.evaluation.scorers import ControlScore, shorten
+from shared.domain.evaluation.scoring import COVERAGE, Comparison, Coverage
+from shared.domain.evaluation.task_changes import ControlChanges
+from shared.reports.data_manager import project_url, task_url
 
 MISSING = "-"  # an undefined ratio (nothing to divide by)
 TEXT_EXCERPT_CHARS = 70  # a task's text on a disagreement's line

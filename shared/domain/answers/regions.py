@@ -27,9 +27,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.domain.geometry import BOX_FORMATS, DEFAULT_BOX_FORMAT, BoxFormat, ImageSize, ShapeError, keypoint_width
-from shared.domain.html_spans import PageText
-from shared.domain.labeling import (
+from shared.domain.answers.geometry import (
+    BOX_FORMATS,
+    DEFAULT_BOX_FORMAT,
+    BoxFormat,
+    ImageSize,
+    ShapeError,
+    keypoint_width,
+)
+from shared.domain.answers.html_spans import PageText
+from shared.domain.answers.masks import polygon_mask_rle
+from shared.domain.answers.score import prediction_score
+from shared.domain.answers.spans import UtteranceSpans, locate
+from shared.domain.labeling.schema import choice_list, taxonomy_paths
+from shared.domain.labeling.sdk_tags import SdkControl
+from shared.domain.labeling.spec import (
     CHOICES,
     HTML_SPANS,
     KEYPOINTS,
@@ -50,11 +62,6 @@ from shared.domain.labeling import (
     Option,
     Output,
 )
-from shared.domain.masks import polygon_mask_rle
-from shared.domain.schema import choice_list, taxonomy_paths
-from shared.domain.score import prediction_score
-from shared.domain.sdk_tags import SdkControl
-from shared.domain.spans import UtteranceSpans, locate
 
 LABEL_KINDS = (CHOICES, *SPAN_KINDS, TAXONOMY, PAIRWISE, *SHAPES)
 
