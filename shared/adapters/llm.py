@@ -46,6 +46,8 @@ from shared.redaction import redact
 
 log = logging.getLogger(__name__)
 
+# Not settings: the first follows the openai client, the others only trade Redis reads against how soon a
+# change is seen.
 MAX_RETRY_DELAY = 120.0  # the longest Retry-After honoured, as the openai client does
 REFUSAL_MEMORY_SECONDS = 7 * 24 * 3600  # an upgraded provider gets asked for a refused feature again after this
 NEXT_MODE = {"json_schema": "tools", "tools": "text"}  # auto's way down when a provider refuses a mode
@@ -252,7 +254,12 @@ class LLM:
     @classmethod
     def from_settings(cls, settings: Settings, store: Store, metrics: Metrics | None = None) -> LLM:
         limiter = RateLimiter(
-            store, settings.llm_rpm, settings.llm_tpm, settings.llm_interactive_share, settings.llm_rate_wait
+            store,
+            settings.llm_rpm,
+            settings.llm_tpm,
+            settings.llm_interactive_share,
+            settings.llm_rate_wait,
+            settings.llm_burst_seconds,
         )
         policy = AddressPolicy.from_settings(settings)
         return cls(store, settings.cache_ttl, limiter, metrics, policy, known_models(settings))
