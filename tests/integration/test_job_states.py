@@ -11,6 +11,7 @@ from shared.adapters.jobs import Jobs, JobState
 from shared.domain.errors import JobPaused
 from shared.domain.pricing import TokenUsage
 from shared.domain.types import JobSnapshot
+from shared.services import Services
 
 ITERATIONS = 300
 SNAPSHOT = JobSnapshot(
@@ -173,3 +174,11 @@ def test_a_job_pauses_before_a_call_would_take_it_past_its_budget(real_store):
     unpriced = jobs.create(SNAPSHOT.model_copy(update={"model": "unpriced"}), [1], chunk_size=1, max_usd=0.01)
     jobs.add_usage(unpriced, TokenUsage(10**6, 0, 0))
     jobs.admit_call(unpriced)  # a model without a price is not counted (as for PROJECT_DAILY_USD)
+
+
+def test_a_job_keeps_its_latest_errors_up_to_job_errors_kept(real_store, make_settings):
+    jobs = Services.build(make_settings(job_errors_kept=2), real_store).jobs
+    job_id = jobs.create(SNAPSHOT, [1, 2, 3], chunk_size=3)
+    for task_id in (1, 2, 3):
+        jobs.record_error(job_id, task_id, f"task {task_id} failed")
+    assert [error["task"] for error in jobs.status(job_id).errors] == [2, 3]
