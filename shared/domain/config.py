@@ -492,6 +492,12 @@ class Settings(BaseSettings):
     llm_rate_wait: Annotated[float, Field(gt=0)] = Field(
         60.0, description="seconds a call waits for the rate limit before giving up (a batch chunk then retries later)"
     )
+    llm_refusal_memory: Annotated[int, Field(ge=60)] = Field(
+        7 * 24 * 3600,
+        description="seconds an endpoint's refusal of a feature (`json_schema`, `tools`, `logprobs`) is "
+        "remembered, so that calls go the way it accepts without being refused first; an upgraded endpoint gets "
+        "asked again after this (a week: upgrades are rare, a refusal costs a call each time)",
+    )
     llm_burst_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
         1.0,
         description="seconds' worth of `LLM_RPM` and `LLM_TPM` that may go out at once after a pause (at least 2 "
