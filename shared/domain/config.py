@@ -383,7 +383,8 @@ class Settings(BaseSettings):
     redis_spare_connections: Annotated[int, Field(ge=8, le=10_000)] = Field(
         64,
         description="Redis connections a process may open beyond one per LLM call in flight (`LLM_CONCURRENCY`), "
-        "for its other threads: a push loop per project, the tracker, the watchdog, claim keepers, metrics",
+        "for its other threads: a push loop per project, the tracker, the watchdog, claim keepers, metrics; when all "
+        "are taken a thread waits up to `REDIS_POOL_WAIT` for one",
     )
     redis_pool_wait: Annotated[float, Field(gt=0, le=600)] = Field(
         30.0,
@@ -636,8 +637,9 @@ class Settings(BaseSettings):
     )
     push_lock_seconds: Annotated[float, Field(ge=3, le=3600)] = Field(
         30.0,
-        description="seconds after which a pusher that died (renewing its lock every third of this) leaves its "
-        "projects to another worker's; longer only delays that takeover",
+        description="seconds after which a pusher that died leaves its projects to another worker's; it renews "
+        "its lock every third of this, so shorter hands projects over sooner but lets a process stalled that long "
+        "(swapping, a paused container) lose them",
     )
     push_patience: Annotated[float, Field(gt=0)] = Field(
         120.0,
