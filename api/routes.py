@@ -261,6 +261,10 @@ def found(status: JobStatus | None, job_id: str) -> JobStatus:
 def metrics():
     backend().metrics.flush()
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RedisCollector(backend().store, backend().jobs, queue_key(backend().settings)))
+    registry.register(
+        RedisCollector(
+            backend().store, backend().jobs, queue_key(backend().settings), backend().settings.metrics_recent_jobs
+        )
+    )
     registry.register(EvaluationScores(EvaluationStore(backend().store)))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -23,6 +23,7 @@ import httpx
 
 from shared.adapters.label_studio import LabelStudioAccess, LabelStudioGateway, _id_pages
 from shared.adapters.netguard import AddressPolicy
+from shared.domain.config import Settings
 from tests.e2e.label_studio_server import TOKEN, LabelStudioServer, ensure_installed, fresh_data_dir
 from tests.integration.processes import free_port
 
@@ -95,7 +96,7 @@ def set_up(http: httpx.Client, count: int) -> tuple[int, list[int]]:
 def narrowed(http: httpx.Client, project: int, task_ids: list[int], operator: str = "", all: bool = False) -> int:
     """Bytes of the data manager's task list for these tasks, a page of ids per read, as predicted_among reads."""
     size = 0
-    for page in _id_pages(task_ids):
+    for page in _id_pages(task_ids, Settings().label_studio_url_bytes):
         query: dict = {"selectedItems": {"all": False, "included": page}}
         if operator:
             item = {

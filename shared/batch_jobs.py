@@ -59,6 +59,8 @@ from shared.routing import route
 
 log = logging.getLogger(__name__)
 
+# not a setting: it only has to outlast collecting one batch's answers; a collector that died delays that batch
+# this much, once (the next poll collects it)
 COLLECT_LOCK_SECONDS = 600
 
 

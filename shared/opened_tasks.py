@@ -36,7 +36,7 @@ from shared.domain.types import Prediction, Task, data_digest
 from shared.predictor import Predictor
 from shared.projects import PredictionContext
 
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.2  # not a setting: how often a waiting request looks for the job's answer (OPENED_TASK_WAIT bounds it)
 
 
 class OpenedTasks:

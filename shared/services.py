@@ -53,9 +53,15 @@ class Services:
             settings.redis_key_prefix,
             settings.llm_concurrency,
             settings.redis_socket_timeout,
+            settings.redis_spare_connections,
+            settings.redis_pool_wait,
             **tls_options(settings),
         )
-        label_studio = label_studio or LabelStudioGateways(policy=AddressPolicy.from_settings(settings))
+        label_studio = label_studio or LabelStudioGateways(
+            policy=AddressPolicy.from_settings(settings),
+            timeout=settings.label_studio_timeout,
+            url_bytes=settings.label_studio_url_bytes,
+        )
         metrics = Metrics(store)
         jobs = Jobs(
             store,
@@ -64,6 +70,7 @@ class Services:
             settings.handover_grace,
             settings.llm_batch_discount,
             settings.job_queued_chunks,
+            settings.job_errors_kept,
         )
         llm = LLM.from_settings(settings, store, metrics)
         predictor = Predictor(settings, store, jobs, llm, label_studio, metrics)

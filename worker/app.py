@@ -65,6 +65,7 @@ def create_worker_app(settings: Settings) -> Celery:
                     services.identity(sender.hostname),
                     settings.batch_claim_seconds,
                     settings.job_stall_seconds,
+                    settings.watchdog_recent_jobs,
                 ).start()
             )
 

@@ -49,10 +49,6 @@ from worker.window import LLMWindow
 
 log = logging.getLogger(__name__)
 
-# A chunk whose predictions wait this long in the outbox while the project's pusher lands nothing (Label Studio away)
-# runs again; while calls land it keeps waiting, and counts its tasks as pushed as they land.
-PUSH_PATIENCE = 120.0
-
 
 @dataclass
 class ChunkOutcome:
@@ -367,7 +363,7 @@ class ChunkRunner:
             self._fail(pending.job_id, task_id, reason, outcome)
         open_ids = [task_id for task_id in open_ids if task_id not in refused]
         waiting_since = max(pending.predicted_at, ledger.pusher_busy_until()) if open_ids and patient else 0.0
-        if open_ids and patient and time.time() - waiting_since < PUSH_PATIENCE:
+        if open_ids and patient and time.time() - waiting_since < self.settings.push_patience:
             if ledger.still_coming(open_ids):
                 pending.queued = open_ids
                 return None

@@ -52,6 +52,7 @@ from worker.window import LLMWindow
 
 log = logging.getLogger(__name__)
 
+# Not settings: cadences of this process's own threads, which bound nothing an operator sees.
 DRAIN_WATCH = 0.1  # seconds between two looks of a pool process at the drain flag
 LOAD_EVERY = 1.0  # seconds between two reports of the calls in flight (/metrics)
 LOAD_HOLDS = 5.0  # a report older than this is a process gone

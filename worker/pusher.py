@@ -1,15 +1,14 @@
 """The project's pusher: predictions go to Label Studio in few, large ``import/predictions`` calls, each once.
 
-Label Studio does work proportional to the project on every import call (about 0.3 s on an empty project,
-5 s once it holds 10,000 predictions, whatever the batch size), so the number of calls, not the number of
-predictions, decides how a large job scales.  Chunks therefore do not push: they keep each prediction in
-the ledger and put the task in the ledger's outbox (Redis).  Every worker process runs a push loop for each
-(project, model version) it has predictions of (so a slow call for one project never holds back another's); for
-each, one process holds the push lock and flushes the outbox — everything waiting, from
-every process, in one call — when predictions have waited ``CALL_SHARE`` times the last call's duration
-(between ``MIN_INTERVAL`` and ``MAX_INTERVAL``), when no new ones came for ``SETTLE_SECONDS`` (the end of a
-job), or when a call's worth are waiting.  The LLM window runs meanwhile; chunks wait for their tasks to be
-pushed before they finish (``worker/chunks.py``), so recovery is unchanged.
+Label Studio does work proportional to the whole project on every import call, whatever the batch size (figures in
+docs/operating.md), so the number of calls, not the number of predictions, decides how a large job scales.  Chunks
+therefore do not push: they keep each prediction in the ledger and put the task in the ledger's outbox (Redis).
+Every worker process runs a push loop for each (project, model version) it has predictions of (so a slow call for
+one project never holds back another's); for each, one process holds the push lock and flushes the outbox —
+everything waiting, from every process, in one call — when predictions have waited ``CALL_SHARE`` times the last
+call's duration (between ``MIN_INTERVAL`` and ``PUSH_MAX_INTERVAL``), when no new ones came for ``SETTLE_SECONDS``
+(the end of a job), or when a call's worth are waiting.  The LLM window runs meanwhile; chunks wait for their tasks
+to be pushed before they finish (``worker/chunks.py``), so recovery is unchanged.
 
 A call's size and read timeout come from what the project's last calls cost (``shared.domain.estimation.push_cost``), so
 calls do not time out as the project grows.  An import is not idempotent (Label Studio takes no client-supplied
@@ -43,19 +42,16 @@ from worker.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 5000  # predictions per call: about 1.5 MB of JSON; Label Studio takes 250 MB (DATA_UPLOAD_MAX_MEMORY_SIZE)
-MIN_BATCH = 100
-BACKLOG_LIMIT = 10000  # chunks stop feeding the LLM window while more than this many wait to be pushed
+# The operator's bounds (call sizes, the backlog, the longest wait, the push lock) are settings (PUSH_*); what
+# follows tunes the loop itself (not settings: no deployment needs other values).
 # Wait as long as the last call took: batches grow with the call time, Label Studio idles half the time.
 CALL_SHARE = 1.0
-MIN_INTERVAL = 1.0
-MAX_INTERVAL = 8.0  # predictions keep appearing for annotators at least this often
+MIN_INTERVAL = 1.0  # not a setting: below a second calls only multiply Label Studio's per-call work
 SETTLE_SECONDS = 0.5  # no new prediction for this long: the job is ending, push what is there
-LOCK_SECONDS = 30.0  # a pusher that died leaves its projects to another after this long
 IDLE_FORGET = 60.0  # a project with nothing waiting for this long is dropped from the loop (and its lock released)
 UNKNOWN_SETTLE = 5.0  # after a call with no answer, Label Studio gets at least this long to finish it before the read
 RECONCILE_RETRY = 10.0  # a read-back that failed (Label Studio away) is tried again this much later
-TICK = 0.2
+TICK = 0.2  # how often the loop looks at its outbox: a cadence that bounds nothing an operator sees
 
 
 @dataclass
@@ -75,15 +71,15 @@ class _Outbox:
 class _LockKeeper:
     """Renews the push lock while a call runs, so the lock outlives any call, however long Label Studio takes."""
 
-    def __init__(self, ledger: Ledger, owner: str) -> None:
-        self._ledger, self._owner = ledger, owner
+    def __init__(self, ledger: Ledger, owner: str, lock_seconds: float) -> None:
+        self._ledger, self._owner, self._lock_seconds = ledger, owner, lock_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name="push-lock")
 
     def _beat(self) -> None:
-        while not self._stop.wait(LOCK_SECONDS / 3):
+        while not self._stop.wait(self._lock_seconds / 3):
             try:
-                self._ledger.hold_push_lock(self._owner, LOCK_SECONDS)
+                self._ledger.hold_push_lock(self._owner, self._lock_seconds)
             except Exception:  # a Redis blip: the next beat tries again
                 log.warning("could not renew the push lock of project %s", self._ledger.project, exc_info=True)
 
@@ -105,11 +101,13 @@ class _Unknown(Exception):
 
 
 class Pusher:
-    def __init__(
-        self, predictor: Predictor, backlog_limit: int = BACKLOG_LIMIT, metrics: Metrics | None = None
-    ) -> None:
+    def __init__(self, predictor: Predictor, metrics: Metrics | None = None) -> None:
+        """Its bounds are the settings' (``predictor.settings``: ``PUSH_*``)."""
         self.predictor = predictor
-        self.backlog_limit = backlog_limit
+        settings = predictor.settings
+        self.backlog_limit = settings.push_backlog_limit
+        self.lock_seconds = settings.push_lock_seconds
+        self.max_interval = settings.push_max_interval
         self.metrics = metrics
         self.owner = uuid.uuid4().hex
         self._outboxes: dict[tuple[str, str], _Outbox] = {}
@@ -121,7 +119,11 @@ class Pusher:
     def _new_outbox(self, ctx: PredictionContext, ledger: Ledger) -> _Outbox:
         settings = self.predictor.settings
         cost = PushCost(
-            settings.push_target_seconds, MIN_BATCH, MAX_BATCH, settings.push_timeout_min, settings.push_timeout_max
+            settings.push_target_seconds,
+            settings.push_min_predictions,
+            settings.push_max_predictions,
+            settings.push_timeout_min,
+            settings.push_timeout_max,
         )
         return _Outbox(ctx, ledger, cost)
 
@@ -197,7 +199,7 @@ class Pusher:
         now = time.monotonic()
         if box.ledger.push_in_flight() is not None:  # an outcome to read back before anything is sent
             box.active_at = now
-            if box.ledger.hold_push_lock(self.owner, LOCK_SECONDS):
+            if box.ledger.hold_push_lock(self.owner, self.lock_seconds):
                 self._reconcile(box)
             return
         size = box.ledger.outbox_size()
@@ -211,12 +213,12 @@ class Pusher:
         box.active_at = now
         if size != box.last_size:
             box.last_size, box.grew_at = size, now
-        if not box.ledger.hold_push_lock(self.owner, LOCK_SECONDS):
+        if not box.ledger.hold_push_lock(self.owner, self.lock_seconds):
             box.waiting_since = None  # another process pushes this project
             return
         if box.waiting_since is None:
             box.waiting_since = now
-        interval = min(MAX_INTERVAL, max(MIN_INTERVAL, CALL_SHARE * box.cost.last_seconds))
+        interval = min(self.max_interval, max(MIN_INTERVAL, CALL_SHARE * box.cost.last_seconds))
         full = size >= box.cost.batch_size()
         if now - box.waiting_since >= interval or now - box.grew_at >= SETTLE_SECONDS or full:
             self._flush(box)
@@ -258,7 +260,7 @@ class Pusher:
         ledger.record_push(self.owner, tasks, reconcile_at, answer_by=time.time() + timeout)
         started = time.monotonic()
         try:
-            with _LockKeeper(ledger, self.owner):
+            with _LockKeeper(ledger, self.owner, self.lock_seconds):
                 gateway.push_predictions(project, predictions, timeout=timeout)
         except PushOutcomeUnknown as exc:
             seconds = time.monotonic() - started
@@ -310,7 +312,7 @@ class Pusher:
         if not busy.acquire(blocking=False):
             return False
         try:
-            if ledger.push_in_flight() is None or not ledger.hold_push_lock(self.owner, LOCK_SECONDS):
+            if ledger.push_in_flight() is None or not ledger.hold_push_lock(self.owner, self.lock_seconds):
                 return False
             return self._reconcile(self._new_outbox(ctx, ledger))
         finally:

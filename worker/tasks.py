@@ -22,8 +22,8 @@ from worker.process import PerProcess
 
 log = logging.getLogger(__name__)
 
+# not a setting: how soon added tasks are dispatched, a cadence (STREAM_SILENCE bounds the wait)
 STREAM_DISPATCH_EVERY = 1.0  # seconds between dispatches of a job still taking tasks
-STREAM_SILENCE = 900.0  # seconds without a task added after which an unsealed job is failed
 
 
 def register_tasks(app: Celery, services: PerProcess) -> None:
@@ -65,7 +65,7 @@ def register_tasks(app: Celery, services: PerProcess) -> None:
         if services.jobs.state(job_id) not in LIVE_STATES:
             return
         silent = time.time() - services.jobs.extended_at(job_id)
-        if silent > STREAM_SILENCE:
+        if silent > services.settings.stream_silence:
             log.warning("job %s: no tasks added for %.0f s; failing it", job_id, silent)
             services.jobs.abort(job_id, f"no tasks were added for {silent:.0f} s: the command adding them stopped")
             return

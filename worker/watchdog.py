@@ -51,12 +51,12 @@ def process_gone(node: str) -> Callable[[str], bool]:
 
 
 def rescue_orphaned_chunks(
-    jobs: Jobs, celery: Celery, claim_seconds: float, node: str | None = None
+    jobs: Jobs, celery: Celery, claim_seconds: float, node: str | None = None, recent: int = 500
 ) -> list[tuple[str, int]]:
     """Re-send the chunks held by workers that stopped beating, or by processes of ``node`` that died."""
     rescued = []
     gone = process_gone(node) if node else (lambda holder: False)
-    for job_id, index, holder in jobs.orphaned_chunks(gone=gone):
+    for job_id, index, holder in jobs.orphaned_chunks(recent, gone):
         if not jobs.release_orphan(job_id, index, holder, claim_seconds):
             continue  # another worker is on it
         log.warning("job %s chunk %s: its worker %s stopped; sending the chunk again", job_id, index, holder)
@@ -89,11 +89,11 @@ def rescue_stalled_jobs(jobs: Jobs, celery: Celery, stall_seconds: float, recent
     return rescued
 
 
-def rescue_overdue_polls(jobs: Jobs, celery: Celery, grace: float) -> list[str]:
+def rescue_overdue_polls(jobs: Jobs, celery: Celery, grace: float, recent: int = 500) -> list[str]:
     """Send again the poll of a Batch API job that should have run ``grace`` seconds ago (its message died
     with a worker, or with Redis); returns the jobs.  A poll that comes back late anyway is dropped."""
     rescued = []
-    for job_id, seq in jobs.overdue_polls(grace):
+    for job_id, seq in jobs.overdue_polls(grace, recent):
         if not jobs.claim_rescue(job_id, grace):
             continue
         log.warning("job %s: its Batch API poll is overdue; sending it again", job_id)
@@ -103,10 +103,16 @@ def rescue_overdue_polls(jobs: Jobs, celery: Celery, grace: float) -> list[str]:
 
 
 def watchdog(
-    jobs_factory: Callable[[], Jobs], celery: Celery, node: str, claim_seconds: float, stall_seconds: float
+    jobs_factory: Callable[[], Jobs],
+    celery: Celery,
+    node: str,
+    claim_seconds: float,
+    stall_seconds: float,
+    recent: int = 500,
 ) -> Periodic:
     """Beat and rescue orphans every third of the claim period, check for stalls every quarter of the stall
-    period, from ``start`` to ``stop`` (the worker's main process, for as long as the worker runs)."""
+    period, from ``start`` to ``stop`` (the worker's main process, for as long as the worker runs); each looks
+    through the latest ``recent`` jobs (``WATCHDOG_RECENT_JOBS``)."""
     stalls_every = max(1.0, stall_seconds / 4)
     next_stall_check = time.monotonic() + stalls_every
 
@@ -114,10 +120,10 @@ def watchdog(
         nonlocal next_stall_check
         jobs = jobs_factory()
         jobs.beat(node, claim_seconds)
-        rescue_orphaned_chunks(jobs, celery, claim_seconds, node)
-        rescue_overdue_polls(jobs, celery, claim_seconds)
+        rescue_orphaned_chunks(jobs, celery, claim_seconds, node, recent)
+        rescue_overdue_polls(jobs, celery, claim_seconds, recent)
         if time.monotonic() >= next_stall_check:
             next_stall_check = time.monotonic() + stalls_every
-            rescue_stalled_jobs(jobs, celery, stall_seconds)
+            rescue_stalled_jobs(jobs, celery, stall_seconds, recent)
 
     return Periodic(claim_seconds / 3, one_round, "job-watchdog")

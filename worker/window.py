@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 R = TypeVar("R")
 
+# not a setting: only how long an idle thread is kept (LLM_CONCURRENCY bounds the window)
 IDLE_EXIT = 30.0  # seconds a thread of the window waits for work before it ends (the window grows again on demand)
 
 

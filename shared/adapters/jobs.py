@@ -35,8 +35,6 @@ from shared.redaction import redact
 
 log = logging.getLogger(__name__)
 
-MAX_ERRORS_KEPT = 100
-
 
 class JobState(enum.StrEnum):
     QUEUED = "queued"
@@ -334,8 +332,10 @@ class Jobs:
         handover_grace: float = 10.0,
         batch_discount: float = 0.5,
         queued_chunks: int = 2,
+        errors_kept: int = 100,
     ) -> None:
         self.store = store
+        self.errors_kept = errors_kept  # JOB_ERRORS_KEPT: a job's latest task errors in its status
         self.queued_chunks = queued_chunks  # JOB_QUEUED_CHUNKS: each job's messages in the queue, per priority
         self.redis = store.redis
         self.ttl = ttl
@@ -533,7 +533,8 @@ class Jobs:
 
     def active_count(self, project: str, limit: int = 1000) -> int:
         """How many of the project's latest ``limit`` jobs are queued, running or paused
-        (MAX_ACTIVE_JOBS_PER_PROJECT)."""
+        (MAX_ACTIVE_JOBS_PER_PROJECT).  Not a setting: a live job buried under ``limit`` newer ones of its project
+        is not counted, which only loosens that limit."""
         return sum(state in LIVE_STATES for state, _ in self._activities(self.recent_ids(project, limit)))
 
     def backlog(self, limit: int = 1000) -> Backlog:
@@ -876,6 +877,6 @@ class Jobs:
     def record_error(self, job_id: str, task_id: Any, message: str) -> None:
         pipe = self.redis.pipeline(transaction=False)
         pipe.rpush(self._job(job_id, "errors"), json.dumps({"task": task_id, "error": redact(message)}))
-        pipe.ltrim(self._job(job_id, "errors"), -MAX_ERRORS_KEPT, -1)
+        pipe.ltrim(self._job(job_id, "errors"), -self.errors_kept, -1)
         pipe.expire(self._job(job_id, "errors"), self.ttl)
         pipe.execute()

@@ -34,9 +34,7 @@ if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio, RoleBasedTask
 
 ACCESS_TOKEN_MARGIN = 30.0  # refresh a personal access token's short-lived access token this long before it expires
-SDK_TIMEOUT = 60.0  # the SDK's own default, kept when we hand it our HTTP client
 CONNECT_TIMEOUT = 10.0
-ID_PAGE_URL_BYTES = 6000  # a read narrowed to task ids carries them in its URL; proxies refuse long ones (nginx: 8 KB)
 
 
 @dataclass(frozen=True)
@@ -88,13 +86,13 @@ def _translated_errors() -> Iterator[None]:
         raise _unreachable(exc) from None
 
 
-def _id_pages(task_ids: list[int]) -> Iterator[list[int]]:
-    """Task ids in pages whose URL-encoded JSON stays under ``ID_PAGE_URL_BYTES``."""
+def _id_pages(task_ids: list[int], url_bytes: int) -> Iterator[list[int]]:
+    """Task ids in pages whose URL-encoded JSON stays under ``url_bytes`` (``LABEL_STUDIO_URL_BYTES``)."""
     page: list[int] = []
     size = 0
     for task_id in task_ids:
         cost = len(str(int(task_id))) + 3  # the digits and an encoded comma
-        if page and size + cost > ID_PAGE_URL_BYTES:
+        if page and size + cost > url_bytes:
             yield page
             page, size = [], 0
         page.append(int(task_id))
@@ -117,11 +115,19 @@ class LabelStudioGateway:
     """Everything the backend asks of one Label Studio instance, reached with one key."""
 
     def __init__(
-        self, access: LabelStudioAccess, client: LabelStudio | None = None, policy: AddressPolicy | None = None
+        self,
+        access: LabelStudioAccess,
+        client: LabelStudio | None = None,
+        policy: AddressPolicy | None = None,
+        timeout: float = 60.0,
+        url_bytes: int = 6000,
     ) -> None:
+        """``timeout``: seconds a call other than a push may wait (``LABEL_STUDIO_TIMEOUT``); ``url_bytes``: the
+        longest URL a read narrowed to task ids may have (``LABEL_STUDIO_URL_BYTES``)."""
         self.access = access
+        self.timeout, self.url_bytes = timeout, url_bytes
         transport = guarded_transport(httpx, httpcore, policy)
-        self._http = httpx.Client(transport=transport, timeout=SDK_TIMEOUT, follow_redirects=False)
+        self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
         if client is None:
             from label_studio_sdk import LabelStudio  # heavy: import only when first needed
 
@@ -135,9 +141,9 @@ class LabelStudioGateway:
         return f"LabelStudioGateway({self.access!r})"
 
     # --- predictions ---------------------------------------------------------------------------
-    def push_predictions(self, project: int, predictions: list[dict[str, Any]], timeout: float = SDK_TIMEOUT) -> None:
+    def push_predictions(self, project: int, predictions: list[dict[str, Any]], timeout: float | None = None) -> None:
         """Create predictions in bulk: one ``import/predictions`` call for many tasks, waiting ``timeout`` seconds
-        for Label Studio's answer.
+        for Label Studio's answer (default: the gateway's ``timeout``).
 
         Posted as plain JSON on the gateway's HTTP client: the SDK's request models and encoder cost more CPU
         than the call itself at thousands of predictions per call.  A call that cannot have reached Label Studio
@@ -153,6 +159,7 @@ class LabelStudioGateway:
             for prediction in predictions
         ]
         url = self.access.absolute(f"/api/projects/{int(project)}/import/predictions")
+        timeout = self.timeout if timeout is None else timeout
         try:
             response = self._http.post(
                 url,
@@ -195,7 +202,7 @@ class LabelStudioGateway:
         }
         lacking = {
             int(task["id"])
-            for page in _id_pages(task_ids)
+            for page in _id_pages(task_ids, self.url_bytes)
             for task in self._tasks_among(int(project), page, "id", lacking_filter)
         }
         return {int(task_id) for task_id in task_ids} - lacking
@@ -206,7 +213,7 @@ class LabelStudioGateway:
         What a job predicts and pushes comes from here, never from whoever sent the tasks to ``/predict``: a
         page of ids per read, with the data as stored (storage URLs unresolved, as ``/predict`` carries them)."""
         found: dict[int, dict[str, Any]] = {}
-        for page in _id_pages(task_ids):
+        for page in _id_pages(task_ids, self.url_bytes):
             for task in self._tasks_among(int(project), page, "id,data"):
                 if isinstance(task.get("data"), dict):
                     found[int(task["id"])] = task["data"]
@@ -341,8 +348,12 @@ class LabelStudioGateway:
 class LabelStudioGateways:
     """Makes (and keeps) one gateway per URL and key; tests pass another ``make`` to swap the network layer."""
 
-    def __init__(self, make: Any = None, policy: AddressPolicy | None = None) -> None:
-        self._make = make or (lambda access: LabelStudioGateway(access, policy=policy))
+    def __init__(
+        self, make: Any = None, policy: AddressPolicy | None = None, timeout: float = 60.0, url_bytes: int = 6000
+    ) -> None:
+        self._make = make or (
+            lambda access: LabelStudioGateway(access, policy=policy, timeout=timeout, url_bytes=url_bytes)
+        )
         self._gateways: dict[LabelStudioAccess, LabelStudioGateway] = {}
         self._lock = threading.Lock()
 

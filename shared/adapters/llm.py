@@ -46,10 +46,10 @@ from shared.redaction import redact
 
 log = logging.getLogger(__name__)
 
-MAX_RETRY_DELAY = 120.0  # the longest Retry-After honoured, as the openai client does
-REFUSAL_MEMORY_SECONDS = 7 * 24 * 3600  # an upgraded provider gets asked for a refused feature again after this
+MAX_RETRY_DELAY = 120.0  # the longest Retry-After honoured: not a setting, it follows the openai client
 NEXT_MODE = {"json_schema": "tools", "tools": "text"}  # auto's way down when a provider refuses a mode
 LOGPROB_MODES = ("json_schema", "text")  # tool calls carry no token log-probabilities
+# not a setting: it only trades one Redis read per call against a refusal reaching the other processes 10 s later
 REFUSALS_READ_EVERY = 10.0  # seconds a process trusts what it last read of an endpoint's refusals (one Redis read)
 
 
@@ -238,8 +238,11 @@ class LLM:
         metrics: Metrics | None = None,
         policy: AddressPolicy | None = None,
         models: frozenset[str] = frozenset(),
+        refusal_memory: int = 7 * 24 * 3600,
     ) -> None:
+        """``refusal_memory``: seconds an endpoint's refusal of a feature is remembered (``LLM_REFUSAL_MEMORY``)."""
         self._store = store if cache_ttl > 0 else None
+        self._refusal_memory = refusal_memory
         self._models = models  # labelled by name in the metrics; any other model as ``other``
         self._memory = store  # what endpoints refused, remembered even when answers are not cached
         self._policy = policy
@@ -252,10 +255,17 @@ class LLM:
     @classmethod
     def from_settings(cls, settings: Settings, store: Store, metrics: Metrics | None = None) -> LLM:
         limiter = RateLimiter(
-            store, settings.llm_rpm, settings.llm_tpm, settings.llm_interactive_share, settings.llm_rate_wait
+            store,
+            settings.llm_rpm,
+            settings.llm_tpm,
+            settings.llm_interactive_share,
+            settings.llm_rate_wait,
+            settings.llm_burst_seconds,
         )
         policy = AddressPolicy.from_settings(settings)
-        return cls(store, settings.cache_ttl, limiter, metrics, policy, known_models(settings))
+        return cls(
+            store, settings.cache_ttl, limiter, metrics, policy, known_models(settings), settings.llm_refusal_memory
+        )
 
     def client(self, options: LLMOptions) -> openai.OpenAI:
         """This thread's client for ``options``. One per thread, not one per process: a hundred threads sharing
@@ -412,7 +422,7 @@ class LLM:
                     "%s %s refused %s: %s; asking without it", options.provider, options.model, exc.feature, exc
                 )
                 if exc.lasting and self._memory is not None:
-                    self._memory.remember_refusal(endpoint_key(options), exc.feature, REFUSAL_MEMORY_SECONDS)
+                    self._memory.remember_refusal(endpoint_key(options), exc.feature, self._refusal_memory)
                     self._refusals.pop(endpoint_key(options), None)  # read again at the next call
 
     def _call_within_limits(

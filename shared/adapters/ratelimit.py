@@ -54,7 +54,6 @@ end
 return 1
 """
 
-BURST_SECONDS = 1.0  # a bucket holds one second's worth: the rate holds without bursts a provider refuses
 COMPLETION_TOKENS_GUESS = 256  # per answer, until the provider tells us the real count
 
 
@@ -66,9 +65,19 @@ class _Bucket:
 
 
 class RateLimiter:
-    def __init__(self, store: Store, rpm: int, tpm: int, interactive_share: float, max_wait: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        rpm: int,
+        tpm: int,
+        interactive_share: float,
+        max_wait: float,
+        burst_seconds: float = 1.0,
+    ) -> None:
+        """``burst_seconds``: a bucket holds this many seconds' worth of the rate (``LLM_BURST_SECONDS``)."""
         self.store = store
         self.rpm, self.tpm = rpm, tpm
+        self.burst_seconds = burst_seconds
         self.interactive_share = interactive_share
         self.max_wait = max_wait
         self._take = store.redis.register_script(_TAKE)
@@ -81,7 +90,7 @@ class RateLimiter:
     def _bucket(self, options: LLMOptions, kind: str, per_minute: int) -> _Bucket:
         rate = per_minute / 60.0
         key = self.store.key("ratelimit", kind, endpoint_key(options))
-        return _Bucket(key, rate, max(rate * BURST_SECONDS, 2.0))
+        return _Bucket(key, rate, max(rate * self.burst_seconds, 2.0))
 
     def estimate_tokens(self, options: LLMOptions, messages: list[dict[str, Any]]) -> int:
         """Roughly four characters a token, plus a guess at the answers."""

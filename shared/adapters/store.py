@@ -25,9 +25,6 @@ from shared.redaction import remember, remember_extra_params
 
 log = logging.getLogger(__name__)
 
-SPARE_CONNECTIONS = 64
-POOL_WAIT_SECONDS = 30.0
-
 
 @dataclass(frozen=True)
 class ProjectSetup:
@@ -66,18 +63,25 @@ class Store:
 
     @classmethod
     def from_url(
-        cls, url: str, prefix: str, threads: int = 0, socket_timeout: float | None = None, **tls: Any
+        cls,
+        url: str,
+        prefix: str,
+        threads: int = 0,
+        socket_timeout: float | None = None,
+        spare_connections: int = 64,
+        pool_wait: float = 30.0,
+        **tls: Any,
     ) -> Store:
-        """A store whose connection pool serves ``threads`` threads making calls at once (a worker's LLM window,
-        an API process's request threads) plus ``SPARE_CONNECTIONS`` for the rest (pusher, tracker, watchdog,
-        claim keepers, metrics).  A thread finding every connection taken waits for one (up to
-        ``POOL_WAIT_SECONDS``) instead of failing with ``MaxConnectionsError``.  ``socket_timeout``: how long a
-        command may go unanswered (``REDIS_SOCKET_TIMEOUT``).  ``tls``: the ``ssl_*`` options
-        of a ``rediss://`` URL (``shared.adapters.redis_connection``)."""
+        """A store whose connection pool serves ``threads`` threads making calls at once (a worker's LLM window, an API
+        process's request threads) plus ``spare_connections`` for the rest (pusher, tracker, watchdog, claim
+        keepers, metrics: ``REDIS_SPARE_CONNECTIONS``).  A thread finding every connection taken waits for one (up
+        to ``pool_wait`` s: ``REDIS_POOL_WAIT``) instead of failing with ``MaxConnectionsError``.
+        ``socket_timeout``: how long a command may go unanswered (``REDIS_SOCKET_TIMEOUT``).  ``tls``: the
+        ``ssl_*`` options of a ``rediss://`` URL (``shared.adapters.redis_connection``)."""
         pool = redis.BlockingConnectionPool.from_url(
             url,
-            max_connections=threads + SPARE_CONNECTIONS,
-            timeout=POOL_WAIT_SECONDS,
+            max_connections=threads + spare_connections,
+            timeout=pool_wait,
             decode_responses=True,
             health_check_interval=30,
             socket_timeout=socket_timeout,

@@ -380,6 +380,17 @@ class Settings(BaseSettings):
         "lost and is made again; bounds every wait on a Redis that went silent without closing the connection (a "
         "failover, a NAT or load balancer that dropped it), a worker's warm shutdown included",
     )
+    redis_spare_connections: Annotated[int, Field(ge=8, le=10_000)] = Field(
+        64,
+        description="Redis connections a process may open beyond one per LLM call in flight (`LLM_CONCURRENCY`), "
+        "for its other threads: a push loop per project, the tracker, the watchdog, claim keepers, metrics; when all "
+        "are taken a thread waits up to `REDIS_POOL_WAIT` for one",
+    )
+    redis_pool_wait: Annotated[float, Field(gt=0, le=600)] = Field(
+        30.0,
+        description="seconds a thread that finds every Redis connection of its process taken waits for one before "
+        "it fails (a burst waits; a process that leaks connections fails instead of hanging)",
+    )
     label_studio_url: str | None = Field(
         None,
         description="how to reach Label Studio (pushing predictions, fetching uploaded images); when unset, the "
@@ -387,6 +398,17 @@ class Settings(BaseSettings):
     )
     label_studio_api_key: SecretStr | None = Field(
         None, description="Label Studio API key; when unset, the `access_token` Label Studio sends to `/setup`"
+    )
+    label_studio_timeout: Annotated[float, Field(gt=0, le=3600)] = Field(
+        60.0,
+        description="seconds a call to Label Studio other than a push (reading tasks, predictions, few-shot "
+        "examples) may wait for it to connect or send the next bytes; 60 is its SDK's own default (pushes: "
+        "`PUSH_TIMEOUT_MIN`, `PUSH_TIMEOUT_MAX`)",
+    )
+    label_studio_url_bytes: Annotated[int, Field(ge=1024, le=65_536)] = Field(
+        6000,
+        description="the longest URL of a read narrowed to task ids (they go in its query), which then takes several "
+        "pages: proxies in front of Label Studio refuse longer ones (nginx: 8 KB with its other headers)",
     )
     llm_prices: dict[str, Price] = Field(
         {},
@@ -470,6 +492,17 @@ class Settings(BaseSettings):
     )
     llm_rate_wait: Annotated[float, Field(gt=0)] = Field(
         60.0, description="seconds a call waits for the rate limit before giving up (a batch chunk then retries later)"
+    )
+    llm_refusal_memory: Annotated[int, Field(ge=60)] = Field(
+        7 * 24 * 3600,
+        description="seconds an endpoint's refusal of a feature (`json_schema`, `tools`, `logprobs`) is "
+        "remembered, so that calls go the way it accepts without being refused first; an upgraded endpoint gets "
+        "asked again after this (a week: upgrades are rare, a refusal costs a call each time)",
+    )
+    llm_burst_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
+        1.0,
+        description="seconds' worth of `LLM_RPM` and `LLM_TPM` that may go out at once after a pause (at least 2 "
+        "requests or tokens); 1 keeps to the rate without the bursts a provider refuses within its minute",
     )
     choice_match_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
         0.8, description="how similar (0–1) a line of the answer must be to a label when it does not match exactly"
@@ -569,7 +602,7 @@ class Settings(BaseSettings):
     push_target_seconds: Annotated[float, Field(gt=0)] = Field(
         10.0,
         description="seconds one `import/predictions` call to Label Studio should take: the pusher sizes its calls "
-        "(up to 5,000 predictions) from what the project's last calls cost",
+        "(between `PUSH_MIN_PREDICTIONS` and `PUSH_MAX_PREDICTIONS`) from what the project's last calls cost",
     )
     push_timeout_min: Annotated[float, Field(gt=0)] = Field(
         60.0,
@@ -580,6 +613,61 @@ class Settings(BaseSettings):
         900.0,
         description="the longest read timeout of a push; a push that times out is not sent again before the "
         "backend has read back from Label Studio which of its predictions landed",
+    )
+    push_min_predictions: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        100,
+        description="the fewest predictions a call is sized for (a job's last call may carry fewer): Label Studio's "
+        "work per call grows with the project, so smaller calls would cost nearly as much each",
+    )
+    push_max_predictions: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        5000,
+        description="the most predictions in one `import/predictions` call: 5,000 are about 1.5 MB of JSON, far "
+        "below what Label Studio accepts (250 MB, its `DATA_UPLOAD_MAX_MEMORY_SIZE`), and enough that a large "
+        "project's per-call work is shared by many (docs/operating.md)",
+    )
+    push_backlog_limit: Annotated[int, Field(ge=1)] = Field(
+        10_000,
+        description="predictions of a project waiting to be pushed above which a worker's chunks stop asking the "
+        "LLM (until the pusher catches up): two calls' worth, so a slow Label Studio bounds what waits in Redis",
+    )
+    push_max_interval: Annotated[float, Field(gt=0, le=3600)] = Field(
+        8.0,
+        description="the longest a prediction waits for the next push while a job runs (pushes wait as long as the "
+        "last call took, at least a second, at most this): how often new predictions appear for annotators",
+    )
+    push_lock_seconds: Annotated[float, Field(ge=3, le=3600)] = Field(
+        30.0,
+        description="seconds after which a pusher that died leaves its projects to another worker's; it renews "
+        "its lock every third of this, so shorter hands projects over sooner but lets a process stalled that long "
+        "(swapping, a paused container) lose them",
+    )
+    push_patience: Annotated[float, Field(gt=0)] = Field(
+        120.0,
+        description="seconds a chunk's predictions may wait to be pushed while its project's pusher lands nothing "
+        "(Label Studio away) before the chunk runs again; while calls land it keeps waiting",
+    )
+    stream_silence: Annotated[float, Field(ge=10)] = Field(
+        900.0,
+        description="a job still taking its tasks (`llm-backend batch` adds them page by page as it reads them from "
+        "Label Studio) that gets none for this many seconds is failed: the command adding them stopped. Keep it "
+        "above the longest read of a page of tasks from Label Studio",
+    )
+    watchdog_recent_jobs: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        500,
+        description="the latest jobs each worker's watchdog looks through for chunks whose worker stopped, Batch API "
+        "polls overdue and stalled jobs (a few Redis reads each, every third of `BATCH_CLAIM_SECONDS`): a live job "
+        "with more than this many jobs started after it is not looked at, so keep it above the jobs started while "
+        "one runs",
+    )
+    metrics_recent_jobs: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        1000,
+        description="the latest jobs `/metrics` counts by state and sums the tasks still to predict over (the "
+        "backlog an autoscaler reads), read at each scrape",
+    )
+    job_errors_kept: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        100,
+        description="a job's latest task errors kept in its status (`llm-backend jobs show`, `GET /jobs/<id>`); "
+        "older ones count in `failed` only, so a job failing every task keeps a small record",
     )
     opened_task_wait: Annotated[float, Field(gt=0, le=60)] = Field(
         15.0,
@@ -686,6 +774,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"must be at most LABEL_SELECTION_THRESHOLD ({threshold}): a narrowed label set is smaller"
             )
+        return value
+
+    @field_validator("push_max_predictions")
+    @classmethod
+    def _max_above_min(cls, value: int, info: ValidationInfo) -> int:
+        smallest = info.data.get("push_min_predictions")
+        if smallest is not None and value < smallest:
+            raise ValueError(f"must be at least PUSH_MIN_PREDICTIONS ({smallest})")
         return value
 
     @field_validator("log_level", mode="before")

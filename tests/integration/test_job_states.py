@@ -14,6 +14,7 @@ from shared.adapters.jobs import Jobs, JobState
 from shared.domain.errors import JobPaused
 from shared.domain.estimation.pricing import TokenUsage
 from shared.domain.types import JobSnapshot
+from shared.services import Services
 
 ITERATIONS = 300
 SNAPSHOT = JobSnapshot(
@@ -181,7 +182,7 @@ def test_a_job_pauses_before_a_call_would_take_it_past_its_budget(real_store):
 @pytest.mark.parametrize("lock", ["claim", "push lock"])
 def test_a_former_owner_letting_go_never_drops_what_another_took_over_meanwhile(real_store, lock):
     """Owner A's hold lapses just as B takes it over while A lets go: A's release compares and deletes in one Lua
-        step, so B's hold survives every race.  A read then a delete, put in its place, fails this test within a few
+    step, so B's hold survives every race.  A read then a delete, put in its place, fails this test within a few
     runs of the loop: the release is timed to fall across the lapse."""
     ledger = Jobs(real_store, ttl=600).ledger("9", f"race-{lock}")
     if lock == "claim":
@@ -225,3 +226,11 @@ def test_a_former_owner_letting_go_never_drops_what_another_took_over_meanwhile(
         assert real_store.redis.get(key) == "b", "B's hold survived A letting go"
         real_store.redis.delete(key)
     print(f"{ITERATIONS} races of {lock}")
+
+
+def test_a_job_keeps_its_latest_errors_up_to_job_errors_kept(real_store, make_settings):
+    jobs = Services.build(make_settings(job_errors_kept=2), real_store).jobs
+    job_id = jobs.create(SNAPSHOT, [1, 2, 3], chunk_size=3)
+    for task_id in (1, 2, 3):
+        jobs.record_error(job_id, task_id, f"task {task_id} failed")
+    assert [error["task"] for error in jobs.status(job_id).errors] == [2, 3]

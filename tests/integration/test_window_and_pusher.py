@@ -20,7 +20,6 @@ from tests.conftest import LS_TOKEN, labeling_config
 from tests.integration.chunk_runs import push, settle_all
 from tests.integration.test_worker import assert_once_each, stack  # noqa: F401  (the fixture)
 from worker.chunks import ChunkRunner
-from worker.pusher import Pusher
 
 pytestmark = pytest.mark.prose_answers
 
@@ -30,18 +29,28 @@ CHUNK = 5
 
 
 @pytest.fixture
-def batch(make_settings, store, fake_label_studio, fake_llm):
-    settings = make_settings(
-        batch_chunk_size=CHUNK, llm_concurrency=WINDOW, llm_max_retries=0, cache_ttl=0, handover_grace=0.0
-    )
+def make_batch(make_settings, store, fake_label_studio, fake_llm):
+    """A runner on these settings (beside the module's own: chunks of ``CHUNK``, a window of ``WINDOW``)."""
     store.save_setup(PROJECT, ProjectSetup(labeling_config("sarcasm"), fake_label_studio.url, TOKEN))
     store.save_prompt(PROJECT, "Is it sarcastic?")
     fake_llm.reply = lambda messages, index: "Sarcastic"
 
-    class Batch:
+    def make(**overrides):
+        settings = make_settings(
+            batch_chunk_size=CHUNK,
+            llm_concurrency=WINDOW,
+            llm_max_retries=0,
+            cache_ttl=0,
+            handover_grace=0.0,
+            **overrides,
+        )
         services = Services.build(settings, store)
-        projects, jobs = services.projects, services.jobs
-        runner = ChunkRunner(settings, projects, services.predictor, jobs)
+        return Batch(services, ChunkRunner(settings, services.projects, services.predictor, services.jobs))
+
+    class Batch:
+        def __init__(self, services: Services, runner: ChunkRunner) -> None:
+            self.services, self.runner = services, runner
+            self.projects, self.jobs = services.projects, services.jobs
 
         def start(self, count: int, chunk_size: int = CHUNK) -> str:
             ctx = self.projects.context(PROJECT, None, None)
@@ -59,7 +68,12 @@ def batch(make_settings, store, fake_label_studio, fake_llm):
         def finish(self, pending: list) -> list:
             return settle_all(self.runner, pending)
 
-    return Batch()
+    return make
+
+
+@pytest.fixture
+def batch(make_batch):
+    return make_batch()
 
 
 TOKEN = LS_TOKEN
@@ -130,8 +144,8 @@ def test_a_refused_batch_is_bisected_to_the_refused_predictions(batch, fake_labe
     assert (status.state, status.pushed, status.failed) == ("partial", count - len(refused), len(refused))
 
 
-def test_the_window_pauses_while_label_studio_falls_behind(batch, fake_label_studio, fake_llm):
-    batch.runner.pusher = Pusher(batch.services.predictor, backlog_limit=CHUNK)
+def test_the_window_pauses_while_label_studio_falls_behind(make_batch, fake_label_studio, fake_llm):
+    batch = make_batch(push_backlog_limit=CHUNK)
     job_id = batch.start(3 * CHUNK)
     first = batch.runner.start(job_id, 0, 0, "worker-a")
     second = batch.runner.start(job_id, 1, 0, "worker-a")
@@ -154,16 +168,18 @@ def test_the_window_pauses_while_label_studio_falls_behind(batch, fake_label_stu
     assert_every_task_once(fake_label_studio, 3 * CHUNK)
 
 
-def test_a_chunk_waits_for_its_tasks_while_the_pusher_lands_calls(batch, fake_label_studio, fake_llm, monkeypatch):
+def test_a_chunk_waits_for_its_tasks_while_the_pusher_lands_calls(make_batch, fake_label_studio, fake_llm):
     """A backlog of several calls' worth, each call slower than a chunk's patience (Label Studio without its flag):
     the outbox is drawn at random, so a chunk's tasks may land many calls after they were predicted.  While calls
     land, each chunk keeps waiting and counts its tasks as pushed as they land: the job's ``pushed`` follows Label
     Studio (it lagged by 28,000 of 65,749 at 100,000 tasks when chunks gave up after ``PUSH_PATIENCE`` and waited
     for a re-run to count theirs)."""
     chunks, call_seconds = 8, 0.5
-    monkeypatch.setattr("worker.chunks.PUSH_PATIENCE", 2.5)  # shorter than the calls' total, well over one call
-    for size in ("MIN_BATCH", "MAX_BATCH"):
-        monkeypatch.setattr(f"worker.pusher.{size}", CHUNK)  # a call per chunk's worth
+    batch = make_batch(
+        push_patience=2.5,  # shorter than the calls' total, well over one call
+        push_min_predictions=CHUNK,  # a call per chunk's worth
+        push_max_predictions=CHUNK,
+    )
     fake_label_studio.import_fault, fake_label_studio.faults_left = "late", chunks  # stored, answered after:
     fake_label_studio.late_seconds = call_seconds  # within the read timeout (PUSH_TIMEOUT_MIN, 60 s)
     job_id = batch.start(chunks * CHUNK)
@@ -188,10 +204,10 @@ def test_a_chunk_waits_for_its_tasks_while_the_pusher_lands_calls(batch, fake_la
     assert_every_task_once(fake_label_studio, chunks * CHUNK)
 
 
-def test_a_chunk_waits_no_longer_than_its_patience_while_no_call_lands(batch, fake_label_studio, monkeypatch):
+def test_a_chunk_waits_no_longer_than_its_patience_while_no_call_lands(make_batch, fake_label_studio):
     """The other side of waiting while calls land: Label Studio refuses every import (503), each attempt a call
     begun and failed at once; the chunk runs again ``PUSH_PATIENCE`` after its last prediction."""
-    monkeypatch.setattr("worker.chunks.PUSH_PATIENCE", 1.0)
+    batch = make_batch(push_patience=1.0)
     fake_label_studio.taking_imports = False
     job_id = batch.start(CHUNK)
     [chunk] = batch.feed(job_id)

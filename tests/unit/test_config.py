@@ -182,3 +182,12 @@ def test_batch_api_comes_from_the_environment_and_extra_params(monkeypatch):
     monkeypatch.setenv("BATCH_API_MAX_REQUESTS", "60000")
     with pytest.raises(ConfigError, match="BATCH_API_MAX_REQUESTS='60000'"):
         load_settings()
+
+
+def test_a_push_call_may_not_be_sized_below_its_smallest(monkeypatch):
+    monkeypatch.setenv("PUSH_MIN_PREDICTIONS", "500")
+    monkeypatch.setenv("PUSH_MAX_PREDICTIONS", "400")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "PUSH_MAX_PREDICTIONS='400'" in str(caught.value)
+    assert "at least PUSH_MIN_PREDICTIONS (500)" in str(caught.value)
