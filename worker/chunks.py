@@ -74,7 +74,7 @@ class PendingChunk:
     last_attempt: bool
     claims: Claims  # the tasks this run asks the LLM for, kept alive until their answers are kept
     outcome: ChunkOutcome = field(default_factory=ChunkOutcome)
-    calls: list[Future] = field(default_factory=list)
+    calls: list[Future[None]] = field(default_factory=list)
     predicting: list[Any] = field(default_factory=list)  # the task of each call
     holder: str | None = None  # who holds the chunk in the job's records (``Jobs.hold_chunk``)
     sent_again: bool = False  # handed back by a stopping worker: its next run finishes it

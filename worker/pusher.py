@@ -30,6 +30,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from shared.adapters.label_studio import LabelStudioGateway
 from shared.adapters.ledger import Ledger
@@ -252,7 +253,7 @@ class Pusher:
             ledger.put_back(tasks)
             return 0
 
-    def _send(self, box: _Outbox, gateway: LabelStudioGateway, project: int, predictions: list[dict]) -> int:
+    def _send(self, box: _Outbox, gateway: LabelStudioGateway, project: int, predictions: list[dict[str, Any]]) -> int:
         """Push a batch; one Label Studio refuses is split in halves until the refused predictions are found."""
         ledger, tasks = box.ledger, [prediction["task"] for prediction in predictions]
         timeout = box.cost.read_timeout(len(predictions))

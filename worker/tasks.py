@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from typing import Any
 
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -28,7 +29,7 @@ STREAM_DISPATCH_EVERY = 1.0  # seconds between dispatches of a job still taking 
 
 def register_tasks(app: Celery, services: PerProcess) -> None:
     @app.task(name=DISPATCH_JOB, bind=True, max_retries=None)
-    def dispatch_job(self: Task, job_id: str) -> int:
+    def dispatch_job(self: Task[..., int], job_id: str) -> int:
         """Queue the job's first chunk messages, or first send it through the provider's Batch API (its polls
         dispatch it again once the answers are in).  Only ``JOB_QUEUED_CHUNKS`` x its priority are queued: each
         one a worker takes brings the next (``predict_chunk``), so jobs running side by side share the workers.
@@ -72,7 +73,7 @@ def register_tasks(app: Celery, services: PerProcess) -> None:
         app.send_task(DISPATCH_JOB, args=[job_id], countdown=STREAM_DISPATCH_EVERY)
 
     @app.task(name=POLL_BATCHES, bind=True, max_retries=None)
-    def poll_batches(self: Task, job_id: str, seq: int) -> dict:
+    def poll_batches(self: Task[..., dict[str, Any]], job_id: str, seq: int) -> dict[str, Any]:
         """Look at a Batch API job's batches, collect the finished ones; then poll again later (no worker waits
         in between) or, once all are in, dispatch the job's chunks.  Flower shows the batches' states."""
         try:
@@ -88,7 +89,7 @@ def register_tasks(app: Celery, services: PerProcess) -> None:
         return {"mode": "batch_api", "batches": outcome.batches, "next_poll_in": outcome.next_in}
 
     @app.task(name=PREDICT_CHUNK, bind=True, max_retries=None)
-    def predict_chunk(self: Task, job_id: str, index: int) -> dict:
+    def predict_chunk(self: Task[..., dict[str, Any]], job_id: str, index: int) -> dict[str, Any]:
         attempt = self.request.retries
         retry_in = backoff(attempt, cap=services.settings.batch_retry_max_delay)
         try:

@@ -43,7 +43,7 @@ def process_gone(node: str) -> Callable[[str], bool]:
         if holder_node != node or pid is None:
             return False
         try:
-            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+            return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
         except psutil.NoSuchProcess:
             return True
 
