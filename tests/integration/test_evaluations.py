@@ -357,7 +357,11 @@ def test_predict_then_score_then_estimate_the_rest_then_confirm_the_batch(
         predicted_calls = [call for call in fake_llm.live_completions if marker in str(call.body["messages"])]
         assert len(predicted_calls) == 5, "tasks 1, 2, 4, 5 and 7: those with a ground truth and a text"
 
-        estimate = project.get(f"/estimate?project={PROJECT}&filter=all").json
+        flushed_by = time.monotonic() + 10  # the worker writes its latency observations to Redis once a second
+        while (estimate := project.get(f"/estimate?project={PROJECT}&filter=all").json)[
+            "latency_source"
+        ] != "observed mean" and time.monotonic() < flushed_by:
+            time.sleep(0.2)
         assert estimate["tasks"] == 3 and estimate["tasks_seen"] == 8  # 3, 6 and 8: no prediction of it
         assert estimate["failing"] == 1 and estimate["run"]["requests"] == 2  # task 8 has no text
         assert estimate["workers"] == 2 and estimate["workers_source"] == "live"
