@@ -19,7 +19,7 @@ import time
 
 from bench.harness import CONFIG_XML, PROJECT_TS, Stack, log
 from bench.real_ls import CHILDREN, RealLabelStudio, Sampler
-from shared.domain.config import Settings
+from shared.domain.config import setting_default
 
 TASKS = 8000
 LLM_DELAY = 4.0
@@ -27,7 +27,7 @@ LLM_JITTER = 0.2
 ALONE = 40.0  # seconds the first worker runs alone
 SETTLE = 12.0  # seconds the second worker gets to start and fill its windows before its rate counts
 RATE_SPAN = 20.0  # seconds over which each call rate is measured
-DRAIN_SECONDS = Settings.model_fields["worker_drain_seconds"].default
+DRAIN_SECONDS = setting_default("worker_drain_seconds")
 
 
 def rate(answered: list[tuple[float, int]], start: float, end: float) -> float:

@@ -26,13 +26,13 @@ from urllib.parse import urlsplit
 import psutil
 import redis
 
-from shared.domain.config import Settings
+from shared.domain.config import setting_default
 from tests.fakes.label_studio import FakeLabelStudio
 from tests.fakes.openai_server.control import FakeOpenAIControl
 from tests.integration.processes import BackendProcess, backend_env, free_port
 
-API_WORKERS = Settings.model_fields["api_workers"].default
-API_THREADS = Settings.model_fields["api_threads"].default
+API_WORKERS = setting_default("api_workers")
+API_THREADS = setting_default("api_threads")
 API_COMMAND = f"llm-backend api --workers {API_WORKERS} --threads {API_THREADS}"  # as the benchmarks run it
 
 ROOT = Path(__file__).resolve().parent.parent

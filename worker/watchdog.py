@@ -30,9 +30,12 @@ from celery import Celery
 from shared.adapters.jobs import ACTIVE_STATES, Jobs
 from shared.adapters.queue import POLL_BATCHES, holder_parts, send_chunk, send_chunks
 from shared.batch_jobs import WAITING_FOR_BATCHES
+from shared.domain.config import setting_default
 from worker.periodic import Periodic
 
 log = logging.getLogger(__name__)
+
+RECENT_JOBS: int = setting_default("watchdog_recent_jobs")  # for callers without the settings (tests)
 
 
 def process_gone(node: str) -> Callable[[str], bool]:
@@ -51,7 +54,11 @@ def process_gone(node: str) -> Callable[[str], bool]:
 
 
 def rescue_orphaned_chunks(
-    jobs: Jobs, celery: Celery, claim_seconds: float, node: str | None = None, recent: int = 500
+    jobs: Jobs,
+    celery: Celery,
+    claim_seconds: float,
+    node: str | None = None,
+    recent: int = RECENT_JOBS,
 ) -> list[tuple[str, int]]:
     """Re-send the chunks held by workers that stopped beating, or by processes of ``node`` that died."""
     rescued = []
@@ -65,7 +72,7 @@ def rescue_orphaned_chunks(
     return rescued
 
 
-def rescue_stalled_jobs(jobs: Jobs, celery: Celery, stall_seconds: float, recent: int = 500) -> list[str]:
+def rescue_stalled_jobs(jobs: Jobs, celery: Celery, stall_seconds: float, recent: int = RECENT_JOBS) -> list[str]:
     """Re-send the unfinished chunks of stalled jobs; returns the ids of the jobs rescued."""
     rescued = []
     now = time.time()
@@ -89,7 +96,7 @@ def rescue_stalled_jobs(jobs: Jobs, celery: Celery, stall_seconds: float, recent
     return rescued
 
 
-def rescue_overdue_polls(jobs: Jobs, celery: Celery, grace: float, recent: int = 500) -> list[str]:
+def rescue_overdue_polls(jobs: Jobs, celery: Celery, grace: float, recent: int = RECENT_JOBS) -> list[str]:
     """Send again the poll of a Batch API job that should have run ``grace`` seconds ago (its message died
     with a worker, or with Redis); returns the jobs.  A poll that comes back late anyway is dropped."""
     rescued = []
@@ -108,7 +115,7 @@ def watchdog(
     node: str,
     claim_seconds: float,
     stall_seconds: float,
-    recent: int = 500,
+    recent: int = RECENT_JOBS,
 ) -> Periodic:
     """Beat and rescue orphans every third of the claim period, check for stalls every quarter of the stall
     period, from ``start`` to ``stop`` (the worker's main process, for as long as the worker runs); each looks

@@ -28,6 +28,7 @@ from redis.client import Pipeline
 from shared.adapters.ledger import Ledger, members
 from shared.adapters.replies import text, text_dict, text_list, text_set
 from shared.adapters.store import Store
+from shared.domain.config import setting_default
 from shared.domain.errors import JobPaused
 from shared.domain.estimation.pricing import Price, TokenUsage, usage_cost
 from shared.domain.types import JobSnapshot
@@ -332,7 +333,7 @@ class Jobs:
         handover_grace: float = 10.0,
         batch_discount: float = 0.5,
         queued_chunks: int = 2,
-        errors_kept: int = 100,
+        errors_kept: int = setting_default("job_errors_kept"),
     ) -> None:
         self.store = store
         self.errors_kept = errors_kept  # JOB_ERRORS_KEPT: a job's latest task errors in its status

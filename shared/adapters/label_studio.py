@@ -26,6 +26,7 @@ import httpx
 
 from shared.adapters.netguard import AddressPolicy, guarded_transport
 from shared.domain.backoff import retryable_status
+from shared.domain.config import setting_default
 from shared.domain.errors import LabelStudioError, PushOutcomeUnknown, TaskError
 from shared.domain.evaluation.ground_truth import ground_truth_result
 from shared.redaction import redact
@@ -119,8 +120,8 @@ class LabelStudioGateway:
         access: LabelStudioAccess,
         client: LabelStudio | None = None,
         policy: AddressPolicy | None = None,
-        timeout: float = 60.0,
-        url_bytes: int = 6000,
+        timeout: float = setting_default("label_studio_timeout"),
+        url_bytes: int = setting_default("label_studio_url_bytes"),
     ) -> None:
         """``timeout``: seconds a call other than a push may wait (``LABEL_STUDIO_TIMEOUT``); ``url_bytes``: the
         longest URL a read narrowed to task ids may have (``LABEL_STUDIO_URL_BYTES``)."""
@@ -349,7 +350,11 @@ class LabelStudioGateways:
     """Makes (and keeps) one gateway per URL and key; tests pass another ``make`` to swap the network layer."""
 
     def __init__(
-        self, make: Any = None, policy: AddressPolicy | None = None, timeout: float = 60.0, url_bytes: int = 6000
+        self,
+        make: Any = None,
+        policy: AddressPolicy | None = None,
+        timeout: float = setting_default("label_studio_timeout"),
+        url_bytes: int = setting_default("label_studio_url_bytes"),
     ) -> None:
         self._make = make or (
             lambda access: LabelStudioGateway(access, policy=policy, timeout=timeout, url_bytes=url_bytes)

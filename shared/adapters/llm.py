@@ -39,7 +39,7 @@ from shared.adapters.ratelimit import RateLimiter
 from shared.adapters.store import Store
 from shared.domain.answers.output_modes import request_options, resolve_output_mode
 from shared.domain.backoff import backoff, retryable_status
-from shared.domain.config import LLMOptions, OutputMode, Settings
+from shared.domain.config import LLMOptions, OutputMode, Settings, setting_default
 from shared.domain.digests import digest, endpoint_key, llm_fields
 from shared.domain.errors import LLMError
 from shared.redaction import redact
@@ -238,7 +238,7 @@ class LLM:
         metrics: Metrics | None = None,
         policy: AddressPolicy | None = None,
         models: frozenset[str] = frozenset(),
-        refusal_memory: int = 7 * 24 * 3600,
+        refusal_memory: int = setting_default("llm_refusal_memory"),
     ) -> None:
         """``refusal_memory``: seconds an endpoint's refusal of a feature is remembered (``LLM_REFUSAL_MEMORY``)."""
         self._store = store if cache_ttl > 0 else None

@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 from shared.adapters.jobs import Jobs
 from shared.adapters.replies import text_dict
 from shared.adapters.store import Store
-from shared.domain.config import Settings
+from shared.domain.config import Settings, setting_default
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,9 @@ def mean_seconds(store: Store, name: str, **labels: str) -> float | None:
 class RedisCollector(Collector):
     """Renders what every process wrote, plus gauges read at scrape time (jobs by state, queue depth)."""
 
-    def __init__(self, store: Store, jobs: Jobs, queue_key: str, recent_jobs: int = 1000) -> None:
+    def __init__(
+        self, store: Store, jobs: Jobs, queue_key: str, recent_jobs: int = setting_default("metrics_recent_jobs")
+    ) -> None:
         self.store = store
         self.jobs = jobs
         self.queue_key = queue_key

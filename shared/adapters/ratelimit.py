@@ -18,7 +18,7 @@ import redis
 from shared.adapters import deadline as request_deadline
 from shared.adapters.store import Store
 from shared.domain.backoff import spread
-from shared.domain.config import LLMOptions
+from shared.domain.config import LLMOptions, setting_default
 from shared.domain.digests import endpoint_key
 from shared.domain.errors import LLMError
 
@@ -72,7 +72,7 @@ class RateLimiter:
         tpm: int,
         interactive_share: float,
         max_wait: float,
-        burst_seconds: float = 1.0,
+        burst_seconds: float = setting_default("llm_burst_seconds"),
     ) -> None:
         """``burst_seconds``: a bucket holds this many seconds' worth of the rate (``LLM_BURST_SECONDS``)."""
         self.store = store

@@ -20,6 +20,7 @@ import redis
 from redis.client import Pipeline
 
 from shared.adapters.replies import text, text_dict, text_list, text_set
+from shared.domain.config import setting_default
 from shared.domain.estimation.pricing import TokenUsage
 from shared.redaction import remember, remember_extra_params
 
@@ -68,8 +69,8 @@ class Store:
         prefix: str,
         threads: int = 0,
         socket_timeout: float | None = None,
-        spare_connections: int = 64,
-        pool_wait: float = 30.0,
+        spare_connections: int = setting_default("redis_spare_connections"),
+        pool_wait: float = setting_default("redis_pool_wait"),
         **tls: Any,
     ) -> Store:
         """A store whose connection pool serves ``threads`` threads making calls at once (a worker's LLM window, an API

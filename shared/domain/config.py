@@ -945,3 +945,9 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(f"invalid configuration: {describe_validation_error(exc)}") from None
+
+
+def setting_default(name: str) -> Any:
+    """A setting's default (``name`` as the field is called), for what is built without the settings (tests,
+    tools): the value is written once, in its field, never again by hand."""
+    return Settings.model_fields[name].default

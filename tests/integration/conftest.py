@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.domain.config import Settings
+from shared.domain.config import setting_default
 from shared.domain.endpoints import host_port
 from tests.fakes.recorder import RecordingServer, chat_completion, send
 from tests.integration.own_redis import OwnRedis
@@ -25,7 +25,7 @@ def own_redis(tmp_path):
 def default_ollama_port():
     """A recording listener where OLLAMA_ENDPOINT's default points (localhost:11434): on an operator's machine,
     whatever process happens to listen there."""
-    where = host_port(Settings.model_fields["ollama_endpoint"].default)
+    where = host_port(setting_default("ollama_endpoint"))
     assert where is not None and where[0] == "localhost"
     # ``make test`` runs two pytest processes: tests of different files wanting this one port take turns.
     with (Path(tempfile.gettempdir()) / "llm-backend-tests-ollama-port.lock").open("w") as lock:

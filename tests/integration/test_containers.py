@@ -16,7 +16,7 @@ import yaml
 from cli.docs import env_example, markdown
 from cli.main import _parser
 from shared.domain.callers import unprotected_listening
-from shared.domain.config import Settings
+from shared.domain.config import Settings, setting_default
 
 ROOT = Path(__file__).resolve().parents[2]
 HADOLINT = str(Path(sys.executable).with_name("hadolint"))
@@ -121,7 +121,7 @@ def test_compose_services_commands_and_healthchecks(compose):
     assert services["api"]["command"][:2] == ["llm-backend", "api"]
     assert services["api"]["ports"] == ["9090:9090"]
     assert services["api"]["healthcheck"]["test"] == ["CMD", "llm-backend", "health"]
-    api_grace = Settings.model_fields["api_graceful_timeout"].default
+    api_grace = setting_default("api_graceful_timeout")
     assert int(services["api"]["stop_grace_period"].rstrip("s")) >= api_grace + 5, "gunicorn's grace fits in compose's"
     assert services["worker"]["command"][:2] == ["llm-backend", "worker"]
     assert "container_name" not in services["worker"] and "ports" not in services["worker"], "scalable"

@@ -18,13 +18,13 @@ import time
 
 import pytest
 
-from shared.domain.config import Settings
+from shared.domain.config import setting_default
 from tests.integration.test_recovery import DEFAULTS
 from tests.integration.test_worker import assert_once_each, stack  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.prose_answers]
 
-DRAIN_SECONDS = Settings.model_fields["worker_drain_seconds"].default
+DRAIN_SECONDS = setting_default("worker_drain_seconds")
 TASKS = 240
 
 

@@ -30,7 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from cli.batch import run_batch
 from shared.adapters.evaluations import EvaluationStore
 from shared.adapters.kept_runs import RUNS_KEPT
-from shared.domain.config import Settings
+from shared.domain.config import setting_default
 from shared.domain.estimation.tokens import count_request_tokens
 from shared.domain.evaluation.run import EvaluationRun, RunState
 from shared.evaluation import Evaluations
@@ -236,7 +236,7 @@ def test_versions_named_only_by_runs_dropped_leave_metrics_with_them(project):
 
 def test_evaluations_past_evaluation_concurrency_get_429_at_once(project):
     """Issue #23: twelve at once took an API process from 131 to 510 MB; now one more than the bound is refused."""
-    limit = Settings.model_fields["evaluation_concurrency"].default
+    limit = setting_default("evaluation_concurrency")
     slots = project.application.extensions["evaluation_slots"]
     with slots.hold(), slots.hold():  # two evaluations running in this process
         refused = project.post("/evaluations", json={"project": PROJECT, "version": "v1"})

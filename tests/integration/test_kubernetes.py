@@ -24,7 +24,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from cli.main import _parser
-from shared.domain.config import Settings
+from shared.domain.config import Settings, setting_default
 from tests.conftest import LS_TOKEN, labeling_config
 from tests.integration.processes import BackendProcess, llm_backend_env, prepare_project_over_http
 from tests.integration.test_security_processes import start_api
@@ -257,10 +257,10 @@ def test_the_trigger_counts_tasks_to_predict_and_follows_the_maths(rendered):
     command = worker["containers"][0]["command"]
     children = int(command[command.index("--concurrency") + 1])
     assert float(trigger["threshold"]) == children * int(settings["LLM_CONCURRENCY"])  # one busy pod's calls
-    drain = float(settings.get("WORKER_DRAIN_SECONDS", Settings.model_fields["worker_drain_seconds"].default))
+    drain = float(settings.get("WORKER_DRAIN_SECONDS", setting_default("worker_drain_seconds")))
     assert worker["terminationGracePeriodSeconds"] >= drain + 10, "the drain and Celery's shutdown fit in the grace"
     api = one(objects, "Deployment", "llm-backend-api")["spec"]["template"]["spec"]
-    graceful = float(settings.get("API_GRACEFUL_TIMEOUT", Settings.model_fields["api_graceful_timeout"].default))
+    graceful = float(settings.get("API_GRACEFUL_TIMEOUT", setting_default("api_graceful_timeout")))
     assert api["terminationGracePeriodSeconds"] >= graceful + 5, "gunicorn's graceful timeout fits in the grace"
     assert 1 <= scaled["minReplicaCount"] < scaled["maxReplicaCount"]
 

@@ -27,9 +27,9 @@ TRIANGLE = {
 def test_the_default_is_geminis_convention_and_the_setting_lists_every_convention():
     from typing import get_args
 
-    from shared.domain.config import Settings, VisionBoxFormat
+    from shared.domain.config import VisionBoxFormat, setting_default
 
-    assert DEFAULT_BOX_FORMAT == "gemini" == Settings.model_fields["vision_box_format"].default
+    assert DEFAULT_BOX_FORMAT == "gemini" == setting_default("vision_box_format")
     assert set(get_args(VisionBoxFormat)) == set(BOX_FORMATS)
 
 

@@ -22,7 +22,7 @@ from xml.etree.ElementTree import Element
 import defusedxml.ElementTree
 from defusedxml import DefusedXmlException
 
-from shared.domain.config import Settings
+from shared.domain.config import setting_default
 from shared.domain.errors import LabelingConfigError
 from shared.domain.labeling.sdk_tags import SdkControl, SdkInterface, SdkObject
 
@@ -445,8 +445,8 @@ def _build_spec(config: str, root: Element, prompt_prefix: str) -> LabelingSpec:
 
 
 # Until ``shared.services`` configures them, and for callers without settings: the settings' defaults.
-DEFAULT_CACHE_BYTES: int = Settings.model_fields["label_config_cache_bytes"].default
-DEFAULT_MAX_BYTES: int = Settings.model_fields["max_label_config_bytes"].default
+DEFAULT_CACHE_BYTES: int = setting_default("label_config_cache_bytes")
+DEFAULT_MAX_BYTES: int = setting_default("max_label_config_bytes")
 
 
 class _SpecCache:
