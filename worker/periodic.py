@@ -1,6 +1,6 @@
-"""A worker's background loop with a stop: the pusher, the chunk tracker, the watchdog and the load report each
-run one, started and stopped by the worker's life cycle (``worker/app.py``) rather than living as long as the
-process by accident."""
+"""A worker's background loop with a stop: the pusher (and its lock, kept while a call runs), the chunk tracker, the
+watchdog and the load report each run one, started and stopped by the worker's life cycle (``worker/app.py``) rather
+than living as long as the process by accident."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ log = logging.getLogger(__name__)
 
 
 class Periodic:
-    """Calls ``action`` at once and then every ``interval`` seconds on a thread of its own, until ``stop``.  An
-    exception is logged and the next round tries again (Redis or Label Studio away)."""
+    """Calls ``action`` (its result ignored) at once and then every ``interval`` seconds on a thread of its own, until
+    ``stop``.  An exception is logged and the next round tries again (Redis or Label Studio away)."""
 
-    def __init__(self, interval: float, action: Callable[[], None], name: str) -> None:
+    def __init__(self, interval: float, action: Callable[[], object], name: str) -> None:
         self.interval, self.action, self.name = interval, action, name
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None

@@ -29,6 +29,8 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,28 +71,15 @@ class _Outbox:
     loop: Periodic | None = None  # its push loop in this process (``Pusher.start``)
 
 
-class _LockKeeper:
-    """Renews the push lock while a call runs, so the lock outlives any call, however long Label Studio takes."""
-
-    def __init__(self, ledger: Ledger, owner: str, lock_seconds: float) -> None:
-        self._ledger, self._owner, self._lock_seconds = ledger, owner, lock_seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True, name="push-lock")
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self._lock_seconds / 3):
-            try:
-                self._ledger.hold_push_lock(self._owner, self._lock_seconds)
-            except Exception:  # a Redis blip: the next beat tries again
-                log.warning("could not renew the push lock of project %s", self._ledger.project, exc_info=True)
-
-    def __enter__(self) -> _LockKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+@contextmanager
+def _lock_kept(ledger: Ledger, owner: str, lock_seconds: float) -> Iterator[None]:
+    """Renews the push lock while a call runs (every third of its time, a failed renewal tried again at the next),
+    so the lock outlives any call, however long Label Studio takes."""
+    keeper = Periodic(lock_seconds / 3, lambda: ledger.hold_push_lock(owner, lock_seconds), "push-lock").start()
+    try:
+        yield
+    finally:
+        keeper.stop()
 
 
 def _key(ledger: Ledger) -> tuple[str, str]:
@@ -261,7 +250,7 @@ class Pusher:
         ledger.record_push(self.owner, tasks, reconcile_at, answer_by=time.time() + timeout)
         started = time.monotonic()
         try:
-            with _LockKeeper(ledger, self.owner, self.lock_seconds):
+            with _lock_kept(ledger, self.owner, self.lock_seconds):
                 gateway.push_predictions(project, predictions, timeout=timeout)
         except PushOutcomeUnknown as exc:
             seconds = time.monotonic() - started
