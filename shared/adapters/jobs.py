@@ -538,7 +538,7 @@ class Jobs:
         is not counted, which only loosens that limit."""
         return sum(state in LIVE_STATES for state, _ in self._activities(self.recent_ids(project, limit)))
 
-    def backlog(self, limit: int = 1000) -> Backlog:
+    def backlog(self, limit: int = setting_default("metrics_recent_jobs")) -> Backlog:
         """The tasks still to predict, from the job records of the latest ``limit`` jobs, never from the broker's
         list: chunk messages sent again while Label Studio is away, or held back by a dispatcher, change nothing.
 
@@ -735,7 +735,7 @@ class Jobs:
         pipe.execute()
 
     def orphaned_chunks(
-        self, limit: int = 500, gone: Callable[[str], bool] = lambda holder: False
+        self, limit: int = setting_default("watchdog_recent_jobs"), gone: Callable[[str], bool] = lambda holder: False
     ) -> list[tuple[str, int, str]]:
         """Unfinished chunks of active jobs whose holder is gone: ``(job id, chunk index, holder)``.
 
@@ -835,7 +835,9 @@ class Jobs:
     def poll_seq(self, job_id: str) -> int:
         return int(self.redis.hget(self._job(job_id), "poll_seq") or 0)
 
-    def overdue_polls(self, grace: float, limit: int = 500) -> list[tuple[str, int]]:
+    def overdue_polls(
+        self, grace: float, limit: int = setting_default("watchdog_recent_jobs")
+    ) -> list[tuple[str, int]]:
         """Active jobs whose batches should have been looked at ``grace`` seconds ago: (job id, poll seq)."""
         job_ids = self.recent_ids(None, limit)
         pipe = self.redis.pipeline(transaction=False)
