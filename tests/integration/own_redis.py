@@ -86,16 +86,15 @@ def job_on_own_redis(
     own_redis: OwnRedis, llm_url: str, tmp_path, project: int, **settings: str
 ) -> Iterator[RunningJob]:
     """`llm-backend up` (it restarts a worker that exits, as compose's restart policy does) on ``own_redis``,
-    with a broker visibility timeout and claims short enough for a restart to show within the test."""
+    with a broker visibility timeout and claims short enough for a restart to show within the test, unless
+    ``settings`` give theirs (the defaults users run)."""
     env = llm_backend_env(
         llm_url,
         f"restart-{uuid.uuid4().hex[:6]}",
         REDIS_URL=own_redis.url,
-        BROKER_VISIBILITY_TIMEOUT="10",
-        BATCH_CLAIM_SECONDS="6",
         FLOWER_BASIC_AUTH="a:b",
         OUTPUT_MODE="text",  # the fake model answers in prose, as the reference's did
-        **settings,
+        **({"BROKER_VISIBILITY_TIMEOUT": "10", "BATCH_CLAIM_SECONDS": "6"} | settings),
     )
     api_port = free_port()
     up = BackendProcess(

@@ -18,6 +18,7 @@ from tests.integration.own_redis import job_on_own_redis, wait_for
 from tests.integration.processes import (
     LLM_BACKEND,
 )
+from tests.integration.test_recovery import DEFAULTS
 from tests.integration.test_worker import assert_once_each, stack  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.prose_answers]
@@ -104,12 +105,13 @@ def test_cancel_mid_batch_cancels_the_provider_batch(stack, fake_label_studio, f
     assert fake_label_studio.predictions_by_task() == {} and fake_llm.live_completions == []
 
 
-def test_redis_restarted_while_polling(own_redis, llm_server, fake_llm, tmp_path):
+@pytest.mark.parametrize("timeouts", [{}, DEFAULTS], ids=["short-timeouts", "defaults"])
+def test_redis_restarted_while_polling(own_redis, llm_server, fake_llm, tmp_path, timeouts):
     """Through `llm-backend up` (it restarts a worker that exits, as compose does), with a Redis that keeps
     what it acknowledged (AOF): the poll chain goes on after the restart."""
     fake_llm.reply = lambda messages, index: "Sarcastic"
     fake_llm.batch_turnaround = 10.0
-    with job_on_own_redis(own_redis, llm_server.url, tmp_path, 52, **BATCH_API) as job:
+    with job_on_own_redis(own_redis, llm_server.url, tmp_path, 52, **BATCH_API, **timeouts) as job:
         wait_for(lambda: len(job.status()["batches"]) == 1, 60, job.up)
         time.sleep(2)  # a poll or two
         own_redis.kill()

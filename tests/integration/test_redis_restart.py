@@ -7,10 +7,12 @@ import time
 import pytest
 
 from tests.integration.own_redis import PASSWORD, job_on_own_redis, wait_for
+from tests.integration.test_recovery import DEFAULTS
 
 
 @pytest.mark.timeout(300)
-def test_batch_survives_a_redis_restart(own_redis, llm_server, fake_llm, tmp_path):
+@pytest.mark.parametrize("timeouts", [{}, DEFAULTS], ids=["short-timeouts", "defaults"])
+def test_batch_survives_a_redis_restart(own_redis, llm_server, fake_llm, tmp_path, timeouts):
     """Through `llm-backend up`, which restarts a worker that exits (as compose's restart policy does):
     a Celery worker may exit when its broker goes away mid-task."""
     fake_llm.reply = lambda messages, index: "Sarcastic"
@@ -20,7 +22,7 @@ def test_batch_survives_a_redis_restart(own_redis, llm_server, fake_llm, tmp_pat
         "LLM_CONCURRENCY": "4",
         "BATCH_RETRY_MAX_DELAY": "3",
         "JOB_STALL_SECONDS": "15",
-    }
+    } | timeouts
     with job_on_own_redis(own_redis, llm_server.url, tmp_path, 51, **settings) as job:
         assert "(embedded" not in job.up.log, "the password-protected Redis at REDIS_URL is used"
         wait_for(lambda: job.status()["pushed"] >= 40, 60, job.up)
