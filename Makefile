@@ -38,8 +38,8 @@ test: install tools
 e2e: install
 	$(BIN)/python -m pytest -v -rA tests/e2e $(PYTEST_ARGS)
 
-# ruff (style, imports, format) over everything; mypy over api, cli, shared and worker, as [tool.mypy] in
-# pyproject.toml says (strict on shared.domain, shared.reports and worker).
+# ruff (style, imports, format) over everything; mypy --strict over api, cli, shared and worker ([tool.mypy] in
+# pyproject.toml).
 lint: install
 	$(BIN)/ruff check api cli shared worker tests bench
 	$(BIN)/ruff format --check api cli shared worker tests bench

@@ -13,6 +13,7 @@ from api.evaluations import bp as evaluations_bp
 from api.improvements import bp as improvements_bp
 from api.observe import install_request_metrics
 from api.routes import bp
+from api.state import AppState, install_state
 from shared.adapters.store import Store
 from shared.domain.config import Settings, load_settings
 from shared.services import Services
@@ -32,9 +33,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None, llm
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json = _UnsortedJSONProvider(app)
     services = Services.build(settings, store)
-    app.extensions["llm_backend"] = services
-    app.extensions["llm_slots"] = LLMSlots(llm_slots) if llm_slots else None
-    app.extensions["evaluation_slots"] = EvaluationSlots(settings.evaluation_concurrency)
+    install_state(
+        app,
+        AppState(
+            services=services,
+            llm_slots=LLMSlots(llm_slots) if llm_slots else None,
+            evaluation_slots=EvaluationSlots(settings.evaluation_concurrency),
+        ),
+    )
     install_request_metrics(app, services.metrics)
     install_caller_checks(app, settings)
     install_basic_auth(app, settings)

@@ -11,7 +11,7 @@ import base64
 import binascii
 import hmac
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 
 from shared.domain.config import Settings
 
@@ -51,7 +51,7 @@ def install_basic_auth(app: Flask, settings: Settings) -> None:
     expected_pass = _spellings(settings.basic_auth_pass.get_secret_value())
 
     @app.before_request
-    def _require_credentials():
+    def _require_credentials() -> Response | None:
         given_user, given_pass = _given_credentials()
         user_ok = _matches(given_user, expected_user)
         pass_ok = _matches(given_pass, expected_pass)

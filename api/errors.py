@@ -11,6 +11,7 @@ import logging
 
 import redis
 from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from shared.domain.errors import (
@@ -56,11 +57,11 @@ def status_of(exc: BackendError) -> int:
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(BackendError)
-    def _backend_error(exc: BackendError):
+    def _backend_error(exc: BackendError) -> ResponseReturnValue:
         return jsonify(error=redact(str(exc))), status_of(exc)
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):
+    def _http_error(exc: HTTPException) -> ResponseReturnValue:
         response = exc.get_response()  # keeps the status and headers such as Allow
         response.data = json.dumps({"error": redact(exc.description or exc.name)})
         response.content_type = "application/json"
@@ -68,11 +69,11 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(redis.ConnectionError)
     @app.errorhandler(redis.TimeoutError)
-    def _redis_down(exc: redis.RedisError):
+    def _redis_down(exc: redis.RedisError) -> ResponseReturnValue:
         log.error("Redis is unavailable: %s", exc)
         return jsonify(error=redact(f"Redis is unavailable: {exc}")), 503
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):
+    def _unexpected(exc: Exception) -> ResponseReturnValue:
         log.exception("unhandled error")
         return jsonify(error=f"internal error ({type(exc).__name__}); see the backend's log"), 500

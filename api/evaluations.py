@@ -10,17 +10,17 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
+from flask.typing import ResponseReturnValue
 
-from api.capacity import EvaluationSlots
 from api.requests import json_object
+from api.state import services, state
 from shared.domain.errors import InvalidRequest
 from shared.domain.evaluation.calibration import DEFAULT_PRECISIONS
 from shared.domain.evaluation.run import RunState
 from shared.estimation import estimate_project
 from shared.evaluation import EvaluationRequest, Evaluations
 from shared.reports.evaluation_html import render_html
-from shared.services import Services
 
 bp = Blueprint("evaluations", __name__)
 
@@ -32,15 +32,10 @@ REPORT_POLICY = (
 )
 
 
-def _services() -> Services:
-    return current_app.extensions["llm_backend"]
-
-
 def scoring() -> AbstractContextManager[None]:
     """A slot of this process's EVALUATION_CONCURRENCY, held while a run reads and scores a project (its memory
     grows with the project's size): 429 at once when all are taken."""
-    slots: EvaluationSlots = current_app.extensions["evaluation_slots"]
-    return slots.hold()
+    return state().evaluation_slots.hold()
 
 
 def whole_number(value: Any, name: str, minimum: int = 1) -> int:
@@ -87,25 +82,25 @@ def evaluation_request(body: dict[str, Any]) -> EvaluationRequest:
 
 
 @bp.post("/evaluations")
-def create_evaluation():
+def create_evaluation() -> ResponseReturnValue:
     wanted = evaluation_request(json_object())
     with scoring():
-        run = Evaluations(_services()).start(wanted)
+        run = Evaluations(services()).start(wanted)
     return run.as_dict(), 202 if run.state == RunState.PREDICTING else 200
 
 
 @bp.get("/evaluations")
-def list_evaluations():
+def list_evaluations() -> ResponseReturnValue:
     project = whole_number(request.args.get("project"), "project") if request.args.get("project") else None
     if project is None:
         raise InvalidRequest("project is required: /evaluations?project=<Label Studio project id>")
     limit = min(whole_number(request.args.get("limit", 20), "limit"), 100)
-    return {"evaluations": [run.summary() for run in Evaluations(_services()).recent(project, limit)]}
+    return {"evaluations": [run.summary() for run in Evaluations(services()).recent(project, limit)]}
 
 
 @bp.get("/evaluations/<run_id>")
-def get_evaluation(run_id: str):
-    evaluations = Evaluations(_services())
+def get_evaluation(run_id: str) -> ResponseReturnValue:
+    evaluations = Evaluations(services())
     run = evaluations.get(run_id)
     if run.state == RunState.PREDICTING:  # scored here once its job has finished: the project is read again
         with scoring():
@@ -116,7 +111,7 @@ def get_evaluation(run_id: str):
 
 
 @bp.get("/estimate")
-def estimate():
+def estimate() -> ResponseReturnValue:
     if not request.args.get("project"):
         raise InvalidRequest("project is required: /estimate?project=<Label Studio project id>")
     project_id = whole_number(request.args["project"], "project")
@@ -124,4 +119,4 @@ def estimate():
     if scope not in ("unlabeled", "all"):
         raise InvalidRequest("filter must be unlabeled or all")
     workers = whole_number(request.args["workers"], "workers") if request.args.get("workers") else None
-    return estimate_project(_services(), project_id, scope == "unlabeled", workers).as_dict()
+    return estimate_project(services(), project_id, scope == "unlabeled", workers).as_dict()

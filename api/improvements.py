@@ -11,20 +11,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
+from flask.typing import ResponseReturnValue
 
 from api.evaluations import scoring, whole_number
 from api.requests import json_object
+from api.state import services
 from shared.domain.errors import InvalidRequest
 from shared.improvement import ImprovementRequest, Improvements
-from shared.services import Services
 
 bp = Blueprint("improvements", __name__)
 
 
 def _improvements() -> Improvements:
-    services: Services = current_app.extensions["llm_backend"]
-    return Improvements(services)
+    return Improvements(services())
 
 
 def _flag(body: dict[str, Any], name: str) -> bool:
@@ -53,7 +53,7 @@ def improvement_request(body: dict[str, Any]) -> ImprovementRequest:
 
 
 @bp.post("/improvements")
-def create_improvement():
+def create_improvement() -> ResponseReturnValue:
     body = json_object()
     wanted = improvement_request(body)
     confirm = _flag(body, "confirm")
@@ -67,7 +67,7 @@ def create_improvement():
 
 
 @bp.get("/improvements")
-def list_improvements():
+def list_improvements() -> ResponseReturnValue:
     if not request.args.get("project"):
         raise InvalidRequest("project is required: /improvements?project=<Label Studio project id>")
     project = whole_number(request.args["project"], "project")
@@ -76,5 +76,5 @@ def list_improvements():
 
 
 @bp.get("/improvements/<run_id>")
-def get_improvement(run_id: str):
+def get_improvement(run_id: str) -> ResponseReturnValue:
     return _improvements().get(run_id).as_dict()

@@ -19,7 +19,7 @@ def mark_interactive() -> None:
 
 def arrived() -> float:
     """When the current request arrived (``time.monotonic()``)."""
-    return g.arrived
+    return float(g.arrived)  # flask.g holds untyped attributes
 
 
 def install_request_metrics(app: Flask, metrics: Metrics) -> None:

@@ -11,10 +11,12 @@ from contextlib import contextmanager, nullcontext
 from typing import TypedDict
 
 from flask import Blueprint, Response, current_app, request
+from flask.typing import ResponseReturnValue
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from api.observe import arrived, mark_interactive
 from api.requests import at_most, is_task, json_object, optional_object, tasks_of
+from api.state import services, state
 from shared.adapters.deadline import deadline_after
 from shared.adapters.evaluations import EvaluationScores, EvaluationStore
 from shared.adapters.jobs import JobStatus, is_job_id
@@ -30,16 +32,11 @@ from shared.domain.types import Prediction, Task, task_ids
 from shared.projects import PredictionContext
 from shared.redaction import redact
 from shared.routing import route
-from shared.services import Services
 
 MODEL_CLASS = "LLMInteractive"
 PROMPT_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
 
 bp = Blueprint("ml_backend", __name__)
-
-
-def backend() -> Services:
-    return current_app.extensions["llm_backend"]
 
 
 def text_or_none(value: object) -> str | None:
@@ -73,26 +70,26 @@ def answering_now() -> Iterator[None]:
     """Around LLM calls made while Label Studio (or an annotator) waits: a thread slot of this process, and
     INTERACTIVE_DEADLINE for all of it; past the deadline the request ends in 504 (one task) or each
     unfinished task's error (several)."""
-    slots = current_app.extensions.get("llm_slots")
+    slots = state().llm_slots
     with slots.hold() if slots else nullcontext():
-        with deadline_after(backend().settings.interactive_deadline, since=arrived()):
+        with deadline_after(services().settings.interactive_deadline, since=arrived()):
             yield
 
 
 def predict_now(ctx: PredictionContext, tasks: list[Task]) -> list[Prediction | TaskError]:
     with answering_now():
-        return backend().predictor.outcomes(ctx, tasks)
+        return services().predictor.outcomes(ctx, tasks)
 
 
 @bp.get("/")
 @bp.get("/health")
-def health():
+def health() -> ResponseReturnValue:
     """Label Studio allows this one second: no Redis, no LLM."""
     return {"status": "UP", "model_class": MODEL_CLASS}
 
 
 @bp.post("/setup")
-def setup():
+def setup() -> ResponseReturnValue:
     body = json_object()
     project = project_id_of(body.get("project"))
     if project is None:
@@ -103,22 +100,22 @@ def setup():
         access_token=text_or_none(body.get("access_token")),
         extra_params=decode_extra_params(body.get("extra_params")),
     )
-    registration = backend().projects.register(project, setup)
+    registration = services().projects.register(project, setup)
     unfilled = [{"name": item.name, "tag": item.tag, "reason": item.reason} for item in registration.unfilled]
     return {"model_version": registration.model_version, "unfilled": unfilled}
 
 
 @bp.post("/predict")
-def predict():
+def predict() -> ResponseReturnValue:
     """Answered as ``shared.domain.routing`` decides (its table): nothing for a smart tag, the annotator's answer,
     opened tasks in the request, a batch as a job answered at once."""
     body = json_object(checked_per_task=("tasks",))
-    tasks = at_most(tasks_of(body), backend().settings.max_tasks_per_request)
+    tasks = at_most(tasks_of(body), services().settings.max_tasks_per_request)
     params = optional_object(body, "params")
     project = project_id_of(body.get("project")) or project_id_of(tasks[0].get("project"))
-    ctx = backend().projects.context(project, body.get("label_config"), params.get("context"))
-    predictor = backend().predictor
-    decision = route(ctx, WayIn.PREDICT, tasks, backend().settings.batch_min_tasks)
+    ctx = services().projects.context(project, body.get("label_config"), params.get("context"))
+    predictor = services().predictor
+    decision = route(ctx, WayIn.PREDICT, tasks, services().settings.batch_min_tasks)
     if decision.route is Route.SUGGEST_NOTHING:  # rather than overwrite what the annotator drew
         return answer(ctx, [predictor.empty(ctx) for _ in tasks])
     predictor.spend.check(ctx.project)  # PROJECT_DAILY_USD reached: one 429 rather than an error per task
@@ -126,7 +123,7 @@ def predict():
         return predict_batch(ctx, tasks)
     if decision.route is Route.ANSWER_OPENED:  # Label Studio stores what we answer: through the jobs' ledger
         with answering_now():
-            return answer(ctx, results_of(ctx, backend().opened_tasks.answers(ctx, tasks)))
+            return answer(ctx, results_of(ctx, services().opened_tasks.answers(ctx, tasks)))
     if decision.reason is Reason.ANNOTATOR and len(tasks) == 1:
         mark_interactive()
         # A failure propagates as its status with a JSON error (Label Studio 1.23 logs it; its labeling screen
@@ -140,23 +137,23 @@ def predict():
     return answer(ctx, results_of(ctx, predict_now(ctx, tasks)))
 
 
-def predict_batch(ctx: PredictionContext, tasks: list[Task]):
+def predict_batch(ctx: PredictionContext, tasks: list[Task]) -> ResponseReturnValue:
     """Answer from the cache when every task is there; otherwise start a job and answer at once with no results
     (Label Studio stores nothing from them): the workers push the predictions with the same model version."""
-    predictor = backend().predictor
-    ctx = backend().projects.for_job(ctx)
+    predictor = services().predictor
+    ctx = services().projects.for_job(ctx)
     if predictor.cached_predictions(ctx, tasks[:1]) is not None:
         cached = predictor.cached_predictions(ctx, tasks)
         if cached is not None:  # Label Studio stores these: through the ledger, as an opened task's answer
-            return answer(ctx, results_of(ctx, backend().opened_tasks.offer_each(ctx, tasks, cached)))
-    return answer(ctx, [], job=start_job(backend(), ctx, task_ids(tasks)))
+            return answer(ctx, results_of(ctx, services().opened_tasks.offer_each(ctx, tasks, cached)))
+    return answer(ctx, [], job=start_job(services(), ctx, task_ids(tasks)))
 
 
 @bp.post("/webhook")
-def webhook():
+def webhook() -> ResponseReturnValue:
     body = json_object(checked_per_task=("tasks",))
     action = body.get("action")
-    auto_predict = action == "TASKS_CREATED" and backend().settings.auto_predict_on_import
+    auto_predict = action == "TASKS_CREATED" and services().settings.auto_predict_on_import
     if action not in PROMPT_EVENTS and not auto_predict:
         return {"status": "Unknown event"}
     project_info = optional_object(body, "project")
@@ -166,29 +163,29 @@ def webhook():
     if auto_predict:
         return predict_new_tasks(project, project_info.get("label_config"), body.get("tasks"))
     annotation = optional_object(body, "annotation")
-    update = backend().projects.remember_prompt(project, project_info.get("label_config"), annotation)
+    update = services().projects.remember_prompt(project, project_info.get("label_config"), annotation)
     return {"status": "ok", "prompt_changed": update.changed, "model_version": update.model_version}
 
 
-def predict_new_tasks(project: str, label_config: str | None, event_tasks: object):
+def predict_new_tasks(project: str, label_config: str | None, event_tasks: object) -> ResponseReturnValue:
     """AUTO_PREDICT_ON_IMPORT: tasks just imported into Label Studio become a batch job at once, or the event is
     refused (400) naming the fix: Label Studio stores nothing from a webhook's answer."""
     tasks: list[Task] = [task for task in event_tasks if is_task(task)] if isinstance(event_tasks, list) else []
     if not tasks:
         return {"status": "ok", "detail": "no tasks with data in the event"}
-    at_most(tasks, backend().settings.max_tasks_per_request)
-    ctx = backend().projects.context(project, label_config, None, pool_max_age=0)
+    at_most(tasks, services().settings.max_tasks_per_request)
+    ctx = services().projects.context(project, label_config, None, pool_max_age=0)
     decision = route(ctx, WayIn.AUTO_PREDICT, tasks)
     if decision.refused:
         current_app.logger.warning("project %s: %d new tasks not predicted: %s", project, len(tasks), decision.message)
         raise decision.error()
-    return {"status": "ok", "job": start_job(backend(), ctx, task_ids(tasks)), "model_version": ctx.model_version}
+    return {"status": "ok", "job": start_job(services(), ctx, task_ids(tasks)), "model_version": ctx.model_version}
 
 
 @bp.get("/versions")
-def versions():
+def versions() -> ResponseReturnValue:
     project = project_id_of(request.args.get("project"))
-    return {"versions": backend().store.versions(project) if project else []}
+    return {"versions": services().store.versions(project) if project else []}
 
 
 def project_param() -> str | None:
@@ -203,38 +200,38 @@ def project_param() -> str | None:
 
 
 @bp.get("/jobs")
-def jobs():
+def jobs() -> ResponseReturnValue:
     try:
         limit = min(max(int(request.args.get("limit", 50)), 1), 1000)
     except ValueError:
         raise InvalidRequest("limit must be a whole number") from None
-    return {"jobs": [status.as_dict() for status in backend().jobs.recent(project_param(), limit)]}
+    return {"jobs": [status.as_dict() for status in services().jobs.recent(project_param(), limit)]}
 
 
 @bp.get("/jobs/<job_id>")
-def job(job_id: str):
-    return found(backend().jobs.status(job_id) if is_job_id(job_id) else None, job_id).as_dict()
+def job(job_id: str) -> ResponseReturnValue:
+    return found(services().jobs.status(job_id) if is_job_id(job_id) else None, job_id).as_dict()
 
 
 @bp.post("/jobs/<job_id>/cancel")
-def cancel(job_id: str):
+def cancel(job_id: str) -> ResponseReturnValue:
     """Only with the job's project named, so a wrong or copied id cannot cancel another project's job."""
-    return found(cancel_job(backend(), project_job(job_id, "cancel")), job_id).as_dict()
+    return found(cancel_job(services(), project_job(job_id, "cancel")), job_id).as_dict()
 
 
 @bp.post("/jobs/<job_id>/pause")
-def pause(job_id: str):
+def pause(job_id: str) -> ResponseReturnValue:
     """No task of the job is asked of the LLM until it is resumed; with the job's project named, as for cancel."""
-    return found(pause_job(backend(), project_job(job_id, "pause")), job_id).as_dict()
+    return found(pause_job(services(), project_job(job_id, "pause")), job_id).as_dict()
 
 
 @bp.post("/jobs/<job_id>/resume")
-def resume(job_id: str):
+def resume(job_id: str) -> ResponseReturnValue:
     """The job goes on where it stopped; ``max_usd`` gives it a new budget (a job paused at its budget needs a
     higher one)."""
     job = project_job(job_id, "resume")
     raw = request.args.get("max_usd")
-    return found(resume_job(backend(), job, None if raw is None else budget_usd("max_usd", raw)), job_id).as_dict()
+    return found(resume_job(services(), job, None if raw is None else budget_usd("max_usd", raw)), job_id).as_dict()
 
 
 def project_job(job_id: str, action: str) -> str:
@@ -245,26 +242,25 @@ def project_job(job_id: str, action: str) -> str:
         raise InvalidRequest(
             f"project is required: POST /jobs/<id>/{action}?project=<the job's Label Studio project id>"
         )
-    status = backend().jobs.status(job_id) if is_job_id(job_id) else None
+    status = services().jobs.status(job_id) if is_job_id(job_id) else None
     if status is None or status.project != project:
-        raise NotFound(f"no job {job_id} in project {project} (jobs are kept {backend().settings.job_ttl} s)")
+        raise NotFound(f"no job {job_id} in project {project} (jobs are kept {services().settings.job_ttl} s)")
     return job_id
 
 
 def found(status: JobStatus | None, job_id: str) -> JobStatus:
     if status is None:
-        raise NotFound(f"no job {job_id} (jobs are kept {backend().settings.job_ttl} s)")
+        raise NotFound(f"no job {job_id} (jobs are kept {services().settings.job_ttl} s)")
     return status
 
 
 @bp.get("/metrics")
-def metrics():
-    backend().metrics.flush()
+def metrics() -> ResponseReturnValue:
+    backend = services()
+    backend.metrics.flush()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(
-        RedisCollector(
-            backend().store, backend().jobs, queue_key(backend().settings), backend().settings.metrics_recent_jobs
-        )
+        RedisCollector(backend.store, backend.jobs, queue_key(backend.settings), backend.settings.metrics_recent_jobs)
     )
-    registry.register(EvaluationScores(EvaluationStore(backend().store)))
+    registry.register(EvaluationScores(EvaluationStore(backend.store)))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

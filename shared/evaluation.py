@@ -81,7 +81,7 @@ class _TaskRecord:
 
 
 def _latest_by_version(predictions: list[dict[str, Any]], versions: set[str]) -> dict[str, dict[str, Any]]:
-    latest: dict[str, dict] = {}
+    latest: dict[str, dict[str, Any]] = {}
     for prediction in predictions or []:
         version = prediction.get("model_version")
         if version in versions and (version not in latest or prediction.get("id", 0) > latest[version].get("id", 0)):

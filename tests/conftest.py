@@ -12,6 +12,7 @@ import fakeredis
 import pytest
 import redis
 
+from api.state import state_of
 from shared.adapters.store import Store
 from shared.domain.config import Settings
 from tests.fakes.label_studio import FakeLabelStudio
@@ -155,7 +156,7 @@ def make_client(make_settings, store):
 
     yield make
     for app in apps:
-        app.extensions["llm_backend"].close()
+        state_of(app).services.close()
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ def create_worker_app(settings: Settings) -> Celery:
         """label_studio_sdk, imported once here and shared by the pool's children, rather than by each child at
         its first chunk: about two seconds of CPU per child, spent while the job's first tasks waited."""
         from label_studio_sdk import LabelStudio  # noqa: F401  (the client that pushes; the package loads it lazily)
-        from label_studio_sdk.label_interface import LabelInterface  # noqa: F401  (labeling configs)
+        from label_studio_sdk.label_interface.interface import LabelInterface  # noqa: F401  (labeling configs)
 
     @worker_process_init.connect(weak=False)
     def _start_process(sender: Any = None, **_kwargs: Any) -> None:

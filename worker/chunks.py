@@ -33,9 +33,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.adapters.jobs import Jobs, JobState
+from shared.adapters.jobs import WAITING_FOR_BATCHES, Jobs, JobState
 from shared.adapters.ledger import Claims, Ledger
-from shared.batch_jobs import WAITING_FOR_BATCHES
 from shared.domain.backoff import backoff
 from shared.domain.config import Settings
 from shared.domain.errors import InvalidInput, JobPaused, LabelStudioError, LLMError, TaskError

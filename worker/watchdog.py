@@ -27,9 +27,8 @@ from collections.abc import Callable
 import psutil
 from celery import Celery
 
-from shared.adapters.jobs import ACTIVE_STATES, Jobs
+from shared.adapters.jobs import ACTIVE_STATES, WAITING_FOR_BATCHES, Jobs
 from shared.adapters.queue import POLL_BATCHES, holder_parts, send_chunk, send_chunks
-from shared.batch_jobs import WAITING_FOR_BATCHES
 from shared.domain.config import setting_default
 from worker.periodic import Periodic
 

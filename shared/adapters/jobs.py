@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.client import Pipeline
 
@@ -267,7 +267,7 @@ class JobStatus:
     done: int
     failed: int
     pushed: int
-    errors: list[dict]
+    errors: list[dict[str, Any]]
     created_at: float
     finished_at: float | None
     model: str = ""
@@ -277,7 +277,7 @@ class JobStatus:
     cost_usd: float | None = None  # what the job cost: Batch API requests at the batch price
     live_cost_usd: float | None = None  # the same tokens at the live price
     mode: str = "live"  # "batch_api" once the job's requests went to the provider's Batch API
-    batches: list[dict] = field(default_factory=list)  # the provider's batches: id, state, counts
+    batches: list[dict[str, Any]] = field(default_factory=list)  # the provider's batches: id, state, counts
     priority: int = 1  # its share of the workers' windows against the other jobs running
     max_usd: float | None = None  # its budget: it pauses before exceeding it
     message: str | None = None  # why it is paused
@@ -319,7 +319,10 @@ def _usage(record: dict[str, str], prefix: str) -> TokenUsage:
     return TokenUsage(*(int(record.get(f"{prefix}tokens_{name}", 0)) for name in ("in", "out", "cached")))
 
 
-def chunked(items: list, size: int) -> Iterator[list]:
+T = TypeVar("T")
+
+
+def chunked(items: list[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 

@@ -132,7 +132,9 @@ class LabelStudioGateway:
         if client is None:
             from label_studio_sdk import LabelStudio  # heavy: import only when first needed
 
-            client = LabelStudio(base_url=access.url, api_key=access.api_key, httpx_client=self._http)
+            client = LabelStudio(  # type: ignore[no-untyped-call]  # the SDK's constructor is unannotated
+                base_url=access.url, api_key=access.api_key, httpx_client=self._http
+            )
         self.client = client
         self._personal_token = _is_personal_access_token(access.api_key)
         self._bearer: tuple[str, float] | None = None  # access token, expiry (monotonic)
@@ -296,7 +298,9 @@ class LabelStudioGateway:
             for task in tasks:
                 yield task.dict()
 
-    def annotated_tasks(self, project: int, page_size: int = 500) -> Iterator[tuple[dict[str, Any], list | None]]:
+    def annotated_tasks(
+        self, project: int, page_size: int = 500
+    ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]] | None]]:
         """Every task of a project (``tasks`` with its results) beside its ground-truth regions, None for a task
         without one: the rule of ``shared.domain.evaluation.ground_truth``, which ``eval`` scores against and few-shot
         examples are taken by."""

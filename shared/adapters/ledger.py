@@ -383,7 +383,7 @@ class Ledger:
             self.redis.srem(self._key("outbox"), *[str(t) for t in task_ids])
 
     # --- 3. an opened task: Label Studio stores what /predict answers -------------------------------
-    def hand_over(self, task_id: Any, digest: str) -> tuple[str, dict | None]:
+    def hand_over(self, task_id: Any, digest: str) -> tuple[str, dict[str, Any] | None]:
         """Give a task's waiting prediction to Label Studio, which stores what ``/predict`` answers, when it was
         made from the data the caller sent (``digest``).
 
@@ -396,7 +396,7 @@ class Ledger:
         state = answer[0]
         return state, (json.loads(answer[1]) if state == "taken" else None)
 
-    def hand_over_new(self, task_id: Any, prediction: dict, digest: str) -> str:
+    def hand_over_new(self, task_id: Any, prediction: dict[str, Any], digest: str) -> str:
         """Record a prediction, made from data with ``digest``, about to be given to Label Studio: ``"recorded"``;
         ``"there"`` when the task has one there, on its way or waiting (then give it none); ``"other"`` when
         the ledger's was made from other data (then the caller's prediction goes unrecorded).  A job that

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import httpcore2
 import httpx2
@@ -58,7 +58,7 @@ class OutputRequest:
     """How the answer is asked for: the project's OUTPUT_MODE and the answer's schema (None in text mode)."""
 
     mode: OutputMode
-    schema: dict | None = None
+    schema: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,12 @@ class LLMAnswer:
     cached_tokens: int = 0  # of prompt_tokens, those the provider served from its prefix cache (billed at less)
     cached: bool = False
     mode: str | None = None  # the output mode the answers came in, after any fallback; None: a plain chat call
-    logprobs: list[dict] | None = None  # the first choice's [{"token", "logprob"}], when the provider sent them
+    logprobs: list[dict[str, Any]] | None = (
+        None  # the first choice's [{"token", "logprob"}], when the provider sent them
+    )
     refusals: list[str | None] = field(default_factory=list)  # per choice: the model's refusal, if it refused
 
-    def messages(self) -> list[dict]:
+    def messages(self) -> list[dict[str, Any]]:
         """Each choice as a message ``output_modes.read_answer`` reads (tool arguments travel as the content)."""
         refusals = self.refusals or [None] * len(self.texts)
         return [{"content": text, "refusal": refusal} for text, refusal in zip(self.texts, refusals, strict=True)]
@@ -151,7 +153,7 @@ def _build_client(options: LLMOptions, policy: AddressPolicy | None) -> openai.O
     return openai.OpenAI(api_key=key, base_url=options.base_url, **common)
 
 
-def cache_key(options: LLMOptions, messages: list[dict], extra: dict | None = None) -> str:
+def cache_key(options: LLMOptions, messages: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> str:
     """``extra``: the request's other arguments (the output mode's response_format or tools, logprobs)."""
     decisive = {**llm_fields(options), "messages": messages}
     if extra:
@@ -159,7 +161,7 @@ def cache_key(options: LLMOptions, messages: list[dict], extra: dict | None = No
     return digest(decisive)
 
 
-def chat_body(options: LLMOptions, messages: list[dict], extra: dict) -> dict:
+def chat_body(options: LLMOptions, messages: list[dict[str, Any]], extra: dict[str, Any]) -> dict[str, Any]:
     """A chat completion request: ``extra`` is the output mode's arguments (``LLM._extra``)."""
     return {
         "model": options.model,
@@ -187,7 +189,7 @@ def _provider_message(exc: openai.APIStatusError) -> str:
     return str(detail or exc.message)
 
 
-def _refused_feature(exc: openai.APIStatusError, extra: dict) -> tuple[str, bool] | None:
+def _refused_feature(exc: openai.APIStatusError, extra: dict[str, Any]) -> tuple[str, bool] | None:
     """The feature of the request that a 400 names (and whether the refusal lasts), or None for other 400s."""
     if exc.status_code != 400:
         return None
@@ -222,10 +224,10 @@ def _redact(text: str, options: LLMOptions) -> str:
 
 
 class _NoMetrics:
-    def count(self, *args, **kwargs) -> None:
+    def count(self, name: str, amount: float = 1, /, **labels: str) -> None:
         pass
 
-    def observe(self, *args, **kwargs) -> None:
+    def observe(self, name: str, seconds: float, **labels: str) -> None:
         pass
 
 
@@ -279,13 +281,13 @@ class LLM:
         return client
 
     def cached(
-        self, options: LLMOptions, messages: list[dict], output: OutputRequest | None = None
+        self, options: LLMOptions, messages: list[dict[str, Any]], output: OutputRequest | None = None
     ) -> LLMAnswer | None:
         if self._store is None:
             return None
         return self._cached(options, messages, self._extra(output, *self._plan(options, output)))
 
-    def _cached(self, options: LLMOptions, messages: list[dict], extra: dict) -> LLMAnswer | None:
+    def _cached(self, options: LLMOptions, messages: list[dict[str, Any]], extra: dict[str, Any]) -> LLMAnswer | None:
         if self._store is None:
             return None
         hit = self._store.cached_answer(cache_key(options, messages, extra))
@@ -294,7 +296,7 @@ class LLM:
     def complete(
         self,
         options: LLMOptions,
-        messages: list[dict],
+        messages: list[dict[str, Any]],
         interactive: bool = False,
         *,
         output: OutputRequest | None = None,
@@ -334,8 +336,8 @@ class LLM:
         return answer
 
     def batch_body(
-        self, options: LLMOptions, messages: list[dict], output: OutputRequest | None = None
-    ) -> tuple[dict, str | None, bool]:
+        self, options: LLMOptions, messages: list[dict[str, Any]], output: OutputRequest | None = None
+    ) -> tuple[dict[str, Any], str | None, bool]:
         """The request a Batch API line carries for these messages (what ``complete`` would ask first), its
         output mode, and whether its answer is cached already (then it needs no line)."""
         mode, logprobs = self._plan(options, output)
@@ -383,7 +385,7 @@ class LLM:
         return refused
 
     @staticmethod
-    def _extra(output: OutputRequest | None, mode: str | None, logprobs: bool) -> dict:
+    def _extra(output: OutputRequest | None, mode: str | None, logprobs: bool) -> dict[str, Any]:
         """The request's arguments beyond model, messages, n and temperature."""
         if output is None or mode is None:
             return {}
@@ -394,12 +396,12 @@ class LLM:
     def _call_with_fallback(
         self,
         options: LLMOptions,
-        messages: list[dict],
+        messages: list[dict[str, Any]],
         output: OutputRequest | None,
         mode: str | None,
         logprobs: bool,
         interactive: bool,
-    ) -> tuple[LLMAnswer, int, dict]:
+    ) -> tuple[LLMAnswer, int, dict[str, Any]]:
         """One answer in ``mode``, asked again without what the provider refuses (see the module's docstring)."""
         while True:
             extra = self._extra(output, mode, logprobs)
@@ -426,7 +428,7 @@ class LLM:
                     self._refusals.pop(endpoint_key(options), None)  # read again at the next call
 
     def _call_within_limits(
-        self, options: LLMOptions, messages: list[dict], extra: dict, interactive: bool
+        self, options: LLMOptions, messages: list[dict[str, Any]], extra: dict[str, Any], interactive: bool
     ) -> tuple[LLMAnswer, int]:
         """One call; with a shared rate limit, every retry also waits for its turn in the bucket, and under a
         deadline no retry waits past it.
@@ -450,7 +452,7 @@ class LLM:
     def _labels(self, options: LLMOptions) -> dict[str, str]:
         return {"provider": options.provider, "model": bounded(options.model, self._models)}
 
-    def _call(self, options: LLMOptions, messages: list[dict], extra: dict) -> LLMAnswer:
+    def _call(self, options: LLMOptions, messages: list[dict[str, Any]], extra: dict[str, Any]) -> LLMAnswer:
         try:
             # The client's own ``post`` (its retries, auth and Azure's deployment path) with plain JSON both
             # ways, not the typed ``chat.completions.create``: that walks every message and the whole schema
@@ -514,7 +516,7 @@ def answer_from_completion(completion: object) -> LLMAnswer:
     )
 
 
-def _answer_text(message: dict) -> str:
+def _answer_text(message: dict[str, Any]) -> str:
     """The content, or the arguments of the (forced) tool call when there is one."""
     for call in message.get("tool_calls") or []:
         function = call.get("function") if isinstance(call, dict) else None
@@ -524,7 +526,7 @@ def _answer_text(message: dict) -> str:
     return content if isinstance(content, str) else ""
 
 
-def _token_logprobs(choice: dict) -> list[dict] | None:
+def _token_logprobs(choice: dict[str, Any]) -> list[dict[str, Any]] | None:
     """The content's tokens with their log-probabilities (they go into the cache)."""
     logprobs = choice.get("logprobs")
     content = logprobs.get("content") if isinstance(logprobs, dict) else None

@@ -142,7 +142,8 @@ class _GuardedStream:
         return left if timeout is None else min(timeout, left)
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, self._timeout(timeout, self._core.ReadTimeout))
+        data: bytes = self._inner.read(max_bytes, self._timeout(timeout, self._core.ReadTimeout))
+        return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._inner.write(buffer, self._timeout(timeout, self._core.WriteTimeout))

@@ -22,7 +22,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from pydantic.json_schema import JsonDict
+from pydantic.config import JsonDict
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.domain.endpoints import DEFAULT_OPENAI_ENDPOINT, origin

@@ -3,6 +3,7 @@
 import pytest
 import redis
 
+from api.state import state_of
 from tests.conftest import labeling_config, real_redis_url
 from tests.fakes.label_studio import FakeLabelStudio
 
@@ -162,7 +163,7 @@ def test_job_keeps_the_prompt_it_started_with(make_client, make_settings, real_s
         config, _ = setup_project(client, hostname=label_studio.url)
         job_id = predict(client, config, tasks(3)).json["job"]
         setup_project(client, hostname=label_studio.url, prompt="A different prompt")
-        jobs_store = client.application.extensions["llm_backend"].jobs
+        jobs_store = state_of(client.application).services.jobs
         assert jobs_store.snapshot(job_id).prompt == "Is it sarcastic?"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.state import state_of
 from shared.adapters.jobs import JobState
 from shared.domain.config import Settings
 from shared.domain.errors import LimitReached
@@ -125,7 +126,7 @@ def test_a_cancelled_job_keeps_no_task_data(client, real_store):
 def test_a_job_that_could_not_be_queued_keeps_no_task_data(make_client, make_settings, real_store, redis_prefix):
     client = make_client(make_settings(redis_key_prefix=redis_prefix), real_store)
     set_up(client)
-    jobs = client.application.extensions["llm_backend"].jobs
+    jobs = state_of(client.application).services.jobs
     job_id = post_predict(client, tasks(300), CONFIG).json["job"]
 
     jobs.abort(job_id, "could not queue the job: the broker is away")

@@ -2,6 +2,7 @@
 
 import subprocess
 
+from api.state import state_of
 from tests.conftest import labeling_config
 from tests.integration.processes import LLM_BACKEND, llm_backend_env
 
@@ -51,7 +52,7 @@ def test_jobs_list_show_pause_resume_and_cancel(make_client, make_settings, real
 
     missing = run(env, "jobs", "show", "nope")
     assert missing.returncode == 2 and "no job nope" in missing.stderr
-    client.application.extensions["llm_backend"].jobs.add(job_id, "done", [0])  # <id>:done is now a set
+    state_of(client.application).services.jobs.add(job_id, "done", [0])  # <id>:done is now a set
     for action in ("show", "cancel"):  # which once ended in Redis's WRONGTYPE and a traceback
         other_key = run(env, "jobs", action, f"{job_id}:done")
         assert (other_key.returncode, other_key.stderr.strip()) == (2, f"llm-backend: no job {job_id}:done"), action

@@ -27,6 +27,7 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.state import state_of
 from cli.batch import run_batch
 from shared.adapters.evaluations import EvaluationStore
 from shared.adapters.kept_runs import RUNS_KEPT
@@ -237,7 +238,7 @@ def test_versions_named_only_by_runs_dropped_leave_metrics_with_them(project):
 def test_evaluations_past_evaluation_concurrency_get_429_at_once(project):
     """Issue #23: twelve at once took an API process from 131 to 510 MB; now one more than the bound is refused."""
     limit = setting_default("evaluation_concurrency")
-    slots = project.application.extensions["evaluation_slots"]
+    slots = state_of(project.application).evaluation_slots
     with slots.hold(), slots.hold():  # two evaluations running in this process
         refused = project.post("/evaluations", json={"project": PROJECT, "version": "v1"})
 
@@ -248,13 +249,13 @@ def test_evaluations_past_evaluation_concurrency_get_429_at_once(project):
 
 def test_a_run_scored_when_its_job_has_finished_waits_for_a_slot_too(project):
     """``GET /evaluations/<id>`` reads the project again to score a run whose job has finished: bounded alike."""
-    services = project.application.extensions["llm_backend"]
+    services = state_of(project.application).services
     job_id = services.jobs.create(services.projects.snapshot(services.projects.context("41", CONFIG, None)), [], 10)
     services.jobs.cancel(job_id)
     run = EvaluationRun(id="waiting", project="41", created_at=time.time(), versions=["v1"], state=RunState.PREDICTING)
     run.job_id, run.predicted_version = job_id, "v1"
     EvaluationStore(services.store).save(run)
-    slots = project.application.extensions["evaluation_slots"]
+    slots = state_of(project.application).evaluation_slots
 
     with slots.hold(), slots.hold():
         refused = project.get("/evaluations/waiting")
@@ -266,7 +267,7 @@ def test_a_run_scored_when_its_job_has_finished_waits_for_a_slot_too(project):
 
 def test_a_run_keeps_of_each_task_only_what_scoring_needs(project):
     """Predictions only of the versions scored, and an excerpt, for the tasks with a ground truth; no task data."""
-    services = project.application.extensions["llm_backend"]
+    services = state_of(project.application).services
     opened = open_project(services, PROJECT)
 
     scoring = Evaluations(services)._records(opened, ["v1"])

@@ -15,6 +15,7 @@ import subprocess
 import httpx
 import pytest
 
+from api.state import state_of
 from shared.domain.types import JobSnapshot
 from tests.conftest import labeling_config
 from tests.integration.processes import LLM_BACKEND, BackendProcess, backend_env, free_port, llm_backend_env
@@ -133,7 +134,7 @@ def test_every_answer_says_nosniff(client):
 
 
 def _job(client, project: str) -> str:
-    jobs = client.application.extensions["llm_backend"].jobs
+    jobs = state_of(client.application).services.jobs
     snapshot = JobSnapshot(
         project=project,
         label_config="<View/>",
@@ -149,7 +150,7 @@ def _job(client, project: str) -> str:
 def test_a_job_id_that_no_job_could_have_is_a_404_not_a_500(client):
     """``<id>:done`` once reached another of the job's keys (a set), and Redis answered WRONGTYPE."""
     job_id = _job(client, "7")
-    client.application.extensions["llm_backend"].jobs.add(job_id, "done", [1])
+    state_of(client.application).services.jobs.add(job_id, "done", [1])
     assert client.get(f"/jobs/{job_id}").status_code == 200
     for bad in (f"{job_id}:done", f"{job_id}:errors", job_id.upper(), job_id[:-1], "x" * 32):
         response = client.get(f"/jobs/{bad}")

@@ -408,7 +408,7 @@ def _sharing_labels(control: SdkControl, controls: list[SdkControl]) -> str | No
 
 
 def _build_spec(config: str, root: Element, prompt_prefix: str) -> LabelingSpec:
-    from label_studio_sdk.label_interface import LabelInterface  # heavy: import only when first needed
+    from label_studio_sdk.label_interface.interface import LabelInterface  # heavy: import only when first needed
 
     try:
         interface = LabelInterface(config)
