@@ -6,9 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any, NotRequired, TypedDict
+from typing import Any, NotRequired, TypeAlias, TypedDict
 
 from pydantic import BaseModel, ConfigDict
+
+TaskId: TypeAlias = int | str
+"""A task's id inside the backend: Label Studio sends ints (in tasks and in a job's chunks), Redis gives the ledger's
+and a job's sets back as strings; every store of them writes ``str(task_id)``, so either names the same task."""
 
 
 class Task(TypedDict):
