@@ -11,8 +11,9 @@ from typing import Any, NotRequired, TypeAlias, TypedDict
 from pydantic import BaseModel, ConfigDict
 
 TaskId: TypeAlias = int | str
-"""A task's id inside the backend: Label Studio sends ints (in tasks and in a job's chunks), Redis gives the ledger's
-and a job's sets back as strings; every store of them writes ``str(task_id)``, so either names the same task."""
+"""A task's id as the backend passes it around: an int as Label Studio sends it (tasks, a job's chunks), a string as
+Redis gives back the ledger's sets and hashes (the outbox, the tasks on their way).  Redis keys and members are
+written ``str(task_id)``, so either form names the same task."""
 
 
 class Task(TypedDict):
