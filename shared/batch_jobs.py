@@ -45,7 +45,7 @@ from shared.domain.errors import InvalidInput, LLMError
 from shared.domain.estimation.pricing import TokenUsage
 from shared.domain.prompts.long_texts import split_task
 from shared.domain.routing import WayIn
-from shared.domain.types import Task, data_digest
+from shared.domain.types import data_digest
 from shared.predictor import Predictor
 from shared.projects import PredictionContext, Projects
 from shared.routing import route
@@ -164,22 +164,22 @@ class BatchJobs:
             open_ids = [
                 task_id for task_id, in_ls, failed_ in zip(ids, pushed, failed, strict=True) if not (in_ls or failed_)
             ]
-            tasks = self._held_by_label_studio(ctx, open_ids)
-            waiting = ledger.kept({task["id"]: data_digest(task["data"]) for task in tasks})
-            for task in tasks:
-                if str(task["id"]) in waiting:
+            held = self._held_by_label_studio(ctx, open_ids)
+            waiting = ledger.kept({task_id: data_digest(data) for task_id, data in held.items()})
+            for task_id, data in held.items():
+                if str(task_id) in waiting:
                     continue
-                if split_task(ctx.spec, task["data"], self.settings.long_text_chars):
-                    log.info("job %s task %s: a long text, asked in parts: predicted live", job_id, task["id"])
+                if split_task(ctx.spec, data, self.settings.long_text_chars):
+                    log.info("job %s task %s: a long text, asked in parts: predicted live", job_id, task_id)
                     continue
                 try:
-                    messages, output = self.predictor.request_for(ctx, task["data"], task["id"])
+                    messages, output = self.predictor.request_for(ctx, data, task_id)
                     body, mode, cached = self.predictor.llm.batch_body(ctx.config.llm, messages, output)
                 except Exception as exc:  # the live path meets it again and fails the task with its reason
-                    log.info("job %s task %s: no batch line (%s)", job_id, task["id"], exc)
+                    log.info("job %s task %s: no batch line (%s)", job_id, task_id, exc)
                     continue
                 if not cached:
-                    yield mode, request_line(custom_id(task["id"]), url, body)
+                    yield mode, request_line(custom_id(task_id), url, body)
 
     # --- 2. polling and collecting ----------------------------------------------------------------
     def poll(self, job_id: str, seq: int) -> PollOutcome:
@@ -272,19 +272,19 @@ class BatchJobs:
 
     def _task_data(self, ctx: PredictionContext, job_id: str) -> dict[str, dict[str, Any]]:
         return {
-            str(task["id"]): task["data"]
+            str(task_id): data
             for index in range(self.jobs.chunk_count(job_id))
-            for task in self._held_by_label_studio(ctx, self.jobs.chunk_task_ids(job_id, index) or [])
+            for task_id, data in self._held_by_label_studio(ctx, self.jobs.chunk_task_ids(job_id, index) or []).items()
         }
 
-    def _held_by_label_studio(self, ctx: PredictionContext, task_ids: list[int]) -> list[Task]:
-        """These tasks with the data Label Studio holds for them (the request's data is never used); one the
-        project does not hold is left out, for its chunk to fail with the reason."""
+    def _held_by_label_studio(self, ctx: PredictionContext, task_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """These tasks' data as Label Studio holds it, by task id, in the order of ``task_ids`` (the request's data is
+        never used); one the project does not hold is left out, for its chunk to fail with the reason."""
         gateway = self.predictor.gateway(ctx)
         if gateway is None or ctx.project is None or not task_ids:
-            return []
+            return {}
         held = gateway.task_data(int(ctx.project), task_ids)
-        return [{"id": task_id, "data": held[task_id]} for task_id in task_ids if task_id in held]
+        return {task_id: held[task_id] for task_id in task_ids if task_id in held}
 
     # --- 3. cancelling ----------------------------------------------------------------------------
     def cancel_batches(self, job_id: str, ctx: PredictionContext | None = None) -> None:

@@ -60,17 +60,17 @@ class OpenedTasks:
         deadline = time.monotonic() + self.wait_seconds
         wanted = False
         while True:
-            taken = self._from_ledger(ctx, ledger, task, digest)
+            taken = self._from_ledger(ctx, ledger, task, task_id, digest)
             if taken is not None:
                 return taken
             claims = ledger.claim([task_id], owner, self.claim_seconds)
             if claims.held:
                 with claims:
-                    taken = self._from_ledger(ctx, ledger, task, digest)  # a worker may have just finished
+                    taken = self._from_ledger(ctx, ledger, task, task_id, digest)  # a worker may have just finished
                     if taken is not None:
                         return taken
                     outcome = self.predictor.outcome(ctx, task)
-                    return outcome if isinstance(outcome, TaskError) else self.offer(ctx, task, outcome)
+                    return outcome if isinstance(outcome, TaskError) else self.offer(ctx, task, task_id, outcome)
             if time.monotonic() >= deadline:
                 return TaskError(f"task {task_id}: a batch job is predicting it and will push the prediction")
             if not wanted:  # a worker predicts it: its pusher leaves the prediction for this request to take
@@ -83,36 +83,36 @@ class OpenedTasks:
     ) -> list[Prediction | TaskError]:
         """``offer`` for each task that a job could also hold (the others' predictions go as they are)."""
         return [
-            self.offer(ctx, task, prediction)
-            if ctx.project is not None and isinstance(task.get("id"), int)
+            self.offer(ctx, task, task_id, prediction)
+            if ctx.project is not None and isinstance(task_id := task.get("id"), int)
             else prediction
             for task, prediction in zip(tasks, predictions, strict=True)
         ]
 
-    def offer(self, ctx: PredictionContext, task: Task, prediction: Prediction) -> Prediction | TaskError:
+    def offer(self, ctx: PredictionContext, task: Task, task_id: int, prediction: Prediction) -> Prediction | TaskError:
         """Give Label Studio a prediction made here (or found in the cache) from the task data it sent, unless a
         job has put one of the same data there.  A job's prediction of other data stays the job's: this one
-        is answered unrecorded (the job checks Label Studio before it pushes its own)."""
-        task_id = task.get("id")
+        is answered unrecorded (the job checks Label Studio before it pushes its own).  ``task_id`` is the task's
+        own id, which the caller has checked is an int: only such a task can be a job's."""
         ledger = self.jobs.ledger(ctx.project, ctx.model_version)
-        recorded = ledger.hand_over_new(task_id, dict(prediction), data_digest(task.get("data") or {}))
+        recorded = ledger.hand_over_new(task_id, prediction, data_digest(task.get("data") or {}))
         if recorded == "there":
             return self._already_there(task_id, ctx.model_version)
         return prediction
 
     def _from_ledger(
-        self, ctx: PredictionContext, ledger: Ledger, task: Task, digest: str
+        self, ctx: PredictionContext, ledger: Ledger, task: Task, task_id: int, digest: str
     ) -> Prediction | TaskError | None:
         """The answer the ledger decides: a worker's waiting prediction of this data, handed to Label Studio; an
         error entry when one is there already; when the ledger's was made from other data, a prediction of the
         caller's data made here and recorded nowhere; None when there is nothing yet."""
-        state, prediction = ledger.hand_over(task.get("id"), digest)
+        state, prediction = ledger.hand_over(task_id, digest)
         if state == "taken":
             return cast(Prediction, prediction)
         if state == "other":
             return self.predictor.outcome(ctx, task)
         if state in ("pushed", "pushing"):
-            return self._already_there(task.get("id"), ctx.model_version)
+            return self._already_there(task_id, ctx.model_version)
         return None
 
     @staticmethod

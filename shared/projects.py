@@ -186,7 +186,7 @@ class Projects:
         return Registration(model_version=version, unfilled=spec.unfilled)
 
     def context(
-        self, project: str | None, label_config: str | None, context: Any, pool_max_age: float | None = None
+        self, project: str | None, label_config: str | None, context: object, pool_max_age: float | None = None
     ) -> PredictionContext:
         """Resolve a request; raises ConfigError or LabelingConfigError when the request cannot work.
 

@@ -32,6 +32,8 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 from pydantic import SecretStr
 
+from shared.domain.config import Settings
+
 MASK = "***"
 MIN_SECRET_LENGTH = 6  # shorter values (a test password "pw") would mask ordinary words
 MIN_FRAGMENT_SECRET = 16  # secrets this long are also masked when cut short …
@@ -148,7 +150,7 @@ remember = _registry.remember
 redact = _registry.redact
 
 
-def remember_settings(settings: Any) -> None:
+def remember_settings(settings: Settings) -> None:
     """The secrets of the environment: keys, passwords, and the password inside ``REDIS_URL``."""
     flower = settings.flower_basic_auth.get_secret_value() if settings.flower_basic_auth else None
     remember(

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +39,7 @@ from shared.domain.backoff import backoff
 from shared.domain.config import Settings
 from shared.domain.errors import InvalidInput, JobPaused, LabelStudioError, LLMError, TaskError
 from shared.domain.routing import WayIn
-from shared.domain.types import Prediction, Task, data_digest
+from shared.domain.types import Prediction, TaskId, data_digest
 from shared.predictor import Predictor
 from shared.projects import PredictionContext, Projects
 from shared.routing import route
@@ -56,7 +56,7 @@ class ChunkOutcome:
     predicted: int = 0
     pushed: int = 0
     failed: int = 0
-    waiting: list[Any] = field(default_factory=list)
+    waiting: list[TaskId] = field(default_factory=list)
     retry_in: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)  # the window's threads
 
@@ -74,7 +74,7 @@ class PendingChunk:
     claims: Claims  # the tasks this run asks the LLM for, kept alive until their answers are kept
     outcome: ChunkOutcome = field(default_factory=ChunkOutcome)
     calls: list[Future[None]] = field(default_factory=list)
-    predicting: list[Any] = field(default_factory=list)  # the task of each call
+    predicting: list[int] = field(default_factory=list)  # the task of each call
     holder: str | None = None  # who holds the chunk in the job's records (``Jobs.hold_chunk``)
     sent_again: bool = False  # handed back by a stopping worker: its next run finishes it
     queued: list[str] = field(default_factory=list)  # tasks in the outbox, or on their way from it
@@ -86,7 +86,7 @@ class PendingChunk:
     def predictions_done(self) -> bool:
         return all(call.done() for call in self.calls)
 
-    def not_started(self) -> list[Any]:
+    def not_started(self) -> list[int]:
         """Tasks the window handed back without calling the LLM (a worker stopping)."""
         return [task_id for task_id, call in zip(self.predicting, self.calls, strict=True) if call.cancelled()]
 
@@ -166,9 +166,7 @@ class ChunkRunner:
                 self._wait_while_backlog_is_full(ledger)
             pending.predicting = to_predict
             pending.calls = [
-                self.window.submit(
-                    self._predictor_of(pending, {"id": task_id, "data": held[task_id]}, digests[task_id])
-                )
+                self.window.submit(self._predictor_of(pending, task_id, held[task_id], digests[task_id]))
                 for task_id in to_predict
             ]
         except BaseException:
@@ -176,7 +174,7 @@ class ChunkRunner:
             raise
         return pending
 
-    def _not_pushed_meanwhile(self, pending: PendingChunk, task_ids: list[Any]) -> list[Any]:
+    def _not_pushed_meanwhile(self, pending: PendingChunk, task_ids: list[int]) -> list[int]:
         """Of tasks neither pushed at the chunk's first read nor kept at its read of the results, those still not
         pushed: a pusher's call that landed in between took its kept predictions out of the ledger as it counted
         them pushed (one step), so they looked unpredicted.  Read after the results, the pushed set misses none."""
@@ -187,7 +185,7 @@ class ChunkRunner:
         self._pushed(pending, landed)
         return [task_id for task_id in task_ids if task_id not in set(landed)]
 
-    def _held_by_label_studio(self, pending: PendingChunk, task_ids: list[Any]) -> dict[int, dict[str, Any]]:
+    def _held_by_label_studio(self, pending: PendingChunk, task_ids: Sequence[TaskId]) -> dict[int, dict[str, Any]]:
         """The claimed tasks' data as Label Studio holds it, by task id: what is predicted and pushed, whatever
         the request that started the job carried.  A task the project does not hold fails; when Label Studio
         cannot be read, every task waits for the chunk's next run."""
@@ -254,32 +252,34 @@ class ChunkRunner:
         while self.pusher.backlog_full(ledger):
             time.sleep(0.5)
 
-    def _predictor_of(self, pending: PendingChunk, task: Task, digest: str) -> Callable[[], None]:
+    def _predictor_of(
+        self, pending: PendingChunk, task_id: int, data: dict[str, Any], digest: str
+    ) -> Callable[[], None]:
         def predict() -> None:
-            result = self.predictor.outcome(pending.ctx, task)
+            result = self.predictor.outcome(pending.ctx, {"id": task_id, "data": data})
             try:
                 if isinstance(result, TaskError):
                     if isinstance(result, JobPaused) or (
                         isinstance(result, LLMError) and result.retryable and not pending.last_attempt
                     ):
-                        self._wait_for(pending, task["id"])
+                        self._wait_for(pending, task_id)
                     else:
-                        self._fail(pending.job_id, task["id"], str(result), pending.outcome)
+                        self._fail(pending.job_id, task_id, str(result), pending.outcome)
                     return
                 with pending.outcome.lock:
                     pending.outcome.predicted += 1
-                self._keep(pending, task["id"], result, digest)
+                self._keep(pending, task_id, result, digest)
             except Exception:  # Redis away: the answer stays in memory, and settle records it (no new LLM call)
-                log.warning("job %s task %s: could not record the outcome", pending.job_id, task["id"], exc_info=True)
+                log.warning("job %s task %s: could not record the outcome", pending.job_id, task_id, exc_info=True)
                 if not isinstance(result, TaskError):
                     with pending.outcome.lock:
-                        pending.unrecorded[str(task["id"])] = (result, digest)
+                        pending.unrecorded[str(task_id)] = (result, digest)
                 else:
-                    self._wait_for(pending, task["id"])
+                    self._wait_for(pending, task_id)
 
         return predict
 
-    def _keep(self, pending: PendingChunk, task_id: Any, prediction: Prediction, digest: str) -> None:
+    def _keep(self, pending: PendingChunk, task_id: TaskId, prediction: Prediction, digest: str) -> None:
         """Straight to the outbox: should Label Studio have been handed this task meanwhile (an opened task), the
         pusher's ``take_batch`` leaves it out, and settle finds it on its way."""
         pending.ledger.keep_answer(task_id, prediction, digest)
@@ -295,7 +295,7 @@ class ChunkRunner:
             with pending.outcome.lock:
                 pending.unrecorded.pop(task_id, None)
 
-    def _wait_for(self, pending: PendingChunk, task_id: Any) -> None:
+    def _wait_for(self, pending: PendingChunk, task_id: TaskId) -> None:
         with pending.outcome.lock:
             pending.outcome.waiting.append(task_id)
 
@@ -422,13 +422,13 @@ class ChunkRunner:
                 self._fail(job_id, task_id, message, ChunkOutcome())
         self.jobs.finish_chunk(job_id, index)
 
-    def _fail(self, job_id: str, task_id: Any, message: str, outcome: ChunkOutcome) -> None:
+    def _fail(self, job_id: str, task_id: TaskId, message: str, outcome: ChunkOutcome) -> None:
         self.jobs.add(job_id, "failed", [task_id])
         self.jobs.record_error(job_id, int(task_id), message)
         with outcome.lock:
             outcome.failed += 1
 
-    def _pushed(self, pending: PendingChunk, task_ids: list[Any]) -> None:
+    def _pushed(self, pending: PendingChunk, task_ids: Collection[TaskId]) -> None:
         """Count tasks the ledger records as in Label Studio."""
         if not task_ids:
             return

@@ -229,7 +229,7 @@ class Pusher:
             ledger.put_back(list(results), to_outbox=False)
             return 0
         predictions = [{"task": int(task_id), **prediction} for task_id, prediction in results.items()]
-        tasks = [prediction["task"] for prediction in predictions]
+        tasks = [int(task_id) for task_id in results]
         try:
             return self._send(box, gateway, int(ctx.project), predictions)
         except _Unknown:  # the call's tasks wait for the read-back; those of a bisection not sent yet go back

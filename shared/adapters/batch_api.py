@@ -6,15 +6,19 @@ network guard); the provider's errors become LLMErrors with the key redacted, as
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
+from openai.types import Batch
 
 from shared.adapters.llm import LLM, provider_error
 from shared.domain.batch_requests import ENDPOINTS
 from shared.domain.config import LLMOptions
 from shared.domain.errors import LLMError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,7 @@ class BatchState:
         return {"status": self.status, "counts": self.counts}
 
 
-def _state(batch: Any) -> BatchState:
+def _state(batch: Batch) -> BatchState:
     counts = batch.request_counts
     return BatchState(
         id=batch.id,
@@ -51,7 +55,7 @@ class BatchApi:
     def __init__(self, llm: LLM) -> None:
         self._llm = llm
 
-    def _call(self, options: LLMOptions, what: str, work: Any) -> Any:
+    def _call(self, options: LLMOptions, what: str, work: Callable[[openai.OpenAI], T]) -> T:
         try:
             return work(self._llm.client(options))
         except openai.APIStatusError as exc:
@@ -71,7 +75,7 @@ class BatchApi:
             "creating a batch",
             lambda client: client.batches.create(
                 input_file_id=upload.id,
-                endpoint=ENDPOINTS[options.provider],
+                endpoint=ENDPOINTS[options.provider],  # type: ignore[arg-type]  # the SDK's Literal lacks Azure's path
                 completion_window="24h",
                 metadata=metadata,
             ),

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -31,7 +31,7 @@ from shared.adapters.store import Store
 from shared.domain.config import setting_default
 from shared.domain.errors import JobPaused
 from shared.domain.estimation.pricing import Price, TokenUsage, usage_cost
-from shared.domain.types import JobSnapshot
+from shared.domain.types import JobSnapshot, TaskId
 from shared.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -783,7 +783,7 @@ class Jobs:
         """Whether this caller may re-send a stalled job's chunks now (one rescuer per period)."""
         return bool(self.redis.set(self._job(job_id, "rescue"), "1", nx=True, ex=max(1, int(seconds))))
 
-    def add(self, job_id: str, name: str, task_ids: Iterable[Any]) -> None:
+    def add(self, job_id: str, name: str, task_ids: Iterable[TaskId]) -> None:
         """Add tasks to the job's ``done``, ``failed`` or ``pushed`` set."""
         ids = [str(task_id) for task_id in task_ids]
         if ids:
@@ -792,7 +792,7 @@ class Jobs:
             pipe.expire(self._job(job_id, name), self.ttl)
             pipe.execute()
 
-    def members(self, job_id: str, name: str, task_ids: list[Any]) -> list[bool]:
+    def members(self, job_id: str, name: str, task_ids: Sequence[TaskId]) -> list[bool]:
         return members(self.redis, self._job(job_id, name), task_ids)
 
     def add_usage(
@@ -880,7 +880,8 @@ class Jobs:
         raw = text_dict(self.redis.hgetall(self._job(job_id, "batches")))
         return {batch_id: json.loads(state) for batch_id, state in raw.items()}
 
-    def record_error(self, job_id: str, task_id: Any, message: str) -> None:
+    def record_error(self, job_id: str, task_id: int | None, message: str) -> None:
+        """Keep one of the job's last errors: a task's (its Label Studio id), or the whole job's (None)."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.rpush(self._job(job_id, "errors"), json.dumps({"task": task_id, "error": redact(message)}))
         pipe.ltrim(self._job(job_id, "errors"), -self.errors_kept, -1)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -355,7 +355,7 @@ class LabelStudioGateways:
 
     def __init__(
         self,
-        make: Any = None,
+        make: Callable[[LabelStudioAccess], LabelStudioGateway] | None = None,
         policy: AddressPolicy | None = None,
         timeout: float = setting_default("label_studio_timeout"),
         url_bytes: int = setting_default("label_studio_url_bytes"),

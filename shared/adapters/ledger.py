@@ -56,18 +56,20 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
 from shared.adapters.replies import text, text_list, text_set
 from shared.adapters.store import Store
-from shared.domain.types import Prediction
+from shared.domain.types import Prediction, TaskId
 
 log = logging.getLogger(__name__)
 
 
-def members(redis_client: Any, key: str, task_ids: list[Any]) -> list[bool]:
+def members(redis_client: redis.Redis, key: str, task_ids: Sequence[TaskId]) -> list[bool]:
     """Which of these tasks are in the set at ``key``, in one round trip."""
     if not task_ids:
         return []
@@ -172,7 +174,7 @@ class Claims:
     (or ``keep_alive`` … ``release``), it keeps them alive while its owner works, so they lapse soon after it dies,
     and releases them at the end."""
 
-    def __init__(self, ledger: Ledger, held: list[Any], busy: list[Any], owner: str, seconds: int) -> None:
+    def __init__(self, ledger: Ledger, held: list[TaskId], busy: list[TaskId], owner: str, seconds: int) -> None:
         self.held, self.busy = held, busy
         self._ledger, self._owner, self._seconds = ledger, owner, seconds
         self._stop = threading.Event()
@@ -206,7 +208,7 @@ class Claims:
             self._thread.join()
         self._ledger._keep_claims_of(self.held, self._owner, 0)
 
-    def let_go(self, task_ids: list[Any]) -> None:
+    def let_go(self, task_ids: Collection[TaskId]) -> None:
         """Give up some of them now (tasks handed back unstarted: a worker stopping); the others are kept as
         before."""
         gone = {str(task_id) for task_id in task_ids}
@@ -237,11 +239,11 @@ class Ledger:
         return self.store.key("ledger", self.project, self.version, *parts)
 
     # --- reading ------------------------------------------------------------------------------------
-    def pushed(self, task_ids: list[Any]) -> list[bool]:
+    def pushed(self, task_ids: Sequence[TaskId]) -> list[bool]:
         """Which of these tasks Label Studio holds a prediction of this version of, as far as the ledger knows."""
         return members(self.redis, self._key("pushed"), task_ids)
 
-    def kept(self, digests: Mapping[Any, str]) -> dict[str, Prediction]:
+    def kept(self, digests: Mapping[int, str]) -> dict[str, Prediction]:
         """Predictions made earlier and not pushed yet, of these tasks (id → digest of the data they hold now):
         only those made from that same data."""
         if not digests:
@@ -257,7 +259,7 @@ class Ledger:
             if value and digest == wanted
         }
 
-    def made_from_other_data(self, digests: Mapping[Any, str]) -> tuple[list[str], list[str]]:
+    def made_from_other_data(self, digests: Mapping[int, str]) -> tuple[list[str], list[str]]:
         """Of these tasks (id → digest of the data Label Studio holds), those whose waiting or handed-over
         prediction was made from other data (a caller's own data for that task id, or the task's data before it
         changed), and of them those on their way to Label Studio (handed over: Label Studio may hold it).  Such a
@@ -282,7 +284,7 @@ class Ledger:
         recent, overdue = self.on_their_way(foreign)
         return foreign, [*recent, *overdue]
 
-    def on_their_way(self, task_ids: list[Any]) -> tuple[list[str], list[str]]:
+    def on_their_way(self, task_ids: Sequence[TaskId]) -> tuple[list[str], list[str]]:
         """Of these tasks, those on their way to Label Studio: (still within the handover grace, overdue).
 
         An overdue one was pushed or handed over long enough ago that Label Studio has it, unless the push
@@ -301,13 +303,13 @@ class Ledger:
                 (recent if fresh else overdue).append(str(task_id))
         return recent, overdue
 
-    def still_coming(self, task_ids: list[Any]) -> bool:
+    def still_coming(self, task_ids: Sequence[TaskId]) -> bool:
         """Whether any of these tasks may still land without its chunk doing anything: waiting in the outbox, or on
         its way (within the handover grace, or in a recorded call)."""
         recent, _overdue = self.on_their_way(task_ids)
         return any(members(self.redis, self._key("outbox"), task_ids)) or bool(recent)
 
-    def refusals(self, task_ids: list[Any]) -> dict[str, str]:
+    def refusals(self, task_ids: Sequence[TaskId]) -> dict[str, str]:
         """Why Label Studio refused these tasks' predictions (only those it refused)."""
         if not task_ids:
             return {}
@@ -339,7 +341,7 @@ class Ledger:
         return PushInFlight(text(call["owner"]) or "", float(call["reconcile_at"]), sorted(text_set(tasks), key=int))
 
     # --- 1. asking the LLM once: claims -------------------------------------------------------------
-    def claim(self, task_ids: list[Any], owner: str, seconds: int) -> Claims:
+    def claim(self, task_ids: Sequence[TaskId], owner: str, seconds: int) -> Claims:
         """Claim tasks for ``owner`` for ``seconds`` (kept alive by the returned ``Claims`` while in use)."""
         pipe = self.redis.pipeline(transaction=False)
         for task_id in task_ids:
@@ -349,13 +351,13 @@ class Ledger:
         busy = [task_id for task_id, ok in zip(task_ids, flags, strict=True) if not ok]
         return Claims(self, held, busy, owner, seconds)
 
-    def _keep_claims_of(self, task_ids: list[Any], owner: str, seconds: int) -> None:
+    def _keep_claims_of(self, task_ids: Collection[TaskId], owner: str, seconds: int) -> None:
         """Extend (``seconds``) or drop (0) the claims ``owner`` still holds, compare-and-set in one step."""
         if task_ids:
             self._keep_claims(keys=[self._key("claim", str(t)) for t in task_ids], args=[owner, seconds])
 
     # --- 2. keeping the answer ----------------------------------------------------------------------
-    def keep_answer(self, task_id: Any, prediction: Mapping[str, Any], digest: str, queue: bool = True) -> None:
+    def keep_answer(self, task_id: TaskId, prediction: Prediction, digest: str, queue: bool = True) -> None:
         """An answer made from data with this digest, kept until it is pushed, and put in the outbox for the next
         push in the same round trip.  ``queue=False`` keeps it out of the outbox: a Batch API answer, which the
         job's chunk checks against the data Label Studio holds (``kept``) before it queues it (``queue_push``)."""
@@ -368,7 +370,7 @@ class Ledger:
             pipe.expire(self._key("outbox"), self.ttl)
         pipe.execute()
 
-    def queue_push(self, task_ids: list[Any]) -> None:
+    def queue_push(self, task_ids: Iterable[TaskId]) -> None:
         """Put tasks whose answer is kept in the outbox, for the next push."""
         ids = [str(t) for t in task_ids]
         if ids:
@@ -377,13 +379,13 @@ class Ledger:
             pipe.expire(self._key("outbox"), self.ttl)
             pipe.execute()
 
-    def withdraw(self, task_ids: list[Any]) -> None:
+    def withdraw(self, task_ids: Collection[TaskId]) -> None:
         """Take tasks out of the outbox (their chunk gave up on them)."""
         if task_ids:
             self.redis.srem(self._key("outbox"), *[str(t) for t in task_ids])
 
     # --- 3. an opened task: Label Studio stores what /predict answers -------------------------------
-    def hand_over(self, task_id: Any, digest: str) -> tuple[str, dict[str, Any] | None]:
+    def hand_over(self, task_id: TaskId, digest: str) -> tuple[str, dict[str, Any] | None]:
         """Give a task's waiting prediction to Label Studio, which stores what ``/predict`` answers, when it was
         made from the data the caller sent (``digest``).
 
@@ -396,7 +398,7 @@ class Ledger:
         state = answer[0]
         return state, (json.loads(answer[1]) if state == "taken" else None)
 
-    def hand_over_new(self, task_id: Any, prediction: dict[str, Any], digest: str) -> str:
+    def hand_over_new(self, task_id: TaskId, prediction: Prediction, digest: str) -> str:
         """Record a prediction, made from data with ``digest``, about to be given to Label Studio: ``"recorded"``;
         ``"there"`` when the task has one there, on its way or waiting (then give it none); ``"other"`` when
         the ledger's was made from other data (then the caller's prediction goes unrecorded).  A job that
@@ -410,7 +412,7 @@ class Ledger:
         pipe.execute()
         return recorded or "there"
 
-    def want(self, task_id: Any, seconds: float) -> None:
+    def want(self, task_id: TaskId, seconds: float) -> None:
         """A request for an opened task waits for this task's prediction (to hand it to Label Studio itself):
         the pusher leaves it for ``seconds``."""
         pipe = self.redis.pipeline(transaction=False)
@@ -442,7 +444,7 @@ class Ledger:
         self._unmark([task_id for task_id in marked if task_id not in batch])
         return batch
 
-    def put_back(self, task_ids: list[Any], to_outbox: bool = True) -> None:
+    def put_back(self, task_ids: Collection[TaskId], to_outbox: bool = True) -> None:
         """Tasks taken for a push that did not happen (nothing of it reached Label Studio) are no longer on their
         way: back in the outbox, or, with ``to_outbox=False``, left for their chunk's next run (Label Studio is out of
         reach: the chunk says why)."""
@@ -450,7 +452,7 @@ class Ledger:
         if to_outbox:
             self.queue_push(task_ids)
 
-    def record_push(self, owner: str, task_ids: list[Any], reconcile_at: float, answer_by: float) -> None:
+    def record_push(self, owner: str, task_ids: Iterable[TaskId], reconcile_at: float, answer_by: float) -> None:
         """Record a call about to be sent: should its outcome stay unknown (a timeout, a lost connection, a 5xx,
         its pusher killed), whoever holds the push lock next reads back which of these tasks landed, from
         ``reconcile_at`` on, before anything is sent again.  Until ``answer_by`` (its read timeout) the pusher
@@ -474,7 +476,7 @@ class Ledger:
         pipe.hdel(self._key("in-flight-call"), "answer_by")
         pipe.execute()
 
-    def settle_push(self, landed: list[Any], not_landed: list[Any]) -> None:
+    def settle_push(self, landed: Collection[TaskId], not_landed: Collection[TaskId]) -> None:
         """The outcome of the call in flight is known (it answered, or was read back): ``landed`` are pushed,
         ``not_landed`` go back to the outbox (their predictions kept: no new LLM call), in one step."""
         pipe = self.redis.pipeline(transaction=True)
@@ -493,7 +495,7 @@ class Ledger:
         pipe.delete(self._key("in-flight"), self._key("in-flight-call"))
         pipe.execute()
 
-    def refuse(self, task_id: Any, message: str) -> None:
+    def refuse(self, task_id: TaskId, message: str) -> None:
         """Label Studio refused this task's prediction: drop it and say why, for the task's chunk to report."""
         self._forget([task_id])
         pipe = self.redis.pipeline(transaction=False)
@@ -502,14 +504,14 @@ class Ledger:
         pipe.execute()
 
     # --- 5. reconciling with what Label Studio holds (a chunk meeting old marks) ----------------------
-    def reconcile(self, landed: list[Any], missing: list[Any]) -> None:
+    def reconcile(self, landed: Collection[TaskId], missing: Collection[TaskId]) -> None:
         """Tasks found on their way past the handover grace, read back from Label Studio: ``landed`` are pushed;
         ``missing`` never landed (a hand-over Label Studio dropped, a crash) and go back to the outbox, their
         predictions kept (no new LLM call)."""
         self._end_push(landed)
         self.put_back(missing)
 
-    def drop_other_data(self, task_ids: list[Any], there: Collection[int]) -> None:
+    def drop_other_data(self, task_ids: Iterable[TaskId], there: Collection[int]) -> None:
         """Predictions made from other data (``made_from_other_data``) are never pushed: of ``task_ids``, those
         Label Studio holds a prediction of this version of (``there``: handed over) count as pushed, the others are
         dropped (their tasks are predicted again from Label Studio's data)."""
@@ -524,12 +526,12 @@ class Ledger:
     def _with_digests(self) -> list[str]:
         return [*self._trio(), self._key("digests")]
 
-    def _unmark(self, task_ids: list[Any]) -> None:
+    def _unmark(self, task_ids: Collection[TaskId]) -> None:
         """No longer on its way: it may be pushed again."""
         if task_ids:
             self.redis.hdel(self._key("pushing"), *[str(t) for t in task_ids])
 
-    def _forget(self, task_ids: list[Any]) -> None:
+    def _forget(self, task_ids: Iterable[TaskId]) -> None:
         """Drop predictions that must not be pushed: Label Studio refused them, or they were made from other data."""
         ids = [str(t) for t in task_ids]
         if ids:
@@ -538,7 +540,7 @@ class Ledger:
                 pipe.hdel(self._key(name), *ids)
             pipe.execute()
 
-    def _end_push(self, task_ids: list[Any]) -> None:
+    def _end_push(self, task_ids: Iterable[TaskId]) -> None:
         """Record tasks as pushed and drop their waiting results."""
         ids = [str(t) for t in task_ids]
         if not ids:

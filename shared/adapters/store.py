@@ -119,17 +119,17 @@ class Store:
         self.redis.set(self.key("project", project, "setup"), json.dumps(asdict(setup)))
 
     def load_setup(self, project: str) -> ProjectSetup | None:
-        return self._setup_from(self.redis.get(self.key("project", project, "setup")))
+        return self._setup_from(text(self.redis.get(self.key("project", project, "setup"))))
 
     def setup_and_prompt(self, project: str) -> tuple[ProjectSetup | None, str | None]:
         """The project's setup and its annotators' prompt in one round trip (every ``/predict`` needs both)."""
         raw_setup, prompt = self.redis.mget(
             [self.key("project", project, "setup"), self.key("project", project, "prompt")]
         )
-        return self._setup_from(raw_setup), text(prompt)
+        return self._setup_from(text(raw_setup)), text(prompt)
 
     @staticmethod
-    def _setup_from(raw: Any) -> ProjectSetup | None:
+    def _setup_from(raw: str | None) -> ProjectSetup | None:
         setup = ProjectSetup(**json.loads(raw)) if raw else None
         if setup:
             _remember_secrets(setup)

@@ -20,7 +20,7 @@ ENDPOINTS = {"openai": "/v1/chat/completions", "azure": "/chat/completions"}
 _PREFIX = "task-"
 
 
-def custom_id(task_id: Any) -> str:
+def custom_id(task_id: int) -> str:
     return f"{_PREFIX}{task_id}"
 
 

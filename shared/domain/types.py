@@ -6,9 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any, NotRequired, TypedDict
+from typing import Any, NotRequired, TypeAlias, TypedDict
 
 from pydantic import BaseModel, ConfigDict
+
+TaskId: TypeAlias = int | str
+"""A task's id as the backend passes it around: an int as Label Studio sends it (tasks, a job's chunks), a string as
+Redis gives back the ledger's sets and hashes (the outbox, the tasks on their way).  Redis keys and members are
+written ``str(task_id)``, so either form names the same task."""
 
 
 class Task(TypedDict):

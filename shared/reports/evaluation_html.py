@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
-from typing import Any
 
 from shared.domain.evaluation.calibration import Calibration
 from shared.domain.evaluation.run import EvaluationRun, VersionScore
@@ -79,7 +78,7 @@ def _per_label(score: ControlScore) -> str:
     return "".join(parts)
 
 
-def _task_link(run: EvaluationRun, task_id: Any) -> str:
+def _task_link(run: EvaluationRun, task_id: int) -> str:
     label = f"task {escape(str(task_id))}"
     if run.label_studio_url:
         label = f'<a href="{escape(task_url(run.label_studio_url, run.project, task_id))}">{label}</a>'

@@ -9,7 +9,6 @@ then, when two versions were compared, every figure side by side with its change
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from shared.domain.evaluation.calibration import Calibration
 from shared.domain.evaluation.run import EvaluationRun, VersionScore
@@ -107,11 +106,11 @@ def _calibration(calibration: Calibration | None) -> list[str]:
     return lines
 
 
-def _link(run: EvaluationRun, task_id: Any) -> str:
+def _link(run: EvaluationRun, task_id: int) -> str:
     return f"  {task_url(run.label_studio_url, run.project, task_id)}" if run.label_studio_url else ""
 
 
-def _excerpt(run: EvaluationRun, task_id: Any) -> str:
+def _excerpt(run: EvaluationRun, task_id: int) -> str:
     text = run.excerpt(task_id)
     return f"  {shorten(text, TEXT_EXCERPT_CHARS)!r}" if text else ""
 

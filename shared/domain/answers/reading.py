@@ -190,7 +190,7 @@ def _checked(
 
 
 STRUCTURED_DECLINE = "null for every control"  # how a structured answer declines: the schema's own empty answer
-_UNSPOKEN: tuple[Any, ...] = (None, [])  # a control's value that holds no answer: null, or an empty list
+_UNSPOKEN: tuple[object, ...] = (None, [])  # a control's value that holds no answer: null, or an empty list
 
 
 def _abstention(spec: LabelingSpec, read: ProseReading, reason: str | None) -> Abstention | None:

@@ -25,7 +25,7 @@ import html
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.domain.answers.geometry import (
     BOX_FORMATS,
@@ -64,6 +64,8 @@ from shared.domain.labeling.spec import (
 )
 
 LABEL_KINDS = (CHOICES, *SPAN_KINDS, TAXONOMY, PAIRWISE, *SHAPES)
+
+V = TypeVar("V")
 
 
 @dataclass
@@ -111,7 +113,7 @@ def _region(output: Output, **value: Any) -> dict[str, Any]:
     return region
 
 
-def _match(written: Any, choices: Mapping[str, Any]) -> Any:
+def _match(written: object, choices: Mapping[str, V]) -> V:
     """What Label Studio stores for the label the model wrote: exact, else ignoring case and spacing."""
     if not isinstance(written, str):
         raise _Refused(f"expected a label, got {written!r}")

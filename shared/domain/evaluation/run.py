@@ -82,7 +82,7 @@ class EvaluationRun:
     excerpts: dict[str, str] = field(default_factory=dict)
 
     def keep_scores(
-        self, scored: Sequence[tuple[str, Evaluation]], excerpts: Mapping[Any, str], keep: int = DISAGREEMENTS_KEPT
+        self, scored: Sequence[tuple[str, Evaluation]], excerpts: Mapping[int, str], keep: int = DISAGREEMENTS_KEPT
     ) -> None:
         """Keep each version's figures, the tasks two versions changed, and the excerpts of the tasks listed."""
         self.scores = [VersionScore.of(version, evaluation, keep) for version, evaluation in scored]
@@ -96,7 +96,7 @@ class EvaluationRun:
         listed += [change.task_id for changes in self.changes.values() for change in changes.tasks]
         self.excerpts = {str(task_id): excerpts[task_id] for task_id in listed if excerpts.get(task_id)}
 
-    def excerpt(self, task_id: Any) -> str:
+    def excerpt(self, task_id: int) -> str:
         return self.excerpts.get(str(task_id), "")
 
     @property

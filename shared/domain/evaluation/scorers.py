@@ -109,7 +109,7 @@ class Disagreement:
     """One task where the prediction differs: both answers as a report shows them, and the score that went with
     the prediction (None: it had none).  A run stored before answers were kept has only the task id."""
 
-    task_id: Any
+    task_id: int
     expected: str | None = None
     predicted: str | None = None
     score: float | None = None
@@ -134,7 +134,7 @@ class ControlScore:
     calibration: Calibration | None = None
 
     @property
-    def disagreements(self) -> list[Any]:
+    def disagreements(self) -> list[int]:
         """The disagreeing task ids, in task order."""
         return [detail.task_id for detail in self.details]
 
@@ -184,7 +184,7 @@ class Scorer(ABC):
         self.details: list[Disagreement] = []
 
     def add(
-        self, task_id: Any, truth: list[dict[str, Any]], predicted: list[dict[str, Any]], score: float | None = None
+        self, task_id: int, truth: list[dict[str, Any]], predicted: list[dict[str, Any]], score: float | None = None
     ) -> bool | None:
         """One task: the ``value`` dicts of this control's regions in the ground truth and the prediction, and
         the prediction's score.  True when they agree, False when not, None when the task is no item."""

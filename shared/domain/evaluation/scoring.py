@@ -34,7 +34,7 @@ class TaskToScore:
     """One task: its ground-truth regions (None: nothing to score against), its predicted regions (None: no
     prediction of this version), whether predicting it failed, and the prediction's score (None: it has none)."""
 
-    task_id: Any
+    task_id: int
     ground_truth: list[dict[str, Any]] | None
     prediction: list[dict[str, Any]] | None
     failed: bool = False
@@ -150,7 +150,7 @@ def _region_scores(regions: list[dict[str, Any]]) -> dict[str, float]:
     return {name: sum(values) / len(values) for name, values in found.items()}
 
 
-def _digest(task_ids: list[Any]) -> str:
+def _digest(task_ids: Iterable[int]) -> str:
     return hashlib.sha256("\n".join(sorted(map(str, task_ids))).encode()).hexdigest()[:16]
 
 
@@ -169,7 +169,7 @@ def score(
     scorers = _scorers(interface, controls)
     tallies = {name: ScoreTally() for name in scorers}
     coverage = Coverage()
-    scored: list[Any] = []
+    scored: list[int] = []
     for task in tasks:
         coverage.tasks += 1
         if task.ground_truth is None:

@@ -24,7 +24,7 @@ class TaskChange:
     """One task whose outcome changed: ``before`` and ``after`` are the two versions' answers (the expected
     one where that version was right) and their scores (None where it was right: only disagreements keep it)."""
 
-    task_id: Any
+    task_id: int
     kind: str
     expected: str | None
     before: str | None
@@ -51,8 +51,8 @@ class ControlChanges:
 
 
 def _control_changes(before: ControlScore, after: ControlScore, keep: int) -> ControlChanges:
-    old: dict[Any, Disagreement] = {detail.task_id: detail for detail in before.details}
-    new: dict[Any, Disagreement] = {detail.task_id: detail for detail in after.details}
+    old: dict[int, Disagreement] = {detail.task_id: detail for detail in before.details}
+    new: dict[int, Disagreement] = {detail.task_id: detail for detail in after.details}
     broken = [
         TaskChange(task, BROKEN, wrong.expected, wrong.expected, wrong.predicted, None, wrong.score)
         for task, wrong in new.items()

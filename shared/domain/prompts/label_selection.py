@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.domain.config import LabelSelection
 from shared.domain.errors import TaskError
@@ -31,6 +31,8 @@ from shared.domain.labeling.schema import choice_list, selectable_paths
 from shared.domain.labeling.spec import CHOICES, TAXONOMY, LabelingSpec, Option, Output
 from shared.domain.prompts.messages import object_texts
 from shared.domain.prompts.similarity import BM25, Embed, Ranker, VectorRanker
+
+T = TypeVar("T")
 
 NARROWED_KINDS = (CHOICES, TAXONOMY)
 
@@ -114,7 +116,7 @@ def _label_index(
     config lists, the count and the index are worked out once per config (every task asks twice) and embedder;
     dynamic ones per task."""
     options = output.options_for(data)
-    count: int = _derived(spec, output, "value_count", lambda: _value_count(output, options))
+    count = _derived(spec, output, "value_count", lambda: _value_count(output, options))
     if count <= rule.threshold:
         return None
     use = embed if rule.embeddings_model else None
@@ -124,18 +126,18 @@ def _label_index(
         texts = [_words(path) for path in values]
         return _LabelIndex(values, count, VectorRanker(texts, use) if use else BM25(texts))
 
-    built: _LabelIndex = _derived(spec, output, f"label_index:{use.scope if use else 'bm25'}", build)
-    return built
+    return _derived(spec, output, f"label_index:{use.scope if use else 'bm25'}", build)
 
 
-def _derived(spec: LabelingSpec, output: Output, what: str, work: Callable[[], Any]) -> Any:
+def _derived(spec: LabelingSpec, output: Output, what: str, work: Callable[[], T]) -> T:
     """``work()``, kept with the config for a control whose options it lists."""
     if output.dynamic_field is not None:
         return work()
     key = f"label_selection:{what}:{output.name}"
     if key not in spec.derived:
         spec.derived[key] = work()
-    return spec.derived[key]
+    kept: T = spec.derived[key]  # what ``work()`` made for this key earlier
+    return kept
 
 
 def _key(path: Path) -> tuple[str, ...]:
