@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import delete_prefix
-from tests.e2e.conftest import change_connection, connect
+from tests.e2e.conftest import connect
 from tests.e2e.label_studio_server import TOKEN
 from tests.integration.processes import LLM_BACKEND, llm_backend_env
 from tests.integration.test_evaluations import CONFIG, choice
@@ -102,23 +102,15 @@ def test_improve_applies_a_better_prompt_only(reviews, fake_llm, ls):
 def test_post_improvements_applies_a_better_prompt_and_shows_the_teacher_no_validation_task(
     reviews, backend, fake_llm, ls
 ):
-    """Through the API, the project's prompt set per project (its connection's extra params); the applied
-    candidate is the version Label Studio gets from ``/setup`` next."""
+    """Through the API, the project's prompt set per project (its connection's extra params)."""
     project, marker, ids = reviews["project"], reviews["marker"], reviews["ids"]
     position_of = {task_id: position for position, task_id in ids.items()}
     extra = {"default_prompt": CURRENT, "use_internal_prompt_template": False, "output_mode": "text"}
     connection = connect(ls, project, backend, extra_params=extra)
     fake_llm.reply = model(BETTER)
 
-    response = httpx.post(
-        f"{backend['url']}/improvements",
-        json={"project": project.id, "apply": True},
-        auth=backend["auth"],
-        timeout=120,
-    )
+    run = improve_through_the_api(backend, project.id, apply=True)
 
-    assert response.status_code == 200, response.text
-    run = response.json()
     assert run["state"] == "done" and run["prompt"] == CURRENT and run["overall_before"] < 1.0
     assert run["model_version"] == connection.model_version, "the version Label Studio got from /setup"
     [candidate] = run["candidates"]
@@ -132,8 +124,16 @@ def test_post_improvements_applies_a_better_prompt_and_shows_the_teacher_no_vali
     assert not any(f"{marker} review-{p:03d}" in teacher[0] for p in validation)
     wrong = [p for p in train if p % 3 == 2]  # the Neutral ones
     assert wrong and all(f"{marker} review-{p:03d}" in teacher[0] for p in wrong)
-    # the project's prompt is the candidate now: Label Studio's next /setup (any change of the connection's
-    # settings) gets its version, which the prompt in force decides
-    changed = change_connection(ls, project, connection.id, backend, extra_params=extra)
-    assert changed.model_version == run["applied_version"] != connection.model_version
+
+    again = improve_through_the_api(backend, project.id)  # the applied prompt is now the project's
+    assert again["prompt"] == BETTER and again["model_version"] == run["applied_version"]
+    assert again["validation_before"] == {"sentiment": 1.0} and again["candidates"] == []
     assert not list(ls.predictions.list(project=project.id))  # candidates are never pushed
+
+
+def improve_through_the_api(backend: dict, project_id: int, **body: object) -> dict:
+    response = httpx.post(
+        f"{backend['url']}/improvements", json={"project": project_id, **body}, auth=backend["auth"], timeout=120
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
