@@ -93,7 +93,7 @@ def per_project(notes_project, ls, backend) -> Callable[[str], str]:
         extra = {
             "default_prompt": f"{PROMPT} {{text}}",
             "use_internal_prompt_template": False,
-            "output_mode": "auto",  # the backend's default is text; the examples' answers here are JSON
+            "output_mode": "auto",  # the suite backend runs with OUTPUT_MODE=text; these answers are JSON
             "few_shot_examples": 3,
             "few_shot_strategy": strategy,
         }
