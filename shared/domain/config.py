@@ -368,8 +368,9 @@ class Settings(BaseSettings):
     redis_tls_cert_reqs: Literal["required", "optional", "none"] = Field(
         "required",
         description="with a `rediss://` `REDIS_URL`: `required` (the server's certificate must be valid and name its "
-        "host), `optional` (checked only if the server sends one), or `none` (not checked: anyone between "
-        "here and Redis can read and change everything)",
+        "host), `optional` (for a client the same as `required`, as Python's `ssl` defines it: the server always "
+        "sends its certificate, and it is checked), or `none` (not checked: anyone between here and Redis can read "
+        "and change everything)",
     )
     redis_key_prefix: str = Field(
         "llm-backend", description="prefix of every key, so several deployments can share one Redis"

@@ -113,6 +113,23 @@ def connect(ls: LabelStudio, project, backend: dict, **options):
     return ls.ml.get(id=created.id)
 
 
+def change_connection(ls: LabelStudio, project, connection_id: int, backend: dict, **options):
+    """Change a connection's settings as the UI's form does: with the project, URL and credentials again (Label
+    Studio checks them with ``/health`` and ``/setup``), after which Label Studio calls ``/setup`` again; gives the
+    connection as it is then."""
+    user, password = backend["auth"]
+    ls.ml.update(
+        id=connection_id,
+        project=project.id,
+        url=backend["url"],
+        auth_method="BASIC_AUTH",
+        basic_auth_user=user,
+        basic_auth_pass=password,
+        **options,
+    )
+    return ls.ml.get(id=connection_id)
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():

@@ -1,7 +1,10 @@
-"""``llm-backend improve`` against a real Label Studio 1.23.2: 24 reviews annotated through its API, the prompt
-a template (``{text}``), the fake model and teacher of ``tests/integration/test_improvements.py`` (Neutral reviews
-called Positive until the prompt defines Neutral).  A worse candidate is not applied; a better one becomes the
-project's prompt, a new model version; no validation task reaches the teacher; nothing is pushed to Label Studio.
+"""``llm-backend improve`` and ``POST /improvements`` against a real Label Studio 1.23.2: 24 reviews annotated
+through its API, the prompt a template (``{text}``), the fake model and teacher of
+``tests/integration/test_improvements.py`` (Neutral reviews called Positive until the prompt defines Neutral).
+A worse candidate is not applied; a better one becomes the project's prompt, a new model version; no validation
+task reaches the teacher; nothing is pushed to Label Studio.  The command runs on a Redis prefix of its own; the
+API is the suite's backend, which Label Studio connects to with basic auth, on another: the prompt the command
+applied is not the API's, which starts from the template again.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ import re
 import subprocess
 import uuid
 
+import httpx
 import pytest
 
 from tests.conftest import delete_prefix
+from tests.e2e.conftest import connect
 from tests.e2e.label_studio_server import TOKEN
 from tests.integration.processes import LLM_BACKEND, llm_backend_env
 from tests.integration.test_evaluations import CONFIG, choice
@@ -92,3 +97,43 @@ def test_improve_applies_a_better_prompt_only(reviews, fake_llm, ls):
     assert again["validation_before"] == {"sentiment": 1.0} and again["candidates"] == []
     assert "answered every train task as the ground truth" in again["note"]
     assert not list(ls.predictions.list(project=reviews["project"].id))  # candidates are never pushed
+
+
+def test_post_improvements_applies_a_better_prompt_and_shows_the_teacher_no_validation_task(
+    reviews, backend, fake_llm, ls
+):
+    """Through the API, the project's prompt set per project (its connection's extra params)."""
+    project, marker, ids = reviews["project"], reviews["marker"], reviews["ids"]
+    position_of = {task_id: position for position, task_id in ids.items()}
+    extra = {"default_prompt": CURRENT, "use_internal_prompt_template": False, "output_mode": "text"}
+    connection = connect(ls, project, backend, extra_params=extra)
+    fake_llm.reply = model(BETTER)
+
+    run = improve_through_the_api(backend, project.id, apply=True)
+
+    assert run["state"] == "done" and run["prompt"] == CURRENT and run["overall_before"] < 1.0
+    assert run["model_version"] == connection.model_version, "the version Label Studio got from /setup"
+    [candidate] = run["candidates"]
+    assert candidate["prompt"] == BETTER and candidate["validation_after"] == {"sentiment": 1.0}
+    assert candidate["improved"] is True and run["best"] == 1 and run["applied_version"]
+    teacher = [json.dumps(r.body["messages"]) for r in fake_llm.chat_requests if is_teacher(r.body["messages"])]
+    assert len(teacher) == 1
+    train = [position_of[task_id] for task_id in run["train"]]
+    validation = [position_of[task_id] for task_id in run["validation"]]
+    assert len(validation) == 12 and sorted(train + validation) == sorted(ids)
+    assert not any(f"{marker} review-{p:03d}" in teacher[0] for p in validation)
+    wrong = [p for p in train if p % 3 == 2]  # the Neutral ones
+    assert wrong and all(f"{marker} review-{p:03d}" in teacher[0] for p in wrong)
+
+    again = improve_through_the_api(backend, project.id)  # the applied prompt is now the project's
+    assert again["prompt"] == BETTER and again["model_version"] == run["applied_version"]
+    assert again["validation_before"] == {"sentiment": 1.0} and again["candidates"] == []
+    assert not list(ls.predictions.list(project=project.id))  # candidates are never pushed
+
+
+def improve_through_the_api(backend: dict, project_id: int, **body: object) -> dict:
+    response = httpx.post(
+        f"{backend['url']}/improvements", json={"project": project_id, **body}, auth=backend["auth"], timeout=120
+    )
+    assert response.status_code == 200, response.text
+    return response.json()

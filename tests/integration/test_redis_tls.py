@@ -1,16 +1,20 @@
 """Production Redis (issue #26, item 3): the whole stack over TLS with an ACL user, as a managed Redis asks, and
-one clear line at start-up when the password or a certificate is wrong."""
+one clear line at start-up when the password or a certificate is wrong, and which server certificates each
+``REDIS_TLS_CERT_REQS`` accepts."""
 
 from __future__ import annotations
 
 import subprocess
 import time
 import uuid
+from contextlib import closing
 
 import httpx
 import pytest
 
 from shared.adapters.jobs import JobState
+from shared.adapters.redis_connection import check_redis, redis_client
+from shared.domain.errors import ConfigError
 from tests.conftest import LS_TOKEN, labeling_config
 from tests.integration.processes import (
     LLM_BACKEND,
@@ -138,6 +142,54 @@ def test_without_the_client_certificate_a_worker_stops_naming_the_certificate_se
     result = refused_start(["worker"], env)
     assert result.returncode == 2, result.stderr
     assert "check REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE" in result.stderr
+
+
+NOT_TRUSTED = "the Redis server's certificate is not trusted"
+
+
+def connecting(settings) -> str:
+    """Whether a PING is answered over TLS ("connected"), or why the start-up check refuses the server."""
+    try:
+        check_redis(settings)
+    except ConfigError as exc:
+        return str(exc).split(" (")[0]
+    with closing(redis_client(settings, socket_connect_timeout=5, socket_timeout=5)) as client:
+        assert client.ping()
+    return "connected"
+
+
+def test_redis_tls_cert_reqs_none_skips_the_check_and_optional_checks_as_required_does(tls_redis, make_settings):
+    """``none`` trusts any certificate.  ``optional`` is Python's ``ssl.CERT_OPTIONAL``, which redis-py sets as the
+    context's verify_mode (keeping its hostname check): for a client it is OpenSSL's SSL_VERIFY_PEER, as
+    ``required`` is (the "fail if no certificate" half of required only means something on a server), and a TLS
+    server always sends its certificate; so it is checked against REDIS_TLS_CA_FILE, or the system's CAs when
+    that is not set, exactly as with ``required``."""
+    certs = tls_redis.certificates
+    cas = {"no CA file": None, "another CA": str(certs.other_ca), "the server's CA": str(certs.ca)}
+    outcomes = {
+        (cert_reqs, ca): connecting(
+            make_settings(
+                redis_url=tls_redis.url(),
+                redis_tls_cert_reqs=cert_reqs,
+                redis_tls_ca_file=cas[ca],
+                redis_tls_cert_file=str(certs.client_cert),
+                redis_tls_key_file=str(certs.client_key),
+            )
+        )
+        for cert_reqs in ("required", "optional", "none")
+        for ca in cas
+    }
+    assert outcomes == {
+        ("required", "no CA file"): NOT_TRUSTED,
+        ("required", "another CA"): NOT_TRUSTED,
+        ("required", "the server's CA"): "connected",
+        ("optional", "no CA file"): NOT_TRUSTED,
+        ("optional", "another CA"): NOT_TRUSTED,
+        ("optional", "the server's CA"): "connected",
+        ("none", "no CA file"): "connected",
+        ("none", "another CA"): "connected",
+        ("none", "the server's CA"): "connected",
+    }
 
 
 def test_tls_files_with_a_plain_redis_url_are_refused(llm_server):
