@@ -29,10 +29,10 @@ run: install
 	$(BIN)/llm-backend up
 
 # Four pytest processes on the machine's two cores: most tests wait on real processes, HTTP and fake latencies
-# rather than compute.  --dist loadgroup hands tests out one at a time, except the end-to-end tests, which all run
-# in the one process that starts Label Studio (one Label Studio per session: tests/conftest.py groups them); what
-# tests of several processes share (Ollama's default port) is taken under a file lock.  The 25 slowest are listed.
-PYTEST_PARALLEL = -n 4 --dist loadgroup --durations=25
+# rather than compute.  A file's tests stay in one process (--dist loadfile): their module fixtures and order hold,
+# and the fault-recovery tests of one file never compete with each other for the cores; what several files share
+# across processes (Ollama's default port) is taken under a file lock.  The 25 slowest tests are listed at the end.
+PYTEST_PARALLEL = -n 4 --dist loadfile --durations=25
 
 test: install tools
 	$(BIN)/python -m pytest -v -rA $(PYTEST_PARALLEL) $(PYTEST_ARGS)

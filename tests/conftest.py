@@ -19,7 +19,6 @@ from tests.fakes.label_studio import FakeLabelStudio
 from tests.fakes.openai_server import FakeOpenAI, FakeOpenAIServer
 
 CONFIGS = Path(__file__).parent / "configs"
-E2E = Path(__file__).parent / "e2e"
 _redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")  # or an embedded one, see below
 TEST_API_KEY = "sk-test-secret-0123456789"
 STAND_IN_HOST = "127.0.0.1"  # where every fake of the tests listens (tests/fakes/server.py)
@@ -38,16 +37,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
     server, _redis_url = start_embedded_redis(Path(tempfile.mkdtemp(prefix="llm-backend-redis-")), appendonly=False)
     config.add_cleanup(server.terminate)
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (its own hook of this name)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """One Label Studio per test session: every end-to-end test joins the group ``label_studio``, which
-    ``--dist loadgroup`` runs in one process (the one whose session fixture started Label Studio); the other
-    tests go one by one to whichever process is free."""
-    for item in items:
-        if E2E in item.path.parents:
-            item.add_marker(pytest.mark.xdist_group("label_studio"))
 
 
 def real_redis_url() -> str:
