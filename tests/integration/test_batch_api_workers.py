@@ -48,6 +48,7 @@ def test_3000_tasks_in_two_batch_files_land_once_each_without_live_calls(stack, 
     assert status["cost_usd"] == pytest.approx(status["live_cost_usd"] / 2, abs=1e-6)
 
 
+@pytest.mark.fault_recovery
 def test_a_worker_killed_while_its_batch_runs(stack, fake_label_studio, fake_llm):  # noqa: F811
     """The broker would give the dead worker's poll message back only after an hour (the default visibility
     timeout): the watchdog sends the overdue poll again within BATCH_CLAIM_SECONDS."""
@@ -105,6 +106,7 @@ def test_cancel_mid_batch_cancels_the_provider_batch(stack, fake_label_studio, f
     assert fake_label_studio.predictions_by_task() == {} and fake_llm.live_completions == []
 
 
+@pytest.mark.fault_recovery
 @pytest.mark.parametrize("timeouts", [{}, DEFAULTS], ids=["short-timeouts", "defaults"])
 def test_redis_restarted_while_polling(own_redis, llm_server, fake_llm, tmp_path, timeouts):
     """Through `llm-backend up` (it restarts a worker that exits, as compose does), with a Redis that keeps

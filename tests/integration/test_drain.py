@@ -22,7 +22,7 @@ from shared.domain.config import setting_default
 from tests.integration.test_recovery import DEFAULTS
 from tests.integration.test_worker import assert_once_each, stack  # noqa: F401  (the fixture)
 
-pytestmark = [pytest.mark.timeout(300), pytest.mark.prose_answers]
+pytestmark = [pytest.mark.fault_recovery, pytest.mark.timeout(300), pytest.mark.prose_answers]
 
 DRAIN_SECONDS = setting_default("worker_drain_seconds")
 TASKS = 240

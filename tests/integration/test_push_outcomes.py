@@ -218,6 +218,7 @@ def test_a_full_window_waits_for_a_redis_connection_instead_of_failing(redis_pre
     assert errors == []
 
 
+@pytest.mark.fault_recovery
 @pytest.mark.timeout(300)
 def test_a_pusher_killed_mid_call_leaves_the_read_back_to_its_successor(stack, fake_label_studio, fake_llm):  # noqa: F811
     """A real worker's child is SIGKILLed while Label Studio (having stored the call) holds its import open: the

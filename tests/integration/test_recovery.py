@@ -14,7 +14,11 @@ import pytest
 from shared.domain.config import Settings
 from tests.integration.test_worker import assert_once_each, stack  # noqa: F401  (the fixture)
 
-pytestmark = [pytest.mark.timeout(300), pytest.mark.prose_answers]  # the fake LLM replies with a label
+pytestmark = [
+    pytest.mark.fault_recovery,
+    pytest.mark.timeout(300),
+    pytest.mark.prose_answers,
+]  # the fake LLM replies with a label
 
 # Undo the test_worker fixture's short timeouts: what is tested here must hold with what users run.
 DEFAULTS = {

@@ -9,6 +9,8 @@ import pytest
 from tests.integration.own_redis import PASSWORD, job_on_own_redis, wait_for
 from tests.integration.test_recovery import DEFAULTS
 
+pytestmark = pytest.mark.fault_recovery
+
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("timeouts", [{}, DEFAULTS], ids=["short-timeouts", "defaults"])

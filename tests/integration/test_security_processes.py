@@ -80,6 +80,7 @@ def slow_provider() -> Iterator[RecordingServer]:
         yield server
 
 
+@pytest.mark.fault_recovery
 def test_a_hung_or_trickling_provider_gets_the_annotator_a_504_before_label_studio_gives_up(
     slow_provider, redis_prefix, tmp_path
 ):

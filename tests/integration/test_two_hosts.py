@@ -30,7 +30,11 @@ from tests.integration.own_redis import OwnRedis
 from tests.integration.processes import BackendProcess, backend_env
 from tests.integration.test_worker import assert_once_each
 
-pytestmark = [pytest.mark.timeout(300), pytest.mark.prose_answers]  # the fake LLM replies with a label
+pytestmark = [
+    pytest.mark.fault_recovery,
+    pytest.mark.timeout(300),
+    pytest.mark.prose_answers,
+]  # the fake LLM replies with a label
 
 PROJECT = 31
 TASKS = 400

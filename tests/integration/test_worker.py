@@ -135,6 +135,7 @@ def test_second_retrieve_while_running_adds_nothing(stack, fake_label_studio, fa
     assert max(calls.values()) == 1 and len(calls) == 100
 
 
+@pytest.mark.fault_recovery
 def test_worker_killed_mid_batch_then_restarted_still_lands_each_task_once(stack, fake_label_studio, fake_llm):
     fake_llm.delay = 0.1
     worker = stack.worker()
@@ -190,6 +191,7 @@ def test_invalid_api_key_fails_the_job_fast_with_one_call_per_task(stack, fake_l
     assert fake_label_studio.predictions == []
 
 
+@pytest.mark.fault_recovery
 def test_label_studio_refusing_pushes_for_30_seconds_loses_nothing(stack, fake_label_studio, fake_llm):
     fake_label_studio.taking_imports = False
     stack.worker(BATCH_RETRY_MAX_DELAY="5")
