@@ -4,6 +4,8 @@ refusals, logprobs, usage with prefix caching and the Batch API."""
 import json
 import math
 import socket
+import threading
+import time
 from urllib.parse import urlsplit
 
 import openai
@@ -422,3 +424,19 @@ def test_a_request_cut_off_by_its_client_is_not_recorded(client, llm_server, fak
 
     assert ask(client).choices[0].message.content
     assert [r.body["messages"] for r in fake_llm.chat_requests] == [MESSAGES]
+
+
+def test_a_call_still_answered_when_the_records_are_cleared_is_recorded_nowhere(client, fake_llm):
+    """A test's worker stopped with calls in flight: their answers must not show up among the next test's calls."""
+    fake_llm.delay = 0.5
+    late = threading.Thread(target=lambda: client.chat.completions.create(model="m", messages=MESSAGES))
+    late.start()
+    deadline = time.monotonic() + 5
+    while fake_llm.in_flight == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert fake_llm.in_flight == 1, "the call is being answered"
+    fake_llm.reset()  # what the next test's fake_llm fixture does
+    late.join()
+    assert (fake_llm.in_flight, fake_llm.live_completions, fake_llm.call_spans) == (0, [], [])
+    client.chat.completions.create(model="m", messages=MESSAGES)
+    assert len(fake_llm.live_completions) == 1 and fake_llm.in_flight == 0, "calls after the clear are recorded"

@@ -69,8 +69,17 @@ class _Form:
     named: bool = False  # tool_choice named the function: OpenAI then ends with finish_reason "stop"
 
 
-def complete(fake: FakeOpenAI, body: dict, *, via: str, custom_id: str | None = None, batch_id: str | None = None):
-    """The chat.completion object for ``body``; raises ApiError for what the provider would refuse."""
+def complete(
+    fake: FakeOpenAI,
+    body: dict,
+    *,
+    via: str,
+    custom_id: str | None = None,
+    batch_id: str | None = None,
+    epoch: int | None = None,
+):
+    """The chat.completion object for ``body``; raises ApiError for what the provider would refuse.  A live call
+    gives the ``epoch`` it was answered in: it is recorded only if the records were not cleared meanwhile."""
     _refuse(fake.refuse, body)
     form = _form(body)
     top = _top_logprobs(body)
@@ -100,7 +109,7 @@ def complete(fake: FakeOpenAI, body: dict, *, via: str, custom_id: str | None = 
                 "completion_tokens_details": {"reasoning_tokens": 0},
             },
         }
-        if fake.keep_records:
+        if fake.keep_records and (epoch is None or fake.current(epoch)):
             fake.completions.append(Completion(via, body, answer, custom_id, batch_id))
     return answer
 

@@ -91,27 +91,36 @@ class FakeOpenAI:
     _failures: deque = field(default_factory=deque, repr=False)
     _prefix_cache: PrefixCache = field(default_factory=PrefixCache, repr=False)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1), repr=False)
+    _epoch: int = field(default=0, repr=False)  # how many times the records were cleared: see ``answering``
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _batch_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @contextmanager
-    def answering(self, messages: list[dict]) -> Iterator[None]:
-        """Count a live chat call while it is answered, and record when it ran."""
+    def answering(self, messages: list[dict]) -> Iterator[int]:
+        """Count a live chat call while it is answered, and record when it ran.  Yields the records' epoch: a call
+        still being answered when the records are cleared (a test's worker stopped with calls in flight) is answered
+        but counted and recorded nowhere, so it never shows up among the next test's calls."""
         started = time.monotonic()
         with self._lock:
+            epoch = self._epoch
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
-            yield
+            yield epoch
         finally:
             with self._lock:
-                self.in_flight -= 1
-                if self.keep_records:
-                    self.call_spans.append((started, time.monotonic(), str(messages)))
+                if self.current(epoch):
+                    self.in_flight -= 1
+                    if self.keep_records:
+                        self.call_spans.append((started, time.monotonic(), str(messages)))
+
+    def current(self, epoch: int) -> bool:
+        """Whether the records have not been cleared since ``epoch`` (``answering`` gives it)."""
+        return epoch == self._epoch
 
     def reset(self) -> None:
         """Back to a fresh fake: every setting to its default, every record cleared."""
-        self._restore(lambda name: name not in ("_lock", "_batch_lock"))
+        self._restore(lambda name: name not in ("_lock", "_batch_lock", "_epoch"))
 
     def clear(self) -> None:
         """Every record and counter cleared, the settings kept: a benchmark's next run starts afresh."""
@@ -119,6 +128,7 @@ class FakeOpenAI:
 
     def _restore(self, chosen: Callable[[str], bool]) -> None:
         with self._lock, self._batch_lock:
+            self._epoch += 1
             for spec in dataclasses.fields(self):
                 if chosen(spec.name):
                     fresh = spec.default if spec.default_factory is dataclasses.MISSING else spec.default_factory()

@@ -30,12 +30,13 @@ def _chat(fake: FakeOpenAI, request: _Request, match: re.Match) -> dict:
     body = request.json()
     fake._admit(body)
     messages = body.get("messages") or []
-    with fake.answering(messages):
+    with fake.answering(messages) as epoch:
         delay = fake.latency(messages)
         if delay:
             time.sleep(delay)
-        answer = complete(fake, body, via="live")
-    fake._count_answer(messages, answer, time.perf_counter() - started)
+        answer = complete(fake, body, via="live", epoch=epoch)
+    if fake.current(epoch):
+        fake._count_answer(messages, answer, time.perf_counter() - started)
     return answer
 
 
