@@ -174,9 +174,10 @@ def test_a_chunk_waits_for_its_tasks_while_the_pusher_lands_calls(make_batch, fa
     land, each chunk keeps waiting and counts its tasks as pushed as they land: the job's ``pushed`` follows Label
     Studio (it lagged by 28,000 of 65,749 at 100,000 tasks when chunks gave up after ``PUSH_PATIENCE`` and waited
     for a re-run to count theirs)."""
-    chunks, call_seconds = 8, 0.5
+    chunks, call_seconds = 8, 1.0
     batch = make_batch(
-        push_patience=2.5,  # shorter than the calls' total, well over one call
+        push_patience=4.0,  # shorter than the calls' total (8 s), well over one call: a loaded machine's pause
+        # between one call landing and the next starting stays within it
         push_min_predictions=CHUNK,  # a call per chunk's worth
         push_max_predictions=CHUNK,
     )
