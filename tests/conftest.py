@@ -12,7 +12,6 @@ import fakeredis
 import pytest
 import redis
 
-from api.state import state_of
 from shared.adapters.store import Store
 from shared.domain.config import Settings
 from tests.fakes.label_studio import FakeLabelStudio
@@ -146,6 +145,7 @@ def make_client(make_settings, store):
     """Test clients of the API; each app's services are closed at the end (pending metrics written, the
     prediction pool shut down), so no flush thread outlives its test."""
     from api import create_app
+    from api.state import state_of
 
     apps = []
 
