@@ -18,7 +18,7 @@ from celery.signals import (
     worker_shutting_down,
 )
 
-from shared.adapters.queue import PREDICT_CHUNK, chunk_of, make_celery
+from shared.adapters.queue import PREDICT_CHUNK, chunk_of, make_celery, publish_through_outages
 from shared.domain.config import Settings
 from worker.periodic import Periodic
 from worker.process import PerProcess
@@ -28,6 +28,7 @@ from worker.watchdog import watchdog
 
 def create_worker_app(settings: Settings) -> Celery:
     app = make_celery(settings)
+    publish_through_outages(app, settings)  # a chunk's retry sent during a Redis restart is not lost
     services = PerProcess(settings, app)
     register_tasks(app, services)
 

@@ -22,6 +22,7 @@ of leaving it for another.  The rule:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from celery import Celery
@@ -135,6 +136,19 @@ def make_celery(settings: Settings) -> Celery:
     if tls := tls_options(settings):  # a rediss:// URL: the broker, the result backend and Flower use TLS alike
         app.conf.update(broker_use_ssl=tls, redis_backend_use_ssl=tls)
     return app
+
+
+def publish_through_outages(app: Celery, settings: Settings) -> None:
+    """Make ``app`` try a publish again every second for ``BROKER_OUTAGE_SECONDS`` while the broker is away, rather
+    than kombu's default three tries within a second.  For the workers: Celery drops a task's message when its
+    retry cannot be published (``Task.retry`` raises ``Reject(requeue=False)``), and a chunk lost so would
+    otherwise wait for the watchdog's ``JOB_STALL_SECONDS`` (20 minutes by default) after a Redis restart."""
+    app.conf.task_publish_retry_policy = {
+        "max_retries": math.ceil(settings.broker_outage_seconds),
+        "interval_start": 0,
+        "interval_step": 1,
+        "interval_max": 1,
+    }
 
 
 def live_worker_slots(app: Celery, timeout: float = 1.0) -> int:

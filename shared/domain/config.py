@@ -381,6 +381,12 @@ class Settings(BaseSettings):
         "lost and is made again; bounds every wait on a Redis that went silent without closing the connection (a "
         "failover, a NAT or load balancer that dropped it), a worker's warm shutdown included",
     )
+    broker_outage_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(
+        60.0,
+        description="seconds a worker keeps trying to send a message (a chunk's retry, a job's next chunks, a Batch "
+        "API poll) while Redis is away, a restart or a failover, rather than dropping it: a message not sent waits "
+        "for the watchdog's `JOB_STALL_SECONDS`; the API does not wait (it answers 503 at once)",
+    )
     redis_spare_connections: Annotated[int, Field(ge=8, le=10_000)] = Field(
         64,
         description="Redis connections a process may open beyond one per LLM call in flight (`LLM_CONCURRENCY`), "

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
+import redis
+from kombu.exceptions import OperationalError
 
+from shared.adapters.queue import make_celery, publish_through_outages, queue_key, send_chunk
 from tests.integration.own_redis import PASSWORD, job_on_own_redis, wait_for
 from tests.integration.test_recovery import DEFAULTS
 
@@ -38,3 +42,27 @@ def test_batch_survives_a_redis_restart(own_redis, llm_server, fake_llm, tmp_pat
         assert sorted(by_task) == list(range(200))
         assert {task: len(found) for task, found in by_task.items() if len(found) > 1} == {}
         assert PASSWORD not in job.up.log
+
+
+def test_a_workers_message_waits_out_a_redis_restart_and_the_apis_does_not(own_redis, make_settings):
+    """A chunk's retry sent while Redis restarts: Celery drops the chunk's message when its retry cannot be sent,
+    so a worker tries for BROKER_OUTAGE_SECONDS (the default) instead of kombu's three tries within a second; the
+    API answers at once."""
+    settings = make_settings(redis_url=own_redis.url, redis_key_prefix="outage")
+    workers_app, apis_app = make_celery(settings), make_celery(settings)
+    publish_through_outages(workers_app, settings)  # what worker/app.py does to its application
+    send_chunk(workers_app, "job", 0)  # connected, as a worker is when its task fails
+    send_chunk(apis_app, "job", 0)
+
+    own_redis.kill()
+    with pytest.raises(OperationalError):
+        send_chunk(apis_app, "job", 1)
+    restart = threading.Timer(3, own_redis.start)
+    restart.start()
+    try:
+        send_chunk(workers_app, "job", 2)
+    finally:
+        restart.join()
+
+    queued = redis.Redis.from_url(own_redis.url).lrange(queue_key(settings), 0, -1)
+    assert len(queued) == 3, "the worker's message sent during the restart is queued, the API's refused"
