@@ -7,6 +7,7 @@ transcription under one id) and masks (Label Studio's RLE) go the same way and a
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from label_studio_sdk.converter.brush import decode_rle
 from label_studio_sdk.label_interface import LabelInterface
 from PIL import Image
+from playwright.sync_api import Page
 
 from tests.e2e.label_studio_server import TOKEN
 from tests.e2e.test_browser import log_in
@@ -94,10 +96,8 @@ def test_pixel_boxes_are_stored_and_drawn_where_the_object_is(ls, label_studio, 
     regions = page.locator(".lsf-outliner-item, [class*='outliner-item']")  # the region list, one item a region
     regions.filter(has_text="Car").first.wait_for(timeout=60_000)
     regions.filter(has_text="Centre").first.wait_for(timeout=10_000)  # the keypoint is drawn too
-    image = page.locator("img[alt='image']")  # the picture the editor draws on (its canvases lie over it)
     shot = tmp_path / "rectangle.png"
-    page.screenshot(path=shot, full_page=True)
-    assert_red_outline_over_the_object(shot, image.bounding_box())
+    assert_red_outline_over_the_object(shot, screenshot_over_the_picture(page, shot))
 
 
 def predicted_from_pixels(ls, label_studio, backend, fake_llm, config: str, reply_for) -> tuple[dict, str]:
@@ -166,10 +166,8 @@ def test_a_mask_is_stored_in_label_studios_rle_and_drawn_over_the_object(
     log_in(page, label_studio.url)
     page.goto(screen)
     page.locator(".lsf-outliner-item, [class*='outliner-item']").filter(has_text="Car").first.wait_for(timeout=60_000)
-    shown = page.locator("img[alt='image']").bounding_box()
-    assert shown, "the picture is not shown"
     shot = tmp_path / "mask.png"
-    page.screenshot(path=shot, full_page=True)
+    shown = screenshot_over_the_picture(page, shot)
     screen_pixels = Image.open(shot).convert("RGB")
     scale = shown["width"] / WIDTH
 
@@ -181,9 +179,26 @@ def test_a_mask_is_stored_in_label_studios_rle_and_drawn_over_the_object(
     assert not _reddish(on_screen(left / 2, top / 2)), f"a mask beside the object in {shot}"
 
 
-def assert_red_outline_over_the_object(shot: Path, shown: dict | None) -> None:
-    """The screenshot has red (the label's colour) along the object's top edge, where the picture is shown."""
+def screenshot_over_the_picture(page: Page, shot: Path, timeout: float = 30) -> dict:
+    """A screenshot of the labeling screen into ``shot``, and where the picture is on it: taken once the picture
+    has loaded and the editor has stopped resizing its stage to it (it draws the regions before that, and a box read
+    meanwhile is not where the picture ends up), and again if the picture moved while it was taken."""
+    image = page.locator("img[alt='image']")  # the picture the editor draws on (its canvases lie over it)
+    image.wait_for(timeout=timeout * 1000)
+    page.wait_for_function("image => image.complete && image.naturalWidth > 0", arg=image.element_handle())
+    deadline = time.monotonic() + timeout
+    shown, before = image.bounding_box(), None
+    while shown != before:
+        assert time.monotonic() < deadline, f"the picture kept moving for {timeout} s: {before} then {shown}"
+        page.wait_for_timeout(250)
+        page.screenshot(path=shot, full_page=True)
+        before, shown = shown, image.bounding_box()
     assert shown, "the picture is not shown"
+    return shown
+
+
+def assert_red_outline_over_the_object(shot: Path, shown: dict) -> None:
+    """The screenshot has red (the label's colour) along the object's top edge, where the picture is shown."""
     scale = shown["width"] / WIDTH
     left, top, right, _bottom = (value * scale for value in OBJECT)
     screen = Image.open(shot).convert("RGB")
