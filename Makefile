@@ -33,6 +33,10 @@ run: install
 # and the fault-recovery tests of one file never compete with each other for the cores; what several files share
 # across processes (Ollama's default port) is taken under a file lock.  The 25 slowest tests are listed at the end.
 PYTEST_PARALLEL = -n 4 --dist loadfile --durations=25
+# pytest keeps each test module as rewritten for its assertions (and Python each module compiled) in __pycache__:
+# a machine that turns bytecode caching off (PYTHONDONTWRITEBYTECODE, set on some CI images) would have every
+# pytest process rewrite ~300 test modules again, about 3 s of CPU each time.
+test test-fast e2e: export PYTHONDONTWRITEBYTECODE :=
 
 test: install tools
 	$(BIN)/python -m pytest -v -rA $(PYTEST_PARALLEL) $(PYTEST_ARGS)
