@@ -241,8 +241,6 @@ class Stack:
                     str(concurrency),
                     "-n",
                     f"{name}@%h",
-                    "--without-mingle",
-                    "--without-gossip",
                 ],
                 self.env(prefix, **({"LOG_LEVEL": "INFO"} | env)),
                 self.workdir / f"worker-{name}.log",

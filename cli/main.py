@@ -18,6 +18,11 @@ from shared.logs import configure_logging
 log = logging.getLogger("llm_backend")
 
 JOB_ACTIONS = ("show", "cancel", "pause", "resume")
+# Task events for Flower.  Without mingle (a new worker asking the others for their revoked tasks and clock, a
+# second of every start: a revoked chunk's message does nothing anyway, its job being cancelled) and gossip (every
+# worker following every other's events, a load on Redis that grows with the square of the fleet): recovery keys
+# on the workers' own beats in Redis (worker/watchdog.py), never on Celery's view of its neighbours.
+WORKER_OPTIONS = ("--events", "--without-mingle", "--without-gossip")
 MAX_USD_HELP = "the job's budget in USD at LLM_PRICES: it pauses before exceeding it (0: no budget)"
 
 
@@ -64,7 +69,7 @@ def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
     if _redis_refuses(settings):
         return 2
     app = create_worker_app(settings)
-    app.worker_main(["worker", "--events", f"--loglevel={settings.log_level}", *args.celery_options])
+    app.worker_main(["worker", *WORKER_OPTIONS, f"--loglevel={settings.log_level}", *args.celery_options])
     return 0
 
 

@@ -118,6 +118,7 @@ def test_200_task_batch_lands_once_per_task(stack, fake_label_studio, fake_llm):
     assert len(fake_llm.chat_requests) == 200
     assert fake_label_studio.import_calls <= 5, "the pusher gathers several chunks of 20 into one bulk import"
     assert "llm_backend.predict_chunk" in worker.log and job_id in worker.log
+    assert "mingle" not in worker.log, "a worker starts without asking its neighbours (cli/main.py WORKER_OPTIONS)"
     for secret in (TEST_API_KEY, TOKEN):
         assert secret not in worker.log, "no secret in the worker's log, even at DEBUG"
 
