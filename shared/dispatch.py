@@ -124,17 +124,17 @@ def pause_job(services: Services, job_id: str) -> JobStatus | None:
 def resume_job(services: Services, job_id: str, max_usd: float | None = None) -> JobStatus | None:
     """Resume a paused job where it stopped (with a new budget when given): its chunks are queued again, and
     none of its tasks answered is asked again.  Raises InvalidRequest for a job not paused, or one whose spend
-    is at its budget and no higher budget is given."""
+    leaves no room for one more call in its budget (``Jobs.spent_past``) and no higher budget is given."""
     status = services.jobs.status(job_id)
     if status is None:
         return None
     if status.state != JobState.PAUSED:
         raise InvalidRequest(f"job {job_id} is {status.state}: only a paused job can be resumed")
     budget = status.max_usd if max_usd is None else max_usd
-    if budget and status.cost_usd is not None and status.cost_usd >= budget:
+    if budget and (spent := services.jobs.spent_past(job_id, budget)) is not None:
         raise InvalidRequest(
-            f"job {job_id} spent ${status.cost_usd:.4f} of its ${budget:.4f} budget: resume it with a higher one "
-            "(max_usd)"
+            f"job {job_id} spent ${spent:.4f} of its ${budget:.4f} budget, too much for one more call: resume it "
+            "with a higher one (max_usd)"
         )
     state, chunks = services.jobs.resume(job_id, max_usd)
     send_chunks(services.celery, job_id, chunks)

@@ -57,6 +57,8 @@ LIVE_STATES = (*ACTIVE_STATES, JobState.PAUSED)  # not finished: it may run agai
 # A job sent through the provider's Batch API goes through these phases (``shared.batch_jobs``).
 SUBMITTING, POLLING, COLLECTED = "submitting", "polling", "collected"
 WAITING_FOR_BATCHES = frozenset({SUBMITTING, POLLING})  # the job's chunks must not run yet
+# What a job's spend is computed from (``Jobs._cost``): its model and token counts, live and Batch API.
+SPEND_FIELDS = ["model", "calls", *(f"{p}tokens_{n}" for p in ("", "batch_") for n in ("in", "out", "cached"))]
 
 
 @dataclass(frozen=True)
@@ -665,34 +667,35 @@ class Jobs:
         (as much as its calls so far cost on average) would take it past its budget, which pauses it.  Calls in
         flight by then still finish (a job may end up to those calls over its budget); a model without a price
         is not counted."""
-        fields = [
-            "state",
-            "message",
-            "max_usd",
-            "model",
-            "calls",
-            *(f"{p}tokens_{n}" for p in ("", "batch_") for n in ("in", "out", "cached")),
-        ]
-        record = {
-            name: value
-            for name, value in zip(fields, text_list(self.redis.hmget(self._job(job_id), fields)), strict=True)
-            if value is not None
-        }
+        record = self._fields(job_id, ["state", "message", "max_usd", *SPEND_FIELDS])
         if record.get("state") == JobState.PAUSED:
             raise JobPaused(f"job {job_id} is paused: {record.get('message') or 'paused'}")
         budget = float(record.get("max_usd") or 0)
-        spent = self._cost(record) if budget else None
-        if spent is None:
-            return
-        calls = int(record.get("calls") or 0)
-        if spent + (spent / calls if calls else 0.0) > budget:
+        if budget and (spent := self._spent_past(record, budget)) is not None:
             reason = (
-                f"budget reached: spent ${spent:.4f} of ${budget:.4f} after {calls} LLM calls; resume it with a "
-                f"higher budget: llm-backend jobs resume {job_id} --max-usd <usd>, or POST "
+                f"budget reached: spent ${spent:.4f} of ${budget:.4f} after {record.get('calls') or 0} LLM calls; "
+                f"resume it with a higher budget: llm-backend jobs resume {job_id} --max-usd <usd>, or POST "
                 f"/jobs/{job_id}/resume?project=<id>&max_usd=<usd>"
             )
             self.pause(job_id, reason)
             raise JobPaused(f"job {job_id} is paused: {reason}")
+
+    def spent_past(self, job_id: str, budget: float) -> float | None:
+        """What the job spent, when one more call (as much as its calls so far cost on average) would take it past
+        ``budget``: the rule ``admit_call`` pauses it by, which a resume must satisfy too (a resume under it would
+        be paused again by its first call).  None when it would not, or when its model has no price."""
+        return self._spent_past(self._fields(job_id, SPEND_FIELDS), budget)
+
+    def _fields(self, job_id: str, fields: list[str]) -> dict[str, str]:
+        values = text_list(self.redis.hmget(self._job(job_id), fields))
+        return {name: value for name, value in zip(fields, values, strict=True) if value is not None}
+
+    def _spent_past(self, record: dict[str, str], budget: float) -> float | None:
+        spent = self._cost(record)
+        if spent is None:
+            return None
+        calls = int(record.get("calls") or 0)
+        return spent if spent + (spent / calls if calls else 0.0) > budget else None
 
     # --- lazy dispatch: each job keeps a few chunks queued, refilled as workers take them --------
     def refill(self, job_id: str) -> range:

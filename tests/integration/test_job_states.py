@@ -172,6 +172,8 @@ def test_a_job_pauses_before_a_call_would_take_it_past_its_budget(real_store):
     assert status.state == JobState.PAUSED and "resume" in status.message
     with pytest.raises(JobPaused):
         jobs.admit_call(job_id)
+    # Under $10 spent, yet a resume needs a higher budget: its first call would pause it again.
+    assert (jobs.spent_past(job_id, 10.0), jobs.spent_past(job_id, 12.0)) == (8.0, None)
     jobs.resume(job_id, max_usd=100.0)
     jobs.admit_call(job_id)
     unpriced = jobs.create(SNAPSHOT.model_copy(update={"model": "unpriced"}), [1], chunk_size=1, max_usd=0.01)
