@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from kombu.exceptions import OperationalError
 
 from shared.adapters.jobs import JobState, JobStatus
-from shared.adapters.queue import DISPATCH_JOB, chunk_task_id, send_chunks
+from shared.adapters.queue import DISPATCH_JOB, chunk_task_id, send, send_chunks
 from shared.batch_jobs import live_only
 from shared.domain.errors import InvalidRequest, LimitReached, Unavailable
 from shared.projects import PredictionContext
@@ -91,7 +91,7 @@ def queue_job(services: Services, job_id: str) -> None:
     """Send the job's dispatch message; raises Unavailable (the job marked failed) when the broker does not take
     it."""
     try:
-        services.celery.send_task(DISPATCH_JOB, args=[job_id])
+        send(services.celery, DISPATCH_JOB, [job_id])
     except OperationalError as exc:
         services.jobs.abort(job_id, f"could not queue the job: {exc}")
         raise Unavailable(f"the job queue is unavailable: {exc}") from None

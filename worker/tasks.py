@@ -15,6 +15,7 @@ from shared.adapters.queue import (
     DISPATCH_JOB,
     POLL_BATCHES,
     PREDICT_CHUNK,
+    send,
     send_chunks,
 )
 from shared.domain.backoff import backoff
@@ -50,9 +51,7 @@ def register_tasks(app: Celery, services: PerProcess) -> None:
                 ) from None
             through_batch_api = services.batch_jobs.give_up_submitting(job_id, f"{type(exc).__name__}: {exc}")
         if through_batch_api:
-            app.send_task(
-                POLL_BATCHES, args=[job_id, jobs.poll_seq(job_id)], countdown=services.settings.batch_api_poll_first
-            )
+            send(app, POLL_BATCHES, [job_id, jobs.poll_seq(job_id)], services.settings.batch_api_poll_first)
             return 0
         queued = jobs.refill(job_id)
         send_chunks(app, job_id, queued)
@@ -70,7 +69,7 @@ def register_tasks(app: Celery, services: PerProcess) -> None:
             log.warning("job %s: no tasks added for %.0f s; failing it", job_id, silent)
             services.jobs.abort(job_id, f"no tasks were added for {silent:.0f} s: the command adding them stopped")
             return
-        app.send_task(DISPATCH_JOB, args=[job_id], countdown=STREAM_DISPATCH_EVERY)
+        send(app, DISPATCH_JOB, [job_id], STREAM_DISPATCH_EVERY)
 
     @app.task(name=POLL_BATCHES, bind=True, max_retries=None)
     def poll_batches(self: Task[..., dict[str, Any]], job_id: str, seq: int) -> dict[str, Any]:
@@ -83,9 +82,9 @@ def register_tasks(app: Celery, services: PerProcess) -> None:
             log.exception("job %s: poll %d failed", job_id, seq)
             raise self.retry(countdown=services.settings.batch_api_poll_first, exc=exc) from None
         if outcome.next_in is not None:
-            app.send_task(POLL_BATCHES, args=[job_id, seq + 1], countdown=outcome.next_in)
+            send(app, POLL_BATCHES, [job_id, seq + 1], outcome.next_in)
         elif outcome.dispatch:
-            app.send_task(DISPATCH_JOB, args=[job_id])
+            send(app, DISPATCH_JOB, [job_id])
         return {"mode": "batch_api", "batches": outcome.batches, "next_poll_in": outcome.next_in}
 
     @app.task(name=PREDICT_CHUNK, bind=True, max_retries=None)

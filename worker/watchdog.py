@@ -28,7 +28,7 @@ import psutil
 from celery import Celery
 
 from shared.adapters.jobs import ACTIVE_STATES, WAITING_FOR_BATCHES, Jobs
-from shared.adapters.queue import POLL_BATCHES, holder_parts, send_chunk, send_chunks
+from shared.adapters.queue import POLL_BATCHES, holder_parts, send, send_chunk, send_chunks
 from shared.domain.config import setting_default
 from worker.periodic import Periodic
 
@@ -103,7 +103,7 @@ def rescue_overdue_polls(jobs: Jobs, celery: Celery, grace: float, recent: int =
         if not jobs.claim_rescue(job_id, grace):
             continue
         log.warning("job %s: its Batch API poll is overdue; sending it again", job_id)
-        celery.send_task(POLL_BATCHES, args=[job_id, seq])
+        send(celery, POLL_BATCHES, [job_id, seq])
         rescued.append(job_id)
     return rescued
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 from celery import Celery
 
@@ -41,15 +42,16 @@ def chunk_task_id(job_id: str, index: int) -> str:
     return f"{job_id}-{index}"
 
 
+def send(celery: Celery, name: str, args: list[Any], countdown: float = 0.0, **options: Any) -> None:
+    """Send a task's message, the one way every message is sent.  No task's result is ever read (progress lives in
+    the job records), so the sender does not subscribe to the task's result channel, which Celery's Redis result
+    backend otherwise does for each message it sends, until the sender lets go of its ``AsyncResult``."""
+    celery.send_task(name, args=args, countdown=countdown, ignore_result=True, **options)
+
+
 def send_chunk(celery: Celery, job_id: str, index: int, attempt: int = 0, countdown: float = 0.0) -> None:
     """Send a chunk's message: run ``attempt`` (the rule above), after ``countdown`` seconds."""
-    celery.send_task(
-        PREDICT_CHUNK,
-        args=[job_id, index],
-        task_id=chunk_task_id(job_id, index),
-        countdown=countdown,
-        retries=attempt,
-    )
+    send(celery, PREDICT_CHUNK, [job_id, index], countdown, task_id=chunk_task_id(job_id, index), retries=attempt)
 
 
 def send_chunks(celery: Celery, job_id: str, indices: Iterable[int]) -> None:

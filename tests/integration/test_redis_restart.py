@@ -64,5 +64,7 @@ def test_a_workers_message_waits_out_a_redis_restart_and_the_apis_does_not(own_r
     finally:
         restart.join()
 
-    queued = redis.Redis.from_url(own_redis.url).lrange(queue_key(settings), 0, -1)
-    assert len(queued) == 3, "the worker's message sent during the restart is queued, the API's refused"
+    client = redis.Redis.from_url(own_redis.url)
+    assert len(client.lrange(queue_key(settings), 0, -1)) == 3, "the worker's message sent meanwhile is queued"
+    send_chunk(apis_app, "job", 3)
+    assert client.pubsub_channels() == [], "no sender waits on a result channel: no result is ever read"
