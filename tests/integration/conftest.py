@@ -27,7 +27,7 @@ def default_ollama_port():
     whatever process happens to listen there."""
     where = host_port(setting_default("ollama_endpoint"))
     assert where is not None and where[0] == "localhost"
-    # ``make test`` runs two pytest processes: tests of different files wanting this one port take turns.
+    # ``make test`` runs several pytest processes: tests of different files wanting this one port take turns.
     with (Path(tempfile.gettempdir()) / "llm-backend-tests-ollama-port.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
