@@ -15,6 +15,7 @@ import time
 import pytest
 
 from shared.adapters.store import ProjectSetup
+from shared.domain.config import setting_default
 from shared.services import Services
 from tests.conftest import LS_TOKEN, labeling_config
 from tests.integration.chunk_runs import push, settle_all
@@ -37,12 +38,14 @@ def make_batch(make_settings, store, fake_label_studio, fake_llm):
 
     def make(**overrides):
         settings = make_settings(
-            batch_chunk_size=CHUNK,
-            llm_concurrency=WINDOW,
-            llm_max_retries=0,
-            cache_ttl=0,
-            handover_grace=0.0,
-            **overrides,
+            **{
+                "batch_chunk_size": CHUNK,
+                "llm_concurrency": WINDOW,
+                "llm_max_retries": 0,
+                "cache_ttl": 0,
+                "handover_grace": 0.0,
+            }
+            | overrides
         )
         services = Services.build(settings, store)
         return Batch(services, ChunkRunner(settings, services.projects, services.predictor, services.jobs))
@@ -178,6 +181,8 @@ def test_a_chunk_waits_for_its_tasks_while_the_pusher_lands_calls(make_batch, fa
     batch = make_batch(
         push_patience=4.0,  # shorter than the calls' total (8 s), well over one call: a loaded machine's pause
         # between one call landing and the next starting stays within it
+        handover_grace=setting_default("handover_grace"),  # tasks taken for a call count as on their way before the
+        # call is recorded (with the module's 0 s, a chunk looking in between gave up: 2 runs in 7)
         push_min_predictions=CHUNK,  # a call per chunk's worth
         push_max_predictions=CHUNK,
     )
