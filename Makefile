@@ -34,8 +34,8 @@ run: install
 # whole suite 8 min 16 s with six once, but a fresh clone's CI run with six took 15 min and failed two tests on
 # load (Label Studio's 3 s read of /setup, the cut-host test's 480 s), so four.  A file's tests stay in one process
 # (--dist loadfile): their module fixtures and order hold, and the fault-recovery tests of one file never compete
-# with each other for the cores; what several files share across processes (Ollama's default
-# port) is shared under a file lock.  The 25 slowest tests are listed at the end.
+# with each other for the cores; what several files share across processes (Ollama's default port) is taken under
+# a file lock.  The 25 slowest tests are listed at the end.
 PYTEST_PARALLEL = -n 4 --dist loadfile --durations=25
 # pytest keeps each test module as rewritten for its assertions (and Python each module compiled) in __pycache__:
 # a machine that turns bytecode caching off (PYTHONDONTWRITEBYTECODE, set on some CI images) would have every
