@@ -353,17 +353,14 @@ class ChunkRunner:
             outcome.waiting.extend(pending.not_started())  # handed back by a closed window: the next run's
         if pending.sent_again:  # its next run pushes what was kept and finishes it
             return ChunkOutcome()
-        queued = list(pending.queued)
-        landed = [task_id for task_id, pushed in zip(queued, ledger.pushed(queued), strict=True) if pushed]
-        self._pushed(pending, landed)
-        open_ids = [task_id for task_id in queued if task_id not in set(landed)]
-        refused = ledger.refusals(open_ids)
-        for task_id, reason in refused.items():
+        seen = ledger.whereabouts(pending.queued)
+        self._pushed(pending, seen.pushed)
+        for task_id, reason in seen.refused.items():
             self._fail(pending.job_id, task_id, reason, outcome)
-        open_ids = [task_id for task_id in open_ids if task_id not in refused]
+        open_ids = [task_id for task_id in pending.queued if task_id not in {*seen.pushed, *seen.refused}]
         waiting_since = max(pending.predicted_at, ledger.pusher_busy_until()) if open_ids and patient else 0.0
         if open_ids and patient and time.time() - waiting_since < self.settings.push_patience:
-            if ledger.still_coming(open_ids):
+            if seen.coming:
                 pending.queued = open_ids
                 return None
         pending.queued = []

@@ -41,8 +41,8 @@ prediction a worker is making, rather than the pusher.
 **Who takes which step**:
 
 - a chunk (``worker/chunks.py``): ``pushed``, ``claim``, ``made_from_other_data`` / ``drop_other_data``, ``kept``,
-  ``on_their_way`` / ``reconcile`` / ``queue_push``, ``keep_answer``, then ``pushed``, ``refusals``,
-  ``pusher_busy_until``, ``still_coming`` and ``withdraw`` as it settles; on a drain ``Claims.let_go`` /
+  ``on_their_way`` / ``reconcile`` / ``queue_push``, ``keep_answer``, then ``whereabouts``, ``pusher_busy_until``
+  and ``withdraw`` as it settles; on a drain ``Claims.let_go`` /
   ``Claims.release``;
 - the pusher (``worker/pusher.py``): ``hold_push_lock``, ``outbox_size``, ``take_batch``, ``record_push``,
   ``settle_push`` / ``reconcile_later`` / ``put_back`` / ``refuse``, ``push_in_flight``, ``release_push_lock``;
@@ -169,6 +169,16 @@ class PushInFlight:
     tasks: list[str]
 
 
+@dataclass(frozen=True)
+class Whereabouts:
+    """Where a chunk's tasks are (``Ledger.whereabouts``): ``pushed``, ``refused`` (with Label Studio's reason), or
+    still ``coming`` (in the outbox, or on their way and expected to land); a task in none of them is lost."""
+
+    pushed: list[str]
+    refused: dict[str, str]
+    coming: list[str]
+
+
 class Claims:
     """The tasks ``claim`` gave one owner (``held``; ``busy``: those someone else holds).  Used as a context manager
     (or ``keep_alive`` … ``release``), it keeps them alive while its owner works, so they lapse soon after it dies,
@@ -293,28 +303,46 @@ class Ledger:
         """
         if not task_ids:
             return [], []
-        marks = self.redis.hmget(self._key("pushing"), [str(t) for t in task_ids])
-        flying = members(self.redis, self._key("in-flight"), task_ids)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hmget(self._key("pushing"), [str(t) for t in task_ids])
+        pipe.smismember(self._key("in-flight"), [str(t) for t in task_ids])
+        marks, flying = pipe.execute()
         recent: list[str] = []
         overdue: list[str] = []
         for task_id, at, in_flight in zip(task_ids, marks, flying, strict=True):
             if at:
-                fresh = in_flight or time.time() - float(at) < self.handover_grace
-                (recent if fresh else overdue).append(str(task_id))
+                (recent if self._fresh(at, in_flight) else overdue).append(str(task_id))
         return recent, overdue
 
-    def still_coming(self, task_ids: Sequence[TaskId]) -> bool:
-        """Whether any of these tasks may still land without its chunk doing anything: waiting in the outbox, or on
-        its way (within the handover grace, or in a recorded call)."""
-        recent, _overdue = self.on_their_way(task_ids)
-        return any(members(self.redis, self._key("outbox"), task_ids)) or bool(recent)
+    def _fresh(self, marked_at: str, in_flight: int) -> bool:
+        """Whether a task marked on its way at ``marked_at`` is still expected to land by itself."""
+        return bool(in_flight) or time.time() - float(marked_at) < self.handover_grace
 
-    def refusals(self, task_ids: Sequence[TaskId]) -> dict[str, str]:
-        """Why Label Studio refused these tasks' predictions (only those it refused)."""
-        if not task_ids:
-            return {}
-        raw = text_list(self.redis.hmget(self._key("refused"), [str(t) for t in task_ids]))
-        return {str(task_id): reason for task_id, reason in zip(task_ids, raw, strict=True) if reason}
+    def whereabouts(self, task_ids: Sequence[str]) -> Whereabouts:
+        """Where these tasks are, read in one step (``MULTI``): a task moves from the outbox to on its way to pushed
+        while its chunk looks, and read in several steps it could be seen nowhere (its chunk then gave up on a task
+        that was landing)."""
+        ids = list(task_ids)
+        if not ids:
+            return Whereabouts([], {}, [])
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.smismember(self._key("pushed"), ids)
+        pipe.hmget(self._key("refused"), ids)
+        pipe.smismember(self._key("outbox"), ids)
+        pipe.hmget(self._key("pushing"), ids)
+        pipe.smismember(self._key("in-flight"), ids)
+        pushed, refused, outbox, marks, flying = pipe.execute()
+        seen = Whereabouts([], {}, [])
+        for task_id, landed, reason, waiting, at, in_flight in zip(
+            ids, pushed, text_list(refused), outbox, marks, flying, strict=True
+        ):
+            if landed:
+                seen.pushed.append(task_id)
+            elif reason:
+                seen.refused[task_id] = reason
+            elif waiting or (at and self._fresh(at, in_flight)):
+                seen.coming.append(task_id)
+        return seen
 
     def outbox_size(self) -> int:
         return int(self.redis.scard(self._key("outbox")))

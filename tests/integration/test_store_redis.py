@@ -1,7 +1,11 @@
 """The store and cache on the real Redis, as several processes share them."""
 
+import threading
+import time
+
 import pytest
 
+from shared.adapters.ledger import Ledger
 from shared.adapters.llm import LLM, cache_key
 from shared.adapters.store import ProjectSetup, Store
 from shared.domain.config import Settings
@@ -92,3 +96,30 @@ def test_claims_and_chunk_holders_are_released_and_extended_only_by_their_owner(
     jobs.hold_chunk("job1", 0, "node-b")  # taken again by node-b since node-a was found gone
     assert jobs.release_orphan("job1", 0, "node-a", 30) is True
     assert real_store.redis.hget(real_store.key("job", "job1", "holders"), "0") == "node-b"
+
+
+def test_a_chunk_sees_each_of_its_tasks_somewhere_while_the_pusher_moves_them(real_store):
+    """The pusher moves tasks from the outbox to on their way to pushed while their chunk looks (``whereabouts``):
+    each look sees every task in one of those places.  Read in several round trips, a task that landed between the
+    read of ``pushed`` and that of the marks was seen nowhere, and its chunk gave up on a task landing (CI: the
+    window test's chunk ran again)."""
+    ledger = Ledger(real_store, "7", "v1", ttl=600)  # the default handover grace
+    tasks = [str(task_id) for task_id in range(300)]
+    for task_id in tasks:
+        ledger.keep_answer(task_id, {"result": []}, digest="d")
+
+    def pusher() -> None:
+        while batch := ledger.take_batch(3):
+            ledger.record_push("pusher", batch, reconcile_at=time.time() + 60, answer_by=time.time() + 60)
+            ledger.settle_push(landed=list(batch), not_landed=[])
+
+    moving = threading.Thread(target=pusher)
+    moving.start()
+    looks = []
+    while moving.is_alive() or not looks:
+        seen = ledger.whereabouts(tasks)
+        looks.append(len(seen.pushed))
+        assert sorted([*seen.pushed, *seen.coming], key=int) == tasks and not seen.refused
+    moving.join()
+    assert ledger.whereabouts(tasks).pushed == tasks
+    assert len(set(looks)) > 10, "the looks saw the tasks move"  # else the test proved nothing
