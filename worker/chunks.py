@@ -48,6 +48,8 @@ from worker.window import LLMWindow
 
 log = logging.getLogger(__name__)
 
+LAPSE_MARGIN = 1.0  # a chunk waiting for another process's claims or read-back runs again this long after it lapses
+
 
 @dataclass
 class ChunkOutcome:
@@ -80,8 +82,14 @@ class PendingChunk:
     queued: list[str] = field(default_factory=list)  # tasks in the outbox, or on their way from it
     predicted_at: float | None = None
     claims_released: bool = False
+    free_at: float | None = None  # when what its waiting tasks wait for lapses (epoch seconds): see ``_retry_in``
     # answers Redis did not take yet, with the digest of their data: kept, retried
     unrecorded: dict[str, tuple[Prediction, str]] = field(default_factory=dict)
+
+    def free_by(self, at: float | None) -> None:
+        """Some waiting tasks are held by another process until ``at`` (epoch seconds) at the latest."""
+        if at is not None:
+            self.free_at = at if self.free_at is None else min(self.free_at, at)
 
     def predictions_done(self) -> bool:
         return all(call.done() for call in self.calls)
@@ -144,6 +152,7 @@ class ChunkRunner:
         claimed = claims.held
         pending = PendingChunk(job_id, index, attempt, ctx, ledger, last_attempt, claims)
         pending.outcome.waiting.extend(claims.busy)
+        pending.free_by(claims.busy_until)
         claims.keep_alive()
         try:
             decision = route(ctx, WayIn.JOB)
@@ -310,6 +319,9 @@ class ChunkRunner:
         on_their_way = set(being_stored) | set(overdue)
         with pending.outcome.lock:  # a worker or Label Studio is storing it right now: look again later
             outcome.waiting.extend(int(task_id) for task_id in being_stored)
+        call = ledger.push_in_flight() if being_stored else None
+        if call is not None and set(being_stored) & set(call.tasks):  # read back from then on (its pusher may be gone)
+            pending.free_by(call.reconcile_at)
         if overdue:
             self._check_overdue(pending, overdue)
         fresh = [task_id for task_id in task_ids if task_id not in on_their_way]
@@ -371,7 +383,7 @@ class ChunkRunner:
         else:
             outcome.waiting.extend(int(task_id) for task_id in open_ids)
         if outcome.waiting:
-            outcome.retry_in = backoff(pending.attempt, cap=self.settings.batch_retry_max_delay)
+            outcome.retry_in = self._retry_in(pending)
             log.info(
                 "job %s chunk %s: %d tasks open, again in %.1f s",
                 pending.job_id,
@@ -382,6 +394,15 @@ class ChunkRunner:
         else:
             self.jobs.finish_chunk(pending.job_id, pending.index)
         return outcome
+
+    def _retry_in(self, pending: PendingChunk) -> float:
+        """The backoff, but no later than just after what the waiting tasks wait for lapses (a dead process's claims,
+        its push's read-back): recovery after a crash takes the lapse, not the lapse plus a backoff that grew
+        meanwhile (up to ``BATCH_RETRY_MAX_DELAY``)."""
+        retry_in = backoff(pending.attempt, cap=self.settings.batch_retry_max_delay)
+        if pending.free_at is None:
+            return retry_in
+        return min(retry_in, max(0.0, pending.free_at - time.time()) + LAPSE_MARGIN)
 
     def _release_claims(self, pending: PendingChunk) -> None:
         if not pending.claims_released:  # every prediction is kept: the claims can go

@@ -180,12 +180,20 @@ class Whereabouts:
 
 
 class Claims:
-    """The tasks ``claim`` gave one owner (``held``; ``busy``: those someone else holds).  Used as a context manager
-    (or ``keep_alive`` … ``release``), it keeps them alive while its owner works, so they lapse soon after it dies,
-    and releases them at the end."""
+    """The tasks ``claim`` gave one owner (``held``; ``busy``: those someone else holds, until ``busy_until`` at the
+    latest should their holder have died).  Used as a context manager (or ``keep_alive`` … ``release``), it keeps
+    them alive while its owner works, so they lapse soon after it dies, and releases them at the end."""
 
-    def __init__(self, ledger: Ledger, held: list[TaskId], busy: list[TaskId], owner: str, seconds: int) -> None:
-        self.held, self.busy = held, busy
+    def __init__(
+        self,
+        ledger: Ledger,
+        held: list[TaskId],
+        busy: list[TaskId],
+        owner: str,
+        seconds: int,
+        busy_until: float | None = None,
+    ) -> None:
+        self.held, self.busy, self.busy_until = held, busy, busy_until
         self._ledger, self._owner, self._seconds = ledger, owner, seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name="claim-keeper")
@@ -377,7 +385,18 @@ class Ledger:
         flags = pipe.execute()
         held = [task_id for task_id, ok in zip(task_ids, flags, strict=True) if ok]
         busy = [task_id for task_id, ok in zip(task_ids, flags, strict=True) if not ok]
-        return Claims(self, held, busy, owner, seconds)
+        return Claims(self, held, busy, owner, seconds, self._lapse_of_claims(busy))
+
+    def _lapse_of_claims(self, task_ids: Sequence[TaskId]) -> float | None:
+        """When (epoch seconds) the last of these tasks' claims lapses unless its holder renews it: the holder may
+        have died, and the tasks are free then."""
+        if not task_ids:
+            return None
+        pipe = self.redis.pipeline(transaction=False)
+        for task_id in task_ids:
+            pipe.pttl(self._key("claim", str(task_id)))
+        milliseconds: list[int] = pipe.execute()  # -2: lapsed since the claim was tried
+        return time.time() + max(0, *milliseconds) / 1000
 
     def _keep_claims_of(self, task_ids: Collection[TaskId], owner: str, seconds: int) -> None:
         """Extend (``seconds``) or drop (0) the claims ``owner`` still holds, compare-and-set in one step."""

@@ -4,6 +4,8 @@ The runner works against fakeredis, the fake LLM and the recording Label Studio 
 over real HTTP.
 """
 
+import time
+
 import pytest
 
 from shared.adapters.jobs import chunked
@@ -13,7 +15,7 @@ from shared.domain.types import data_digest
 from shared.services import Services
 from tests.conftest import LS_TOKEN, labeling_config
 from tests.integration.chunk_runs import run_chunk
-from worker.chunks import ChunkRunner
+from worker.chunks import LAPSE_MARGIN, ChunkRunner
 
 # The fake model answers in prose, as the reference's did (OUTPUT_MODE=text); structured modes: test_structured_api.py
 pytestmark = pytest.mark.prose_answers
@@ -210,6 +212,43 @@ def test_tasks_claimed_by_a_concurrent_delivery_are_left_alone(batch, fake_label
     assert sorted(fake_label_studio.predictions_by_task()) == [0, 1, 2, 3, 4]
     assert len(fake_label_studio.predictions) == 5 and len(fake_llm.chat_requests) == 5
     assert batch.jobs.status(job_id).state == "done"
+
+
+def test_a_chunk_waiting_for_a_dead_processs_claims_runs_again_once_they_lapse(batch, fake_label_studio, make_settings):
+    """Tasks claimed by a process that died (its claims no longer renewed): on a late attempt, whose backoff has
+    grown to 30–60 s, the chunk runs again just after the claims lapse, not a backoff later (a worker killed mid-job:
+    its job then took up to 63 s instead of ~31 s with the default ``BATCH_CLAIM_SECONDS``)."""
+    job_id, ctx = batch.start(range(5))
+    batch.jobs.ledger(PROJECT, ctx.model_version).claim([1, 2], "a-worker-that-died", 5)
+    outcome = run_chunk(default_attempts(batch, make_settings), job_id, 0, attempt=10, owner="worker-a")
+    assert sorted(outcome.waiting) == [1, 2]
+    assert 3.0 <= outcome.retry_in <= 5.0 + LAPSE_MARGIN
+    assert sorted(fake_label_studio.predictions_by_task()) == [0, 3, 4]
+
+
+def test_a_chunk_waiting_for_a_dead_pushers_call_runs_again_when_the_call_is_read_back(
+    batch, fake_label_studio, make_settings
+):
+    """Tasks in an import call whose pusher died mid-call (its outcome unknown): the chunk runs again once the call
+    may be read back, not a grown backoff later.  Until then nothing is pushed to the project."""
+    job_id, ctx = batch.start(range(5))
+    ledger = batch.jobs.ledger(PROJECT, ctx.model_version)
+    prediction = {"result": [], "score": 0.5, "model_version": ctx.model_version}
+    for task_id in (1, 2):
+        ledger.keep_answer(task_id, prediction, data_digest(data_of(task_id)))
+    taken = ledger.take_batch(2)
+    ledger.record_push("a-pusher-that-died", taken, reconcile_at=time.time() + 6, answer_by=time.time() + 3)
+    runner = default_attempts(batch, make_settings)
+    outcome = run_chunk(runner, job_id, 0, attempt=10, owner="worker-a", until=lambda: True)  # the push loop waits
+    assert sorted(outcome.waiting) == [0, 1, 2, 3, 4]
+    assert 4.0 <= outcome.retry_in <= 6.0 + LAPSE_MARGIN
+    assert fake_label_studio.predictions == []
+
+
+def default_attempts(batch, make_settings) -> ChunkRunner:
+    """A runner with the default ``BATCH_MAX_ATTEMPTS``: a late attempt is not the last."""
+    services = Services.build(make_settings(batch_chunk_size=5, cache_ttl=0, handover_grace=0.0), batch.jobs.store)
+    return ChunkRunner(services.settings, services.projects, services.predictor, services.jobs)
 
 
 def test_refused_key_fails_each_task_once_with_the_providers_message(batch, fake_label_studio, fake_llm):

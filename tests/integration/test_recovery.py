@@ -27,6 +27,10 @@ DEFAULTS = {
 }
 TASKS = 400
 RECOVERY_LIMIT = 60.0
+# The kill may land while its pusher's import call is open (the share of time the pusher spends in calls): that
+# call's outcome is unknown and it is read back after its read timeout, twice (docs/guarantees.md), then the job ends.
+MID_PUSH_LIMIT = 2 * Settings.model_fields["push_timeout_min"].default + 15
+READ_BACK = "(sent by a pusher that stopped)"
 
 
 def busy_child(worker) -> psutil.Process:
@@ -45,11 +49,13 @@ def run_and_kill(stack, fake_label_studio, fake_llm, kill, name: str | None = No
     killed_at = time.monotonic()
     calls_at_kill = len(fake_llm.chat_requests)
 
-    status = stack.wait(job_id, timeout=RECOVERY_LIMIT + 30)
+    status = stack.wait(job_id, timeout=MID_PUSH_LIMIT + 30)
     recovery = time.monotonic() - killed_at
-    print(f"job done {recovery:.1f} s after the kill ({calls_at_kill} LLM calls before it)")
+    mid_push = READ_BACK in stack.logs()
+    print(f"job done {recovery:.1f} s after the kill ({calls_at_kill} LLM calls before it; mid-push: {mid_push})")
     assert (status["state"], status["done"], status["pushed"]) == ("done", TASKS, TASKS)
-    assert recovery <= RECOVERY_LIMIT, f"the job took {recovery:.1f} s after the kill"
+    limit = MID_PUSH_LIMIT if mid_push else RECOVERY_LIMIT
+    assert recovery <= limit, f"the job took {recovery:.1f} s after the kill (mid-push: {mid_push})"
     assert_once_each(fake_label_studio, TASKS, stack.version, stack.config)
     calls = collections.Counter(str(request.body["messages"]) for request in fake_llm.chat_requests)
     assert len(calls) == TASKS

@@ -82,6 +82,10 @@ def stack(make_client, make_settings, real_store, redis_prefix, llm_server, fake
         def status(self, job_id: str) -> dict:
             return client.get(f"/jobs/{job_id}").json
 
+        def logs(self) -> str:
+            """What every worker started so far has logged."""
+            return "".join(process.log for process in workers)
+
         def wait(self, job_id: str, timeout: float = 120, until=lambda status: JobState(status["state"]).finished):
             return wait_for_job(lambda: self.status(job_id), until, workers, timeout)
 
