@@ -87,7 +87,8 @@ class PendingChunk:
     unrecorded: dict[str, tuple[Prediction, str]] = field(default_factory=dict)
 
     def free_by(self, at: float | None) -> None:
-        """Some waiting tasks are held by another process until ``at`` (epoch seconds) at the latest."""
+        """Some waiting tasks wait for another process until ``at`` (epoch seconds) at the latest: its claims lapse,
+        or its push may be read back, then."""
         if at is not None:
             self.free_at = at if self.free_at is None else min(self.free_at, at)
 
@@ -369,7 +370,8 @@ class ChunkRunner:
         self._pushed(pending, seen.pushed)
         for task_id, reason in seen.refused.items():
             self._fail(pending.job_id, task_id, reason, outcome)
-        open_ids = [task_id for task_id in pending.queued if task_id not in {*seen.pushed, *seen.refused}]
+        settled = {*seen.pushed, *seen.refused}
+        open_ids = [task_id for task_id in pending.queued if task_id not in settled]
         waiting_since = max(pending.predicted_at, ledger.pusher_busy_until()) if open_ids and patient else 0.0
         if open_ids and patient and time.time() - waiting_since < self.settings.push_patience:
             if seen.coming:

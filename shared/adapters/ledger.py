@@ -35,8 +35,8 @@ steps below; the keys (``ledger:<project>:<version>:*``) are this module's alone
 
 **Compare-and-set in one Lua step**: extending and releasing claims (only the owner's), taking and releasing the
 push lock (only the holder's), ``hand_over``, ``hand_over_new`` and ``take_batch``.  ``record_push``,
-``settle_push`` and dropping predictions are one ``MULTI`` each.  ``want`` lets an opened task's request take the
-prediction a worker is making, rather than the pusher.
+``settle_push``, dropping predictions and a chunk's look at its tasks (``whereabouts``) are one ``MULTI`` each.
+``want`` lets an opened task's request take the prediction a worker is making, rather than the pusher.
 
 **Who takes which step**:
 

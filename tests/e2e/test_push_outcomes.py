@@ -130,13 +130,24 @@ def test_the_read_back_tells_the_tasks_holding_the_version_from_the_others(ls, l
 SEEDED = 10_000  # tasks holding a prediction before the job: what Label Studio recounts on every import
 JOB_TASKS = 2_000
 FLOOR = 1.0  # PUSH_TIMEOUT_MIN, scaled down from its default of 60 s (see the test's docstring)
+# PUSH_MAX_PREDICTIONS, scaled down with the job (5,000 at 100,000 tasks): a long job makes many calls, each read
+# timeout learning from the last; with the default this job made two (368 predictions, then 1,632), both cut off
+# (CI, 2026-12-08: the second's 18.8 s came from the first's 1.1 s, a floor well below what that call cost)
+MAX_CALL = 500
 LANDED_CALL = re.compile(r"pushed (\d+) predictions to project \d+ in ([\d.]+) s \(read timeout ([\d.]+) s")
 
 
 @pytest.fixture(scope="module")
 def scaled_backend(label_studio, llm_server, e2e_dir):
-    """The defaults but for the read timeout's floor, scaled down 60 times."""
-    yield from backend_with(label_studio, llm_server, e2e_dir, "scaled", PUSH_TIMEOUT_MIN=str(FLOOR))
+    """The defaults but for the read timeout's floor, scaled down 60 times, and the largest call, with the job."""
+    yield from backend_with(
+        label_studio,
+        llm_server,
+        e2e_dir,
+        "scaled",
+        PUSH_TIMEOUT_MIN=str(FLOOR),
+        PUSH_MAX_PREDICTIONS=str(MAX_CALL),
+    )
 
 
 def seed(ls, project, count: int) -> None:
@@ -154,14 +165,14 @@ def test_calls_that_outgrow_the_read_timeout_floor_land_with_label_studios_answe
     50,000 tasks holding predictions outlives the 60 s floor of ``PUSH_TIMEOUT_MIN`` (87 s at 70,000 in the
     100,000-task benchmark).  Seeding that many and making two such calls (the first, with no cost known yet,
     times out at the floor and is read back; the next waits four times what it cost) takes about five minutes on
-    this machine, so this test scales time down 60 times and keeps every other default: the floor is 1 s and the
-    project holds 10,000 tasks with a prediction, which makes each call cost a few seconds (on a machine loaded by
-    other work it cost more: a run on 2026-12-07 seeded in 48 s, read back two calls and landed one of 400
-    predictions after 72 s with a read timeout of 75 s).  What it shows is what holds at full scale: calls that take
-    longer than the floor end with Label Studio's answer, because each call's read timeout comes from what the last
-    calls cost (the first calls, before any cost is known, may time out at the floor and are read back: one that
-    timed out counts as that long); no call is sent again blindly; every task of the job gets one prediction from
-    one LLM call, and the job's ``pushed`` is all of them."""
+    this machine, so this test scales time down 60 times and the job 50 times (its largest call with it) and keeps
+    every other default: the floor is 1 s and the project holds 10,000 tasks with a prediction, which makes each
+    call cost a few seconds (on a machine loaded by other work it cost more: a run on 2026-12-07 seeded in 48 s,
+    read back two calls and landed one of 400 predictions after 72 s with a read timeout of 75 s).  What it shows
+    is what holds at full scale: calls that take longer than the floor end with Label Studio's answer, because each
+    call's read timeout comes from what the last calls cost (the first calls, before any cost is known, may time
+    out at the floor and are read back: one that timed out counts as that long); no call is sent again blindly;
+    every task of the job gets one prediction from one LLM call, and the job's ``pushed`` is all of them."""
     fake_llm.reply = lambda messages, index: "Sarcastic"
     fake_llm.delay = 0.5  # as in the benchmark: predictions come over several seconds, the pusher makes several calls
     project, marker = new_project(ls, "sarcasm", 0)
