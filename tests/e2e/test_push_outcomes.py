@@ -130,9 +130,10 @@ def test_the_read_back_tells_the_tasks_holding_the_version_from_the_others(ls, l
 SEEDED = 10_000  # tasks holding a prediction before the job: what Label Studio recounts on every import
 JOB_TASKS = 2_000
 FLOOR = 1.0  # PUSH_TIMEOUT_MIN, scaled down from its default of 60 s (see the test's docstring)
-# PUSH_MAX_PREDICTIONS, scaled down with the job (5,000 at 100,000 tasks): a long job makes many calls, each read
-# timeout learning from the last; with the default this job made two (368 predictions, then 1,632), both cut off
-# (CI, 2026-12-08: the second's 18.8 s came from the first's 1.1 s, a floor well below what that call cost)
+# PUSH_MAX_PREDICTIONS, a tenth of its default: a long job makes many calls, each read timeout learning from the
+# last; with the default this job made two (368 predictions, then 1,632), both cut off (CI, 2026-12-08: the second's
+# 18.8 s came from the first's 1.1 s, a floor well below what that call cost).  500 makes it several; the default
+# scaled with the job (100) would make twenty, of seconds each.
 MAX_CALL = 500
 LANDED_CALL = re.compile(r"pushed (\d+) predictions to project \d+ in ([\d.]+) s \(read timeout ([\d.]+) s")
 
@@ -165,7 +166,7 @@ def test_calls_that_outgrow_the_read_timeout_floor_land_with_label_studios_answe
     50,000 tasks holding predictions outlives the 60 s floor of ``PUSH_TIMEOUT_MIN`` (87 s at 70,000 in the
     100,000-task benchmark).  Seeding that many and making two such calls (the first, with no cost known yet,
     times out at the floor and is read back; the next waits four times what it cost) takes about five minutes on
-    this machine, so this test scales time down 60 times and the job 50 times (its largest call with it) and keeps
+    this machine, so this test scales time down 60 times and the job 50 times (its largest call 10 times) and keeps
     every other default: the floor is 1 s and the project holds 10,000 tasks with a prediction, which makes each
     call cost a few seconds (on a machine loaded by other work it cost more: a run on 2026-12-07 seeded in 48 s,
     read back two calls and landed one of 400 predictions after 72 s with a read timeout of 75 s).  What it shows
