@@ -6,11 +6,13 @@ import itertools
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from shared.adapters.jobs import Jobs, JobState, JobStatus, is_job_id
-from shared.dispatch import cancel_job, feed_job, open_job, pause_job, resume_job
+from cli.console import fail
+from cli.jobs import summary
+from shared.adapters.jobs import Jobs, JobState, JobStatus
+from shared.dispatch import feed_job, open_job
 from shared.domain.config import Settings
 from shared.domain.errors import BackendError
 from shared.domain.routing import WayIn
@@ -21,11 +23,6 @@ from shared.projects import PredictionContext
 from shared.reports.estimate_report import ProjectEstimate, confirmation_reason, render_estimate
 from shared.routing import route
 from shared.services import Services
-
-
-def fail(message: str) -> int:
-    print(f"llm-backend: {message}", file=sys.stderr)
-    return 2
 
 
 def run_batch(
@@ -166,71 +163,3 @@ def follow(jobs: Jobs, job_id: str, poll: float = 1.0) -> JobStatus | None:
             if status.state.finished:
                 return status
             time.sleep(poll)
-
-
-def summary(status: JobStatus) -> str:
-    elapsed = (status.finished_at or time.time()) - status.created_at
-    cost = "unknown (no price for this model: see LLM_PRICES)" if status.cost_usd is None else f"${status.cost_usd:.4f}"
-    if status.mode == "batch_api" and status.live_cost_usd is not None:
-        cost += f" at the Batch API price (${status.live_cost_usd:.4f} live)"
-    lines = [
-        f"job {status.id}  project {status.project}  {status.state}  mode {status.mode}  priority {status.priority}"
-        + (f"  budget ${status.max_usd:.4f}" if status.max_usd else ""),
-        f"  model {status.model}  version {status.model_version}",
-        f"  tasks {status.total}: done {status.done}, failed {status.failed}, pushed {status.pushed}",
-        f"  tokens in {status.tokens_in}, out {status.tokens_out}, cached {status.tokens_cached} of those in; "
-        f"estimated cost {cost}",
-        f"  elapsed {elapsed:.1f} s",
-        *([f"  why: {status.message}"] if status.message else []),
-    ]
-    for batch in status.batches:
-        counts = ", ".join(f"{name} {count}" for name, count in batch.get("counts", {}).items())
-        lines.append(f"  batch {batch['id']}: {batch.get('status')} ({counts})")
-    lines += [f"  error (task {error['task']}): {error['error']}" for error in status.errors[:10]]
-    return "\n".join(lines)
-
-
-def list_jobs(settings: Settings, project: int | None) -> int:
-    jobs = Services.build(settings).jobs
-    rows = jobs.recent(str(project) if project else None)
-    if not rows:
-        print("no jobs")
-    for status in rows:
-        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status.created_at))
-        print(
-            f"{status.id}  {created}  project {status.project}  {status.state:<9}  "
-            f"{status.pushed}/{status.total} pushed, {status.failed} failed"
-        )
-    return 0
-
-
-def show_job(settings: Settings, job_id: str) -> int:
-    status = Services.build(settings).jobs.status(job_id) if is_job_id(job_id) else None
-    if status is None:
-        return fail(f"no job {job_id}")
-    print(summary(status))
-    return 0
-
-
-def cancel(settings: Settings, job_id: str) -> int:
-    return control(job_id, lambda services: cancel_job(services, job_id), settings)
-
-
-def pause(settings: Settings, job_id: str) -> int:
-    return control(job_id, lambda services: pause_job(services, job_id), settings)
-
-
-def resume(settings: Settings, job_id: str, max_usd: float | None) -> int:
-    return control(job_id, lambda services: resume_job(services, job_id, max_usd), settings)
-
-
-def control(job_id: str, action: Callable[[Services], JobStatus | None], settings: Settings) -> int:
-    """Cancel, pause or resume a job; print its state afterwards (and why it is paused)."""
-    try:
-        status = action(Services.build(settings)) if is_job_id(job_id) else None
-    except BackendError as exc:
-        return fail(str(exc))
-    if status is None:
-        return fail(f"no job {job_id}")
-    print(f"job {job_id}: {status.state}" + (f" ({status.message})" if status.message else ""))
-    return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from cli.batch import fail
+from cli.console import fail
 from shared.domain.config import Settings
 from shared.domain.errors import BackendError
 from shared.estimation import estimate_project

@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from cli.batch import fail, follow
+from cli.batch import follow
+from cli.console import fail
 from shared.domain.config import Settings
 from shared.domain.errors import BackendError
 from shared.domain.evaluation.run import RunState

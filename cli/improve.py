@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from cli.batch import asked, fail
+from cli.batch import asked
+from cli.console import fail
 from shared.domain.config import Settings
 from shared.domain.errors import BackendError
 from shared.improvement import ImprovementRequest, Improvements

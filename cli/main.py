@@ -140,17 +140,17 @@ def _run_estimate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_jobs(settings: Settings, args: argparse.Namespace) -> int:
-    from cli import batch
+    from cli import jobs
 
     if args.action == "show":
-        return batch.show_job(settings, args.job_id)
+        return jobs.show_job(settings, args.job_id)
     if args.action == "cancel":
-        return batch.cancel(settings, args.job_id)
+        return jobs.cancel(settings, args.job_id)
     if args.action == "pause":
-        return batch.pause(settings, args.job_id)
+        return jobs.pause(settings, args.job_id)
     if args.action == "resume":
-        return batch.resume(settings, args.job_id, args.max_usd)
-    return batch.list_jobs(settings, args.project)
+        return jobs.resume(settings, args.job_id, args.max_usd)
+    return jobs.list_jobs(settings, args.project)
 
 
 def _print_settings(settings: Settings, args: argparse.Namespace) -> int:

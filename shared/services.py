@@ -17,7 +17,6 @@ from shared.adapters.llm import LLM
 from shared.adapters.metrics import Metrics
 from shared.adapters.netguard import AddressPolicy
 from shared.adapters.queue import make_celery
-from shared.adapters.redis_connection import tls_options
 from shared.adapters.store import Store
 from shared.batch_jobs import BatchJobs
 from shared.domain.config import Settings
@@ -48,30 +47,14 @@ class Services:
     ) -> Services:
         remember_settings(settings)
         configure_spec_cache(settings.label_config_cache_bytes)
-        store = store or Store.from_url(
-            settings.redis_url,
-            settings.redis_key_prefix,
-            settings.llm_concurrency,
-            settings.redis_socket_timeout,
-            settings.redis_spare_connections,
-            settings.redis_pool_wait,
-            **tls_options(settings),
-        )
+        store = store or Store.from_settings(settings)
         label_studio = label_studio or LabelStudioGateways(
             policy=AddressPolicy.from_settings(settings),
             timeout=settings.label_studio_timeout,
             url_bytes=settings.label_studio_url_bytes,
         )
         metrics = Metrics(store)
-        jobs = Jobs(
-            store,
-            settings.job_ttl,
-            settings.prices,
-            settings.handover_grace,
-            settings.llm_batch_discount,
-            settings.job_queued_chunks,
-            settings.job_errors_kept,
-        )
+        jobs = Jobs.from_settings(settings, store)
         llm = LLM.from_settings(settings, store, metrics)
         predictor = Predictor(settings, store, jobs, llm, label_studio, metrics)
         projects = Projects(settings, store, FewShotPools(settings, store, label_studio))

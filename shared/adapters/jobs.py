@@ -28,7 +28,7 @@ from redis.client import Pipeline
 from shared.adapters.ledger import Ledger, members
 from shared.adapters.replies import text, text_dict, text_list, text_set
 from shared.adapters.store import Store
-from shared.domain.config import setting_default
+from shared.domain.config import Settings, setting_default
 from shared.domain.errors import JobPaused
 from shared.domain.estimation.pricing import Price, TokenUsage, usage_cost
 from shared.domain.types import JobSnapshot, TaskId
@@ -330,6 +330,18 @@ def chunked(items: list[T], size: int) -> Iterator[list[T]]:
 
 
 class Jobs:
+    @classmethod
+    def from_settings(cls, settings: Settings, store: Store) -> Jobs:
+        return cls(
+            store,
+            settings.job_ttl,
+            settings.prices,
+            settings.handover_grace,
+            settings.llm_batch_discount,
+            settings.job_queued_chunks,
+            settings.job_errors_kept,
+        )
+
     def __init__(
         self,
         store: Store,

@@ -19,8 +19,9 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
+from shared.adapters.redis_connection import tls_options
 from shared.adapters.replies import text, text_dict, text_list, text_set
-from shared.domain.config import setting_default
+from shared.domain.config import Settings, setting_default
 from shared.domain.estimation.pricing import TokenUsage
 from shared.redaction import remember, remember_extra_params
 
@@ -61,6 +62,19 @@ class Store:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.redis = client
         self.prefix = prefix
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        """The store of ``REDIS_URL`` under ``REDIS_KEY_PREFIX``, its pool sized for ``LLM_CONCURRENCY`` threads."""
+        return cls.from_url(
+            settings.redis_url,
+            settings.redis_key_prefix,
+            settings.llm_concurrency,
+            settings.redis_socket_timeout,
+            settings.redis_spare_connections,
+            settings.redis_pool_wait,
+            **tls_options(settings),
+        )
 
     @classmethod
     def from_url(
