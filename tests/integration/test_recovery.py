@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from shared.domain.config import Settings
+from shared.domain.config import setting_default
 from tests.integration.test_worker import assert_once_each, stack  # noqa: F401  (the fixture)
 
 pytestmark = [
@@ -22,14 +22,14 @@ pytestmark = [
 
 # Undo the test_worker fixture's short timeouts: what is tested here must hold with what users run.
 DEFAULTS = {
-    name.upper(): str(Settings.model_fields[name].default)
+    name.upper(): str(setting_default(name))
     for name in ("broker_visibility_timeout", "batch_claim_seconds", "job_stall_seconds")
 }
 TASKS = 400
 RECOVERY_LIMIT = 60.0
 # The kill may land while its pusher's import call is open (the share of time the pusher spends in calls): that
 # call's outcome is unknown and it is read back after its read timeout, twice (docs/guarantees.md), then the job ends.
-MID_PUSH_LIMIT = 2 * Settings.model_fields["push_timeout_min"].default + 15
+MID_PUSH_LIMIT = 2 * setting_default("push_timeout_min") + 15
 READ_BACK = "(sent by a pusher that stopped)"
 
 
